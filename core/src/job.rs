@@ -1,0 +1,155 @@
+//! The builder's contract: everything one build job needs, carried in environment variables so
+//! the same binary runs as a child process (local runner) and as a container (ECS overrides).
+
+use std::collections::BTreeMap;
+
+use crate::git::{GitRef, GitUrl};
+use crate::site_config::BuildSettings;
+use crate::{DeploymentId, ProjectName};
+
+/// The names of the variables, shared by the runners that set them and the builder's flags.
+pub mod env {
+    pub const DEPLOYMENT_ID: &str = "SCALEMESH_DEPLOYMENT_ID";
+    pub const PROJECT: &str = "SCALEMESH_PROJECT";
+    pub const GIT_URL: &str = "SCALEMESH_GIT_URL";
+    pub const GIT_REF: &str = "SCALEMESH_GIT_REF";
+    pub const SOURCE_ARCHIVE: &str = "SCALEMESH_SOURCE_ARCHIVE";
+    pub const INSTALL_COMMAND: &str = "SCALEMESH_INSTALL_COMMAND";
+    pub const BUILD_COMMAND: &str = "SCALEMESH_BUILD_COMMAND";
+    pub const OUTPUT_DIRECTORY: &str = "SCALEMESH_OUTPUT_DIRECTORY";
+    pub const ROOT_DIRECTORY: &str = "SCALEMESH_ROOT_DIRECTORY";
+    pub const API_URL: &str = "SCALEMESH_API_URL";
+    pub const JOB_TOKEN: &str = "SCALEMESH_JOB_TOKEN";
+    pub const STORAGE: &str = "SCALEMESH_STORAGE";
+    pub const BUILD_TIMEOUT: &str = "SCALEMESH_BUILD_TIMEOUT";
+    pub const BUILD_ENV: &str = "SCALEMESH_BUILD_ENV";
+}
+
+/// Where a build's source comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobSource {
+    Git {
+        url: GitUrl,
+        git_ref: Option<GitRef>,
+    },
+    /// A `.tar.gz` in storage at this key (`__sources/<deployment>.tar.gz`).
+    Archive { key: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildJob {
+    pub deployment: DeploymentId,
+    pub project: ProjectName,
+    pub source: JobSource,
+    pub settings: BuildSettings,
+    pub api_url: String,
+    pub job_token: String,
+    pub storage: String,
+    pub timeout_secs: u64,
+    /// The project's own environment variables: the only ones install and build commands see
+    /// besides a minimal PATH/HOME/LANG.
+    pub build_env: BTreeMap<String, String>,
+}
+
+impl BuildJob {
+    /// The environment that hands this job to `scalemesh-builder`.
+    pub fn to_env(&self) -> Vec<(&'static str, String)> {
+        let mut vars = vec![
+            (env::DEPLOYMENT_ID, self.deployment.to_string()),
+            (env::PROJECT, self.project.to_string()),
+            (env::API_URL, self.api_url.clone()),
+            (env::JOB_TOKEN, self.job_token.clone()),
+            (env::STORAGE, self.storage.clone()),
+            (env::BUILD_TIMEOUT, self.timeout_secs.to_string()),
+        ];
+        match &self.source {
+            JobSource::Git { url, git_ref } => {
+                vars.push((env::GIT_URL, url.as_str().to_owned()));
+                if let Some(r) = git_ref {
+                    vars.push((env::GIT_REF, r.to_string()));
+                }
+            }
+            JobSource::Archive { key } => vars.push((env::SOURCE_ARCHIVE, key.clone())),
+        }
+        let settings = [
+            (env::INSTALL_COMMAND, &self.settings.install_command),
+            (env::BUILD_COMMAND, &self.settings.build_command),
+            (env::OUTPUT_DIRECTORY, &self.settings.output_directory),
+            (env::ROOT_DIRECTORY, &self.settings.root_directory),
+        ];
+        for (name, value) in settings {
+            if let Some(v) = value {
+                vars.push((name, v.clone()));
+            }
+        }
+        if !self.build_env.is_empty() {
+            let json = serde_json::to_string(&self.build_env).unwrap_or_default();
+            vars.push((env::BUILD_ENV, json));
+        }
+        vars
+    }
+}
+
+/// Whether `name` may be a project environment variable: a POSIX name that does not claim
+/// a variable the platform sets itself.
+pub fn is_allowed_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    let starts_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    starts_ok
+        && name.len() <= 256
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with("SCALEMESH_")
+        && !matches!(name, "PATH" | "HOME" | "LD_PRELOAD" | "LD_LIBRARY_PATH")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_carries_the_job() {
+        let job = BuildJob {
+            deployment: DeploymentId::parse("abcdefghijkl").expect("valid"),
+            project: ProjectName::parse("site").expect("valid"),
+            source: JobSource::Git {
+                url: GitUrl::parse("https://example.com/a.git").expect("valid"),
+                git_ref: Some(GitRef::parse("main").expect("valid")),
+            },
+            settings: BuildSettings {
+                build_command: Some("node build.js".into()),
+                ..Default::default()
+            },
+            api_url: "http://127.0.0.1:9000".into(),
+            job_token: "t".into(),
+            storage: "file:///tmp/s".into(),
+            timeout_secs: 900,
+            build_env: BTreeMap::from([("A".into(), "1".into())]),
+        };
+        let vars: BTreeMap<_, _> = job.to_env().into_iter().collect();
+        assert_eq!(vars[env::GIT_REF], "main");
+        assert_eq!(vars[env::BUILD_COMMAND], "node build.js");
+        assert_eq!(vars[env::BUILD_ENV], r#"{"A":"1"}"#);
+        assert!(!vars.contains_key(env::SOURCE_ARCHIVE));
+        assert!(!vars.contains_key(env::INSTALL_COMMAND));
+    }
+
+    #[test]
+    fn env_names_are_checked() {
+        for ok in ["API_KEY", "_x", "NODE_ENV"] {
+            assert!(is_allowed_env_name(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "1A",
+            "A-B",
+            "PATH",
+            "SCALEMESH_JOB_TOKEN",
+            "LD_PRELOAD",
+            "A B",
+        ] {
+            assert!(!is_allowed_env_name(bad), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! Where things live in storage. The bucket (or local folder) is the only thing proxies read, so
+//! these keys are a contract between the builder, the server and every proxy.
+//!
+//! ```text
+//! __output/<project>/<deployment>/<path>   the site's files, immutable once the deployment is ready
+//! __output/<project>/<deployment>.json     the manifest, written after every file
+//! __routes/<project>.json                  the production alias, written last, in one put
+//! __sources/<deployment>.tar.gz            uploaded local sources
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use crate::{DeploymentId, ProjectName};
+
+pub fn output_prefix(project: &ProjectName, deployment: &DeploymentId) -> String {
+    format!("__output/{project}/{deployment}/")
+}
+
+pub fn output_file(project: &ProjectName, deployment: &DeploymentId, path: &str) -> String {
+    format!("__output/{project}/{deployment}/{path}")
+}
+
+pub fn manifest(project: &ProjectName, deployment: &DeploymentId) -> String {
+    format!("__output/{project}/{deployment}.json")
+}
+
+pub fn route(project: &ProjectName) -> String {
+    format!("__routes/{project}.json")
+}
+
+pub fn source_archive(deployment: &DeploymentId) -> String {
+    format!("__sources/{deployment}.tar.gz")
+}
+
+/// The content of `__routes/<project>.json`: which deployment the project's host serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    pub project: ProjectName,
+    pub deployment: DeploymentId,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: time::OffsetDateTime,
+}
+
+/// The content of `__output/<project>/<deployment>.json`: every file of a deployment. A proxy
+/// serves only paths listed here, so nothing outside a finished upload is ever reachable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub project: ProjectName,
+    pub deployment: DeploymentId,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: time::OffsetDateTime,
+    /// Site paths without a leading `/` (`index.html`, `assets/app.js`), sorted.
+    pub files: std::collections::BTreeMap<String, ManifestEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestEntry {
+    pub size: u64,
+    pub content_type: String,
+    /// Hex SHA-256 of the file's bytes.
+    pub sha256: String,
+}
+
+/// Whether `path` can name a file of a site: relative, `/`-separated, no empty, `.` or `..`
+/// segment, no backslash, NUL or other control character. Used on both sides of the manifest.
+pub fn is_site_path(path: &str) -> bool {
+    !path.is_empty()
+        && path.len() <= 1024
+        && path.split('/').all(|seg| {
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && !seg.chars().any(|c| c == '\\' || c.is_control())
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_follow_the_layout() {
+        let p = ProjectName::parse("site").expect("valid");
+        let d = DeploymentId::parse("abcdefghijkl").expect("valid");
+        assert_eq!(
+            output_file(&p, &d, "a/b.css"),
+            "__output/site/abcdefghijkl/a/b.css"
+        );
+        assert_eq!(manifest(&p, &d), "__output/site/abcdefghijkl.json");
+        assert_eq!(route(&p), "__routes/site.json");
+        assert_eq!(source_archive(&d), "__sources/abcdefghijkl.tar.gz");
+        assert_eq!(output_prefix(&p, &d), "__output/site/abcdefghijkl/");
+    }
+
+    #[test]
+    fn site_paths_never_climb() {
+        for ok in ["index.html", "a/b/c.js", ".well-known/x", "a..b"] {
+            assert!(is_site_path(ok), "{ok}");
+        }
+        for bad in [
+            "", "/abs", "a//b", "../x", "a/../b", "a/./b", "a\\b", "a\0b", "x/",
+        ] {
+            assert!(!is_site_path(bad), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! Shared vocabulary of Scale Mesh: the names and ids every part validates the same way, the wire
+//! types of the HTTP API and the log stream, the builder's job contract, the site configuration
+//! file, the storage layout and the storage seam.
+//!
+//! Nothing here knows about axum, SQLite or the AWS SDK, so the CLI can depend on it cheaply.
+
+pub mod content_type;
+pub mod git;
+pub mod id;
+pub mod job;
+pub mod layout;
+pub mod name;
+pub mod site_config;
+pub mod status;
+pub mod storage;
+pub mod wire;
+
+pub use id::DeploymentId;
+pub use name::ProjectName;
+pub use status::{DeploymentStatus, Phase};

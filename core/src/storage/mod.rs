@@ -1,0 +1,201 @@
+//! The storage seam: where deployments' files, manifests, routes and uploaded sources live. The
+//! same keys work on a local folder ([`FsStorage`]) and on an S3 bucket, so the builder, the
+//! server and every proxy only ever see [`Storage`].
+
+mod fs;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+
+pub use fs::FsStorage;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("{key} does not exist in storage")]
+    NotFound { key: String },
+    #[error("{0:?} is not a valid storage key")]
+    BadKey(String),
+    #[error("storage {op} of {key} failed: {source}")]
+    Io {
+        op: &'static str,
+        key: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("storage backend error: {0}")]
+    Backend(String),
+}
+
+impl StorageError {
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::NotFound { .. })
+    }
+}
+
+/// What to store.
+#[derive(Debug, Clone)]
+pub enum Body {
+    Bytes(Bytes),
+    /// A file on local disk, streamed, never read whole into memory.
+    File(PathBuf),
+}
+
+/// HTTP metadata kept with an object where the backend can (S3 does, a folder does not).
+#[derive(Debug, Clone, Default)]
+pub struct ObjectMeta {
+    pub content_type: Option<String>,
+    pub cache_control: Option<String>,
+}
+
+pub struct Object {
+    pub size: u64,
+    pub body: BoxStream<'static, std::io::Result<Bytes>>,
+}
+
+impl std::fmt::Debug for Object {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Object")
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+pub trait Storage: Send + Sync + 'static {
+    /// Stores `body` at `key`, replacing what was there. Readers see the old object or the new
+    /// one, never a part of either.
+    async fn put(&self, key: &str, body: Body, meta: &ObjectMeta) -> Result<(), StorageError>;
+
+    /// Streams the object at `key`.
+    async fn get(&self, key: &str) -> Result<Object, StorageError>;
+
+    /// Every key that starts with `prefix`, sorted.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError>;
+
+    /// Removes `key`; removing a missing key is not an error.
+    async fn delete(&self, key: &str) -> Result<(), StorageError>;
+
+    /// The URL this storage was opened from (`file:///…`, `s3://…`), for the builder's job.
+    fn url(&self) -> String;
+
+    /// Reads the whole object at `key`; for small objects such as manifests and routes.
+    async fn get_bytes(&self, key: &str) -> Result<Bytes, StorageError> {
+        let mut object = self.get(key).await?;
+        let mut buf = BytesMut::with_capacity(usize::try_from(object.size).unwrap_or(0));
+        while let Some(chunk) = object.body.next().await {
+            let chunk = chunk.map_err(|source| StorageError::Io {
+                op: "read",
+                key: key.to_owned(),
+                source,
+            })?;
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(buf.freeze())
+    }
+}
+
+/// A storage location as users write it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageUrl {
+    /// `file:///var/lib/scalemesh/sites`, or a plain absolute path.
+    Folder(PathBuf),
+    /// `s3://bucket/prefix`.
+    S3 { bucket: String, prefix: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StorageUrlError {
+    #[error("{0:?} is not a storage URL; use file:///absolute/path or s3://bucket/prefix")]
+    Unsupported(String),
+    #[error("a local storage folder must be an absolute path (got {0:?})")]
+    RelativeFolder(String),
+    #[error("{0:?} names no bucket; use s3://bucket/prefix")]
+    NoBucket(String),
+}
+
+impl StorageUrl {
+    pub fn parse(raw: &str) -> Result<Self, StorageUrlError> {
+        if let Some(rest) = raw.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(StorageUrlError::NoBucket(raw.to_owned()));
+            }
+            let prefix = prefix.trim_matches('/');
+            let prefix = if prefix.is_empty() {
+                String::new()
+            } else {
+                format!("{prefix}/")
+            };
+            return Ok(Self::S3 {
+                bucket: bucket.to_owned(),
+                prefix,
+            });
+        }
+        let path = if let Some(rest) = raw.strip_prefix("file://") {
+            rest
+        } else if raw.contains("://") {
+            return Err(StorageUrlError::Unsupported(raw.to_owned()));
+        } else {
+            raw
+        };
+        if !path.starts_with('/') {
+            return Err(StorageUrlError::RelativeFolder(raw.to_owned()));
+        }
+        Ok(Self::Folder(PathBuf::from(path)))
+    }
+}
+
+/// Opens the storage a URL names. S3 needs the `s3` feature of this crate.
+pub fn open(url: &StorageUrl) -> Result<Arc<dyn Storage>, StorageError> {
+    match url {
+        StorageUrl::Folder(path) => Ok(Arc::new(FsStorage::new(path.clone()))),
+        StorageUrl::S3 { .. } => Err(StorageError::Backend(
+            "S3 storage is not built into this binary; use a file:// folder".to_owned(),
+        )),
+    }
+}
+
+/// Whether `key` is a well-formed key: relative, `/`-separated, no empty, `.` or `..` segment, no
+/// backslash or control character.
+pub fn is_valid_key(key: &str) -> bool {
+    crate::layout::is_site_path(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_storage_urls() {
+        assert_eq!(
+            StorageUrl::parse("file:///var/sites"),
+            Ok(StorageUrl::Folder("/var/sites".into()))
+        );
+        assert_eq!(
+            StorageUrl::parse("/srv/x"),
+            Ok(StorageUrl::Folder("/srv/x".into()))
+        );
+        assert_eq!(
+            StorageUrl::parse("s3://bucket/a/b/"),
+            Ok(StorageUrl::S3 {
+                bucket: "bucket".into(),
+                prefix: "a/b/".into()
+            })
+        );
+        assert_eq!(
+            StorageUrl::parse("s3://bucket"),
+            Ok(StorageUrl::S3 {
+                bucket: "bucket".into(),
+                prefix: String::new()
+            })
+        );
+        assert!(StorageUrl::parse("s3:///x").is_err());
+        assert!(StorageUrl::parse("relative/dir").is_err());
+        assert!(StorageUrl::parse("gs://bucket").is_err());
+    }
+}
