@@ -5,7 +5,9 @@
 //! Nothing here knows about axum, SQLite or the AWS SDK, so the CLI can depend on it cheaply.
 
 pub mod content_type;
+pub mod duration;
 pub mod git;
+pub mod hosts;
 pub mod id;
 pub mod job;
 pub mod layout;

@@ -1,1 +1,244 @@
+//! `scalemesh-server`: the API, the log streams, the build runners, the state, and (embedded) the
+//! site proxy. `main` only parses settings and calls [`Server::build`] and [`Server::run_until`];
+//! tests do the same on port 0.
 
+mod auth;
+mod db;
+mod deployments;
+mod error;
+mod logs;
+mod routes;
+mod runner;
+pub mod settings;
+mod supervisor;
+mod web;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use scalemesh_core::hosts::SiteHosts;
+use scalemesh_core::storage::{self, Storage, StorageUrl};
+use scalemesh_proxy::{Proxy, ProxyConfig};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub use auth::ADMIN_TOKEN_FILE;
+use db::SqliteStore;
+use logs::LogHub;
+use runner::{LocalRunner, Runner, RunnerEvent};
+use settings::{RunnerKind, Settings};
+
+/// Everything request handlers share.
+pub struct App {
+    store: SqliteStore,
+    storage: Arc<dyn Storage>,
+    hub: LogHub,
+    runner: Arc<dyn Runner>,
+    hosts: SiteHosts,
+    proxy: Option<Proxy>,
+    builder_api_url: String,
+    build_timeout: Duration,
+    max_upload_bytes: u64,
+    /// Held while log lines are stored and published, so followers get them in `seq` order.
+    log_order: tokio::sync::Mutex<()>,
+    /// Held while a production alias moves.
+    promotion: tokio::sync::Mutex<()>,
+}
+
+/// The sockets the server answers on, bound by the caller (so tests can use port 0).
+pub struct Listeners {
+    pub api: TcpListener,
+    pub proxy: Option<TcpListener>,
+}
+
+impl Listeners {
+    pub async fn bind(settings: &Settings) -> anyhow::Result<Self> {
+        let api = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("binding the API to {}", settings.listen))?;
+        let proxy = if settings.no_proxy {
+            None
+        } else {
+            Some(
+                TcpListener::bind(settings.proxy_listen)
+                    .await
+                    .with_context(|| format!("binding the proxy to {}", settings.proxy_listen))?,
+            )
+        };
+        Ok(Self { api, proxy })
+    }
+}
+
+pub struct Server {
+    app: Arc<App>,
+    listeners: Listeners,
+    events: mpsc::UnboundedReceiver<RunnerEvent>,
+    data_dir: PathBuf,
+}
+
+impl Server {
+    /// Opens the state, storage and runner and gets ready to serve on `listeners`.
+    pub async fn build(settings: &Settings, listeners: Listeners) -> anyhow::Result<Self> {
+        let data_dir = settings.data_dir();
+        create_private_dir(&data_dir)
+            .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
+        let store =
+            SqliteStore::open(&data_dir.join("scalemesh.db")).context("opening the database")?;
+        auth::bootstrap_admin(&store, &data_dir).await?;
+
+        let storage_url = match &settings.storage {
+            Some(raw) => StorageUrl::parse(raw)?,
+            None => StorageUrl::Folder(data_dir.join("sites")),
+        };
+        let storage = storage::open(&storage_url).context("opening storage")?;
+
+        let api_addr = listeners.api.local_addr()?;
+        let proxy_port = match &listeners.proxy {
+            Some(l) => Some(l.local_addr()?.port()),
+            None => None,
+        };
+        let hosts = SiteHosts::new(
+            &settings.base_domain,
+            &settings.sites_scheme,
+            settings.sites_port.or(proxy_port),
+        );
+        let proxy = listeners.proxy.as_ref().map(|_| {
+            Proxy::new(
+                storage.clone(),
+                &ProxyConfig {
+                    base_domain: settings.base_domain.clone(),
+                    ..ProxyConfig::default()
+                },
+            )
+        });
+
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let runner: Arc<dyn Runner> = match settings.runner {
+            RunnerKind::Local => Arc::new(LocalRunner::new(
+                builder_binary(settings)?,
+                usize::from(settings.max_builds),
+                settings.build_timeout,
+                events_tx,
+            )),
+        };
+        let builder_api_url = settings
+            .builder_api_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{api_addr}"));
+
+        let app = Arc::new(App {
+            store,
+            storage,
+            hub: LogHub::default(),
+            runner,
+            hosts,
+            proxy,
+            builder_api_url,
+            build_timeout: settings.build_timeout,
+            max_upload_bytes: settings.max_upload_mb.saturating_mul(1024 * 1024),
+            log_order: tokio::sync::Mutex::new(()),
+            promotion: tokio::sync::Mutex::new(()),
+        });
+        Ok(Self {
+            app,
+            listeners,
+            events,
+            data_dir,
+        })
+    }
+
+    pub fn api_addr(&self) -> SocketAddr {
+        self.listeners
+            .api
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    pub fn proxy_addr(&self) -> Option<SocketAddr> {
+        self.listeners
+            .proxy
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
+    }
+
+    /// Serves until `shutdown` completes, then stops the builds and returns.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Self {
+            app,
+            listeners,
+            events,
+            ..
+        } = self;
+        let stop = CancellationToken::new();
+        let supervisor = tokio::spawn(supervisor::run(app.clone(), events, stop.clone()));
+
+        let api = axum::serve(listeners.api, routes::router(app.clone()))
+            .with_graceful_shutdown(stop.clone().cancelled_owned());
+        let proxy = listeners
+            .proxy
+            .zip(app.proxy.clone())
+            .map(|(listener, proxy)| {
+                axum::serve(listener, proxy.router())
+                    .with_graceful_shutdown(stop.clone().cancelled_owned())
+            });
+        let trigger = {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                stop.cancel();
+            })
+        };
+        let served = match proxy {
+            Some(proxy) => tokio::try_join!(api.into_future(), proxy.into_future()).map(|_| ()),
+            None => api.await,
+        };
+        stop.cancel();
+        trigger.abort();
+        app.runner.shutdown().await;
+        let _ = supervisor.await;
+        served.context("serving")
+    }
+}
+
+fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+}
+
+/// The builder binary: the setting, else the one beside this executable, else `PATH`'s.
+fn builder_binary(settings: &Settings) -> anyhow::Result<PathBuf> {
+    if let Some(path) = &settings.builder_bin {
+        return Ok(path.clone());
+    }
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("scalemesh-builder")))
+        .filter(|p| p.is_file());
+    if let Some(path) = beside {
+        return Ok(path);
+    }
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("scalemesh-builder"))
+            .find(|p| p.is_file())
+    });
+    on_path.context(
+        "scalemesh-builder was not found beside scalemesh-server nor on PATH; install it \
+         (./install.sh) or point --builder-bin at it",
+    )
+}

@@ -1,1 +1,48 @@
-fn main() {}
+//! `scalemesh-server`: parse settings, bind, serve until SIGINT or SIGTERM.
+
+use clap::Parser;
+use scalemesh_server::settings::Settings;
+use scalemesh_server::{Listeners, Server};
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "scalemesh_server=info,scalemesh_proxy=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(err) = run(Settings::parse()).await {
+        eprintln!("error: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(settings: Settings) -> anyhow::Result<()> {
+    let listeners = Listeners::bind(&settings).await?;
+    let server = Server::build(&settings, listeners).await?;
+    tracing::info!(
+        api = %server.api_addr(),
+        proxy = ?server.proxy_addr(),
+        data_dir = %server.data_dir().display(),
+        "scalemesh-server is up"
+    );
+    server.run_until(shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,157 @@
+//! Site host names: `<project>.<base>` serves a project's production deployment and
+//! `<deployment>--<project>.<base>` one deployment. The server builds these, the proxy parses them,
+//! so both live here. Any other host is no site at all — never some default project.
+
+use crate::{DeploymentId, ProjectName};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SiteHost {
+    Project(ProjectName),
+    Deployment {
+        project: ProjectName,
+        deployment: DeploymentId,
+    },
+}
+
+/// How sites are addressed: `http://<label>.<base_domain>:<port>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteHosts {
+    base_domain: String,
+    scheme: String,
+    /// Left out of URLs when `None` (the scheme's default port).
+    port: Option<u16>,
+}
+
+impl SiteHosts {
+    pub fn new(base_domain: &str, scheme: &str, port: Option<u16>) -> Self {
+        let base_domain = base_domain.trim_end_matches('.').to_ascii_lowercase();
+        let port = match (scheme, port) {
+            ("http", Some(80)) | ("https", Some(443)) => None,
+            (_, p) => p,
+        };
+        Self {
+            base_domain,
+            scheme: scheme.to_owned(),
+            port,
+        }
+    }
+
+    pub fn base_domain(&self) -> &str {
+        &self.base_domain
+    }
+
+    pub fn project_url(&self, project: &ProjectName) -> String {
+        self.url(project.as_str())
+    }
+
+    pub fn deployment_url(&self, project: &ProjectName, deployment: &DeploymentId) -> String {
+        self.url(&format!("{deployment}--{project}"))
+    }
+
+    fn url(&self, label: &str) -> String {
+        match self.port {
+            Some(port) => format!("{}://{label}.{}:{port}", self.scheme, self.base_domain),
+            None => format!("{}://{label}.{}", self.scheme, self.base_domain),
+        }
+    }
+
+    /// Which site a `Host` header (or HTTP/2 `:authority`) names, if any. Case, a port and one
+    /// trailing dot are ignored.
+    pub fn parse(&self, host: &str) -> Option<SiteHost> {
+        let host = strip_port(host)?;
+        let host = host.strip_suffix('.').unwrap_or(host);
+        if host.len() > 253 {
+            return None;
+        }
+        let host = host.to_ascii_lowercase();
+        let label = host.strip_suffix(&self.base_domain)?.strip_suffix('.')?;
+        if label.contains('.') {
+            return None;
+        }
+        match label.split_once("--") {
+            None => ProjectName::parse(label).ok().map(SiteHost::Project),
+            Some((deployment, project)) => Some(SiteHost::Deployment {
+                project: ProjectName::parse(project).ok()?,
+                deployment: DeploymentId::parse(deployment).ok()?,
+            }),
+        }
+    }
+}
+
+/// `name:port` → `name`. IPv6 literals and malformed ports are no site host.
+fn strip_port(host: &str) -> Option<&str> {
+    if host.starts_with('[') {
+        return None;
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(name)
+        }
+        Some(_) => None,
+        None => Some(host),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hosts() -> SiteHosts {
+        SiteHosts::new("localhost", "http", Some(8080))
+    }
+
+    fn project(name: &str) -> Option<SiteHost> {
+        Some(SiteHost::Project(ProjectName::parse(name).expect("valid")))
+    }
+
+    #[test]
+    fn builds_urls() {
+        let h = hosts();
+        let p = ProjectName::parse("site").expect("valid");
+        let d = DeploymentId::parse("abcdefghijkl").expect("valid");
+        assert_eq!(h.project_url(&p), "http://site.localhost:8080");
+        assert_eq!(
+            h.deployment_url(&p, &d),
+            "http://abcdefghijkl--site.localhost:8080"
+        );
+        let https = SiteHosts::new("Example.COM.", "https", Some(443));
+        assert_eq!(https.project_url(&p), "https://site.example.com");
+    }
+
+    #[test]
+    fn parses_site_hosts() {
+        let h = hosts();
+        let cases: &[(&str, Option<SiteHost>)] = &[
+            ("site.localhost:8080", project("site")),
+            ("site.localhost", project("site")),
+            ("SITE.LocalHost:8080", project("site")),
+            ("site.localhost.:8080", project("site")),
+            ("site.localhost.", project("site")),
+            (
+                "abcdefghijkl--site.localhost:8080",
+                Some(SiteHost::Deployment {
+                    project: ProjectName::parse("site").expect("valid"),
+                    deployment: DeploymentId::parse("abcdefghijkl").expect("valid"),
+                }),
+            ),
+            ("localhost:8080", None),
+            ("", None),
+            (".localhost", None),
+            ("a.b.localhost", None),
+            ("evil.com", None),
+            ("sitelocalhost", None),
+            ("site.localhost:", None),
+            ("site.localhost:80:80", None),
+            ("site.localhost..", None),
+            ("[::1]:8080", None),
+            ("bad_name.localhost", None),
+            ("short--site.localhost", None),
+            ("abcdefghijkl--.localhost", None),
+            ("abcdefghijkl--a--b.localhost", None),
+            ("-site.localhost", None),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(&h.parse(raw), want, "{raw:?}");
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! Deployments and their lifecycle. Status changes are compare-and-set inside one immediate
+//! transaction, so a cancel racing a builder's report ends in exactly one terminal status.
+
+use rusqlite::{OptionalExtension, Row, params};
+use scalemesh_core::wire::{LogLine, LogStream, Progress};
+use scalemesh_core::{DeploymentId, DeploymentStatus, Phase, ProjectName};
+use time::OffsetDateTime;
+
+use super::{DbError, DbResult, SqliteStore, from_ms, now_ms};
+
+#[derive(Debug, Clone)]
+pub struct DeploymentRow {
+    pub id: DeploymentId,
+    pub project_id: i64,
+    pub project: ProjectName,
+    pub status: DeploymentStatus,
+    pub phase: Phase,
+    pub progress: Option<Progress>,
+    pub reason: Option<String>,
+    /// `git` or `archive`.
+    pub source_kind: String,
+    pub git_url: Option<String>,
+    pub git_ref: Option<String>,
+    pub promote: bool,
+    pub job_token_hash: Option<Vec<u8>>,
+    pub production: bool,
+    pub created_at: OffsetDateTime,
+    pub building_at: Option<OffsetDateTime>,
+    pub uploading_at: Option<OffsetDateTime>,
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewDeployment {
+    pub id: DeploymentId,
+    pub project_id: i64,
+    pub source_kind: &'static str,
+    pub git_url: Option<String>,
+    pub git_ref: Option<String>,
+    pub promote: bool,
+}
+
+/// A requested change of a deployment's status (or, within the same status, of its phase).
+#[derive(Debug, Clone)]
+pub struct Transition {
+    pub to: DeploymentStatus,
+    pub phase: Phase,
+    pub progress: Option<Progress>,
+    pub reason: Option<String>,
+    /// A system line for the log, stored in the same transaction as the change, so a follower
+    /// that sees the new status also finds the line.
+    pub note: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum TransitionOutcome {
+    Applied {
+        row: DeploymentRow,
+        lines: Vec<LogLine>,
+    },
+    /// The lifecycle does not allow it from the current status.
+    Refused(DeploymentStatus),
+    NotFound,
+}
+
+const SELECT: &str = "SELECT d.id, d.project_id, p.name, d.status, d.phase, d.progress_done, d.progress_total,
+    d.reason, d.source_kind, d.git_url, d.git_ref, d.promote, d.job_token_hash,
+    COALESCE(p.production_deployment = d.id, 0), d.created_at, d.building_at, d.uploading_at, d.finished_at
+    FROM deployments d JOIN projects p ON p.id = d.project_id";
+
+fn corrupt(e: impl std::fmt::Display) -> DbError {
+    DbError::Corrupt(e.to_string())
+}
+
+fn row_to_deployment(r: &Row<'_>) -> rusqlite::Result<Result<DeploymentRow, DbError>> {
+    let id: String = r.get(0)?;
+    let project: String = r.get(2)?;
+    let status: String = r.get(3)?;
+    let phase: String = r.get(4)?;
+    let done: Option<i64> = r.get(5)?;
+    let total: Option<i64> = r.get(6)?;
+    let building_at: Option<i64> = r.get(15)?;
+    let uploading_at: Option<i64> = r.get(16)?;
+    let finished_at: Option<i64> = r.get(17)?;
+    let row = (|| {
+        Ok(DeploymentRow {
+            id: DeploymentId::parse(&id).map_err(corrupt)?,
+            project_id: r.get(1)?,
+            project: ProjectName::parse(&project).map_err(corrupt)?,
+            status: DeploymentStatus::parse(&status).ok_or_else(|| corrupt(&status))?,
+            phase: Phase::parse(&phase).ok_or_else(|| corrupt(&phase))?,
+            progress: match (done, total) {
+                (Some(d), Some(t)) => Some(Progress {
+                    done: u64::try_from(d).unwrap_or(0),
+                    total: u64::try_from(t).unwrap_or(0),
+                }),
+                _ => None,
+            },
+            reason: r.get(7)?,
+            source_kind: r.get(8)?,
+            git_url: r.get(9)?,
+            git_ref: r.get(10)?,
+            promote: r.get(11)?,
+            job_token_hash: r.get(12)?,
+            production: r.get(13)?,
+            created_at: from_ms(r.get(14)?),
+            building_at: building_at.map(from_ms),
+            uploading_at: uploading_at.map(from_ms),
+            finished_at: finished_at.map(from_ms),
+        })
+    })();
+    Ok(row)
+}
+
+pub(super) fn deployment_by_id(
+    conn: &rusqlite::Connection,
+    id: &str,
+) -> DbResult<Option<DeploymentRow>> {
+    conn.query_row(
+        &format!("{SELECT} WHERE d.id = ?1"),
+        params![id],
+        row_to_deployment,
+    )
+    .optional()?
+    .transpose()
+}
+
+fn query_many(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> DbResult<Vec<DeploymentRow>> {
+    let mut stmt = conn.prepare(sql)?;
+    let rows = stmt.query_map(args, row_to_deployment)?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(row??);
+    }
+    Ok(out)
+}
+
+impl SqliteStore {
+    pub async fn insert_deployment(&self, new: NewDeployment) -> DbResult<DeploymentRow> {
+        self.call(move |conn| {
+            conn.execute(
+                "INSERT INTO deployments (id, project_id, status, phase, source_kind, git_url, git_ref, promote, created_at)
+                 VALUES (?1, ?2, 'queued', 'queued', ?3, ?4, ?5, ?6, ?7)",
+                params![new.id.as_str(), new.project_id, new.source_kind, new.git_url, new.git_ref, new.promote, now_ms()],
+            )?;
+            deployment_by_id(conn, new.id.as_str())?.ok_or_else(|| corrupt("inserted deployment vanished"))
+        })
+        .await
+    }
+
+    pub async fn deployment(&self, id: &DeploymentId) -> DbResult<Option<DeploymentRow>> {
+        let id = id.to_string();
+        self.call(move |conn| deployment_by_id(conn, &id)).await
+    }
+
+    /// A project's deployments, newest first.
+    pub async fn deployments_of(
+        &self,
+        project_id: i64,
+        limit: u32,
+    ) -> DbResult<Vec<DeploymentRow>> {
+        self.call(move |conn| {
+            query_many(
+                conn,
+                &format!("{SELECT} WHERE d.project_id = ?1 ORDER BY d.created_at DESC, d.rowid DESC LIMIT ?2"),
+                params![project_id, limit],
+            )
+        })
+        .await
+    }
+
+    /// Every deployment that is not finished, oldest first.
+    pub async fn unfinished_deployments(&self) -> DbResult<Vec<DeploymentRow>> {
+        self.call(|conn| {
+            query_many(
+                conn,
+                &format!("{SELECT} WHERE d.status IN ('queued', 'building', 'uploading') ORDER BY d.created_at"),
+                [],
+            )
+        })
+        .await
+    }
+
+    pub async fn set_job_token(&self, id: &DeploymentId, hash: Vec<u8>) -> DbResult<()> {
+        let id = id.to_string();
+        self.call(move |conn| {
+            conn.execute(
+                "UPDATE deployments SET job_token_hash = ?2 WHERE id = ?1",
+                params![id, hash],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Applies `t` if the lifecycle allows it from the current status (a phase change within the
+    /// same status always is). `Err(current)` when it does not.
+    pub async fn transition(
+        &self,
+        id: &DeploymentId,
+        t: Transition,
+    ) -> DbResult<TransitionOutcome> {
+        let id = id.to_string();
+        self.call(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let Some(current) = deployment_by_id(&tx, &id)? else {
+                return Ok(TransitionOutcome::NotFound);
+            };
+            let same = current.status == t.to && !t.to.is_terminal();
+            if !same && !current.status.can_become(t.to) {
+                return Ok(TransitionOutcome::Refused(current.status));
+            }
+            let now = now_ms();
+            let stamp = match t.to {
+                _ if same => None,
+                DeploymentStatus::Building => Some("building_at"),
+                DeploymentStatus::Uploading => Some("uploading_at"),
+                DeploymentStatus::Ready | DeploymentStatus::Failed | DeploymentStatus::Canceled => {
+                    Some("finished_at")
+                }
+                DeploymentStatus::Queued => None,
+            };
+            let (done, total) = match t.progress {
+                Some(p) => (
+                    Some(i64::try_from(p.done).unwrap_or(i64::MAX)),
+                    Some(i64::try_from(p.total).unwrap_or(i64::MAX)),
+                ),
+                None => (None, None),
+            };
+            tx.execute(
+                "UPDATE deployments SET status = ?2, phase = ?3, progress_done = ?4, progress_total = ?5,
+                 reason = COALESCE(?6, reason) WHERE id = ?1",
+                params![id, t.to.as_str(), t.phase.as_str(), done, total, t.reason],
+            )?;
+            if let Some(column) = stamp {
+                tx.execute(
+                    &format!("UPDATE deployments SET {column} = ?2 WHERE id = ?1"),
+                    params![id, now],
+                )?;
+            }
+            if t.to.is_terminal() {
+                tx.execute("UPDATE deployments SET job_token_hash = NULL WHERE id = ?1", params![id])?;
+            }
+            let lines = match t.note {
+                Some(note) => super::logs::insert(
+                    &tx,
+                    &id,
+                    [(LogStream::System, note, OffsetDateTime::now_utc())],
+                )?,
+                None => Vec::new(),
+            };
+            let row = deployment_by_id(&tx, &id)?.ok_or_else(|| corrupt("deployment vanished"))?;
+            tx.commit()?;
+            Ok(TransitionOutcome::Applied { row, lines })
+        })
+        .await
+    }
+}

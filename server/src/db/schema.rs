@@ -1,0 +1,73 @@
+//! Migrations, applied in order and recorded in `PRAGMA user_version`.
+
+use rusqlite::Connection;
+
+use super::DbResult;
+
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE users (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    created_at  INTEGER NOT NULL
+);
+CREATE TABLE tokens (
+    id          INTEGER PRIMARY KEY,
+    user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    hash        BLOB NOT NULL UNIQUE,
+    label       TEXT NOT NULL,
+    created_at  INTEGER NOT NULL
+);
+CREATE TABLE projects (
+    id                      INTEGER PRIMARY KEY,
+    name                    TEXT NOT NULL UNIQUE,
+    owner_id                INTEGER NOT NULL REFERENCES users(id),
+    git_url                 TEXT,
+    git_ref                 TEXT,
+    build                   TEXT NOT NULL DEFAULT '{}',
+    env                     TEXT NOT NULL DEFAULT '{}',
+    production_deployment   TEXT,
+    created_at              INTEGER NOT NULL,
+    updated_at              INTEGER NOT NULL
+);
+CREATE TABLE deployments (
+    id              TEXT PRIMARY KEY,
+    project_id      INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    status          TEXT NOT NULL,
+    phase           TEXT NOT NULL,
+    progress_done   INTEGER,
+    progress_total  INTEGER,
+    reason          TEXT,
+    source_kind     TEXT NOT NULL,
+    git_url         TEXT,
+    git_ref         TEXT,
+    promote         INTEGER NOT NULL,
+    job_token_hash  BLOB,
+    builder_lines   INTEGER NOT NULL DEFAULT 0,
+    next_seq        INTEGER NOT NULL DEFAULT 1,
+    created_at      INTEGER NOT NULL,
+    building_at     INTEGER,
+    uploading_at    INTEGER,
+    finished_at     INTEGER
+);
+CREATE INDEX deployments_by_project ON deployments(project_id, created_at);
+CREATE INDEX deployments_unfinished ON deployments(status) WHERE status IN ('queued', 'building', 'uploading');
+CREATE TABLE log_lines (
+    deployment_id   TEXT NOT NULL REFERENCES deployments(id) ON DELETE CASCADE,
+    seq             INTEGER NOT NULL,
+    ts              INTEGER NOT NULL,
+    stream          TEXT NOT NULL,
+    text            TEXT NOT NULL,
+    PRIMARY KEY (deployment_id, seq)
+) WITHOUT ROWID;
+"#];
+
+pub fn migrate(conn: &mut Connection) -> DbResult<()> {
+    let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,113 @@
+//! One follower of one deployment's log: the state, the backlog after `since`, then live frames,
+//! then one `end` frame. Written over any `Sink` so it is tested without a socket.
+
+use futures_util::{Sink, SinkExt};
+use scalemesh_core::DeploymentId;
+use scalemesh_core::wire::LogFrame;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::App;
+
+/// Lines per frame when catching up from storage.
+const BACKLOG_CHUNK: u32 = 2000;
+
+pub async fn follow<S>(app: &App, id: &DeploymentId, since: u64, sink: &mut S) -> anyhow::Result<()>
+where
+    S: Sink<LogFrame> + Unpin,
+    S::Error: std::error::Error + Send + Sync + 'static,
+{
+    // Subscribe before reading anything, so nothing published meanwhile is missed.
+    let mut live = app.hub.subscribe(id);
+    let Some(dep) = app.store.deployment(id).await? else {
+        return Ok(());
+    };
+    sink.send(LogFrame::State {
+        status: dep.status,
+        phase: dep.phase,
+        progress: dep.progress,
+    })
+    .await?;
+    let mut last = since;
+    catch_up(app, id, &mut last, sink).await?;
+    if let Some(end) = end_if_finished(app, id, &mut last, sink).await? {
+        sink.send(end).await?;
+        return Ok(());
+    }
+    loop {
+        match live.recv().await {
+            Ok(frame) => match frame.as_ref() {
+                LogFrame::Lines { lines } => {
+                    if lines.first().is_some_and(|l| l.seq > last + 1) {
+                        // Lines this follower has not seen came before: they are stored.
+                        catch_up(app, id, &mut last, sink).await?;
+                    }
+                    let fresh: Vec<_> = lines.iter().filter(|l| l.seq > last).cloned().collect();
+                    if let Some(newest) = fresh.last() {
+                        last = newest.seq;
+                        sink.send(LogFrame::Lines { lines: fresh }).await?;
+                    }
+                }
+                LogFrame::State { .. } => sink.send(frame.as_ref().clone()).await?,
+                LogFrame::End { .. } => {
+                    catch_up(app, id, &mut last, sink).await?;
+                    sink.send(frame.as_ref().clone()).await?;
+                    return Ok(());
+                }
+            },
+            Err(RecvError::Lagged(_)) => catch_up(app, id, &mut last, sink).await?,
+            Err(RecvError::Closed) => {
+                if let Some(end) = end_if_finished(app, id, &mut last, sink).await? {
+                    sink.send(end).await?;
+                }
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Sends every stored line after `last`, advancing it.
+async fn catch_up<S>(
+    app: &App,
+    id: &DeploymentId,
+    last: &mut u64,
+    sink: &mut S,
+) -> anyhow::Result<()>
+where
+    S: Sink<LogFrame> + Unpin,
+    S::Error: std::error::Error + Send + Sync + 'static,
+{
+    loop {
+        let lines = app.store.lines_after(id, *last, BACKLOG_CHUNK).await?;
+        let Some(newest) = lines.last() else {
+            return Ok(());
+        };
+        *last = newest.seq;
+        let full = lines.len() == BACKLOG_CHUNK as usize;
+        sink.send(LogFrame::Lines { lines }).await?;
+        if !full {
+            return Ok(());
+        }
+    }
+}
+
+/// When the deployment is finished: the rest of its lines are sent and its `end` frame returned.
+async fn end_if_finished<S>(
+    app: &App,
+    id: &DeploymentId,
+    last: &mut u64,
+    sink: &mut S,
+) -> anyhow::Result<Option<LogFrame>>
+where
+    S: Sink<LogFrame> + Unpin,
+    S::Error: std::error::Error + Send + Sync + 'static,
+{
+    let Some(dep) = app.store.deployment(id).await? else {
+        return Ok(None);
+    };
+    if !dep.status.is_terminal() {
+        return Ok(None);
+    }
+    // Lines are stored before a deployment finishes, so this read sees all of them.
+    catch_up(app, id, last, sink).await?;
+    Ok(Some(app.end_frame(&dep)))
+}

@@ -1,0 +1,93 @@
+//! Reading logs: all stored lines as JSON lines, or a WebSocket that follows the build live.
+
+use std::sync::Arc;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+use scalemesh_core::DeploymentId;
+use scalemesh_core::wire::LogFrame;
+use serde::Deserialize;
+
+use super::owned_deployment;
+use crate::App;
+use crate::auth::AuthUser;
+use crate::error::ApiResult;
+
+const REPLAY_MAX: u32 = 10_000;
+
+#[derive(Debug, Deserialize)]
+pub struct LogQuery {
+    /// Only lines after this sequence number.
+    since: Option<u64>,
+    limit: Option<u32>,
+}
+
+/// Stored lines after `since`, one JSON object per line (`application/x-ndjson`), at most
+/// `limit` (≤ 10,000): page by asking again from the last `seq`.
+pub async fn replay(
+    State(app): State<Arc<App>>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    Query(q): Query<LogQuery>,
+) -> ApiResult<Response> {
+    let dep = owned_deployment(&app, &user, &id).await?;
+    let limit = q.limit.unwrap_or(REPLAY_MAX).clamp(1, REPLAY_MAX);
+    let lines = app
+        .store
+        .lines_after(&dep.id, q.since.unwrap_or(0), limit)
+        .await?;
+    let mut body = Vec::with_capacity(lines.len() * 96);
+    for line in &lines {
+        serde_json::to_writer(&mut body, line).map_err(anyhow::Error::from)?;
+        body.push(b'\n');
+    }
+    let mut res = body.into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    Ok(res)
+}
+
+/// The log of one deployment over a WebSocket: a `state` frame, the lines after `since`, live
+/// lines and states, then one `end` frame, after which the server closes the socket.
+pub async fn stream(
+    State(app): State<Arc<App>>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    Query(q): Query<LogQuery>,
+    ws: WebSocketUpgrade,
+) -> ApiResult<Response> {
+    let dep = owned_deployment(&app, &user, &id).await?;
+    let since = q.since.unwrap_or(0);
+    Ok(ws.on_upgrade(move |socket| serve_socket(app, dep.id, since, socket)))
+}
+
+async fn serve_socket(app: Arc<App>, id: DeploymentId, since: u64, socket: WebSocket) {
+    let (tx, mut rx) = socket.split();
+    let mut frames = tx.with(|frame: LogFrame| {
+        let text = serde_json::to_string(&frame).map_err(axum::Error::new);
+        futures_util::future::ready(text.map(|t| Message::Text(t.into())))
+    });
+    // Reading keeps pings answered and notices when the follower leaves.
+    let gone = async {
+        while let Some(Ok(msg)) = rx.next().await {
+            if matches!(msg, Message::Close(_)) {
+                break;
+            }
+        }
+    };
+    tokio::select! {
+        result = crate::logs::follow(&app, &id, since, &mut frames) => {
+            if let Err(e) = result {
+                tracing::debug!(deployment = %id, error = %e, "log follower ended");
+            }
+            // Closing the sink sends the close frame.
+            let _ = frames.close().await;
+        }
+        () = gone => {}
+    }
+}

@@ -1,0 +1,241 @@
+//! Builds as child processes of the server: at most `max_running` at once, the rest queued in
+//! order. Each builder runs in its own process group with a scrubbed environment; stopping one
+//! sends SIGTERM to the group (the builder then stops its build commands), and SIGKILL to the
+//! group after a grace period.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use scalemesh_core::DeploymentId;
+use scalemesh_core::job::BuildJob;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{JobOutcome, Runner, RunnerError, RunnerEvent};
+
+/// How long a builder gets between SIGTERM and SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Beyond the job's own timeout (which the builder enforces itself and reports), how long the
+/// runner waits before it stops the builder regardless.
+const TIMEOUT_GRACE: Duration = Duration::from_secs(30);
+
+pub struct LocalRunner {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    builder: PathBuf,
+    max_running: usize,
+    hard_timeout: Duration,
+    events: mpsc::UnboundedSender<RunnerEvent>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<BuildJob>,
+    /// Running jobs; the sender is taken when the job is asked to stop.
+    running: HashMap<DeploymentId, Option<oneshot::Sender<()>>>,
+    shut_down: bool,
+}
+
+impl LocalRunner {
+    pub fn new(
+        builder: PathBuf,
+        max_running: usize,
+        build_timeout: Duration,
+        events: mpsc::UnboundedSender<RunnerEvent>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                builder,
+                max_running: max_running.max(1),
+                hard_timeout: build_timeout + TIMEOUT_GRACE,
+                events,
+                state: Mutex::new(State::default()),
+            }),
+        }
+    }
+}
+
+impl Inner {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts queued jobs while there is room.
+    fn pump(self: &Arc<Self>) {
+        loop {
+            let (job, stop_rx) = {
+                let mut state = self.state();
+                if state.shut_down || state.running.len() >= self.max_running {
+                    return;
+                }
+                let Some(job) = state.queue.pop_front() else {
+                    return;
+                };
+                let (stop_tx, stop_rx) = oneshot::channel();
+                state.running.insert(job.deployment.clone(), Some(stop_tx));
+                (job, stop_rx)
+            };
+            let id = job.deployment.clone();
+            match self.spawn(&job) {
+                Ok(child) => {
+                    let inner = self.clone();
+                    tokio::spawn(async move {
+                        let outcome = inner.watch(&id, child, stop_rx).await;
+                        inner.state().running.remove(&id);
+                        let _ = inner.events.send(RunnerEvent::Ended {
+                            deployment: id,
+                            outcome,
+                        });
+                        inner.pump();
+                    });
+                }
+                Err(e) => {
+                    self.state().running.remove(&id);
+                    let reason = format!("could not start {}: {e}", self.builder.display());
+                    let _ = self.events.send(RunnerEvent::Ended {
+                        deployment: id,
+                        outcome: JobOutcome::FailedToStart(reason),
+                    });
+                }
+            }
+        }
+    }
+
+    fn spawn(&self, job: &BuildJob) -> std::io::Result<Child> {
+        let mut cmd = Command::new(&self.builder);
+        cmd.env_clear()
+            .envs(job.to_env())
+            .env("LANG", "C.UTF-8")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        // The builder needs git and Node.js from the PATH; nothing else of ours.
+        if let Some(path) = std::env::var_os("PATH") {
+            cmd.env("PATH", path);
+        }
+        let mut child = cmd.spawn()?;
+        if let Some(stderr) = child.stderr.take() {
+            let id = job.deployment.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    tracing::info!(deployment = %id, "builder: {line}");
+                }
+            });
+        }
+        Ok(child)
+    }
+
+    async fn watch(
+        &self,
+        id: &DeploymentId,
+        mut child: Child,
+        stop: oneshot::Receiver<()>,
+    ) -> JobOutcome {
+        let pgid = child
+            .id()
+            .and_then(|pid| i32::try_from(pid).ok())
+            .map(Pid::from_raw);
+        tracing::info!(deployment = %id, pid = ?pgid, "builder started");
+        let outcome = tokio::select! {
+            status = child.wait() => JobOutcome::Exited(match status {
+                Ok(s) => describe(s),
+                Err(e) => format!("could not be waited for: {e}"),
+            }),
+            _ = tokio::time::sleep(self.hard_timeout) => {
+                terminate(pgid, &mut child).await;
+                JobOutcome::TimedOut
+            }
+            _ = stop => {
+                terminate(pgid, &mut child).await;
+                JobOutcome::Stopped
+            }
+        };
+        // Whatever the builder left behind in its group goes with it.
+        if let Some(pgid) = pgid {
+            let _ = killpg(pgid, Signal::SIGKILL);
+        }
+        outcome
+    }
+}
+
+async fn terminate(pgid: Option<Pid>, child: &mut Child) {
+    let Some(pgid) = pgid.filter(|p| p.as_raw() > 1) else {
+        let _ = child.kill().await;
+        return;
+    };
+    let _ = killpg(pgid, Signal::SIGTERM);
+    if tokio::time::timeout(STOP_GRACE, child.wait())
+        .await
+        .is_err()
+    {
+        let _ = killpg(pgid, Signal::SIGKILL);
+        let _ = child.wait().await;
+    }
+}
+
+fn describe(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(signal)) => format!("killed by signal {signal}"),
+        (None, None) => "ended".to_owned(),
+    }
+}
+
+#[async_trait]
+impl Runner for LocalRunner {
+    async fn submit(&self, job: BuildJob) -> Result<(), RunnerError> {
+        {
+            let mut state = self.inner.state();
+            if state.shut_down {
+                return Err(RunnerError::ShuttingDown);
+            }
+            state.queue.push_back(job);
+        }
+        self.inner.pump();
+        Ok(())
+    }
+
+    async fn cancel(&self, deployment: &DeploymentId) {
+        let mut state = self.inner.state();
+        state.queue.retain(|job| job.deployment != *deployment);
+        if let Some(stop) = state.running.get_mut(deployment).and_then(Option::take) {
+            let _ = stop.send(());
+        }
+    }
+
+    async fn shutdown(&self) {
+        let stops: Vec<_> = {
+            let mut state = self.inner.state();
+            state.shut_down = true;
+            state.queue.clear();
+            state
+                .running
+                .values_mut()
+                .filter_map(Option::take)
+                .collect()
+        };
+        for stop in stops {
+            let _ = stop.send(());
+        }
+        // Wait for the builders to be gone: they run in their own process groups and would
+        // outlive the server otherwise.
+        let deadline = tokio::time::Instant::now() + STOP_GRACE + Duration::from_secs(2);
+        while !self.inner.state().running.is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! The server's settings: flags, each with its `SCALEMESH_*` variable, resolved once at start.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "scalemesh-server",
+    version,
+    about = "Scale Mesh API server: deployments, builds, live logs and the embedded site proxy"
+)]
+pub struct Settings {
+    /// Address of the API (and the web page).
+    #[arg(long, env = "SCALEMESH_LISTEN", default_value = "127.0.0.1:9000")]
+    pub listen: SocketAddr,
+
+    /// Address of the embedded site proxy.
+    #[arg(long, env = "SCALEMESH_PROXY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub proxy_listen: SocketAddr,
+
+    /// Do not run the embedded proxy (sites are served by separate scalemesh-proxy processes).
+    #[arg(long, env = "SCALEMESH_NO_PROXY")]
+    pub no_proxy: bool,
+
+    /// Where the database, the admin token and (by default) the sites live.
+    /// Defaults to the platform data folder (~/.local/share/scalemesh).
+    #[arg(long, env = "SCALEMESH_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Sites answer at <project>.<base-domain>.
+    #[arg(long, env = "SCALEMESH_BASE_DOMAIN", default_value = "localhost")]
+    pub base_domain: String,
+
+    /// Scheme of site URLs handed to users.
+    #[arg(long, env = "SCALEMESH_SITES_SCHEME", default_value = "http")]
+    pub sites_scheme: String,
+
+    /// Port of site URLs handed to users, when sites are reached through another port than the
+    /// embedded proxy's (a TLS terminator in front, say).
+    #[arg(long, env = "SCALEMESH_SITES_PORT")]
+    pub sites_port: Option<u16>,
+
+    /// Where deployments are stored: file:///path or s3://bucket/prefix.
+    /// Defaults to the sites folder in the data directory.
+    #[arg(long, env = "SCALEMESH_STORAGE")]
+    pub storage: Option<String>,
+
+    /// Where builds run.
+    #[arg(long, env = "SCALEMESH_RUNNER", value_enum, default_value_t = RunnerKind::Local)]
+    pub runner: RunnerKind,
+
+    /// How many builds the local runner runs at once; the rest wait in the queue.
+    #[arg(long, env = "SCALEMESH_MAX_BUILDS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_builds: u16,
+
+    /// How long a build may take before it is stopped and failed (e.g. 90s, 15m, 1h).
+    #[arg(long, env = "SCALEMESH_BUILD_TIMEOUT", default_value = "15m", value_parser = scalemesh_core::duration::parse)]
+    pub build_timeout: Duration,
+
+    /// The scalemesh-builder binary the local runner starts.
+    /// Defaults to the one next to this binary, then to PATH.
+    #[arg(long, env = "SCALEMESH_BUILDER_BIN")]
+    pub builder_bin: Option<PathBuf>,
+
+    /// The API URL builders report to. Defaults to http://<listen>.
+    #[arg(long, env = "SCALEMESH_BUILDER_API_URL")]
+    pub builder_api_url: Option<String>,
+
+    /// Largest source archive `scalemesh deploy <folder>` may upload, in megabytes.
+    #[arg(long, env = "SCALEMESH_MAX_UPLOAD_MB", default_value_t = 200)]
+    pub max_upload_mb: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RunnerKind {
+    /// Builds run as child processes of the server.
+    Local,
+}
+
+impl Settings {
+    /// Settings as if no flag and no variable were given, for tests.
+    pub fn defaults() -> Self {
+        Self::parse_from(["scalemesh-server"])
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(default_data_dir)
+    }
+}
+
+/// `$XDG_DATA_HOME/scalemesh` or `~/.local/share/scalemesh`; the CLI looks in the same place.
+pub fn default_data_dir() -> PathBuf {
+    dirs::data_dir()
+        .unwrap_or_else(|| PathBuf::from(".local/share"))
+        .join("scalemesh")
+}

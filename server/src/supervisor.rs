@@ -1,0 +1,116 @@
+//! Keeps every deployment moving to a finished status: on start it picks up what the previous run
+//! left unfinished; then it fails deployments whose builder ended without a report and those no
+//! builder has reported on within the build timeout.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use scalemesh_core::duration;
+use scalemesh_core::{DeploymentStatus, Phase};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::App;
+use crate::runner::{JobOutcome, RunnerEvent};
+
+/// How often deployments are checked against the build timeout.
+const REAP_EVERY: Duration = Duration::from_secs(15);
+
+/// Beyond the build timeout, how long a build may stay silent before the server gives up on it.
+const REAP_GRACE: Duration = Duration::from_secs(120);
+
+pub async fn run(
+    app: Arc<App>,
+    mut events: mpsc::UnboundedReceiver<RunnerEvent>,
+    stop: CancellationToken,
+) {
+    if let Err(e) = recover(&app).await {
+        tracing::error!(
+            error = format!("{e:#}"),
+            "could not recover unfinished deployments"
+        );
+    }
+    let mut reap = tokio::time::interval(REAP_EVERY);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            Some(event) = events.recv() => {
+                if let Err(e) = on_event(&app, event).await {
+                    tracing::error!(error = format!("{e:#}"), "handling a runner event failed");
+                }
+            }
+            _ = reap.tick() => {
+                if let Err(e) = reap_overdue(&app).await {
+                    tracing::error!(error = format!("{e:#}"), "checking build timeouts failed");
+                }
+            }
+        }
+    }
+}
+
+/// Queued deployments are handed to the runner again; builds that were running when the server
+/// stopped cannot be followed any more and fail with a reason that says so.
+async fn recover(app: &App) -> anyhow::Result<()> {
+    for dep in app.store.unfinished_deployments().await? {
+        if dep.status == DeploymentStatus::Queued {
+            tracing::info!(deployment = %dep.id, "queuing again after restart");
+            app.submit(&dep).await?;
+        } else {
+            app.finish(
+                &dep.id,
+                DeploymentStatus::Failed,
+                "the server restarted while this build was running; deploy again".to_owned(),
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn on_event(app: &App, event: RunnerEvent) -> anyhow::Result<()> {
+    let RunnerEvent::Ended {
+        deployment,
+        outcome,
+    } = event;
+    let Some(dep) = app.store.deployment(&deployment).await? else {
+        return Ok(());
+    };
+    if dep.status.is_terminal() {
+        return Ok(());
+    }
+    let reason = match outcome {
+        JobOutcome::Exited(how) => {
+            format!("the builder stopped ({how}) without reporting a result")
+        }
+        JobOutcome::TimedOut => format!(
+            "the build timed out after {}",
+            duration::display(app.build_timeout)
+        ),
+        JobOutcome::Stopped => "the build was stopped".to_owned(),
+        JobOutcome::FailedToStart(why) => why,
+    };
+    app.finish(&deployment, DeploymentStatus::Failed, reason)
+        .await?;
+    Ok(())
+}
+
+async fn reap_overdue(app: &App) -> anyhow::Result<()> {
+    let limit = app.build_timeout + REAP_GRACE;
+    let now = time::OffsetDateTime::now_utc();
+    for dep in app.store.unfinished_deployments().await? {
+        let Some(started) = dep.building_at else {
+            continue;
+        };
+        if dep.phase == Phase::Queued || (now - started) < limit {
+            continue;
+        }
+        let reason = format!(
+            "no result from the builder within the build timeout ({})",
+            duration::display(app.build_timeout)
+        );
+        app.finish(&dep.id, DeploymentStatus::Failed, reason)
+            .await?;
+        app.runner.cancel(&dep.id).await;
+    }
+    Ok(())
+}
