@@ -1,1 +1,225 @@
-fn main() {}
+//! `scalemesh-builder`: runs one build job, described by its environment (see
+//! `scalemesh_core::job`), and reports the result to the API. The same binary runs as a child
+//! of the server and as an ECS task.
+
+mod detect;
+mod exec;
+mod job;
+mod report;
+mod sandbox;
+mod source;
+mod upload;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use scalemesh_core::git::{GitRef, GitUrl};
+use scalemesh_core::job::{BuildJob, JobSource, env};
+use scalemesh_core::site_config::BuildSettings;
+use scalemesh_core::storage::{self, StorageUrl};
+use scalemesh_core::wire::BuilderReport;
+use scalemesh_core::{DeploymentId, ProjectName, duration};
+
+use crate::report::{Api, LogSink, ReportError};
+use crate::sandbox::SandboxSetting;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "scalemesh-builder",
+    version,
+    about = "Run one Scale Mesh build job and report it"
+)]
+struct Args {
+    #[arg(long, env = env::DEPLOYMENT_ID)]
+    deployment: DeploymentId,
+    #[arg(long, env = env::PROJECT)]
+    project: ProjectName,
+    /// Repository to clone (https, http or git).
+    #[arg(long, env = env::GIT_URL, value_parser = |s: &str| GitUrl::parse(s))]
+    git_url: Option<GitUrl>,
+    /// Branch or tag to check out.
+    #[arg(long, env = env::GIT_REF, value_parser = |s: &str| GitRef::parse(s))]
+    git_ref: Option<GitRef>,
+    /// Storage key of an uploaded source archive, instead of a repository.
+    #[arg(long, env = env::SOURCE_ARCHIVE, conflicts_with = "git_url")]
+    source_archive: Option<String>,
+    #[arg(long, env = env::INSTALL_COMMAND)]
+    install_command: Option<String>,
+    #[arg(long, env = env::BUILD_COMMAND)]
+    build_command: Option<String>,
+    #[arg(long, env = env::OUTPUT_DIRECTORY)]
+    output_directory: Option<String>,
+    #[arg(long, env = env::ROOT_DIRECTORY)]
+    root_directory: Option<String>,
+    /// The API to report to.
+    #[arg(long, env = env::API_URL)]
+    api_url: String,
+    /// This job's token.
+    #[arg(long, env = env::JOB_TOKEN, hide_env_values = true)]
+    job_token: String,
+    /// Where to upload: file:///path or s3://bucket/prefix.
+    #[arg(long, env = env::STORAGE)]
+    storage: String,
+    /// How long the whole job may take.
+    #[arg(long, env = env::BUILD_TIMEOUT, default_value = "15m", value_parser = duration::parse)]
+    timeout: Duration,
+    /// The project's environment variables, as a JSON object.
+    #[arg(long, env = env::BUILD_ENV, hide_env_values = true)]
+    build_env: Option<String>,
+    /// Where install and build commands run.
+    #[arg(long, env = "SCALEMESH_SANDBOX", value_enum, default_value_t = SandboxSetting::Auto)]
+    sandbox: SandboxSetting,
+}
+
+/// Exit codes: 0 the result was reported; 1 the job could not run or report; 3 the server had
+/// already finished the deployment (canceled, timed out); 143 stopped by a signal.
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let code = match run(args).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+async fn run(args: Args) -> anyhow::Result<i32> {
+    // Processes a build script detaches from its group are reparented here, and killed.
+    let _ = nix::sys::prctl::set_child_subreaper(true);
+    let (job, sandbox) = job_from(args)?;
+    let api = Api::new(&job.api_url, job.job_token.clone(), job.deployment.clone())?;
+    let log = LogSink::start(api.clone(), secrets_of(&job));
+    let storage = storage::open(&StorageUrl::parse(&job.storage)?)?;
+    let work = tempfile::Builder::new()
+        .prefix("scalemesh-build-")
+        .tempdir()
+        .context("creating the work folder")?;
+    let cx = job::JobContext {
+        job: &job,
+        api: &api,
+        log: &log,
+        storage,
+        sandbox_setting: sandbox,
+        work: work.path(),
+    };
+
+    let outcome = tokio::select! {
+        result = tokio::time::timeout(job.timeout_duration(), job::run(&cx)) => match result {
+            Ok(Ok(())) => BuilderReport::Ready,
+            Ok(Err(e)) => BuilderReport::Failed { reason: reason_of(&e) },
+            Err(_) => BuilderReport::Failed {
+                reason: format!("the build timed out after {}", duration::display(job.timeout_duration())),
+            },
+        },
+        () = stop_signal() => {
+            // The job future is dropped: its commands' process trees are killed with it.
+            exec::kill_strays();
+            log.system("Build stopped");
+            let _ = tokio::time::timeout(Duration::from_secs(5), log.flush()).await;
+            return Ok(143);
+        }
+    };
+    exec::kill_strays();
+    if let BuilderReport::Failed { reason } = &outcome {
+        log.system(format!("Error: {reason}"));
+    }
+    if let Err(e) = log.flush().await {
+        eprintln!("some log lines could not be delivered: {e}");
+    }
+    match api.report(&outcome).await {
+        Ok(()) => Ok(0),
+        Err(ReportError::Finished(msg)) => {
+            eprintln!("{msg}");
+            Ok(3)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn reason_of(e: &anyhow::Error) -> String {
+    if let Some(ReportError::Finished(msg)) = e.downcast_ref::<ReportError>() {
+        return msg.clone();
+    }
+    format!("{e:#}").chars().take(1000).collect()
+}
+
+trait Timeout {
+    fn timeout_duration(&self) -> Duration;
+}
+
+impl Timeout for BuildJob {
+    fn timeout_duration(&self) -> Duration {
+        Duration::from_secs(self.timeout_secs.max(1))
+    }
+}
+
+fn job_from(args: Args) -> anyhow::Result<(BuildJob, SandboxSetting)> {
+    let source = match (args.git_url, args.source_archive) {
+        (Some(url), None) => JobSource::Git {
+            url,
+            git_ref: args.git_ref,
+        },
+        (None, Some(key)) => JobSource::Archive { key },
+        _ => anyhow::bail!(
+            "the job names no source: set {} or {}",
+            env::GIT_URL,
+            env::SOURCE_ARCHIVE
+        ),
+    };
+    let settings = BuildSettings {
+        install_command: args.install_command,
+        build_command: args.build_command,
+        output_directory: args.output_directory,
+        root_directory: args.root_directory,
+    };
+    let job = BuildJob {
+        deployment: args.deployment,
+        project: args.project,
+        source,
+        settings,
+        api_url: args.api_url,
+        job_token: args.job_token,
+        storage: args.storage,
+        timeout_secs: args.timeout.as_secs(),
+        build_env: job::parse_build_env(args.build_env.as_deref())?,
+    };
+    Ok((job, args.sandbox))
+}
+
+/// Strings never to show in the log: credentials in the repository URL, environment values.
+fn secrets_of(job: &BuildJob) -> Vec<String> {
+    let mut secrets = vec![job.job_token.clone()];
+    if let JobSource::Git { url, .. } = &job.source {
+        if let Ok(parsed) = url::Url::parse(url.as_str()) {
+            if let Some(pw) = parsed.password() {
+                secrets.push(pw.to_owned());
+            }
+            if !parsed.username().is_empty() && parsed.password().is_none() {
+                // A token given as the user name (https://<token>@host/…).
+                secrets.push(parsed.username().to_owned());
+            }
+        }
+    }
+    secrets.extend(job.build_env.values().filter(|v| v.len() >= 6).cloned());
+    secrets
+}
+
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
+    }
+}

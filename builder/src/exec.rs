@@ -1,0 +1,202 @@
+//! Running install and build commands: `sh -c <command>` with a scrubbed environment, in its own
+//! process group (inside the sandbox when there is one), every output line streamed as it comes.
+//! However a command ends — exit, timeout, cancel — its whole process tree goes with it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+use scalemesh_core::wire::LogStream;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::Command;
+
+use crate::report::LogSink;
+use crate::sandbox::Sandbox;
+
+/// Lines longer than this are split.
+const MAX_LINE: usize = 64 * 1024;
+
+/// The whole environment a build command sees.
+#[derive(Debug, Clone)]
+pub struct BuildEnv {
+    vars: BTreeMap<String, String>,
+}
+
+impl BuildEnv {
+    /// A minimal environment (PATH, HOME, TMPDIR, LANG, CI) plus the project's own variables.
+    pub fn new(work: &Path, project_vars: &BTreeMap<String, String>) -> Self {
+        let mut vars = BTreeMap::new();
+        let path =
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".to_owned());
+        vars.insert("PATH".to_owned(), path);
+        vars.insert("HOME".to_owned(), work.join("home").display().to_string());
+        vars.insert("TMPDIR".to_owned(), work.join("tmp").display().to_string());
+        vars.insert("LANG".to_owned(), "C.UTF-8".to_owned());
+        vars.insert("CI".to_owned(), "1".to_owned());
+        // Quieter, offline-friendly npm: no audit or funding calls, no update check.
+        vars.insert("npm_config_audit".to_owned(), "false".to_owned());
+        vars.insert("npm_config_fund".to_owned(), "false".to_owned());
+        vars.insert("npm_config_update_notifier".to_owned(), "false".to_owned());
+        for (k, v) in project_vars {
+            vars.insert(k.clone(), v.clone());
+        }
+        Self { vars }
+    }
+
+    pub fn vars(&self) -> &BTreeMap<String, String> {
+        &self.vars
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("could not start `{command}`: {source}")]
+    Spawn {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{command}` failed ({how})")]
+    Failed { command: String, how: String },
+}
+
+/// Kills a process group when dropped: the command's tree never outlives its run, also when the
+/// run is abandoned (timeout, cancel).
+struct GroupGuard(Option<Pid>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0.filter(|p| p.as_raw() > 1) {
+            let _ = killpg(pgid, Signal::SIGKILL);
+        }
+        kill_strays();
+    }
+}
+
+/// Runs `command` in `cwd`, streaming its output to `log`.
+pub async fn run(
+    command: &str,
+    cwd: &Path,
+    env: &BuildEnv,
+    sandbox: &Sandbox,
+    log: &LogSink,
+) -> Result<(), ExecError> {
+    let mut cmd: Command = sandbox.shell_command(command, cwd);
+    cmd.env_clear()
+        .envs(env.vars())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().map_err(|source| ExecError::Spawn {
+        command: command.to_owned(),
+        source,
+    })?;
+    let guard = GroupGuard(
+        child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .map(Pid::from_raw),
+    );
+    let out = child
+        .stdout
+        .take()
+        .map(|s| tokio::spawn(stream_lines(s, LogStream::Stdout, log.clone())));
+    let err = child
+        .stderr
+        .take()
+        .map(|s| tokio::spawn(stream_lines(s, LogStream::Stderr, log.clone())));
+    let status = child.wait().await;
+    // The command is done; whatever it left running in its group or anywhere below goes too.
+    drop(guard);
+    for reader in [out, err].into_iter().flatten() {
+        // A process that escaped the group may still hold the pipe open: do not wait for it.
+        let _ = tokio::time::timeout(Duration::from_secs(2), reader).await;
+    }
+    let status = status.map_err(|source| ExecError::Spawn {
+        command: command.to_owned(),
+        source,
+    })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(ExecError::Failed {
+            command: command.to_owned(),
+            how: describe(status),
+        })
+    }
+}
+
+fn describe(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(signal)) => format!("killed by signal {signal}"),
+        (None, None) => "no exit status".to_owned(),
+    }
+}
+
+/// Reads lines (lossy UTF-8, split at `MAX_LINE`) and sends them to the log as they come.
+async fn stream_lines(reader: impl AsyncRead + Unpin, stream: LogStream, log: LogSink) {
+    let mut reader = BufReader::with_capacity(64 * 1024, reader);
+    let mut line: Vec<u8> = Vec::new();
+    loop {
+        let buf = match reader.fill_buf().await {
+            Ok([]) | Err(_) => break,
+            Ok(buf) => buf,
+        };
+        let (take, complete) = match buf.iter().position(|b| *b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        line.extend_from_slice(&buf[..take]);
+        reader.consume(take);
+        if complete || line.len() >= MAX_LINE {
+            emit(&mut line, stream, &log);
+        }
+    }
+    if !line.is_empty() {
+        emit(&mut line, stream, &log);
+    }
+}
+
+fn emit(line: &mut Vec<u8>, stream: LogStream, log: &LogSink) {
+    while matches!(line.last(), Some(b'\n' | b'\r')) {
+        line.pop();
+    }
+    log.line(stream, &String::from_utf8_lossy(line));
+    line.clear();
+}
+
+/// Kills every process that was reparented to this builder (it is a child subreaper), such as a
+/// daemon a build script started with `setsid` to escape its process group.
+pub fn kill_strays() {
+    let me = std::process::id().to_string();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let stat_path: PathBuf = entry.path().join("stat");
+        let Ok(stat) = std::fs::read_to_string(&stat_path) else {
+            continue;
+        };
+        // Format: `pid (comm) state ppid …`; comm may hold spaces and parentheses.
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let mut fields = after.split_whitespace();
+        let state = fields.next();
+        let ppid = fields.next();
+        if ppid == Some(me.as_str()) && state != Some("Z") {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+}

@@ -1,0 +1,272 @@
+//! One build, start to finish: fetch, detect, install, build, upload. Returns the reason it
+//! failed, for the report; everything else goes to the log as it happens.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use scalemesh_core::Phase;
+use scalemesh_core::job::{BuildJob, JobSource};
+use scalemesh_core::site_config::{BuildSettings, SITE_CONFIG_FILE};
+use scalemesh_core::storage::Storage;
+use scalemesh_core::wire::Progress;
+
+use crate::detect;
+use crate::exec::{self, BuildEnv};
+use crate::report::{Api, LogSink};
+use crate::sandbox::Sandbox;
+use crate::source::{self, UnpackLimits};
+use crate::upload::{self, UploadLimits};
+
+pub struct JobContext<'a> {
+    pub job: &'a BuildJob,
+    pub api: &'a Api,
+    pub log: &'a LogSink,
+    pub storage: Arc<dyn Storage>,
+    pub sandbox_setting: crate::sandbox::SandboxSetting,
+    pub work: &'a Path,
+}
+
+/// Runs the job. `Err` carries the reason the build failed, said for the user.
+pub async fn run(cx: &JobContext<'_>) -> anyhow::Result<()> {
+    let job = cx.job;
+    let log = cx.log;
+    let started = Instant::now();
+    let src = cx.work.join("src");
+    let home = cx.work.join("home");
+    std::fs::create_dir_all(&home)?;
+    std::fs::create_dir_all(cx.work.join("tmp"))?;
+
+    cx.api.phase(Phase::Fetching, None).await?;
+    match &job.source {
+        JobSource::Git { url, git_ref } => {
+            source::clone(url, git_ref.as_ref(), &src, &home, log).await?
+        }
+        JobSource::Archive { key } => {
+            fetch_archive(cx.storage.as_ref(), key, &src, cx.work, log).await?
+        }
+    }
+
+    let settings = effective_settings(&job.settings, &src)?;
+    let root = match &settings.root_directory {
+        Some(dir) => {
+            let root = src.join(dir);
+            if !root.is_dir() {
+                anyhow::bail!("the root directory {dir:?} does not exist in the repository");
+            }
+            log.system(format!("Root directory: {dir}"));
+            root
+        }
+        None => src.clone(),
+    };
+    let plan = detect::plan(&root, &settings)?;
+    log.system(format!("Detected: {}", plan.provider));
+    for note in &plan.notes {
+        log.system(note);
+    }
+
+    let (sandbox, sandbox_note) = Sandbox::choose(cx.sandbox_setting, cx.work).await?;
+    if let Some(note) = sandbox_note {
+        log.system(note);
+    }
+    let env = BuildEnv::new(cx.work, &job.build_env);
+    if let Some(cmd) = &plan.install {
+        cx.api.phase(Phase::Installing, None).await?;
+        run_step("install", cmd, &root, &env, &sandbox, log).await?;
+    }
+    if let Some(cmd) = &plan.build {
+        cx.api.phase(Phase::Building, None).await?;
+        run_step("build", cmd, &root, &env, &sandbox, log).await?;
+    }
+
+    let output = detect::output_folder(&root, &plan).map_err(anyhow::Error::msg)?;
+    let output_dir = root.join(&output);
+    ensure_inside(&output_dir, &src)?;
+    let (files, skipped) = upload::collect(&output_dir, UploadLimits::default())?;
+    for line in skipped {
+        log.system(line);
+    }
+    if files.is_empty() {
+        anyhow::bail!("the output folder {output:?} has no files to deploy");
+    }
+    let total = files.len() as u64;
+    let bytes: u64 = files.iter().map(|f| f.size).sum();
+    log.system(format!(
+        "Uploading {total} files ({}) from {output}",
+        human_bytes(bytes)
+    ));
+    cx.api
+        .phase(Phase::Uploading, Some(Progress { done: 0, total }))
+        .await?;
+    let upload_started = Instant::now();
+    let reporter = ProgressReporter::new(cx.api.clone());
+    let manifest = upload::upload(
+        cx.storage.clone(),
+        &job.project,
+        &job.deployment,
+        files,
+        |done, total| reporter.update(done, total),
+    )
+    .await?;
+    reporter.finish(total).await;
+    log.system(format!(
+        "Uploaded {} files in {:.1}s; build took {:.1}s",
+        manifest.files.len(),
+        upload_started.elapsed().as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
+async fn run_step(
+    what: &str,
+    cmd: &str,
+    root: &Path,
+    env: &BuildEnv,
+    sandbox: &Sandbox,
+    log: &LogSink,
+) -> anyhow::Result<()> {
+    log.system(format!("Running {what} command: {cmd}"));
+    let started = Instant::now();
+    exec::run(cmd, root, env, sandbox, log).await?;
+    log.system(format!(
+        "{} finished in {:.1}s",
+        capitalize(what),
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
+/// The project's settings overlaid with the repository's `scalemesh.json`, which wins.
+fn effective_settings(project: &BuildSettings, src: &Path) -> anyhow::Result<BuildSettings> {
+    let path = src.join(SITE_CONFIG_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(raw) => {
+            let file = BuildSettings::from_json(&raw)?;
+            Ok(project.overlaid_with(&file))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            project.validate()?;
+            Ok(project.clone())
+        }
+        Err(e) => Err(e).context(format!("reading {SITE_CONFIG_FILE}")),
+    }
+}
+
+async fn fetch_archive(
+    storage: &dyn Storage,
+    key: &str,
+    dest: &Path,
+    work: &Path,
+    log: &LogSink,
+) -> anyhow::Result<()> {
+    log.system("Unpacking the uploaded source");
+    let started = Instant::now();
+    let archive_path = work.join("source.tar.gz");
+    {
+        use futures_util::StreamExt;
+        use tokio::io::AsyncWriteExt;
+        let mut object = storage
+            .get(key)
+            .await
+            .context("reading the uploaded source")?;
+        let mut file = tokio::fs::File::create(&archive_path).await?;
+        while let Some(chunk) = object.body.next().await {
+            file.write_all(&chunk?).await?;
+        }
+        file.flush().await?;
+    }
+    let dest_owned: PathBuf = dest.to_path_buf();
+    let entries = tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(&archive_path)?;
+        source::unpack(
+            std::io::BufReader::new(file),
+            &dest_owned,
+            UnpackLimits::default(),
+        )
+    })
+    .await
+    .context("unpacking task failed")??;
+    log.system(format!(
+        "Unpacked {entries} entries in {:.1}s",
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
+/// `dir` must resolve inside `src`: an output folder cannot be a link out of the repository.
+fn ensure_inside(dir: &Path, src: &Path) -> anyhow::Result<()> {
+    let real = dir
+        .canonicalize()
+        .with_context(|| format!("resolving {}", dir.display()))?;
+    let src = src.canonicalize()?;
+    if !real.starts_with(&src) {
+        anyhow::bail!("the output folder resolves outside the repository");
+    }
+    Ok(())
+}
+
+/// Sends upload progress to the server at most ten times a second, never blocking the upload.
+struct ProgressReporter {
+    tx: tokio::sync::watch::Sender<(u64, u64)>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ProgressReporter {
+    fn new(api: Api) -> Self {
+        let (tx, mut rx) = tokio::sync::watch::channel((0u64, 0u64));
+        let task = tokio::spawn(async move {
+            while rx.changed().await.is_ok() {
+                let (done, total) = *rx.borrow_and_update();
+                let _ = api
+                    .phase(Phase::Uploading, Some(Progress { done, total }))
+                    .await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        Self { tx, task }
+    }
+
+    fn update(&self, done: u64, total: u64) {
+        let _ = self.tx.send((done, total));
+    }
+
+    async fn finish(self, total: u64) {
+        self.update(total, total);
+        drop(self.tx);
+        let _ = self.task.await;
+    }
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KB", "MB", "GB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// Project environment variables from the job's JSON.
+pub fn parse_build_env(raw: Option<&str>) -> anyhow::Result<BTreeMap<String, String>> {
+    match raw {
+        None | Some("") => Ok(BTreeMap::new()),
+        Some(raw) => serde_json::from_str(raw)
+            .context("the build environment is not a JSON object of strings"),
+    }
+}

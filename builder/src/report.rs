@@ -1,0 +1,247 @@
+//! Talking to the server: log lines are shipped in batches as they come (one request in flight,
+//! everything produced meanwhile goes in the next), retried until acknowledged; reports are
+//! retried until the server answers.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use scalemesh_core::wire::{
+    ApiErrorBody, BuilderReport, LogAck, LogBatch, LogStream, NewLogLine, Progress,
+};
+use scalemesh_core::{DeploymentId, Phase};
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
+
+/// Most lines per request.
+const BATCH_LINES: usize = 2000;
+/// Most bytes of text per request.
+const BATCH_BYTES: usize = 2 * 1024 * 1024;
+/// How long the builder keeps retrying one request before it gives up.
+const GIVE_UP_AFTER: Duration = Duration::from_secs(120);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The server took the deployment out of the builder's hands (canceled, timed out).
+    #[error("the server no longer accepts reports for this deployment: {0}")]
+    Finished(String),
+    #[error("{0:#}")]
+    Other(anyhow::Error),
+}
+
+#[derive(Clone)]
+pub struct Api {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+    deployment: DeploymentId,
+}
+
+impl Api {
+    pub fn new(base: &str, token: String, deployment: DeploymentId) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(60))
+            .build()
+            .context("creating the HTTP client")?;
+        Ok(Self {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+            deployment,
+        })
+    }
+
+    fn url(&self, tail: &str) -> String {
+        format!(
+            "{}/api/v1/deployments/{}/{tail}",
+            self.base, self.deployment
+        )
+    }
+
+    /// POSTs `body` until the server answers something other than a network error or a 5xx.
+    async fn post<B: serde::Serialize, R: serde::de::DeserializeOwned>(
+        &self,
+        tail: &str,
+        body: &B,
+    ) -> Result<R, ReportError> {
+        let started = tokio::time::Instant::now();
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let attempt = self
+                .http
+                .post(self.url(tail))
+                .bearer_auth(&self.token)
+                .json(body)
+                .send()
+                .await;
+            let retry_reason = match attempt {
+                Ok(res) if res.status().is_success() => {
+                    return res
+                        .json::<R>()
+                        .await
+                        .map_err(|e| ReportError::Other(e.into()));
+                }
+                Ok(res) if res.status() == reqwest::StatusCode::CONFLICT => {
+                    let message = error_message(res).await;
+                    return Err(ReportError::Finished(message));
+                }
+                Ok(res) if res.status().is_client_error() => {
+                    let status = res.status();
+                    let message = error_message(res).await;
+                    return Err(ReportError::Other(anyhow::anyhow!(
+                        "the server refused {tail}: {status}: {message}"
+                    )));
+                }
+                Ok(res) => format!("server answered {}", res.status()),
+                Err(e) => format!("{e}"),
+            };
+            if started.elapsed() > GIVE_UP_AFTER {
+                return Err(ReportError::Other(anyhow::anyhow!(
+                    "could not reach the server at {} for {}s: {retry_reason}",
+                    self.base,
+                    GIVE_UP_AFTER.as_secs()
+                )));
+            }
+            eprintln!(
+                "retrying {tail} in {}ms: {retry_reason}",
+                backoff.as_millis()
+            );
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    pub async fn report(&self, report: &BuilderReport) -> Result<(), ReportError> {
+        let _: serde_json::Value = self.post("report", report).await?;
+        Ok(())
+    }
+
+    pub async fn phase(&self, phase: Phase, progress: Option<Progress>) -> Result<(), ReportError> {
+        self.report(&BuilderReport::Phase { phase, progress }).await
+    }
+}
+
+async fn error_message(res: reqwest::Response) -> String {
+    let text = res.text().await.unwrap_or_default();
+    serde_json::from_str::<ApiErrorBody>(&text)
+        .map(|b| b.error.message)
+        .unwrap_or(text)
+}
+
+enum Msg {
+    Line(NewLogLine),
+    Flush(oneshot::Sender<Result<(), String>>),
+}
+
+/// Where build output goes. Cheap to clone; lines are shipped by a background task.
+#[derive(Clone)]
+pub struct LogSink {
+    tx: mpsc::UnboundedSender<Msg>,
+    redact: std::sync::Arc<Vec<String>>,
+}
+
+impl LogSink {
+    /// Starts shipping lines to the server.
+    pub fn start(api: Api, redact: Vec<String>) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(ship(api, rx));
+        Self {
+            tx,
+            redact: std::sync::Arc::new(redact.into_iter().filter(|s| !s.is_empty()).collect()),
+        }
+    }
+
+    pub fn line(&self, stream: LogStream, text: &str) {
+        let mut text = text.to_owned();
+        for secret in self.redact.iter() {
+            if text.contains(secret.as_str()) {
+                text = text.replace(secret.as_str(), "***");
+            }
+        }
+        let _ = self.tx.send(Msg::Line(NewLogLine {
+            stream,
+            text,
+            ts: OffsetDateTime::now_utc(),
+        }));
+    }
+
+    /// A line from the builder itself.
+    pub fn system(&self, text: impl AsRef<str>) {
+        self.line(LogStream::System, text.as_ref());
+    }
+
+    /// Waits until every line so far is acknowledged by the server.
+    pub async fn flush(&self) -> Result<(), String> {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Flush(tx)).is_err() {
+            return Err("the log shipper stopped".into());
+        }
+        rx.await
+            .unwrap_or_else(|_| Err("the log shipper stopped".into()))
+    }
+}
+
+async fn ship(api: Api, mut rx: mpsc::UnboundedReceiver<Msg>) {
+    let mut pending: Vec<NewLogLine> = Vec::new();
+    // How many of this builder's lines the server holds.
+    let mut acked: u64 = 0;
+    let mut waiting: Vec<oneshot::Sender<Result<(), String>>> = Vec::new();
+    let mut failure: Option<String> = None;
+    let mut open = true;
+    loop {
+        if pending.is_empty() {
+            for w in waiting.drain(..) {
+                let _ = w.send(failure.clone().map_or(Ok(()), Err));
+            }
+            if !open {
+                return;
+            }
+            // Idle: wait for the next line.
+            match rx.recv().await {
+                Some(Msg::Line(l)) => pending.push(l),
+                Some(Msg::Flush(w)) => waiting.push(w),
+                None => open = false,
+            }
+        }
+        // Take everything that is there already.
+        while open {
+            match rx.try_recv() {
+                Ok(Msg::Line(l)) => pending.push(l),
+                Ok(Msg::Flush(w)) => waiting.push(w),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => open = false,
+            }
+        }
+        if pending.is_empty() || failure.is_some() {
+            pending.clear();
+            continue;
+        }
+        let mut take = 0;
+        let mut bytes = 0;
+        for l in pending.iter().take(BATCH_LINES) {
+            bytes += l.text.len() + 64;
+            if take > 0 && bytes > BATCH_BYTES {
+                break;
+            }
+            take += 1;
+        }
+        let batch = LogBatch {
+            first: acked,
+            lines: pending[..take].to_vec(),
+        };
+        match api.post::<_, LogAck>("logs", &batch).await {
+            Ok(ack) => {
+                // The server holds `ack.acked` lines: drop those, resend the rest.
+                let done = usize::try_from(ack.acked.saturating_sub(acked))
+                    .unwrap_or(usize::MAX)
+                    .min(pending.len());
+                pending.drain(..done);
+                acked = ack.acked;
+            }
+            Err(e) => {
+                eprintln!("log lines could not be delivered: {e}");
+                failure = Some(e.to_string());
+            }
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! Where build commands run. With bubblewrap, a build sees a read-only `/usr`, a few files of
+//! `/etc`, its own work folder, fresh `/proc`, `/dev` and `/tmp`, in its own PID namespace: not
+//! the server's data, not the builder's environment (which holds the job token), and nothing it
+//! starts survives the sandbox. Without bubblewrap, commands run as plain child processes.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use clap::ValueEnum;
+use tokio::process::Command;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SandboxSetting {
+    /// Bubblewrap when it is installed and works here, else none.
+    Auto,
+    /// Bubblewrap, or fail.
+    Bwrap,
+    /// No sandbox: build scripts can read whatever this user can.
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub enum Sandbox {
+    None,
+    Bwrap { bwrap: PathBuf, work: PathBuf },
+}
+
+/// Parts of `/etc` a build may need: name resolution, TLS roots, users, time zone.
+const ETC_FILES: &[&str] = &[
+    "/etc/resolv.conf",
+    "/etc/hosts",
+    "/etc/nsswitch.conf",
+    "/etc/host.conf",
+    "/etc/gai.conf",
+    "/etc/ssl",
+    "/etc/ca-certificates",
+    "/etc/ca-certificates.conf",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/alternatives",
+    "/etc/localtime",
+    "/etc/mime.types",
+];
+
+impl Sandbox {
+    /// Chooses the sandbox for builds whose files live under `work`. Returns it and, when the
+    /// choice deserves the user's attention, a line for the build log.
+    pub async fn choose(
+        setting: SandboxSetting,
+        work: &Path,
+    ) -> anyhow::Result<(Self, Option<String>)> {
+        if setting == SandboxSetting::None {
+            return Ok((
+                Self::None,
+                Some("Building without a sandbox (--sandbox none)".into()),
+            ));
+        }
+        let found = find_on_path("bwrap");
+        if let Some(bwrap) = found {
+            let candidate = Self::Bwrap {
+                bwrap,
+                work: work.to_path_buf(),
+            };
+            if candidate.works(work).await {
+                return Ok((candidate, None));
+            }
+        }
+        match setting {
+            SandboxSetting::Bwrap => anyhow::bail!(
+                "the bubblewrap sandbox was asked for, but `bwrap` is missing or does not work here; install the bubblewrap package"
+            ),
+            _ => Ok((
+                Self::None,
+                Some("Building without a sandbox: bubblewrap (bwrap) is not available on this builder".into()),
+            )),
+        }
+    }
+
+    /// Whether a trivial command runs inside this sandbox.
+    async fn works(&self, cwd: &Path) -> bool {
+        let mut cmd = self.shell_command("true", cwd);
+        cmd.env_clear()
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        matches!(cmd.status().await, Ok(s) if s.success())
+    }
+
+    /// `sh -c <command>` in `cwd`, inside the sandbox.
+    pub fn shell_command(&self, command: &str, cwd: &Path) -> Command {
+        match self {
+            Self::None => {
+                let mut cmd = Command::new("/bin/sh");
+                cmd.arg("-c").arg(command).current_dir(cwd);
+                cmd
+            }
+            Self::Bwrap { bwrap, work } => {
+                let mut cmd = Command::new(bwrap);
+                cmd.args([
+                    "--die-with-parent",
+                    "--new-session",
+                    "--unshare-pid",
+                    "--unshare-ipc",
+                    "--unshare-uts",
+                ])
+                .args(["--unshare-cgroup-try", "--unshare-user-try"])
+                .args(["--ro-bind", "/usr", "/usr"]);
+                for dir in ["bin", "sbin", "lib", "lib32", "lib64", "libx32"] {
+                    let root = Path::new("/").join(dir);
+                    match std::fs::read_link(&root) {
+                        // Merged /usr: /bin is a link to usr/bin.
+                        Ok(target) => {
+                            cmd.arg("--symlink").arg(target).arg(&root);
+                        }
+                        Err(_) if root.is_dir() => {
+                            cmd.arg("--ro-bind").arg(&root).arg(&root);
+                        }
+                        Err(_) => {}
+                    }
+                }
+                for path in ETC_FILES {
+                    cmd.args(["--ro-bind-try", path, path]);
+                }
+                cmd.args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"])
+                    .arg("--bind")
+                    .arg(work)
+                    .arg(work)
+                    .arg("--chdir")
+                    .arg(cwd)
+                    .args(["--", "/bin/sh", "-c", command]);
+                cmd
+            }
+        }
+    }
+}
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}

@@ -1,0 +1,292 @@
+//! Uploading a build's output folder, then its manifest. Only regular files inside the folder
+//! are uploaded; a symlink is followed only when it stays inside, anything else is skipped and
+//! said so in the log. Files go up several at a time; the manifest goes last.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::Context;
+use futures_util::{StreamExt, TryStreamExt};
+use scalemesh_core::layout::{self, Manifest, ManifestEntry, is_site_path};
+use scalemesh_core::storage::{Body, ObjectMeta, Storage};
+use scalemesh_core::{DeploymentId, ProjectName, content_type};
+use sha2::{Digest, Sha256};
+
+/// Files uploaded at once.
+const PARALLEL: usize = 16;
+
+#[derive(Debug, Clone, Copy)]
+pub struct UploadLimits {
+    pub max_files: usize,
+    pub max_bytes: u64,
+}
+
+impl Default for UploadLimits {
+    fn default() -> Self {
+        Self {
+            max_files: 100_000,
+            max_bytes: 10 * 1024 * 1024 * 1024,
+        }
+    }
+}
+
+/// A file to upload: its site path and where its bytes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputFile {
+    pub path: String,
+    pub source: PathBuf,
+    pub size: u64,
+}
+
+/// Lists the files of `dir` to upload, and what was skipped and why. Paths are `/`-joined and
+/// relative; dotfiles are left out except `.well-known`.
+pub fn collect(dir: &Path, limits: UploadLimits) -> anyhow::Result<(Vec<OutputFile>, Vec<String>)> {
+    let mut skipped = Vec::new();
+    let root = dir
+        .canonicalize()
+        .with_context(|| format!("reading the output folder {}", dir.display()))?;
+    let mut files = Vec::new();
+    let mut total: u64 = 0;
+    let mut stack: Vec<(PathBuf, String)> = vec![(root.clone(), String::new())];
+    while let Some((folder, prefix)) = stack.pop() {
+        let mut entries: Vec<_> = std::fs::read_dir(&folder)
+            .with_context(|| format!("reading {}", folder.display()))?
+            .collect::<Result<_, _>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else {
+                skipped.push(format!(
+                    "Skipped a file whose name is not UTF-8 in {prefix:?}"
+                ));
+                continue;
+            };
+            let rel = if prefix.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{prefix}/{name}")
+            };
+            if name.starts_with('.') && !(prefix.is_empty() && name == ".well-known") {
+                continue;
+            }
+            if !is_site_path(&rel) {
+                skipped.push(format!("Skipped {rel:?}: not a usable file name"));
+                continue;
+            }
+            let meta = entry.metadata()?; // does not follow symlinks
+            let (source, meta) = if meta.file_type().is_symlink() {
+                match entry.path().canonicalize() {
+                    Ok(target) if target.starts_with(&root) => {
+                        let target_meta = std::fs::metadata(&target)?;
+                        if target_meta.is_dir() {
+                            skipped.push(format!("Skipped {rel}: a symbolic link to a folder"));
+                            continue;
+                        }
+                        (target, target_meta)
+                    }
+                    _ => {
+                        skipped.push(format!(
+                            "Skipped {rel}: a symbolic link pointing outside the output folder"
+                        ));
+                        continue;
+                    }
+                }
+            } else {
+                (entry.path(), meta)
+            };
+            if meta.is_dir() {
+                stack.push((source, rel));
+            } else if meta.is_file() {
+                total += meta.len();
+                if files.len() >= limits.max_files {
+                    anyhow::bail!("the output folder has more than {} files", limits.max_files);
+                }
+                if total > limits.max_bytes {
+                    anyhow::bail!(
+                        "the output folder holds more than {} MB",
+                        limits.max_bytes / (1024 * 1024)
+                    );
+                }
+                files.push(OutputFile {
+                    path: rel,
+                    source,
+                    size: meta.len(),
+                });
+            } else {
+                skipped.push(format!("Skipped {rel}: not a regular file"));
+            }
+        }
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok((files, skipped))
+}
+
+/// Uploads `files` and then the manifest, calling `progress(done, total)` as files finish.
+pub async fn upload(
+    storage: Arc<dyn Storage>,
+    project: &ProjectName,
+    deployment: &DeploymentId,
+    files: Vec<OutputFile>,
+    progress: impl Fn(u64, u64) + Send + Sync,
+) -> anyhow::Result<Manifest> {
+    let total = files.len() as u64;
+    let done = AtomicU64::new(0);
+    let entries: Vec<(String, ManifestEntry)> = futures_util::stream::iter(files)
+        .map(|file| {
+            let storage = storage.clone();
+            let done = &done;
+            let progress = &progress;
+            async move {
+                let source = file.source.clone();
+                let sha256 = tokio::task::spawn_blocking(move || hash_file(&source))
+                    .await
+                    .context("hashing task failed")?
+                    .with_context(|| format!("reading {}", file.path))?;
+                let content_type = content_type::for_path(&file.path);
+                let meta = ObjectMeta {
+                    content_type: Some(content_type.clone()),
+                    cache_control: Some("public, max-age=0, must-revalidate".to_owned()),
+                };
+                storage
+                    .put(
+                        &layout::output_file(project, deployment, &file.path),
+                        Body::File(file.source.clone()),
+                        &meta,
+                    )
+                    .await
+                    .with_context(|| format!("uploading {}", file.path))?;
+                progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
+                anyhow::Ok((
+                    file.path,
+                    ManifestEntry {
+                        size: file.size,
+                        content_type,
+                        sha256,
+                    },
+                ))
+            }
+        })
+        .buffer_unordered(PARALLEL)
+        .try_collect()
+        .await?;
+    let manifest = Manifest {
+        project: project.clone(),
+        deployment: deployment.clone(),
+        created_at: time::OffsetDateTime::now_utc(),
+        files: entries.into_iter().collect::<BTreeMap<_, _>>(),
+    };
+    let body = serde_json::to_vec(&manifest)?;
+    storage
+        .put(
+            &layout::manifest(project, deployment),
+            Body::Bytes(body.into()),
+            &ObjectMeta {
+                content_type: Some("application/json".into()),
+                cache_control: Some("no-cache".into()),
+            },
+        )
+        .await
+        .context("uploading the manifest")?;
+    Ok(manifest)
+}
+
+fn hash_file(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::symlink;
+
+    use super::*;
+
+    #[test]
+    fn collects_regular_files_and_inner_links_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("dist");
+        std::fs::create_dir_all(out.join("assets")).expect("mkdir");
+        std::fs::create_dir_all(out.join(".git")).expect("mkdir");
+        std::fs::create_dir_all(out.join(".well-known")).expect("mkdir");
+        std::fs::write(out.join("index.html"), "hi").expect("write");
+        std::fs::write(out.join("assets/app.js"), "1").expect("write");
+        std::fs::write(out.join(".env"), "SECRET=1").expect("write");
+        std::fs::write(out.join(".git/config"), "x").expect("write");
+        std::fs::write(out.join(".well-known/security.txt"), "x").expect("write");
+        std::fs::write(dir.path().join("secret.txt"), "outside").expect("write");
+        symlink(dir.path().join("secret.txt"), out.join("leak.txt")).expect("symlink");
+        symlink("/etc/passwd", out.join("passwd")).expect("symlink");
+        symlink("..", out.join("up")).expect("symlink");
+        symlink("assets/app.js", out.join("alias.js")).expect("symlink");
+        symlink("assets", out.join("assets-link")).expect("symlink");
+
+        let (files, skipped) = collect(&out, UploadLimits::default()).expect("collects");
+        let paths: Vec<_> = files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                ".well-known/security.txt",
+                "alias.js",
+                "assets/app.js",
+                "index.html"
+            ]
+        );
+        assert_eq!(skipped.len(), 4, "{skipped:?}");
+        assert!(
+            skipped
+                .iter()
+                .any(|s| s.contains("leak.txt") && s.contains("outside"))
+        );
+        assert!(skipped.iter().any(|s| s.contains("passwd")));
+    }
+
+    #[test]
+    fn enforces_limits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for i in 0..5 {
+            std::fs::write(dir.path().join(format!("{i}.txt")), "12345").expect("write");
+        }
+        assert!(
+            collect(
+                dir.path(),
+                UploadLimits {
+                    max_files: 4,
+                    max_bytes: 1000
+                }
+            )
+            .is_err()
+        );
+        assert!(
+            collect(
+                dir.path(),
+                UploadLimits {
+                    max_files: 10,
+                    max_bytes: 20
+                }
+            )
+            .is_err()
+        );
+        assert!(
+            collect(
+                dir.path(),
+                UploadLimits {
+                    max_files: 10,
+                    max_bytes: 25
+                }
+            )
+            .is_ok()
+        );
+    }
+}
