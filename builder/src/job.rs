@@ -39,7 +39,7 @@ pub async fn run(cx: &JobContext<'_>) -> anyhow::Result<()> {
     std::fs::create_dir_all(&home)?;
     std::fs::create_dir_all(cx.work.join("tmp"))?;
 
-    cx.api.phase(Phase::Fetching, None).await?;
+    phase(cx, Phase::Fetching, None).await?;
     match &job.source {
         JobSource::Git { url, git_ref } => {
             source::clone(url, git_ref.as_ref(), &src, &home, log).await?
@@ -67,18 +67,20 @@ pub async fn run(cx: &JobContext<'_>) -> anyhow::Result<()> {
         log.system(note);
     }
 
-    let (sandbox, sandbox_note) = Sandbox::choose(cx.sandbox_setting, cx.work).await?;
-    if let Some(note) = sandbox_note {
-        log.system(note);
-    }
-    let env = BuildEnv::new(cx.work, &job.build_env);
-    if let Some(cmd) = &plan.install {
-        cx.api.phase(Phase::Installing, None).await?;
-        run_step("install", cmd, &root, &env, &sandbox, log).await?;
-    }
-    if let Some(cmd) = &plan.build {
-        cx.api.phase(Phase::Building, None).await?;
-        run_step("build", cmd, &root, &env, &sandbox, log).await?;
+    if plan.install.is_some() || plan.build.is_some() {
+        let (sandbox, sandbox_note) = Sandbox::choose(cx.sandbox_setting, cx.work).await?;
+        if let Some(note) = sandbox_note {
+            log.system(note);
+        }
+        let env = BuildEnv::new(cx.work, &job.build_env);
+        if let Some(cmd) = &plan.install {
+            phase(cx, Phase::Installing, None).await?;
+            run_step("install", cmd, &root, &env, &sandbox, log).await?;
+        }
+        if let Some(cmd) = &plan.build {
+            phase(cx, Phase::Building, None).await?;
+            run_step("build", cmd, &root, &env, &sandbox, log).await?;
+        }
     }
 
     let output = detect::output_folder(&root, &plan).map_err(anyhow::Error::msg)?;
@@ -93,13 +95,16 @@ pub async fn run(cx: &JobContext<'_>) -> anyhow::Result<()> {
     }
     let total = files.len() as u64;
     let bytes: u64 = files.iter().map(|f| f.size).sum();
+    let from = if output == "." {
+        "the app's root folder".to_owned()
+    } else {
+        output.clone()
+    };
     log.system(format!(
-        "Uploading {total} files ({}) from {output}",
+        "Uploading {total} files ({}) from {from}",
         human_bytes(bytes)
     ));
-    cx.api
-        .phase(Phase::Uploading, Some(Progress { done: 0, total }))
-        .await?;
+    phase(cx, Phase::Uploading, Some(Progress { done: 0, total })).await?;
     let upload_started = Instant::now();
     let reporter = ProgressReporter::new(cx.api.clone());
     let manifest = upload::upload(
@@ -110,13 +115,25 @@ pub async fn run(cx: &JobContext<'_>) -> anyhow::Result<()> {
         |done, total| reporter.update(done, total),
     )
     .await?;
-    reporter.finish(total).await;
+    reporter.finish();
     log.system(format!(
         "Uploaded {} files in {:.1}s; build took {:.1}s",
         manifest.files.len(),
         upload_started.elapsed().as_secs_f64(),
         started.elapsed().as_secs_f64()
     ));
+    Ok(())
+}
+
+/// Reports a new phase once the log lines before it are delivered, so followers see them in
+/// the order they happened.
+async fn phase(
+    cx: &JobContext<'_>,
+    phase: Phase,
+    progress: Option<Progress>,
+) -> anyhow::Result<()> {
+    let _ = cx.log.flush().await;
+    cx.api.phase(phase, progress).await?;
     Ok(())
 }
 
@@ -233,10 +250,9 @@ impl ProgressReporter {
         let _ = self.tx.send((done, total));
     }
 
-    async fn finish(self, total: u64) {
-        self.update(total, total);
-        drop(self.tx);
-        let _ = self.task.await;
+    /// Stops reporting: the result report that follows says the rest.
+    fn finish(self) {
+        self.task.abort();
     }
 }
 

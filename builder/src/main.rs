@@ -124,9 +124,6 @@ async fn run(args: Args) -> anyhow::Result<i32> {
         }
     };
     exec::kill_strays();
-    if let BuilderReport::Failed { reason } = &outcome {
-        log.system(format!("Error: {reason}"));
-    }
     if let Err(e) = log.flush().await {
         eprintln!("some log lines could not be delivered: {e}");
     }

@@ -1,1 +1,68 @@
-fn main() {}
+//! `scalemesh`: deploy web apps with one command.
+
+mod args;
+mod client;
+mod commands;
+mod display;
+mod error;
+mod escape;
+mod follow;
+mod pack;
+mod settings;
+
+use clap::Parser;
+
+use crate::args::{Cli, Command};
+use crate::client::Client;
+use crate::error::{CliError, EXIT_ERROR};
+use crate::settings::Settings;
+
+fn main() {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let code = match runtime {
+        Ok(rt) => match rt.block_on(run(cli)) {
+            Ok(code) => code,
+            Err(err) => report(&err),
+        },
+        Err(e) => report(&anyhow::Error::new(e).context("starting the async runtime")),
+    };
+    std::process::exit(code);
+}
+
+async fn run(cli: Cli) -> anyhow::Result<i32> {
+    let settings = Settings::resolve(&cli.global)?;
+    let client = Client::new(&settings)?;
+    match cli.command {
+        Command::Deploy(args) => commands::deploy::run(&client, args).await,
+        Command::Logs(args) => commands::logs::run(&client, args).await,
+        Command::Cancel(args) => commands::cancel::run(&client, args).await,
+        Command::Projects => commands::list::projects(&client).await,
+        Command::Deployments(args) => commands::list::deployments(&client, args).await,
+        Command::Up(args) => commands::up::up(&client, &settings, args).await,
+        Command::Down => commands::up::down(&client, &settings).await,
+    }
+}
+
+/// Prints an error (and its hint) on stderr; returns the exit code. Messages may quote what a
+/// build or a server said, so they are made safe for the terminal first.
+fn report(err: &anyhow::Error) -> i32 {
+    let (message, hint, code) = match err.downcast_ref::<CliError>() {
+        Some(e) => (e.message.clone(), e.hint.clone(), e.code),
+        None => (format!("{err:#}"), None, EXIT_ERROR),
+    };
+    for (i, line) in message.lines().enumerate() {
+        let line = escape::sanitize(line, false);
+        if i == 0 {
+            eprintln!("error: {line}")
+        } else {
+            eprintln!("  {line}")
+        }
+    }
+    if let Some(hint) = hint {
+        eprintln!("hint: {}", escape::sanitize(&hint, false));
+    }
+    code
+}

@@ -293,6 +293,15 @@ impl App {
     }
 
     async fn ready(&self, dep: &DeploymentRow) -> ApiResult<DeploymentRow> {
+        if dep.status != DeploymentStatus::Uploading {
+            return Err(ApiError::conflict(
+                "not_uploaded",
+                format!(
+                    "deployment {} is {}: it can be ready only after its upload",
+                    dep.id, dep.status
+                ),
+            ));
+        }
         if let Err(problem) = self.check_manifest(dep).await {
             let reason =
                 format!("the build reported success but its upload is not complete: {problem}");

@@ -8,7 +8,7 @@ mod deployments;
 mod error;
 mod logs;
 mod routes;
-mod runner;
+pub mod runner;
 pub mod settings;
 mod supervisor;
 mod web;
@@ -84,6 +84,26 @@ pub struct Server {
 impl Server {
     /// Opens the state, storage and runner and gets ready to serve on `listeners`.
     pub async fn build(settings: &Settings, listeners: Listeners) -> anyhow::Result<Self> {
+        let runner = match settings.runner {
+            RunnerKind::Local => {
+                let builder = builder_binary(settings)?;
+                let (max, timeout) = (usize::from(settings.max_builds), settings.build_timeout);
+                Box::new(move |events| {
+                    Arc::new(LocalRunner::new(builder, max, timeout, events)) as Arc<dyn Runner>
+                })
+                    as Box<dyn FnOnce(mpsc::UnboundedSender<RunnerEvent>) -> Arc<dyn Runner>>
+            }
+        };
+        Self::build_with_runner(settings, listeners, runner).await
+    }
+
+    /// [`Server::build`] with the runner made by `make_runner` (given the channel it reports
+    /// on) instead of the one the settings name.
+    pub async fn build_with_runner(
+        settings: &Settings,
+        listeners: Listeners,
+        make_runner: impl FnOnce(mpsc::UnboundedSender<RunnerEvent>) -> Arc<dyn Runner>,
+    ) -> anyhow::Result<Self> {
         let data_dir = settings.data_dir();
         create_private_dir(&data_dir)
             .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
@@ -118,14 +138,7 @@ impl Server {
         });
 
         let (events_tx, events) = mpsc::unbounded_channel();
-        let runner: Arc<dyn Runner> = match settings.runner {
-            RunnerKind::Local => Arc::new(LocalRunner::new(
-                builder_binary(settings)?,
-                usize::from(settings.max_builds),
-                settings.build_timeout,
-                events_tx,
-            )),
-        };
+        let runner = make_runner(events_tx);
         let builder_api_url = settings
             .builder_api_url
             .clone()

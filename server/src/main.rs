@@ -12,6 +12,7 @@ async fn main() {
                 .unwrap_or_else(|_| "scalemesh_server=info,scalemesh_proxy=info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     if let Err(err) = run(Settings::parse()).await {
         eprintln!("error: {err:#}");
@@ -22,9 +23,12 @@ async fn main() {
 async fn run(settings: Settings) -> anyhow::Result<()> {
     let listeners = Listeners::bind(&settings).await?;
     let server = Server::build(&settings, listeners).await?;
+    let sites = server
+        .proxy_addr()
+        .map_or_else(|| "off".to_owned(), |a| a.to_string());
     tracing::info!(
         api = %server.api_addr(),
-        proxy = ?server.proxy_addr(),
+        sites = %sites,
         data_dir = %server.data_dir().display(),
         "scalemesh-server is up"
     );

@@ -44,6 +44,7 @@ async fn run() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "scalemesh_proxy=info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
     let url = StorageUrl::parse(&args.storage)?;

@@ -43,11 +43,6 @@ impl SqliteStore {
         Self::setup(conn)
     }
 
-    #[cfg(test)]
-    pub fn open_in_memory() -> DbResult<Self> {
-        Self::setup(Connection::open_in_memory()?)
-    }
-
     fn setup(mut conn: Connection) -> DbResult<Self> {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;

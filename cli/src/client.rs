@@ -1,0 +1,265 @@
+//! The typed API client: one method per endpoint, errors decoded from the API's error shape.
+
+use std::time::Duration;
+
+use reqwest::{Method, RequestBuilder, StatusCode};
+use scalemesh_core::wire::{
+    ApiErrorBody, CreateDeployment, CreateProject, Deployment, DeploymentList, Health, LogLine,
+    Project, ProjectList,
+};
+use serde::de::DeserializeOwned;
+use url::Url;
+
+use crate::error::CliError;
+use crate::settings::Settings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("could not reach the Scale Mesh API at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("{message}")]
+    Api {
+        status: StatusCode,
+        code: String,
+        message: String,
+    },
+    #[error("the API answered something unexpected: {0}")]
+    Decode(String),
+}
+
+impl ClientError {
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            Self::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(StatusCode::NOT_FOUND)
+    }
+}
+
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: Url,
+    token: Option<String>,
+    settings: Settings,
+}
+
+impl Client {
+    pub fn new(settings: &Settings) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("scalemesh/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            http,
+            base: settings.api_url.clone(),
+            token: settings.token.clone(),
+            settings: settings.clone(),
+        })
+    }
+
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        let url = format!("{}{}", self.base.as_str().trim_end_matches('/'), path);
+        let req = self.http.request(method, url);
+        match &self.token {
+            Some(token) => req.bearer_auth(token),
+            None => req,
+        }
+    }
+
+    async fn send<T: DeserializeOwned>(&self, req: RequestBuilder) -> Result<T, ClientError> {
+        let res = req.send().await.map_err(|e| ClientError::Unreachable {
+            url: self.base.to_string(),
+            reason: root_cause(&e),
+        })?;
+        let status = res.status();
+        let bytes = res.bytes().await.map_err(|e| ClientError::Unreachable {
+            url: self.base.to_string(),
+            reason: root_cause(&e),
+        })?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()));
+        }
+        match serde_json::from_slice::<ApiErrorBody>(&bytes) {
+            Ok(body) => Err(ClientError::Api {
+                status,
+                code: body.error.code,
+                message: body.error.message,
+            }),
+            Err(_) => Err(ClientError::Api {
+                status,
+                code: "unknown".into(),
+                message: format!("the API answered {status}"),
+            }),
+        }
+    }
+
+    pub async fn health(&self) -> Result<Health, ClientError> {
+        self.send(
+            self.request(Method::GET, "/health")
+                .timeout(Duration::from_secs(2)),
+        )
+        .await
+    }
+
+    pub async fn projects(&self) -> Result<ProjectList, ClientError> {
+        self.send(self.request(Method::GET, "/api/v1/projects"))
+            .await
+    }
+
+    pub async fn project(&self, name: &str) -> Result<Project, ClientError> {
+        self.send(self.request(Method::GET, &format!("/api/v1/projects/{name}")))
+            .await
+    }
+
+    pub async fn create_project(&self, body: &CreateProject) -> Result<Project, ClientError> {
+        self.send(self.request(Method::POST, "/api/v1/projects").json(body))
+            .await
+    }
+
+    pub async fn deploy_git(
+        &self,
+        project: &str,
+        body: &CreateDeployment,
+    ) -> Result<Deployment, ClientError> {
+        self.send(
+            self.request(
+                Method::POST,
+                &format!("/api/v1/projects/{project}/deployments"),
+            )
+            .json(body),
+        )
+        .await
+    }
+
+    pub async fn deploy_archive(
+        &self,
+        project: &str,
+        archive: Vec<u8>,
+        promote: bool,
+    ) -> Result<Deployment, ClientError> {
+        let req = self
+            .request(
+                Method::POST,
+                &format!("/api/v1/projects/{project}/deployments?promote={promote}"),
+            )
+            .header(reqwest::header::CONTENT_TYPE, "application/gzip")
+            .body(archive);
+        self.send(req).await
+    }
+
+    pub async fn deployment(&self, id: &str) -> Result<Deployment, ClientError> {
+        self.send(self.request(Method::GET, &format!("/api/v1/deployments/{id}")))
+            .await
+    }
+
+    pub async fn deployments(
+        &self,
+        project: &str,
+        limit: u32,
+    ) -> Result<DeploymentList, ClientError> {
+        self.send(self.request(
+            Method::GET,
+            &format!("/api/v1/projects/{project}/deployments?limit={limit}"),
+        ))
+        .await
+    }
+
+    pub async fn cancel(&self, id: &str) -> Result<Deployment, ClientError> {
+        self.send(self.request(Method::POST, &format!("/api/v1/deployments/{id}/cancel")))
+            .await
+    }
+
+    /// Stored lines after `since`, at most `limit`.
+    pub async fn log_lines(
+        &self,
+        id: &str,
+        since: u64,
+        limit: u32,
+    ) -> Result<Vec<LogLine>, ClientError> {
+        let req = self.request(
+            Method::GET,
+            &format!("/api/v1/deployments/{id}/logs?since={since}&limit={limit}"),
+        );
+        let res = req.send().await.map_err(|e| ClientError::Unreachable {
+            url: self.base.to_string(),
+            reason: root_cause(&e),
+        })?;
+        if !res.status().is_success() {
+            let status = res.status();
+            let body: Option<ApiErrorBody> = res.json().await.ok();
+            return Err(match body {
+                Some(b) => ClientError::Api {
+                    status,
+                    code: b.error.code,
+                    message: b.error.message,
+                },
+                None => ClientError::Api {
+                    status,
+                    code: "unknown".into(),
+                    message: format!("the API answered {status}"),
+                },
+            });
+        }
+        let text = res
+            .text()
+            .await
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        text.lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_str(l).map_err(|e| ClientError::Decode(e.to_string())))
+            .collect()
+    }
+
+    /// The WebSocket URL of a deployment's log, from `since`.
+    pub fn log_stream_url(&self, id: &str, since: u64) -> String {
+        let mut url = self.base.clone();
+        let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
+        let _ = url.set_scheme(scheme);
+        let base = url.as_str().trim_end_matches('/').to_owned();
+        format!("{base}/api/v1/deployments/{id}/logs/stream?since={since}")
+    }
+
+    /// Turns an API error into what the user reads, with a hint on what to do.
+    pub fn explain(&self, err: ClientError) -> CliError {
+        match &err {
+            ClientError::Unreachable { .. } => CliError::new(err.to_string()).hint(
+                "is scalemesh-server running? Start one on this machine with `scalemesh up`, or point --api-url / SCALEMESH_API_URL at yours",
+            ),
+            ClientError::Api { status, .. } if *status == StatusCode::UNAUTHORIZED => {
+                let hint = if self.token.is_some() {
+                    "the token was refused: check SCALEMESH_TOKEN, --token or the token in the config file".to_owned()
+                } else {
+                    format!(
+                        "give a token with --token or SCALEMESH_TOKEN; on the server's machine it is read from {}",
+                        self.settings.admin_token_path().display()
+                    )
+                };
+                CliError::new(err.to_string()).hint(hint)
+            }
+            _ => CliError::new(err.to_string()),
+        }
+    }
+}
+
+/// The innermost cause of a reqwest error, which is what tells the user something
+/// ("Connection refused").
+fn root_cause(err: &reqwest::Error) -> String {
+    let mut source: &dyn std::error::Error = err;
+    while let Some(next) = source.source() {
+        source = next;
+    }
+    if err.is_timeout() {
+        "the request timed out".to_owned()
+    } else {
+        source.to_string()
+    }
+}

@@ -1,0 +1,264 @@
+//! `scalemesh deploy [source]`: create the project if needed, start a deployment from a git URL
+//! or an uploaded folder, show it building, print its URL.
+
+use std::path::{Path, PathBuf};
+
+use scalemesh_core::git::{GitRef, GitUrl};
+use scalemesh_core::wire::{CreateDeployment, CreateProject, Deployment, Project};
+use scalemesh_core::{DeploymentStatus, ProjectName};
+
+use crate::args::DeployArgs;
+use crate::client::Client;
+use crate::display::DeployView;
+use crate::error::CliError;
+use crate::follow::{self, Event};
+use crate::pack;
+
+enum Source {
+    Git(GitUrl),
+    Folder(PathBuf),
+}
+
+pub async fn run(client: &Client, args: DeployArgs) -> anyhow::Result<i32> {
+    let source = classify(args.source.as_deref().unwrap_or("."))?;
+    let git_ref = args
+        .git_ref
+        .as_deref()
+        .map(|r| {
+            GitRef::parse(r).map_err(|e| {
+                CliError::new(e.to_string()).hint("give a branch or tag name, e.g. --ref main")
+            })
+        })
+        .transpose()?;
+    if git_ref.is_some() && matches!(source, Source::Folder(_)) {
+        return Err(CliError::new("--ref only applies to git sources")
+            .hint("deploy a git URL, or leave --ref out")
+            .into());
+    }
+    let name = project_name(args.project.as_deref(), &source)?;
+    let promote = !args.preview;
+    let view = DeployView::new();
+
+    let project = ensure_project(client, &name, &source).await?;
+    let deployment = match &source {
+        Source::Git(url) => {
+            let body = CreateDeployment {
+                git_url: Some(url.as_str().to_owned()),
+                git_ref: git_ref.map(String::from),
+                promote: Some(promote),
+            };
+            client
+                .deploy_git(project.name.as_str(), &body)
+                .await
+                .map_err(|e| client.explain(e))?
+        }
+        Source::Folder(dir) => {
+            let packed = tokio::task::spawn_blocking({
+                let dir = dir.clone();
+                move || pack::pack(&dir)
+            })
+            .await??;
+            view.note(&format!(
+                "Uploading {} files from {} ({}, {} compressed)",
+                packed.files,
+                dir.display(),
+                human_bytes(packed.raw_bytes),
+                human_bytes(packed.archive.len() as u64),
+            ));
+            client
+                .deploy_archive(project.name.as_str(), packed.archive, promote)
+                .await
+                .map_err(|e| client.explain(e))?
+        }
+    };
+    view.note(&format!(
+        "Deploying {} (deployment {})",
+        project.name, deployment.id
+    ));
+
+    if args.no_wait {
+        view.finish();
+        print_result(&deployment, args.json, &deployment.url)?;
+        return Ok(0);
+    }
+
+    let mut view = view;
+    let end = follow::follow(client, deployment.id.as_str(), 0, |event| match event {
+        Event::Lines(lines) => view.lines(lines),
+        Event::State {
+            status,
+            phase,
+            progress,
+        } => view.state(status, phase, progress),
+    })
+    .await;
+    view.finish();
+    let end = end?;
+    let finished = client
+        .deployment(deployment.id.as_str())
+        .await
+        .map_err(|e| client.explain(e))?;
+    match end.status {
+        DeploymentStatus::Ready => {
+            let url = end
+                .url
+                .clone()
+                .unwrap_or_else(|| finished.live_url().to_owned());
+            print_result(&finished, args.json, &url)?;
+            Ok(0)
+        }
+        status => {
+            if args.json {
+                print_result(&finished, true, "")?;
+            }
+            let reason = end.reason.unwrap_or_else(|| "no reason given".to_owned());
+            let what = if status == DeploymentStatus::Canceled {
+                "canceled"
+            } else {
+                "failed"
+            };
+            let mut err = CliError::new(format!("deployment {} {what}: {reason}", deployment.id))
+                .code(super::exit_code(status));
+            if status == DeploymentStatus::Failed {
+                let live = if project.production_deployment.is_some() {
+                    format!("; {} still serves the previous deployment", project.url)
+                } else {
+                    String::new()
+                };
+                err = err.hint(format!(
+                    "see the whole log with `scalemesh logs {}`{live}",
+                    deployment.id
+                ));
+            }
+            Err(err.into())
+        }
+    }
+}
+
+fn print_result(deployment: &Deployment, json: bool, url: &str) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(deployment)?);
+    } else {
+        println!("{url}");
+    }
+    Ok(())
+}
+
+/// A git URL when it looks like one (a scheme, or scp-like `user@host:path`), else a folder.
+fn classify(raw: &str) -> anyhow::Result<Source> {
+    let looks_remote = raw.contains("://")
+        || raw.contains("::")
+        || (raw.contains('@') && raw.contains(':') && !Path::new(raw).exists());
+    if looks_remote {
+        return GitUrl::parse(raw).map(Source::Git).map_err(|e| {
+            CliError::new(format!("cannot deploy {raw:?}: {e}"))
+                .hint("give an https://, http:// or git:// repository URL, or a local folder")
+                .into()
+        });
+    }
+    if raw.starts_with('-') {
+        return Err(CliError::new(format!("{raw:?} is not a folder or a git URL")).into());
+    }
+    Ok(Source::Folder(PathBuf::from(raw)))
+}
+
+fn project_name(explicit: Option<&str>, source: &Source) -> anyhow::Result<ProjectName> {
+    if let Some(name) = explicit {
+        return ProjectName::parse(name).map_err(|e| {
+            CliError::new(format!("{name:?} cannot be a project name: {e}"))
+                .hint("a project name is a DNS label: lowercase letters, digits and single '-', e.g. my-site")
+                .into()
+        });
+    }
+    let base = match source {
+        Source::Git(url) => url.repo_name().map(str::to_owned),
+        Source::Folder(dir) => dir
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())),
+    };
+    base.as_deref()
+        .and_then(ProjectName::derive)
+        .ok_or_else(|| {
+            CliError::new("no project name can be made from the source's name")
+                .hint("name the project with --project my-site")
+                .into()
+        })
+}
+
+async fn ensure_project(
+    client: &Client,
+    name: &ProjectName,
+    source: &Source,
+) -> anyhow::Result<Project> {
+    match client.project(name.as_str()).await {
+        Ok(project) => Ok(project),
+        Err(e) if e.is_not_found() => {
+            let git_url = match source {
+                Source::Git(url) => Some(url.as_str().to_owned()),
+                Source::Folder(_) => None,
+            };
+            let body = CreateProject {
+                name: Some(name.to_string()),
+                git_url,
+                ..CreateProject::default()
+            };
+            match client.create_project(&body).await {
+                Ok(project) => Ok(project),
+                Err(e) if e.status() == Some(reqwest::StatusCode::CONFLICT) => Err(CliError::new(
+                    e.to_string(),
+                )
+                .hint("the name belongs to another user's project: choose another with --project")
+                .into()),
+                Err(e) => Err(client.explain(e).into()),
+            }
+        }
+        Err(e) => Err(client.explain(e).into()),
+    }
+}
+
+pub fn human_bytes(bytes: u64) -> String {
+    if bytes < 1024 {
+        format!("{bytes} B")
+    } else if bytes < 1024 * 1024 {
+        format!("{:.1} KB", bytes as f64 / 1024.0)
+    } else {
+        format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_sources() {
+        assert!(matches!(
+            classify("https://example.com/a/site.git"),
+            Ok(Source::Git(_))
+        ));
+        assert!(matches!(
+            classify("git://127.0.0.1/site"),
+            Ok(Source::Git(_))
+        ));
+        assert!(matches!(classify("."), Ok(Source::Folder(_))));
+        assert!(matches!(classify("examples/hello"), Ok(Source::Folder(_))));
+        for bad in [
+            "file:///etc",
+            "ext::sh -c id",
+            "ssh://host/x",
+            "git@github.com:a/b.git",
+            "--upload-pack=x",
+        ] {
+            assert!(classify(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn names_projects() {
+        let src = classify("https://example.com/acme/My_Site.git").expect("git");
+        assert_eq!(project_name(None, &src).expect("name").as_str(), "my-site");
+        assert_eq!(project_name(Some("x1"), &src).expect("name").as_str(), "x1");
+        assert!(project_name(Some("Bad Name"), &src).is_err());
+    }
+}

@@ -1,0 +1,95 @@
+//! `scalemesh projects` and `scalemesh deployments <project>`: tables on stdout.
+
+use time::OffsetDateTime;
+
+use crate::args::DeploymentsArgs;
+use crate::client::Client;
+
+pub async fn projects(client: &Client) -> anyhow::Result<i32> {
+    let list = client.projects().await.map_err(|e| client.explain(e))?;
+    if list.projects.is_empty() {
+        eprintln!("No projects yet: deploy one with `scalemesh deploy`");
+        return Ok(0);
+    }
+    let rows: Vec<[String; 4]> = list
+        .projects
+        .iter()
+        .map(|p| {
+            [
+                p.name.to_string(),
+                p.url.clone(),
+                p.production_deployment
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_else(|| "-".into()),
+                p.git_url
+                    .clone()
+                    .unwrap_or_else(|| "(uploaded folder)".into()),
+            ]
+        })
+        .collect();
+    table(["NAME", "URL", "LIVE", "SOURCE"], &rows);
+    Ok(0)
+}
+
+pub async fn deployments(client: &Client, args: DeploymentsArgs) -> anyhow::Result<i32> {
+    let list = client
+        .deployments(&args.project, args.limit)
+        .await
+        .map_err(|e| client.explain(e))?;
+    let rows: Vec<[String; 5]> = list
+        .deployments
+        .iter()
+        .map(|d| {
+            [
+                d.id.to_string(),
+                if d.production {
+                    format!("{} (live)", d.status)
+                } else {
+                    d.status.to_string()
+                },
+                age(d.created_at),
+                d.finished_at
+                    .map(|f| format!("{:.1}s", (f - d.created_at).as_seconds_f64()))
+                    .unwrap_or_else(|| "-".into()),
+                d.url.clone(),
+            ]
+        })
+        .collect();
+    table(["ID", "STATUS", "CREATED", "DURATION", "URL"], &rows);
+    Ok(0)
+}
+
+fn age(t: OffsetDateTime) -> String {
+    let secs = (OffsetDateTime::now_utc() - t).whole_seconds().max(0);
+    match secs {
+        0..60 => format!("{secs}s ago"),
+        60..3600 => format!("{}m ago", secs / 60),
+        3600..86400 => format!("{}h ago", secs / 3600),
+        _ => format!("{}d ago", secs / 86400),
+    }
+}
+
+fn table<const N: usize>(head: [&str; N], rows: &[[String; N]]) {
+    let mut widths = head.map(str::len);
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == N {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(head.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}

@@ -1,0 +1,95 @@
+//! `scalemesh logs <deployment | project> [--follow]`: the stored log, in order; with
+//! `--follow`, then the live lines until the build ends.
+
+use std::io::{IsTerminal, Write};
+
+use scalemesh_core::wire::LogLine;
+use scalemesh_core::{DeploymentId, ProjectName};
+
+use crate::args::LogsArgs;
+use crate::client::Client;
+use crate::error::CliError;
+use crate::escape::{colors_wanted, sanitize};
+use crate::follow::{self, Event};
+
+const PAGE: u32 = 10_000;
+
+pub async fn run(client: &Client, args: LogsArgs) -> anyhow::Result<i32> {
+    let id = resolve(client, &args.target).await?;
+    let colors = colors_wanted(std::io::stdout().is_terminal());
+    let print = |lines: &[LogLine]| {
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+        for line in lines {
+            let text = sanitize(&line.text, colors);
+            let _ = if args.timestamps {
+                let ts = line
+                    .ts
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default();
+                writeln!(out, "{ts} {text}")
+            } else {
+                writeln!(out, "{text}")
+            };
+        }
+        let _ = out.flush();
+    };
+    if args.follow {
+        let end = follow::follow(client, id.as_str(), 0, |event| {
+            if let Event::Lines(lines) = event {
+                print(lines);
+            }
+        })
+        .await?;
+        let reason = end.reason.map(|r| format!(": {r}")).unwrap_or_default();
+        eprintln!("deployment {id} is {}{reason}", end.status);
+        return Ok(super::exit_code(end.status));
+    }
+    let mut since = 0;
+    loop {
+        let lines = client
+            .log_lines(id.as_str(), since, PAGE)
+            .await
+            .map_err(|e| client.explain(e))?;
+        print(&lines);
+        match lines.last() {
+            Some(last) if lines.len() == PAGE as usize => since = last.seq,
+            _ => return Ok(0),
+        }
+    }
+}
+
+/// A deployment id as given, or the latest deployment of the project of that name.
+async fn resolve(client: &Client, target: &str) -> anyhow::Result<DeploymentId> {
+    if let Ok(id) = DeploymentId::parse(target) {
+        match client.deployment(id.as_str()).await {
+            Ok(_) => return Ok(id),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(client.explain(e).into()),
+        }
+    }
+    let Ok(project) = ProjectName::parse(target) else {
+        return Err(CliError::new(format!(
+            "{target:?} is neither a deployment id nor a project name"
+        ))
+        .hint("list them with `scalemesh projects` and `scalemesh deployments <project>`")
+        .into());
+    };
+    let list = client.deployments(project.as_str(), 1).await.map_err(|e| {
+        if e.is_not_found() {
+            CliError::new(format!("there is no deployment or project named {target}"))
+                .hint("list your projects with `scalemesh projects`")
+        } else {
+            client.explain(e)
+        }
+    })?;
+    list.deployments
+        .into_iter()
+        .next()
+        .map(|d| d.id)
+        .ok_or_else(|| {
+            CliError::new(format!("project {project} has no deployments yet"))
+                .hint("deploy it with `scalemesh deploy`")
+                .into()
+        })
+}

@@ -1,0 +1,89 @@
+//! How a deployment looks while it runs. On a terminal: a spinner with the phase and elapsed
+//! time, the build log scrolling above it. Elsewhere (CI): plain lines, no escape codes. Either
+//! way on stderr: stdout is kept for the result.
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use scalemesh_core::wire::{LogLine, Progress};
+use scalemesh_core::{DeploymentStatus, Phase};
+
+use crate::escape::{colors_wanted, sanitize};
+
+pub struct DeployView {
+    bar: Option<ProgressBar>,
+    colors: bool,
+    phase: Option<Phase>,
+}
+
+impl DeployView {
+    pub fn new() -> Self {
+        let tty = std::io::stderr().is_terminal()
+            && std::env::var_os("CI").is_none_or(|v| v.is_empty() || v == "false");
+        let bar = tty.then(|| {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10));
+            let style = ProgressStyle::with_template("{spinner:.cyan} {msg} {elapsed:.dim}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner());
+            bar.set_style(style);
+            bar.set_message("queued");
+            bar.enable_steady_tick(Duration::from_millis(100));
+            bar
+        });
+        Self {
+            bar,
+            colors: colors_wanted(tty),
+            phase: None,
+        }
+    }
+
+    /// A line of ours (not of the build), above the spinner.
+    pub fn note(&self, text: &str) {
+        self.print(|out| writeln!(out, "{text}"));
+    }
+
+    pub fn lines(&self, lines: &[LogLine]) {
+        let colors = self.colors;
+        self.print(|out| {
+            for line in lines {
+                writeln!(out, "{}", sanitize(&line.text, colors))?;
+            }
+            Ok(())
+        });
+    }
+
+    pub fn state(&mut self, _status: DeploymentStatus, phase: Phase, progress: Option<Progress>) {
+        let label = match (phase, progress) {
+            (Phase::Uploading, Some(p)) => format!("uploading {}/{} files", p.done, p.total),
+            (phase, _) => phase.label().to_owned(),
+        };
+        match &self.bar {
+            Some(bar) => bar.set_message(label),
+            None => {
+                if self.phase != Some(phase) {
+                    self.note(&format!("==> {}", phase.label()));
+                }
+            }
+        }
+        self.phase = Some(phase);
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn print(&self, f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) {
+        let write = || {
+            let stderr = std::io::stderr();
+            let mut out = std::io::BufWriter::with_capacity(64 * 1024, stderr.lock());
+            let _ = f(&mut out);
+            let _ = out.flush();
+        };
+        match &self.bar {
+            Some(bar) => bar.suspend(write),
+            None => write(),
+        }
+    }
+}

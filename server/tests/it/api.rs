@@ -1,0 +1,297 @@
+//! The API's contract: auth, the error shape, validation that changes nothing.
+
+use serde_json::json;
+
+use crate::helpers::{spawn_app, status_json};
+
+#[tokio::test]
+async fn health_needs_no_token() {
+    let app = spawn_app().await;
+    let res = app
+        .http
+        .get(app.url("/health"))
+        .send()
+        .await
+        .expect("health");
+    let (status, body) = status_json(res).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "ok");
+}
+
+#[tokio::test]
+async fn requests_without_a_valid_token_get_401() {
+    let app = spawn_app().await;
+    for token in [None, Some("smk_not-a-real-token"), Some("")] {
+        let mut req = app.http.get(app.url("/api/v1/projects"));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let (status, body) = status_json(req.send().await.expect("request")).await;
+        assert_eq!(status, 401, "{token:?}");
+        assert_eq!(body["error"]["code"], "unauthorized");
+        assert!(body["error"]["message"].as_str().expect("message").len() > 10);
+    }
+    let (status, _) = status_json(
+        app.http
+            .post(app.url("/project"))
+            .json(&json!({"gitURL": "https://x.org/a/b"}))
+            .send()
+            .await
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn bad_input_gets_400_in_one_shape_and_changes_nothing() {
+    let app = spawn_app().await;
+    let cases = [
+        (json!({"name": "Bad_Name"}), "invalid_name"),
+        (
+            json!({"name": "a--b", "git_url": "https://x.org/a/b"}),
+            "invalid_name",
+        ),
+        (
+            json!({"name": "ok", "git_url": "ext::sh -c touch% /tmp/pwned"}),
+            "invalid_git_url",
+        ),
+        (
+            json!({"name": "ok", "git_url": "file:///etc"}),
+            "invalid_git_url",
+        ),
+        (
+            json!({"name": "ok", "git_url": "--upload-pack=touch /tmp/x"}),
+            "invalid_git_url",
+        ),
+        (
+            json!({"name": "ok", "git_url": "https://x.org/a/b", "git_ref": "--orphan"}),
+            "invalid_ref",
+        ),
+        (
+            json!({"name": "ok", "build": {"outputDirectory": "../../etc"}}),
+            "invalid_build_settings",
+        ),
+        (
+            json!({"name": "ok", "env": {"PATH": "/evil"}}),
+            "invalid_env",
+        ),
+        (json!({"name": 42}), "invalid_field"),
+        (json!({"nmae": "typo"}), "invalid_field"),
+        (json!({}), "missing_field"),
+    ];
+    for (body, code) in cases {
+        let (status, answer) = app.post("/api/v1/projects", body.clone()).await;
+        assert_eq!(status, 400, "{body} -> {answer}");
+        assert_eq!(answer["error"]["code"], code, "{body} -> {answer}");
+        assert!(answer["error"]["message"].is_string());
+    }
+    let res = app
+        .http
+        .post(app.url("/api/v1/projects"))
+        .bearer_auth(&app.token)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("request");
+    let (status, answer) = status_json(res).await;
+    assert_eq!(status, 400);
+    assert_eq!(answer["error"]["code"], "invalid_json");
+    let (_, list) = app.get("/api/v1/projects").await;
+    assert_eq!(list["projects"], json!([]), "nothing was created");
+    assert!(
+        app.recorded.jobs.lock().expect("lock").is_empty(),
+        "no build was started"
+    );
+}
+
+#[tokio::test]
+async fn unknown_things_are_404_and_malformed_ids_400() {
+    let app = spawn_app().await;
+    let (status, body) = app.get("/api/v1/projects/nothing-here").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    let (status, _) = app.get("/api/v1/deployments/abcdefghijkl").await;
+    assert_eq!(status, 404);
+    let (status, body) = app.get("/api/v1/deployments/..%2F..%2Fetc").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_id"))
+    );
+    let (status, _) = app
+        .post("/api/v1/deployments/abcdefghijkl/cancel", json!({}))
+        .await;
+    assert_eq!(status, 404);
+    let (status, body) = app.get("/api/v1/nope").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+}
+
+#[tokio::test]
+async fn projects_are_created_listed_and_names_are_unique() {
+    let app = spawn_app().await;
+    let (status, project) = app
+        .post(
+            "/api/v1/projects",
+            json!({"git_url": "https://user:s3cret@git.example.com/acme/My_Site.git"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{project}");
+    assert_eq!(project["name"], "my-site", "named after the repository");
+    assert!(
+        !project["git_url"].as_str().expect("url").contains("s3cret"),
+        "credentials are never shown"
+    );
+    assert_eq!(
+        project["url"],
+        format!("http://my-site.localhost:{}", app.sites.port())
+    );
+    let (status, again) = app
+        .post("/api/v1/projects", json!({"name": "my-site"}))
+        .await;
+    assert_eq!(
+        (status, again["error"]["code"].as_str()),
+        (409, Some("name_taken"))
+    );
+    let (_, list) = app.get("/api/v1/projects").await;
+    assert_eq!(list["projects"].as_array().expect("list").len(), 1);
+}
+
+#[tokio::test]
+async fn deploying_needs_a_source() {
+    let app = spawn_app().await;
+    app.post("/api/v1/projects", json!({"name": "nosource"}))
+        .await;
+    let (status, body) = app
+        .post("/api/v1/projects/nosource/deployments", json!({}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("missing_source")),
+        "{body}"
+    );
+    let res = app
+        .http
+        .post(app.url("/api/v1/projects/nosource/deployments"))
+        .bearer_auth(&app.token)
+        .header("content-type", "application/gzip")
+        .body("this is not gzip")
+        .send()
+        .await
+        .expect("request");
+    let (status, body) = status_json(res).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_archive")),
+        "{body}"
+    );
+    let res = app
+        .http
+        .post(app.url("/api/v1/projects/nosource/deployments"))
+        .bearer_auth(&app.token)
+        .header("content-type", "text/plain")
+        .body("x")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 400);
+    let (_, list) = app.get("/api/v1/projects/nosource/deployments").await;
+    assert_eq!(list["deployments"], json!([]));
+}
+
+#[tokio::test]
+async fn the_original_post_project_creates_and_deploys() {
+    let app = spawn_app().await;
+    let (status, body) = app
+        .post(
+            "/project",
+            json!({"gitURL": "https://git.example.com/acme/shop.git"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "queued");
+    assert_eq!(body["project"], "shop");
+    let url = format!("http://shop.localhost:{}", app.sites.port());
+    assert_eq!(body["url"], url);
+    assert_eq!(body["websiteUrl"], url);
+    let id = scalemesh_core::DeploymentId::parse(body["deploymentId"].as_str().expect("id"))
+        .expect("id");
+    let job = app.job_for(&id).await;
+    let env: std::collections::BTreeMap<_, _> = job.to_env().into_iter().collect();
+    assert_eq!(
+        env["SCALEMESH_GIT_URL"],
+        "https://git.example.com/acme/shop.git"
+    );
+    assert_eq!(env["SCALEMESH_PROJECT"], "shop");
+    assert_eq!(env["SCALEMESH_DEPLOYMENT_ID"], id.as_str());
+    assert!(env["SCALEMESH_JOB_TOKEN"].starts_with("smj_"));
+    let (status, _) = app
+        .post(
+            "/project",
+            json!({"gitURL": "https://git.example.com/acme/shop.git"}),
+        )
+        .await;
+    assert_eq!(
+        status, 200,
+        "deploying the same repository again reuses the project"
+    );
+    let (status, body) = app
+        .post(
+            "/project",
+            json!({"gitURL": "https://git.example.com/other/shop.git"}),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    let (status, body) = app.post("/project", json!({"gitURL": "ext::sh"})).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = app.post("/project", json!({"slug": "x"})).await;
+    assert_eq!(status, 400, "{body}");
+}
+
+#[tokio::test]
+async fn users_see_only_their_own_projects() {
+    let app = spawn_app().await;
+    app.deploy("mine").await;
+    // A second user, with a token of their own.
+    let other = reqwest::Client::new();
+    let data_dir = app.storage.root().parent().expect("data dir").to_path_buf();
+    let token = scalemesh_server_token(&data_dir).await;
+    let res = other
+        .get(app.url("/api/v1/projects/mine"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(res.status(), 404);
+    let res = other
+        .get(app.url("/api/v1/projects"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("req");
+    let (_, body) = status_json(res).await;
+    assert_eq!(body["projects"], json!([]));
+}
+
+/// Makes a token for a user "other" directly in the database, as an operator would.
+async fn scalemesh_server_token(data_dir: &std::path::Path) -> String {
+    let conn = rusqlite::Connection::open(data_dir.join("scalemesh.db")).expect("db");
+    conn.execute(
+        "INSERT INTO users (name, created_at) VALUES ('other', 0)",
+        [],
+    )
+    .expect("user");
+    let token = "smk_other_user_token_for_tests";
+    let hash = <sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()).to_vec();
+    conn.execute(
+        "INSERT INTO tokens (user_id, hash, label, created_at) VALUES ((SELECT id FROM users WHERE name = 'other'), ?1, 't', 0)",
+        [hash],
+    )
+    .expect("token");
+    token.to_owned()
+}

@@ -1,0 +1,279 @@
+//! Deployments move queued → building → uploading → ready | failed | canceled, only the server
+//! moves them, and only a complete upload goes live.
+
+use scalemesh_core::wire::{BuilderReport, LogFrame};
+use scalemesh_core::{DeploymentStatus, Phase};
+use scalemesh_server::runner::{JobOutcome, RunnerEvent};
+use serde_json::json;
+
+use crate::helpers::{FakeBuilder, spawn_app};
+
+#[tokio::test]
+async fn a_ready_deployment_goes_live_and_keeps_its_own_url() {
+    let app = spawn_app().await;
+    let (id, job) = app.deploy("site").await;
+    let builder = FakeBuilder::new(job);
+    assert_eq!(app.deployment(&id).await["status"], "queued");
+    builder
+        .succeed(
+            &app.storage,
+            &[
+                ("index.html", "<h1>v1</h1>"),
+                ("about/index.html", "about"),
+                ("a.css", "b{}"),
+            ],
+        )
+        .await;
+    let dep = app.deployment(&id).await;
+    assert_eq!(dep["status"], "ready");
+    assert_eq!(dep["production"], true);
+    for stamp in ["building_at", "uploading_at", "finished_at"] {
+        assert!(dep[stamp].is_string(), "{stamp} is recorded");
+    }
+    let port = app.sites.port();
+    let res = app.site(&format!("site.localhost:{port}"), "/").await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "text/html; charset=utf-8");
+    assert_eq!(res.text().await.expect("body"), "<h1>v1</h1>");
+    let res = app.site("site.localhost", "/about/").await;
+    assert_eq!(res.text().await.expect("body"), "about");
+    let res = app.site("site.localhost", "/a.css").await;
+    assert_eq!(res.headers()["content-type"], "text/css; charset=utf-8");
+    let preview = format!("{id}--site.localhost:{port}");
+    let res = app.site(&preview, "/").await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["x-robots-tag"], "noindex");
+    let res = app.site("site.localhost", "/missing").await;
+    assert_eq!(res.status(), 404);
+    let res = app.site("other.localhost", "/").await;
+    assert_eq!(res.status(), 404, "an unknown project is no site");
+    let res = app.site("localhost", "/").await;
+    assert_eq!(res.status(), 404);
+}
+
+#[tokio::test]
+async fn a_failed_build_never_replaces_the_live_site() {
+    let app = spawn_app().await;
+    let (_, job) = app.deploy("site").await;
+    FakeBuilder::new(job)
+        .succeed(&app.storage, &[("index.html", "v1")])
+        .await;
+    let (id2, job2) = app.deploy("site").await;
+    let b2 = FakeBuilder::new(job2);
+    b2.report(BuilderReport::Phase {
+        phase: Phase::Building,
+        progress: None,
+    })
+    .await;
+    // Half of an upload exists, then the build fails.
+    b2.upload(&app.storage, &[("index.html", "v2")]).await;
+    let (status, _) = b2
+        .report(BuilderReport::Failed {
+            reason: "`npm run build` failed (exit code 1)".into(),
+        })
+        .await;
+    assert_eq!(status, 200);
+    let dep = app.deployment(&id2).await;
+    assert_eq!(dep["status"], "failed");
+    assert_eq!(dep["reason"], "`npm run build` failed (exit code 1)");
+    assert_eq!(dep["production"], false);
+    let res = app.site("site.localhost", "/").await;
+    assert_eq!(res.text().await.expect("body"), "v1");
+    // A finished deployment takes no more reports.
+    let (status, _) = b2.report(BuilderReport::Ready).await;
+    assert_eq!(status, 409);
+}
+
+#[tokio::test]
+async fn ready_without_a_manifest_fails_instead_of_going_live() {
+    let app = spawn_app().await;
+    let (id, job) = app.deploy("site").await;
+    let b = FakeBuilder::new(job);
+    for phase in [Phase::Fetching, Phase::Uploading] {
+        b.report(BuilderReport::Phase {
+            phase,
+            progress: None,
+        })
+        .await;
+    }
+    let (status, _) = b.report(BuilderReport::Ready).await;
+    assert_eq!(status, 409);
+    let dep = app.deployment(&id).await;
+    assert_eq!(dep["status"], "failed");
+    assert!(
+        dep["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("upload is not complete")
+    );
+    assert_eq!(app.site("site.localhost", "/").await.status(), 404);
+}
+
+#[tokio::test]
+async fn reports_must_follow_the_lifecycle() {
+    let app = spawn_app().await;
+    let (_, job) = app.deploy("site").await;
+    let b = FakeBuilder::new(job);
+    // Ready straight from queued is refused; so is a phase the builder does not own.
+    let (status, _) = b.report(BuilderReport::Ready).await;
+    assert_eq!(status, 409);
+    let (status, body) = b
+        .report(BuilderReport::Phase {
+            phase: Phase::Live,
+            progress: None,
+        })
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_phase"))
+    );
+}
+
+#[tokio::test]
+async fn job_tokens_are_scoped_to_their_deployment() {
+    let app = spawn_app().await;
+    let (_, job_a) = app.deploy("a").await;
+    let (id_b, job_b) = app.deploy("b").await;
+    let mut forged = job_b.clone();
+    forged.job_token = job_a.job_token.clone();
+    let (status, _) = FakeBuilder::new(forged)
+        .report(BuilderReport::Failed { reason: "x".into() })
+        .await;
+    assert_eq!(status, 401);
+    // The user's own token is no job token either.
+    let mut user = job_b;
+    user.job_token = app.token.clone();
+    let (status, _) = FakeBuilder::new(user)
+        .report(BuilderReport::Failed { reason: "x".into() })
+        .await;
+    assert_eq!(status, 401);
+    assert_eq!(app.deployment(&id_b).await["status"], "queued");
+}
+
+#[tokio::test]
+async fn cancel_stops_the_build_once() {
+    let app = spawn_app().await;
+    let (id, job) = app.deploy("site").await;
+    let b = FakeBuilder::new(job);
+    b.report(BuilderReport::Phase {
+        phase: Phase::Building,
+        progress: None,
+    })
+    .await;
+    let mut follower = app.follow(&id, 0).await;
+    let (status, dep) = app
+        .post(&format!("/api/v1/deployments/{id}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{dep}");
+    assert_eq!(dep["status"], "canceled");
+    assert!(
+        app.recorded.canceled.lock().expect("lock").contains(&id),
+        "the runner was told to stop it"
+    );
+    let (texts, _, end) = follower.until_end().await;
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("Canceled: canceled by admin")),
+        "{texts:?}"
+    );
+    assert_eq!(
+        end,
+        LogFrame::End {
+            status: DeploymentStatus::Canceled,
+            reason: Some("canceled by admin".into()),
+            url: None
+        }
+    );
+    let (status, body) = app
+        .post(&format!("/api/v1/deployments/{id}/cancel"), json!({}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("deployment_finished"))
+    );
+    // The builder's late success is refused.
+    let (status, _) = b.report(BuilderReport::Ready).await;
+    assert_eq!(status, 409);
+}
+
+#[tokio::test]
+async fn a_builder_that_ends_without_a_report_fails_the_deployment() {
+    let app = spawn_app().await;
+    let (id, _) = app.deploy("site").await;
+    app.events
+        .send(RunnerEvent::Ended {
+            deployment: id.clone(),
+            outcome: JobOutcome::Exited("killed by signal 9".into()),
+        })
+        .expect("event");
+    let dep = app.wait_status(&id, "failed").await;
+    assert_eq!(
+        dep["reason"],
+        "the builder stopped (killed by signal 9) without reporting a result"
+    );
+    let (id, _) = app.deploy("site").await;
+    app.events
+        .send(RunnerEvent::Ended {
+            deployment: id.clone(),
+            outcome: JobOutcome::TimedOut,
+        })
+        .expect("event");
+    let dep = app.wait_status(&id, "failed").await;
+    assert_eq!(dep["reason"], "the build timed out after 15m");
+}
+
+#[tokio::test]
+async fn an_older_deployment_finishing_late_does_not_replace_a_newer_one() {
+    let app = spawn_app().await;
+    let (_, old) = app.deploy("site").await;
+    let (_, new) = app.deploy("site").await;
+    FakeBuilder::new(new)
+        .succeed(&app.storage, &[("index.html", "new")])
+        .await;
+    FakeBuilder::new(old)
+        .succeed(&app.storage, &[("index.html", "old")])
+        .await;
+    assert_eq!(
+        app.site("site.localhost", "/")
+            .await
+            .text()
+            .await
+            .expect("body"),
+        "new"
+    );
+}
+
+#[tokio::test]
+async fn previews_do_not_move_production() {
+    let app = spawn_app().await;
+    let (_, job) = app.deploy("site").await;
+    FakeBuilder::new(job)
+        .succeed(&app.storage, &[("index.html", "live")])
+        .await;
+    let (status, dep) = app
+        .post(
+            "/api/v1/projects/site/deployments",
+            json!({"promote": false}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let id = scalemesh_core::DeploymentId::parse(dep["id"].as_str().expect("id")).expect("id");
+    let job = app.job_for(&id).await;
+    FakeBuilder::new(job)
+        .succeed(&app.storage, &[("index.html", "preview")])
+        .await;
+    assert_eq!(
+        app.site("site.localhost", "/")
+            .await
+            .text()
+            .await
+            .expect("body"),
+        "live"
+    );
+    let preview = format!("{id}--site.localhost");
+    assert_eq!(
+        app.site(&preview, "/").await.text().await.expect("body"),
+        "preview"
+    );
+}

@@ -1,0 +1,167 @@
+//! The log pipeline: builder batches are stored once and in order, followers get the backlog,
+//! then live lines, then the end frame, and can resume from any sequence number.
+
+use scalemesh_core::DeploymentStatus;
+use scalemesh_core::wire::{BuilderReport, LogAck, LogFrame};
+
+use crate::helpers::{FakeBuilder, batch, lines, spawn_app};
+
+#[tokio::test]
+async fn retried_and_overlapping_batches_are_stored_once() {
+    let app = spawn_app().await;
+    let (id, job) = app.deploy("site").await;
+    let b = FakeBuilder::new(job);
+    let first = batch(0, &lines(0..100));
+    for _ in 0..3 {
+        let (status, ack) = b.post_batch(&first).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            serde_json::from_value::<LogAck>(ack).expect("ack").acked,
+            100
+        );
+    }
+    // Overlaps the first batch by 50 lines.
+    let (_, ack) = b.post_batch(&batch(50, &lines(50..150))).await;
+    assert_eq!(
+        serde_json::from_value::<LogAck>(ack).expect("ack").acked,
+        150
+    );
+    // A gap is not stored; the ack says where to resume.
+    let (_, ack) = b.post_batch(&batch(400, &lines(400..410))).await;
+    assert_eq!(
+        serde_json::from_value::<LogAck>(ack).expect("ack").acked,
+        150
+    );
+
+    let res = app
+        .http
+        .get(app.url(&format!("/api/v1/deployments/{id}/logs")))
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .expect("logs");
+    assert_eq!(res.headers()["content-type"], "application/x-ndjson");
+    let body = res.text().await.expect("body");
+    let stored: Vec<scalemesh_core::wire::LogLine> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("line"))
+        .collect();
+    assert_eq!(stored.len(), 150);
+    for (i, line) in stored.iter().enumerate() {
+        assert_eq!(line.seq, i as u64 + 1, "sequence numbers have no gaps");
+        assert_eq!(line.text, format!("line {i}"));
+    }
+    let paged = app
+        .http
+        .get(app.url(&format!("/api/v1/deployments/{id}/logs?since=140&limit=5")))
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .expect("logs");
+    let text = paged.text().await.expect("body");
+    assert_eq!(text.lines().count(), 5);
+    assert!(text.lines().next().expect("first").contains("\"seq\":141"));
+}
+
+#[tokio::test]
+async fn a_follower_gets_backlog_live_lines_and_the_end() {
+    let app = spawn_app().await;
+    let (id, job) = app.deploy("site").await;
+    let mut b = FakeBuilder::new(job);
+    b.log(&lines(0..500)).await;
+    let mut follower = app.follow(&id, 0).await;
+    let mut late = app.follow(&id, 0).await;
+    for chunk in 0..10 {
+        b.log(&lines(500 + chunk * 100..600 + chunk * 100)).await;
+    }
+    b.succeed(&app.storage, &[("index.html", "x")]).await;
+    for f in [&mut follower, &mut late] {
+        let (texts, seqs, end) = f.until_end().await;
+        let built: Vec<_> = texts
+            .iter()
+            .filter(|t| t.starts_with("line "))
+            .cloned()
+            .collect();
+        assert_eq!(built, lines(0..1500), "every line once, in order");
+        assert!(
+            seqs.windows(2).all(|w| w[1] == w[0] + 1),
+            "no seq repeated or skipped"
+        );
+        let LogFrame::End { status, url, .. } = end else {
+            unreachable!()
+        };
+        assert_eq!(status, DeploymentStatus::Ready);
+        assert_eq!(
+            url,
+            Some(format!("http://site.localhost:{}", app.sites.port()))
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_follower_resumes_after_the_last_line_it_saw() {
+    let app = spawn_app().await;
+    let (id, job) = app.deploy("site").await;
+    let mut b = FakeBuilder::new(job);
+    b.log(&lines(0..1000)).await;
+    // Someone saw lines up to seq 700 and comes back.
+    let mut follower = app.follow(&id, 700).await;
+    b.log(&lines(1000..1200)).await;
+    b.report(BuilderReport::Failed {
+        reason: "boom".into(),
+    })
+    .await;
+    let (texts, seqs, end) = follower.until_end().await;
+    assert_eq!(seqs.first(), Some(&701));
+    let built: Vec<_> = texts
+        .iter()
+        .filter(|t| t.starts_with("line "))
+        .cloned()
+        .collect();
+    assert_eq!(built, lines(700..1200));
+    assert_eq!(texts.last().map(String::as_str), Some("Failed: boom"));
+    assert_eq!(
+        end,
+        LogFrame::End {
+            status: DeploymentStatus::Failed,
+            reason: Some("boom".into()),
+            url: None
+        }
+    );
+    // Following a finished deployment replays and ends at once.
+    let mut after = app.follow(&id, 0).await;
+    let (texts, _, _) = after.until_end().await;
+    assert_eq!(texts.len(), 1201);
+    after.close().await;
+}
+
+#[tokio::test]
+async fn lines_after_the_end_are_refused() {
+    let app = spawn_app().await;
+    let (_, job) = app.deploy("site").await;
+    let mut b = FakeBuilder::new(job);
+    b.log(&lines(0..3)).await;
+    b.report(BuilderReport::Failed { reason: "x".into() }).await;
+    let (status, body) = b.post_batch(&batch(3, &lines(3..4))).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("deployment_finished"))
+    );
+}
+
+#[tokio::test]
+async fn log_streams_need_the_owner_token() {
+    let app = spawn_app().await;
+    let (id, _) = app.deploy("site").await;
+    let url = format!(
+        "{}/api/v1/deployments/{id}/logs/stream",
+        app.api.replacen("http", "ws", 1)
+    );
+    let err = tokio_tungstenite::connect_async(url)
+        .await
+        .expect_err("refused without a token");
+    match err {
+        tokio_tungstenite::tungstenite::Error::Http(res) => assert_eq!(res.status(), 401),
+        other => panic!("unexpected: {other}"),
+    }
+}
