@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill, killpg};
@@ -69,8 +70,12 @@ struct GroupGuard(Option<Pid>);
 
 impl Drop for GroupGuard {
     fn drop(&mut self) {
-        if let Some(pgid) = self.0.filter(|p| p.as_raw() > 1) {
-            let _ = killpg(pgid, Signal::SIGKILL);
+        if let Some(pid) = self.0.filter(|p| p.as_raw() > 1) {
+            // Descendants first (some may have left the group), then the group.
+            for descendant in descendants(pid) {
+                let _ = kill(descendant, Signal::SIGKILL);
+            }
+            let _ = killpg(pid, Signal::SIGKILL);
         }
         kill_strays();
     }
@@ -172,31 +177,74 @@ fn emit(line: &mut Vec<u8>, stream: LogStream, log: &LogSink) {
     line.clear();
 }
 
-/// Kills every process that was reparented to this builder (it is a child subreaper), such as a
-/// daemon a build script started with `setsid` to escape its process group.
-pub fn kill_strays() {
-    let me = std::process::id().to_string();
+/// `(pid, ppid, zombie)` of every process.
+fn process_table() -> Vec<(i32, i32, bool)> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
-        return;
+        return Vec::new();
     };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
-            continue;
-        };
-        let stat_path: PathBuf = entry.path().join("stat");
-        let Ok(stat) = std::fs::read_to_string(&stat_path) else {
-            continue;
-        };
-        // Format: `pid (comm) state ppid …`; comm may hold spaces and parentheses.
-        let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-            continue;
-        };
-        let mut fields = after.split_whitespace();
-        let state = fields.next();
-        let ppid = fields.next();
-        if ppid == Some(me.as_str()) && state != Some("Z") {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<i32>().ok()?;
+            let stat_path: PathBuf = entry.path().join("stat");
+            let stat = std::fs::read_to_string(stat_path).ok()?;
+            // Format: `pid (comm) state ppid …`; comm may hold spaces and parentheses.
+            let after = &stat[stat.rfind(')')? + 1..];
+            let mut fields = after.split_whitespace();
+            let zombie = fields.next()? == "Z";
+            let ppid = fields.next()?.parse().ok()?;
+            Some((pid, ppid, zombie))
+        })
+        .collect()
+}
+
+/// Every live process below `root`.
+fn descendants(root: Pid) -> Vec<Pid> {
+    let table = process_table();
+    let mut found = Vec::new();
+    let mut frontier = vec![root.as_raw()];
+    while let Some(parent) = frontier.pop() {
+        for (pid, ppid, zombie) in &table {
+            if *ppid == parent && !found.contains(&Pid::from_raw(*pid)) {
+                frontier.push(*pid);
+                if !zombie {
+                    found.push(Pid::from_raw(*pid));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Kills every process that was reparented to this builder (it is a child subreaper), such as a
+/// daemon a build script started with `setsid` to escape its process group. Returns how many.
+pub fn kill_strays() -> usize {
+    let me = i32::try_from(std::process::id()).unwrap_or(0);
+    let strays: Vec<_> = process_table()
+        .into_iter()
+        .filter(|(_, ppid, zombie)| *ppid == me && !zombie)
+        .map(|(pid, _, _)| Pid::from_raw(pid))
+        .collect();
+    for pid in &strays {
+        let _ = kill(*pid, Signal::SIGKILL);
+    }
+    strays.len()
+}
+
+/// Whether any build command was started, so there may be strays to sweep.
+static STARTED_COMMANDS: AtomicBool = AtomicBool::new(false);
+
+/// Sweeps strays until none are left: processes orphaned by the last kills are reparented here
+/// as their parents die.
+pub async fn sweep_strays() {
+    if !STARTED_COMMANDS.load(Ordering::Relaxed) {
+        return;
+    }
+    kill_strays();
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if kill_strays() == 0 {
+            return;
         }
     }
 }

@@ -117,13 +117,13 @@ async fn run(args: Args) -> anyhow::Result<i32> {
         },
         () = stop_signal() => {
             // The job future is dropped: its commands' process trees are killed with it.
-            exec::kill_strays();
+            exec::sweep_strays().await;
             log.system("Build stopped");
             let _ = tokio::time::timeout(Duration::from_secs(5), log.flush()).await;
             return Ok(143);
         }
     };
-    exec::kill_strays();
+    exec::sweep_strays().await;
     if let Err(e) = log.flush().await {
         eprintln!("some log lines could not be delivered: {e}");
     }
@@ -190,15 +190,15 @@ fn job_from(args: Args) -> anyhow::Result<(BuildJob, SandboxSetting)> {
 /// Strings never to show in the log: credentials in the repository URL, environment values.
 fn secrets_of(job: &BuildJob) -> Vec<String> {
     let mut secrets = vec![job.job_token.clone()];
-    if let JobSource::Git { url, .. } = &job.source {
-        if let Ok(parsed) = url::Url::parse(url.as_str()) {
-            if let Some(pw) = parsed.password() {
-                secrets.push(pw.to_owned());
-            }
-            if !parsed.username().is_empty() && parsed.password().is_none() {
-                // A token given as the user name (https://<token>@host/…).
-                secrets.push(parsed.username().to_owned());
-            }
+    if let JobSource::Git { url, .. } = &job.source
+        && let Ok(parsed) = url::Url::parse(url.as_str())
+    {
+        if let Some(pw) = parsed.password() {
+            secrets.push(pw.to_owned());
+        }
+        if !parsed.username().is_empty() && parsed.password().is_none() {
+            // A token given as the user name (https://<token>@host/…).
+            secrets.push(parsed.username().to_owned());
         }
     }
     secrets.extend(job.build_env.values().filter(|v| v.len() >= 6).cloned());

@@ -14,21 +14,15 @@ pub fn sanitize(text: &str, colors: bool) -> Cow<'_, str> {
     let mut out = String::with_capacity(text.len() + 16);
     let mut chars = text.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
-        if c == '\u{1b}' {
-            if let Some(len) = sgr_len(&text[i..]) {
-                if colors {
-                    out.push_str(&text[i..i + len]);
-                }
-                // Skip the rest of the sequence.
-                while let Some(&(j, _)) = chars.peek() {
-                    if j < i + len {
-                        chars.next();
-                    } else {
-                        break;
-                    }
-                }
-                continue;
+        if c == '\u{1b}'
+            && let Some(len) = sgr_len(&text[i..])
+        {
+            if colors {
+                out.push_str(&text[i..i + len]);
             }
+            // Skip the rest of the sequence.
+            while chars.next_if(|&(j, _)| j < i + len).is_some() {}
+            continue;
         }
         if is_special(c) {
             visible(c, &mut out);

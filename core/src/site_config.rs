@@ -45,23 +45,23 @@ impl BuildSettings {
             ("outputDirectory", &self.output_directory),
             ("rootDirectory", &self.root_directory),
         ] {
-            if let Some(v) = value {
-                if !is_relative_folder(v) {
-                    return Err(SettingsError::Folder {
-                        field,
-                        value: v.chars().take(100).collect(),
-                    });
-                }
+            if let Some(v) = value
+                && !is_relative_folder(v)
+            {
+                return Err(SettingsError::Folder {
+                    field,
+                    value: v.chars().take(100).collect(),
+                });
             }
         }
         for (field, value) in [
             ("installCommand", &self.install_command),
             ("buildCommand", &self.build_command),
         ] {
-            if let Some(v) = value {
-                if v.len() > MAX_COMMAND_LEN || v.contains('\0') {
-                    return Err(SettingsError::Command { field });
-                }
+            if let Some(v) = value
+                && (v.len() > MAX_COMMAND_LEN || v.contains('\0'))
+            {
+                return Err(SettingsError::Command { field });
             }
         }
         Ok(())

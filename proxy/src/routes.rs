@@ -41,10 +41,10 @@ impl RouteTable {
         storage: &dyn Storage,
         project: &ProjectName,
     ) -> Result<Option<DeploymentId>, StorageError> {
-        if let Some((at, deployment)) = lock(&self.aliases).get(project) {
-            if at.elapsed() < self.ttl {
-                return Ok(deployment.clone());
-            }
+        if let Some((at, deployment)) = lock(&self.aliases).get(project)
+            && at.elapsed() < self.ttl
+        {
+            return Ok(deployment.clone());
         }
         let deployment = match storage.get_bytes(&layout::route(project)).await {
             Ok(bytes) => {

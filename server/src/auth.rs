@@ -37,14 +37,13 @@ pub fn token_matches(token: &str, expected: &[u8]) -> bool {
 /// and saves it, readable only by its owner, where the CLI on this machine looks for it.
 pub async fn bootstrap_admin(store: &SqliteStore, data_dir: &Path) -> anyhow::Result<()> {
     let path = data_dir.join(ADMIN_TOKEN_FILE);
-    if let Ok(saved) = std::fs::read_to_string(&path) {
-        if store
+    if let Ok(saved) = std::fs::read_to_string(&path)
+        && store
             .user_by_token_hash(hash_token(saved.trim()))
             .await?
             .is_some()
-        {
-            return Ok(());
-        }
+    {
+        return Ok(());
     }
     let admin = store.ensure_user("admin").await?;
     let token = new_token("smk");

@@ -323,16 +323,16 @@ impl App {
             note: Some("Deployment ready".to_owned()),
         };
         let row = applied(&dep.id, self.apply(&dep.id, t).await?)?;
-        if row.promote {
-            if let Err(e) = self.promote(&row).await {
-                tracing::error!(deployment = %row.id, error = format!("{e:#}"), "promotion failed");
-                let _ = self
-                    .system_log(
-                        &row.id,
-                        vec![format!("Could not make this deployment live: {e}")],
-                    )
-                    .await;
-            }
+        if row.promote
+            && let Err(e) = self.promote(&row).await
+        {
+            tracing::error!(deployment = %row.id, error = format!("{e:#}"), "promotion failed");
+            let _ = self
+                .system_log(
+                    &row.id,
+                    vec![format!("Could not make this deployment live: {e}")],
+                )
+                .await;
         }
         let row = self.store.deployment(&row.id).await?.unwrap_or(row);
         if row.production {

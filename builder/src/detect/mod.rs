@@ -104,7 +104,8 @@ mod tests {
 
     #[test]
     fn plans_fixture_apps() {
-        let cases: Vec<(&str, Vec<(&str, &str)>, BuildSettings, Plan)> = vec![
+        type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, BuildSettings, Plan);
+        let cases: Vec<Case> = vec![
             (
                 "plain static site",
                 vec![("index.html", "<h1>hi</h1>")],

@@ -96,10 +96,9 @@ impl Storage for FsStorage {
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         let root = self.root.clone();
         let prefix = prefix.to_owned();
-        let listed = tokio::task::spawn_blocking(move || list_blocking(&root, &prefix))
+        tokio::task::spawn_blocking(move || list_blocking(&root, &prefix))
             .await
-            .map_err(|e| StorageError::Backend(format!("listing task failed: {e}")))?;
-        listed
+            .map_err(|e| StorageError::Backend(format!("listing task failed: {e}")))?
     }
 
     async fn delete(&self, key: &str) -> Result<(), StorageError> {

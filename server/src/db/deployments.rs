@@ -53,6 +53,10 @@ pub struct Transition {
 }
 
 #[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "returned once per transition, never stored"
+)]
 pub enum TransitionOutcome {
     Applied {
         row: DeploymentRow,

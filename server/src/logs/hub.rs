@@ -31,11 +31,11 @@ impl LogHub {
     /// Sends `frame` to everyone following `id` now; nobody following is fine.
     pub fn publish(&self, id: &DeploymentId, frame: LogFrame) {
         let mut channels = self.channels();
-        if let Some(tx) = channels.get(id) {
-            if tx.send(Arc::new(frame)).is_err() {
-                // No receiver is left: forget the channel until someone follows again.
-                channels.remove(id);
-            }
+        if let Some(tx) = channels.get(id)
+            && tx.send(Arc::new(frame)).is_err()
+        {
+            // No receiver is left: forget the channel until someone follows again.
+            channels.remove(id);
         }
     }
 

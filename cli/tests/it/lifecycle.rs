@@ -1,0 +1,246 @@
+//! Failures, cancellation, the queue and the timeout, with the real builder and real processes.
+
+use std::time::Duration;
+
+use crate::support::{
+    GitServer, PACKAGE_JSON, Stack, eventually, marker, processes_with, stderr, stdout,
+};
+
+/// A build that leaves processes behind — one in its process group, one detached into a
+/// session of its own — then waits a minute. `MARKER` names them.
+const STUBBORN_BUILD: &str = r#"
+const { spawn } = require("child_process");
+const loop = "while true; do sleep 0.2; done";
+spawn("sh", ["-c", loop, "MARKER-child"], { stdio: "ignore" });
+spawn("sh", ["-c", loop, "MARKER-daemon"], { stdio: "ignore", detached: true }).unref();
+console.log("started the helpers");
+setTimeout(() => {}, 60000);
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_build_exits_non_zero_and_the_live_site_stays() {
+    let git = GitServer::start().await;
+    let repo = git.repo("shop", &[("index.html", "<h1>v1</h1>")]);
+    let stack = Stack::start();
+    let out = stack.cli(&["deploy", &repo.url]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let failing =
+        r#"console.log("compiling"); console.error("SyntaxError: oops"); process.exit(2);"#;
+    repo.commit(
+        &[
+            ("package.json", PACKAGE_JSON),
+            ("build.js", failing),
+            ("index.html", "<h1>v2</h1>"),
+        ],
+        "broken",
+    );
+    let out = stack.cli(&["deploy", &repo.url]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stdout(&out).is_empty());
+    let err = stderr(&out);
+    assert!(
+        err.contains("SyntaxError: oops"),
+        "the log shows why: {err}"
+    );
+    assert!(err.contains("error: deployment"), "{err}");
+    assert!(
+        err.contains("`npm run build` failed (exit code 2)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: see the whole log with `scalemesh logs"),
+        "{err}"
+    );
+    assert!(
+        err.contains("still serves the previous deployment"),
+        "{err}"
+    );
+    assert_eq!(
+        stack
+            .site("shop.localhost", "/")
+            .await
+            .text()
+            .await
+            .expect("body"),
+        "<h1>v1</h1>"
+    );
+
+    // No output folder at all is a failure too.
+    repo.commit(
+        &[("build.js", "console.log('nothing')"), ("index.html", "")],
+        "no output",
+    );
+    let out = stack.cli(&["deploy", &repo.url]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains("no output folder"),
+        "{}",
+        stderr(&out)
+    );
+    // An unreachable repository fails the deployment, not the server.
+    let out = stack.cli(&[
+        "deploy",
+        &format!("git://{}/missing", git.addr),
+        "--project",
+        "shop2",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("could not clone"), "{}", stderr(&out));
+    assert_eq!(
+        stack
+            .site("shop.localhost", "/")
+            .await
+            .text()
+            .await
+            .expect("body"),
+        "<h1>v1</h1>"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_stops_the_whole_process_tree() {
+    let git = GitServer::start().await;
+    let tag = marker("cancel");
+    let repo = git.repo(
+        "slow",
+        &[
+            ("package.json", PACKAGE_JSON),
+            ("build.js", &STUBBORN_BUILD.replace("MARKER", &tag)),
+        ],
+    );
+    let stack = Stack::start();
+    let follower = stack
+        .cli_command(&stack.api, &["deploy", &repo.url])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("deploy");
+    eventually(Duration::from_secs(30), "the build's helpers run", || {
+        processes_with(&tag).len() >= 2
+    })
+    .await;
+    let list = stack.api_get("/api/v1/projects/slow/deployments").await;
+    let id = list["deployments"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert_eq!(list["deployments"][0]["status"], "building");
+
+    let out = stack.cli(&["cancel", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let deploy = follower.wait_with_output().expect("deploy ends");
+    assert_eq!(
+        deploy.status.code(),
+        Some(4),
+        "a canceled deployment exits 4: {}",
+        stderr(&deploy)
+    );
+    assert!(stderr(&deploy).contains("canceled"), "{}", stderr(&deploy));
+    let started = std::time::Instant::now();
+    while !processes_with(&tag).is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "left: {:?}\n{}",
+            processes_with(&tag),
+            stack.server_log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let dep = stack.api_get(&format!("/api/v1/deployments/{id}")).await;
+    assert_eq!(dep["status"], "canceled");
+    // Canceling again changes nothing and says so.
+    let out = stack.cli(&["cancel", &id]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("hint: only queued or running deployments can be canceled"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn builds_beyond_the_limit_wait_in_the_queue() {
+    let git = GitServer::start().await;
+    let tag = marker("queue");
+    let slow = git.repo(
+        "slow",
+        &[
+            ("package.json", PACKAGE_JSON),
+            ("build.js", &STUBBORN_BUILD.replace("MARKER", &tag)),
+        ],
+    );
+    let quick = git.repo("quick", &[("index.html", "quick")]);
+    let stack = Stack::start_with(&["--max-builds", "1"]);
+    let first = deploy_no_wait(&stack, &slow.url);
+    eventually(Duration::from_secs(30), "the slow build runs", || {
+        !processes_with(&tag).is_empty()
+    })
+    .await;
+    let second = deploy_no_wait(&stack, &quick.url);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let dep = stack
+        .api_get(&format!("/api/v1/deployments/{second}"))
+        .await;
+    assert_eq!(dep["status"], "queued", "one build at a time: {dep}");
+    let out = stack.cli(&["deployments", "quick"]);
+    assert!(stdout(&out).contains("queued"), "{}", stdout(&out));
+
+    let out = stack.cli(&["cancel", &first]);
+    assert!(out.status.success());
+    let out = stack.cli(&["logs", &second, "--follow"]);
+    assert!(
+        out.status.success(),
+        "the queued build runs once there is room: {}",
+        stderr(&out)
+    );
+    assert_eq!(
+        stack
+            .site("quick.localhost", "/")
+            .await
+            .text()
+            .await
+            .expect("body"),
+        "quick"
+    );
+    eventually(
+        Duration::from_secs(20),
+        "the canceled build is gone",
+        || processes_with(&tag).is_empty(),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_that_runs_too_long_is_stopped_and_failed() {
+    let git = GitServer::start().await;
+    let tag = marker("timeout");
+    let repo = git.repo(
+        "forever",
+        &[
+            ("package.json", PACKAGE_JSON),
+            ("build.js", &STUBBORN_BUILD.replace("MARKER", &tag)),
+        ],
+    );
+    let stack = Stack::start_with(&["--build-timeout", "3s"]);
+    let out = stack.cli(&["deploy", &repo.url]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the build timed out after 3s"),
+        "{}",
+        stderr(&out)
+    );
+    eventually(
+        Duration::from_secs(20),
+        "the build's processes are gone",
+        || processes_with(&tag).is_empty(),
+    )
+    .await;
+}
+
+fn deploy_no_wait(stack: &Stack, url: &str) -> String {
+    let out = stack.cli(&["deploy", url, "--no-wait", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let dep: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    dep["id"].as_str().expect("id").to_owned()
+}

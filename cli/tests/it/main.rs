@@ -1,0 +1,10 @@
+//! End-to-end tests with the real binaries, the way a user runs them: `scalemesh` talks to a
+//! running `scalemesh-server`, which runs `scalemesh-builder` for each build; sites are fetched
+//! through the server's proxy. Git repositories are created by the tests and served on loopback
+//! with `git daemon`; builds run with the machine's Node.js.
+
+mod deploy;
+mod lifecycle;
+mod logs;
+mod security;
+mod support;

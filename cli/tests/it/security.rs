@@ -1,0 +1,113 @@
+//! Hostile repositories: what a build can see, and what its output can point at.
+
+use crate::support::{GitServer, PACKAGE_JSON, Stack, stderr};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_sees_neither_the_servers_files_nor_its_secrets() {
+    assert!(
+        std::process::Command::new("bwrap")
+            .arg("--version")
+            .output()
+            .is_ok(),
+        "this test needs bubblewrap: apt-get install -y bubblewrap"
+    );
+    let stack = Stack::start();
+    let token_file = stack.data_dir().join("admin-token");
+    let build = format!(
+        r#"
+const fs = require("fs");
+let token = "hidden";
+try {{ token = fs.readFileSync({token_file:?}, "utf8").trim(); }} catch (e) {{}}
+console.log("admin token: " + token);
+console.log("env: " + Object.keys(process.env).sort().join(","));
+fs.mkdirSync("dist", {{ recursive: true }});
+fs.writeFileSync("dist/index.html", "ok");
+"#,
+        token_file = token_file.display().to_string()
+    );
+    let git = GitServer::start().await;
+    let repo = git.repo(
+        "nosy",
+        &[("package.json", PACKAGE_JSON), ("build.js", &build)],
+    );
+    let out = stack.cli(&["deploy", &repo.url]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log = stderr(&out);
+    assert!(
+        log.contains("admin token: hidden"),
+        "the server's data is out of reach: {log}"
+    );
+    assert!(!log.contains(&stack.token()));
+    let env_line = log
+        .lines()
+        .find(|l| l.starts_with("env: "))
+        .expect("env line");
+    assert!(
+        !env_line.contains("SCALEMESH"),
+        "no builder or server variables reach the build: {env_line}"
+    );
+    assert!(!log.contains("smj_"), "no job token in the log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_links_pointing_outside_are_skipped_not_served() {
+    let build = r#"
+const fs = require("fs");
+fs.mkdirSync("dist", { recursive: true });
+fs.writeFileSync("dist/index.html", "home");
+fs.writeFileSync("dist/real.txt", "inside");
+fs.symlinkSync("/etc/passwd", "dist/passwd");
+fs.symlinkSync("../package.json", "dist/pkg.json");
+fs.symlinkSync("real.txt", "dist/alias.txt");
+"#;
+    let git = GitServer::start().await;
+    let repo = git.repo(
+        "links",
+        &[("package.json", PACKAGE_JSON), ("build.js", build)],
+    );
+    let stack = Stack::start();
+    let out = stack.cli(&["deploy", &repo.url]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log = stderr(&out);
+    assert!(
+        log.contains("Skipped passwd: a symbolic link pointing outside the output folder"),
+        "{log}"
+    );
+    assert!(log.contains("Skipped pkg.json"), "{log}");
+    assert_eq!(stack.site("links.localhost", "/passwd").await.status(), 404);
+    assert_eq!(
+        stack.site("links.localhost", "/pkg.json").await.status(),
+        404
+    );
+    assert_eq!(
+        stack
+            .site("links.localhost", "/alias.txt")
+            .await
+            .text()
+            .await
+            .expect("body"),
+        "inside"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repository_cannot_pull_in_submodules_or_run_hooks() {
+    let git = GitServer::start().await;
+    let repo = git.repo("subs", &[("index.html", "top")]);
+    let gitmodules = "[submodule \"evil\"]\n\tpath = evil\n\turl = ext::sh -c touch% /tmp/scalemesh-submodule-pwned\n";
+    repo.commit(&[(".gitmodules", gitmodules)], "submodule");
+    let _ = std::fs::remove_file("/tmp/scalemesh-submodule-pwned");
+    let stack = Stack::start();
+    let out = stack.cli(&["deploy", &repo.url]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!std::path::Path::new("/tmp/scalemesh-submodule-pwned").exists());
+    assert_eq!(
+        stack
+            .site("subs.localhost", "/")
+            .await
+            .text()
+            .await
+            .expect("body"),
+        "top"
+    );
+}

@@ -1,0 +1,406 @@
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+
+/// A binary of this workspace, built beside the CLI.
+pub fn bin(name: &str) -> PathBuf {
+    let cli = PathBuf::from(env!("CARGO_BIN_EXE_scalemesh"));
+    let path = cli.parent().expect("target dir").join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: build the workspace first (cargo build --workspace)",
+        path.display()
+    );
+    path
+}
+
+/// A running `scalemesh-server` with its own data directory, on free loopback ports.
+pub struct Stack {
+    pub api: String,
+    pub sites: SocketAddr,
+    pub data: tempfile::TempDir,
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Stack {
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts the server with extra flags, and returns once it is listening.
+    pub fn start_with(flags: &[&str]) -> Self {
+        let data = tempfile::tempdir().expect("tempdir");
+        let mut child = Command::new(bin("scalemesh-server"))
+            .args(flags)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", data.path())
+            .env("SCALEMESH_DATA_DIR", data.path().join("data"))
+            .env("SCALEMESH_LISTEN", "127.0.0.1:0")
+            .env("SCALEMESH_PROXY_LISTEN", "127.0.0.1:0")
+            .env("SCALEMESH_BUILDER_BIN", bin("scalemesh-builder"))
+            .env("RUST_LOG", "scalemesh_server=info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("scalemesh-server starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if line.contains("scalemesh-server is up") {
+                        let _ = tx.send(line.clone());
+                    }
+                    log.lock().expect("lock").push(line);
+                }
+            });
+        }
+        let up = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "scalemesh-server did not start:\n{}",
+                    log.lock().expect("lock").join("\n")
+                )
+            });
+        let field = |name: &str| -> String {
+            let start = up.find(&format!("{name}=")).expect("field") + name.len() + 1;
+            up[start..]
+                .split_whitespace()
+                .next()
+                .expect("value")
+                .to_owned()
+        };
+        let api = format!("http://{}", field("api"));
+        let sites = field("sites").parse().expect("sites address");
+        Self {
+            api,
+            sites,
+            data,
+            child,
+            log,
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.data.path().join("data")
+    }
+
+    /// `scalemesh <args>` against this server, as a CI job would run it.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_at(&self.api, args)
+    }
+
+    pub fn cli_at(&self, api: &str, args: &[&str]) -> Output {
+        self.cli_command(api, args)
+            .output()
+            .expect("scalemesh runs")
+    }
+
+    pub fn cli_command(&self, api: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin("scalemesh"));
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.data.path())
+            .env("CI", "true")
+            .env("SCALEMESH_API_URL", api)
+            .env("SCALEMESH_DATA_DIR", self.data_dir())
+            .env("SCALEMESH_CONFIG", self.data.path().join("no-config.toml"))
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// GET `path` from the proxy with the given `Host`.
+    pub async fn site(&self, host: &str, path: &str) -> reqwest::Response {
+        reqwest::Client::new()
+            .get(format!("http://{}{path}", self.sites))
+            .header("host", host)
+            .send()
+            .await
+            .expect("proxy answers")
+    }
+
+    pub fn server_log(&self) -> String {
+        self.log.lock().expect("lock").join("\n")
+    }
+
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.data_dir().join("admin-token"))
+            .expect("token")
+            .trim()
+            .to_owned()
+    }
+
+    /// GET an API path as JSON.
+    pub async fn api_get(&self, path: &str) -> serde_json::Value {
+        reqwest::Client::new()
+            .get(format!("{}{path}", self.api))
+            .bearer_auth(self.token())
+            .send()
+            .await
+            .expect("api")
+            .json()
+            .await
+            .expect("json")
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap_or(0)),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.child.wait();
+    }
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Git repositories served over `git://` on a loopback port: each connection is handed to
+/// `git daemon --inetd`.
+pub struct GitServer {
+    pub root: tempfile::TempDir,
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl GitServer {
+    pub async fn start() -> Self {
+        let root = tempfile::tempdir().expect("tempdir");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let base = root.path().to_path_buf();
+        let task = tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let base = base.clone();
+                tokio::spawn(async move {
+                    let mut child = tokio::process::Command::new("git")
+                        .args(["daemon", "--inetd", "--export-all", "--informative-errors"])
+                        .arg(format!("--base-path={}", base.display()))
+                        .arg(&base)
+                        .stdin(Stdio::piped())
+                        .stdout(Stdio::piped())
+                        .stderr(Stdio::null())
+                        .kill_on_drop(true)
+                        .spawn()
+                        .expect("git daemon");
+                    let (mut read, mut write) = socket.into_split();
+                    let mut stdin = child.stdin.take().expect("stdin");
+                    let mut stdout = child.stdout.take().expect("stdout");
+                    let up = tokio::spawn(async move {
+                        let _ = tokio::io::copy(&mut read, &mut stdin).await;
+                    });
+                    let _ = tokio::io::copy(&mut stdout, &mut write).await;
+                    up.abort();
+                    let _ = child.wait().await;
+                });
+            }
+        });
+        Self { root, addr, task }
+    }
+
+    /// A new repository `name` with `files` committed on `main`.
+    pub fn repo(&self, name: &str, files: &[(&str, &str)]) -> Repo {
+        let path = self.root.path().join(name);
+        std::fs::create_dir_all(&path).expect("mkdir");
+        git(&path, &["init", "-q", "-b", "main"]);
+        let repo = Repo {
+            path,
+            url: format!("git://{}/{name}", self.addr),
+        };
+        repo.commit(files, "first");
+        repo
+    }
+}
+
+impl Drop for GitServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub struct Repo {
+    pub path: PathBuf,
+    pub url: String,
+}
+
+impl Repo {
+    /// Writes `files` (an empty body deletes the file) and commits them.
+    pub fn commit(&self, files: &[(&str, &str)], message: &str) {
+        for (rel, body) in files {
+            let p = self.path.join(rel);
+            if body.is_empty() {
+                let _ = std::fs::remove_file(&p);
+                continue;
+            }
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            std::fs::write(p, body).expect("write");
+        }
+        git(&self.path, &["add", "-A"]);
+        git(
+            &self.path,
+            &[
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@example.com",
+                "commit",
+                "-q",
+                "--allow-empty",
+                "-m",
+                message,
+            ],
+        );
+    }
+
+    pub fn branch(&self, name: &str) {
+        git(&self.path, &["branch", name]);
+    }
+}
+
+pub fn git(dir: &Path, args: &[&str]) {
+    let status = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .status()
+        .expect("git");
+    assert!(status.success(), "git {args:?} failed");
+}
+
+/// A TCP relay in front of the API that cuts its first `cuts` connections abruptly once
+/// `after` bytes went back to the client, the way a flaky network drops a WebSocket.
+pub struct Relay {
+    pub url: String,
+    pub cut: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    pub async fn start(upstream: &str, cuts: usize, after: usize) -> Self {
+        let upstream: SocketAddr = upstream
+            .trim_start_matches("http://")
+            .parse()
+            .expect("upstream");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let cut = Arc::new(AtomicUsize::new(0));
+        let counter = cut.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                    continue;
+                };
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut sr, mut sw) = server.into_split();
+                    let up = tokio::spawn(async move {
+                        let _ = tokio::io::copy(&mut cr, &mut sw).await;
+                    });
+                    let mut buf = vec![0u8; 8192];
+                    let mut sent = 0usize;
+                    let mut big = false;
+                    loop {
+                        let n = match sr.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        if cw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                        sent += n;
+                        // Only long-lived (streaming) connections are cut.
+                        if sent > after && !big {
+                            big = true;
+                            if counter.fetch_add(1, Ordering::SeqCst) < cuts {
+                                break;
+                            }
+                        }
+                    }
+                    up.abort();
+                });
+            }
+        });
+        Self { url, cut, task }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Processes whose command line mentions `marker`.
+pub fn processes_with(marker: &str) -> Vec<i32> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let zombie = stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z'));
+        if !zombie && String::from_utf8_lossy(&cmdline).contains(marker) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Waits up to `limit` for `check` to hold.
+pub async fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !check() {
+        assert!(started.elapsed() < limit, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A random marker to find a test's processes by.
+pub fn marker(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("sm-{tag}-{nanos}-{}", std::process::id())
+}
+
+/// A Node.js `package.json` whose build runs `build.js`.
+pub const PACKAGE_JSON: &str =
+    r#"{ "name": "fixture", "private": true, "scripts": { "build": "node build.js" } }"#;
