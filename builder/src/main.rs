@@ -122,6 +122,12 @@ async fn run(args: Args) -> anyhow::Result<i32> {
             let _ = tokio::time::timeout(Duration::from_secs(5), log.flush()).await;
             return Ok(143);
         }
+        () = parent_gone() => {
+            // Whoever started this builder (a server killed hard) is gone: stop rather than run
+            // on unsupervised.
+            exec::sweep_strays().await;
+            return Ok(143);
+        }
     };
     exec::sweep_strays().await;
     if let Err(e) = log.flush().await {
@@ -203,6 +209,21 @@ fn secrets_of(job: &BuildJob) -> Vec<String> {
     }
     secrets.extend(job.build_env.values().filter(|v| v.len() >= 6).cloned());
     secrets
+}
+
+/// Completes when this process is reparented, i.e. the process that started it has died. Never
+/// completes when the builder was started by init (a container's entry point).
+async fn parent_gone() {
+    let parent = nix::unistd::getppid();
+    if parent.as_raw() <= 1 {
+        return std::future::pending().await;
+    }
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if nix::unistd::getppid() != parent {
+            return;
+        }
+    }
 }
 
 async fn stop_signal() {

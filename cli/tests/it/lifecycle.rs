@@ -244,3 +244,51 @@ fn deploy_no_wait(stack: &Stack, url: &str) -> String {
     let dep: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     dep["id"].as_str().expect("id").to_owned()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_cut_off_by_a_server_crash_is_stopped_and_failed_on_restart() {
+    let git = GitServer::start().await;
+    let tag = marker("crash");
+    let repo = git.repo(
+        "crashy",
+        &[
+            ("package.json", PACKAGE_JSON),
+            ("build.js", &STUBBORN_BUILD.replace("MARKER", &tag)),
+        ],
+    );
+    let mut stack = Stack::start();
+    let id = deploy_no_wait(&stack, &repo.url);
+    eventually(Duration::from_secs(30), "the build runs", || {
+        processes_with(&tag).len() >= 2
+    })
+    .await;
+
+    stack.crash_and_restart();
+    // The orphaned builder notices and takes its build down with it.
+    eventually(
+        Duration::from_secs(20),
+        "the orphaned build is gone",
+        || processes_with(&tag).is_empty(),
+    )
+    .await;
+    let out = stack.cli(&["logs", &id, "--follow"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the server restarted while this build was running"),
+        "{}",
+        stderr(&out)
+    );
+    // The restarted server works as before.
+    let quick = git.repo("after", &[("index.html", "after the crash")]);
+    let out = stack.cli(&["deploy", &quick.url]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stack
+            .site("after.localhost", "/")
+            .await
+            .text()
+            .await
+            .expect("body"),
+        "after the crash"
+    );
+}

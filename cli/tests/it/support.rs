@@ -37,53 +37,7 @@ impl Stack {
     /// Starts the server with extra flags, and returns once it is listening.
     pub fn start_with(flags: &[&str]) -> Self {
         let data = tempfile::tempdir().expect("tempdir");
-        let mut child = Command::new(bin("scalemesh-server"))
-            .args(flags)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", data.path())
-            .env("SCALEMESH_DATA_DIR", data.path().join("data"))
-            .env("SCALEMESH_LISTEN", "127.0.0.1:0")
-            .env("SCALEMESH_PROXY_LISTEN", "127.0.0.1:0")
-            .env("SCALEMESH_BUILDER_BIN", bin("scalemesh-builder"))
-            .env("RUST_LOG", "scalemesh_server=info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("scalemesh-server starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    if line.contains("scalemesh-server is up") {
-                        let _ = tx.send(line.clone());
-                    }
-                    log.lock().expect("lock").push(line);
-                }
-            });
-        }
-        let up = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| {
-                panic!(
-                    "scalemesh-server did not start:\n{}",
-                    log.lock().expect("lock").join("\n")
-                )
-            });
-        let field = |name: &str| -> String {
-            let start = up.find(&format!("{name}=")).expect("field") + name.len() + 1;
-            up[start..]
-                .split_whitespace()
-                .next()
-                .expect("value")
-                .to_owned()
-        };
-        let api = format!("http://{}", field("api"));
-        let sites = field("sites").parse().expect("sites address");
+        let (child, api, sites, log) = launch(data.path(), flags);
         Self {
             api,
             sites,
@@ -91,6 +45,17 @@ impl Stack {
             child,
             log,
         }
+    }
+
+    /// Kills the server with SIGKILL, as a crash would, and starts a new one on the same data.
+    pub fn crash_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, api, sites, log) = launch(self.data.path(), &[]);
+        self.child = child;
+        self.api = api;
+        self.sites = sites;
+        self.log = log;
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -155,6 +120,58 @@ impl Stack {
             .await
             .expect("json")
     }
+}
+
+/// Spawns `scalemesh-server` on `data` and waits for the line saying where it listens.
+fn launch(data: &Path, flags: &[&str]) -> (Child, String, SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let mut child = Command::new(bin("scalemesh-server"))
+        .args(flags)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", data)
+        .env("SCALEMESH_DATA_DIR", data.join("data"))
+        .env("SCALEMESH_LISTEN", "127.0.0.1:0")
+        .env("SCALEMESH_PROXY_LISTEN", "127.0.0.1:0")
+        .env("SCALEMESH_BUILDER_BIN", bin("scalemesh-builder"))
+        .env("RUST_LOG", "scalemesh_server=info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("scalemesh-server starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("scalemesh-server is up") {
+                    let _ = tx.send(line.clone());
+                }
+                log.lock().expect("lock").push(line);
+            }
+        });
+    }
+    let up = rx
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| {
+            panic!(
+                "scalemesh-server did not start:\n{}",
+                log.lock().expect("lock").join("\n")
+            )
+        });
+    let field = |name: &str| -> String {
+        let start = up.find(&format!("{name}=")).expect("field") + name.len() + 1;
+        up[start..]
+            .split_whitespace()
+            .next()
+            .expect("value")
+            .to_owned()
+    };
+    let api = format!("http://{}", field("api"));
+    let sites = field("sites").parse().expect("sites address");
+    (child, api, sites, log)
 }
 
 impl Drop for Stack {
