@@ -17,8 +17,8 @@ use tokio::process::Command;
 use crate::report::LogSink;
 use crate::sandbox::Sandbox;
 
-/// Lines longer than this are split.
-const MAX_LINE: usize = 64 * 1024;
+/// Lines longer than this are split; the server stores no longer line.
+const MAX_LINE: usize = scalemesh_core::wire::MAX_LOG_LINE_BYTES;
 
 /// The whole environment a build command sees.
 #[derive(Debug, Clone)]
@@ -97,6 +97,7 @@ pub async fn run(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    STARTED_COMMANDS.store(true, Ordering::Relaxed);
     let mut child = cmd.spawn().map_err(|source| ExecError::Spawn {
         command: command.to_owned(),
         source,

@@ -25,7 +25,7 @@ pub struct JobContext<'a> {
     pub api: &'a Api,
     pub log: &'a LogSink,
     pub storage: Arc<dyn Storage>,
-    pub sandbox_setting: crate::sandbox::SandboxSetting,
+    pub sandbox_setting: scalemesh_core::job::SandboxMode,
     pub work: &'a Path,
 }
 
@@ -56,6 +56,7 @@ pub async fn run(cx: &JobContext<'_>) -> anyhow::Result<()> {
             if !root.is_dir() {
                 anyhow::bail!("the root directory {dir:?} does not exist in the repository");
             }
+            ensure_inside(&root, &src, "root directory")?;
             log.system(format!("Root directory: {dir}"));
             root
         }
@@ -85,8 +86,11 @@ pub async fn run(cx: &JobContext<'_>) -> anyhow::Result<()> {
 
     let output = detect::output_folder(&root, &plan).map_err(anyhow::Error::msg)?;
     let output_dir = root.join(&output);
-    ensure_inside(&output_dir, &src)?;
-    let (files, skipped) = upload::collect(&output_dir, UploadLimits::default())?;
+    ensure_inside(&output_dir, &src, "output folder")?;
+    let (files, skipped) =
+        tokio::task::spawn_blocking(move || upload::collect(&output_dir, UploadLimits::default()))
+            .await
+            .context("listing task failed")??;
     for line in skipped {
         log.system(line);
     }
@@ -158,17 +162,15 @@ async fn run_step(
 
 /// The project's settings overlaid with the repository's `scalemesh.json`, which wins.
 fn effective_settings(project: &BuildSettings, src: &Path) -> anyhow::Result<BuildSettings> {
-    let path = src.join(SITE_CONFIG_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(raw) => {
+    match source::read_config_file(src, SITE_CONFIG_FILE)? {
+        Some(raw) => {
             let file = BuildSettings::from_json(&raw)?;
             Ok(project.overlaid_with(&file))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        None => {
             project.validate()?;
             Ok(project.clone())
         }
-        Err(e) => Err(e).context(format!("reading {SITE_CONFIG_FILE}")),
     }
 }
 
@@ -213,14 +215,15 @@ async fn fetch_archive(
     Ok(())
 }
 
-/// `dir` must resolve inside `src`: an output folder cannot be a link out of the repository.
-fn ensure_inside(dir: &Path, src: &Path) -> anyhow::Result<()> {
+/// `dir` must resolve inside `src`: a root or output folder cannot be a link out of the
+/// repository.
+fn ensure_inside(dir: &Path, src: &Path, what: &str) -> anyhow::Result<()> {
     let real = dir
         .canonicalize()
-        .with_context(|| format!("resolving {}", dir.display()))?;
+        .with_context(|| format!("resolving the {what}"))?;
     let src = src.canonicalize()?;
     if !real.starts_with(&src) {
-        anyhow::bail!("the output folder resolves outside the repository");
+        anyhow::bail!("the {what} resolves outside the repository");
     }
     Ok(())
 }

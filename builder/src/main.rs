@@ -22,7 +22,7 @@ use scalemesh_core::wire::BuilderReport;
 use scalemesh_core::{DeploymentId, ProjectName, duration};
 
 use crate::report::{Api, LogSink, ReportError};
-use crate::sandbox::SandboxSetting;
+use scalemesh_core::job::SandboxMode as SandboxSetting;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -58,7 +58,7 @@ struct Args {
     /// This job's token.
     #[arg(long, env = env::JOB_TOKEN, hide_env_values = true)]
     job_token: String,
-    /// Where to upload: file:///path or s3://bucket/prefix.
+    /// Where to upload: file:///path (a local folder).
     #[arg(long, env = env::STORAGE)]
     storage: String,
     /// How long the whole job may take.
@@ -68,7 +68,7 @@ struct Args {
     #[arg(long, env = env::BUILD_ENV, hide_env_values = true)]
     build_env: Option<String>,
     /// Where install and build commands run.
-    #[arg(long, env = "SCALEMESH_SANDBOX", value_enum, default_value_t = SandboxSetting::Auto)]
+    #[arg(long, env = env::SANDBOX, default_value = "auto", value_parser = |s: &str| s.parse::<SandboxSetting>())]
     sandbox: SandboxSetting,
 }
 
@@ -107,12 +107,13 @@ async fn run(args: Args) -> anyhow::Result<i32> {
         work: work.path(),
     };
 
+    let timeout = Duration::from_secs(job.timeout_secs.max(1));
     let outcome = tokio::select! {
-        result = tokio::time::timeout(job.timeout_duration(), job::run(&cx)) => match result {
+        result = tokio::time::timeout(timeout, job::run(&cx)) => match result {
             Ok(Ok(())) => BuilderReport::Ready,
             Ok(Err(e)) => BuilderReport::Failed { reason: reason_of(&e) },
             Err(_) => BuilderReport::Failed {
-                reason: format!("the build timed out after {}", duration::display(job.timeout_duration())),
+                reason: format!("the build timed out after {}", duration::display(timeout)),
             },
         },
         () = stop_signal() => {
@@ -148,16 +149,6 @@ fn reason_of(e: &anyhow::Error) -> String {
         return msg.clone();
     }
     format!("{e:#}").chars().take(1000).collect()
-}
-
-trait Timeout {
-    fn timeout_duration(&self) -> Duration;
-}
-
-impl Timeout for BuildJob {
-    fn timeout_duration(&self) -> Duration {
-        Duration::from_secs(self.timeout_secs.max(1))
-    }
 }
 
 fn job_from(args: Args) -> anyhow::Result<(BuildJob, SandboxSetting)> {

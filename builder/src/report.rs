@@ -14,8 +14,9 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Most lines per request.
 const BATCH_LINES: usize = 2000;
-/// Most bytes of text per request.
-const BATCH_BYTES: usize = 2 * 1024 * 1024;
+/// Most bytes of text per request. JSON escaping can make text up to six times longer; the
+/// server takes bodies up to 8 MiB.
+const BATCH_BYTES: usize = 1024 * 1024;
 /// How long the builder keeps retrying one request before it gives up.
 const GIVE_UP_AFTER: Duration = Duration::from_secs(120);
 

@@ -6,18 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use clap::ValueEnum;
+use scalemesh_core::job::SandboxMode as SandboxSetting;
 use tokio::process::Command;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SandboxSetting {
-    /// Bubblewrap when it is installed and works here, else none.
-    Auto,
-    /// Bubblewrap, or fail.
-    Bwrap,
-    /// No sandbox: build scripts can read whatever this user can.
-    None,
-}
 
 #[derive(Debug, Clone)]
 pub enum Sandbox {

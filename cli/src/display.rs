@@ -74,6 +74,18 @@ impl DeployView {
         }
     }
 
+    /// The closing line of a deployment that went well.
+    pub fn success(&self, text: &str) {
+        self.finish();
+        if self.colors {
+            eprintln!("\u{1b}[32m✓\u{1b}[0m {text}");
+        } else if self.bar.is_some() {
+            eprintln!("✓ {text}");
+        } else {
+            eprintln!("==> {text}");
+        }
+    }
+
     fn print(&self, f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) {
         let write = || {
             let stderr = std::io::stderr();

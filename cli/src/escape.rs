@@ -45,10 +45,32 @@ fn sgr_len(s: &str) -> Option<usize> {
         .bytes()
         .take_while(|b| b.is_ascii_digit() || *b == b';' || *b == b':')
         .count();
-    if params > 64 {
+    if params > 64 || !sgr_is_harmless(&rest[..params]) {
         return None;
     }
     (rest.as_bytes().get(params) == Some(&b'm')).then_some(2 + params + 1)
+}
+
+/// Whether SGR parameters only style text: `8` (conceal) could hide a line, so it is shown as
+/// text instead. Colour arguments (`38;5;8`, `48;2;r;g;b`) are skipped over.
+fn sgr_is_harmless(params: &str) -> bool {
+    let mut args = params.split(';');
+    while let Some(arg) = args.next() {
+        match arg {
+            "38" | "48" | "58" => match args.next() {
+                Some("5") => {
+                    args.next();
+                }
+                Some("2") => {
+                    args.nth(2);
+                }
+                _ => {}
+            },
+            "8" => return false,
+            _ => {}
+        }
+    }
+    true
 }
 
 fn visible(c: char, out: &mut String) {
@@ -81,9 +103,9 @@ mod tests {
 
     #[test]
     fn colors_pass_or_go() {
-        let s = "\u{1b}[1;32mok\u{1b}[0m done";
+        let s = "\u{1b}[1;32mok\u{1b}[0m \u{1b}[38;5;8mgrey\u{1b}[0m done";
         assert_eq!(sanitize(s, true), s);
-        assert_eq!(sanitize(s, false), "ok done");
+        assert_eq!(sanitize(s, false), "ok grey done");
     }
 
     #[test]
@@ -99,6 +121,7 @@ mod tests {
             ("del\u{7f}", "del^?"),
             ("bidi\u{202e}txt", "bidi\\u{202e}txt"),
             ("new\nline", "new^Jline"),
+            ("hidden \u{1b}[8msecret", "hidden ^[[8msecret"),
         ];
         for (raw, want) in cases {
             assert_eq!(sanitize(raw, true), want, "{raw:?}");

@@ -11,7 +11,7 @@ use crate::args::GlobalArgs;
 use crate::error::CliError;
 
 pub const DEFAULT_API_URL: &str = "http://127.0.0.1:9000";
-const ADMIN_TOKEN_FILE: &str = "admin-token";
+use scalemesh_core::local::{ADMIN_TOKEN_FILE, default_data_dir};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -87,13 +87,6 @@ fn read_config(path: &Path) -> anyhow::Result<ConfigFile> {
 
 fn default_config_path() -> Option<PathBuf> {
     dirs::config_dir().map(|d| d.join("scalemesh").join("config.toml"))
-}
-
-/// Where a server on this machine keeps its data by default (the server uses the same rule).
-pub fn default_data_dir() -> PathBuf {
-    dirs::data_dir()
-        .unwrap_or_else(|| PathBuf::from(".local/share"))
-        .join("scalemesh")
 }
 
 /// The local admin token is only ever sent to a server on this machine.

@@ -91,6 +91,18 @@ impl GitUrl {
         }
     }
 
+    /// The URL with any user name and password removed, for the clone's saved remote.
+    pub fn without_credentials(&self) -> String {
+        match Url::parse(&self.0) {
+            Ok(mut url) if !url.username().is_empty() || url.password().is_some() => {
+                let _ = url.set_username("");
+                let _ = url.set_password(None);
+                url.to_string()
+            }
+            _ => self.0.clone(),
+        }
+    }
+
     /// The last path segment without `.git`: what a project deployed from this repository is
     /// called unless the user names it.
     pub fn repo_name(&self) -> Option<&str> {

@@ -23,6 +23,42 @@ pub mod env {
     pub const STORAGE: &str = "SCALEMESH_STORAGE";
     pub const BUILD_TIMEOUT: &str = "SCALEMESH_BUILD_TIMEOUT";
     pub const BUILD_ENV: &str = "SCALEMESH_BUILD_ENV";
+    pub const SANDBOX: &str = "SCALEMESH_SANDBOX";
+}
+
+/// Where install and build commands run (`SCALEMESH_SANDBOX`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SandboxMode {
+    /// Bubblewrap when it is installed and works, else no sandbox (with a warning).
+    Auto,
+    /// Bubblewrap, or the build fails.
+    Bwrap,
+    /// No sandbox: build scripts can read whatever the builder's user can.
+    None,
+}
+
+impl SandboxMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Bwrap => "bwrap",
+            Self::None => "none",
+        }
+    }
+}
+
+impl std::str::FromStr for SandboxMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "bwrap" => Ok(Self::Bwrap),
+            "none" => Ok(Self::None),
+            other => Err(format!(
+                "{other:?} is not a sandbox: use auto, bwrap or none"
+            )),
+        }
+    }
 }
 
 /// Where a build's source comes from.

@@ -64,8 +64,13 @@ pub struct ManifestEntry {
 /// Whether `path` can name a file of a site: relative, `/`-separated, no empty, `.` or `..`
 /// segment, no backslash, NUL or other control character. Used on both sides of the manifest.
 pub fn is_site_path(path: &str) -> bool {
+    path.len() <= 1024 && is_path_of_segments(path)
+}
+
+/// A non-empty relative `/`-separated path whose segments are neither empty, `.` nor `..`, and
+/// hold no backslash or control character.
+pub fn is_path_of_segments(path: &str) -> bool {
     !path.is_empty()
-        && path.len() <= 1024
         && path.split('/').all(|seg| {
             !seg.is_empty()
                 && seg != "."

@@ -11,6 +11,7 @@ pub mod hosts;
 pub mod id;
 pub mod job;
 pub mod layout;
+pub mod local;
 pub mod name;
 pub mod site_config;
 pub mod status;

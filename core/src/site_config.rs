@@ -90,11 +90,16 @@ impl BuildSettings {
     }
 }
 
-/// `.`, or a relative `/`-separated path with no `..`, empty segment, backslash or control char.
+/// `.`, or a relative `/`-separated path with no `..`, empty segment, backslash or control char,
+/// and never into `.git` (which holds the repository's history and remote).
 pub fn is_relative_folder(raw: &str) -> bool {
     let trimmed = raw.trim_end_matches('/');
     let trimmed = trimmed.strip_prefix("./").unwrap_or(trimmed);
-    trimmed == "." || crate::layout::is_site_path(trimmed)
+    trimmed == "."
+        || (crate::layout::is_site_path(trimmed)
+            && !trimmed
+                .split('/')
+                .any(|seg| seg.eq_ignore_ascii_case(".git")))
 }
 
 #[cfg(test)]
@@ -121,6 +126,8 @@ mod tests {
             r#"{"outputDirectory":"a\\b"}"#,
             r#"{"buildCommnd":"typo"}"#,
             r#"{"buildCommand":1}"#,
+            r#"{"outputDirectory":".git"}"#,
+            r#"{"rootDirectory":"app/.git/x"}"#,
             "not json",
         ] {
             assert!(BuildSettings::from_json(raw).is_err(), "{raw}");

@@ -73,7 +73,6 @@ pub enum Phase {
     Installing,
     Building,
     Uploading,
-    Live,
     Done,
 }
 
@@ -84,7 +83,7 @@ impl Phase {
         match self {
             Self::Fetching | Self::Installing | Self::Building => Some(DeploymentStatus::Building),
             Self::Uploading => Some(DeploymentStatus::Uploading),
-            Self::Queued | Self::Live | Self::Done => None,
+            Self::Queued | Self::Done => None,
         }
     }
 
@@ -95,7 +94,6 @@ impl Phase {
             Self::Installing => "installing",
             Self::Building => "building",
             Self::Uploading => "uploading",
-            Self::Live => "live",
             Self::Done => "done",
         }
     }
@@ -107,7 +105,6 @@ impl Phase {
             Self::Installing => "installing",
             Self::Building => "building",
             Self::Uploading => "uploading",
-            Self::Live => "live",
             Self::Done => "done",
         }
     }
@@ -119,7 +116,6 @@ impl Phase {
             Self::Installing,
             Self::Building,
             Self::Uploading,
-            Self::Live,
             Self::Done,
         ]
         .into_iter()
@@ -168,7 +164,7 @@ mod tests {
     fn builder_phases_map_to_statuses() {
         assert_eq!(Phase::Fetching.status(), Some(Building));
         assert_eq!(Phase::Uploading.status(), Some(Uploading));
-        assert_eq!(Phase::Live.status(), None);
+        assert_eq!(Phase::Done.status(), None);
         assert_eq!(Phase::parse("installing"), Some(Phase::Installing));
     }
 }

@@ -181,6 +181,10 @@ impl LogStream {
     }
 }
 
+/// Longest line of a build log, in bytes. Builders split longer output; the server cuts what
+/// still exceeds it.
+pub const MAX_LOG_LINE_BYTES: usize = 16 * 1024;
+
 /// One stored line of a build log. `seq` starts at 1 and has no gaps within a deployment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogLine {

@@ -129,7 +129,8 @@ async fn serve_file(
     status: StatusCode,
     request_headers: &HeaderMap,
 ) -> Response {
-    let etag = format!("\"{}\"", &entry.sha256[..entry.sha256.len().min(32)]);
+    let hash = entry.sha256.get(..32).unwrap_or(&entry.sha256);
+    let etag = format!("\"{hash}\"");
     let mut headers = HeaderMap::new();
     if let Ok(v) = HeaderValue::from_str(&entry.content_type) {
         headers.insert(header::CONTENT_TYPE, v);
@@ -148,6 +149,8 @@ async fn serve_file(
     let key = layout::output_file(project, deployment, path);
     let object = match proxy.inner.storage.get(&key).await {
         Ok(object) => object,
+        // Listed but gone: the deployment is being deleted.
+        Err(e) if e.is_not_found() => return page(StatusCode::NOT_FOUND, pages::NOT_FOUND),
         Err(e) => return unavailable(&e),
     };
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(object.size));

@@ -15,8 +15,7 @@ use crate::App;
 use crate::db::{SqliteStore, User};
 use crate::error::ApiError;
 
-/// Name of the file in the data directory holding the local admin token.
-pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+use scalemesh_core::local::ADMIN_TOKEN_FILE;
 
 /// A fresh token: a prefix saying what it is for, then 256 random bits in hex.
 pub fn new_token(prefix: &str) -> String {

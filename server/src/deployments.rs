@@ -1,6 +1,6 @@
 //! What happens to deployments: created, handed to the runner, moved along by builder reports,
-//! canceled or failed, promoted. Every status change goes through [`SqliteStore::transition`]
-//! (compare-and-set) and is published to log followers after it is stored.
+//! canceled or failed, made live. Every status change is a compare-and-set in the database, and
+//! is published to log followers after it is stored.
 
 use std::path::Path;
 
@@ -9,14 +9,14 @@ use scalemesh_core::git::{GitRef, GitUrl};
 use scalemesh_core::job::{BuildJob, JobSource};
 use scalemesh_core::layout::{self, Manifest, Route};
 use scalemesh_core::storage::{Body, ObjectMeta};
-use scalemesh_core::wire::{self, BuilderReport, LogAck, LogFrame, NewLogLine};
+use scalemesh_core::wire::{BuilderReport, LogAck, LogFrame, NewLogLine};
 use scalemesh_core::{DeploymentId, DeploymentStatus, Phase};
 use time::OffsetDateTime;
 
 use crate::App;
 use crate::auth::{hash_token, new_token};
 use crate::db::{
-    AppendOutcome, DeploymentRow, NewDeployment, ProjectRow, Transition, TransitionOutcome,
+    AppendOutcome, DeploymentRow, NewDeployment, ProjectRow, Readied, Transition, TransitionOutcome,
 };
 use crate::error::{ApiError, ApiResult};
 
@@ -31,57 +31,6 @@ pub enum NewSource<'a> {
 }
 
 impl App {
-    pub fn project_view(&self, row: &ProjectRow) -> wire::Project {
-        wire::Project {
-            name: row.name.clone(),
-            git_url: row.git_url.as_deref().map(redact),
-            git_ref: row.git_ref.clone(),
-            build: row.build.clone(),
-            env: row.env.keys().cloned().collect(),
-            production_deployment: row.production_deployment.clone(),
-            url: self.hosts.project_url(&row.name),
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-        }
-    }
-
-    pub fn deployment_view(&self, row: &DeploymentRow) -> wire::Deployment {
-        let source = match row.source_kind.as_str() {
-            "git" => wire::DeploymentSource::Git {
-                url: row.git_url.as_deref().map(redact).unwrap_or_default(),
-                git_ref: row.git_ref.clone(),
-            },
-            _ => wire::DeploymentSource::Archive,
-        };
-        wire::Deployment {
-            id: row.id.clone(),
-            project: row.project.clone(),
-            status: row.status,
-            phase: row.phase,
-            progress: row.progress,
-            reason: row.reason.clone(),
-            source,
-            promote: row.promote,
-            production: row.production,
-            url: self.hosts.deployment_url(&row.project, &row.id),
-            project_url: self.hosts.project_url(&row.project),
-            created_at: row.created_at,
-            building_at: row.building_at,
-            uploading_at: row.uploading_at,
-            finished_at: row.finished_at,
-        }
-    }
-
-    /// The last frame a follower gets.
-    pub fn end_frame(&self, row: &DeploymentRow) -> LogFrame {
-        let view = self.deployment_view(row);
-        LogFrame::End {
-            status: row.status,
-            reason: row.reason.clone(),
-            url: (row.status == DeploymentStatus::Ready).then(|| view.live_url().to_owned()),
-        }
-    }
-
     pub async fn create_deployment(
         &self,
         project: &ProjectRow,
@@ -96,7 +45,7 @@ impl App {
                 git_ref.map(|r| r.to_string()),
             ),
             NewSource::Archive(path) => {
-                // The archive is stored before the deployment exists, so a builder always finds it.
+                // Stored before the deployment exists, so a builder always finds it.
                 self.storage
                     .put(
                         &layout::source_archive(&id),
@@ -119,13 +68,27 @@ impl App {
                 promote,
             })
             .await?;
-        self.submit(&row).await?;
+        self.submit(&row).await;
         Ok(self.store.deployment(&row.id).await?.unwrap_or(row))
     }
 
-    /// Hands a queued deployment to the runner with a fresh job token. A runner that refuses
-    /// fails the deployment at once, with the runner's reason.
-    pub async fn submit(&self, dep: &DeploymentRow) -> anyhow::Result<()> {
+    /// Hands a queued deployment to the runner with a fresh job token. Whatever keeps it from
+    /// running fails the deployment at once, with the reason.
+    pub async fn submit(&self, dep: &DeploymentRow) {
+        let submitted = async {
+            let job = self.job_for(dep).await?;
+            self.runner.submit(job).await.map_err(anyhow::Error::from)
+        };
+        if let Err(e) = submitted.await {
+            tracing::warn!(deployment = %dep.id, error = format!("{e:#}"), "the build could not be started");
+            let reason = format!("the build could not be started: {e:#}");
+            if let Err(e) = self.finish(&dep.id, DeploymentStatus::Failed, reason).await {
+                tracing::error!(deployment = %dep.id, error = format!("{e:#}"), "could not fail a deployment");
+            }
+        }
+    }
+
+    async fn job_for(&self, dep: &DeploymentRow) -> anyhow::Result<BuildJob> {
         let project = self
             .store
             .project(&dep.project)
@@ -144,30 +107,21 @@ impl App {
         self.store
             .set_job_token(&dep.id, hash_token(&token))
             .await?;
-        let job = BuildJob {
+        Ok(BuildJob {
             deployment: dep.id.clone(),
-            project: project.name.clone(),
+            project: project.name,
             source,
-            settings: project.build.clone(),
+            settings: project.build,
             api_url: self.builder_api_url.clone(),
             job_token: token,
             storage: self.storage.url(),
             timeout_secs: self.build_timeout.as_secs(),
-            build_env: project.env.clone(),
-        };
-        if let Err(e) = self.runner.submit(job).await {
-            self.finish(
-                &dep.id,
-                DeploymentStatus::Failed,
-                format!("the build could not be started: {e}"),
-            )
-            .await?;
-        }
-        Ok(())
+            build_env: project.env,
+        })
     }
 
     /// Moves a deployment to `failed` or `canceled` with `reason`, unless it is finished
-    /// already. Returns the finished row when this call finished it.
+    /// already.
     pub async fn finish(
         &self,
         id: &DeploymentId,
@@ -193,21 +147,9 @@ impl App {
         let _order = self.log_order.lock().await;
         let outcome = self.store.transition(id, t).await?;
         if let TransitionOutcome::Applied { row, lines } = &outcome {
-            if !lines.is_empty() {
-                self.hub.publish(
-                    id,
-                    LogFrame::Lines {
-                        lines: lines.clone(),
-                    },
-                );
-            }
+            self.publish_lines(id, lines.clone());
             if row.status.is_terminal() {
-                if row.status == DeploymentStatus::Ready {
-                    // Followers are told once the alias has moved; see `report`.
-                } else {
-                    self.hub.publish(id, self.end_frame(row));
-                    self.hub.close(id);
-                }
+                self.ended(row);
             } else {
                 self.hub.publish(
                     id,
@@ -222,11 +164,32 @@ impl App {
         Ok(outcome)
     }
 
+    fn publish_lines(&self, id: &DeploymentId, lines: Vec<scalemesh_core::wire::LogLine>) {
+        if !lines.is_empty() {
+            self.hub.publish(id, LogFrame::Lines { lines });
+        }
+    }
+
+    /// Tells followers a deployment is over and lets its uploaded source go.
+    fn ended(&self, row: &DeploymentRow) {
+        self.hub.publish(&row.id, self.end_frame(row));
+        self.hub.close(&row.id);
+        if row.source_kind == "archive" {
+            let storage = self.storage.clone();
+            let key = layout::source_archive(&row.id);
+            tokio::spawn(async move {
+                if let Err(e) = storage.delete(&key).await {
+                    tracing::warn!(key, error = %e, "could not delete an uploaded source");
+                }
+            });
+        }
+    }
+
     /// Appends lines from Scale Mesh itself to a deployment's log.
     pub async fn system_log(&self, id: &DeploymentId, lines: Vec<String>) -> anyhow::Result<()> {
         let _order = self.log_order.lock().await;
         let stored = self.store.append_system_lines(id, lines).await?;
-        self.hub.publish(id, LogFrame::Lines { lines: stored });
+        self.publish_lines(id, stored);
         Ok(())
     }
 
@@ -243,18 +206,13 @@ impl App {
             .await?
         {
             AppendOutcome::Appended { acked, lines } => {
-                if !lines.is_empty() {
-                    self.hub.publish(&dep.id, LogFrame::Lines { lines });
-                }
+                self.publish_lines(&dep.id, lines);
                 Ok(LogAck { acked })
             }
             // The builder resends from what the server holds.
             AppendOutcome::Gap { expected } => Ok(LogAck { acked: expected }),
-            AppendOutcome::Finished(status) => Err(finished(&dep.id, status)),
-            AppendOutcome::NotFound => Err(ApiError::NotFound(format!(
-                "deployment {} does not exist",
-                dep.id
-            ))),
+            AppendOutcome::Finished(status) => Err(refused(&dep.id, status)),
+            AppendOutcome::NotFound => Err(not_found(&dep.id)),
         }
     }
 
@@ -292,6 +250,8 @@ impl App {
         }
     }
 
+    /// A builder says its upload is complete: check the manifest, then make the deployment ready
+    /// and (when asked, and no newer deployment is live) live.
     async fn ready(&self, dep: &DeploymentRow) -> ApiResult<DeploymentRow> {
         if dep.status != DeploymentStatus::Uploading {
             return Err(ApiError::conflict(
@@ -315,36 +275,39 @@ impl App {
                 "the deployment's manifest is missing or wrong",
             ));
         }
-        let t = Transition {
-            to: DeploymentStatus::Ready,
-            phase: Phase::Done,
-            progress: None,
-            reason: None,
-            note: Some("Deployment ready".to_owned()),
+        let _one_at_a_time = self.promotion.lock().await;
+        let _order = self.log_order.lock().await;
+        let live_url = self.hosts.project_url(&dep.project);
+        let Readied {
+            mut row,
+            mut lines,
+            moved_from,
+        } = match self.store.mark_ready(&dep.id, live_url).await? {
+            Ok(readied) => readied,
+            Err(outcome) => return applied(&dep.id, outcome),
         };
-        let row = applied(&dep.id, self.apply(&dep.id, t).await?)?;
-        if row.promote
-            && let Err(e) = self.promote(&row).await
-        {
-            tracing::error!(deployment = %row.id, error = format!("{e:#}"), "promotion failed");
-            let _ = self
-                .system_log(
-                    &row.id,
-                    vec![format!("Could not make this deployment live: {e}")],
-                )
-                .await;
+        if let Some(previous) = moved_from {
+            if let Err(e) = self.write_route(&row).await {
+                // The alias in storage did not move: neither does the database's.
+                tracing::error!(deployment = %row.id, error = format!("{e:#}"), "could not move the production alias");
+                self.store
+                    .set_production(row.project_id, previous.as_ref())
+                    .await?;
+                lines.extend(
+                    self.store
+                        .append_system_lines(
+                            &row.id,
+                            vec![format!("Could not make this deployment live: {e:#}")],
+                        )
+                        .await?,
+                );
+                row = self.store.deployment(&row.id).await?.unwrap_or(row);
+            } else if let Some(proxy) = &self.proxy {
+                proxy.invalidate(&row.project);
+            }
         }
-        let row = self.store.deployment(&row.id).await?.unwrap_or(row);
-        if row.production {
-            let _ = self
-                .system_log(
-                    &row.id,
-                    vec![format!("Live at {}", self.hosts.project_url(&row.project))],
-                )
-                .await;
-        }
-        self.hub.publish(&row.id, self.end_frame(&row));
-        self.hub.close(&row.id);
+        self.publish_lines(&row.id, lines);
+        self.ended(&row);
         Ok(row)
     }
 
@@ -363,40 +326,69 @@ impl App {
         Ok(())
     }
 
-    /// Points the project's production alias at `dep` unless a newer deployment is live. The
-    /// route object is written first, in one put; the database follows.
-    async fn promote(&self, dep: &DeploymentRow) -> anyhow::Result<bool> {
-        let _one_at_a_time = self.promotion.lock().await;
-        if !self.store.may_promote(dep.project_id, &dep.id).await? {
-            self.system_log(
-                &dep.id,
-                vec!["A newer deployment is live already; this one stays a preview".into()],
-            )
-            .await?;
-            return Ok(false);
-        }
+    /// Writes the project's production alias — one object, in one put — pointing at `dep`.
+    async fn write_route(&self, dep: &DeploymentRow) -> anyhow::Result<()> {
         let route = Route {
             project: dep.project.clone(),
             deployment: dep.id.clone(),
             updated_at: OffsetDateTime::now_utc(),
         };
-        let body = serde_json::to_vec(&route)?;
+        let meta = ObjectMeta {
+            content_type: Some("application/json".into()),
+            cache_control: Some("no-cache".into()),
+        };
         self.storage
             .put(
                 &layout::route(&dep.project),
-                Body::Bytes(body.into()),
-                &ObjectMeta {
-                    content_type: Some("application/json".into()),
-                    cache_control: Some("no-cache".into()),
-                },
+                Body::Bytes(serde_json::to_vec(&route)?.into()),
+                &meta,
             )
             .await
-            .context("writing the production alias")?;
-        self.store.set_production(dep.project_id, &dep.id).await?;
-        if let Some(proxy) = &self.proxy {
-            proxy.invalidate(&dep.project);
+            .context("writing the production alias")
+    }
+
+    /// Deletes a project: its builds are canceled, its site stops answering at once, then the
+    /// files of its deployments (and only those) are removed.
+    pub async fn delete_project(&self, project: &ProjectRow) -> anyhow::Result<()> {
+        let deployments = self.store.deployments_of(project.id, u32::MAX).await?;
+        for dep in &deployments {
+            if !dep.status.is_terminal() {
+                self.finish(
+                    &dep.id,
+                    DeploymentStatus::Canceled,
+                    "the project was deleted".into(),
+                )
+                .await?;
+                self.runner.cancel(&dep.id).await;
+            }
         }
-        Ok(true)
+        {
+            // No promotion may write the alias again after this.
+            let _one_at_a_time = self.promotion.lock().await;
+            self.storage.delete(&layout::route(&project.name)).await?;
+            if let Some(proxy) = &self.proxy {
+                proxy.invalidate(&project.name);
+            }
+            self.store.delete_project(project.id).await?;
+        }
+        let storage = self.storage.clone();
+        let name = project.name.clone();
+        tokio::spawn(async move {
+            for dep in deployments {
+                let mut keys = storage
+                    .list(&layout::output_prefix(&name, &dep.id))
+                    .await
+                    .unwrap_or_default();
+                keys.push(layout::manifest(&name, &dep.id));
+                keys.push(layout::source_archive(&dep.id));
+                for key in keys {
+                    if let Err(e) = storage.delete(&key).await {
+                        tracing::warn!(key, error = %e, "could not delete a file of a deleted project");
+                    }
+                }
+            }
+        });
+        Ok(())
     }
 
     pub async fn cancel(&self, dep: &DeploymentRow, by: &str) -> ApiResult<DeploymentRow> {
@@ -417,22 +409,25 @@ impl App {
 fn applied(id: &DeploymentId, outcome: TransitionOutcome) -> ApiResult<DeploymentRow> {
     match outcome {
         TransitionOutcome::Applied { row, .. } => Ok(row),
-        TransitionOutcome::Refused(current) => Err(finished(id, current)),
-        TransitionOutcome::NotFound => Err(ApiError::NotFound(format!(
-            "deployment {id} does not exist"
-        ))),
+        TransitionOutcome::Refused(current) => Err(refused(id, current)),
+        TransitionOutcome::NotFound => Err(not_found(id)),
     }
 }
 
-fn finished(id: &DeploymentId, status: DeploymentStatus) -> ApiError {
-    ApiError::conflict(
-        "deployment_finished",
-        format!("deployment {id} is {status} already; nothing was changed"),
-    )
+fn refused(id: &DeploymentId, status: DeploymentStatus) -> ApiError {
+    if status.is_terminal() {
+        ApiError::conflict(
+            "deployment_finished",
+            format!("deployment {id} is {status} already; nothing was changed"),
+        )
+    } else {
+        ApiError::conflict(
+            "invalid_transition",
+            format!("deployment {id} is {status}; that change does not follow from there"),
+        )
+    }
 }
 
-fn redact(url: &str) -> String {
-    GitUrl::parse(url)
-        .map(|u| u.redacted())
-        .unwrap_or_else(|_| url.to_owned())
+fn not_found(id: &DeploymentId) -> ApiError {
+    ApiError::NotFound(format!("deployment {id} does not exist"))
 }

@@ -11,6 +11,7 @@ mod routes;
 pub mod runner;
 pub mod settings;
 mod supervisor;
+mod views;
 mod web;
 
 use std::future::Future;
@@ -27,10 +28,10 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-pub use auth::ADMIN_TOKEN_FILE;
 use db::SqliteStore;
 use logs::LogHub;
 use runner::{LocalRunner, Runner, RunnerEvent};
+use scalemesh_core::job::SandboxMode;
 use settings::{RunnerKind, Settings};
 
 /// Everything request handlers share.
@@ -84,17 +85,22 @@ pub struct Server {
 impl Server {
     /// Opens the state, storage and runner and gets ready to serve on `listeners`.
     pub async fn build(settings: &Settings, listeners: Listeners) -> anyhow::Result<Self> {
-        let runner = match settings.runner {
+        match settings.runner {
             RunnerKind::Local => {
                 let builder = builder_binary(settings)?;
-                let (max, timeout) = (usize::from(settings.max_builds), settings.build_timeout);
-                Box::new(move |events| {
-                    Arc::new(LocalRunner::new(builder, max, timeout, events)) as Arc<dyn Runner>
+                check_sandbox(settings.sandbox)?;
+                let local = runner::LocalSettings {
+                    builder,
+                    max_running: usize::from(settings.max_builds),
+                    build_timeout: settings.build_timeout,
+                    sandbox: settings.sandbox,
+                };
+                Self::build_with_runner(settings, listeners, move |events| {
+                    Arc::new(LocalRunner::new(local, events))
                 })
-                    as Box<dyn FnOnce(mpsc::UnboundedSender<RunnerEvent>) -> Arc<dyn Runner>>
+                .await
             }
-        };
-        Self::build_with_runner(settings, listeners, runner).await
+        }
     }
 
     /// [`Server::build`] with the runner made by `make_runner` (given the channel it reports
@@ -194,6 +200,10 @@ impl Server {
             events,
             ..
         } = self;
+        // Before the API takes requests, so nothing is handed to the runner twice.
+        supervisor::recover(&app)
+            .await
+            .context("recovering unfinished deployments")?;
         let stop = CancellationToken::new();
         let supervisor = tokio::spawn(supervisor::run(app.clone(), events, stop.clone()));
 
@@ -225,12 +235,32 @@ impl Server {
     }
 }
 
+/// Creates the data directory, or closes an existing one, to its owner only.
 fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
-        .create(path)
+        .create(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+}
+
+/// Says, once at start, what the sandbox setting means on this machine.
+fn check_sandbox(mode: SandboxMode) -> anyhow::Result<()> {
+    let bwrap = std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join("bwrap").is_file()));
+    match (mode, bwrap) {
+        (SandboxMode::Bwrap, false) => anyhow::bail!(
+            "--sandbox bwrap needs bubblewrap: install the bubblewrap package (apt-get install bubblewrap)"
+        ),
+        (SandboxMode::Auto, false) => tracing::warn!(
+            "bubblewrap (bwrap) is not installed: builds run without a sandbox and can read this \
+             user's files, the database included; install bubblewrap, or use --sandbox bwrap to require it"
+        ),
+        (SandboxMode::None, _) => tracing::warn!("--sandbox none: builds run without a sandbox"),
+        _ => {}
+    }
+    Ok(())
 }
 
 /// The builder binary: the setting, else the one beside this executable, else `PATH`'s.

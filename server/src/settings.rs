@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use scalemesh_core::job::SandboxMode;
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -43,7 +44,7 @@ pub struct Settings {
     #[arg(long, env = "SCALEMESH_SITES_PORT")]
     pub sites_port: Option<u16>,
 
-    /// Where deployments are stored: file:///path or s3://bucket/prefix.
+    /// Where deployments are stored: file:///path (a local folder).
     /// Defaults to the sites folder in the data directory.
     #[arg(long, env = "SCALEMESH_STORAGE")]
     pub storage: Option<String>,
@@ -69,6 +70,11 @@ pub struct Settings {
     #[arg(long, env = "SCALEMESH_BUILDER_API_URL")]
     pub builder_api_url: Option<String>,
 
+    /// Where install and build commands run: bwrap (bubblewrap, required), auto (bubblewrap
+    /// when installed, else none) or none (builds can read whatever this user can).
+    #[arg(long, env = "SCALEMESH_SANDBOX", default_value = "auto", value_parser = |s: &str| s.parse::<SandboxMode>())]
+    pub sandbox: SandboxMode,
+
     /// Largest source archive `scalemesh deploy <folder>` may upload, in megabytes.
     #[arg(long, env = "SCALEMESH_MAX_UPLOAD_MB", default_value_t = 200)]
     pub max_upload_mb: u64,
@@ -87,13 +93,8 @@ impl Settings {
     }
 
     pub fn data_dir(&self) -> PathBuf {
-        self.data_dir.clone().unwrap_or_else(default_data_dir)
+        self.data_dir
+            .clone()
+            .unwrap_or_else(scalemesh_core::local::default_data_dir)
     }
-}
-
-/// `$XDG_DATA_HOME/scalemesh` or `~/.local/share/scalemesh`; the CLI looks in the same place.
-pub fn default_data_dir() -> PathBuf {
-    dirs::data_dir()
-        .unwrap_or_else(|| PathBuf::from(".local/share"))
-        .join("scalemesh")
 }

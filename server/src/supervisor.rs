@@ -19,17 +19,12 @@ const REAP_EVERY: Duration = Duration::from_secs(15);
 /// Beyond the build timeout, how long a build may stay silent before the server gives up on it.
 const REAP_GRACE: Duration = Duration::from_secs(120);
 
+/// Handles runner events and reaps overdue builds until `stop`.
 pub async fn run(
     app: Arc<App>,
     mut events: mpsc::UnboundedReceiver<RunnerEvent>,
     stop: CancellationToken,
 ) {
-    if let Err(e) = recover(&app).await {
-        tracing::error!(
-            error = format!("{e:#}"),
-            "could not recover unfinished deployments"
-        );
-    }
     let mut reap = tokio::time::interval(REAP_EVERY);
     loop {
         tokio::select! {
@@ -48,20 +43,19 @@ pub async fn run(
     }
 }
 
-/// Queued deployments are handed to the runner again; builds that were running when the server
-/// stopped cannot be followed any more and fail with a reason that says so.
-async fn recover(app: &App) -> anyhow::Result<()> {
+/// Picks up what a previous run left unfinished, before the API takes requests: queued
+/// deployments are handed to the runner again; builds that were running cannot be followed any
+/// more and fail with a reason that says so.
+pub async fn recover(app: &App) -> anyhow::Result<()> {
     for dep in app.store.unfinished_deployments().await? {
         if dep.status == DeploymentStatus::Queued {
             tracing::info!(deployment = %dep.id, "queuing again after restart");
-            app.submit(&dep).await?;
-        } else {
-            app.finish(
-                &dep.id,
-                DeploymentStatus::Failed,
-                "the server restarted while this build was running; deploy again".to_owned(),
-            )
-            .await?;
+            app.submit(&dep).await;
+            continue;
+        }
+        let reason = "the server restarted while this build was running; deploy again".to_owned();
+        if let Err(e) = app.finish(&dep.id, DeploymentStatus::Failed, reason).await {
+            tracing::error!(deployment = %dep.id, error = format!("{e:#}"), "could not fail an interrupted build");
         }
     }
     Ok(())

@@ -27,12 +27,8 @@ pub struct Plan {
 pub enum DetectError {
     #[error("package.json is not valid JSON: {0}")]
     PackageJson(String),
-    #[error("could not read {path}: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{0}")]
+    Read(String),
 }
 
 /// Plans the build of the app in `root` with `settings` (the project's, overlaid with

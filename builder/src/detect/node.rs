@@ -49,16 +49,10 @@ struct PackageJson {
 }
 
 pub fn detect(root: &Path) -> Result<Option<Plan>, DetectError> {
-    let path = root.join("package.json");
-    let raw = match std::fs::read_to_string(&path) {
-        Ok(raw) => raw,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(DetectError::Read {
-                path: "package.json".into(),
-                source,
-            });
-        }
+    let raw = match crate::source::read_config_file(root, "package.json") {
+        Ok(Some(raw)) => raw,
+        Ok(None) => return Ok(None),
+        Err(e) => return Err(DetectError::Read(format!("{e:#}"))),
     };
     let pkg: PackageJson =
         serde_json::from_str(&raw).map_err(|e| DetectError::PackageJson(e.to_string()))?;

@@ -3,6 +3,8 @@
 //! `..`, no hard links or devices; bounded counts and sizes (gzip bombs stop at the limit).
 //! Symlinks are created last, so no entry can be written through one.
 
+use std::collections::{BTreeMap, VecDeque};
+use std::ffi::OsString;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::OpenOptionsExt;
@@ -31,7 +33,8 @@ impl Default for UnpackLimits {
 pub fn unpack(archive: impl Read, dest: &Path, limits: UnpackLimits) -> anyhow::Result<u64> {
     fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))?;
     let mut tar = Archive::new(GzDecoder::new(archive));
-    let mut links: Vec<(PathBuf, PathBuf)> = Vec::new();
+    // Links by their path relative to `dest`, created once every file is written.
+    let mut links: BTreeMap<PathBuf, PathBuf> = BTreeMap::new();
     let mut entries: u64 = 0;
     let mut bytes: u64 = 0;
     for entry in tar
@@ -111,7 +114,7 @@ pub fn unpack(archive: impl Read, dest: &Path, limits: UnpackLimits) -> anyhow::
                         link_target.display()
                     );
                 }
-                links.push((target, link_target));
+                links.insert(rel.clone(), link_target);
             }
             EntryType::XGlobalHeader
             | EntryType::XHeader
@@ -123,14 +126,74 @@ pub fn unpack(archive: impl Read, dest: &Path, limits: UnpackLimits) -> anyhow::
             ),
         }
     }
-    for (path, target) in links {
+    // Each link alone stays inside; through one another they might not (`a -> x/..`, `b -> a/..`).
+    for (rel, target) in &links {
+        if !resolves_inside(rel, &links) {
+            bail!(
+                "the source archive has a symlink pointing outside its folder: {} -> {}",
+                rel.display(),
+                target.display()
+            );
+        }
+    }
+    for (rel, target) in links {
+        let path = dest.join(&rel);
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent)?;
         }
         std::os::unix::fs::symlink(&target, &path)
-            .with_context(|| format!("creating the symlink {}", path.display()))?;
+            .with_context(|| format!("creating the symlink {}", rel.display()))?;
     }
     Ok(entries)
+}
+
+/// Whether `path` (relative to the root), resolved lexically while following the archive's own
+/// links, stays inside the root.
+fn resolves_inside(path: &Path, links: &BTreeMap<PathBuf, PathBuf>) -> bool {
+    enum Seg {
+        Name(OsString),
+        Up,
+    }
+    fn segments(path: &Path) -> Option<Vec<Seg>> {
+        path.components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(Some(Seg::Name(n.to_owned()))),
+                Component::ParentDir => Some(Some(Seg::Up)),
+                Component::CurDir => None,
+                Component::RootDir | Component::Prefix(_) => Some(None),
+            })
+            .collect()
+    }
+    let Some(start) = segments(path) else {
+        return false;
+    };
+    let mut pending: VecDeque<Seg> = start.into();
+    let mut here = PathBuf::new();
+    let mut hops = 0;
+    while let Some(seg) = pending.pop_front() {
+        match seg {
+            Seg::Up => {
+                if !here.pop() {
+                    return false;
+                }
+            }
+            Seg::Name(name) => {
+                here.push(name);
+                if let Some(target) = links.get(&here) {
+                    hops += 1;
+                    let Some(target) = segments(target).filter(|_| hops <= 40) else {
+                        return false;
+                    };
+                    // The link is replaced by its target, which is relative to its folder.
+                    here.pop();
+                    for seg in target.into_iter().rev() {
+                        pending.push_front(seg);
+                    }
+                }
+            }
+        }
+    }
+    true
 }
 
 /// `path` as a relative path of normal components (`./` dropped), `None` if it is absolute or
@@ -236,6 +299,20 @@ mod tests {
             (
                 "climbing link",
                 tarball(|b| link(b, "a/l", "../../etc/passwd")),
+            ),
+            (
+                "chained links",
+                tarball(|b| {
+                    link(b, "a/b/c/d/l", "../../../..");
+                    link(b, "esc", "a/b/c/d/l/../../../../..");
+                }),
+            ),
+            (
+                "link loop",
+                tarball(|b| {
+                    link(b, "x", "y");
+                    link(b, "y", "x");
+                }),
             ),
             (
                 "write through link",

@@ -116,6 +116,20 @@ pub async fn clone(
             git_ref.map(|r| format!(" at {r}")).unwrap_or_default()
         );
     }
+    // The clone saved the URL as its remote; a build must not find credentials there.
+    let bare_url = url.without_credentials();
+    if bare_url != url.as_str() {
+        let reset = git(home)
+            .arg("-C")
+            .arg(dest)
+            .args(["remote", "set-url", "origin", &bare_url])
+            .status()
+            .await
+            .context("removing credentials from the clone")?;
+        if !reset.success() {
+            anyhow::bail!("could not remove the credentials from the clone's remote");
+        }
+    }
     let head = git(home)
         .arg("-C")
         .arg(dest)

@@ -83,6 +83,7 @@ pub async fn run(client: &Client, args: DeployArgs) -> anyhow::Result<i32> {
     }
 
     let mut view = view;
+    let started = std::time::Instant::now();
     let end = follow::follow(client, deployment.id.as_str(), 0, |event| match event {
         Event::Lines(lines) => view.lines(lines),
         Event::State {
@@ -92,14 +93,28 @@ pub async fn run(client: &Client, args: DeployArgs) -> anyhow::Result<i32> {
         } => view.state(status, phase, progress),
     })
     .await;
-    view.finish();
-    let end = end?;
+    let end = match end {
+        Ok(end) => end,
+        Err(e) => {
+            view.finish();
+            return Err(e);
+        }
+    };
     let finished = client
         .deployment(deployment.id.as_str())
         .await
         .map_err(|e| client.explain(e))?;
     match end.status {
         DeploymentStatus::Ready => {
+            let what = if finished.production {
+                "Live"
+            } else {
+                "Ready (preview)"
+            };
+            view.success(&format!(
+                "{what} in {:.1}s",
+                started.elapsed().as_secs_f64()
+            ));
             let url = end
                 .url
                 .clone()
@@ -108,6 +123,7 @@ pub async fn run(client: &Client, args: DeployArgs) -> anyhow::Result<i32> {
             Ok(0)
         }
         status => {
+            view.finish();
             if args.json {
                 print_result(&finished, true, "")?;
             }

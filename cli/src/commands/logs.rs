@@ -41,7 +41,10 @@ pub async fn run(client: &Client, args: LogsArgs) -> anyhow::Result<i32> {
             }
         })
         .await?;
-        let reason = end.reason.map(|r| format!(": {r}")).unwrap_or_default();
+        let reason = end
+            .reason
+            .map(|r| format!(": {}", sanitize(&r, false)))
+            .unwrap_or_default();
         eprintln!("deployment {id} is {}{reason}", end.status);
         return Ok(super::exit_code(end.status));
     }

@@ -32,8 +32,14 @@ pub async fn up(client: &Client, settings: &Settings, args: UpArgs) -> anyhow::R
         let err = cmd.exec();
         return Err(anyhow::Error::new(err).context(format!("starting {}", server.display())));
     }
-    std::fs::create_dir_all(&settings.data_dir)
-        .with_context(|| format!("creating {}", settings.data_dir.display()))?;
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&settings.data_dir)
+            .with_context(|| format!("creating {}", settings.data_dir.display()))?;
+    }
     let log_path = settings.data_dir.join(LOG_FILE);
     let log = std::fs::OpenOptions::new()
         .create(true)

@@ -150,20 +150,24 @@ impl StorageUrl {
     }
 }
 
-/// Opens the storage a URL names. S3 needs the `s3` feature of this crate.
+/// Opens the storage a URL names. Only local folders are supported so far; `s3://` URLs parse,
+/// and are refused here with a message saying so.
 pub fn open(url: &StorageUrl) -> Result<Arc<dyn Storage>, StorageError> {
     match url {
         StorageUrl::Folder(path) => Ok(Arc::new(FsStorage::new(path.clone()))),
         StorageUrl::S3 { .. } => Err(StorageError::Backend(
-            "S3 storage is not built into this binary; use a file:// folder".to_owned(),
+            "S3 storage is not supported by this version; use a file:// folder".to_owned(),
         )),
     }
 }
 
+/// Longest storage key: a site path (at most 1024 bytes) under its deployment's prefix.
+const MAX_KEY_LEN: usize = 1280;
+
 /// Whether `key` is a well-formed key: relative, `/`-separated, no empty, `.` or `..` segment, no
 /// backslash or control character.
 pub fn is_valid_key(key: &str) -> bool {
-    crate::layout::is_site_path(key)
+    key.len() <= MAX_KEY_LEN && crate::layout::is_path_of_segments(key)
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ struct Args {
     /// Address to listen on.
     #[arg(long, env = "SCALEMESH_PROXY_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Where deployments live: file:///path or s3://bucket/prefix.
+    /// Where deployments live: file:///path (a local folder).
     #[arg(long, env = "SCALEMESH_STORAGE")]
     storage: String,
     /// Sites answer at <project>.<base-domain>.

@@ -143,7 +143,73 @@ fn query_many(
     Ok(out)
 }
 
+/// What [`SqliteStore::mark_ready`] did.
+#[derive(Debug)]
+pub struct Readied {
+    pub row: DeploymentRow,
+    pub lines: Vec<LogLine>,
+    /// `Some(previous)` when the production alias moved to this deployment.
+    pub moved_from: Option<Option<DeploymentId>>,
+}
+
 impl SqliteStore {
+    /// Moves an uploaded deployment to `ready` and, when it was asked to go live and no newer
+    /// deployment is live, points the production alias at it: one transaction, with its log
+    /// lines, so whoever sees it ready sees it live and finds the lines.
+    pub async fn mark_ready(
+        &self,
+        id: &DeploymentId,
+        live_url: String,
+    ) -> DbResult<Result<Readied, TransitionOutcome>> {
+        let id = id.to_string();
+        self.call(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let Some(current) = deployment_by_id(&tx, &id)? else {
+                return Ok(Err(TransitionOutcome::NotFound));
+            };
+            if current.status != DeploymentStatus::Uploading {
+                return Ok(Err(TransitionOutcome::Refused(current.status)));
+            }
+            tx.execute(
+                "UPDATE deployments SET status = 'ready', phase = 'done', progress_done = NULL,
+                 progress_total = NULL, finished_at = ?2, job_token_hash = NULL WHERE id = ?1",
+                params![id, now_ms()],
+            )?;
+            let mut notes = vec!["Deployment ready".to_owned()];
+            let mut moved_from = None;
+            if current.promote {
+                let previous: Option<String> = tx.query_row(
+                    "SELECT production_deployment FROM projects WHERE id = ?1",
+                    params![current.project_id],
+                    |r| r.get(0),
+                )?;
+                let newer_live: bool = tx.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM deployments WHERE id = ?1 AND created_at > ?2)",
+                    params![previous, crate::db::to_ms(current.created_at)],
+                    |r| r.get(0),
+                )?;
+                if newer_live {
+                    notes.push("A newer deployment is live already; this one stays at its own URL".to_owned());
+                } else {
+                    tx.execute(
+                        "UPDATE projects SET production_deployment = ?2, updated_at = ?3 WHERE id = ?1",
+                        params![current.project_id, id, now_ms()],
+                    )?;
+                    notes.push(format!("Live at {live_url}"));
+                    moved_from = Some(
+                        previous.map(|p| DeploymentId::parse(&p)).transpose().map_err(corrupt)?,
+                    );
+                }
+            }
+            let now = OffsetDateTime::now_utc();
+            let lines = super::logs::insert(&tx, &id, notes.into_iter().map(|n| (LogStream::System, n, now)))?;
+            let row = deployment_by_id(&tx, &id)?.ok_or_else(|| corrupt("deployment vanished"))?;
+            tx.commit()?;
+            Ok(Ok(Readied { row, lines, moved_from }))
+        })
+        .await
+    }
+
     pub async fn insert_deployment(&self, new: NewDeployment) -> DbResult<DeploymentRow> {
         self.call(move |conn| {
             conn.execute(

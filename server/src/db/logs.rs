@@ -10,8 +10,10 @@ use super::deployments::deployment_by_id;
 use super::{DbError, DbResult, SqliteStore, from_ms, to_ms};
 use scalemesh_core::DeploymentId;
 
-/// Longest stored line; the rest is cut off with a marker.
-pub const MAX_LINE_BYTES: usize = 16 * 1024;
+use scalemesh_core::wire::MAX_LOG_LINE_BYTES as MAX_LINE_BYTES;
+
+/// Most lines stored for one deployment; what a build prints beyond is counted, not kept.
+pub const MAX_LINES_PER_DEPLOYMENT: u64 = 200_000;
 
 #[derive(Debug)]
 pub enum AppendOutcome {
@@ -102,12 +104,33 @@ impl SqliteStore {
                 return Ok(AppendOutcome::Gap { expected: held });
             }
             let skip = usize::try_from(held - first).unwrap_or(usize::MAX);
-            let fresh: Vec<_> = lines
+            let mut fresh: Vec<_> = lines
                 .into_iter()
                 .skip(skip)
                 .map(|l| (l.stream, l.text, l.ts))
                 .collect();
             let acked = held + fresh.len() as u64;
+            let next: i64 = tx.query_row(
+                "SELECT next_seq FROM deployments WHERE id = ?1",
+                params![id],
+                |r| r.get(0),
+            )?;
+            let stored_so_far = u64::try_from(next).unwrap_or(1).saturating_sub(1);
+            let room = usize::try_from(MAX_LINES_PER_DEPLOYMENT.saturating_sub(stored_so_far))
+                .unwrap_or(usize::MAX);
+            if fresh.len() > room {
+                let ts = fresh.first().map(|l| l.2).unwrap_or_else(OffsetDateTime::now_utc);
+                fresh.truncate(room);
+                if room > 0 {
+                    fresh.push((
+                        LogStream::System,
+                        format!(
+                            "[the log is cut here: only {MAX_LINES_PER_DEPLOYMENT} lines are kept per deployment]"
+                        ),
+                        ts,
+                    ));
+                }
+            }
             let stored = insert(&tx, &id, fresh)?;
             tx.execute(
                 "UPDATE deployments SET builder_lines = ?2 WHERE id = ?1",

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::Connection;
 use time::OffsetDateTime;
 
-pub use deployments::{DeploymentRow, NewDeployment, Transition, TransitionOutcome};
+pub use deployments::{DeploymentRow, NewDeployment, Readied, Transition, TransitionOutcome};
 pub use logs::AppendOutcome;
 pub use projects::{NewProject, ProjectRow};
 pub use tokens::User;
@@ -38,8 +38,13 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// Opens (or creates) the database, readable by its owner only: it holds project secrets.
     pub fn open(path: &Path) -> DbResult<Self> {
+        use std::os::unix::fs::PermissionsExt;
         let conn = Connection::open(path)?;
+        // Before WAL mode creates its files, which take the database file's permissions.
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| DbError::Task(format!("restricting {}: {e}", path.display())))?;
         Self::setup(conn)
     }
 

@@ -136,25 +136,13 @@ impl SqliteStore {
         .await
     }
 
-    /// Whether `deployment` may become production: no newer deployment is live already.
-    pub async fn may_promote(&self, project_id: i64, deployment: &DeploymentId) -> DbResult<bool> {
-        let deployment = deployment.to_string();
-        self.call(move |conn| {
-            let newer_live: bool = conn.query_row(
-                "SELECT EXISTS (
-                    SELECT 1 FROM projects p JOIN deployments cur ON cur.id = p.production_deployment
-                    JOIN deployments new ON new.id = ?2
-                    WHERE p.id = ?1 AND cur.created_at > new.created_at)",
-                params![project_id, deployment],
-                |r| r.get(0),
-            )?;
-            Ok(!newer_live)
-        })
-        .await
-    }
-
-    pub async fn set_production(&self, project_id: i64, deployment: &DeploymentId) -> DbResult<()> {
-        let deployment = deployment.to_string();
+    /// Points the production alias at `deployment` (or at nothing).
+    pub async fn set_production(
+        &self,
+        project_id: i64,
+        deployment: Option<&DeploymentId>,
+    ) -> DbResult<()> {
+        let deployment = deployment.map(ToString::to_string);
         self.call(move |conn| {
             conn.execute(
                 "UPDATE projects SET production_deployment = ?2, updated_at = ?3 WHERE id = ?1",

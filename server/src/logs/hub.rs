@@ -21,11 +21,18 @@ impl LogHub {
         self.channels.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn subscribe(&self, id: &DeploymentId) -> broadcast::Receiver<Arc<LogFrame>> {
-        self.channels()
+    /// Follows `id`. The channel is dropped with its last subscription.
+    pub fn subscribe<'h>(&'h self, id: &DeploymentId) -> Subscription<'h> {
+        let rx = self
+            .channels()
             .entry(id.clone())
             .or_insert_with(|| broadcast::channel(CHANNEL_FRAMES).0)
-            .subscribe()
+            .subscribe();
+        Subscription {
+            hub: self,
+            id: id.clone(),
+            rx,
+        }
     }
 
     /// Sends `frame` to everyone following `id` now; nobody following is fine.
@@ -42,5 +49,47 @@ impl LogHub {
     /// Drops `id`'s channel after its final frame; followers see it closed.
     pub fn close(&self, id: &DeploymentId) {
         self.channels().remove(id);
+    }
+}
+
+pub struct Subscription<'h> {
+    hub: &'h LogHub,
+    id: DeploymentId,
+    rx: broadcast::Receiver<Arc<LogFrame>>,
+}
+
+impl Subscription<'_> {
+    pub async fn recv(&mut self) -> Result<Arc<LogFrame>, broadcast::error::RecvError> {
+        self.rx.recv().await
+    }
+}
+
+impl Drop for Subscription<'_> {
+    fn drop(&mut self) {
+        let mut channels = self.hub.channels();
+        // This subscription's receiver still counts until the fields drop.
+        if channels
+            .get(&self.id)
+            .is_some_and(|tx| tx.receiver_count() <= 1)
+        {
+            channels.remove(&self.id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channels_go_with_their_last_follower() {
+        let hub = LogHub::default();
+        let id = DeploymentId::generate();
+        let a = hub.subscribe(&id);
+        let b = hub.subscribe(&id);
+        drop(a);
+        assert_eq!(hub.channels().len(), 1);
+        drop(b);
+        assert!(hub.channels().is_empty(), "no channel is left behind");
     }
 }

@@ -1,7 +1,7 @@
 //! `/api/v1/projects/{name}/deployments` and `/api/v1/deployments/{id}`.
 
-use std::io::Write;
 use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
 
 use axum::Json;
 use axum::body::Body;
@@ -159,7 +159,8 @@ fn git_source(project: &ProjectRow, req: &CreateDeployment) -> ApiResult<NewSour
 /// is not gzip.
 async fn receive_archive(app: &App, body: Body) -> ApiResult<tempfile::NamedTempFile> {
     let file = tempfile::NamedTempFile::new().map_err(anyhow::Error::from)?;
-    let mut writer = std::io::BufWriter::new(file.reopen().map_err(anyhow::Error::from)?);
+    let handle = file.reopen().map_err(anyhow::Error::from)?;
+    let mut writer = tokio::io::BufWriter::new(tokio::fs::File::from_std(handle));
     let mut stream = body.into_data_stream();
     let mut received: u64 = 0;
     let mut head: Vec<u8> = Vec::with_capacity(2);
@@ -177,9 +178,12 @@ async fn receive_archive(app: &App, body: Body) -> ApiResult<tempfile::NamedTemp
         if head.len() < 2 {
             head.extend(chunk.iter().take(2 - head.len()));
         }
-        writer.write_all(&chunk).map_err(anyhow::Error::from)?;
+        writer
+            .write_all(&chunk)
+            .await
+            .map_err(anyhow::Error::from)?;
     }
-    writer.flush().map_err(anyhow::Error::from)?;
+    writer.flush().await.map_err(anyhow::Error::from)?;
     if head != [0x1f, 0x8b] {
         return Err(ApiError::bad_request(
             "invalid_archive",

@@ -70,10 +70,11 @@ async fn not_found(req: Request) -> ApiError {
 }
 
 async fn method_not_allowed(req: Request) -> ApiError {
-    ApiError::BadRequest {
-        code: "method_not_allowed",
-        message: format!("{} is not allowed on {}", req.method(), req.uri().path()),
-    }
+    ApiError::MethodNotAllowed(format!(
+        "{} is not allowed on {}",
+        req.method(),
+        req.uri().path()
+    ))
 }
 
 pub fn parse_project_name(raw: &str) -> ApiResult<ProjectName> {

@@ -6,12 +6,11 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use scalemesh_core::ProjectName;
 use scalemesh_core::git::{GitRef, GitUrl};
 use scalemesh_core::job::is_allowed_env_name;
-use scalemesh_core::layout;
 use scalemesh_core::site_config::BuildSettings;
 use scalemesh_core::wire::{CreateProject, Project, ProjectList, UpdateProject};
-use scalemesh_core::{DeploymentStatus, ProjectName};
 
 use super::{owned_project, parse_project_name};
 use crate::App;
@@ -166,40 +165,6 @@ pub async fn delete(
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
     let row = owned_project(&app, &user, &name).await?;
-    for dep in app.store.deployments_of(row.id, u32::MAX).await? {
-        if !dep.status.is_terminal() {
-            app.finish(
-                &dep.id,
-                DeploymentStatus::Canceled,
-                "the project was deleted".into(),
-            )
-            .await?;
-            app.runner.cancel(&dep.id).await;
-        }
-    }
-    app.storage
-        .delete(&layout::route(&row.name))
-        .await
-        .map_err(anyhow::Error::from)?;
-    if let Some(proxy) = &app.proxy {
-        proxy.invalidate(&row.name);
-    }
-    app.store.delete_project(row.id).await?;
-    let storage = app.storage.clone();
-    let prefix = format!("__output/{}/", row.name);
-    tokio::spawn(async move {
-        match storage.list(&prefix).await {
-            Ok(keys) => {
-                for key in keys {
-                    if let Err(e) = storage.delete(&key).await {
-                        tracing::warn!(key, error = %e, "could not delete a file of a deleted project");
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::warn!(prefix, error = %e, "could not list a deleted project's files")
-            }
-        }
-    });
+    app.delete_project(&row).await?;
     Ok(StatusCode::NO_CONTENT)
 }

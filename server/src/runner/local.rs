@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use scalemesh_core::DeploymentId;
-use scalemesh_core::job::BuildJob;
+use scalemesh_core::job::{BuildJob, SandboxMode};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot};
@@ -31,10 +31,20 @@ pub struct LocalRunner {
     inner: Arc<Inner>,
 }
 
+/// How the local runner runs builds.
+#[derive(Debug, Clone)]
+pub struct LocalSettings {
+    pub builder: PathBuf,
+    pub max_running: usize,
+    pub build_timeout: Duration,
+    pub sandbox: SandboxMode,
+}
+
 struct Inner {
     builder: PathBuf,
     max_running: usize,
     hard_timeout: Duration,
+    sandbox: SandboxMode,
     events: mpsc::UnboundedSender<RunnerEvent>,
     state: Mutex<State>,
 }
@@ -48,17 +58,13 @@ struct State {
 }
 
 impl LocalRunner {
-    pub fn new(
-        builder: PathBuf,
-        max_running: usize,
-        build_timeout: Duration,
-        events: mpsc::UnboundedSender<RunnerEvent>,
-    ) -> Self {
+    pub fn new(settings: LocalSettings, events: mpsc::UnboundedSender<RunnerEvent>) -> Self {
         Self {
             inner: Arc::new(Inner {
-                builder,
-                max_running: max_running.max(1),
-                hard_timeout: build_timeout + TIMEOUT_GRACE,
+                builder: settings.builder,
+                max_running: settings.max_running.max(1),
+                hard_timeout: settings.build_timeout + TIMEOUT_GRACE,
+                sandbox: settings.sandbox,
                 events,
                 state: Mutex::new(State::default()),
             }),
@@ -117,6 +123,7 @@ impl Inner {
         cmd.env_clear()
             .envs(job.to_env())
             .env("LANG", "C.UTF-8")
+            .env(scalemesh_core::job::env::SANDBOX, self.sandbox.as_str())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -202,6 +209,12 @@ impl Runner for LocalRunner {
             let mut state = self.inner.state();
             if state.shut_down {
                 return Err(RunnerError::ShuttingDown);
+            }
+            let known = state.running.contains_key(&job.deployment)
+                || state.queue.iter().any(|j| j.deployment == job.deployment);
+            if known {
+                // One build per deployment, whoever asks twice.
+                return Ok(());
             }
             state.queue.push_back(job);
         }

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use scalemesh_core::DeploymentId;
 use scalemesh_core::job::BuildJob;
 
-pub use local::LocalRunner;
+pub use local::{LocalRunner, LocalSettings};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunnerEvent {

@@ -119,7 +119,7 @@ async fn reports_must_follow_the_lifecycle() {
     assert_eq!(status, 409);
     let (status, body) = b
         .report(BuilderReport::Phase {
-            phase: Phase::Live,
+            phase: Phase::Done,
             progress: None,
         })
         .await;
