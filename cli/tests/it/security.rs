@@ -1,6 +1,6 @@
 //! Hostile repositories: what a build can see, and what its output can point at.
 
-use crate::support::{GitServer, PACKAGE_JSON, Stack, stderr};
+use crate::support::{GitHttpServer, GitServer, PACKAGE_JSON, Stack, stderr, stdout};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_build_sees_neither_the_servers_files_nor_its_secrets() {
@@ -110,4 +110,49 @@ async fn a_repository_cannot_pull_in_submodules_or_run_hooks() {
             .expect("body"),
         "top"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_in_a_repository_url_stay_secret() {
+    let git = GitHttpServer::start("deploy", "s3cretpass").await;
+    let build = r#"
+const fs = require("fs");
+const config = fs.readFileSync(".git/config", "utf8");
+console.log(config.includes("s3cretpass") ? "the clone kept the password" : "the clone holds no password");
+fs.mkdirSync("dist", { recursive: true });
+fs.writeFileSync("dist/index.html", "private site");
+"#;
+    git.repo(
+        "private.git",
+        &[("package.json", PACKAGE_JSON), ("build.js", build)],
+    );
+    let stack = Stack::start();
+    let url = format!("http://deploy:s3cretpass@{}/private.git", git.addr);
+    let out = stack.cli(&["deploy", &url]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log = stderr(&out);
+    assert!(log.contains("the clone holds no password"), "{log}");
+    assert!(!log.contains("s3cretpass"), "{log}");
+    assert_eq!(
+        stack
+            .site("private.localhost", "/")
+            .await
+            .text()
+            .await
+            .expect("body"),
+        "private site"
+    );
+    let out = stack.cli(&["projects"]);
+    assert!(!stdout(&out).contains("s3cretpass"), "{}", stdout(&out));
+    let out = stack.cli(&["logs", "private"]);
+    assert!(!stdout(&out).contains("s3cretpass"));
+    // Without the password the clone is refused, and the deployment fails saying so.
+    let out = stack.cli(&[
+        "deploy",
+        &format!("http://{}/private.git", git.addr),
+        "--project",
+        "nopass",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("could not clone"), "{}", stderr(&out));
 }

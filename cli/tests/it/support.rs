@@ -421,3 +421,170 @@ pub fn marker(tag: &str) -> String {
 /// A Node.js `package.json` whose build runs `build.js`.
 pub const PACKAGE_JSON: &str =
     r#"{ "name": "fixture", "private": true, "scripts": { "build": "node build.js" } }"#;
+
+/// Git repositories over smart HTTP (`git http-backend` as a CGI program) behind HTTP basic
+/// authentication, on a loopback port.
+pub struct GitHttpServer {
+    pub root: tempfile::TempDir,
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl GitHttpServer {
+    pub async fn start(user: &str, password: &str) -> Self {
+        use axum::body::Body;
+        use axum::http::{Request, Response, StatusCode};
+
+        let root = tempfile::tempdir().expect("tempdir");
+        let base = root.path().to_path_buf();
+        let expected = format!("{user}:{password}");
+        let handler = move |req: Request<Body>| {
+            let base = base.clone();
+            let expected = expected.clone();
+            async move {
+                let authorized = req
+                    .headers()
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("Basic "))
+                    .and_then(|b| decode_base64(b.trim()))
+                    .is_some_and(|creds| creds == expected.as_bytes());
+                if !authorized {
+                    return Response::builder()
+                        .status(StatusCode::UNAUTHORIZED)
+                        .header("www-authenticate", "Basic realm=\"git\"")
+                        .body(Body::empty())
+                        .expect("response");
+                }
+                cgi(&base, req).await
+            }
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let app = axum::Router::new().fallback(handler);
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { root, addr, task }
+    }
+
+    /// A new repository `name` with `files` committed on `main`.
+    pub fn repo(&self, name: &str, files: &[(&str, &str)]) -> PathBuf {
+        let path = self.root.path().join(name);
+        std::fs::create_dir_all(&path).expect("mkdir");
+        git(&path, &["init", "-q", "-b", "main"]);
+        Repo {
+            path: path.clone(),
+            url: String::new(),
+        }
+        .commit(files, "first");
+        path
+    }
+}
+
+impl Drop for GitHttpServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Runs `git http-backend` for one request, the CGI way.
+async fn cgi(
+    base: &Path,
+    req: axum::http::Request<axum::body::Body>,
+) -> axum::http::Response<axum::body::Body> {
+    use axum::body::Body;
+    use axum::http::Response;
+    use tokio::io::AsyncWriteExt;
+
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, 64 * 1024 * 1024)
+        .await
+        .expect("request body");
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let mut child = tokio::process::Command::new("git")
+        .arg("http-backend")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("GIT_PROJECT_ROOT", base)
+        .env("GIT_HTTP_EXPORT_ALL", "1")
+        .env("REQUEST_METHOD", parts.method.as_str())
+        .env("PATH_INFO", parts.uri.path())
+        .env("QUERY_STRING", parts.uri.query().unwrap_or(""))
+        .env("CONTENT_TYPE", header("content-type"))
+        .env("CONTENT_LENGTH", body.len().to_string())
+        .env("HTTP_CONTENT_ENCODING", header("content-encoding"))
+        .env("GIT_PROTOCOL", header("git-protocol"))
+        .env("REMOTE_ADDR", "127.0.0.1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("git http-backend");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let feed = tokio::spawn(async move {
+        let _ = stdin.write_all(&body).await;
+    });
+    let out = child
+        .wait_with_output()
+        .await
+        .expect("git http-backend output");
+    let _ = feed.await;
+    let split = out
+        .stdout
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| (i, 4))
+        .or_else(|| {
+            out.stdout
+                .windows(2)
+                .position(|w| w == b"\n\n")
+                .map(|i| (i, 2))
+        })
+        .expect("CGI headers");
+    let head = String::from_utf8_lossy(&out.stdout[..split.0]).into_owned();
+    let mut res = Response::builder();
+    for line in head.lines() {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        if name.eq_ignore_ascii_case("status") {
+            let code: u16 = value
+                .trim()
+                .split_whitespace()
+                .next()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(200);
+            res = res.status(code);
+        } else {
+            res = res.header(name.trim(), value.trim());
+        }
+    }
+    res.body(Body::from(out.stdout[split.0 + split.1..].to_vec()))
+        .expect("response")
+}
+
+fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for c in text.bytes().filter(|c| *c != b'=') {
+        let v = ALPHABET.iter().position(|a| *a == c)? as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}

@@ -277,3 +277,67 @@ async fn previews_do_not_move_production() {
         "preview"
     );
 }
+
+#[tokio::test]
+async fn deleting_a_project_takes_its_site_down_and_frees_its_name() {
+    let app = spawn_app().await;
+    let (live, job) = app.deploy("site").await;
+    FakeBuilder::new(job)
+        .succeed(&app.storage, &[("index.html", "live")])
+        .await;
+    let (running, _) = app.deploy("site").await;
+    let res = app
+        .http
+        .delete(app.url("/api/v1/projects/site"))
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(res.status(), 204);
+    assert_eq!(app.site("site.localhost", "/").await.status(), 404);
+    assert_eq!(
+        app.site(&format!("{live}--site.localhost"), "/")
+            .await
+            .status(),
+        404
+    );
+    assert!(
+        app.recorded
+            .canceled
+            .lock()
+            .expect("lock")
+            .contains(&running)
+    );
+    let (status, _) = app.get("/api/v1/projects/site").await;
+    assert_eq!(status, 404);
+    // The files go, and the name can be taken again.
+    let started = std::time::Instant::now();
+    while !scalemesh_core::storage::Storage::list(&app.storage, "__output/site/")
+        .await
+        .expect("list")
+        .is_empty()
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "files remain"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (status, _) = app.post("/api/v1/projects", json!({"name": "site"})).await;
+    assert_eq!(status, 201);
+}
+
+#[tokio::test]
+async fn wrong_methods_get_405() {
+    let app = spawn_app().await;
+    let res = app
+        .http
+        .put(app.url("/api/v1/projects"))
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(res.status(), 405);
+    let (_, body) = crate::helpers::status_json(res).await;
+    assert_eq!(body["error"]["code"], "method_not_allowed");
+}
