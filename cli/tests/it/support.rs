@@ -557,7 +557,6 @@ async fn cgi(
         };
         if name.eq_ignore_ascii_case("status") {
             let code: u16 = value
-                .trim()
                 .split_whitespace()
                 .next()
                 .and_then(|c| c.parse().ok())
