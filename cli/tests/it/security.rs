@@ -156,3 +156,37 @@ fs.writeFileSync("dist/index.html", "private site");
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(stderr(&out).contains("could not clone"), "{}", stderr(&out));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_cannot_change_the_host() {
+    let probe = format!("/usr/.scalemesh-probe-{}", std::process::id());
+    let script = format!(
+        r#"mkdir -p dist && echo ok > dist/index.html
+mount -o remount,bind,rw /usr 2>/dev/null && echo "HOST: remounted /usr" || echo "no remount"
+echo x > {probe} 2>/dev/null && echo "HOST: wrote /usr" || echo "no write to /usr"
+cat /proc/sys/kernel/core_pattern > /proc/sys/kernel/core_pattern 2>/dev/null && echo "HOST: wrote a sysctl" || echo "no sysctl"
+echo "uid $(id -u)"
+"#
+    );
+    let git = GitServer::start().await;
+    let repo = git.repo(
+        "intruder",
+        &[
+            ("build.sh", &script),
+            (
+                "scalemesh.json",
+                r#"{"buildCommand":"sh build.sh","outputDirectory":"dist"}"#,
+            ),
+        ],
+    );
+    let stack = Stack::start();
+    let out = stack.cli(&["deploy", &repo.url]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log = stderr(&out);
+    assert!(!log.contains("HOST:"), "{log}");
+    for line in ["no remount", "no write to /usr", "no sysctl"] {
+        assert!(log.contains(line), "{line}: {log}");
+    }
+    assert!(!log.contains("uid 0"), "builds never run as root: {log}");
+    assert!(!std::path::Path::new(&probe).exists());
+}
