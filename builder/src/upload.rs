@@ -27,8 +27,8 @@ pub struct UploadLimits {
 impl Default for UploadLimits {
     fn default() -> Self {
         Self {
-            max_files: 100_000,
-            max_bytes: 10 * 1024 * 1024 * 1024,
+            max_files: 50_000,
+            max_bytes: 2 * 1024 * 1024 * 1024,
         }
     }
 }

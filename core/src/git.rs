@@ -54,7 +54,11 @@ impl GitUrl {
             return Err(GitUrlError::BadChar);
         }
         // `ext::cmd`, `fd::…` and other remote helpers are spelled `<helper>::<address>`.
-        if let Some((helper, _)) = raw.split_once("::") {
+        if let Some((helper, _)) = raw.split_once("::")
+            && helper
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+        {
             return Err(GitUrlError::Scheme(helper.to_owned()));
         }
         let url = Url::parse(raw).map_err(|_| GitUrlError::NotAUrl(short(raw)))?;
@@ -202,6 +206,7 @@ mod tests {
             "http://127.0.0.1:8123/site.git",
             "git://127.0.0.1:9418/site",
             "https://user:token@git.example.com/a/b",
+            "https://[::1]:8443/site.git",
         ] {
             assert!(GitUrl::parse(ok).is_ok(), "{ok}");
         }

@@ -2,6 +2,7 @@
 //! alias (`__routes/<project>.json`) and each deployment's manifest say what to serve, so any
 //! number of proxies can run beside each other, and `scalemesh-server` embeds one.
 
+pub mod http;
 mod pages;
 mod path;
 mod routes;

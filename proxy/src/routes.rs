@@ -9,6 +9,9 @@ use scalemesh_core::layout::{self, Manifest, Route};
 use scalemesh_core::storage::{Storage, StorageError};
 use scalemesh_core::{DeploymentId, ProjectName};
 
+/// Most production aliases remembered at once.
+const MAX_ALIASES: usize = 10_000;
+
 pub struct RouteTable {
     ttl: Duration,
     capacity: usize,
@@ -56,7 +59,15 @@ impl RouteTable {
             Err(e) if e.is_not_found() => None,
             Err(e) => return Err(e),
         };
-        lock(&self.aliases).insert(project.clone(), (Instant::now(), deployment.clone()));
+        let mut aliases = lock(&self.aliases);
+        if aliases.len() >= MAX_ALIASES {
+            // Hosts of projects that do not exist count too: keep the table bounded.
+            aliases.retain(|_, (at, _)| at.elapsed() < self.ttl);
+            if aliases.len() >= MAX_ALIASES {
+                aliases.clear();
+            }
+        }
+        aliases.insert(project.clone(), (Instant::now(), deployment.clone()));
         Ok(deployment)
     }
 

@@ -57,17 +57,33 @@ impl App {
                 ("archive", None, None)
             }
         };
-        let row = self
+        let inserted = self
             .store
             .insert_deployment(NewDeployment {
-                id,
+                id: id.clone(),
                 project_id: project.id,
                 source_kind,
                 git_url,
                 git_ref,
                 promote,
             })
-            .await?;
+            .await;
+        let row = match inserted {
+            Ok(row) => row,
+            Err(e) => {
+                if source_kind == "archive" {
+                    let _ = self.storage.delete(&layout::source_archive(&id)).await;
+                }
+                if e.is_constraint_violation() {
+                    // The project was deleted while this request ran.
+                    return Err(ApiError::NotFound(format!(
+                        "project {} does not exist",
+                        project.name
+                    )));
+                }
+                return Err(e.into());
+            }
+        };
         self.submit(&row).await;
         Ok(self.store.deployment(&row.id).await?.unwrap_or(row))
     }

@@ -2,9 +2,10 @@
 //! with the right status. A 5xx is logged with its whole chain once and answered generically.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
-use axum::http::StatusCode;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use scalemesh_core::wire::{ApiErrorBody, ApiErrorDetail};
 use serde::de::DeserializeOwned;
@@ -83,8 +84,8 @@ impl From<crate::db::DbError> for ApiError {
     }
 }
 
-/// `Json<T>` whose rejections (malformed JSON, a missing field, a wrong content type) are
-/// answered in the API's error shape.
+/// A JSON object body, decoded into `T`. Anything else — another content type, malformed JSON,
+/// an array, a wrong or unknown field — is answered in the API's error shape.
 pub struct ApiJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for ApiJson<T>
@@ -95,22 +96,56 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|v| v.trim().to_ascii_lowercase())
+            .is_some_and(|v| v == "application/json" || v.ends_with("+json"));
+        if !json {
+            return Err(ApiError::bad_request(
+                "unsupported_content_type",
+                "send the body as JSON, with Content-Type: application/json",
+            ));
         }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|rejection| ApiError::PayloadTooLarge(rejection.body_text()))?;
+        json_object(&bytes).map(Self)
     }
 }
 
-fn json_rejection(rejection: JsonRejection) -> ApiError {
-    let code = match &rejection {
-        JsonRejection::MissingJsonContentType(_) => "unsupported_content_type",
-        JsonRejection::JsonSyntaxError(_) => "invalid_json",
-        JsonRejection::JsonDataError(_) => "invalid_field",
-        _ => "bad_request",
-    };
-    if matches!(rejection, JsonRejection::BytesRejection(_)) {
-        return ApiError::PayloadTooLarge(rejection.body_text());
+/// Decodes a JSON object (never an array read by position) into `T`.
+pub fn json_object<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::bad_request(
+            "invalid_json",
+            "the body must be a JSON object",
+        ));
     }
-    ApiError::bad_request(code, rejection.body_text())
+    serde_json::from_slice(bytes).map_err(|e| {
+        let code = match e.classify() {
+            serde_json::error::Category::Data => "invalid_field",
+            _ => "invalid_json",
+        };
+        ApiError::bad_request(code, format!("the body is not valid: {e}"))
+    })
+}
+
+/// Query parameters decoded into `T`, with the API's error shape when they do not fit.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Query::<T>::try_from_uri(&parts.uri)
+            .map(|Query(q)| Self(q))
+            .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
+    }
 }

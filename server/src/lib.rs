@@ -23,6 +23,7 @@ use std::time::Duration;
 use anyhow::Context;
 use scalemesh_core::hosts::SiteHosts;
 use scalemesh_core::storage::{self, Storage, StorageUrl};
+use scalemesh_proxy::http::{self, Limits};
 use scalemesh_proxy::{Proxy, ProxyConfig};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -207,14 +208,22 @@ impl Server {
         let stop = CancellationToken::new();
         let supervisor = tokio::spawn(supervisor::run(app.clone(), events, stop.clone()));
 
-        let api = axum::serve(listeners.api, routes::router(app.clone()))
-            .with_graceful_shutdown(stop.clone().cancelled_owned());
+        let api = http::serve(
+            listeners.api,
+            routes::router(app.clone()),
+            Limits::API,
+            stop.clone().cancelled_owned(),
+        );
         let proxy = listeners
             .proxy
             .zip(app.proxy.clone())
             .map(|(listener, proxy)| {
-                axum::serve(listener, proxy.router())
-                    .with_graceful_shutdown(stop.clone().cancelled_owned())
+                http::serve(
+                    listener,
+                    proxy.router(),
+                    Limits::SITES,
+                    stop.clone().cancelled_owned(),
+                )
             });
         let trigger = {
             let stop = stop.clone();
@@ -224,7 +233,7 @@ impl Server {
             })
         };
         let served = match proxy {
-            Some(proxy) => tokio::try_join!(api.into_future(), proxy.into_future()).map(|_| ()),
+            Some(proxy) => tokio::try_join!(api, proxy).map(|_| ()),
             None => api.await,
         };
         stop.cancel();

@@ -24,7 +24,7 @@ impl Default for UnpackLimits {
     fn default() -> Self {
         Self {
             max_entries: 200_000,
-            max_bytes: 4 * 1024 * 1024 * 1024,
+            max_bytes: 2 * 1024 * 1024 * 1024,
         }
     }
 }

@@ -55,9 +55,10 @@ pub async fn run(client: &Client, args: LogsArgs) -> anyhow::Result<i32> {
             .await
             .map_err(|e| client.explain(e))?;
         print(&lines);
+        // Pages end at a line or a byte limit; an empty page is the end.
         match lines.last() {
-            Some(last) if lines.len() == PAGE as usize => since = last.seq,
-            _ => return Ok(0),
+            Some(last) => since = last.seq,
+            None => return Ok(0),
         }
     }
 }

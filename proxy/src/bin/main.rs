@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use scalemesh_core::storage::{self, StorageUrl};
+use scalemesh_proxy::http::{self, Limits};
 use scalemesh_proxy::{Proxy, ProxyConfig};
 
 #[derive(Debug, Parser)]
@@ -27,6 +28,24 @@ struct Args {
     /// How long a production alias is cached before storage is read again.
     #[arg(long, env = "SCALEMESH_ROUTE_TTL", default_value = "1s", value_parser = scalemesh_core::duration::parse)]
     route_ttl: Duration,
+    /// Connections served at once.
+    #[arg(long, env = "SCALEMESH_MAX_CONNECTIONS", default_value_t = Limits::SITES.max_connections)]
+    max_connections: usize,
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 #[tokio::main]
@@ -61,10 +80,11 @@ async fn run() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     tracing::info!(addr = %listener.local_addr()?, "serving sites");
-    axum::serve(listener, proxy.router())
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+    let limits = Limits {
+        max_connections: args.max_connections,
+        ..Limits::SITES
+    };
+    http::serve(listener, proxy.router(), limits, shutdown_signal())
         .await
         .context("serving")?;
     Ok(())

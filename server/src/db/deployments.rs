@@ -224,7 +224,7 @@ impl SqliteStore {
 
     pub async fn deployment(&self, id: &DeploymentId) -> DbResult<Option<DeploymentRow>> {
         let id = id.to_string();
-        self.call(move |conn| deployment_by_id(conn, &id)).await
+        self.read(move |conn| deployment_by_id(conn, &id)).await
     }
 
     /// A project's deployments, newest first.
@@ -233,7 +233,7 @@ impl SqliteStore {
         project_id: i64,
         limit: u32,
     ) -> DbResult<Vec<DeploymentRow>> {
-        self.call(move |conn| {
+        self.read(move |conn| {
             query_many(
                 conn,
                 &format!("{SELECT} WHERE d.project_id = ?1 ORDER BY d.created_at DESC, d.rowid DESC LIMIT ?2"),
@@ -245,7 +245,7 @@ impl SqliteStore {
 
     /// Every deployment that is not finished, oldest first.
     pub async fn unfinished_deployments(&self) -> DbResult<Vec<DeploymentRow>> {
-        self.call(|conn| {
+        self.read(|conn| {
             query_many(
                 conn,
                 &format!("{SELECT} WHERE d.status IN ('queued', 'building', 'uploading') ORDER BY d.created_at"),

@@ -9,7 +9,7 @@ mod projects;
 mod schema;
 mod tokens;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
@@ -32,43 +32,92 @@ pub enum DbError {
 
 pub type DbResult<T> = Result<T, DbError>;
 
+impl DbError {
+    /// A foreign key or uniqueness constraint refused the change.
+    pub fn is_constraint_violation(&self) -> bool {
+        matches!(
+            self,
+            Self::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation
+        )
+    }
+}
+
 #[derive(Clone)]
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
+    /// The one connection that writes.
+    writer: Arc<Mutex<Connection>>,
+    /// Idle read-only connections: reads (log replays above all) never wait for writes.
+    readers: Arc<Mutex<Vec<Connection>>>,
+    path: Arc<PathBuf>,
 }
+
+/// Read-only connections kept open between reads.
+const IDLE_READERS: usize = 4;
 
 impl SqliteStore {
     /// Opens (or creates) the database, readable by its owner only: it holds project secrets.
     pub fn open(path: &Path) -> DbResult<Self> {
         use std::os::unix::fs::PermissionsExt;
-        let conn = Connection::open(path)?;
+        let mut conn = Connection::open(path)?;
         // Before WAL mode creates its files, which take the database file's permissions.
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
             .map_err(|e| DbError::Task(format!("restricting {}: {e}", path.display())))?;
-        Self::setup(conn)
-    }
-
-    fn setup(mut conn: Connection) -> DbResult<Self> {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         schema::migrate(&mut conn)?;
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
+            writer: Arc::new(Mutex::new(conn)),
+            readers: Arc::new(Mutex::new(Vec::new())),
+            path: Arc::new(path.to_path_buf()),
         })
     }
 
-    /// Runs `f` with the connection on a blocking thread.
+    /// Runs `f` with the writing connection on a blocking thread.
     pub async fn call<F, R>(&self, f: F) -> DbResult<R>
     where
         F: FnOnce(&mut Connection) -> DbResult<R> + Send + 'static,
         R: Send + 'static,
     {
-        let conn = self.conn.clone();
+        let conn = self.writer.clone();
         tokio::task::spawn_blocking(move || {
             let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
             f(&mut guard)
+        })
+        .await
+        .map_err(|e| DbError::Task(e.to_string()))?
+    }
+
+    /// Runs `f` with a read-only connection on a blocking thread. It sees what was committed.
+    pub async fn read<F, R>(&self, f: F) -> DbResult<R>
+    where
+        F: FnOnce(&Connection) -> DbResult<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        let readers = self.readers.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let idle = readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let conn = match idle {
+                Some(conn) => conn,
+                None => {
+                    let conn = Connection::open_with_flags(
+                        path.as_path(),
+                        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                    )?;
+                    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+                    conn
+                }
+            };
+            let result = f(&conn);
+            let mut idle = readers.lock().unwrap_or_else(|p| p.into_inner());
+            if idle.len() < IDLE_READERS {
+                idle.push(conn);
+            }
+            result
         })
         .await
         .map_err(|e| DbError::Task(e.to_string()))?

@@ -96,11 +96,11 @@ impl SqliteStore {
 
     pub async fn project(&self, name: &ProjectName) -> DbResult<Option<ProjectRow>> {
         let name = name.to_string();
-        self.call(move |conn| project_by_name(conn, &name)).await
+        self.read(move |conn| project_by_name(conn, &name)).await
     }
 
     pub async fn projects_of(&self, owner_id: i64) -> DbResult<Vec<ProjectRow>> {
-        self.call(move |conn| {
+        self.read(move |conn| {
             let mut stmt = conn.prepare(&format!(
                 "SELECT {COLUMNS} FROM projects WHERE owner_id = ?1 ORDER BY name"
             ))?;

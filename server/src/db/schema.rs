@@ -4,7 +4,8 @@ use rusqlite::Connection;
 
 use super::DbResult;
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE users (
     id          INTEGER PRIMARY KEY,
     name        TEXT NOT NULL UNIQUE,
@@ -59,7 +60,12 @@ CREATE TABLE log_lines (
     text            TEXT NOT NULL,
     PRIMARY KEY (deployment_id, seq)
 ) WITHOUT ROWID;
-"#];
+"#,
+    r#"
+ALTER TABLE deployments ADD COLUMN log_bytes INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE deployments ADD COLUMN log_cut INTEGER NOT NULL DEFAULT 0;
+"#,
+];
 
 pub fn migrate(conn: &mut Connection) -> DbResult<()> {
     let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;

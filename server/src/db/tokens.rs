@@ -41,7 +41,7 @@ impl SqliteStore {
     }
 
     pub async fn user_by_token_hash(&self, hash: Vec<u8>) -> DbResult<Option<User>> {
-        self.call(move |conn| {
+        self.read(move |conn| {
             Ok(conn
                 .query_row(
                     "SELECT u.id, u.name FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = ?1",

@@ -8,8 +8,9 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::App;
 
-/// Lines per frame when catching up from storage.
+/// Lines, and bytes of text, per frame when catching up from storage.
 const BACKLOG_CHUNK: u32 = 2000;
+const BACKLOG_CHUNK_BYTES: usize = 1024 * 1024;
 
 pub async fn follow<S>(app: &App, id: &DeploymentId, since: u64, sink: &mut S) -> anyhow::Result<()>
 where
@@ -77,16 +78,15 @@ where
     S::Error: std::error::Error + Send + Sync + 'static,
 {
     loop {
-        let lines = app.store.lines_after(id, *last, BACKLOG_CHUNK).await?;
+        let lines = app
+            .store
+            .lines_after(id, *last, BACKLOG_CHUNK, BACKLOG_CHUNK_BYTES)
+            .await?;
         let Some(newest) = lines.last() else {
             return Ok(());
         };
         *last = newest.seq;
-        let full = lines.len() == BACKLOG_CHUNK as usize;
         sink.send(LogFrame::Lines { lines }).await?;
-        if !full {
-            return Ok(());
-        }
     }
 }
 

@@ -5,7 +5,7 @@ use tokio::io::AsyncWriteExt;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use futures_util::StreamExt;
 use scalemesh_core::wire::{CreateDeployment, Deployment, DeploymentList};
@@ -17,7 +17,7 @@ use crate::App;
 use crate::auth::AuthUser;
 use crate::db::ProjectRow;
 use crate::deployments::NewSource;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiQuery, ApiResult};
 
 #[derive(Debug, Deserialize)]
 pub struct DeployQuery {
@@ -34,7 +34,7 @@ pub async fn list(
     State(app): State<Arc<App>>,
     user: AuthUser,
     Path(name): Path<String>,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<DeploymentList>> {
     let project = owned_project(&app, &user, &name).await?;
     let rows = app
@@ -70,7 +70,7 @@ pub async fn create(
     State(app): State<Arc<App>>,
     user: AuthUser,
     Path(name): Path<String>,
-    Query(q): Query<DeployQuery>,
+    ApiQuery(q): ApiQuery<DeployQuery>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Deployment>)> {
@@ -101,12 +101,7 @@ pub async fn create(
             let req: CreateDeployment = if bytes.iter().all(u8::is_ascii_whitespace) {
                 CreateDeployment::default()
             } else {
-                serde_json::from_slice(&bytes).map_err(|e| {
-                    ApiError::bad_request(
-                        "invalid_json",
-                        format!("the body is not a deployment request: {e}"),
-                    )
-                })?
+                crate::error::json_object(&bytes)?
             };
             let promote = req.promote.or(q.promote).unwrap_or(true);
             let source = git_source(&project, &req)?;

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
@@ -14,9 +14,11 @@ use serde::Deserialize;
 use super::owned_deployment;
 use crate::App;
 use crate::auth::AuthUser;
-use crate::error::ApiResult;
+use crate::error::{ApiQuery, ApiResult};
 
 const REPLAY_MAX: u32 = 10_000;
+/// Bytes of text per answer (at least one line is always sent).
+const REPLAY_MAX_BYTES: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, Deserialize)]
 pub struct LogQuery {
@@ -26,18 +28,19 @@ pub struct LogQuery {
 }
 
 /// Stored lines after `since`, one JSON object per line (`application/x-ndjson`), at most
-/// `limit` (≤ 10,000): page by asking again from the last `seq`.
+/// `limit` (≤ 10,000) and about 4 MiB: page by asking again from the last `seq` until an
+/// answer is empty.
 pub async fn replay(
     State(app): State<Arc<App>>,
     user: AuthUser,
     Path(id): Path<String>,
-    Query(q): Query<LogQuery>,
+    ApiQuery(q): ApiQuery<LogQuery>,
 ) -> ApiResult<Response> {
     let dep = owned_deployment(&app, &user, &id).await?;
     let limit = q.limit.unwrap_or(REPLAY_MAX).clamp(1, REPLAY_MAX);
     let lines = app
         .store
-        .lines_after(&dep.id, q.since.unwrap_or(0), limit)
+        .lines_after(&dep.id, q.since.unwrap_or(0), limit, REPLAY_MAX_BYTES)
         .await?;
     let mut body = Vec::with_capacity(lines.len() * 96);
     for line in &lines {
@@ -58,7 +61,7 @@ pub async fn stream(
     State(app): State<Arc<App>>,
     user: AuthUser,
     Path(id): Path<String>,
-    Query(q): Query<LogQuery>,
+    ApiQuery(q): ApiQuery<LogQuery>,
     ws: WebSocketUpgrade,
 ) -> ApiResult<Response> {
     let dep = owned_deployment(&app, &user, &id).await?;

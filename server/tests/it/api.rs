@@ -295,3 +295,48 @@ async fn scalemesh_server_token(data_dir: &std::path::Path) -> String {
     .expect("token");
     token.to_owned()
 }
+
+#[tokio::test]
+async fn bodies_must_be_json_objects_and_queries_well_formed() {
+    let app = spawn_app().await;
+    let (status, body) = app.post("/api/v1/projects", json!(["by-position"])).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_json")),
+        "{body}"
+    );
+    let res = app
+        .http
+        .post(app.url("/api/v1/projects"))
+        .bearer_auth(&app.token)
+        .body(r#"{"name":"x"}"#)
+        .send()
+        .await
+        .expect("request");
+    let (status, body) = status_json(res).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("unsupported_content_type")),
+        "{body}"
+    );
+    app.post("/api/v1/projects", json!({"name": "q"})).await;
+    for query in [
+        "limit=99999999999",
+        "limit=abc",
+        "since=18446744073709551616",
+    ] {
+        let path = if query.starts_with("since") {
+            format!("/api/v1/deployments/abcdefghijkl/logs?{query}")
+        } else {
+            format!("/api/v1/projects/q/deployments?{query}")
+        };
+        let (status, body) = app.get(&path).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("invalid_query")),
+            "{query}: {body}"
+        );
+    }
+    let (_, list) = app.get("/api/v1/projects").await;
+    assert_eq!(list["projects"].as_array().expect("list").len(), 1);
+}

@@ -165,3 +165,40 @@ async fn log_streams_need_the_owner_token() {
         other => panic!("unexpected: {other}"),
     }
 }
+
+#[tokio::test]
+async fn a_deployment_keeps_a_bounded_log_and_says_where_it_is_cut() {
+    let app = spawn_app().await;
+    let (id, job) = app.deploy("site").await;
+    let mut b = FakeBuilder::new(job);
+    for chunk in 0..21 {
+        let acked = b.log(&lines(chunk * 10_000..(chunk + 1) * 10_000)).await;
+        assert_eq!(
+            acked,
+            (chunk as u64 + 1) * 10_000,
+            "every line is acknowledged"
+        );
+    }
+    let tail = app
+        .http
+        .get(app.url(&format!("/api/v1/deployments/{id}/logs?since=199995")))
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .expect("logs")
+        .text()
+        .await
+        .expect("body");
+    let tail: Vec<scalemesh_core::wire::LogLine> = tail
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("line"))
+        .collect();
+    assert_eq!(tail.len(), 6, "200,000 lines and the note");
+    assert_eq!(tail[4].text, "line 199999");
+    assert!(
+        tail[5].text.starts_with("[the log is cut here"),
+        "{}",
+        tail[5].text
+    );
+    assert_eq!(tail[5].seq, 200_001);
+}
