@@ -75,31 +75,35 @@ impl Client {
         }
     }
 
-    async fn send<T: DeserializeOwned>(&self, req: RequestBuilder) -> Result<T, ClientError> {
-        let res = req.send().await.map_err(|e| ClientError::Unreachable {
+    /// Sends `req` and returns the body of a success, or the API's error.
+    async fn send_raw(&self, req: RequestBuilder) -> Result<bytes::Bytes, ClientError> {
+        let unreachable = |e: reqwest::Error| ClientError::Unreachable {
             url: self.base.to_string(),
             reason: root_cause(&e),
-        })?;
+        };
+        let res = req.send().await.map_err(unreachable)?;
         let status = res.status();
-        let bytes = res.bytes().await.map_err(|e| ClientError::Unreachable {
-            url: self.base.to_string(),
-            reason: root_cause(&e),
-        })?;
+        let bytes = res.bytes().await.map_err(unreachable)?;
         if status.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()));
+            return Ok(bytes);
         }
-        match serde_json::from_slice::<ApiErrorBody>(&bytes) {
-            Ok(body) => Err(ClientError::Api {
+        Err(match serde_json::from_slice::<ApiErrorBody>(&bytes) {
+            Ok(body) => ClientError::Api {
                 status,
                 code: body.error.code,
                 message: body.error.message,
-            }),
-            Err(_) => Err(ClientError::Api {
+            },
+            Err(_) => ClientError::Api {
                 status,
                 code: "unknown".into(),
                 message: format!("the API answered {status}"),
-            }),
-        }
+            },
+        })
+    }
+
+    async fn send<T: DeserializeOwned>(&self, req: RequestBuilder) -> Result<T, ClientError> {
+        let bytes = self.send_raw(req).await?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))
     }
 
     pub async fn health(&self) -> Result<Health, ClientError> {
@@ -189,30 +193,8 @@ impl Client {
             Method::GET,
             &format!("/api/v1/deployments/{id}/logs?since={since}&limit={limit}"),
         );
-        let res = req.send().await.map_err(|e| ClientError::Unreachable {
-            url: self.base.to_string(),
-            reason: root_cause(&e),
-        })?;
-        if !res.status().is_success() {
-            let status = res.status();
-            let body: Option<ApiErrorBody> = res.json().await.ok();
-            return Err(match body {
-                Some(b) => ClientError::Api {
-                    status,
-                    code: b.error.code,
-                    message: b.error.message,
-                },
-                None => ClientError::Api {
-                    status,
-                    code: "unknown".into(),
-                    message: format!("the API answered {status}"),
-                },
-            });
-        }
-        let text = res
-            .text()
-            .await
-            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        let body = self.send_raw(req).await?;
+        let text = std::str::from_utf8(&body).map_err(|e| ClientError::Decode(e.to_string()))?;
         text.lines()
             .filter(|l| !l.is_empty())
             .map(|l| serde_json::from_str(l).map_err(|e| ClientError::Decode(e.to_string())))
