@@ -17,7 +17,7 @@ use clap::Parser;
 use scalemesh_core::git::{GitRef, GitUrl};
 use scalemesh_core::job::{BuildJob, JobSource, env};
 use scalemesh_core::site_config::BuildSettings;
-use scalemesh_core::storage::{self, StorageUrl};
+use scalemesh_core::storage::{self, StorageOptions, StorageUrl};
 use scalemesh_core::wire::BuilderReport;
 use scalemesh_core::{DeploymentId, ProjectName, duration};
 
@@ -58,9 +58,12 @@ struct Args {
     /// This job's token.
     #[arg(long, env = env::JOB_TOKEN, hide_env_values = true)]
     job_token: String,
-    /// Where to upload: file:///path (a local folder).
+    /// Where to upload: file:///path (a local folder) or s3://bucket/prefix.
     #[arg(long, env = env::STORAGE)]
     storage: String,
+    /// An S3-compatible endpoint for s3:// storage, instead of AWS.
+    #[arg(long, env = env::S3_ENDPOINT)]
+    s3_endpoint: Option<String>,
     /// How long the whole job may take.
     #[arg(long, env = env::BUILD_TIMEOUT, default_value = "15m", value_parser = duration::parse)]
     timeout: Duration,
@@ -93,7 +96,10 @@ async fn run(args: Args) -> anyhow::Result<i32> {
     let (job, sandbox) = job_from(args)?;
     let api = Api::new(&job.api_url, job.job_token.clone(), job.deployment.clone())?;
     let log = LogSink::start(api.clone(), secrets_of(&job));
-    let storage = storage::open(&StorageUrl::parse(&job.storage)?)?;
+    let options = StorageOptions {
+        s3_endpoint: job.s3_endpoint.clone(),
+    };
+    let storage = storage::open(&StorageUrl::parse(&job.storage)?, &options).await?;
     let work = tempfile::Builder::new()
         .prefix("scalemesh-build-")
         .tempdir()
@@ -178,6 +184,7 @@ fn job_from(args: Args) -> anyhow::Result<(BuildJob, SandboxSetting)> {
         api_url: args.api_url,
         job_token: args.job_token,
         storage: args.storage,
+        s3_endpoint: args.s3_endpoint,
         timeout_secs: args.timeout.as_secs(),
         build_env: job::parse_build_env(args.build_env.as_deref())?,
     };

@@ -24,6 +24,7 @@ pub mod env {
     pub const BUILD_TIMEOUT: &str = "SCALEMESH_BUILD_TIMEOUT";
     pub const BUILD_ENV: &str = "SCALEMESH_BUILD_ENV";
     pub const SANDBOX: &str = "SCALEMESH_SANDBOX";
+    pub const S3_ENDPOINT: &str = "SCALEMESH_S3_ENDPOINT";
 }
 
 /// Where install and build commands run (`SCALEMESH_SANDBOX`).
@@ -81,6 +82,8 @@ pub struct BuildJob {
     pub api_url: String,
     pub job_token: String,
     pub storage: String,
+    /// An S3-compatible endpoint for `storage`, when it is not AWS.
+    pub s3_endpoint: Option<String>,
     pub timeout_secs: u64,
     /// The project's own environment variables: the only ones install and build commands see
     /// besides a minimal PATH/HOME/LANG.
@@ -98,6 +101,9 @@ impl BuildJob {
             (env::STORAGE, self.storage.clone()),
             (env::BUILD_TIMEOUT, self.timeout_secs.to_string()),
         ];
+        if let Some(endpoint) = &self.s3_endpoint {
+            vars.push((env::S3_ENDPOINT, endpoint.clone()));
+        }
         match &self.source {
             JobSource::Git { url, git_ref } => {
                 vars.push((env::GIT_URL, url.as_str().to_owned()));
@@ -160,6 +166,7 @@ mod tests {
             api_url: "http://127.0.0.1:9000".into(),
             job_token: "t".into(),
             storage: "file:///tmp/s".into(),
+            s3_endpoint: None,
             timeout_secs: 900,
             build_env: BTreeMap::from([("A".into(), "1".into())]),
         };

@@ -131,6 +131,7 @@ impl App {
             api_url: self.builder_api_url.clone(),
             job_token: token,
             storage: self.storage.url(),
+            s3_endpoint: self.s3_endpoint.clone(),
             timeout_secs: self.build_timeout.as_secs(),
             build_env: project.env,
         })

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use scalemesh_core::hosts::SiteHosts;
-use scalemesh_core::storage::{self, Storage, StorageUrl};
+use scalemesh_core::storage::{self, Storage, StorageOptions, StorageUrl};
 use scalemesh_proxy::http::{self, Limits};
 use scalemesh_proxy::{Proxy, ProxyConfig};
 use tokio::net::TcpListener;
@@ -44,6 +44,7 @@ pub struct App {
     hosts: SiteHosts,
     proxy: Option<Proxy>,
     builder_api_url: String,
+    s3_endpoint: Option<String>,
     build_timeout: Duration,
     max_upload_bytes: u64,
     /// Held while log lines are stored and published, so followers get them in `seq` order.
@@ -122,7 +123,12 @@ impl Server {
             Some(raw) => StorageUrl::parse(raw)?,
             None => StorageUrl::Folder(data_dir.join("sites")),
         };
-        let storage = storage::open(&storage_url).context("opening storage")?;
+        let storage_options = StorageOptions {
+            s3_endpoint: settings.s3_endpoint.clone(),
+        };
+        let storage = storage::open(&storage_url, &storage_options)
+            .await
+            .context("opening storage")?;
 
         let api_addr = listeners.api.local_addr()?;
         let proxy_port = match &listeners.proxy {
@@ -159,6 +165,7 @@ impl Server {
             hosts,
             proxy,
             builder_api_url,
+            s3_endpoint: settings.s3_endpoint.clone(),
             build_timeout: settings.build_timeout,
             max_upload_bytes: settings.max_upload_mb.saturating_mul(1024 * 1024),
             log_order: tokio::sync::Mutex::new(()),

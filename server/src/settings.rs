@@ -44,10 +44,15 @@ pub struct Settings {
     #[arg(long, env = "SCALEMESH_SITES_PORT")]
     pub sites_port: Option<u16>,
 
-    /// Where deployments are stored: file:///path (a local folder).
+    /// Where deployments are stored: file:///path (a local folder) or s3://bucket/prefix.
     /// Defaults to the sites folder in the data directory.
     #[arg(long, env = "SCALEMESH_STORAGE")]
     pub storage: Option<String>,
+
+    /// An S3-compatible endpoint (MinIO, moto, …) for s3:// storage, instead of AWS. Also read
+    /// from AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL. Builders are given it too.
+    #[arg(long, env = "SCALEMESH_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
 
     /// Where builds run.
     #[arg(long, env = "SCALEMESH_RUNNER", value_enum, default_value_t = RunnerKind::Local)]

@@ -3,6 +3,8 @@
 //! server and every proxy only ever see [`Storage`].
 
 mod fs;
+#[cfg(feature = "s3")]
+mod s3;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,6 +15,8 @@ use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 
 pub use fs::FsStorage;
+#[cfg(feature = "s3")]
+pub use s3::S3Storage;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -150,14 +154,31 @@ impl StorageUrl {
     }
 }
 
-/// Opens the storage a URL names. Only local folders are supported so far; `s3://` URLs parse,
-/// and are refused here with a message saying so.
-pub fn open(url: &StorageUrl) -> Result<Arc<dyn Storage>, StorageError> {
+/// How to reach storage beyond its URL.
+#[derive(Debug, Clone, Default)]
+pub struct StorageOptions {
+    /// An S3-compatible endpoint to use instead of AWS (`--s3-endpoint`).
+    pub s3_endpoint: Option<String>,
+}
+
+/// Opens the storage a URL names. `s3://` needs this crate's `s3` feature.
+pub async fn open(
+    url: &StorageUrl,
+    options: &StorageOptions,
+) -> Result<Arc<dyn Storage>, StorageError> {
     match url {
         StorageUrl::Folder(path) => Ok(Arc::new(FsStorage::new(path.clone()))),
-        StorageUrl::S3 { .. } => Err(StorageError::Backend(
-            "S3 storage is not supported by this version; use a file:// folder".to_owned(),
+        #[cfg(feature = "s3")]
+        StorageUrl::S3 { bucket, prefix } => Ok(Arc::new(
+            S3Storage::connect(bucket, prefix, options.s3_endpoint.as_deref()).await,
         )),
+        #[cfg(not(feature = "s3"))]
+        StorageUrl::S3 { .. } => {
+            let _ = options;
+            Err(StorageError::Backend(
+                "this binary was built without S3 support; use a file:// folder".to_owned(),
+            ))
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use scalemesh_core::storage::{self, StorageUrl};
+use scalemesh_core::storage::{self, StorageOptions, StorageUrl};
 use scalemesh_proxy::http::{self, Limits};
 use scalemesh_proxy::{Proxy, ProxyConfig};
 
@@ -19,9 +19,12 @@ struct Args {
     /// Address to listen on.
     #[arg(long, env = "SCALEMESH_PROXY_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Where deployments live: file:///path (a local folder).
+    /// Where deployments live: file:///path (a local folder) or s3://bucket/prefix.
     #[arg(long, env = "SCALEMESH_STORAGE")]
     storage: String,
+    /// An S3-compatible endpoint for s3:// storage, instead of AWS.
+    #[arg(long, env = "SCALEMESH_S3_ENDPOINT")]
+    s3_endpoint: Option<String>,
     /// Sites answer at <project>.<base-domain>.
     #[arg(long, env = "SCALEMESH_BASE_DOMAIN", default_value = "localhost")]
     base_domain: String,
@@ -67,7 +70,12 @@ async fn run() -> anyhow::Result<()> {
         .init();
     let args = Args::parse();
     let url = StorageUrl::parse(&args.storage)?;
-    let storage = storage::open(&url).context("opening storage")?;
+    let options = StorageOptions {
+        s3_endpoint: args.s3_endpoint.clone(),
+    };
+    let storage = storage::open(&url, &options)
+        .await
+        .context("opening storage")?;
     let proxy = Proxy::new(
         storage,
         &ProxyConfig {
