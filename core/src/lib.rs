@@ -16,6 +16,8 @@ pub mod name;
 pub mod site_config;
 pub mod status;
 pub mod storage;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod wire;
 
 pub use id::DeploymentId;

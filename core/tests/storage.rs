@@ -3,80 +3,16 @@
 
 #![cfg(feature = "s3")]
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 use scalemesh_core::storage::{Body, FsStorage, ObjectMeta, S3Storage, Storage, StorageError};
+use scalemesh_core::testing::{BUCKET, S3TestServer};
 use sha2::{Digest, Sha256};
 
-const ACCESS_KEY: &str = "AKIDSCALEMESHTEST";
-const SECRET_KEY: &str = "scalemesh-test-secret-key";
-const BUCKET: &str = "sites";
-
-/// An S3 server on loopback, with one bucket, stopped when dropped.
-struct S3Server {
-    addr: SocketAddr,
-    _root: tempfile::TempDir,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn s3_server() -> S3Server {
-    let root = tempfile::tempdir().expect("tempdir");
-    std::fs::create_dir(root.path().join(BUCKET)).expect("bucket");
-    let fs = s3s_fs::FileSystem::new(root.path()).expect("s3s-fs");
-    let service = {
-        let mut builder = s3s::service::S3ServiceBuilder::new(fs);
-        builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
-        builder.build()
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let task = tokio::spawn(async move {
-        let http =
-            hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-        while let Ok((socket, _)) = listener.accept().await {
-            let conn = http
-                .serve_connection(hyper_util::rt::TokioIo::new(socket), service.clone())
-                .into_owned();
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-        }
-    });
-    S3Server {
-        addr,
-        _root: root,
-        task,
-    }
-}
-
-/// An AWS configuration with the test server's keys, independent of the environment.
-async fn aws_config() -> aws_config::SdkConfig {
-    let keys = aws_sdk_s3::config::Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test");
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .credentials_provider(keys)
-        .region(aws_config::Region::new("us-east-1"))
-        .load()
-        .await
-}
-
-async fn s3_storage(server: &S3Server, prefix: &str) -> S3Storage {
-    S3Storage::with_config(
-        &aws_config().await,
-        BUCKET,
-        prefix,
-        Some(&format!("http://{}", server.addr)),
-    )
+async fn s3_server() -> S3TestServer {
+    S3TestServer::start().await.expect("the S3 server starts")
 }
 
 async fn read_all(storage: &dyn Storage, key: &str) -> Vec<u8> {
@@ -200,13 +136,13 @@ async fn a_local_folder_keeps_the_contract() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_keeps_the_contract() {
     let server = s3_server().await;
-    contract(Arc::new(s3_storage(&server, "team/").await)).await;
+    contract(Arc::new(server.storage("team/").await)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_keeps_http_metadata_and_stays_under_its_prefix() {
     let server = s3_server().await;
-    let storage = s3_storage(&server, "team/").await;
+    let storage = server.storage("team/").await;
     let meta = ObjectMeta {
         content_type: Some("text/css; charset=utf-8".into()),
         cache_control: Some("public, max-age=60".into()),
@@ -219,15 +155,15 @@ async fn s3_keeps_http_metadata_and_stays_under_its_prefix() {
         )
         .await
         .expect("put");
-    let other = s3_storage(&server, "").await;
+    let other = server.storage("").await;
     assert_eq!(
         other.list("").await.expect("list"),
         ["team/site.css"],
         "keys live under the prefix"
     );
     let client = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&aws_config().await)
-            .endpoint_url(format!("http://{}", server.addr))
+        aws_sdk_s3::config::Builder::from(&S3TestServer::sdk_config().await)
+            .endpoint_url(server.endpoint())
             .force_path_style(true)
             .build(),
     );
@@ -245,8 +181,12 @@ async fn s3_keeps_http_metadata_and_stays_under_its_prefix() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_s3_is_a_clear_error() {
     // Nothing listens on port 9 of loopback.
-    let storage =
-        S3Storage::with_config(&aws_config().await, BUCKET, "", Some("http://127.0.0.1:9"));
+    let storage = S3Storage::with_config(
+        &S3TestServer::sdk_config().await,
+        BUCKET,
+        "",
+        Some("http://127.0.0.1:9"),
+    );
     let err = storage
         .put(
             "k",

@@ -2,6 +2,7 @@
 //! alias (`__routes/<project>.json`) and each deployment's manifest say what to serve, so any
 //! number of proxies can run beside each other, and `scalemesh-server` embeds one.
 
+mod cache;
 pub mod http;
 mod pages;
 mod path;
@@ -16,6 +17,7 @@ use scalemesh_core::ProjectName;
 use scalemesh_core::hosts::SiteHosts;
 use scalemesh_core::storage::Storage;
 
+use cache::BodyCache;
 pub use path::{SitePath, parse_request_path};
 use routes::RouteTable;
 
@@ -26,6 +28,10 @@ pub struct ProxyConfig {
     pub route_ttl: Duration,
     /// How many deployments' manifests are kept in memory.
     pub manifest_cache_entries: usize,
+    /// Bytes of small file bodies kept in memory.
+    pub body_cache_bytes: usize,
+    /// Largest body kept in memory; larger files stream from storage every time.
+    pub body_cache_max_object: u64,
 }
 
 impl Default for ProxyConfig {
@@ -34,6 +40,8 @@ impl Default for ProxyConfig {
             base_domain: "localhost".to_owned(),
             route_ttl: Duration::from_secs(1),
             manifest_cache_entries: 512,
+            body_cache_bytes: 64 * 1024 * 1024,
+            body_cache_max_object: 1024 * 1024,
         }
     }
 }
@@ -48,6 +56,7 @@ struct Inner {
     storage: Arc<dyn Storage>,
     hosts: SiteHosts,
     routes: RouteTable,
+    bodies: BodyCache,
 }
 
 impl Proxy {
@@ -56,6 +65,7 @@ impl Proxy {
             inner: Arc::new(Inner {
                 hosts: SiteHosts::new(&config.base_domain, "http", None),
                 routes: RouteTable::new(config.route_ttl, config.manifest_cache_entries),
+                bodies: BodyCache::new(config.body_cache_bytes, config.body_cache_max_object),
                 storage,
             }),
         }

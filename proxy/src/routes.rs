@@ -9,6 +9,8 @@ use scalemesh_core::layout::{self, Manifest, Route};
 use scalemesh_core::storage::{Storage, StorageError};
 use scalemesh_core::{DeploymentId, ProjectName};
 
+use crate::cache::Flights;
+
 /// Most production aliases remembered at once.
 const MAX_ALIASES: usize = 10_000;
 
@@ -16,6 +18,7 @@ pub struct RouteTable {
     ttl: Duration,
     capacity: usize,
     aliases: Mutex<HashMap<ProjectName, (Instant, Option<DeploymentId>)>>,
+    flights: Flights,
     manifests: Mutex<HashMap<(ProjectName, DeploymentId), Arc<Manifest>>>,
 }
 
@@ -30,6 +33,7 @@ impl RouteTable {
             ttl,
             capacity: capacity.max(1),
             aliases: Mutex::new(HashMap::new()),
+            flights: Flights::default(),
             manifests: Mutex::new(HashMap::new()),
         }
     }
@@ -44,10 +48,18 @@ impl RouteTable {
         storage: &dyn Storage,
         project: &ProjectName,
     ) -> Result<Option<DeploymentId>, StorageError> {
-        if let Some((at, deployment)) = lock(&self.aliases).get(project)
-            && at.elapsed() < self.ttl
-        {
-            return Ok(deployment.clone());
+        let fresh = |table: &Self| {
+            lock(&table.aliases)
+                .get(project)
+                .filter(|(at, _)| at.elapsed() < table.ttl)
+                .map(|(_, deployment)| deployment.clone())
+        };
+        if let Some(deployment) = fresh(self) {
+            return Ok(deployment);
+        }
+        let _flight = self.flights.join(&layout::route(project)).await;
+        if let Some(deployment) = fresh(self) {
+            return Ok(deployment);
         }
         let deployment = match storage.get_bytes(&layout::route(project)).await {
             Ok(bytes) => {
@@ -80,6 +92,13 @@ impl RouteTable {
         deployment: &DeploymentId,
     ) -> Result<Option<Arc<Manifest>>, StorageError> {
         let key = (project.clone(), deployment.clone());
+        if let Some(found) = lock(&self.manifests).get(&key) {
+            return Ok(Some(found.clone()));
+        }
+        let _flight = self
+            .flights
+            .join(&layout::manifest(project, deployment))
+            .await;
         if let Some(found) = lock(&self.manifests).get(&key) {
             return Ok(Some(found.clone()));
         }

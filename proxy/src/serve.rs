@@ -147,14 +147,24 @@ async fn serve_file(
         return (StatusCode::NOT_MODIFIED, headers).into_response();
     }
     let key = layout::output_file(project, deployment, path);
-    let object = match proxy.inner.storage.get(&key).await {
-        Ok(object) => object,
-        // Listed but gone: the deployment is being deleted.
-        Err(e) if e.is_not_found() => return page(StatusCode::NOT_FOUND, pages::NOT_FOUND),
-        Err(e) => return unavailable(&e),
+    let storage = proxy.inner.storage.as_ref();
+    let body = if proxy.inner.bodies.holds(entry.size) {
+        proxy.inner.bodies.get(storage, &key).await.map(|bytes| {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+            Body::from(bytes)
+        })
+    } else {
+        storage.get(&key).await.map(|object| {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(object.size));
+            Body::from_stream(object.body)
+        })
     };
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(object.size));
-    (status, headers, Body::from_stream(object.body)).into_response()
+    match body {
+        Ok(body) => (status, headers, body).into_response(),
+        // Listed but gone: the deployment is being deleted.
+        Err(e) if e.is_not_found() => page(StatusCode::NOT_FOUND, pages::NOT_FOUND),
+        Err(e) => unavailable(&e),
+    }
 }
 
 fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {

@@ -1,0 +1,236 @@
+//! What the proxy keeps in memory: small file bodies (bounded in bytes, least recently used
+//! first out) and, for every key being fetched, one fetch in flight however many requests race
+//! for it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use scalemesh_core::storage::{Storage, StorageError};
+
+/// Plain data behind the locks: a panic elsewhere leaves nothing half-done.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// One fetch per key at a time: the first caller fetches, the others wait and then find the
+/// result in the cache the first one filled.
+#[derive(Default)]
+pub struct Flights {
+    inflight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+pub struct Flight<'f> {
+    flights: &'f Flights,
+    key: String,
+    gate: Arc<tokio::sync::Mutex<()>>,
+    _held: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Flights {
+    pub async fn join(&self, key: &str) -> Flight<'_> {
+        let gate = lock(&self.inflight)
+            .entry(key.to_owned())
+            .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())))
+            .clone();
+        let held = gate.clone().lock_owned().await;
+        Flight {
+            flights: self,
+            key: key.to_owned(),
+            gate,
+            _held: held,
+        }
+    }
+}
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        let mut inflight = lock(&self.flights.inflight);
+        // The map's handle and this one: nobody else waits, the entry can go.
+        if Arc::strong_count(&self.gate) <= 3 {
+            inflight.remove(&self.key);
+        }
+    }
+}
+
+/// File bodies up to `max_object` bytes, at most `max_bytes` in all.
+pub struct BodyCache {
+    max_bytes: usize,
+    max_object: u64,
+    lru: Mutex<Lru>,
+    flights: Flights,
+}
+
+#[derive(Default)]
+struct Lru {
+    bodies: HashMap<String, (Bytes, u64)>,
+    order: BTreeMap<u64, String>,
+    bytes: usize,
+    tick: u64,
+}
+
+impl Lru {
+    fn touch(&mut self, key: &str) -> Option<Bytes> {
+        self.tick += 1;
+        let tick = self.tick;
+        let (body, used) = self.bodies.get_mut(key)?;
+        self.order.remove(used);
+        *used = tick;
+        self.order.insert(tick, key.to_owned());
+        Some(body.clone())
+    }
+
+    fn insert(&mut self, key: &str, body: Bytes, max_bytes: usize) {
+        if body.len() > max_bytes || self.bodies.contains_key(key) {
+            return;
+        }
+        while self.bytes + body.len() > max_bytes {
+            let Some((_, oldest)) = self.order.pop_first() else {
+                break;
+            };
+            if let Some((gone, _)) = self.bodies.remove(&oldest) {
+                self.bytes -= gone.len();
+            }
+        }
+        self.tick += 1;
+        self.bytes += body.len();
+        self.order.insert(self.tick, key.to_owned());
+        self.bodies.insert(key.to_owned(), (body, self.tick));
+    }
+}
+
+impl BodyCache {
+    pub fn new(max_bytes: usize, max_object: u64) -> Self {
+        Self {
+            max_bytes,
+            max_object,
+            lru: Mutex::new(Lru::default()),
+            flights: Flights::default(),
+        }
+    }
+
+    /// Whether a body of `size` bytes is kept here.
+    pub fn holds(&self, size: u64) -> bool {
+        size <= self.max_object && self.max_bytes > 0
+    }
+
+    /// The body at `key`, from memory or (once, however many ask at the same time) from storage.
+    pub async fn get(&self, storage: &dyn Storage, key: &str) -> Result<Bytes, StorageError> {
+        if let Some(body) = lock(&self.lru).touch(key) {
+            return Ok(body);
+        }
+        let _flight = self.flights.join(key).await;
+        if let Some(body) = lock(&self.lru).touch(key) {
+            return Ok(body);
+        }
+        let mut object = storage.get(key).await?;
+        let mut buf = BytesMut::with_capacity(usize::try_from(object.size).unwrap_or(0));
+        while let Some(chunk) = object.body.next().await {
+            let chunk = chunk.map_err(|source| StorageError::Io {
+                op: "read",
+                key: key.to_owned(),
+                source,
+            })?;
+            buf.extend_from_slice(&chunk);
+        }
+        let body = buf.freeze();
+        lock(&self.lru).insert(key, body.clone(), self.max_bytes);
+        Ok(body)
+    }
+
+    #[cfg(test)]
+    fn cached_bytes(&self) -> usize {
+        lock(&self.lru).bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+    use scalemesh_core::storage::{Body, FsStorage, Object, ObjectMeta};
+
+    use super::*;
+
+    /// Real folder storage that counts reads.
+    struct Counting {
+        inner: FsStorage,
+        gets: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Storage for Counting {
+        async fn put(&self, key: &str, body: Body, meta: &ObjectMeta) -> Result<(), StorageError> {
+            self.inner.put(key, body, meta).await
+        }
+        async fn get(&self, key: &str) -> Result<Object, StorageError> {
+            self.gets.fetch_add(1, Ordering::SeqCst);
+            tokio::task::yield_now().await;
+            self.inner.get(key).await
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+            self.inner.list(prefix).await
+        }
+        async fn delete(&self, key: &str) -> Result<(), StorageError> {
+            self.inner.delete(key).await
+        }
+        fn url(&self) -> String {
+            self.inner.url()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn racing_requests_fetch_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Arc::new(Counting {
+            inner: FsStorage::new(dir.path().to_path_buf()),
+            gets: AtomicUsize::new(0),
+        });
+        storage
+            .put(
+                "k",
+                Body::Bytes(Bytes::from_static(b"body")),
+                &ObjectMeta::default(),
+            )
+            .await
+            .expect("put");
+        let cache = Arc::new(BodyCache::new(1024, 100));
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            let (cache, storage) = (cache.clone(), storage.clone());
+            tasks.push(tokio::spawn(async move {
+                cache.get(storage.as_ref(), "k").await.expect("get")
+            }));
+        }
+        for task in tasks {
+            assert_eq!(task.await.expect("join"), Bytes::from_static(b"body"));
+        }
+        assert_eq!(
+            storage.gets.load(Ordering::SeqCst),
+            1,
+            "one fetch for fifty requests"
+        );
+        assert!(
+            lock(&cache.flights.inflight).is_empty(),
+            "no flight is left behind"
+        );
+    }
+
+    #[test]
+    fn the_cache_stays_within_its_bytes() {
+        let cache = BodyCache::new(10, 10);
+        let mut lru = lock(&cache.lru);
+        lru.insert("a", Bytes::from_static(b"aaaa"), 10);
+        lru.insert("b", Bytes::from_static(b"bbbb"), 10);
+        assert!(lru.touch("a").is_some(), "a is now the most recent");
+        lru.insert("c", Bytes::from_static(b"cccc"), 10);
+        assert!(lru.touch("b").is_none(), "the least recently used went");
+        assert!(lru.touch("a").is_some() && lru.touch("c").is_some());
+        lru.insert("huge", Bytes::from(vec![0u8; 11]), 10);
+        assert!(lru.touch("huge").is_none());
+        drop(lru);
+        assert!(cache.cached_bytes() <= 10);
+    }
+}

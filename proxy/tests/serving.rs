@@ -1,0 +1,247 @@
+//! The proxy over each storage backend — a local folder and a real S3 server (`s3s` over
+//! `s3s-fs`) — with the same requests and the same expectations.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use scalemesh_core::layout::{self, Manifest, ManifestEntry, Route};
+use scalemesh_core::storage::{Body, FsStorage, ObjectMeta, Storage};
+use scalemesh_core::testing::S3TestServer;
+use scalemesh_core::{DeploymentId, ProjectName, content_type};
+use scalemesh_proxy::http::{self, Limits};
+use scalemesh_proxy::{Proxy, ProxyConfig};
+use sha2::{Digest, Sha256};
+
+struct Site {
+    addr: SocketAddr,
+    live: DeploymentId,
+    old: DeploymentId,
+    big: Vec<u8>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// Uploads a deployment the way the builder does: files, then the manifest.
+async fn deploy(
+    storage: &dyn Storage,
+    project: &ProjectName,
+    files: &[(&str, Vec<u8>)],
+) -> DeploymentId {
+    let id = DeploymentId::generate();
+    let mut entries = BTreeMap::new();
+    for (path, body) in files {
+        let meta = ObjectMeta {
+            content_type: Some(content_type::for_path(path)),
+            cache_control: None,
+        };
+        storage
+            .put(
+                &layout::output_file(project, &id, path),
+                Body::Bytes(Bytes::from(body.clone())),
+                &meta,
+            )
+            .await
+            .expect("put");
+        entries.insert(
+            (*path).to_owned(),
+            ManifestEntry {
+                size: body.len() as u64,
+                content_type: content_type::for_path(path),
+                sha256: hex::encode(Sha256::digest(body)),
+            },
+        );
+    }
+    let manifest = Manifest {
+        project: project.clone(),
+        deployment: id.clone(),
+        created_at: time::OffsetDateTime::now_utc(),
+        files: entries,
+    };
+    storage
+        .put(
+            &layout::manifest(project, &id),
+            Body::Bytes(serde_json::to_vec(&manifest).expect("json").into()),
+            &ObjectMeta::default(),
+        )
+        .await
+        .expect("manifest");
+    id
+}
+
+async fn go_live(storage: &dyn Storage, project: &ProjectName, id: &DeploymentId) {
+    let route = Route {
+        project: project.clone(),
+        deployment: id.clone(),
+        updated_at: time::OffsetDateTime::now_utc(),
+    };
+    storage
+        .put(
+            &layout::route(project),
+            Body::Bytes(serde_json::to_vec(&route).expect("json").into()),
+            &ObjectMeta::default(),
+        )
+        .await
+        .expect("route");
+}
+
+async fn site(storage: Arc<dyn Storage>) -> Site {
+    let project = ProjectName::parse("site").expect("name");
+    let old = deploy(
+        storage.as_ref(),
+        &project,
+        &[("index.html", b"old".to_vec())],
+    )
+    .await;
+    let big: Vec<u8> = (0..3 * 1024 * 1024).map(|i| (i % 253) as u8).collect();
+    let live = deploy(
+        storage.as_ref(),
+        &project,
+        &[
+            ("index.html", b"<h1>home</h1>".to_vec()),
+            ("docs/index.html", b"docs".to_vec()),
+            ("app.js", b"console.log(1)".to_vec()),
+            ("404.html", b"custom 404".to_vec()),
+            ("video.bin", big.clone()),
+        ],
+    )
+    .await;
+    go_live(storage.as_ref(), &project, &live).await;
+    // A deployment of another project, to be out of reach from this one's hosts.
+    let other = ProjectName::parse("other").expect("name");
+    let theirs = deploy(
+        storage.as_ref(),
+        &other,
+        &[("secret.txt", b"theirs".to_vec())],
+    )
+    .await;
+    go_live(storage.as_ref(), &other, &theirs).await;
+
+    let proxy = Proxy::new(storage, &ProxyConfig::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(http::serve(
+        listener,
+        proxy.router(),
+        Limits::SITES,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    Site {
+        addr,
+        live,
+        old,
+        big,
+        _stop: stop,
+    }
+}
+
+async fn get(site: &Site, host: &str, path: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(format!("http://{}{path}", site.addr))
+        .header("host", host)
+        .send()
+        .await
+        .expect("request")
+}
+
+async fn the_same_expectations(site: Site) {
+    let res = get(&site, "site.localhost", "/").await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "text/html; charset=utf-8");
+    assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+    let etag = res.headers()["etag"].clone();
+    assert_eq!(res.text().await.expect("body"), "<h1>home</h1>");
+    // Twice more: the second answer comes from memory and is the same.
+    for _ in 0..2 {
+        assert_eq!(
+            get(&site, "site.localhost", "/app.js")
+                .await
+                .text()
+                .await
+                .expect("body"),
+            "console.log(1)"
+        );
+    }
+    assert_eq!(
+        get(&site, "site.localhost", "/docs/")
+            .await
+            .text()
+            .await
+            .expect("body"),
+        "docs"
+    );
+    let res = get(&site, "site.localhost", "/nope").await;
+    assert_eq!(res.status(), 404);
+    assert_eq!(res.text().await.expect("body"), "custom 404");
+    // Large files stream whole.
+    let res = get(&site, "site.localhost", "/video.bin").await;
+    assert_eq!(
+        res.headers()["content-length"],
+        site.big.len().to_string().as_str()
+    );
+    assert_eq!(
+        res.bytes().await.expect("body").as_ref(),
+        site.big.as_slice()
+    );
+    // Revalidation.
+    let res = reqwest::Client::new()
+        .get(format!("http://{}/", site.addr))
+        .header("host", "site.localhost")
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 304);
+    // Every deployment at its own host; never another project's files.
+    let preview = format!("{}--site.localhost", site.old);
+    let res = get(&site, &preview, "/").await;
+    assert_eq!(res.headers()["x-robots-tag"], "noindex");
+    assert_eq!(res.text().await.expect("body"), "old");
+    assert_eq!(
+        get(&site, &format!("{}--other.localhost", site.live), "/")
+            .await
+            .status(),
+        404
+    );
+    for path in [
+        "/secret.txt",
+        "/../other/secret.txt",
+        "/%2e%2e/%2e%2e/__routes/site.json",
+        "/..%2f..%2fsecret.txt",
+    ] {
+        let res = get(&site, "site.localhost", path).await;
+        assert_eq!(res.status(), 404, "{path}");
+        assert_ne!(res.text().await.expect("body"), "theirs", "{path}");
+    }
+    assert_eq!(get(&site, "unknown.localhost", "/").await.status(), 404);
+    assert_eq!(get(&site, "localhost", "/").await.status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_from_a_local_folder() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    the_same_expectations(site(Arc::new(FsStorage::new(dir.path().to_path_buf()))).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_from_s3() {
+    let server = S3TestServer::start().await.expect("S3 server");
+    the_same_expectations(site(Arc::new(server.storage("prod/").await)).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_s3_outage_is_a_clean_502() {
+    let server = S3TestServer::start().await.expect("S3 server");
+    let site = site(Arc::new(server.storage("").await)).await;
+    assert_eq!(get(&site, "site.localhost", "/").await.status(), 200);
+    drop(server);
+    // Cached bodies may still answer; anything that needs storage fails whole, never half-served.
+    let res = get(&site, "site.localhost", "/video.bin").await;
+    assert_eq!(res.status(), 502);
+    assert_eq!(res.headers()["content-type"], "text/html; charset=utf-8");
+}
