@@ -93,6 +93,10 @@ async fn main() {
 async fn run(args: Args) -> anyhow::Result<i32> {
     // Processes a build script detaches from its group are reparented here, and killed.
     let _ = nix::sys::prctl::set_child_subreaper(true);
+    // Build commands run as this user when there is no sandbox (in a container, say): they must
+    // not read this process's environment (the job token, the task's credentials URI) or memory
+    // through /proc. A non-dumpable process's /proc files belong to root.
+    let _ = nix::sys::prctl::set_dumpable(false);
     let (job, sandbox) = job_from(args)?;
     let api = Api::new(&job.api_url, job.job_token.clone(), job.deployment.clone())?;
     let log = LogSink::start(api.clone(), secrets_of(&job));

@@ -121,6 +121,9 @@ pub struct Deployment {
     pub reason: Option<String>,
     pub source: DeploymentSource,
     pub promote: bool,
+    /// The runner's name for the build (an ECS task ARN), when it has one.
+    #[serde(default)]
+    pub runner_ref: Option<String>,
     /// Whether this deployment is the project's production deployment now.
     pub production: bool,
     /// The deployment's own immutable URL.

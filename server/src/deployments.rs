@@ -93,7 +93,13 @@ impl App {
     pub async fn submit(&self, dep: &DeploymentRow) {
         let submitted = async {
             let job = self.job_for(dep).await?;
-            self.runner.submit(job).await.map_err(anyhow::Error::from)
+            let runner_ref = self.runner.submit(job).await?;
+            if let Some(runner_ref) = runner_ref {
+                self.store.set_runner_ref(&dep.id, &runner_ref).await?;
+                self.system_log(&dep.id, vec![format!("Build task {runner_ref}")])
+                    .await?;
+            }
+            anyhow::Ok(())
         };
         if let Err(e) = submitted.await {
             tracing::warn!(deployment = %dep.id, error = format!("{e:#}"), "the build could not be started");
@@ -376,7 +382,7 @@ impl App {
                     "the project was deleted".into(),
                 )
                 .await?;
-                self.runner.cancel(&dep.id).await;
+                self.runner.cancel(&dep.id, dep.runner_ref.as_deref()).await;
             }
         }
         {
@@ -418,7 +424,7 @@ impl App {
             )
             .await?,
         )?;
-        self.runner.cancel(&dep.id).await;
+        self.runner.cancel(&dep.id, dep.runner_ref.as_deref()).await;
         Ok(row)
     }
 }

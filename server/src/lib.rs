@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use db::SqliteStore;
 use logs::LogHub;
-use runner::{LocalRunner, Runner, RunnerEvent};
+use runner::{EcsRunner, EcsSettings, LocalRunner, Runner, RunnerEvent};
 use scalemesh_core::job::SandboxMode;
 use settings::{RunnerKind, Settings};
 
@@ -46,6 +46,8 @@ pub struct App {
     builder_api_url: String,
     s3_endpoint: Option<String>,
     build_timeout: Duration,
+    /// How often the runner is asked about jobs it runs elsewhere.
+    reconcile_every: Duration,
     max_upload_bytes: u64,
     /// Held while log lines are stored and published, so followers get them in `seq` order.
     log_order: tokio::sync::Mutex<()>,
@@ -101,6 +103,10 @@ impl Server {
                     Arc::new(LocalRunner::new(local, events))
                 })
                 .await
+            }
+            RunnerKind::Ecs => {
+                let ecs = Arc::new(EcsRunner::connect(ecs_settings(settings)?).await);
+                Self::build_with_runner(settings, listeners, move |_| ecs).await
             }
         }
     }
@@ -167,6 +173,7 @@ impl Server {
             builder_api_url,
             s3_endpoint: settings.s3_endpoint.clone(),
             build_timeout: settings.build_timeout,
+            reconcile_every: settings.reconcile_interval,
             max_upload_bytes: settings.max_upload_mb.saturating_mul(1024 * 1024),
             log_order: tokio::sync::Mutex::new(()),
             promotion: tokio::sync::Mutex::new(()),
@@ -259,6 +266,46 @@ fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
         .mode(0o700)
         .create(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+}
+
+/// The ECS settings, all there, with storage builders in ECS can reach.
+fn ecs_settings(settings: &Settings) -> anyhow::Result<EcsSettings> {
+    let missing = |flag: &str| anyhow::anyhow!("--runner ecs needs {flag}");
+    if !settings
+        .storage
+        .as_deref()
+        .is_some_and(|s| s.starts_with("s3://"))
+    {
+        anyhow::bail!(
+            "--runner ecs needs --storage s3://bucket/prefix: build tasks cannot reach a local folder"
+        );
+    }
+    if settings.builder_api_url.is_none() {
+        anyhow::bail!(
+            "--runner ecs needs --builder-api-url: the API's URL as build tasks reach it"
+        );
+    }
+    if settings.ecs_subnets.is_empty() {
+        return Err(missing("--ecs-subnets"));
+    }
+    Ok(EcsSettings {
+        cluster: settings
+            .ecs_cluster
+            .clone()
+            .ok_or_else(|| missing("--ecs-cluster"))?,
+        task_definition: settings
+            .ecs_task_definition
+            .clone()
+            .ok_or_else(|| missing("--ecs-task-definition"))?,
+        container: settings.ecs_container.clone(),
+        subnets: settings.ecs_subnets.clone(),
+        security_groups: settings.ecs_security_groups.clone(),
+        assign_public_ip: settings.ecs_assign_public_ip,
+        endpoint: settings
+            .ecs_endpoint
+            .clone()
+            .or_else(|| std::env::var("AWS_ENDPOINT_URL_ECS").ok()),
+    })
 }
 
 /// Says, once at start, what the sandbox setting means on this machine.

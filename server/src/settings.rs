@@ -58,6 +58,38 @@ pub struct Settings {
     #[arg(long, env = "SCALEMESH_RUNNER", value_enum, default_value_t = RunnerKind::Local)]
     pub runner: RunnerKind,
 
+    /// ECS cluster of build tasks (--runner ecs).
+    #[arg(long, env = "SCALEMESH_ECS_CLUSTER")]
+    pub ecs_cluster: Option<String>,
+
+    /// Task definition of build tasks, `family` or `family:revision` (--runner ecs).
+    #[arg(long, env = "SCALEMESH_ECS_TASK_DEFINITION")]
+    pub ecs_task_definition: Option<String>,
+
+    /// The builder's container name in the task definition.
+    #[arg(long, env = "SCALEMESH_ECS_CONTAINER", default_value = "builder")]
+    pub ecs_container: String,
+
+    /// Subnets of build tasks, comma-separated (--runner ecs).
+    #[arg(long, env = "SCALEMESH_ECS_SUBNETS", value_delimiter = ',')]
+    pub ecs_subnets: Vec<String>,
+
+    /// Security groups of build tasks, comma-separated (--runner ecs).
+    #[arg(long, env = "SCALEMESH_ECS_SECURITY_GROUPS", value_delimiter = ',')]
+    pub ecs_security_groups: Vec<String>,
+
+    /// Give build tasks a public IP (needed in public subnets without a NAT gateway).
+    #[arg(long, env = "SCALEMESH_ECS_ASSIGN_PUBLIC_IP")]
+    pub ecs_assign_public_ip: bool,
+
+    /// An ECS-compatible endpoint instead of AWS (tests). Also read from AWS_ENDPOINT_URL_ECS.
+    #[arg(long, env = "SCALEMESH_ECS_ENDPOINT")]
+    pub ecs_endpoint: Option<String>,
+
+    /// How often build tasks are checked for having stopped without a report (e.g. 10s).
+    #[arg(long, env = "SCALEMESH_RECONCILE_INTERVAL", default_value = "10s", value_parser = scalemesh_core::duration::parse)]
+    pub reconcile_interval: Duration,
+
     /// How many builds the local runner runs at once; the rest wait in the queue.
     #[arg(long, env = "SCALEMESH_MAX_BUILDS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_builds: u16,
@@ -89,6 +121,8 @@ pub struct Settings {
 pub enum RunnerKind {
     /// Builds run as child processes of the server.
     Local,
+    /// Builds run as AWS ECS Fargate tasks (needs s3:// storage and --builder-api-url).
+    Ecs,
 }
 
 impl Settings {

@@ -26,9 +26,15 @@ pub async fn run(
     stop: CancellationToken,
 ) {
     let mut reap = tokio::time::interval(REAP_EVERY);
+    let mut reconcile = tokio::time::interval(app.reconcile_every);
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
+            _ = reconcile.tick() => {
+                if let Err(e) = reconcile_jobs(&app).await {
+                    tracing::error!(error = format!("{e:#}"), "reconciling runner jobs failed");
+                }
+            }
             Some(event) = events.recv() => {
                 if let Err(e) = on_event(&app, event).await {
                     tracing::error!(error = format!("{e:#}"), "handling a runner event failed");
@@ -48,6 +54,10 @@ pub async fn run(
 /// more and fail with a reason that says so.
 pub async fn recover(app: &App) -> anyhow::Result<()> {
     for dep in app.store.unfinished_deployments().await? {
+        if app.runner.survives_restart() && dep.runner_ref.is_some() {
+            // Its task runs on; the reconciler follows it from here.
+            continue;
+        }
         if dep.status == DeploymentStatus::Queued {
             tracing::info!(deployment = %dep.id, "queuing again after restart");
             app.submit(&dep).await;
@@ -88,6 +98,24 @@ async fn on_event(app: &App, event: RunnerEvent) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Asks the runner about every unfinished deployment it knows by reference.
+async fn reconcile_jobs(app: &App) -> anyhow::Result<()> {
+    let jobs: Vec<_> = app
+        .store
+        .unfinished_deployments()
+        .await?
+        .into_iter()
+        .filter_map(|dep| dep.runner_ref.map(|r| (dep.id, r)))
+        .collect();
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    for event in app.runner.poll(&jobs).await {
+        on_event(app, event).await?;
+    }
+    Ok(())
+}
+
 async fn reap_overdue(app: &App) -> anyhow::Result<()> {
     let limit = app.build_timeout + REAP_GRACE;
     let now = time::OffsetDateTime::now_utc();
@@ -104,7 +132,7 @@ async fn reap_overdue(app: &App) -> anyhow::Result<()> {
         );
         app.finish(&dep.id, DeploymentStatus::Failed, reason)
             .await?;
-        app.runner.cancel(&dep.id).await;
+        app.runner.cancel(&dep.id, dep.runner_ref.as_deref()).await;
     }
     Ok(())
 }

@@ -39,6 +39,7 @@ impl App {
             reason: row.reason.clone(),
             source,
             promote: row.promote,
+            runner_ref: row.runner_ref.clone(),
             production: row.production,
             url: self.hosts.deployment_url(&row.project, &row.id),
             project_url: self.hosts.project_url(&row.project),

@@ -23,6 +23,8 @@ pub struct DeploymentRow {
     pub git_ref: Option<String>,
     pub promote: bool,
     pub job_token_hash: Option<Vec<u8>>,
+    /// The runner's name for the job (an ECS task ARN).
+    pub runner_ref: Option<String>,
     pub production: bool,
     pub created_at: OffsetDateTime,
     pub building_at: Option<OffsetDateTime>,
@@ -69,7 +71,8 @@ pub enum TransitionOutcome {
 
 const SELECT: &str = "SELECT d.id, d.project_id, p.name, d.status, d.phase, d.progress_done, d.progress_total,
     d.reason, d.source_kind, d.git_url, d.git_ref, d.promote, d.job_token_hash,
-    COALESCE(p.production_deployment = d.id, 0), d.created_at, d.building_at, d.uploading_at, d.finished_at
+    COALESCE(p.production_deployment = d.id, 0), d.created_at, d.building_at, d.uploading_at, d.finished_at,
+    d.runner_ref
     FROM deployments d JOIN projects p ON p.id = d.project_id";
 
 fn corrupt(e: impl std::fmt::Display) -> DbError {
@@ -106,6 +109,7 @@ fn row_to_deployment(r: &Row<'_>) -> rusqlite::Result<Result<DeploymentRow, DbEr
             git_ref: r.get(10)?,
             promote: r.get(11)?,
             job_token_hash: r.get(12)?,
+            runner_ref: r.get(18)?,
             production: r.get(13)?,
             created_at: from_ms(r.get(14)?),
             building_at: building_at.map(from_ms),
@@ -251,6 +255,18 @@ impl SqliteStore {
                 &format!("{SELECT} WHERE d.status IN ('queued', 'building', 'uploading') ORDER BY d.created_at"),
                 [],
             )
+        })
+        .await
+    }
+
+    pub async fn set_runner_ref(&self, id: &DeploymentId, runner_ref: &str) -> DbResult<()> {
+        let (id, runner_ref) = (id.to_string(), runner_ref.to_owned());
+        self.call(move |conn| {
+            conn.execute(
+                "UPDATE deployments SET runner_ref = ?2 WHERE id = ?1",
+                params![id, runner_ref],
+            )?;
+            Ok(())
         })
         .await
     }

@@ -65,6 +65,9 @@ CREATE TABLE log_lines (
 ALTER TABLE deployments ADD COLUMN log_bytes INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE deployments ADD COLUMN log_cut INTEGER NOT NULL DEFAULT 0;
 "#,
+    r#"
+ALTER TABLE deployments ADD COLUMN runner_ref TEXT;
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> DbResult<()> {

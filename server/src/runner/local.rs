@@ -204,7 +204,7 @@ fn describe(status: std::process::ExitStatus) -> String {
 
 #[async_trait]
 impl Runner for LocalRunner {
-    async fn submit(&self, job: BuildJob) -> Result<(), RunnerError> {
+    async fn submit(&self, job: BuildJob) -> Result<Option<String>, RunnerError> {
         {
             let mut state = self.inner.state();
             if state.shut_down {
@@ -214,15 +214,15 @@ impl Runner for LocalRunner {
                 || state.queue.iter().any(|j| j.deployment == job.deployment);
             if known {
                 // One build per deployment, whoever asks twice.
-                return Ok(());
+                return Ok(None);
             }
             state.queue.push_back(job);
         }
         self.inner.pump();
-        Ok(())
+        Ok(None)
     }
 
-    async fn cancel(&self, deployment: &DeploymentId) {
+    async fn cancel(&self, deployment: &DeploymentId, _runner_ref: Option<&str>) {
         let mut state = self.inner.state();
         state.queue.retain(|job| job.deployment != *deployment);
         if let Some(stop) = state.running.get_mut(deployment).and_then(Option::take) {

@@ -3,12 +3,14 @@
 //! depends on which runner ran it; a runner only tells the server when a job ended without a
 //! report it could see (it exited, timed out or never started).
 
+mod ecs;
 mod local;
 
 use async_trait::async_trait;
 use scalemesh_core::DeploymentId;
 use scalemesh_core::job::BuildJob;
 
+pub use ecs::{EcsRunner, EcsSettings, started_by};
 pub use local::{LocalRunner, LocalSettings};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,17 +38,31 @@ pub enum JobOutcome {
 pub enum RunnerError {
     #[error("the runner is shutting down")]
     ShuttingDown,
+    #[error("{0}")]
+    Rejected(String),
 }
 
 #[async_trait]
 pub trait Runner: Send + Sync + 'static {
-    /// Queues the job; it runs when the runner has room.
-    async fn submit(&self, job: BuildJob) -> Result<(), RunnerError>;
+    /// Hands the job over; it runs when the runner has room. Returns the runner's own name for
+    /// it (an ECS task ARN), if it has one.
+    async fn submit(&self, job: BuildJob) -> Result<Option<String>, RunnerError>;
 
-    /// Stops the job (its whole process tree) or takes it out of the queue. Unknown ids are
-    /// ignored, so canceling twice is harmless.
-    async fn cancel(&self, deployment: &DeploymentId);
+    /// Stops the job (its whole process tree, or its task) or takes it out of the queue.
+    /// Unknown jobs are ignored, so canceling twice is harmless.
+    async fn cancel(&self, deployment: &DeploymentId, runner_ref: Option<&str>);
 
-    /// Stops every job and takes no more.
+    /// Stops every job it owns and takes no more.
     async fn shutdown(&self);
+
+    /// Whether jobs keep running, and can be followed again, when the server restarts.
+    fn survives_restart(&self) -> bool {
+        false
+    }
+
+    /// Looks at jobs the server knows by reference and reports those that ended without their
+    /// builder saying so. Runners that watch their jobs themselves report nothing here.
+    async fn poll(&self, _jobs: &[(DeploymentId, String)]) -> Vec<RunnerEvent> {
+        Vec::new()
+    }
 }

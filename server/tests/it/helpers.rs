@@ -30,13 +30,13 @@ pub struct FakeRunner(Arc<Recorded>);
 
 #[async_trait]
 impl Runner for FakeRunner {
-    async fn submit(&self, job: BuildJob) -> Result<(), RunnerError> {
+    async fn submit(&self, job: BuildJob) -> Result<Option<String>, RunnerError> {
         self.0.jobs.lock().expect("lock").push(job);
         self.0.changed.notify_waiters();
-        Ok(())
+        Ok(None)
     }
 
-    async fn cancel(&self, deployment: &DeploymentId) {
+    async fn cancel(&self, deployment: &DeploymentId, _runner_ref: Option<&str>) {
         self.0
             .canceled
             .lock()
