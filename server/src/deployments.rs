@@ -53,7 +53,12 @@ impl App {
                         &ObjectMeta::default(),
                     )
                     .await
-                    .context("storing the uploaded source")?;
+                    .map_err(|e| {
+                        tracing::warn!(error = %e, "could not store an uploaded source");
+                        ApiError::StorageUnavailable(format!(
+                            "the uploaded source could not be stored, nothing was deployed; try again: {e}"
+                        ))
+                    })?;
                 ("archive", None, None)
             }
         };

@@ -3,8 +3,10 @@
 //! through the server's proxy. Git repositories are created by the tests and served on loopback
 //! with `git daemon`; builds run with the machine's Node.js.
 
+mod aws;
 mod deploy;
 mod lifecycle;
 mod logs;
+mod moto;
 mod security;
 mod support;

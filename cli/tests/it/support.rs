@@ -27,6 +27,7 @@ pub struct Stack {
     pub data: tempfile::TempDir,
     child: Child,
     log: Arc<Mutex<Vec<String>>>,
+    env: Vec<(String, String)>,
 }
 
 impl Stack {
@@ -36,14 +37,24 @@ impl Stack {
 
     /// Starts the server with extra flags, and returns once it is listening.
     pub fn start_with(flags: &[&str]) -> Self {
+        Self::start_with_env(flags, &[])
+    }
+
+    /// Starts the server with extra flags and environment variables.
+    pub fn start_with_env(flags: &[&str], env: &[(&str, &str)]) -> Self {
         let data = tempfile::tempdir().expect("tempdir");
-        let (child, api, sites, log) = launch(data.path(), flags);
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let (child, api, sites, log) = launch(data.path(), flags, &env);
         Self {
             api,
             sites,
             data,
             child,
             log,
+            env,
         }
     }
 
@@ -51,7 +62,7 @@ impl Stack {
     pub fn crash_and_restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let (child, api, sites, log) = launch(self.data.path(), &[]);
+        let (child, api, sites, log) = launch(self.data.path(), &[], &self.env);
         self.child = child;
         self.api = api;
         self.sites = sites;
@@ -123,7 +134,11 @@ impl Stack {
 }
 
 /// Spawns `scalemesh-server` on `data` and waits for the line saying where it listens.
-fn launch(data: &Path, flags: &[&str]) -> (Child, String, SocketAddr, Arc<Mutex<Vec<String>>>) {
+fn launch(
+    data: &Path,
+    flags: &[&str],
+    env: &[(String, String)],
+) -> (Child, String, SocketAddr, Arc<Mutex<Vec<String>>>) {
     let mut child = Command::new(bin("scalemesh-server"))
         .args(flags)
         .env_clear()
@@ -134,6 +149,7 @@ fn launch(data: &Path, flags: &[&str]) -> (Child, String, SocketAddr, Arc<Mutex<
         .env("SCALEMESH_PROXY_LISTEN", "127.0.0.1:0")
         .env("SCALEMESH_BUILDER_BIN", bin("scalemesh-builder"))
         .env("RUST_LOG", "scalemesh_server=info")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

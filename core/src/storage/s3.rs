@@ -15,7 +15,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use futures_util::StreamExt;
@@ -187,17 +187,40 @@ impl S3Storage {
 fn s3_error<E, R>(op: &str, key: &str, err: SdkError<E, R>) -> StorageError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
     let detail = match err.as_service_error() {
-        Some(service) => format!(
+        Some(service) if service.code().is_some() || service.message().is_some() => format!(
             "{}: {}",
             service.code().unwrap_or("error"),
             service.message().unwrap_or("no message")
         ),
-        None => DisplayErrorContext(&err).to_string(),
+        _ => causes(&err),
     };
     StorageError::Backend(format!("S3 could not {op} {key}: {detail}"))
+}
+
+/// An error and its causes, each said once, in a line of reasonable length.
+fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    let line = parts.join(": ");
+    if line.len() > 400 {
+        let mut cut = 400;
+        while !line.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        format!("{}…", &line[..cut])
+    } else {
+        line
+    }
 }
 
 #[async_trait]

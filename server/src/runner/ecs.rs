@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use aws_config::BehaviorVersion;
 use aws_config::meta::region::RegionProviderChain;
 use aws_sdk_ecs::Client;
+use aws_sdk_ecs::config::http::HttpResponse;
 use aws_sdk_ecs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_ecs::types::{
     AssignPublicIp, AwsVpcConfiguration, ContainerOverride, KeyValuePair, LaunchType,
@@ -74,18 +75,29 @@ impl EcsRunner {
 }
 
 /// What AWS said, as one line.
-fn aws_message<E, R>(err: &SdkError<E, R>) -> String
+fn aws_message<E>(err: &SdkError<E, HttpResponse>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
-    match err.as_service_error() {
-        Some(service) => format!(
+    match (err.as_service_error(), err.raw_response()) {
+        (Some(service), _) if service.code().is_some() || service.message().is_some() => format!(
             "{}: {}",
             service.code().unwrap_or("error"),
             service.message().unwrap_or("no message")
         ),
-        None => DisplayErrorContext(err).to_string(),
+        (_, Some(raw)) if !raw.status().is_success() => {
+            let body = raw
+                .body()
+                .bytes()
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default();
+            format!(
+                "HTTP {}: {}",
+                raw.status().as_u16(),
+                body.chars().take(300).collect::<String>()
+            )
+        }
+        _ => DisplayErrorContext(err).to_string(),
     }
 }
 

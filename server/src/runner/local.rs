@@ -128,9 +128,15 @@ impl Inner {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .process_group(0);
-        // The builder needs git and Node.js from the PATH; nothing else of ours.
-        if let Some(path) = std::env::var_os("PATH") {
-            cmd.env("PATH", path);
+        // The builder needs git and Node.js from the PATH, and the AWS configuration chain
+        // (AWS_* variables, ~/.aws) when storage is S3; nothing else of ours. Build commands
+        // never see any of it.
+        for (name, value) in std::env::vars_os() {
+            let keep =
+                name == "PATH" || name == "HOME" || name.to_string_lossy().starts_with("AWS_");
+            if keep {
+                cmd.env(name, value);
+            }
         }
         let mut child = cmd.spawn()?;
         if let Some(stderr) = child.stderr.take() {

@@ -1,0 +1,305 @@
+//! Scale Mesh on AWS APIs, proven against `moto_server` on loopback: builds as ECS tasks, sites
+//! in S3. The test plays the ECS agent: it reads the task the server asked for back from ECS and
+//! runs `scalemesh-builder` with exactly that environment.
+
+use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
+
+use sha2::{Digest, Sha256};
+
+use crate::moto::{AWS_ENV, AwsProxy, BUCKET, Moto, task_environment};
+use crate::support::{GitServer, PACKAGE_JSON, Stack, bin, stderr, stdout};
+
+/// A server on `--runner ecs --storage s3://…`, builders reporting to its own API URL. ECS calls
+/// go through `proxy`, in front of moto.
+fn ecs_stack(moto: &Moto, proxy: &AwsProxy, task_definition: &str) -> Stack {
+    let ecs = moto.ecs();
+    let storage = format!("s3://{BUCKET}/prod/");
+    let mut env: Vec<(&str, &str)> = AWS_ENV.to_vec();
+    env.extend([
+        ("SCALEMESH_RUNNER", "ecs"),
+        ("SCALEMESH_STORAGE", storage.as_str()),
+        ("SCALEMESH_S3_ENDPOINT", proxy.endpoint.as_str()),
+        ("SCALEMESH_ECS_ENDPOINT", proxy.endpoint.as_str()),
+        ("SCALEMESH_ECS_CLUSTER", "builds"),
+        ("SCALEMESH_ECS_TASK_DEFINITION", task_definition),
+        ("SCALEMESH_ECS_SUBNETS", ecs.subnet.as_str()),
+        ("SCALEMESH_ECS_SECURITY_GROUPS", ecs.security_group.as_str()),
+        ("SCALEMESH_RECONCILE_INTERVAL", "1s"),
+    ]);
+    // Build tasks are told where the API listens, so the port is chosen up front.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let api = format!("http://{listen}");
+    env.extend([
+        ("SCALEMESH_LISTEN", listen.as_str()),
+        ("SCALEMESH_BUILDER_API_URL", api.as_str()),
+    ]);
+    Stack::start_with_env(&[], &env)
+}
+
+fn deploy_no_wait(stack: &Stack, url: &str) -> serde_json::Value {
+    let out = stack.cli(&["deploy", url, "--no-wait", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        stderr(&out),
+        stack.server_log()
+    );
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+/// Runs the builder the way ECS would: the task's environment, the task role's credentials.
+fn run_task_like_ecs(environment: &[(String, String)]) -> std::process::Output {
+    Command::new(bin("scalemesh-builder"))
+        .env_clear()
+        .envs(environment.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .envs(AWS_ENV)
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .stdin(Stdio::null())
+        .output()
+        .expect("the builder runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_runs_as_the_ecs_task_the_server_asked_for_and_is_served_from_s3() {
+    let moto = Moto::start();
+    let proxy = AwsProxy::start(&moto.endpoint).await;
+    let git = GitServer::start().await;
+    let build = r#"
+const fs = require("fs");
+fs.mkdirSync("dist", { recursive: true });
+fs.writeFileSync("dist/index.html", "<h1>built on ECS</h1>");
+const big = Buffer.alloc(17 * 1024 * 1024);
+for (let i = 0; i < big.length; i++) big[i] = i % 251;
+fs.writeFileSync("dist/video.bin", big);
+"#;
+    let repo = git.repo(
+        "cloud-site",
+        &[("package.json", PACKAGE_JSON), ("build.js", build)],
+    );
+    let stack = ecs_stack(&moto, &proxy, "builder");
+
+    let dep = deploy_no_wait(&stack, &repo.url);
+    let id = dep["id"].as_str().expect("id").to_owned();
+    let arn = dep["runner_ref"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the task ARN is recorded: {dep}\n{}", stack.server_log()))
+        .to_owned();
+    assert!(arn.starts_with("arn:aws:ecs:"), "{arn}");
+
+    // What RunTask received.
+    let task = moto.task(&arn);
+    assert_eq!(task["launchType"], "FARGATE");
+    assert_eq!(task["startedBy"], format!("scalemesh-{id}"));
+    assert_eq!(
+        task["overrides"]["containerOverrides"][0]["name"],
+        "builder"
+    );
+    let environment = task_environment(&task);
+    let get = |name: &str| {
+        environment
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(get("SCALEMESH_DEPLOYMENT_ID"), Some(id.as_str()));
+    assert_eq!(get("SCALEMESH_PROJECT"), Some("cloud-site"));
+    assert_eq!(get("SCALEMESH_GIT_URL"), Some(repo.url.as_str()));
+    assert_eq!(get("SCALEMESH_STORAGE"), Some("s3://sites/prod/"));
+    assert_eq!(get("SCALEMESH_S3_ENDPOINT"), Some(proxy.endpoint.as_str()));
+    assert_eq!(get("SCALEMESH_API_URL"), Some(stack.api.as_str()));
+    assert!(get("SCALEMESH_JOB_TOKEN").is_some_and(|t| t.starts_with("smj_")));
+    assert!(
+        get("AWS_SECRET_ACCESS_KEY").is_none(),
+        "no credentials in the overrides"
+    );
+
+    // The agent's part: run the task.
+    let ran = run_task_like_ecs(&environment);
+    assert!(
+        ran.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    let out = stack.cli(&["logs", &id, "--follow"]);
+    assert!(out.status.success(), "{}\n{}", stderr(&out), stdout(&out));
+    assert!(
+        stdout(&out).contains("Uploaded 2 files"),
+        "{}",
+        stdout(&out)
+    );
+
+    // Served by the proxy from S3, the large file whole.
+    assert_eq!(
+        stack
+            .site("cloud-site.localhost", "/")
+            .await
+            .text()
+            .await
+            .expect("body"),
+        "<h1>built on ECS</h1>"
+    );
+    let big = stack
+        .site("cloud-site.localhost", "/video.bin")
+        .await
+        .bytes()
+        .await
+        .expect("body");
+    let want: Vec<u8> = (0..17 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    assert_eq!(Sha256::digest(&big), Sha256::digest(&want));
+    let route = moto.aws(&[
+        "s3api",
+        "head-object",
+        "--bucket",
+        BUCKET,
+        "--key",
+        "prod/__routes/cloud-site.json",
+    ]);
+    assert!(route["ContentLength"].as_u64().is_some_and(|n| n > 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_stops_the_task() {
+    let moto = Moto::start();
+    let proxy = AwsProxy::start(&moto.endpoint).await;
+    let git = GitServer::start().await;
+    let repo = git.repo("stopme", &[("index.html", "x")]);
+    let stack = ecs_stack(&moto, &proxy, "builder");
+    let dep = deploy_no_wait(&stack, &repo.url);
+    let (id, arn) = (
+        dep["id"].as_str().expect("id"),
+        dep["runner_ref"].as_str().expect("arn"),
+    );
+    let out = stack.cli(&["cancel", id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let task = moto.task(arn);
+    assert_eq!(task["lastStatus"], "STOPPED");
+    assert!(
+        task["stoppedReason"].as_str().expect("reason").contains(id),
+        "{task}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_that_stops_without_reporting_fails_its_deployment() {
+    let moto = Moto::start();
+    let proxy = AwsProxy::start(&moto.endpoint).await;
+    let git = GitServer::start().await;
+    let repo = git.repo("crashy", &[("index.html", "x")]);
+    let stack = ecs_stack(&moto, &proxy, "builder");
+    let dep = deploy_no_wait(&stack, &repo.url);
+    let (id, arn) = (
+        dep["id"].as_str().expect("id"),
+        dep["runner_ref"].as_str().expect("arn"),
+    );
+    // ECS stops the task (its container exited) before the builder said anything.
+    moto.aws(&[
+        "ecs",
+        "stop-task",
+        "--cluster",
+        "builds",
+        "--task",
+        arn,
+        "--reason",
+        "Essential container in task exited",
+    ]);
+    let out = stack.cli(&["logs", id, "--follow"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the build task stopped: Essential container in task exited"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runtask_against_an_unknown_task_definition_fails_at_once() {
+    let moto = Moto::start();
+    let proxy = AwsProxy::start(&moto.endpoint).await;
+    let git = GitServer::start().await;
+    let repo = git.repo("nodef", &[("index.html", "x")]);
+    let stack = ecs_stack(&moto, &proxy, "no-such-definition");
+    let out = stack.cli(&["deploy", &repo.url]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("ECS RunTask failed: ClientException"), "{err}");
+    assert!(stdout(&out).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_s3_failure_mid_upload_fails_the_deployment_and_the_live_site_stays() {
+    let moto = Moto::start();
+    let faulty = AwsProxy::start(&moto.endpoint).await;
+    let storage = format!("s3://{BUCKET}/faulty/");
+    let mut env: Vec<(&str, &str)> = AWS_ENV.to_vec();
+    env.extend([
+        ("SCALEMESH_STORAGE", storage.as_str()),
+        ("SCALEMESH_S3_ENDPOINT", faulty.endpoint.as_str()),
+    ]);
+    let stack = Stack::start_with_env(&[], &env);
+    let git = GitServer::start().await;
+    let repo = git.repo("steady", &[("index.html", "<h1>v1</h1>")]);
+    let out = stack.cli(&["deploy", &repo.url]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stack
+            .site("steady.localhost", "/")
+            .await
+            .text()
+            .await
+            .expect("body"),
+        "<h1>v1</h1>"
+    );
+
+    faulty.failing.store(true, Ordering::SeqCst);
+    repo.commit(
+        &[("index.html", "<h1>v2</h1>"), ("more.html", "more")],
+        "v2",
+    );
+    let out = stack.cli(&["deploy", &repo.url]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("S3 could not store") && err.contains("SlowDown"),
+        "the S3 error is in the log: {err}"
+    );
+    assert_eq!(
+        stack
+            .site("steady.localhost", "/")
+            .await
+            .text()
+            .await
+            .expect("body"),
+        "<h1>v1</h1>"
+    );
+
+    // A folder upload the server cannot store is refused whole, with the reason.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("index.html"), "folder").expect("write");
+    let out = stack.cli(&[
+        "deploy",
+        dir.path().to_str().expect("utf-8"),
+        "--project",
+        "steady",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("could not be stored"),
+        "{}",
+        stderr(&out)
+    );
+    faulty.failing.store(false, Ordering::SeqCst);
+    assert_eq!(
+        stack
+            .site("steady.localhost", "/")
+            .await
+            .text()
+            .await
+            .expect("body"),
+        "<h1>v1</h1>"
+    );
+}
