@@ -4,16 +4,19 @@
 #
 #   ./install.sh                 install into ~/.cargo/bin (or $CARGO_HOME/bin)
 #   ./install.sh --prefix DIR    install into DIR/bin
+#   ./install.sh --debug         install unoptimised builds (quick; for development)
 #
 # Running it again rebuilds and replaces the binaries. Nothing is downloaded but crates.
 set -euo pipefail
 
 prefix="${CARGO_HOME:-$HOME/.cargo}"
+profile=release
 while [ $# -gt 0 ]; do
     case "$1" in
+        --debug) profile=debug; shift ;;
         --prefix) prefix="${2:?--prefix needs a folder}"; shift 2 ;;
         --prefix=*) prefix="${1#--prefix=}"; shift ;;
-        -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "install.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -31,13 +34,17 @@ done
 command -v bwrap >/dev/null 2>&1 ||
     echo "warning: bubblewrap (bwrap) is not installed; local builds will run without a sandbox" >&2
 
-echo "Building Scale Mesh (release)…" >&2
-cargo build --release --locked --manifest-path "$root/Cargo.toml" --workspace --bins
+echo "Building Scale Mesh ($profile)…" >&2
+if [ "$profile" = release ]; then
+    cargo build --release --locked --manifest-path "$root/Cargo.toml" --workspace --bins
+else
+    cargo build --locked --manifest-path "$root/Cargo.toml" --workspace --bins
+fi
 
 mkdir -p "$prefix/bin"
 for bin in "${bins[@]}"; do
     # Copy, then rename: a running binary is replaced, never overwritten in place.
-    install -m 0755 "$root/target/release/$bin" "$prefix/bin/.$bin.new"
+    install -m 0755 "$root/target/$profile/$bin" "$prefix/bin/.$bin.new"
     mv -f "$prefix/bin/.$bin.new" "$prefix/bin/$bin"
 done
 echo "Installed ${bins[*]} into $prefix/bin" >&2
