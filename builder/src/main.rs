@@ -2,14 +2,6 @@
 //! `scalemesh_core::job`), and reports the result to the API. The same binary runs as a child
 //! of the server and as an ECS task.
 
-mod detect;
-mod exec;
-mod job;
-mod report;
-mod sandbox;
-mod source;
-mod upload;
-
 use std::time::Duration;
 
 use anyhow::Context;
@@ -21,7 +13,8 @@ use scalemesh_core::storage::{self, StorageOptions, StorageUrl};
 use scalemesh_core::wire::BuilderReport;
 use scalemesh_core::{DeploymentId, ProjectName, duration};
 
-use crate::report::{Api, LogSink, ReportError};
+use scalemesh_builder::report::{Api, LogSink, ReportError};
+use scalemesh_builder::{exec, job};
 use scalemesh_core::job::SandboxMode as SandboxSetting;
 
 #[derive(Debug, Parser)]
