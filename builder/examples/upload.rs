@@ -18,7 +18,8 @@ use scalemesh_core::{DeploymentId, ProjectName};
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let mut folder = None;
-    let (mut storage_url, mut endpoint, mut project, mut live) = (None, None, "bench".to_owned(), false);
+    let (mut storage_url, mut endpoint, mut project, mut live) =
+        (None, None, "bench".to_owned(), false);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--storage" => storage_url = args.next(),
@@ -30,7 +31,13 @@ async fn main() -> anyhow::Result<()> {
     }
     let folder = folder.context("give the folder to upload")?;
     let url = StorageUrl::parse(&storage_url.context("give --storage")?)?;
-    let storage = storage::open(&url, &StorageOptions { s3_endpoint: endpoint }).await?;
+    let storage = storage::open(
+        &url,
+        &StorageOptions {
+            s3_endpoint: endpoint,
+        },
+    )
+    .await?;
     let project = ProjectName::parse(&project)?;
     let deployment = DeploymentId::generate();
 
@@ -38,12 +45,27 @@ async fn main() -> anyhow::Result<()> {
     let (files, _) = upload::collect(folder.as_ref(), UploadLimits::default())?;
     let bytes: u64 = files.iter().map(|f| f.size).sum();
     let count = files.len();
-    let manifest = upload::upload(Arc::clone(&storage), &project, &deployment, files, |_, _| {}).await?;
+    let manifest = upload::upload(
+        Arc::clone(&storage),
+        &project,
+        &deployment,
+        files,
+        |_, _| {},
+    )
+    .await?;
     let seconds = started.elapsed().as_secs_f64();
     if live {
-        let route = Route { project: project.clone(), deployment: deployment.clone(), updated_at: time::OffsetDateTime::now_utc() };
+        let route = Route {
+            project: project.clone(),
+            deployment: deployment.clone(),
+            updated_at: time::OffsetDateTime::now_utc(),
+        };
         storage
-            .put(&layout::route(&project), Body::Bytes(serde_json::to_vec(&route)?.into()), &ObjectMeta::default())
+            .put(
+                &layout::route(&project),
+                Body::Bytes(serde_json::to_vec(&route)?.into()),
+                &ObjectMeta::default(),
+            )
             .await?;
     }
     println!(
