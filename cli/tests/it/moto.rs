@@ -150,10 +150,10 @@ pub fn task_environment(task: &Value) -> Vec<(String, String)> {
 }
 
 /// An HTTP proxy in front of moto. It can answer S3 writes with `503 SlowDown` while `failing`
-/// is set (reads always pass), and it mends two known moto deviations from the AWS APIs that
-/// the (strict) Rust SDK refuses: a task's container `cpu` and `memory` come as JSON numbers
-/// where ECS has strings, and a completed multipart upload is answered in a
-/// `CompleteMultipartUploadResponse` element where S3 has `CompleteMultipartUploadResult`.
+/// is set (reads always pass), and it mends one known moto deviation from the ECS API that the
+/// (strict) Rust SDK refuses: a task's container `cpu` and `memory` come as JSON numbers where
+/// ECS has strings. (moto's other one, the root element of a completed multipart upload, is
+/// left as it is: the storage layer copes with it.)
 pub struct AwsProxy {
     pub endpoint: String,
     pub failing: Arc<AtomicBool>,
@@ -183,6 +183,7 @@ impl AwsProxy {
                         ))
                         .expect("response");
                 }
+                let head = req.method() == axum::http::Method::HEAD;
                 let (parts, body) = req.into_parts();
                 let body = axum::body::to_bytes(body, 256 * 1024 * 1024)
                     .await
@@ -203,7 +204,7 @@ impl AwsProxy {
                 let answer = forward.send().await.expect("upstream");
                 let mut res = Response::builder().status(answer.status().as_u16());
                 for (name, value) in answer.headers() {
-                    if name != "transfer-encoding" && name != "content-length" {
+                    if name != "transfer-encoding" && (head || name != "content-length") {
                         res = res.header(name, value);
                     }
                 }
@@ -211,15 +212,6 @@ impl AwsProxy {
                 if ecs && let Ok(mut json) = serde_json::from_slice::<Value>(&bytes) {
                     mend_ecs(&mut json);
                     bytes = serde_json::to_vec(&json).expect("json");
-                } else if let Ok(xml) = std::str::from_utf8(&bytes)
-                    && xml.contains("<CompleteMultipartUploadResponse")
-                {
-                    bytes = xml
-                        .replace(
-                            "CompleteMultipartUploadResponse",
-                            "CompleteMultipartUploadResult",
-                        )
-                        .into_bytes();
                 }
                 res.body(Body::from(bytes)).expect("response")
             }

@@ -166,7 +166,8 @@ impl S3Storage {
                 return Err(e);
             }
         };
-        self.client
+        let completed = self
+            .client
             .complete_multipart_upload()
             .bucket(&self.bucket)
             .key(full_key)
@@ -177,9 +178,37 @@ impl S3Storage {
                     .build(),
             )
             .send()
+            .await;
+        match completed {
+            Ok(_) => Ok(()),
+            // Some S3-compatible stores answer a completed upload in a shape the SDK cannot
+            // read (moto names the root element differently). The key is new to this
+            // deployment, so an object of exactly the uploaded length there means it completed.
+            Err(e) if unreadable(&e) && self.stored_length(full_key).await == Some(size) => Ok(()),
+            Err(e) => Err(s3_error("finish the multipart upload of", full_key, e)),
+        }
+    }
+
+    async fn stored_length(&self, full_key: &str) -> Option<u64> {
+        let head = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(full_key)
+            .send()
             .await
-            .map_err(|e| s3_error("finish the multipart upload of", full_key, e))?;
-        Ok(())
+            .ok()?;
+        head.content_length().and_then(|n| u64::try_from(n).ok())
+    }
+}
+
+/// The store answered, but not in a shape the SDK could read: a reply with no error code of its
+/// own, or one that failed to parse.
+fn unreadable<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    match err {
+        SdkError::ResponseError(_) => true,
+        SdkError::ServiceError(service) => service.err().code().is_none(),
+        _ => false,
     }
 }
 
