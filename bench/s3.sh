@@ -29,9 +29,11 @@ if [ ! -x "$tools/bin/s3s-fs" ]; then
     cargo install --quiet --locked s3s-fs --version '~0.14' --features binary --root "$tools"
 fi
 
-echo "building release binaries…" >&2
-cargo build --release --quiet --manifest-path "$root/Cargo.toml" --workspace --bins
-cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p scalemesh-builder --example upload
+if [ "${SCALEMESH_BENCH_NO_BUILD:-}" != 1 ]; then
+    echo "building release binaries…" >&2
+    cargo build --release --quiet --manifest-path "$root/Cargo.toml" --workspace --bins
+    cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p scalemesh-builder --example upload
+fi
 bin="$root/target/release"
 
 work="$(mktemp -d)"
@@ -52,7 +54,8 @@ moto_server -H 127.0.0.1 -p "$moto_port" >/dev/null 2>&1 &
 pids+=($!)
 s3s_port="$(free_port)"
 mkdir -p "$work/s3s"
-"$tools/bin/s3s-fs" --host 127.0.0.1 --port "$s3s_port" "$work/s3s" >/dev/null 2>&1 &
+"$tools/bin/s3s-fs" --host 127.0.0.1 --port "$s3s_port" --access-key bench --secret-key bench-secret \
+    "$work/s3s" >/dev/null 2>&1 &
 pids+=($!)
 wait_port "$moto_port"
 wait_port "$s3s_port"
@@ -110,17 +113,18 @@ for name, label, ours, theirs in rows:
         print(f"target ≥ 3× on 1,000 files against {name}: {theirs / ours:.1f}× {verdict}")
 PY
 
-# Proxy throughput on the S3 backend (s3s-fs), warm, against nginx proxying to the same server.
+# Proxy throughput on the S3 backend, warm, against nginx proxying to the same server. moto,
+# because it answers the unsigned GETs nginx sends (s3s-fs with keys refuses them).
 site="$work/site"
 mkdir -p "$site"
 python3 -c "import random; open('$site/index.html','wb').write(random.Random(1).randbytes(10240))"
-s3s_endpoint="http://127.0.0.1:$s3s_port"
-aws --endpoint-url "$s3s_endpoint" s3api create-bucket --bucket sites >/dev/null
-deployment="$("$bin/examples/upload" "$site" --storage s3://sites/prod/ --s3-endpoint "$s3s_endpoint" --project site --live \
+s3_endpoint="http://127.0.0.1:$moto_port"
+aws --endpoint-url "$s3_endpoint" s3api create-bucket --bucket sites >/dev/null
+deployment="$("$bin/examples/upload" "$site" --storage s3://sites/prod/ --s3-endpoint "$s3_endpoint" --project site --live \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["deployment"])')"
 
 proxy_port="$(free_port)"
-"$bin/scalemesh-proxy" --listen "127.0.0.1:$proxy_port" --storage s3://sites/prod/ --s3-endpoint "$s3s_endpoint" \
+"$bin/scalemesh-proxy" --listen "127.0.0.1:$proxy_port" --storage s3://sites/prod/ --s3-endpoint "$s3_endpoint" \
     --route-ttl 60s >/dev/null 2>&1 &
 pids+=($!)
 wait_port "$proxy_port"
@@ -133,7 +137,7 @@ error_log $work/nginx-error.log;
 events { worker_connections 4096; }
 http {
     access_log off;
-    upstream s3 { server 127.0.0.1:$s3s_port; keepalive 64; }
+    upstream s3 { server 127.0.0.1:$moto_port; keepalive 64; }
     server {
         listen 127.0.0.1:$nginx_port;
         server_name ~^(?<project>[a-z0-9-]+)\.localhost$;
@@ -141,7 +145,7 @@ http {
             rewrite ^/$ /index.html break;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
-            proxy_set_header Host 127.0.0.1:$s3s_port;
+            proxy_set_header Host 127.0.0.1:$moto_port;
             proxy_pass http://s3/sites/prod/__output/\$project/$deployment\$uri;
         }
     }
@@ -164,7 +168,7 @@ rss="$(awk '/VmRSS/ {print $2/1024}' "/proc/${pids[-1]}/status")"
 python3 - "$ours" "$theirs" "$rss" <<'PY'
 import sys
 ours, theirs, rss = (float(x) for x in sys.argv[1:])
-print("%-44s %12s" % ("10 KB page from S3 (s3s-fs), wrk -t2 -c64 10s", "req/s"))
+print("%-44s %12s" % ("10 KB page from S3 (moto), wrk -t2 -c64 10s", "req/s"))
 print("%-44s %12.0f" % ("scalemesh-proxy (warm cache)", ours))
 print("%-44s %12.0f" % ("nginx proxy_pass to the same S3", theirs))
 ratio = ours / theirs

@@ -50,6 +50,7 @@ async fn main() -> anyhow::Result<()> {
         &project,
         &deployment,
         files,
+        Default::default(),
         |_, _| {},
     )
     .await?;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use scalemesh_core::Phase;
 use scalemesh_core::job::{BuildJob, JobSource};
+use scalemesh_core::rules::Routing;
 use scalemesh_core::site_config::{BuildSettings, SITE_CONFIG_FILE};
 use scalemesh_core::storage::Storage;
 use scalemesh_core::wire::Progress;
@@ -49,7 +50,7 @@ pub async fn run(cx: &JobContext<'_>) -> anyhow::Result<()> {
         }
     }
 
-    let settings = effective_settings(&job.settings, &src)?;
+    let (settings, config_routing) = effective_settings(&job.settings, &src)?;
     let root = match &settings.root_directory {
         Some(dir) => {
             let root = src.join(dir);
@@ -87,12 +88,20 @@ pub async fn run(cx: &JobContext<'_>) -> anyhow::Result<()> {
     let output = detect::output_folder(&root, &plan).map_err(anyhow::Error::msg)?;
     let output_dir = root.join(&output);
     ensure_inside(&output_dir, &src, "output folder")?;
-    let (files, skipped) =
+    let (mut files, skipped) =
         tokio::task::spawn_blocking(move || upload::collect(&output_dir, UploadLimits::default()))
             .await
             .context("listing task failed")??;
     for line in skipped {
         log.system(line);
+    }
+    let routing = upload::take_routing(&mut files, config_routing)?;
+    if !routing.redirects.is_empty() || !routing.headers.is_empty() {
+        log.system(format!(
+            "Routing rules: {} redirects, {} header rules",
+            routing.redirects.len(),
+            routing.headers.len()
+        ));
     }
     if files.is_empty() {
         anyhow::bail!("the output folder {output:?} has no files to deploy");
@@ -116,6 +125,7 @@ pub async fn run(cx: &JobContext<'_>) -> anyhow::Result<()> {
         &job.project,
         &job.deployment,
         files,
+        routing,
         |done, total| reporter.update(done, total),
     )
     .await?;
@@ -161,15 +171,19 @@ async fn run_step(
 }
 
 /// The project's settings overlaid with the repository's `scalemesh.json`, which wins.
-fn effective_settings(project: &BuildSettings, src: &Path) -> anyhow::Result<BuildSettings> {
+/// Its routing rules come along.
+fn effective_settings(
+    project: &BuildSettings,
+    src: &Path,
+) -> anyhow::Result<(BuildSettings, Routing)> {
     match source::read_config_file(src, SITE_CONFIG_FILE)? {
         Some(raw) => {
-            let file = BuildSettings::from_json(&raw)?;
-            Ok(project.overlaid_with(&file))
+            let (file, routing) = BuildSettings::from_json(&raw)?;
+            Ok((project.overlaid_with(&file), routing))
         }
         None => {
             project.validate()?;
-            Ok(project.clone())
+            Ok((project.clone(), Routing::default()))
         }
     }
 }

@@ -10,13 +10,24 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
 use futures_util::{StreamExt, TryStreamExt};
-use scalemesh_core::layout::{self, Manifest, ManifestEntry, is_site_path};
+use scalemesh_core::layout::{self, Encoding, Manifest, ManifestEntry, is_site_path};
+use scalemesh_core::rules::{self, HEADERS_FILE, MAX_RULES_FILE_BYTES, REDIRECTS_FILE, Routing};
 use scalemesh_core::storage::{Body, ObjectMeta, Storage};
 use scalemesh_core::{DeploymentId, ProjectName, content_type};
 use sha2::{Digest, Sha256};
 
 /// Files uploaded at once.
 const PARALLEL: usize = 16;
+
+/// Files smaller than this gain nothing from compression; larger ones than the maximum are
+/// stored as they are (compressing them would hold a build for long).
+const MIN_COMPRESS: u64 = 256;
+const MAX_COMPRESS: u64 = 16 * 1024 * 1024;
+/// High enough to matter, low enough for large bundles to compress in a build's time.
+const BROTLI_QUALITY: i32 = 10;
+
+const REVALIDATE: &str = "public, max-age=0, must-revalidate";
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 #[derive(Debug, Clone, Copy)]
 pub struct UploadLimits {
@@ -124,12 +135,48 @@ pub fn collect(dir: &Path, limits: UploadLimits) -> anyhow::Result<(Vec<OutputFi
     Ok((files, skipped))
 }
 
-/// Uploads `files` and then the manifest, calling `progress(done, total)` as files finish.
+/// Takes the site's rules files (`_redirects`, `_headers` at the top of the output folder) out
+/// of `files` and parses them; the rules from `scalemesh.json` come after theirs. A mistake in
+/// either fails the build, naming the file and line.
+pub fn take_routing(files: &mut Vec<OutputFile>, config: Routing) -> anyhow::Result<Routing> {
+    let mut routing = Routing {
+        not_found: config.not_found,
+        ..Routing::default()
+    };
+    let mut read = |name: &str| -> anyhow::Result<Option<String>> {
+        let Some(at) = files.iter().position(|f| f.path == name) else {
+            return Ok(None);
+        };
+        let file = files.remove(at);
+        if file.size > MAX_RULES_FILE_BYTES {
+            anyhow::bail!("{name} is larger than {} KB", MAX_RULES_FILE_BYTES / 1024);
+        }
+        let text = std::fs::read_to_string(&file.source)
+            .with_context(|| format!("{name} is not UTF-8 text"))?;
+        Ok(Some(text))
+    };
+    if let Some(text) = read(REDIRECTS_FILE)? {
+        routing.redirects = rules::parse_redirects(&text)?;
+    }
+    if let Some(text) = read(HEADERS_FILE)? {
+        routing.headers = rules::parse_headers(&text)?;
+    }
+    routing.redirects.extend(config.redirects);
+    routing.headers.extend(config.headers);
+    if routing.redirects.len() > rules::MAX_REDIRECTS {
+        anyhow::bail!("the site has more than {} redirects", rules::MAX_REDIRECTS);
+    }
+    Ok(routing)
+}
+
+/// Uploads `files`, their compressed variants and then the manifest, calling
+/// `progress(done, total)` as files finish.
 pub async fn upload(
     storage: Arc<dyn Storage>,
     project: &ProjectName,
     deployment: &DeploymentId,
     files: Vec<OutputFile>,
+    routing: Routing,
     progress: impl Fn(u64, u64) + Send + Sync,
 ) -> anyhow::Result<Manifest> {
     let total = files.len() as u64;
@@ -141,15 +188,44 @@ pub async fn upload(
             let progress = &progress;
             async move {
                 let source = file.source.clone();
-                let sha256 = tokio::task::spawn_blocking(move || hash_file(&source))
-                    .await
-                    .context("hashing task failed")?
-                    .with_context(|| format!("reading {}", file.path))?;
                 let content_type = content_type::for_path(&file.path);
+                let compress = content_type::is_compressible(&content_type)
+                    && (MIN_COMPRESS..=MAX_COMPRESS).contains(&file.size);
+                let (sha256, variants) =
+                    tokio::task::spawn_blocking(move || hash_and_compress(&source, compress))
+                        .await
+                        .context("hashing task failed")?
+                        .with_context(|| format!("reading {}", file.path))?;
+                let immutable = rules::is_fingerprinted(&file.path);
                 let meta = ObjectMeta {
                     content_type: Some(content_type.clone()),
-                    cache_control: Some("public, max-age=0, must-revalidate".to_owned()),
+                    cache_control: Some(if immutable { IMMUTABLE } else { REVALIDATE }.to_owned()),
                 };
+                let mut entry = ManifestEntry {
+                    size: file.size,
+                    content_type,
+                    sha256,
+                    immutable,
+                    br: None,
+                    gzip: None,
+                };
+                for (encoding, bytes) in variants {
+                    let size = bytes.len() as u64;
+                    storage
+                        .put(
+                            &layout::output_variant(project, deployment, encoding, &file.path),
+                            Body::Bytes(bytes.into()),
+                            &meta,
+                        )
+                        .await
+                        .with_context(|| {
+                            format!("uploading {} ({})", file.path, encoding.token())
+                        })?;
+                    match encoding {
+                        Encoding::Brotli => entry.br = Some(size),
+                        Encoding::Gzip => entry.gzip = Some(size),
+                    }
+                }
                 storage
                     .put(
                         &layout::output_file(project, deployment, &file.path),
@@ -159,14 +235,7 @@ pub async fn upload(
                     .await
                     .with_context(|| format!("uploading {}", file.path))?;
                 progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
-                anyhow::Ok((
-                    file.path,
-                    ManifestEntry {
-                        size: file.size,
-                        content_type,
-                        sha256,
-                    },
-                ))
+                anyhow::Ok((file.path, entry))
             }
         })
         .buffer_unordered(PARALLEL)
@@ -177,6 +246,7 @@ pub async fn upload(
         deployment: deployment.clone(),
         created_at: time::OffsetDateTime::now_utc(),
         files: entries.into_iter().collect::<BTreeMap<_, _>>(),
+        routing,
     };
     let body = serde_json::to_vec(&manifest)?;
     storage
@@ -193,8 +263,26 @@ pub async fn upload(
     Ok(manifest)
 }
 
-fn hash_file(path: &Path) -> std::io::Result<String> {
+/// The file's SHA-256, and its br and gzip variants when `compress` and they save at least a
+/// tenth of the bytes.
+fn hash_and_compress(
+    path: &Path,
+    compress: bool,
+) -> std::io::Result<(String, Vec<(Encoding, Vec<u8>)>)> {
     let mut file = std::fs::File::open(path)?;
+    if compress {
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        let hash = hex::encode(Sha256::digest(&bytes));
+        let mut variants = Vec::new();
+        for encoding in Encoding::ALL {
+            let packed = compressed(&bytes, encoding)?;
+            if packed.len() * 10 <= bytes.len() * 9 {
+                variants.push((encoding, packed));
+            }
+        }
+        return Ok((hash, variants));
+    }
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
     loop {
@@ -204,7 +292,28 @@ fn hash_file(path: &Path) -> std::io::Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hex::encode(hasher.finalize()))
+    Ok((hex::encode(hasher.finalize()), Vec::new()))
+}
+
+fn compressed(bytes: &[u8], encoding: Encoding) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    match encoding {
+        Encoding::Gzip => {
+            let mut out = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            out.write_all(bytes)?;
+            out.finish()
+        }
+        Encoding::Brotli => {
+            let mut out = Vec::new();
+            let params = brotli::enc::BrotliEncoderParams {
+                quality: BROTLI_QUALITY,
+                lgwin: 22,
+                ..Default::default()
+            };
+            brotli::BrotliCompress(&mut std::io::Cursor::new(bytes), &mut out, &params)?;
+            Ok(out)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -46,8 +46,15 @@ pub enum Command {
     Cancel(CancelArgs),
     /// List your projects
     Projects,
-    /// List a project's deployments, newest first
+    /// List a project's deployments, newest first (`deployments ls <project>`)
     Deployments(DeploymentsArgs),
+    /// Make a ready deployment the production one, without rebuilding
+    Promote(PromoteArgs),
+    /// Put production back on an earlier deployment, without rebuilding
+    Rollback(RollbackArgs),
+    /// Custom domains: add, ls, rm
+    #[command(subcommand)]
+    Domains(DomainsCommand),
     /// Start a Scale Mesh server on this machine in the background
     Up(UpArgs),
     /// Stop the server `scalemesh up` started
@@ -94,11 +101,52 @@ pub struct CancelArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_required = false)]
 pub struct DeploymentsArgs {
-    pub project: String,
+    #[command(subcommand)]
+    pub command: Option<DeploymentsCommand>,
+    #[command(flatten)]
+    pub list: DeploymentsList,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeploymentsCommand {
+    /// List a project's deployments, newest first; the live one is marked
+    Ls(DeploymentsList),
+}
+
+#[derive(Debug, Args)]
+pub struct DeploymentsList {
+    /// The project
+    pub project: Option<String>,
     /// How many to show
     #[arg(long, default_value_t = 20)]
     pub limit: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// The ready deployment to serve as production
+    pub deployment: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The project [default: the project of --to]
+    pub project: Option<String>,
+    /// The deployment to go back to [default: the one live before the current]
+    #[arg(long, value_name = "DEPLOYMENT")]
+    pub to: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DomainsCommand {
+    /// Serve the project at a host name of your own
+    Add { project: String, host: String },
+    /// List the project's domains
+    Ls { project: String },
+    /// Stop serving the project at a host name
+    Rm { project: String, host: String },
 }
 
 #[derive(Debug, Args)]

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use reqwest::{Method, RequestBuilder, StatusCode};
 use scalemesh_core::wire::{
-    ApiErrorBody, CreateDeployment, CreateProject, Deployment, DeploymentList, Health, LogLine,
-    Project, ProjectList,
+    AddDomain, ApiErrorBody, CreateDeployment, CreateProject, Deployment, DeploymentList, Domain,
+    DomainList, Health, LogLine, Project, ProjectList, RollbackRequest,
 };
 use serde::de::DeserializeOwned;
 use url::Url;
@@ -177,6 +177,66 @@ impl Client {
         .await
     }
 
+    pub async fn promote(&self, id: &str) -> Result<Deployment, ClientError> {
+        self.send(self.request(
+            Method::POST,
+            &format!("/api/v1/deployments/{}/promote", segment(id)),
+        ))
+        .await
+    }
+
+    pub async fn rollback(
+        &self,
+        project: &str,
+        to: Option<&str>,
+    ) -> Result<Deployment, ClientError> {
+        let body = RollbackRequest {
+            to: to.map(str::to_owned),
+        };
+        self.send(
+            self.request(
+                Method::POST,
+                &format!("/api/v1/projects/{}/rollback", segment(project)),
+            )
+            .json(&body),
+        )
+        .await
+    }
+
+    pub async fn domains(&self, project: &str) -> Result<DomainList, ClientError> {
+        self.send(self.request(
+            Method::GET,
+            &format!("/api/v1/projects/{}/domains", segment(project)),
+        ))
+        .await
+    }
+
+    pub async fn add_domain(&self, project: &str, host: &str) -> Result<Domain, ClientError> {
+        self.send(
+            self.request(
+                Method::POST,
+                &format!("/api/v1/projects/{}/domains", segment(project)),
+            )
+            .json(&AddDomain {
+                host: host.to_owned(),
+            }),
+        )
+        .await
+    }
+
+    pub async fn remove_domain(&self, project: &str, host: &str) -> Result<(), ClientError> {
+        self.send_raw(self.request(
+            Method::DELETE,
+            &format!(
+                "/api/v1/projects/{}/domains/{}",
+                segment(project),
+                segment(host)
+            ),
+        ))
+        .await
+        .map(|_| ())
+    }
+
     pub async fn cancel(&self, id: &str) -> Result<Deployment, ClientError> {
         self.send(self.request(Method::POST, &format!("/api/v1/deployments/{id}/cancel")))
             .await
@@ -244,4 +304,20 @@ fn root_cause(err: &reqwest::Error) -> String {
     } else {
         source.to_string()
     }
+}
+
+/// A user's word as one path segment: `..`, `/` or `?` in it can never reach another endpoint.
+fn segment(raw: &str) -> String {
+    use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+    const SET: &percent_encoding::AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'.')
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'~');
+    if raw.is_empty() || raw.chars().all(|c| c == '.') {
+        // URL parsers take `.`/`..` (even as `%2E`) for dot-segments: send a name the API
+        // refuses instead.
+        return raw.replace('.', "%252E") + "%2500";
+    }
+    utf8_percent_encode(raw, SET).to_string()
 }

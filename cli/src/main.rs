@@ -41,6 +41,9 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Cancel(args) => commands::cancel::run(&client, args).await,
         Command::Projects => commands::list::projects(&client).await,
         Command::Deployments(args) => commands::list::deployments(&client, args).await,
+        Command::Promote(args) => commands::alias::promote(&client, args).await,
+        Command::Rollback(args) => commands::alias::rollback(&client, args).await,
+        Command::Domains(command) => commands::alias::domains(&client, command).await,
         Command::Up(args) => commands::up::up(&client, &settings, args).await,
         Command::Down => commands::up::down(&client, &settings).await,
     }

@@ -25,6 +25,25 @@ pub fn for_path(path: &str) -> String {
     }
 }
 
+/// Whether files of this `Content-Type` shrink when compressed (text, JSON, SVG, WebAssembly,
+/// uncompressed fonts), so the builder stores br and gzip variants of them.
+pub fn is_compressible(content_type: &str) -> bool {
+    let mime = content_type.split(';').next().unwrap_or("").trim();
+    wants_charset(mime)
+        || matches!(
+            mime,
+            "application/wasm"
+                | "application/javascript"
+                | "application/x-javascript"
+                | "font/ttf"
+                | "font/otf"
+                | "application/vnd.ms-fontobject"
+                | "image/x-icon"
+                | "image/vnd.microsoft.icon"
+                | "image/bmp"
+        )
+}
+
 fn wants_charset(mime: &str) -> bool {
     mime.starts_with("text/")
         || matches!(

@@ -7,6 +7,8 @@ use crate::{DeploymentId, ProjectName};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SiteHost {
     Project(ProjectName),
+    /// A host outside the base domain: a project's custom domain, if one claimed it.
+    Domain(String),
     Deployment {
         project: ProjectName,
         deployment: DeploymentId,
@@ -64,7 +66,15 @@ impl SiteHosts {
             return None;
         }
         let host = host.to_ascii_lowercase();
-        let label = host.strip_suffix(&self.base_domain)?.strip_suffix('.')?;
+        let Some(label) = host
+            .strip_suffix(&self.base_domain)
+            .and_then(|rest| rest.strip_suffix('.'))
+        else {
+            if host == self.base_domain {
+                return None;
+            }
+            return is_domain(&host).then_some(SiteHost::Domain(host));
+        };
         if label.contains('.') {
             return None;
         }
@@ -76,6 +86,30 @@ impl SiteHosts {
             }),
         }
     }
+}
+
+/// A custom domain as stored and looked up: lower case, no port, no trailing dot, DNS labels
+/// of letters, digits and inner hyphens, at least two of them. `None` for anything else (IP
+/// addresses included).
+pub fn normalize_domain(raw: &str) -> Option<String> {
+    let host = strip_port(raw.trim())?;
+    let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
+    is_domain(&host).then_some(host)
+}
+
+/// A lower-case host name of DNS labels, at least two, not an IP address.
+fn is_domain(host: &str) -> bool {
+    let labels: Vec<&str> = host.split('.').collect();
+    let label_ok = |l: &&str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    let numeric = labels
+        .last()
+        .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()));
+    host.len() <= 253 && labels.len() >= 2 && labels.iter().all(label_ok) && !numeric
 }
 
 /// `name:port` → `name`. IPv6 literals and malformed ports are no site host.
@@ -138,8 +172,16 @@ mod tests {
             ("", None),
             (".localhost", None),
             ("a.b.localhost", None),
-            ("evil.com", None),
+            ("evil.com", Some(SiteHost::Domain("evil.com".into()))),
+            (
+                "WWW.Example.COM.:8080",
+                Some(SiteHost::Domain("www.example.com".into())),
+            ),
+            ("127.0.0.1:8080", None),
+            ("exa_mple.com", None),
+            ("-x.com", None),
             ("sitelocalhost", None),
+            ("com", None),
             ("site.localhost:", None),
             ("site.localhost:80:80", None),
             ("site.localhost..", None),

@@ -3,13 +3,16 @@
 //!
 //! ```text
 //! __output/<project>/<deployment>/<path>   the site's files, immutable once the deployment is ready
+//! __output/<project>/<deployment>.br/<path>  precompressed variants (also `.gz/`)
 //! __output/<project>/<deployment>.json     the manifest, written after every file
 //! __routes/<project>.json                  the production alias, written last, in one put
+//! __domains/<host>.json                    a custom domain: which project it serves
 //! __sources/<deployment>.tar.gz            uploaded local sources
 //! ```
 
 use serde::{Deserialize, Serialize};
 
+use crate::rules::Routing;
 use crate::{DeploymentId, ProjectName};
 
 pub fn output_prefix(project: &ProjectName, deployment: &DeploymentId) -> String {
@@ -18,6 +21,24 @@ pub fn output_prefix(project: &ProjectName, deployment: &DeploymentId) -> String
 
 pub fn output_file(project: &ProjectName, deployment: &DeploymentId, path: &str) -> String {
     format!("__output/{project}/{deployment}/{path}")
+}
+
+/// Where the `encoding` variant of a file is: beside the deployment's folder, so no file of the
+/// site (`app.js.gz`) can ever be mistaken for one.
+pub fn output_variant(
+    project: &ProjectName,
+    deployment: &DeploymentId,
+    encoding: Encoding,
+    path: &str,
+) -> String {
+    format!(
+        "__output/{project}/{deployment}.{}/{path}",
+        encoding.suffix()
+    )
+}
+
+pub fn domain(host: &str) -> String {
+    format!("__domains/{host}.json")
 }
 
 pub fn manifest(project: &ProjectName, deployment: &DeploymentId) -> String {
@@ -41,6 +62,40 @@ pub struct Route {
     pub updated_at: time::OffsetDateTime,
 }
 
+/// The content of `__domains/<host>.json`: the project a custom domain serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainRoute {
+    pub host: String,
+    pub project: ProjectName,
+}
+
+/// A content coding a file is stored in besides its own bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    Brotli,
+    Gzip,
+}
+
+impl Encoding {
+    /// Preferred first.
+    pub const ALL: [Encoding; 2] = [Encoding::Brotli, Encoding::Gzip];
+
+    /// The `Content-Encoding` token.
+    pub fn token(self) -> &'static str {
+        match self {
+            Encoding::Brotli => "br",
+            Encoding::Gzip => "gzip",
+        }
+    }
+
+    fn suffix(self) -> &'static str {
+        match self {
+            Encoding::Brotli => "br",
+            Encoding::Gzip => "gz",
+        }
+    }
+}
+
 /// The content of `__output/<project>/<deployment>.json`: every file of a deployment. A proxy
 /// serves only paths listed here, so nothing outside a finished upload is ever reachable.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +106,9 @@ pub struct Manifest {
     pub created_at: time::OffsetDateTime,
     /// Site paths without a leading `/` (`index.html`, `assets/app.js`), sorted.
     pub files: std::collections::BTreeMap<String, ManifestEntry>,
+    /// Redirects, header rules and what a miss serves.
+    #[serde(default, skip_serializing_if = "Routing::is_empty")]
+    pub routing: Routing,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +117,25 @@ pub struct ManifestEntry {
     pub content_type: String,
     /// Hex SHA-256 of the file's bytes.
     pub sha256: String,
+    /// The name carries a content hash: the file never changes under it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub immutable: bool,
+    /// Size of the brotli variant, when one was stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub br: Option<u64>,
+    /// Size of the gzip variant, when one was stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gzip: Option<u64>,
+}
+
+impl ManifestEntry {
+    /// The size of the stored `encoding` variant, if there is one.
+    pub fn variant(&self, encoding: Encoding) -> Option<u64> {
+        match encoding {
+            Encoding::Brotli => self.br,
+            Encoding::Gzip => self.gzip,
+        }
+    }
 }
 
 /// Whether `path` can name a file of a site: relative, `/`-separated, no empty, `.` or `..`

@@ -13,6 +13,7 @@ pub mod job;
 pub mod layout;
 pub mod local;
 pub mod name;
+pub mod rules;
 pub mod site_config;
 pub mod status;
 pub mod storage;

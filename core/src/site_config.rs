@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::rules::{HeaderRule, MAX_HEADER_RULES, MAX_REDIRECTS, NotFound, Redirect, Routing};
+
 /// The file a repository can carry at its root to override detection.
 pub const SITE_CONFIG_FILE: &str = "scalemesh.json";
 
@@ -31,13 +33,56 @@ pub enum SettingsError {
     Command { field: &'static str },
 }
 
+/// The serving part of a `scalemesh.json`: the same rules `_redirects` and `_headers` hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RoutingSettings {
+    #[serde(default)]
+    redirects: Vec<Redirect>,
+    #[serde(default)]
+    headers: Vec<HeaderRule>,
+    #[serde(default)]
+    not_found: NotFound,
+}
+
+const ROUTING_KEYS: [&str; 3] = ["redirects", "headers", "notFound"];
+
 impl BuildSettings {
-    /// Parses and validates a `scalemesh.json`.
-    pub fn from_json(raw: &str) -> Result<Self, SettingsError> {
+    /// Parses and validates a `scalemesh.json`: how to build, and how to serve.
+    pub fn from_json(raw: &str) -> Result<(Self, Routing), SettingsError> {
+        let parse = |e: serde_json::Error| SettingsError::Parse(e.to_string());
+        let mut all: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(raw).map_err(parse)?;
+        let routing: serde_json::Map<_, _> = ROUTING_KEYS
+            .iter()
+            .filter_map(|k| all.remove_entry(*k))
+            .collect();
         let settings: Self =
-            serde_json::from_str(raw).map_err(|e| SettingsError::Parse(e.to_string()))?;
+            serde_json::from_value(serde_json::Value::Object(all)).map_err(parse)?;
         settings.validate()?;
-        Ok(settings)
+        let routing: RoutingSettings =
+            serde_json::from_value(serde_json::Value::Object(routing)).map_err(parse)?;
+        for (i, rule) in routing.redirects.iter().enumerate() {
+            rule.validate()
+                .map_err(|m| SettingsError::Parse(format!("redirects[{i}]: {m}")))?;
+        }
+        for (i, rule) in routing.headers.iter().enumerate() {
+            rule.validate()
+                .map_err(|m| SettingsError::Parse(format!("headers[{i}]: {m}")))?;
+        }
+        if routing.redirects.len() > MAX_REDIRECTS || routing.headers.len() > MAX_HEADER_RULES {
+            return Err(SettingsError::Parse(format!(
+                "at most {MAX_REDIRECTS} redirects and {MAX_HEADER_RULES} header rules"
+            )));
+        }
+        Ok((
+            settings,
+            Routing {
+                redirects: routing.redirects,
+                headers: routing.headers,
+                not_found: routing.not_found,
+            },
+        ))
     }
 
     pub fn validate(&self) -> Result<(), SettingsError> {
@@ -108,10 +153,11 @@ mod tests {
 
     #[test]
     fn parses_overrides() {
-        let s = BuildSettings::from_json(
+        let (s, routing) = BuildSettings::from_json(
             r#"{"buildCommand":"node build.js","outputDirectory":"site","rootDirectory":"web"}"#,
         )
         .expect("valid");
+        assert_eq!(routing, Routing::default());
         assert_eq!(s.build_command.as_deref(), Some("node build.js"));
         assert_eq!(s.output_directory.as_deref(), Some("site"));
         assert_eq!(s.root_directory.as_deref(), Some("web"));
@@ -134,6 +180,29 @@ mod tests {
         }
         assert!(BuildSettings::from_json(r#"{"outputDirectory":"./dist/"}"#).is_ok());
         assert!(BuildSettings::from_json(r#"{"rootDirectory":"."}"#).is_ok());
+    }
+
+    #[test]
+    fn carries_routing_rules() {
+        let (s, routing) = BuildSettings::from_json(
+            r#"{"outputDirectory":"dist","notFound":"404-page",
+                "redirects":[{"from":"/old/*","to":"/new/:splat","status":308}],
+                "headers":[{"path":"/*","headers":{"X-Frame-Options":"DENY"}}]}"#,
+        )
+        .expect("valid");
+        assert_eq!(s.output_directory.as_deref(), Some("dist"));
+        assert_eq!(routing.not_found, NotFound::NotFoundPage);
+        assert_eq!(routing.redirects[0].status, 308);
+        assert_eq!(routing.headers_for("/x").len(), 1);
+        for bad in [
+            r#"{"redirects":[{"from":"/a","to":"//evil.test"}]}"#,
+            r#"{"redirects":[{"from":"/a","to":"/b","status":299}]}"#,
+            r#"{"redirects":[{"from":"/a","to":"/b","typo":1}]}"#,
+            r#"{"headers":[{"path":"/*","headers":{"Content-Length":"1"}}]}"#,
+            r#"{"notFound":"maybe"}"#,
+        ] {
+            assert!(BuildSettings::from_json(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

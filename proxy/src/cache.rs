@@ -3,6 +3,7 @@
 //! for it.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
@@ -60,6 +61,14 @@ pub struct BodyCache {
     max_object: u64,
     lru: Mutex<Lru>,
     flights: Flights,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+    pub bytes: u64,
 }
 
 #[derive(Default)]
@@ -107,6 +116,16 @@ impl BodyCache {
             max_object,
             lru: Mutex::new(Lru::default()),
             flights: Flights::default(),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            bytes: lock(&self.lru).bytes as u64,
         }
     }
 
@@ -118,12 +137,15 @@ impl BodyCache {
     /// The body at `key`, from memory or (once, however many ask at the same time) from storage.
     pub async fn get(&self, storage: &dyn Storage, key: &str) -> Result<Bytes, StorageError> {
         if let Some(body) = lock(&self.lru).touch(key) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(body);
         }
         let _flight = self.flights.join(key).await;
         if let Some(body) = lock(&self.lru).touch(key) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(body);
         }
+        self.misses.fetch_add(1, Ordering::Relaxed);
         let mut object = storage.get(key).await?;
         let mut buf = BytesMut::with_capacity(usize::try_from(object.size).unwrap_or(0));
         while let Some(chunk) = object.body.next().await {
@@ -147,7 +169,7 @@ impl BodyCache {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicUsize;
 
     use async_trait::async_trait;
     use scalemesh_core::storage::{Body, FsStorage, Object, ObjectMeta};

@@ -8,8 +8,10 @@ mod pages;
 mod path;
 mod routes;
 mod serve;
+mod site;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -57,6 +59,20 @@ struct Inner {
     hosts: SiteHosts,
     routes: RouteTable,
     bodies: BodyCache,
+    metrics: Metrics,
+}
+
+/// Counters for `/metrics`, by status class.
+#[derive(Default)]
+struct Metrics {
+    responses: [AtomicU64; 5],
+}
+
+impl Metrics {
+    fn count(&self, status: axum::http::StatusCode) {
+        let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
+        self.responses[class].fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl Proxy {
@@ -66,6 +82,7 @@ impl Proxy {
                 hosts: SiteHosts::new(&config.base_domain, "http", None),
                 routes: RouteTable::new(config.route_ttl, config.manifest_cache_entries),
                 bodies: BodyCache::new(config.body_cache_bytes, config.body_cache_max_object),
+                metrics: Metrics::default(),
                 storage,
             }),
         }
@@ -75,6 +92,77 @@ impl Proxy {
     /// server calls this right after it moves the alias.
     pub fn invalidate(&self, project: &ProjectName) {
         self.inner.routes.invalidate(project);
+    }
+
+    /// Forgets what is cached about a custom domain. The server calls this when it adds or
+    /// removes one.
+    pub fn invalidate_domain(&self, host: &str) {
+        self.inner.routes.invalidate_domain(host);
+    }
+
+    /// The proxy's counters in Prometheus' text format. Served on an operator's listener, never
+    /// on a site's host.
+    pub fn metrics_text(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        out.push_str("# HELP scalemesh_proxy_responses_total Responses sent, by status class.\n");
+        out.push_str("# TYPE scalemesh_proxy_responses_total counter\n");
+        for (i, count) in self.inner.metrics.responses.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "scalemesh_proxy_responses_total{{class=\"{}xx\"}} {}",
+                i + 1,
+                count.load(Ordering::Relaxed)
+            );
+        }
+        let cache = self.inner.bodies.stats();
+        for (name, help, kind, value) in [
+            (
+                "body_cache_hits_total",
+                "Bodies served from memory.",
+                "counter",
+                cache.hits,
+            ),
+            (
+                "body_cache_misses_total",
+                "Bodies read from storage into memory.",
+                "counter",
+                cache.misses,
+            ),
+            (
+                "body_cache_bytes",
+                "Bytes of bodies held in memory.",
+                "gauge",
+                cache.bytes,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP scalemesh_proxy_{name} {help}");
+            let _ = writeln!(out, "# TYPE scalemesh_proxy_{name} {kind}");
+            let _ = writeln!(out, "scalemesh_proxy_{name} {value}");
+        }
+        out
+    }
+
+    /// The operator's listener: `/health` and `/metrics`.
+    pub fn admin_router(&self) -> Router {
+        let proxy = self.clone();
+        Router::new()
+            .route("/health", axum::routing::get(|| async { "ok\n" }))
+            .route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let proxy = proxy.clone();
+                    async move {
+                        (
+                            [(
+                                axum::http::header::CONTENT_TYPE,
+                                "text/plain; version=0.0.4; charset=utf-8",
+                            )],
+                            proxy.metrics_text(),
+                        )
+                    }
+                }),
+            )
     }
 
     /// The HTTP service: every path on every host.

@@ -15,3 +15,11 @@ pub const NO_SITE: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charse
 pub const UNAVAILABLE: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
 <title>502: storage unavailable</title></head><body><h1>502: storage unavailable</h1>\
 <p>The site's files could not be read just now. Try again shortly.</p></body></html>\n";
+
+pub const NOT_ALLOWED: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<title>405: method not allowed</title></head><body><h1>405: method not allowed</h1>\
+<p>Sites answer GET and HEAD only.</p></body></html>\n";
+
+pub const NO_RANGE: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<title>416: range not satisfiable</title></head><body><h1>416: range not satisfiable</h1>\
+<p>The requested bytes are past the end of the file.</p></body></html>\n";

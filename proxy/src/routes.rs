@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use scalemesh_core::layout::{self, Manifest, Route};
+use scalemesh_core::layout::{self, DomainRoute, Manifest, Route};
 use scalemesh_core::storage::{Storage, StorageError};
 use scalemesh_core::{DeploymentId, ProjectName};
 
@@ -17,9 +17,46 @@ const MAX_ALIASES: usize = 10_000;
 pub struct RouteTable {
     ttl: Duration,
     capacity: usize,
-    aliases: Mutex<HashMap<ProjectName, (Instant, Option<DeploymentId>)>>,
+    aliases: Fresh<ProjectName, DeploymentId>,
+    domains: Fresh<String, ProjectName>,
     flights: Flights,
     manifests: Mutex<HashMap<(ProjectName, DeploymentId), Arc<Manifest>>>,
+}
+
+/// Answers read from storage, trusted for a while, at most `MAX_ALIASES` of them (hosts of
+/// sites that do not exist count too).
+struct Fresh<K, V> {
+    entries: Mutex<HashMap<K, (Instant, Option<V>)>>,
+}
+
+impl<K: std::hash::Hash + Eq + Clone, V: Clone> Fresh<K, V> {
+    fn new() -> Self {
+        Self {
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, key: &K, ttl: Duration) -> Option<Option<V>> {
+        lock(&self.entries)
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < ttl)
+            .map(|(_, value)| value.clone())
+    }
+
+    fn put(&self, key: K, value: Option<V>, ttl: Duration) {
+        let mut entries = lock(&self.entries);
+        if entries.len() >= MAX_ALIASES {
+            entries.retain(|_, (at, _)| at.elapsed() < ttl);
+            if entries.len() >= MAX_ALIASES {
+                entries.clear();
+            }
+        }
+        entries.insert(key, (Instant::now(), value));
+    }
+
+    fn forget(&self, key: &K) {
+        lock(&self.entries).remove(key);
+    }
 }
 
 /// The caches hold plain data; a panic elsewhere while one was locked leaves nothing half-done.
@@ -32,14 +69,48 @@ impl RouteTable {
         Self {
             ttl,
             capacity: capacity.max(1),
-            aliases: Mutex::new(HashMap::new()),
+            aliases: Fresh::new(),
+            domains: Fresh::new(),
             flights: Flights::default(),
             manifests: Mutex::new(HashMap::new()),
         }
     }
 
     pub fn invalidate(&self, project: &ProjectName) {
-        lock(&self.aliases).remove(project);
+        self.aliases.forget(project);
+    }
+
+    pub fn invalidate_domain(&self, host: &str) {
+        self.domains.forget(&host.to_owned());
+    }
+
+    /// The project a custom domain serves, `None` when it is no domain of any.
+    pub async fn domain(
+        &self,
+        storage: &dyn Storage,
+        host: &str,
+    ) -> Result<Option<ProjectName>, StorageError> {
+        let host = host.to_owned();
+        if let Some(project) = self.domains.get(&host, self.ttl) {
+            return Ok(project);
+        }
+        let key = layout::domain(&host);
+        let _flight = self.flights.join(&key).await;
+        if let Some(project) = self.domains.get(&host, self.ttl) {
+            return Ok(project);
+        }
+        let project = match storage.get_bytes(&key).await {
+            Ok(bytes) => {
+                let route: DomainRoute = serde_json::from_slice(&bytes).map_err(|e| {
+                    StorageError::Backend(format!("domain {host} is unreadable: {e}"))
+                })?;
+                (route.host == host).then_some(route.project)
+            }
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(e),
+        };
+        self.domains.put(host, project.clone(), self.ttl);
+        Ok(project)
     }
 
     /// The deployment `project`'s production alias points to, `None` when it has none.
@@ -48,17 +119,11 @@ impl RouteTable {
         storage: &dyn Storage,
         project: &ProjectName,
     ) -> Result<Option<DeploymentId>, StorageError> {
-        let fresh = |table: &Self| {
-            lock(&table.aliases)
-                .get(project)
-                .filter(|(at, _)| at.elapsed() < table.ttl)
-                .map(|(_, deployment)| deployment.clone())
-        };
-        if let Some(deployment) = fresh(self) {
+        if let Some(deployment) = self.aliases.get(project, self.ttl) {
             return Ok(deployment);
         }
         let _flight = self.flights.join(&layout::route(project)).await;
-        if let Some(deployment) = fresh(self) {
+        if let Some(deployment) = self.aliases.get(project, self.ttl) {
             return Ok(deployment);
         }
         let deployment = match storage.get_bytes(&layout::route(project)).await {
@@ -71,15 +136,8 @@ impl RouteTable {
             Err(e) if e.is_not_found() => None,
             Err(e) => return Err(e),
         };
-        let mut aliases = lock(&self.aliases);
-        if aliases.len() >= MAX_ALIASES {
-            // Hosts of projects that do not exist count too: keep the table bounded.
-            aliases.retain(|_, (at, _)| at.elapsed() < self.ttl);
-            if aliases.len() >= MAX_ALIASES {
-                aliases.clear();
-            }
-        }
-        aliases.insert(project.clone(), (Instant::now(), deployment.clone()));
+        self.aliases
+            .put(project.clone(), deployment.clone(), self.ttl);
         Ok(deployment)
     }
 

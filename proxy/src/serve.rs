@@ -1,82 +1,99 @@
-//! One request: host → deployment → manifest → file.
+//! One request: host → deployment → manifest → what the path answers → the response, with
+//! validators, ranges and the content coding the client takes.
+
+use std::time::SystemTime;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use scalemesh_core::hosts::SiteHost;
-use scalemesh_core::layout::{self, Manifest, ManifestEntry};
-use scalemesh_core::{DeploymentId, ProjectName};
+use scalemesh_core::layout::{self, Encoding, Manifest, ManifestEntry};
+use scalemesh_core::storage::StorageError;
 
 use crate::path::parse_request_path;
+use crate::site::{self, Outcome};
 use crate::{Proxy, pages};
 
+const REVALIDATE: HeaderValue = HeaderValue::from_static("public, max-age=0, must-revalidate");
+const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
+
 pub async fn handle(State(proxy): State<Proxy>, req: Request) -> Response {
-    if req.method() != Method::GET && req.method() != Method::HEAD {
-        let mut res = (StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n").into_response();
+    // The head only: a body is neither read nor kept (and is not `Sync`).
+    let (req, _) = req.into_parts();
+    let res = respond(&proxy, &req).await;
+    proxy.inner.metrics.count(res.status());
+    res
+}
+
+async fn respond(proxy: &Proxy, req: &Parts) -> Response {
+    if req.method != Method::GET && req.method != Method::HEAD {
+        let mut res = page(StatusCode::METHOD_NOT_ALLOWED, pages::NOT_ALLOWED);
         res.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return res;
     }
-    let Some(site) = host_of(&req).and_then(|h| proxy.inner.hosts.parse(h)) else {
+    let inner = &proxy.inner;
+    let storage = inner.storage.as_ref();
+    let Some(site) = host_of(req).and_then(|h| inner.hosts.parse(h)) else {
         return page(StatusCode::NOT_FOUND, pages::NO_SITE);
     };
-    let (project, deployment, preview) = match site {
-        SiteHost::Project(project) => {
-            match proxy
-                .inner
-                .routes
-                .production(proxy.inner.storage.as_ref(), &project)
-                .await
-            {
-                Ok(Some(deployment)) => (project, deployment, false),
-                Ok(None) => return page(StatusCode::NOT_FOUND, pages::NO_SITE),
-                Err(e) => return unavailable(&e),
-            }
+    let preview = matches!(site, SiteHost::Deployment { .. });
+    let production = |project| async move {
+        match inner.routes.production(storage, &project).await {
+            Ok(Some(deployment)) => Ok(Some((project, deployment))),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
         }
+    };
+    let found = match site {
+        SiteHost::Project(project) => production(project).await,
+        SiteHost::Domain(host) => match inner.routes.domain(storage, &host).await {
+            Ok(Some(project)) => production(project).await,
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        },
         SiteHost::Deployment {
             project,
             deployment,
-        } => (project, deployment, true),
+        } => Ok(Some((project, deployment))),
     };
-    let manifest = match proxy
-        .inner
-        .routes
-        .manifest(proxy.inner.storage.as_ref(), &project, &deployment)
-        .await
-    {
+    let (project, deployment) = match found {
+        Ok(Some(found)) => found,
+        Ok(None) => return page(StatusCode::NOT_FOUND, pages::NO_SITE),
+        Err(e) => return unavailable(&e),
+    };
+    let manifest = match inner.routes.manifest(storage, &project, &deployment).await {
         Ok(Some(m)) => m,
         Ok(None) => return page(StatusCode::NOT_FOUND, pages::NO_SITE),
         Err(e) => return unavailable(&e),
     };
-    let mut res = match resolve(&manifest, req.uri().path()) {
-        Some(path) => {
-            serve_file(
-                &proxy,
-                &project,
-                &deployment,
-                path,
-                &manifest.files[path],
-                StatusCode::OK,
-                req.headers(),
-            )
-            .await
-        }
-        None => match manifest.files.get_key_value("404.html") {
-            Some((path, entry)) => {
-                serve_file(
-                    &proxy,
-                    &project,
-                    &deployment,
-                    path,
-                    entry,
-                    StatusCode::NOT_FOUND,
-                    req.headers(),
-                )
-                .await
+    let mut res = match parse_request_path(req.uri.path()) {
+        None => page(StatusCode::NOT_FOUND, pages::NOT_FOUND),
+        Some(site_path) => {
+            let mut res = match site::decide(&manifest, &site_path, req.uri.query()) {
+                Outcome::File { path, status } => {
+                    serve_file(proxy, &manifest, path, status, req).await
+                }
+                Outcome::Redirect { location, status } => redirect(&location, status),
+                Outcome::Missing { status } => page(
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::NOT_FOUND),
+                    pages::NOT_FOUND,
+                ),
+            };
+            if !res.status().is_server_error() {
+                let path = site::display_path(&site_path);
+                for (name, value) in manifest.routing.headers_for(&path) {
+                    if let (Ok(name), Ok(value)) =
+                        (HeaderName::try_from(name), HeaderValue::try_from(value))
+                    {
+                        res.headers_mut().insert(name, value);
+                    }
+                }
             }
-            None => page(StatusCode::NOT_FOUND, pages::NOT_FOUND),
-        },
+            res
+        }
     };
     if preview {
         res.headers_mut()
@@ -87,11 +104,11 @@ pub async fn handle(State(proxy): State<Proxy>, req: Request) -> Response {
 
 /// `Host`, or the URI's authority when the request carried one (HTTP/2 `:authority`, absolute
 /// form). Several `Host` headers are no host at all.
-fn host_of(req: &Request) -> Option<&str> {
-    if let Some(authority) = req.uri().authority() {
+fn host_of(req: &Parts) -> Option<&str> {
+    if let Some(authority) = req.uri.authority() {
         return Some(authority.as_str());
     }
-    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let mut hosts = req.headers.get_all(header::HOST).iter();
     let first = hosts.next()?;
     if hosts.next().is_some() {
         return None;
@@ -99,65 +116,124 @@ fn host_of(req: &Request) -> Option<&str> {
     first.to_str().ok()
 }
 
-/// The manifest path a request path serves: the file itself, or a folder's `index.html`.
-fn resolve<'m>(manifest: &'m Manifest, raw_path: &str) -> Option<&'m str> {
-    let site_path = parse_request_path(raw_path)?;
-    let index = if site_path.path.is_empty() {
-        "index.html".to_owned()
-    } else {
-        format!("{}/index.html", site_path.path)
-    };
-    let candidates = if site_path.is_dir {
-        vec![index]
-    } else {
-        vec![site_path.path, index]
-    };
-    candidates.into_iter().find_map(|c| {
-        manifest
-            .files
-            .get_key_value(c.as_str())
-            .map(|(k, _)| k.as_str())
-    })
-}
-
 async fn serve_file(
     proxy: &Proxy,
-    project: &ProjectName,
-    deployment: &DeploymentId,
+    manifest: &Manifest,
     path: &str,
-    entry: &ManifestEntry,
-    status: StatusCode,
-    request_headers: &HeaderMap,
+    status: u16,
+    req: &Parts,
 ) -> Response {
+    let Some(entry) = manifest.files.get(path) else {
+        return page(StatusCode::NOT_FOUND, pages::NOT_FOUND);
+    };
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    let request = &req.headers;
+    let modified = SystemTime::from(manifest.created_at);
     let hash = entry.sha256.get(..32).unwrap_or(&entry.sha256);
-    let etag = format!("\"{hash}\"");
+    let identity_tag = format!("\"{hash}\"");
+
     let mut headers = HeaderMap::new();
     if let Ok(v) = HeaderValue::from_str(&entry.content_type) {
         headers.insert(header::CONTENT_TYPE, v);
     }
+    headers.insert(
+        header::CACHE_CONTROL,
+        if entry.immutable && status == StatusCode::OK {
+            IMMUTABLE
+        } else {
+            REVALIDATE
+        },
+    );
+    if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(modified)) {
+        headers.insert(header::LAST_MODIFIED, v);
+    }
+    if entry.br.is_some() || entry.gzip.is_some() {
+        headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    }
+    security_headers(&mut headers);
+
+    let ranged = status == StatusCode::OK && request.contains_key(header::RANGE);
+    let encoding = if ranged {
+        None
+    } else {
+        negotiate(request, entry)
+    };
+    let etag = match encoding {
+        None => identity_tag.clone(),
+        Some(Encoding::Brotli) => format!("\"{hash}-br\""),
+        Some(Encoding::Gzip) => format!("\"{hash}-gz\""),
+    };
     if let Ok(v) = HeaderValue::from_str(&etag) {
         headers.insert(header::ETAG, v);
     }
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=0, must-revalidate"),
-    );
-    security_headers(&mut headers);
-    if status == StatusCode::OK && if_none_match(request_headers, &etag) {
+    if status == StatusCode::OK && not_modified(request, &etag, modified) {
+        headers.remove(header::CONTENT_TYPE);
         return (StatusCode::NOT_MODIFIED, headers).into_response();
     }
-    let key = layout::output_file(project, deployment, path);
-    let storage = proxy.inner.storage.as_ref();
-    let body = if proxy.inner.bodies.holds(entry.size) {
-        proxy.inner.bodies.get(storage, &key).await.map(|bytes| {
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-            Body::from(bytes)
+
+    let (key, size) = match encoding.and_then(|e| entry.variant(e).map(|size| (e, size))) {
+        Some((e, size)) => {
+            headers.insert(
+                header::CONTENT_ENCODING,
+                HeaderValue::from_static(e.token()),
+            );
+            (
+                layout::output_variant(&manifest.project, &manifest.deployment, e, path),
+                size,
+            )
+        }
+        None => (
+            layout::output_file(&manifest.project, &manifest.deployment, path),
+            entry.size,
+        ),
+    };
+    let mut status = status;
+    let mut window = (0, size);
+    if status == StatusCode::OK {
+        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        if ranged && if_range_holds(request, &identity_tag, modified) {
+            match byte_range(request, size) {
+                Range::Whole => {}
+                Range::Part { start, end } => {
+                    status = StatusCode::PARTIAL_CONTENT;
+                    window = (start, end - start + 1);
+                    if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{size}")) {
+                        headers.insert(header::CONTENT_RANGE, v);
+                    }
+                }
+                Range::Unsatisfiable => {
+                    let mut res = page(StatusCode::RANGE_NOT_SATISFIABLE, pages::NO_RANGE);
+                    if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                        res.headers_mut().insert(header::CONTENT_RANGE, v);
+                    }
+                    return res;
+                }
+            }
+        }
+    }
+    let (start, len) = window;
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    if req.method == Method::HEAD {
+        return (status, headers).into_response();
+    }
+    let inner = &proxy.inner;
+    let storage = inner.storage.as_ref();
+    let body = if inner.bodies.holds(size) {
+        inner.bodies.get(storage, &key).await.and_then(|bytes| {
+            let end = start + len;
+            let usable = u64::try_from(bytes.len()).is_ok_and(|n| n == size);
+            match (usable, usize::try_from(start), usize::try_from(end)) {
+                (true, Ok(start), Ok(end)) => Ok(Body::from(bytes.slice(start..end))),
+                _ => Err(StorageError::Backend(format!(
+                    "{key} does not have the size its manifest says"
+                ))),
+            }
         })
     } else {
-        storage.get(&key).await.map(|object| {
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(object.size));
-            Body::from_stream(object.body)
-        })
+        storage
+            .get_range(&key, start, len)
+            .await
+            .map(|object| Body::from_stream(object.body))
     };
     match body {
         Ok(body) => (status, headers, body).into_response(),
@@ -167,14 +243,155 @@ async fn serve_file(
     }
 }
 
-fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
-    headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|v| v.trim().trim_start_matches("W/"))
-        .any(|v| v == etag || v == "*")
+/// The stored coding the client takes best: br before gzip when it weighs them alike, never one
+/// it refuses (`;q=0`).
+fn negotiate(request: &HeaderMap, entry: &ManifestEntry) -> Option<Encoding> {
+    if entry.br.is_none() && entry.gzip.is_none() {
+        return None;
+    }
+    let mut weights: Vec<(String, f32)> = Vec::new();
+    for value in request.get_all(header::ACCEPT_ENCODING) {
+        let Ok(value) = value.to_str() else { continue };
+        for item in value.split(',') {
+            let mut parts = item.split(';');
+            let name = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            if !name.is_empty() {
+                weights.push((name, q));
+            }
+        }
+    }
+    let weight = |token: &str| {
+        weights
+            .iter()
+            .find(|(n, _)| n == token || (token == "gzip" && n == "x-gzip"))
+            .or_else(|| weights.iter().find(|(n, _)| n == "*"))
+            .map_or(0.0, |(_, q)| *q)
+    };
+    let mut best: Option<(Encoding, f32)> = None;
+    for encoding in Encoding::ALL {
+        let q = weight(encoding.token());
+        if entry.variant(encoding).is_some() && q > 0.0 && best.is_none_or(|(_, b)| q > b) {
+            best = Some((encoding, q));
+        }
+    }
+    best.map(|(e, _)| e)
+}
+
+/// `If-None-Match` (weak comparison, `*`), or without it `If-Modified-Since`.
+fn not_modified(request: &HeaderMap, etag: &str, modified: SystemTime) -> bool {
+    let mut tags = request.get_all(header::IF_NONE_MATCH).iter().peekable();
+    if tags.peek().is_some() {
+        return tags
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|v| v.trim().trim_start_matches("W/"))
+            .any(|v| v == etag || v == "*");
+    }
+    request
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+        .is_some_and(|since| seconds(modified) <= seconds(since))
+}
+
+fn seconds(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `If-Range`: the range applies only to the representation the client has — a strong ETag
+/// equal to ours, or exactly our `Last-Modified`.
+fn if_range_holds(request: &HeaderMap, identity_tag: &str, modified: SystemTime) -> bool {
+    let Some(value) = request.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) else {
+        return request.get(header::IF_RANGE).is_none();
+    };
+    let value = value.trim();
+    if value.starts_with('"') || value.starts_with("W/") {
+        return value == identity_tag;
+    }
+    httpdate::parse_http_date(value).is_ok_and(|date| seconds(date) == seconds(modified))
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Range {
+    /// No range, one we do not serve (several ranges, another unit), or a malformed one: the
+    /// whole file.
+    Whole,
+    /// Bytes `start..=end`.
+    Part {
+        start: u64,
+        end: u64,
+    },
+    Unsatisfiable,
+}
+
+fn byte_range(request: &HeaderMap, size: u64) -> Range {
+    let mut values = request.get_all(header::RANGE).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return Range::Whole;
+    };
+    let Some(spec) = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().strip_prefix("bytes="))
+    else {
+        return Range::Whole;
+    };
+    if spec.contains(',') {
+        return Range::Whole;
+    }
+    let Some((first, last)) = spec.split_once('-') else {
+        return Range::Whole;
+    };
+    let number = |s: &str| {
+        let s = s.trim();
+        (!s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<u64>().ok())
+            .flatten()
+    };
+    match (first.trim().is_empty(), number(first), number(last)) {
+        // The last `n` bytes.
+        (true, _, Some(n)) => {
+            if n == 0 || size == 0 {
+                Range::Unsatisfiable
+            } else {
+                Range::Part {
+                    start: size.saturating_sub(n),
+                    end: size - 1,
+                }
+            }
+        }
+        (false, Some(start), end) if last.trim().is_empty() || end.is_some() => {
+            let end = end.unwrap_or(u64::MAX);
+            if end < start {
+                Range::Whole
+            } else if start >= size {
+                Range::Unsatisfiable
+            } else {
+                Range::Part {
+                    start,
+                    end: end.min(size - 1),
+                }
+            }
+        }
+        _ => Range::Whole,
+    }
+}
+
+fn redirect(location: &str, status: u16) -> Response {
+    let Ok(location) = HeaderValue::from_str(location) else {
+        return page(StatusCode::NOT_FOUND, pages::NOT_FOUND);
+    };
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::TEMPORARY_REDIRECT);
+    let mut headers = HeaderMap::new();
+    headers.insert(header::LOCATION, location);
+    headers.insert(header::CACHE_CONTROL, REVALIDATE);
+    security_headers(&mut headers);
+    (status, headers).into_response()
 }
 
 fn security_headers(headers: &mut HeaderMap) {
@@ -199,7 +416,63 @@ fn page(status: StatusCode, html: &'static str) -> Response {
     (status, headers, html).into_response()
 }
 
-fn unavailable(err: &scalemesh_core::storage::StorageError) -> Response {
+fn unavailable(err: &StorageError) -> Response {
     tracing::warn!(error = %err, "storage read failed");
     page(StatusCode::BAD_GATEWAY, pages::UNAVAILABLE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(name: HeaderName, value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(name, HeaderValue::from_str(value).expect("value"));
+        h
+    }
+
+    #[test]
+    fn parses_single_byte_ranges() {
+        let range = |v: &str| byte_range(&with(header::RANGE, v), 100);
+        assert_eq!(range("bytes=0-9"), Range::Part { start: 0, end: 9 });
+        assert_eq!(range("bytes=90-"), Range::Part { start: 90, end: 99 });
+        assert_eq!(range("bytes=-10"), Range::Part { start: 90, end: 99 });
+        assert_eq!(range("bytes=-1000"), Range::Part { start: 0, end: 99 });
+        assert_eq!(range("bytes=50-1000"), Range::Part { start: 50, end: 99 });
+        assert_eq!(range("bytes=100-"), Range::Unsatisfiable);
+        assert_eq!(range("bytes=-0"), Range::Unsatisfiable);
+        for whole in [
+            "bytes=0-1,5-6",
+            "items=0-1",
+            "bytes=5-1",
+            "bytes=a-b",
+            "bytes=+1-2",
+            "bytes=-",
+            "bytes=99999999999999999999-",
+            "",
+        ] {
+            assert_eq!(range(whole), Range::Whole, "{whole:?}");
+        }
+    }
+
+    #[test]
+    fn negotiates_codings() {
+        let entry = ManifestEntry {
+            size: 10,
+            content_type: "text/html".into(),
+            sha256: "0".repeat(64),
+            immutable: false,
+            br: Some(5),
+            gzip: Some(6),
+        };
+        let pick = |v: &str| negotiate(&with(header::ACCEPT_ENCODING, v), &entry);
+        assert_eq!(pick("gzip, deflate, br"), Some(Encoding::Brotli));
+        assert_eq!(pick("gzip"), Some(Encoding::Gzip));
+        assert_eq!(pick("br;q=0, gzip"), Some(Encoding::Gzip));
+        assert_eq!(pick("br;q=0.5, gzip;q=0.8"), Some(Encoding::Gzip));
+        assert_eq!(pick("*"), Some(Encoding::Brotli));
+        assert_eq!(pick("identity"), None);
+        assert_eq!(pick("*;q=0"), None);
+        assert_eq!(negotiate(&HeaderMap::new(), &entry), None);
+    }
 }

@@ -49,6 +49,9 @@ async fn deploy(
                 size: body.len() as u64,
                 content_type: content_type::for_path(path),
                 sha256: hex::encode(Sha256::digest(body)),
+                immutable: false,
+                br: None,
+                gzip: None,
             },
         );
     }
@@ -57,6 +60,7 @@ async fn deploy(
         deployment: id.clone(),
         created_at: time::OffsetDateTime::now_utc(),
         files: entries,
+        routing: Default::default(),
     };
     storage
         .put(

@@ -192,7 +192,11 @@ impl App {
         Ok(outcome)
     }
 
-    fn publish_lines(&self, id: &DeploymentId, lines: Vec<scalemesh_core::wire::LogLine>) {
+    pub(crate) fn publish_lines(
+        &self,
+        id: &DeploymentId,
+        lines: Vec<scalemesh_core::wire::LogLine>,
+    ) {
         if !lines.is_empty() {
             self.hub.publish(id, LogFrame::Lines { lines });
         }
@@ -339,7 +343,7 @@ impl App {
         Ok(row)
     }
 
-    async fn check_manifest(&self, dep: &DeploymentRow) -> Result<(), String> {
+    pub(crate) async fn check_manifest(&self, dep: &DeploymentRow) -> Result<(), String> {
         let key = layout::manifest(&dep.project, &dep.id);
         let bytes = self
             .storage
@@ -355,7 +359,7 @@ impl App {
     }
 
     /// Writes the project's production alias — one object, in one put — pointing at `dep`.
-    async fn write_route(&self, dep: &DeploymentRow) -> anyhow::Result<()> {
+    pub(crate) async fn write_route(&self, dep: &DeploymentRow) -> anyhow::Result<()> {
         let route = Route {
             project: dep.project.clone(),
             deployment: dep.id.clone(),
@@ -394,6 +398,12 @@ impl App {
             // No promotion may write the alias again after this.
             let _one_at_a_time = self.promotion.lock().await;
             self.storage.delete(&layout::route(&project.name)).await?;
+            for domain in self.store.domains_of(project.id).await? {
+                self.storage.delete(&layout::domain(&domain.host)).await?;
+                if let Some(proxy) = &self.proxy {
+                    proxy.invalidate_domain(&domain.host);
+                }
+            }
             if let Some(proxy) = &self.proxy {
                 proxy.invalidate(&project.name);
             }

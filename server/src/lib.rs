@@ -2,6 +2,7 @@
 //! site proxy. `main` only parses settings and calls [`Server::build`] and [`Server::run_until`];
 //! tests do the same on port 0.
 
+mod aliases;
 mod auth;
 mod db;
 mod deployments;

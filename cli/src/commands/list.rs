@@ -2,8 +2,9 @@
 
 use time::OffsetDateTime;
 
-use crate::args::DeploymentsArgs;
+use crate::args::{DeploymentsArgs, DeploymentsCommand};
 use crate::client::Client;
+use crate::error::CliError;
 
 pub async fn projects(client: &Client) -> anyhow::Result<i32> {
     let list = client.projects().await.map_err(|e| client.explain(e))?;
@@ -33,8 +34,18 @@ pub async fn projects(client: &Client) -> anyhow::Result<i32> {
 }
 
 pub async fn deployments(client: &Client, args: DeploymentsArgs) -> anyhow::Result<i32> {
+    let args = match args.command {
+        Some(DeploymentsCommand::Ls(list)) => list,
+        None => args.list,
+    };
+    let Some(project) = args.project else {
+        return Err(CliError::new("no project given")
+            .hint("scalemesh deployments ls <project>")
+            .code(2)
+            .into());
+    };
     let list = client
-        .deployments(&args.project, args.limit)
+        .deployments(&project, args.limit)
         .await
         .map_err(|e| client.explain(e))?;
     let rows: Vec<[String; 5]> = list
@@ -70,7 +81,7 @@ fn age(t: OffsetDateTime) -> String {
     }
 }
 
-fn table<const N: usize>(head: [&str; N], rows: &[[String; N]]) {
+pub fn table<const N: usize>(head: [&str; N], rows: &[[String; N]]) {
     let mut widths = head.map(str::len);
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {

@@ -1,5 +1,6 @@
 //! One module per command. Each returns the process's exit code.
 
+pub mod alias;
 pub mod cancel;
 pub mod deploy;
 pub mod list;

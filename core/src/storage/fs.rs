@@ -93,6 +93,21 @@ impl Storage for FsStorage {
         })
     }
 
+    async fn get_range(&self, key: &str, start: u64, len: u64) -> Result<Object, StorageError> {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        let path = self.path_of(key)?;
+        let mut file = tokio::fs::File::open(&path)
+            .await
+            .map_err(io_err("read", key))?;
+        file.seek(std::io::SeekFrom::Start(start))
+            .await
+            .map_err(io_err("read", key))?;
+        Ok(Object {
+            size: len,
+            body: ReaderStream::with_capacity(file.take(len), 64 * 1024).boxed(),
+        })
+    }
+
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         let root = self.root.clone();
         let prefix = prefix.to_owned();

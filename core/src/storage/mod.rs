@@ -56,6 +56,35 @@ pub struct ObjectMeta {
     pub cache_control: Option<String>,
 }
 
+/// `len` bytes from `start` of a body stream; the rest is read past or never read.
+pub fn window(
+    body: BoxStream<'static, std::io::Result<Bytes>>,
+    start: u64,
+    len: u64,
+) -> BoxStream<'static, std::io::Result<Bytes>> {
+    use futures_util::future::ready;
+    body.scan((start, len), |(skip, left), chunk| {
+        if *left == 0 {
+            return ready(None);
+        }
+        ready(Some(chunk.map(|mut bytes| {
+            let n = bytes.len() as u64;
+            if *skip >= n {
+                *skip -= n;
+                return Bytes::new();
+            }
+            bytes = bytes.slice(usize::try_from(*skip).unwrap_or(0)..);
+            *skip = 0;
+            let take = (*left).min(bytes.len() as u64);
+            bytes.truncate(usize::try_from(take).unwrap_or(0));
+            *left -= take;
+            bytes
+        })))
+    })
+    .filter(|chunk| ready(!matches!(chunk, Ok(bytes) if bytes.is_empty())))
+    .boxed()
+}
+
 pub struct Object {
     pub size: u64,
     pub body: BoxStream<'static, std::io::Result<Bytes>>,
@@ -86,6 +115,16 @@ pub trait Storage: Send + Sync + 'static {
 
     /// The URL this storage was opened from (`file:///…`, `s3://…`), for the builder's job.
     fn url(&self) -> String;
+
+    /// Streams `len` bytes of the object at `key` from `start` (which the caller knows to be
+    /// inside it). Backends that can read a part on its own do; the default skips the rest.
+    async fn get_range(&self, key: &str, start: u64, len: u64) -> Result<Object, StorageError> {
+        let object = self.get(key).await?;
+        Ok(Object {
+            size: len,
+            body: window(object.body, start, len),
+        })
+    }
 
     /// Reads the whole object at `key`; for small objects such as manifests and routes.
     async fn get_bytes(&self, key: &str) -> Result<Bytes, StorageError> {

@@ -200,6 +200,38 @@ impl S3Storage {
             .ok()?;
         head.content_length().and_then(|n| u64::try_from(n).ok())
     }
+
+    /// GetObject, of the whole object or of one `range`.
+    async fn read(&self, key: &str, range: Option<String>) -> Result<Object, StorageError> {
+        let full_key = self.key(key)?;
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&full_key)
+            .set_range(range)
+            .send()
+            .await
+            .map_err(|e| {
+                let missing = e.as_service_error().is_some_and(|s| s.is_no_such_key())
+                    || e.raw_response().is_some_and(|r| r.status().as_u16() == 404);
+                if missing {
+                    StorageError::NotFound {
+                        key: key.to_owned(),
+                    }
+                } else {
+                    s3_error("read", &full_key, e)
+                }
+            })?;
+        let size = out
+            .content_length()
+            .and_then(|n| u64::try_from(n).ok())
+            .unwrap_or(0);
+        Ok(Object {
+            size,
+            body: ReaderStream::with_capacity(out.body.into_async_read(), 64 * 1024).boxed(),
+        })
+    }
 }
 
 /// The store answered, but not in a shape the SDK could read: a reply with no error code of its
@@ -289,33 +321,18 @@ impl Storage for S3Storage {
     }
 
     async fn get(&self, key: &str) -> Result<Object, StorageError> {
-        let full_key = self.key(key)?;
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(&full_key)
-            .send()
+        self.read(key, None).await
+    }
+
+    async fn get_range(&self, key: &str, start: u64, len: u64) -> Result<Object, StorageError> {
+        if len == 0 {
+            return Ok(Object {
+                size: 0,
+                body: futures_util::stream::empty().boxed(),
+            });
+        }
+        self.read(key, Some(format!("bytes={start}-{}", start + len - 1)))
             .await
-            .map_err(|e| {
-                let missing = e.as_service_error().is_some_and(|s| s.is_no_such_key())
-                    || e.raw_response().is_some_and(|r| r.status().as_u16() == 404);
-                if missing {
-                    StorageError::NotFound {
-                        key: key.to_owned(),
-                    }
-                } else {
-                    s3_error("read", &full_key, e)
-                }
-            })?;
-        let size = out
-            .content_length()
-            .and_then(|n| u64::try_from(n).ok())
-            .unwrap_or(0);
-        Ok(Object {
-            size,
-            body: ReaderStream::with_capacity(out.body.into_async_read(), 64 * 1024).boxed(),
-        })
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {

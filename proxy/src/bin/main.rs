@@ -31,9 +31,36 @@ struct Args {
     /// How long a production alias is cached before storage is read again.
     #[arg(long, env = "SCALEMESH_ROUTE_TTL", default_value = "1s", value_parser = scalemesh_core::duration::parse)]
     route_ttl: Duration,
+    /// Where `/health` and `/metrics` answer; never on the sites' listener.
+    #[arg(long, env = "SCALEMESH_PROXY_ADMIN_LISTEN")]
+    admin_listen: Option<SocketAddr>,
+    /// Bytes of small files kept in memory (e.g. 64MB, 1GB).
+    #[arg(long, env = "SCALEMESH_BODY_CACHE", default_value = "64MB", value_parser = parse_bytes)]
+    body_cache: u64,
     /// Connections served at once.
     #[arg(long, env = "SCALEMESH_MAX_CONNECTIONS", default_value_t = Limits::SITES.max_connections)]
     max_connections: usize,
+}
+
+/// `64MB`, `1GB`, `512KB` or a number of bytes.
+fn parse_bytes(raw: &str) -> Result<u64, String> {
+    let upper = raw.trim().to_ascii_uppercase();
+    let (digits, unit) = match upper.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => upper.split_at(at),
+        None => (upper.as_str(), ""),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{raw:?} is not a size such as 64MB"))?;
+    let scale = match unit.trim() {
+        "" | "B" => 1,
+        "KB" | "K" => 1 << 10,
+        "MB" | "M" => 1 << 20,
+        "GB" | "G" => 1 << 30,
+        _ => return Err(format!("{raw:?}: the unit must be B, KB, MB or GB")),
+    };
+    n.checked_mul(scale)
+        .ok_or_else(|| format!("{raw:?} is too large"))
 }
 
 async fn shutdown_signal() {
@@ -81,9 +108,26 @@ async fn run() -> anyhow::Result<()> {
         &ProxyConfig {
             base_domain: args.base_domain,
             route_ttl: args.route_ttl,
+            body_cache_bytes: usize::try_from(args.body_cache).unwrap_or(usize::MAX),
             ..ProxyConfig::default()
         },
     );
+    if let Some(addr) = args.admin_listen {
+        let admin = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        tracing::info!(addr = %admin.local_addr()?, "health and metrics");
+        let router = proxy.admin_router();
+        tokio::spawn(async move {
+            let limits = Limits {
+                max_connections: 64,
+                ..Limits::SITES
+            };
+            if let Err(e) = http::serve(admin, router, limits, std::future::pending()).await {
+                tracing::error!(error = %e, "the admin listener stopped");
+            }
+        });
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;

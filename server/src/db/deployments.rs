@@ -182,22 +182,34 @@ impl SqliteStore {
             let mut notes = vec!["Deployment ready".to_owned()];
             let mut moved_from = None;
             if current.promote {
-                let previous: Option<String> = tx.query_row(
-                    "SELECT production_deployment FROM projects WHERE id = ?1",
+                let (previous, auto_promote): (Option<String>, bool) = tx.query_row(
+                    "SELECT production_deployment, auto_promote FROM projects WHERE id = ?1",
                     params![current.project_id],
-                    |r| r.get(0),
+                    |r| Ok((r.get(0)?, r.get(1)?)),
                 )?;
                 let newer_live: bool = tx.query_row(
                     "SELECT EXISTS (SELECT 1 FROM deployments WHERE id = ?1 AND created_at > ?2)",
                     params![previous, crate::db::to_ms(current.created_at)],
                     |r| r.get(0),
                 )?;
-                if newer_live {
+                if !auto_promote {
+                    notes.push(format!(
+                        "Production is pinned since a rollback: this deployment stays at its own URL; `scalemesh promote {id}` makes it live"
+                    ));
+                } else if newer_live {
                     notes.push("A newer deployment is live already; this one stays at its own URL".to_owned());
                 } else {
                     tx.execute(
                         "UPDATE projects SET production_deployment = ?2, updated_at = ?3 WHERE id = ?1",
                         params![current.project_id, id, now_ms()],
+                    )?;
+                    super::aliases::record_move(
+                        &tx,
+                        current.project_id,
+                        &id,
+                        previous.as_deref(),
+                        super::aliases::AliasAction::Deploy,
+                        "build",
                     )?;
                     notes.push(format!("Live at {live_url}"));
                     moved_from = Some(

@@ -3,6 +3,7 @@
 //! One connection behind a mutex, used from blocking threads: SQLite has one writer anyway, and
 //! every query here is short. WAL lets the file be read while it is written.
 
+mod aliases;
 mod deployments;
 mod logs;
 mod projects;
@@ -15,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::Connection;
 use time::OffsetDateTime;
 
+pub use aliases::{AliasAction, DomainRow};
 pub use deployments::{DeploymentRow, NewDeployment, Readied, Transition, TransitionOutcome};
 pub use logs::AppendOutcome;
 pub use projects::{NewProject, ProjectRow};

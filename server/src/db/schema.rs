@@ -68,6 +68,27 @@ ALTER TABLE deployments ADD COLUMN log_cut INTEGER NOT NULL DEFAULT 0;
     r#"
 ALTER TABLE deployments ADD COLUMN runner_ref TEXT;
 "#,
+    r#"
+ALTER TABLE projects ADD COLUMN auto_promote INTEGER NOT NULL DEFAULT 1;
+CREATE TABLE alias_events (
+    id              INTEGER PRIMARY KEY,
+    project_id      INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    deployment_id   TEXT NOT NULL,
+    previous        TEXT,
+    action          TEXT NOT NULL,
+    actor           TEXT NOT NULL,
+    at              INTEGER NOT NULL
+);
+CREATE INDEX alias_events_by_project ON alias_events(project_id, id);
+INSERT INTO alias_events (project_id, deployment_id, previous, action, actor, at)
+    SELECT id, production_deployment, NULL, 'deploy', 'migration', updated_at
+    FROM projects WHERE production_deployment IS NOT NULL;
+CREATE TABLE domains (
+    host        TEXT PRIMARY KEY,
+    project_id  INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    created_at  INTEGER NOT NULL
+);
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> DbResult<()> {

@@ -65,6 +65,17 @@ pub async fn cancel(
     Ok(Json(app.deployment_view(&row)))
 }
 
+/// `POST /deployments/{id}/promote`: this deployment serves production, without a rebuild.
+pub async fn promote(
+    State(app): State<Arc<App>>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Deployment>> {
+    let dep = owned_deployment(&app, &user, &id).await?;
+    let row = app.promote(&dep, &user.0.name).await?;
+    Ok(Json(app.deployment_view(&row)))
+}
+
 /// Starts a deployment: from git with a JSON body, or from an uploaded `.tar.gz` of the source.
 pub async fn create(
     State(app): State<Arc<App>>,

@@ -35,7 +35,17 @@ pub fn router(app: Arc<App>) -> Router {
             "/projects/{name}/deployments",
             get(deployments::list).post(deployments::create),
         )
+        .route("/projects/{name}/rollback", post(projects::rollback))
+        .route(
+            "/projects/{name}/domains",
+            get(projects::domains).post(projects::add_domain),
+        )
+        .route(
+            "/projects/{name}/domains/{host}",
+            axum::routing::delete(projects::remove_domain),
+        )
         .route("/deployments/{id}", get(deployments::show))
+        .route("/deployments/{id}/promote", post(deployments::promote))
         .route("/deployments/{id}/cancel", post(deployments::cancel))
         .route(
             "/deployments/{id}/logs",

@@ -10,9 +10,12 @@ use scalemesh_core::ProjectName;
 use scalemesh_core::git::{GitRef, GitUrl};
 use scalemesh_core::job::is_allowed_env_name;
 use scalemesh_core::site_config::BuildSettings;
-use scalemesh_core::wire::{CreateProject, Project, ProjectList, UpdateProject};
+use scalemesh_core::wire::{
+    AddDomain, CreateProject, Deployment, Domain, DomainList, Project, ProjectList,
+    RollbackRequest, UpdateProject,
+};
 
-use super::{owned_project, parse_project_name};
+use super::{owned_deployment, owned_project, parse_project_name};
 use crate::App;
 use crate::auth::AuthUser;
 use crate::db::NewProject;
@@ -167,4 +170,99 @@ pub async fn delete(
     let row = owned_project(&app, &user, &name).await?;
     app.delete_project(&row).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /projects/{name}/rollback`: production back to `to`, or to the deployment live before.
+pub async fn rollback(
+    State(app): State<Arc<App>>,
+    user: AuthUser,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Deployment>> {
+    let project = owned_project(&app, &user, &name).await?;
+    // The body is optional: no body rolls back to the deployment live before.
+    let request: RollbackRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        RollbackRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(
+                "invalid_body",
+                format!("expected {{\"to\": \"<deployment>\"}} or no body: {e}"),
+            )
+        })?
+    };
+    let to = match request.to {
+        Some(raw) => {
+            let dep = owned_deployment(&app, &user, &raw).await?;
+            if dep.project_id != project.id {
+                return Err(ApiError::bad_request(
+                    "other_project",
+                    format!(
+                        "deployment {} belongs to {}, not {}",
+                        dep.id, dep.project, project.name
+                    ),
+                ));
+            }
+            Some(dep)
+        }
+        None => None,
+    };
+    let row = app.rollback(&project, to, &user.0.name).await?;
+    Ok(Json(app.deployment_view(&row)))
+}
+
+pub async fn domains(
+    State(app): State<Arc<App>>,
+    user: AuthUser,
+    Path(name): Path<String>,
+) -> ApiResult<Json<DomainList>> {
+    let project = owned_project(&app, &user, &name).await?;
+    let domains = app.domains(&project).await?;
+    Ok(Json(DomainList {
+        domains: domains
+            .into_iter()
+            .map(|d| domain_view(&project.name, d.host, d.created_at))
+            .collect(),
+    }))
+}
+
+pub async fn add_domain(
+    State(app): State<Arc<App>>,
+    user: AuthUser,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<AddDomain>,
+) -> ApiResult<(StatusCode, Json<Domain>)> {
+    let project = owned_project(&app, &user, &name).await?;
+    let (host, added) = app.add_domain(&project, &body.host).await?;
+    let status = if added {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let created = app
+        .domains(&project)
+        .await?
+        .into_iter()
+        .find(|d| d.host == host)
+        .map_or_else(time::OffsetDateTime::now_utc, |d| d.created_at);
+    Ok((status, Json(domain_view(&project.name, host, created))))
+}
+
+pub async fn remove_domain(
+    State(app): State<Arc<App>>,
+    user: AuthUser,
+    Path((name, host)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let project = owned_project(&app, &user, &name).await?;
+    app.remove_domain(&project, &host).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn domain_view(project: &ProjectName, host: String, created_at: time::OffsetDateTime) -> Domain {
+    Domain {
+        project: project.clone(),
+        url: format!("http://{host}"),
+        host,
+        created_at,
+    }
 }

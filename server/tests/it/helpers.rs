@@ -365,6 +365,9 @@ impl FakeBuilder {
                     size: body.len() as u64,
                     content_type: scalemesh_core::content_type::for_path(path),
                     sha256: format!("{:064x}", body.len()),
+                    immutable: false,
+                    br: None,
+                    gzip: None,
                 },
             );
         }
@@ -373,6 +376,7 @@ impl FakeBuilder {
             deployment: self.job.deployment.clone(),
             created_at: time::OffsetDateTime::now_utc(),
             files: entries,
+            routing: Default::default(),
         };
         let key = layout::manifest(&self.job.project, &self.job.deployment);
         storage

@@ -1,0 +1,593 @@
+//! Serving semantics, on both storage backends, of a site uploaded by the builder's own
+//! uploader (so its compressed variants, fingerprints and rules are the real ones): validators,
+//! ranges, content codings, cache headers, HTML handling, rules files, custom domains — and the
+//! attacks, sent as raw bytes on a socket so no client library normalises them first.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use scalemesh_builder::upload::{self, UploadLimits};
+use scalemesh_core::layout::{self, DomainRoute, Route};
+use scalemesh_core::rules::Routing;
+use scalemesh_core::storage::{Body, FsStorage, ObjectMeta, Storage};
+use scalemesh_core::testing::S3TestServer;
+use scalemesh_core::{DeploymentId, ProjectName};
+use scalemesh_proxy::http::{self, Limits};
+use scalemesh_proxy::{Proxy, ProxyConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const APP_JS: &str = "assets/app.3f9a1c2b.js";
+
+struct Site {
+    addr: SocketAddr,
+    preview: DeploymentId,
+    js: Vec<u8>,
+    big: Vec<u8>,
+    proxy: Proxy,
+    storage: Arc<dyn Storage>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+    _dir: tempfile::TempDir,
+}
+
+fn write(root: &Path, path: &str, body: &[u8]) {
+    let path = root.join(path);
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    std::fs::write(path, body).expect("write");
+}
+
+async fn upload_folder(
+    storage: &Arc<dyn Storage>,
+    project: &ProjectName,
+    dir: &Path,
+) -> DeploymentId {
+    let id = DeploymentId::generate();
+    let (mut files, _) = upload::collect(dir, UploadLimits::default()).expect("collect");
+    let routing = upload::take_routing(&mut files, Routing::default()).expect("rules");
+    upload::upload(storage.clone(), project, &id, files, routing, |_, _| {})
+        .await
+        .expect("upload");
+    id
+}
+
+async fn put_json(storage: &dyn Storage, key: &str, value: &impl serde::Serialize) {
+    storage
+        .put(
+            key,
+            Body::Bytes(Bytes::from(serde_json::to_vec(value).expect("json"))),
+            &ObjectMeta::default(),
+        )
+        .await
+        .expect("put");
+}
+
+async fn site(storage: Arc<dyn Storage>) -> Site {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let project = ProjectName::parse("site").expect("name");
+    let js: Vec<u8> = "console.log('hello, world');\n".repeat(200).into_bytes();
+    let big: Vec<u8> = (0..3 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    let out = dir.path().join("v2");
+    write(
+        &out,
+        "index.html",
+        &b"<!doctype html><title>home</title><h1>home</h1>\n".repeat(20),
+    );
+    write(&out, "about.html", b"<h1>about</h1>");
+    write(&out, "docs/index.html", b"<h1>docs</h1>");
+    write(&out, "docs/guide.html", b"<h1>guide</h1>");
+    write(&out, "docs/404.html", b"docs 404");
+    write(&out, "404.html", b"site 404");
+    write(&out, "dir/index.html", b"dir");
+    write(&out, APP_JS, &js);
+    write(&out, "video.bin", &big);
+    write(
+        &out,
+        ".well-known/security.txt",
+        b"Contact: mailto:security@example.test",
+    );
+    write(&out, ".env", b"SECRET=1");
+    write(
+        &out,
+        "_redirects",
+        b"/old            /about        301\n/blog/:slug     /docs/:slug   302\n/app/*          /index.html   200\n/gone           /404.html     410\n/about          /nowhere      301\n/force          /docs/        308!\n",
+    );
+    write(
+        &out,
+        "_headers",
+        b"/docs/*\n  X-Frame-Options: DENY\n/assets/*\n  Access-Control-Allow-Origin: *\n",
+    );
+    let live = upload_folder(&storage, &project, &out).await;
+    let v1 = dir.path().join("v1");
+    write(&v1, "index.html", b"preview");
+    let preview = upload_folder(&storage, &project, &v1).await;
+    put_json(
+        storage.as_ref(),
+        &layout::route(&project),
+        &Route {
+            project: project.clone(),
+            deployment: live,
+            updated_at: time::OffsetDateTime::now_utc(),
+        },
+    )
+    .await;
+    // Another project, whose files must stay out of reach of this one's hosts.
+    let other = ProjectName::parse("other").expect("name");
+    let theirs_dir = dir.path().join("theirs");
+    write(&theirs_dir, "secret.txt", b"theirs");
+    let theirs = upload_folder(&storage, &other, &theirs_dir).await;
+    put_json(
+        storage.as_ref(),
+        &layout::route(&other),
+        &Route {
+            project: other.clone(),
+            deployment: theirs,
+            updated_at: time::OffsetDateTime::now_utc(),
+        },
+    )
+    .await;
+    put_json(
+        storage.as_ref(),
+        &layout::domain("www.example.test"),
+        &DomainRoute {
+            host: "www.example.test".into(),
+            project: project.clone(),
+        },
+    )
+    .await;
+
+    let proxy = Proxy::new(storage.clone(), &ProxyConfig::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(http::serve(
+        listener,
+        proxy.router(),
+        Limits::SITES,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    Site {
+        addr,
+        preview,
+        js,
+        big,
+        proxy,
+        storage,
+        _stop: stop,
+        _dir: dir,
+    }
+}
+
+/// A response read off the wire.
+#[derive(Debug)]
+struct Raw {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Raw {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends `head` exactly as given (plus the blank line) and reads the whole answer.
+async fn raw(site: &Site, head: &str) -> Raw {
+    let mut stream = tokio::net::TcpStream::connect(site.addr)
+        .await
+        .expect("connect");
+    stream
+        .write_all(format!("{head}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .expect("send");
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes).await.expect("read");
+    let split = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    let head_text = String::from_utf8_lossy(&bytes[..split]).to_string();
+    let mut lines = head_text.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    Raw {
+        status,
+        headers,
+        body: bytes[split + 4..].to_vec(),
+    }
+}
+
+async fn get(site: &Site, host: &str, target: &str, extra: &[(&str, &str)]) -> Raw {
+    let mut head = format!("GET {target} HTTP/1.1\r\nHost: {host}");
+    for (name, value) in extra {
+        head.push_str(&format!("\r\n{name}: {value}"));
+    }
+    raw(site, &head).await
+}
+
+async fn home(site: &Site, target: &str, extra: &[(&str, &str)]) -> Raw {
+    get(site, "site.localhost", target, extra).await
+}
+
+async fn validators_and_ranges(site: &Site) {
+    let res = home(site, "/", &[]).await;
+    assert_eq!(res.status, 200);
+    let etag = res.header("etag").expect("etag").to_owned();
+    assert!(
+        etag.starts_with('"') && !etag.starts_with("W/"),
+        "strong: {etag}"
+    );
+    let modified = res
+        .header("last-modified")
+        .expect("last-modified")
+        .to_owned();
+    assert_eq!(
+        res.header("cache-control"),
+        Some("public, max-age=0, must-revalidate")
+    );
+    assert_eq!(res.header("x-content-type-options"), Some("nosniff"));
+    assert!(res.header("referrer-policy").is_some());
+    assert_eq!(res.header("accept-ranges"), Some("bytes"));
+
+    let res = home(site, "/", &[("If-None-Match", &etag)]).await;
+    assert_eq!((res.status, res.body.len()), (304, 0));
+    assert_eq!(res.header("etag"), Some(etag.as_str()));
+    let res = home(
+        site,
+        "/",
+        &[("If-None-Match", "\"other\", W/".to_owned().as_str())],
+    )
+    .await;
+    assert_eq!(res.status, 200);
+    let res = home(site, "/", &[("If-Modified-Since", &modified)]).await;
+    assert_eq!(res.status, 304);
+    let res = home(
+        site,
+        "/",
+        &[("If-Modified-Since", "Thu, 01 Jan 1970 00:00:00 GMT")],
+    )
+    .await;
+    assert_eq!(res.status, 200);
+
+    // Ranges, from memory (small) and streamed from storage (large).
+    for (path, whole) in [
+        (format!("/{APP_JS}"), &site.js),
+        ("/video.bin".to_owned(), &site.big),
+    ] {
+        let size = whole.len();
+        let res = home(site, &path, &[("Range", "bytes=10-19")]).await;
+        assert_eq!(res.status, 206, "{path}");
+        assert_eq!(
+            res.header("content-range"),
+            Some(format!("bytes 10-19/{size}").as_str())
+        );
+        assert_eq!(res.body, whole[10..20]);
+        let res = home(site, &path, &[("Range", "bytes=-5")]).await;
+        assert_eq!(res.body, whole[size - 5..]);
+        let res = home(site, &path, &[("Range", &format!("bytes={size}-"))]).await;
+        assert_eq!(res.status, 416);
+        assert_eq!(
+            res.header("content-range"),
+            Some(format!("bytes */{size}").as_str())
+        );
+        let res = home(site, &path, &[("Range", "bytes=0-1,5-6")]).await;
+        assert_eq!(
+            (res.status, res.body.len()),
+            (200, size),
+            "several ranges: the whole file"
+        );
+        let tag = home(site, &path, &[])
+            .await
+            .header("etag")
+            .expect("etag")
+            .to_owned();
+        let res = home(site, &path, &[("Range", "bytes=0-3"), ("If-Range", &tag)]).await;
+        assert_eq!(res.status, 206);
+        let res = home(
+            site,
+            &path,
+            &[("Range", "bytes=0-3"), ("If-Range", "\"stale\"")],
+        )
+        .await;
+        assert_eq!((res.status, res.body.len()), (200, size));
+    }
+
+    // HEAD: the headers of GET, no body.
+    let res = raw(site, "HEAD /video.bin HTTP/1.1\r\nHost: site.localhost").await;
+    assert_eq!(res.status, 200);
+    assert_eq!(
+        res.header("content-length"),
+        Some(site.big.len().to_string().as_str())
+    );
+    assert!(res.body.is_empty());
+}
+
+async fn codings_and_cache_headers(site: &Site) {
+    let path = format!("/{APP_JS}");
+    let res = home(site, &path, &[("Accept-Encoding", "gzip, deflate, br")]).await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.header("content-encoding"), Some("br"));
+    assert_eq!(res.header("vary"), Some("Accept-Encoding"));
+    assert_eq!(
+        res.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    assert_eq!(
+        res.header("access-control-allow-origin"),
+        Some("*"),
+        "_headers"
+    );
+    let mut plain = Vec::new();
+    brotli::Decompressor::new(res.body.as_slice(), 4096)
+        .read_to_end(&mut plain)
+        .expect("brotli");
+    assert_eq!(plain, site.js);
+    assert!(res.body.len() < site.js.len() / 4);
+    let br_tag = res.header("etag").expect("etag").to_owned();
+
+    let res = home(site, &path, &[("Accept-Encoding", "gzip")]).await;
+    assert_eq!(res.header("content-encoding"), Some("gzip"));
+    let mut plain = Vec::new();
+    flate2::read::GzDecoder::new(res.body.as_slice())
+        .read_to_end(&mut plain)
+        .expect("gzip");
+    assert_eq!(plain, site.js);
+    let gz_tag = res.header("etag").expect("etag").to_owned();
+
+    let res = home(site, &path, &[]).await;
+    assert_eq!(res.header("content-encoding"), None);
+    assert_eq!(res.body, site.js);
+    let identity_tag = res.header("etag").expect("etag").to_owned();
+    assert!(
+        br_tag != gz_tag && gz_tag != identity_tag,
+        "each coding its own validator"
+    );
+    let res = home(
+        site,
+        &path,
+        &[("Accept-Encoding", "br"), ("If-None-Match", &br_tag)],
+    )
+    .await;
+    assert_eq!(res.status, 304);
+    let res = home(site, &path, &[("Accept-Encoding", "br;q=0, gzip;q=0")]).await;
+    assert_eq!(res.header("content-encoding"), None);
+    // A range is always of the file's own bytes.
+    let res = home(
+        site,
+        &path,
+        &[("Accept-Encoding", "br"), ("Range", "bytes=0-9")],
+    )
+    .await;
+    assert_eq!((res.status, res.header("content-encoding")), (206, None));
+    assert_eq!(res.body, site.js[..10]);
+}
+
+async fn html_handling_and_rules(site: &Site) {
+    let cases: &[(&str, u16, &str)] = &[
+        ("/about", 200, "<h1>about</h1>"),
+        ("/about.html", 307, "/about"),
+        ("/about/", 307, "/about"),
+        ("/docs", 307, "/docs/"),
+        ("/docs?x=1", 307, "/docs/?x=1"),
+        ("/docs/", 200, "<h1>docs</h1>"),
+        ("/docs/index.html", 307, "/docs/"),
+        ("/docs/guide", 200, "<h1>guide</h1>"),
+        ("/docs/missing", 404, "docs 404"),
+        ("/missing/deeper", 404, "site 404"),
+        ("/old", 301, "/about"),
+        ("/old?ref=x", 301, "/about?ref=x"),
+        ("/blog/guide", 302, "/docs/guide"),
+        ("/app/settings/profile", 200, "<!doctype html>"),
+        ("/gone", 410, "site 404"),
+        ("/force", 308, "/docs/"),
+        ("/.env", 404, "site 404"),
+        ("/.well-known/security.txt", 200, "Contact:"),
+        ("/_redirects", 404, "site 404"),
+        ("/_headers", 404, "site 404"),
+    ];
+    for (target, status, want) in cases {
+        let res = home(site, target, &[]).await;
+        assert_eq!(res.status, *status, "{target}");
+        if (300..400).contains(status) {
+            assert_eq!(res.header("location"), Some(*want), "{target}");
+        } else {
+            let body = String::from_utf8_lossy(&res.body);
+            assert!(body.starts_with(want), "{target}: {body}");
+        }
+    }
+    // `/about` is a file: the rule for it is shadowed.
+    assert_eq!(home(site, "/about", &[]).await.status, 200);
+    let res = home(site, "/docs/guide", &[]).await;
+    assert_eq!(res.header("x-frame-options"), Some("DENY"), "_headers");
+    assert_eq!(
+        home(site, "/about", &[]).await.header("x-frame-options"),
+        None
+    );
+}
+
+async fn hosts_and_domains(site: &Site) {
+    for host in [
+        "site.localhost",
+        "SITE.LOCALHOST",
+        "site.localhost:8080",
+        "site.localhost.",
+    ] {
+        assert_eq!(get(site, host, "/about", &[]).await.status, 200, "{host}");
+    }
+    let res = get(site, "www.example.test", "/about", &[]).await;
+    assert_eq!(res.status, 200, "a custom domain");
+    assert_eq!(res.body, b"<h1>about</h1>");
+    assert_eq!(
+        get(site, "WWW.Example.Test:80", "/about", &[]).await.status,
+        200
+    );
+    for host in [
+        "unknown.localhost",
+        "localhost",
+        "evil.test",
+        "127.0.0.1",
+        "",
+        "a.site.localhost",
+    ] {
+        let res = get(site, host, "/about", &[]).await;
+        assert_eq!(res.status, 404, "{host:?}");
+        assert!(
+            String::from_utf8_lossy(&res.body).contains("no site here"),
+            "{host:?}"
+        );
+    }
+    let res = raw(
+        site,
+        "GET /about HTTP/1.1\r\nHost: site.localhost\r\nHost: other.localhost",
+    )
+    .await;
+    assert_ne!(res.status, 200, "two Host headers name no site");
+    // HTTP/1.0 without Host, and an absolute-form target naming the host.
+    let res = raw(site, "GET /about HTTP/1.0").await;
+    assert_eq!(res.status, 404);
+    let res = raw(
+        site,
+        "GET http://site.localhost/about HTTP/1.1\r\nHost: other.localhost",
+    )
+    .await;
+    assert_eq!(res.status, 200, "the absolute form's authority wins");
+    // HTTP/2 (prior knowledge): `:authority` names the site.
+    for (authority, status) in [("site.localhost", 200), ("unknown.localhost", 404)] {
+        let stream = tokio::net::TcpStream::connect(site.addr)
+            .await
+            .expect("connect");
+        let (mut sender, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(stream),
+        )
+        .await
+        .expect("h2 handshake");
+        tokio::spawn(conn);
+        let req = axum::http::Request::builder()
+            .uri(format!("http://{authority}/about"))
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let res = sender.send_request(req).await.expect("h2 response");
+        assert_eq!(res.version(), axum::http::Version::HTTP_2);
+        assert_eq!(res.status().as_u16(), status, "{authority}");
+    }
+    // A preview: its own host, never indexed.
+    let res = get(site, &format!("{}--site.localhost", site.preview), "/", &[]).await;
+    assert_eq!(res.body, b"preview");
+    assert_eq!(res.header("x-robots-tag"), Some("noindex"));
+    assert_eq!(home(site, "/", &[]).await.header("x-robots-tag"), None);
+    // Removing the domain's object stops it once the short cache expires.
+    site.storage
+        .delete(&layout::domain("www.example.test"))
+        .await
+        .expect("delete");
+    site.proxy.invalidate_domain("www.example.test");
+    assert_eq!(
+        get(site, "www.example.test", "/about", &[]).await.status,
+        404
+    );
+}
+
+async fn attacks(site: &Site) {
+    // Never out of the deployment, in any encoding; never another project's file.
+    for target in [
+        "/../other/secret.txt",
+        "/%2e%2e/%2e%2e/__routes/site.json",
+        "/..%2f..%2f__routes%2fsite.json",
+        "/%252e%252e/%252e%252e/__routes/site.json",
+        "/..\\..\\__routes\\site.json",
+        "/%5c..%5c..%5c__routes%5csite.json",
+        "/about.html%00.txt",
+        "/%c0%ae%c0%ae/%c0%ae%c0%ae/__routes/site.json",
+        "/%C0%AF__routes",
+        "/./about",
+        "/docs/../about",
+        "/secret.txt",
+        "//__output/other",
+    ] {
+        let res = home(site, target, &[]).await;
+        assert!(matches!(res.status, 400 | 404), "{target}: {}", res.status);
+        let body = String::from_utf8_lossy(&res.body);
+        assert!(
+            !body.contains("theirs") && !body.contains("\"deployment\""),
+            "{target}"
+        );
+        assert!(res.header("location").is_none(), "{target}");
+    }
+    // Redirects never leave the site.
+    for target in [
+        "//evil.test/dir",
+        "//dir",
+        "/\\evil.test/dir",
+        "/%2fevil.test/dir",
+        "/%5cevil.test",
+        "/dir%0d%0aLocation:%20http://evil.test",
+        "/blog/%2f%2fevil.test",
+    ] {
+        let res = home(site, target, &[]).await;
+        if let Some(location) = res.header("location") {
+            assert!(
+                location.starts_with('/')
+                    && !location.starts_with("//")
+                    && !location.starts_with("/\\"),
+                "{target} → {location}"
+            );
+        }
+        assert!(res.header("set-cookie").is_none());
+    }
+    assert_eq!(
+        home(site, "/dir", &[]).await.header("location"),
+        Some("/dir/")
+    );
+    // Methods other than GET and HEAD.
+    let res = raw(
+        site,
+        "POST / HTTP/1.1\r\nHost: site.localhost\r\nContent-Length: 0",
+    )
+    .await;
+    assert_eq!(res.status, 405);
+    assert_eq!(res.header("allow"), Some("GET, HEAD"));
+    // No health or metrics on a site's host.
+    assert_eq!(home(site, "/metrics", &[]).await.status, 404);
+    assert!(
+        site.proxy
+            .metrics_text()
+            .contains("scalemesh_proxy_responses_total{class=\"2xx\"}")
+    );
+}
+
+async fn all(site: Site) {
+    validators_and_ranges(&site).await;
+    codings_and_cache_headers(&site).await;
+    html_handling_and_rules(&site).await;
+    attacks(&site).await;
+    hosts_and_domains(&site).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_folder() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    all(site(Arc::new(FsStorage::new(dir.path().to_path_buf()))).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3() {
+    let server = S3TestServer::start().await.expect("S3 server");
+    all(site(Arc::new(server.storage("prod/").await)).await).await;
+}
