@@ -15,6 +15,11 @@ use serde::{Deserialize, Serialize};
 use crate::rules::Routing;
 use crate::{DeploymentId, ProjectName};
 
+/// Every file, variant and manifest of every deployment of `project`.
+pub fn project_prefix(project: &ProjectName) -> String {
+    format!("__output/{project}/")
+}
+
 pub fn output_prefix(project: &ProjectName, deployment: &DeploymentId) -> String {
     format!("__output/{project}/{deployment}/")
 }

@@ -94,6 +94,14 @@ impl Proxy {
         self.inner.routes.invalidate(project);
     }
 
+    /// Forgets everything cached about `project`: its alias and its deployments' manifests
+    /// (which are otherwise kept for good, as they never change). The server calls this when it
+    /// deletes the project.
+    pub fn forget_project(&self, project: &ProjectName) {
+        self.inner.routes.invalidate(project);
+        self.inner.routes.forget_manifests(project);
+    }
+
     /// Forgets what is cached about a custom domain. The server calls this when it adds or
     /// removes one.
     pub fn invalidate_domain(&self, host: &str) {

@@ -80,6 +80,10 @@ impl RouteTable {
         self.aliases.forget(project);
     }
 
+    pub fn forget_manifests(&self, project: &ProjectName) {
+        lock(&self.manifests).retain(|(p, _), _| p != project);
+    }
+
     pub fn invalidate_domain(&self, host: &str) {
         self.domains.forget(&host.to_owned());
     }

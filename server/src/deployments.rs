@@ -404,21 +404,31 @@ impl App {
                     proxy.invalidate_domain(&domain.host);
                 }
             }
+            // Manifests first: without one, no deployment of the project answers anywhere.
+            for dep in &deployments {
+                self.storage
+                    .delete(&layout::manifest(&project.name, &dep.id))
+                    .await?;
+            }
             if let Some(proxy) = &self.proxy {
-                proxy.invalidate(&project.name);
+                proxy.forget_project(&project.name);
             }
             self.store.delete_project(project.id).await?;
         }
         let storage = self.storage.clone();
         let name = project.name.clone();
         tokio::spawn(async move {
-            for dep in deployments {
-                let mut keys = storage
-                    .list(&layout::output_prefix(&name, &dep.id))
-                    .await
-                    .unwrap_or_default();
-                keys.push(layout::manifest(&name, &dep.id));
-                keys.push(layout::source_archive(&dep.id));
+            // Everything of the project: files, their compressed variants, manifests.
+            let mut keys = storage
+                .list(&layout::project_prefix(&name))
+                .await
+                .unwrap_or_default();
+            keys.extend(
+                deployments
+                    .iter()
+                    .map(|dep| layout::source_archive(&dep.id)),
+            );
+            {
                 for key in keys {
                     if let Err(e) = storage.delete(&key).await {
                         tracing::warn!(key, error = %e, "could not delete a file of a deleted project");

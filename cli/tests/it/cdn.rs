@@ -88,13 +88,8 @@ async fn rollback_and_promote_move_production_without_a_build() {
     assert_eq!(live, [v2.as_str()]);
 
     // Refusals leave production as it was.
-    let failing = stack.cli(&[
-        "deploy",
-        &format!("git://{}/missing", git.addr),
-        "--project",
-        "shop",
-    ]);
-    assert_eq!(failing.status.code(), Some(3));
+    let failing = stack.cli(&["deploy", &repo.url, "--ref", "no-such-branch"]);
+    assert_eq!(failing.status.code(), Some(3), "{}", stderr(&failing));
     let list = stack.api_get("/api/v1/projects/shop/deployments").await;
     let failed = list["deployments"][0]["id"]
         .as_str()
@@ -147,7 +142,7 @@ async fn custom_domains_serve_their_project_only() {
         "-x.test",
         "a..b",
     ] {
-        let out = stack.cli(&["domains", "add", "blog", bad]);
+        let out = stack.cli(&["domains", "add", "blog", "--", bad]);
         assert_eq!(out.status.code(), Some(1), "{bad}: {}", stderr(&out));
     }
     assert_eq!(body(&stack, "www.shop.test", "/").await, "<h1>shop</h1>");

@@ -43,7 +43,11 @@ async fn a_ready_deployment_goes_live_and_keeps_its_own_url() {
     let res = app.site(&preview, "/").await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["x-robots-tag"], "noindex");
+    // No 404.html: a single-page app, whose page requests get its index; assets stay missing.
     let res = app.site("site.localhost", "/missing").await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.expect("body"), "<h1>v1</h1>");
+    let res = app.site("site.localhost", "/missing.js").await;
     assert_eq!(res.status(), 404);
     let res = app.site("other.localhost", "/").await;
     assert_eq!(res.status(), 404, "an unknown project is no site");
