@@ -263,18 +263,21 @@ pub async fn upload(
     Ok(manifest)
 }
 
+/// A file's compressed copies, each worth storing.
+type Variants = Vec<(Encoding, Vec<u8>)>;
+
 /// The file's SHA-256, and its br and gzip variants when `compress` and they save at least a
 /// tenth of the bytes.
-fn hash_and_compress(
-    path: &Path,
-    compress: bool,
-) -> std::io::Result<(String, Vec<(Encoding, Vec<u8>)>)> {
+fn hash_and_compress(path: &Path, compress: bool) -> std::io::Result<(String, Variants)> {
     let mut file = std::fs::File::open(path)?;
     if compress {
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
         let hash = hex::encode(Sha256::digest(&bytes));
         let mut variants = Vec::new();
+        if !worth_compressing(&bytes) {
+            return Ok((hash, variants));
+        }
         for encoding in Encoding::ALL {
             let packed = compressed(&bytes, encoding)?;
             if packed.len() * 10 <= bytes.len() * 9 {
@@ -293,6 +296,19 @@ fn hash_and_compress(
         hasher.update(&buf[..n]);
     }
     Ok((hex::encode(hasher.finalize()), Vec::new()))
+}
+
+/// A quick look at the start of a file: data that does not shrink there (already compressed,
+/// random) is not worth the time the real compressors would take.
+fn worth_compressing(bytes: &[u8]) -> bool {
+    use std::io::Write;
+    let sample = &bytes[..bytes.len().min(8 * 1024)];
+    let mut out = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+    if out.write_all(sample).is_err() {
+        return false;
+    }
+    out.finish()
+        .is_ok_and(|packed| packed.len() * 10 <= sample.len() * 9)
 }
 
 fn compressed(bytes: &[u8], encoding: Encoding) -> std::io::Result<Vec<u8>> {
@@ -359,6 +375,40 @@ mod tests {
                 .any(|s| s.contains("leak.txt") && s.contains("outside"))
         );
         assert!(skipped.iter().any(|s| s.contains("passwd")));
+    }
+
+    #[test]
+    fn compresses_text_and_leaves_noise_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = dir.path().join("app.js");
+        let body = "export const greeting = 'hello';\n".repeat(300);
+        std::fs::write(&text, &body).expect("write");
+        let (hash, variants) = hash_and_compress(&text, true).expect("compress");
+        assert_eq!(hash, hex::encode(Sha256::digest(body.as_bytes())));
+        let kinds: Vec<Encoding> = variants.iter().map(|(e, _)| *e).collect();
+        assert_eq!(kinds, [Encoding::Brotli, Encoding::Gzip]);
+        let mut plain = String::new();
+        flate2::read::GzDecoder::new(variants[1].1.as_slice())
+            .read_to_string(&mut plain)
+            .expect("gunzip");
+        assert_eq!(plain, body);
+        let mut unbrotli = Vec::new();
+        brotli::BrotliDecompress(&mut variants[0].1.as_slice(), &mut unbrotli).expect("unbrotli");
+        assert_eq!(unbrotli, body.as_bytes());
+
+        let noise = dir.path().join("noise.html");
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let bytes: Vec<u8> = (0..20_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 32) as u8
+            })
+            .collect();
+        std::fs::write(&noise, &bytes).expect("write");
+        let (_, variants) = hash_and_compress(&noise, true).expect("compress");
+        assert!(variants.is_empty(), "incompressible bytes are stored once");
     }
 
     #[test]

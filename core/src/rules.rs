@@ -209,7 +209,8 @@ impl Redirect {
             ));
         }
         let external = self.to.starts_with("https://") || self.to.starts_with("http://");
-        if !external && !(self.to.starts_with('/') && !self.to.starts_with("//")) {
+        let site_path = self.to.starts_with('/') && !self.to.starts_with("//");
+        if !external && !site_path {
             return Err(format!(
                 "{:?} must be a path starting with / or an http(s):// URL",
                 self.to
