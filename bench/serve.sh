@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# The proxy against nginx serving the same deployment folder from disk, in one run: a 10 KB page
+# and a 1 MB file, with wrk on loopback. Also the proxy's memory under that load.
+#
+#   bash bench/serve.sh [runs]        (default 3 runs of each; the median is reported)
+#
+# Targets: 10 KB — ≥ 1.0× nginx's requests per second, p99 latency no worse than nginx's;
+# 1 MB — ≥ 0.7× nginx. nginx: 2 workers, sendfile, open_file_cache, no access log; the proxy:
+# its defaults (one worker thread per core, bodies up to 1 MB kept in memory).
+set -euo pipefail
+runs="${1:-3}"
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+need_apt=()
+for tool in nginx wrk; do command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool"); done
+if [ ${#need_apt[@]} -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+if [ "${SCALEMESH_BENCH_NO_BUILD:-}" != 1 ]; then
+    echo "building release binaries…" >&2
+    cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p scalemesh-proxy --bins
+    cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p scalemesh-builder --example upload
+fi
+bin="$root/target/release"
+
+work="$(mktemp -d)"
+pids=()
+# shellcheck disable=SC2317  # called by the trap
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    if [ -f "$work/nginx.pid" ]; then kill "$(cat "$work/nginx.pid")" 2>/dev/null || true; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 300); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+
+site="$work/site"
+mkdir -p "$site"
+python3 - "$site" <<'PY'
+import random, sys
+rng = random.Random(3)
+words = [''.join(rng.choice('abcdefghijklmnopqrstuvwxyz') for _ in range(rng.randint(2, 9))) for _ in range(500)]
+page = '<!doctype html><title>bench</title><p>' + ' '.join(rng.choice(words) for _ in range(4000))
+open(sys.argv[1] + '/page.html', 'w').write(page[:10240])
+open(sys.argv[1] + '/big.bin', 'wb').write(rng.randbytes(1024 * 1024))
+PY
+storage="$work/storage"
+mkdir -p "$storage"
+deployment="$("$bin/examples/upload" "$site" --storage "file://$storage" --project site --live \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["deployment"])')"
+folder="$storage/__output/site/$deployment"
+
+proxy_port="$(free_port)"
+"$bin/scalemesh-proxy" --listen "127.0.0.1:$proxy_port" --storage "file://$storage" --route-ttl 60s \
+    >/dev/null 2>&1 &
+proxy_pid=$!
+pids+=("$proxy_pid")
+nginx_port="$(free_port)"
+cat > "$work/nginx.conf" <<NGINX
+worker_processes 2;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    open_file_cache max=1000 inactive=60s;
+    include /etc/nginx/mime.types;
+    server {
+        listen 127.0.0.1:$nginx_port;
+        server_name site.localhost;
+        root $folder;
+    }
+}
+NGINX
+nginx -c "$work/nginx.conf"
+wait_port "$proxy_port"
+wait_port "$nginx_port"
+for port in "$proxy_port" "$nginx_port"; do
+    for file in page.html big.bin; do
+        curl -fsS -H 'Host: site.localhost' "http://127.0.0.1:$port/$file" | cmp -s - "$site/$file" \
+            || { echo "127.0.0.1:$port does not serve $file" >&2; exit 1; }
+    done
+done
+
+# One wrk run: "requests/s p99-ms".
+measure() {
+    wrk -t2 -c64 -d10s --latency -H 'Host: site.localhost' "http://127.0.0.1:$1/$2" | python3 -c '
+import re, sys
+out = sys.stdin.read()
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+p99, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()
+scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+print(rps, float(p99) * scale)'
+}
+results="$work/results"
+: > "$results"
+for file in page.html big.bin; do
+    measure "$proxy_port" "$file" >/dev/null  # warm-up: the body into memory
+    for _ in $(seq 1 "$runs"); do
+        echo "$file proxy $(measure "$proxy_port" "$file")" >> "$results"
+        echo "$file nginx $(measure "$nginx_port" "$file")" >> "$results"
+    done
+done
+rss="$(awk '/VmRSS/ {print $2/1024}' "/proc/$proxy_pid/status")"
+peak="$(awk '/VmHWM/ {print $2/1024}' "/proc/$proxy_pid/status")"
+python3 - "$results" "$rss" "$peak" <<'PY'
+import statistics, sys
+rows = [line.split() for line in open(sys.argv[1])]
+rss, peak = float(sys.argv[2]), float(sys.argv[3])
+def median(file, server, column):
+    return statistics.median(float(r[column]) for r in rows if r[0] == file and r[1] == server)
+print("%-10s %-18s %12s %10s" % ("file", "server", "req/s", "p99 (ms)"))
+verdicts = []
+for file, label, target in (("page.html", "10 KB", 1.0), ("big.bin", "1 MB", 0.7)):
+    ours, theirs = median(file, "proxy", 2), median(file, "nginx", 2)
+    our_p99, their_p99 = median(file, "proxy", 3), median(file, "nginx", 3)
+    print("%-10s %-18s %12.0f %10.2f" % (label, "scalemesh-proxy", ours, our_p99))
+    print("%-10s %-18s %12.0f %10.2f" % (label, "nginx (2 workers)", theirs, their_p99))
+    ratio = ours / theirs
+    ok = ratio >= target and (file != "page.html" or our_p99 <= their_p99)
+    verdicts.append(f"{label}: {ratio:.2f}× nginx (target ≥ {target}×{', p99 ≤ nginx' if file == 'page.html' else ''}): {'ok' if ok else 'MISSED'}")
+for v in verdicts:
+    print(v)
+print(f"proxy memory: {rss:.1f} MB resident after the runs, {peak:.1f} MB at most")
+PY
