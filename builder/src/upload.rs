@@ -26,6 +26,9 @@ const MAX_COMPRESS: u64 = 16 * 1024 * 1024;
 /// High enough to matter, low enough for large bundles to compress in a build's time.
 const BROTLI_QUALITY: i32 = 10;
 
+/// Files up to this size are read once and sent from memory.
+const IN_MEMORY: u64 = 1024 * 1024;
+
 const REVALIDATE: &str = "public, max-age=0, must-revalidate";
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
@@ -191,11 +194,15 @@ pub async fn upload(
                 let content_type = content_type::for_path(&file.path);
                 let compress = content_type::is_compressible(&content_type)
                     && (MIN_COMPRESS..=MAX_COMPRESS).contains(&file.size);
-                let (sha256, variants) =
-                    tokio::task::spawn_blocking(move || hash_and_compress(&source, compress))
-                        .await
-                        .context("hashing task failed")?
-                        .with_context(|| format!("reading {}", file.path))?;
+                let keep = file.size <= IN_MEMORY;
+                let FileRead {
+                    sha256,
+                    variants,
+                    bytes,
+                } = tokio::task::spawn_blocking(move || read_file(&source, compress, keep))
+                    .await
+                    .context("hashing task failed")?
+                    .with_context(|| format!("reading {}", file.path))?;
                 let immutable = rules::is_fingerprinted(&file.path);
                 let meta = ObjectMeta {
                     content_type: Some(content_type.clone()),
@@ -229,7 +236,10 @@ pub async fn upload(
                 storage
                     .put(
                         &layout::output_file(project, deployment, &file.path),
-                        Body::File(file.source.clone()),
+                        match bytes {
+                            Some(bytes) => Body::Bytes(bytes.into()),
+                            None => Body::File(file.source.clone()),
+                        },
                         &meta,
                     )
                     .await
@@ -266,25 +276,36 @@ pub async fn upload(
 /// A file's compressed copies, each worth storing.
 type Variants = Vec<(Encoding, Vec<u8>)>;
 
-/// The file's SHA-256, and its br and gzip variants when `compress` and they save at least a
-/// tenth of the bytes.
-fn hash_and_compress(path: &Path, compress: bool) -> std::io::Result<(String, Variants)> {
+/// What one read of a file gives.
+struct FileRead {
+    sha256: String,
+    variants: Variants,
+    /// The bytes themselves, for files small enough to send from memory.
+    bytes: Option<Vec<u8>>,
+}
+
+/// Reads a file once: its SHA-256, its br and gzip variants when `compress` and they save at
+/// least a tenth of the bytes, and the bytes when `keep`.
+fn read_file(path: &Path, compress: bool, keep: bool) -> std::io::Result<FileRead> {
     let mut file = std::fs::File::open(path)?;
-    if compress {
+    if compress || keep {
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
-        let hash = hex::encode(Sha256::digest(&bytes));
+        let sha256 = hex::encode(Sha256::digest(&bytes));
         let mut variants = Vec::new();
-        if !worth_compressing(&bytes) {
-            return Ok((hash, variants));
-        }
-        for encoding in Encoding::ALL {
-            let packed = compressed(&bytes, encoding)?;
-            if packed.len() * 10 <= bytes.len() * 9 {
-                variants.push((encoding, packed));
+        if compress && worth_compressing(&bytes) {
+            for encoding in Encoding::ALL {
+                let packed = compressed(&bytes, encoding)?;
+                if packed.len() * 10 <= bytes.len() * 9 {
+                    variants.push((encoding, packed));
+                }
             }
         }
-        return Ok((hash, variants));
+        return Ok(FileRead {
+            sha256,
+            variants,
+            bytes: keep.then_some(bytes),
+        });
     }
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
@@ -295,7 +316,11 @@ fn hash_and_compress(path: &Path, compress: bool) -> std::io::Result<(String, Va
         }
         hasher.update(&buf[..n]);
     }
-    Ok((hex::encode(hasher.finalize()), Vec::new()))
+    Ok(FileRead {
+        sha256: hex::encode(hasher.finalize()),
+        variants: Vec::new(),
+        bytes: None,
+    })
 }
 
 /// A quick look at the start of a file: data that does not shrink there (already compressed,
@@ -383,8 +408,10 @@ mod tests {
         let text = dir.path().join("app.js");
         let body = "export const greeting = 'hello';\n".repeat(300);
         std::fs::write(&text, &body).expect("write");
-        let (hash, variants) = hash_and_compress(&text, true).expect("compress");
-        assert_eq!(hash, hex::encode(Sha256::digest(body.as_bytes())));
+        let read = read_file(&text, true, true).expect("compress");
+        assert_eq!(read.sha256, hex::encode(Sha256::digest(body.as_bytes())));
+        assert_eq!(read.bytes.as_deref(), Some(body.as_bytes()));
+        let variants = read.variants;
         let kinds: Vec<Encoding> = variants.iter().map(|(e, _)| *e).collect();
         assert_eq!(kinds, [Encoding::Brotli, Encoding::Gzip]);
         let mut plain = String::new();
@@ -407,8 +434,12 @@ mod tests {
             })
             .collect();
         std::fs::write(&noise, &bytes).expect("write");
-        let (_, variants) = hash_and_compress(&noise, true).expect("compress");
-        assert!(variants.is_empty(), "incompressible bytes are stored once");
+        let read = read_file(&noise, true, false).expect("compress");
+        assert!(
+            read.variants.is_empty(),
+            "incompressible bytes are stored once"
+        );
+        assert!(read.bytes.is_none());
     }
 
     #[test]

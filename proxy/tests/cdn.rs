@@ -563,13 +563,39 @@ async fn attacks(site: &Site) {
     .await;
     assert_eq!(res.status, 405);
     assert_eq!(res.header("allow"), Some("GET, HEAD"));
-    // No health or metrics on a site's host.
+    // Health and metrics answer on the operator's listener, never on a site's host.
     assert_eq!(home(site, "/metrics", &[]).await.status, 404);
+    assert_eq!(home(site, "/health", &[]).await.status, 404);
+    let admin = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let admin_addr = admin.local_addr().expect("addr");
+    let router = site.proxy.admin_router();
+    let server = tokio::spawn(async move { axum::serve(admin, router).await });
+    let client = reqwest::Client::new();
+    let health = client
+        .get(format!("http://{admin_addr}/health"))
+        .send()
+        .await
+        .expect("health");
+    assert_eq!(health.status(), 200);
+    let metrics = client
+        .get(format!("http://{admin_addr}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("body");
     assert!(
-        site.proxy
-            .metrics_text()
-            .contains("scalemesh_proxy_responses_total{class=\"2xx\"}")
+        metrics.contains("scalemesh_proxy_responses_total{class=\"2xx\"}"),
+        "{metrics}"
     );
+    assert!(
+        metrics.contains("scalemesh_proxy_body_cache_hits_total"),
+        "{metrics}"
+    );
+    server.abort();
 }
 
 async fn all(site: Site) {
