@@ -19,38 +19,52 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// result in the cache the first one filled.
 #[derive(Default)]
 pub struct Flights {
-    inflight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Per key: the gate, and how many callers have joined and not yet left.
+    inflight: Mutex<HashMap<String, (Arc<tokio::sync::Mutex<()>>, usize)>>,
 }
 
 pub struct Flight<'f> {
-    flights: &'f Flights,
-    key: String,
-    gate: Arc<tokio::sync::Mutex<()>>,
+    // Released first, then counted out.
     _held: tokio::sync::OwnedMutexGuard<()>,
+    _joined: Joined<'f>,
 }
 
-impl Flights {
-    pub async fn join(&self, key: &str) -> Flight<'_> {
-        let gate = lock(&self.inflight)
-            .entry(key.to_owned())
-            .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())))
-            .clone();
-        let held = gate.clone().lock_owned().await;
-        Flight {
-            flights: self,
-            key: key.to_owned(),
-            gate,
-            _held: held,
+/// One caller counted in; counted out when dropped, even when its wait is abandoned (a request
+/// dropped mid-flight). The last one out removes the key's entry.
+struct Joined<'f> {
+    flights: &'f Flights,
+    key: String,
+}
+
+impl Drop for Joined<'_> {
+    fn drop(&mut self) {
+        let mut inflight = lock(&self.flights.inflight);
+        if let Some((_, users)) = inflight.get_mut(&self.key) {
+            *users -= 1;
+            if *users == 0 {
+                inflight.remove(&self.key);
+            }
         }
     }
 }
 
-impl Drop for Flight<'_> {
-    fn drop(&mut self) {
-        let mut inflight = lock(&self.flights.inflight);
-        // The map's handle and this one: nobody else waits, the entry can go.
-        if Arc::strong_count(&self.gate) <= 3 {
-            inflight.remove(&self.key);
+impl Flights {
+    pub async fn join(&self, key: &str) -> Flight<'_> {
+        let gate = {
+            let mut inflight = lock(&self.inflight);
+            let (gate, users) = inflight
+                .entry(key.to_owned())
+                .or_insert_with(|| (Arc::new(tokio::sync::Mutex::new(())), 0));
+            *users += 1;
+            gate.clone()
+        };
+        let joined = Joined {
+            flights: self,
+            key: key.to_owned(),
+        };
+        Flight {
+            _held: gate.lock_owned().await,
+            _joined: joined,
         }
     }
 }
