@@ -87,8 +87,9 @@ pub struct CacheStats {
 
 #[derive(Default)]
 struct Lru {
-    bodies: HashMap<String, (Bytes, u64)>,
-    order: BTreeMap<u64, String>,
+    bodies: HashMap<Arc<str>, (Bytes, u64)>,
+    /// Keys by last use; shared with `bodies`, so a hit allocates nothing.
+    order: BTreeMap<u64, Arc<str>>,
     bytes: usize,
     tick: u64,
 }
@@ -98,9 +99,10 @@ impl Lru {
         self.tick += 1;
         let tick = self.tick;
         let (body, used) = self.bodies.get_mut(key)?;
-        self.order.remove(used);
+        // The order map holds the entry's key: move it to the new tick.
+        let shared = self.order.remove(used)?;
         *used = tick;
-        self.order.insert(tick, key.to_owned());
+        self.order.insert(tick, shared);
         Some(body.clone())
     }
 
@@ -118,8 +120,9 @@ impl Lru {
         }
         self.tick += 1;
         self.bytes += body.len();
-        self.order.insert(self.tick, key.to_owned());
-        self.bodies.insert(key.to_owned(), (body, self.tick));
+        let key: Arc<str> = Arc::from(key);
+        self.order.insert(self.tick, key.clone());
+        self.bodies.insert(key, (body, self.tick));
     }
 }
 

@@ -3,8 +3,9 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
+use axum::http::HeaderValue;
 use scalemesh_core::layout::{self, DomainRoute, Manifest, Route};
 use scalemesh_core::storage::{Storage, StorageError};
 use scalemesh_core::{DeploymentId, ProjectName};
@@ -20,7 +21,8 @@ pub struct RouteTable {
     aliases: Fresh<ProjectName, DeploymentId>,
     domains: Fresh<String, ProjectName>,
     flights: Flights,
-    manifests: Mutex<HashMap<(ProjectName, DeploymentId), Arc<Manifest>>>,
+    /// By deployment id (unique across projects); the project is checked on every hit.
+    manifests: Mutex<HashMap<DeploymentId, Arc<Site>>>,
 }
 
 /// Answers read from storage, trusted for a while, at most `MAX_ALIASES` of them (hosts of
@@ -81,7 +83,7 @@ impl RouteTable {
     }
 
     pub fn forget_manifests(&self, project: &ProjectName) {
-        lock(&self.manifests).retain(|(p, _), _| p != project);
+        lock(&self.manifests).retain(|_, site| site.manifest.project != *project);
     }
 
     pub fn invalidate_domain(&self, host: &str) {
@@ -152,17 +154,21 @@ impl RouteTable {
         storage: &dyn Storage,
         project: &ProjectName,
         deployment: &DeploymentId,
-    ) -> Result<Option<Arc<Manifest>>, StorageError> {
-        let key = (project.clone(), deployment.clone());
-        if let Some(found) = lock(&self.manifests).get(&key) {
-            return Ok(Some(found.clone()));
+    ) -> Result<Option<Arc<Site>>, StorageError> {
+        let cached = |table: &Self| {
+            lock(&table.manifests)
+                .get(deployment)
+                .map(|site| (site.manifest.project == *project).then(|| site.clone()))
+        };
+        if let Some(found) = cached(self) {
+            return Ok(found);
         }
         let _flight = self
             .flights
             .join(&layout::manifest(project, deployment))
             .await;
-        if let Some(found) = lock(&self.manifests).get(&key) {
-            return Ok(Some(found.clone()));
+        if let Some(found) = cached(self) {
+            return Ok(found);
         }
         let manifest: Manifest = match storage
             .get_bytes(&layout::manifest(project, deployment))
@@ -177,7 +183,7 @@ impl RouteTable {
         if manifest.project != *project || manifest.deployment != *deployment {
             return Ok(None);
         }
-        let manifest = Arc::new(manifest);
+        let site = Arc::new(Site::new(manifest));
         let mut cache = lock(&self.manifests);
         if cache.len() >= self.capacity {
             // Manifests are cheap to read again; dropping an arbitrary one keeps the bound.
@@ -185,7 +191,28 @@ impl RouteTable {
                 cache.remove(&victim);
             }
         }
-        cache.insert(key, manifest.clone());
-        Ok(Some(manifest))
+        cache.insert(deployment.clone(), site.clone());
+        Ok(Some(site))
+    }
+}
+
+/// A deployment as the proxy serves it: its manifest, and what every response of it shares.
+pub struct Site {
+    pub manifest: Manifest,
+    /// `Last-Modified`: when the deployment was made.
+    pub last_modified: HeaderValue,
+    pub modified: SystemTime,
+}
+
+impl Site {
+    fn new(manifest: Manifest) -> Self {
+        let modified = SystemTime::from(manifest.created_at);
+        let last_modified = HeaderValue::from_str(&httpdate::fmt_http_date(modified))
+            .unwrap_or_else(|_| HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"));
+        Self {
+            manifest,
+            last_modified,
+            modified,
+        }
     }
 }

@@ -9,10 +9,11 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use scalemesh_core::hosts::SiteHost;
-use scalemesh_core::layout::{self, Encoding, Manifest, ManifestEntry};
+use scalemesh_core::layout::{self, Encoding, ManifestEntry};
 use scalemesh_core::storage::StorageError;
 
 use crate::path::parse_request_path;
+use crate::routes::Site;
 use crate::site::{self, Outcome};
 use crate::{Proxy, pages};
 
@@ -64,25 +65,24 @@ async fn respond(proxy: &Proxy, req: &Parts) -> Response {
         Ok(None) => return page(StatusCode::NOT_FOUND, pages::NO_SITE),
         Err(e) => return unavailable(&e),
     };
-    let manifest = match inner.routes.manifest(storage, &project, &deployment).await {
-        Ok(Some(m)) => m,
+    let site = match inner.routes.manifest(storage, &project, &deployment).await {
+        Ok(Some(site)) => site,
         Ok(None) => return page(StatusCode::NOT_FOUND, pages::NO_SITE),
         Err(e) => return unavailable(&e),
     };
     let mut res = match parse_request_path(req.uri.path()) {
         None => page(StatusCode::NOT_FOUND, pages::NOT_FOUND),
         Some(site_path) => {
-            let mut res = match site::decide(&manifest, &site_path, req.uri.query()) {
-                Outcome::File { path, status } => {
-                    serve_file(proxy, &manifest, path, status, req).await
-                }
+            let manifest = &site.manifest;
+            let mut res = match site::decide(manifest, &site_path, req.uri.query()) {
+                Outcome::File { path, status } => serve_file(proxy, &site, path, status, req).await,
                 Outcome::Redirect { location, status } => redirect(&location, status),
                 Outcome::Missing { status } => page(
                     StatusCode::from_u16(status).unwrap_or(StatusCode::NOT_FOUND),
                     pages::NOT_FOUND,
                 ),
             };
-            if !res.status().is_server_error() {
+            if !res.status().is_server_error() && !manifest.routing.headers.is_empty() {
                 let path = site::display_path(&site_path);
                 for (name, value) in manifest.routing.headers_for(&path) {
                     if let (Ok(name), Ok(value)) =
@@ -116,19 +116,14 @@ fn host_of(req: &Parts) -> Option<&str> {
     first.to_str().ok()
 }
 
-async fn serve_file(
-    proxy: &Proxy,
-    manifest: &Manifest,
-    path: &str,
-    status: u16,
-    req: &Parts,
-) -> Response {
+async fn serve_file(proxy: &Proxy, site: &Site, path: &str, status: u16, req: &Parts) -> Response {
+    let manifest = &site.manifest;
     let Some(entry) = manifest.files.get(path) else {
         return page(StatusCode::NOT_FOUND, pages::NOT_FOUND);
     };
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
     let request = &req.headers;
-    let modified = SystemTime::from(manifest.created_at);
+    let modified = site.modified;
     let hash = entry.sha256.get(..32).unwrap_or(&entry.sha256);
     let identity_tag = format!("\"{hash}\"");
 
@@ -144,9 +139,7 @@ async fn serve_file(
             REVALIDATE
         },
     );
-    if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(modified)) {
-        headers.insert(header::LAST_MODIFIED, v);
-    }
+    headers.insert(header::LAST_MODIFIED, site.last_modified.clone());
     if entry.br.is_some() || entry.gzip.is_some() {
         headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     }

@@ -58,8 +58,13 @@ pub fn decide<'m>(
     if is_hidden(&site_path.path) {
         return not_found(manifest, site_path);
     }
-    let request = display_path(site_path);
     let routing = &manifest.routing;
+    // Only sites with rules pay for the path as rules see it.
+    let request = if routing.redirects.is_empty() {
+        String::new()
+    } else {
+        display_path(site_path)
+    };
     if let Some((rule, captures)) = routing.redirect(&request, true)
         && let Some(outcome) = apply(manifest, rule, &captures, query)
     {

@@ -262,4 +262,30 @@ mod tests {
         assert!(StorageUrl::parse("relative/dir").is_err());
         assert!(StorageUrl::parse("gs://bucket").is_err());
     }
+
+    #[tokio::test]
+    async fn a_window_takes_exactly_its_bytes_across_chunks() {
+        let chunks = || {
+            futures_util::stream::iter(
+                ["abc", "defg", "", "hij"]
+                    .map(|c| Ok::<_, std::io::Error>(Bytes::from_static(c.as_bytes()))),
+            )
+            .boxed()
+        };
+        for (start, len, want) in [
+            (0, 10, "abcdefghij"),
+            (2, 3, "cde"),
+            (3, 4, "defg"),
+            (6, 4, "ghij"),
+            (9, 1, "j"),
+            (4, 0, ""),
+        ] {
+            let got: Vec<Bytes> = window(chunks(), start, len)
+                .map(|c| c.expect("chunk"))
+                .collect()
+                .await;
+            assert!(got.iter().all(|c| !c.is_empty()), "no empty chunks");
+            assert_eq!(got.concat(), want.as_bytes(), "{start}+{len}");
+        }
+    }
 }
