@@ -19,9 +19,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// result in the cache the first one filled.
 #[derive(Default)]
 pub struct Flights {
-    /// Per key: the gate, and how many callers have joined and not yet left.
-    inflight: Mutex<HashMap<String, (Arc<tokio::sync::Mutex<()>>, usize)>>,
+    inflight: Mutex<HashMap<String, Gate>>,
 }
+
+/// A key's gate, and how many callers have joined it and not yet left.
+type Gate = (Arc<tokio::sync::Mutex<()>>, usize);
 
 pub struct Flight<'f> {
     // Released first, then counted out.
