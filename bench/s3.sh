@@ -122,6 +122,9 @@ s3_endpoint="http://127.0.0.1:$moto_port"
 aws --endpoint-url "$s3_endpoint" s3api create-bucket --bucket sites >/dev/null
 deployment="$("$bin/examples/upload" "$site" --storage s3://sites/prod/ --s3-endpoint "$s3_endpoint" --project site --live \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["deployment"])')"
+# nginx sends unsigned GETs, as a public-read bucket behind it would get.
+aws --endpoint-url "$s3_endpoint" s3api put-object-acl --bucket sites \
+    --key "prod/__output/site/$deployment/index.html" --acl public-read
 
 proxy_port="$(free_port)"
 "$bin/scalemesh-proxy" --listen "127.0.0.1:$proxy_port" --storage s3://sites/prod/ --s3-endpoint "$s3_endpoint" \
