@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use scalemesh_core::hosts::SiteHost;
 use scalemesh_core::layout::{self, Encoding, ManifestEntry};
 use scalemesh_core::storage::StorageError;
@@ -161,7 +161,7 @@ async fn serve_file(proxy: &Proxy, site: &Site, path: &str, status: u16, req: &P
     }
     if status == StatusCode::OK && not_modified(request, &etag, modified) {
         headers.remove(header::CONTENT_TYPE);
-        return (StatusCode::NOT_MODIFIED, headers).into_response();
+        return response(StatusCode::NOT_MODIFIED, headers, Body::empty());
     }
 
     let (key, size) = match encoding.and_then(|e| entry.variant(e).map(|size| (e, size))) {
@@ -207,7 +207,7 @@ async fn serve_file(proxy: &Proxy, site: &Site, path: &str, status: u16, req: &P
     let (start, len) = window;
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     if req.method == Method::HEAD {
-        return (status, headers).into_response();
+        return response(status, headers, Body::empty());
     }
     let inner = &proxy.inner;
     let storage = inner.storage.as_ref();
@@ -229,7 +229,7 @@ async fn serve_file(proxy: &Proxy, site: &Site, path: &str, status: u16, req: &P
             .map(|object| Body::from_stream(object.body))
     };
     match body {
-        Ok(body) => (status, headers, body).into_response(),
+        Ok(body) => response(status, headers, body),
         // Listed but gone: the deployment is being deleted.
         Err(e) if e.is_not_found() => page(StatusCode::NOT_FOUND, pages::NOT_FOUND),
         Err(e) => unavailable(&e),
@@ -384,7 +384,7 @@ fn redirect(location: &str, status: u16) -> Response {
     headers.insert(header::LOCATION, location);
     headers.insert(header::CACHE_CONTROL, REVALIDATE);
     security_headers(&mut headers);
-    (status, headers).into_response()
+    response(status, headers, Body::empty())
 }
 
 fn security_headers(headers: &mut HeaderMap) {
@@ -406,7 +406,15 @@ fn page(status: StatusCode, html: &'static str) -> Response {
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     security_headers(&mut headers);
-    (status, headers, html).into_response()
+    response(status, headers, Body::from(html))
+}
+
+/// A response whose headers are `headers` as built (not copied over one by one).
+fn response(status: StatusCode, headers: HeaderMap, body: Body) -> Response {
+    let mut res = Response::new(body);
+    *res.status_mut() = status;
+    *res.headers_mut() = headers;
+    res
 }
 
 fn unavailable(err: &StorageError) -> Response {
