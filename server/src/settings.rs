@@ -115,6 +115,10 @@ pub struct Settings {
     /// Largest source archive `scalemesh deploy <folder>` may upload, in megabytes.
     #[arg(long, env = "SCALEMESH_MAX_UPLOAD_MB", default_value_t = 200)]
     pub max_upload_mb: u64,
+
+    /// Megabytes of small site files the embedded proxy keeps in memory.
+    #[arg(long, env = "SCALEMESH_BODY_CACHE_MB", default_value_t = 64)]
+    pub body_cache_mb: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
