@@ -1,5 +1,5 @@
-//! What the proxy remembers from storage: production aliases for a short time, manifests (which
-//! never change) until the cache is full.
+//! What the proxy remembers from storage: production aliases and custom domains for a short time,
+//! manifests (which never change) until the cache is full or their project is deleted.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
