@@ -6,8 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
+use bytes::Bytes;
 use scalemesh_core::storage::{Storage, StorageError};
 
 /// Plain data behind the locks: a panic elsewhere leaves nothing half-done.
@@ -165,17 +164,7 @@ impl BodyCache {
             return Ok(body);
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
-        let mut object = storage.get(key).await?;
-        let mut buf = BytesMut::with_capacity(usize::try_from(object.size).unwrap_or(0));
-        while let Some(chunk) = object.body.next().await {
-            let chunk = chunk.map_err(|source| StorageError::Io {
-                op: "read",
-                key: key.to_owned(),
-                source,
-            })?;
-            buf.extend_from_slice(&chunk);
-        }
-        let body = buf.freeze();
+        let body = storage.get_bytes(key).await?;
         lock(&self.lru).insert(key, body.clone(), self.max_bytes);
         Ok(body)
     }
