@@ -20,10 +20,6 @@ pub fn project_prefix(project: &ProjectName) -> String {
     format!("__output/{project}/")
 }
 
-pub fn output_prefix(project: &ProjectName, deployment: &DeploymentId) -> String {
-    format!("__output/{project}/{deployment}/")
-}
-
 pub fn output_file(project: &ProjectName, deployment: &DeploymentId, path: &str) -> String {
     format!("__output/{project}/{deployment}/{path}")
 }
@@ -176,7 +172,7 @@ mod tests {
         assert_eq!(manifest(&p, &d), "__output/site/abcdefghijkl.json");
         assert_eq!(route(&p), "__routes/site.json");
         assert_eq!(source_archive(&d), "__sources/abcdefghijkl.tar.gz");
-        assert_eq!(output_prefix(&p, &d), "__output/site/abcdefghijkl/");
+        assert_eq!(project_prefix(&p), "__output/site/");
     }
 
     #[test]
