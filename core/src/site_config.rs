@@ -33,6 +33,23 @@ pub enum SettingsError {
     Command { field: &'static str },
 }
 
+impl SettingsError {
+    /// The API request field the error is about: `build.` and the setting's key.
+    pub fn field(&self) -> Option<&'static str> {
+        let key = match self {
+            Self::Parse(_) => return None,
+            Self::Folder { field, .. } | Self::Command { field } => *field,
+        };
+        Some(match key {
+            "outputDirectory" => "build.outputDirectory",
+            "rootDirectory" => "build.rootDirectory",
+            "installCommand" => "build.installCommand",
+            "buildCommand" => "build.buildCommand",
+            _ => return None,
+        })
+    }
+}
+
 /// The serving part of a `scalemesh.json`: the same rules `_redirects` and `_headers` hold.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -20,6 +20,10 @@ pub struct ApiErrorDetail {
     pub code: String,
     /// For people: what went wrong and what to do about it.
     pub message: String,
+    /// The request field the error is about (`git_url`, `build.outputDirectory`, ...), when
+    /// it is about one: a form shows the message next to that field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

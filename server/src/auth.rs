@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
@@ -72,7 +73,12 @@ fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
 
 /// The bearer token of a request, if it has one.
 pub fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    bearer_header(&parts.headers)
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+pub fn bearer_header(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
@@ -87,7 +93,14 @@ impl FromRequestParts<Arc<App>> for AuthUser {
         parts: &mut Parts,
         app: &Arc<App>,
     ) -> Result<Self, Self::Rejection> {
-        let Some(token) = bearer(parts) else {
+        Self::with_token(app, bearer(parts)).await
+    }
+}
+
+impl AuthUser {
+    /// The user `token` belongs to; 401 when there is none or it is not valid.
+    pub async fn with_token(app: &App, token: Option<&str>) -> Result<Self, ApiError> {
+        let Some(token) = token else {
             return Err(ApiError::Unauthorized(
                 "this request needs an API token: send it as 'Authorization: Bearer <token>'"
                     .into(),

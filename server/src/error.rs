@@ -13,13 +13,23 @@ use serde::de::DeserializeOwned;
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{message}")]
-    BadRequest { code: &'static str, message: String },
+    BadRequest {
+        code: &'static str,
+        message: String,
+        field: Option<&'static str>,
+    },
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
     NotFound(String),
     #[error("{message}")]
-    Conflict { code: &'static str, message: String },
+    Conflict {
+        code: &'static str,
+        message: String,
+        field: Option<&'static str>,
+    },
     #[error("{0}")]
     PayloadTooLarge(String),
     #[error("{0}")]
@@ -38,6 +48,7 @@ impl ApiError {
         Self::BadRequest {
             code,
             message: message.into(),
+            field: None,
         }
     }
 
@@ -45,6 +56,22 @@ impl ApiError {
         Self::Conflict {
             code,
             message: message.into(),
+            field: None,
+        }
+    }
+
+    /// The same error, said to be about the request field `name`.
+    pub fn on_field(mut self, name: &'static str) -> Self {
+        if let Self::BadRequest { field, .. } | Self::Conflict { field, .. } = &mut self {
+            *field = Some(name);
+        }
+        self
+    }
+
+    fn field(&self) -> Option<&'static str> {
+        match self {
+            Self::BadRequest { field, .. } | Self::Conflict { field, .. } => *field,
+            _ => None,
         }
     }
 
@@ -52,6 +79,7 @@ impl ApiError {
         match self {
             Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
@@ -76,6 +104,7 @@ impl IntoResponse for ApiError {
             error: ApiErrorDetail {
                 code: code.to_owned(),
                 message,
+                field: self.field().map(str::to_owned),
             },
         };
         (status, Json(body)).into_response()

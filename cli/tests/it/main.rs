@@ -11,3 +11,4 @@ mod logs;
 mod moto;
 mod security;
 mod support;
+mod web;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use scalemesh_core::DeploymentId;
@@ -14,7 +14,7 @@ use serde::Deserialize;
 use super::owned_deployment;
 use crate::App;
 use crate::auth::AuthUser;
-use crate::error::{ApiQuery, ApiResult};
+use crate::error::{ApiError, ApiQuery, ApiResult};
 
 const REPLAY_MAX: u32 = 10_000;
 /// Bytes of text per answer (at least one line is always sent).
@@ -55,18 +55,65 @@ pub async fn replay(
     Ok(res)
 }
 
+/// The WebSocket subprotocol of the log stream. A browser, which cannot set `Authorization` on a
+/// WebSocket, offers it together with `bearer.<token>`; the server answers with this one only.
+pub const STREAM_PROTOCOL: &str = "scalemesh.logs.v1";
+const BEARER_PROTOCOL: &str = "bearer.";
+
 /// The log of one deployment over a WebSocket: a `state` frame, the lines after `since`, live
 /// lines and states, then one `end` frame, after which the server closes the socket.
+///
+/// The token comes from `Authorization` or from a `bearer.<token>` subprotocol. A request from
+/// a browser page (it has `Origin`) is refused unless the page is this server's own, so another
+/// site cannot open a stream with a token it got hold of through the browser.
 pub async fn stream(
     State(app): State<Arc<App>>,
-    user: AuthUser,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<LogQuery>,
+    headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> ApiResult<Response> {
+    check_origin(&headers)?;
+    let token = crate::auth::bearer_header(&headers).or_else(|| protocol_token(&headers));
+    let user = AuthUser::with_token(&app, token).await?;
     let dep = owned_deployment(&app, &user, &id).await?;
     let since = q.since.unwrap_or(0);
-    Ok(ws.on_upgrade(move |socket| serve_socket(app, dep.id, since, socket)))
+    Ok(ws
+        .protocols([STREAM_PROTOCOL])
+        .on_upgrade(move |socket| serve_socket(app, dep.id, since, socket)))
+}
+
+/// The token in a `bearer.<token>` entry of `Sec-WebSocket-Protocol`.
+fn protocol_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| p.trim().strip_prefix(BEARER_PROTOCOL))
+        .filter(|t| !t.is_empty())
+}
+
+/// Without `Origin` (the CLI, other programs) any caller with a token may connect; with one, its
+/// host and port must be the `Host` the request was sent to.
+fn check_origin(headers: &HeaderMap) -> ApiResult<()> {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let origin_host = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .filter(|(scheme, _)| matches!(*scheme, "http" | "https"))
+        .map(|(_, rest)| rest);
+    match (origin_host, host) {
+        (Some(o), Some(h)) if o.eq_ignore_ascii_case(h) => Ok(()),
+        _ => Err(ApiError::Forbidden(format!(
+            "a log stream can be opened from this server's own page only, not from {}",
+            String::from_utf8_lossy(origin.as_bytes())
+        ))),
+    }
 }
 
 async fn serve_socket(app: Arc<App>, id: DeploymentId, since: u64, socket: WebSocket) {

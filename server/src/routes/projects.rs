@@ -22,18 +22,26 @@ use crate::db::NewProject;
 use crate::error::{ApiError, ApiJson, ApiResult};
 
 pub fn parse_git_url(raw: &str) -> ApiResult<GitUrl> {
-    GitUrl::parse(raw).map_err(|e| ApiError::bad_request("invalid_git_url", e.to_string()))
+    GitUrl::parse(raw)
+        .map_err(|e| ApiError::bad_request("invalid_git_url", e.to_string()).on_field("git_url"))
 }
 
 pub fn parse_git_ref(raw: Option<&str>) -> ApiResult<Option<GitRef>> {
-    raw.map(|r| GitRef::parse(r).map_err(|e| ApiError::bad_request("invalid_ref", e.to_string())))
-        .transpose()
+    raw.map(|r| {
+        GitRef::parse(r)
+            .map_err(|e| ApiError::bad_request("invalid_ref", e.to_string()).on_field("git_ref"))
+    })
+    .transpose()
 }
 
 fn check_build(build: &BuildSettings) -> ApiResult<()> {
-    build
-        .validate()
-        .map_err(|e| ApiError::bad_request("invalid_build_settings", e.to_string()))
+    build.validate().map_err(|e| {
+        let err = ApiError::bad_request("invalid_build_settings", e.to_string());
+        match e.field() {
+            Some(field) => err.on_field(field),
+            None => err,
+        }
+    })
 }
 
 fn check_env(env: &BTreeMap<String, String>) -> ApiResult<()> {
@@ -65,7 +73,7 @@ fn check_env(env: &BTreeMap<String, String>) -> ApiResult<()> {
 /// A project name from the request, or else from the repository's name.
 pub fn name_for(name: Option<&str>, git_url: Option<&GitUrl>) -> ApiResult<ProjectName> {
     match (name, git_url) {
-        (Some(name), _) => parse_project_name(name),
+        (Some(name), _) => parse_project_name(name).map_err(|e| e.on_field("name")),
         (None, Some(url)) => url
             .repo_name()
             .and_then(ProjectName::derive)
@@ -74,6 +82,7 @@ pub fn name_for(name: Option<&str>, git_url: Option<&GitUrl>) -> ApiResult<Proje
                     "invalid_name",
                     "no project name can be made from the repository URL; give a name",
                 )
+                .on_field("name")
             }),
         (None, None) => Err(ApiError::bad_request(
             "missing_field",
@@ -107,6 +116,7 @@ pub async fn create_project_row(
             "name_taken",
             format!("a project named {name} exists already; choose another name"),
         )
+        .on_field("name")
     })
 }
 
