@@ -321,10 +321,12 @@ pub fn git(dir: &Path, args: &[&str]) {
 }
 
 /// A TCP relay in front of the API that cuts its first `cuts` connections abruptly once
-/// `after` bytes went back to the client, the way a flaky network drops a WebSocket.
+/// `after` bytes went back to the client, the way a flaky network drops a WebSocket; and cuts
+/// every open connection when told to (`cut_open`).
 pub struct Relay {
     pub url: String,
     pub cut: Arc<AtomicUsize>,
+    cut_open: tokio::sync::watch::Sender<u64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -338,12 +340,15 @@ impl Relay {
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let cut = Arc::new(AtomicUsize::new(0));
         let counter = cut.clone();
+        let (cut_open, cuts_ordered) = tokio::sync::watch::channel(0u64);
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
                     continue;
                 };
                 let counter = counter.clone();
+                let mut ordered = cuts_ordered.clone();
+                ordered.mark_unchanged();
                 tokio::spawn(async move {
                     use tokio::io::{AsyncReadExt, AsyncWriteExt};
                     let (mut cr, mut cw) = client.into_split();
@@ -355,9 +360,12 @@ impl Relay {
                     let mut sent = 0usize;
                     let mut big = false;
                     loop {
-                        let n = match sr.read(&mut buf).await {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => n,
+                        let n = tokio::select! {
+                            read = sr.read(&mut buf) => match read {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            },
+                            _ = ordered.changed() => break,
                         };
                         if cw.write_all(&buf[..n]).await.is_err() {
                             break;
@@ -375,7 +383,17 @@ impl Relay {
                 });
             }
         });
-        Self { url, cut, task }
+        Self {
+            url,
+            cut,
+            cut_open,
+            task,
+        }
+    }
+
+    /// Cuts every connection open now, as a network outage would; later ones pass.
+    pub fn cut_open(&self) {
+        self.cut_open.send_modify(|n| *n += 1);
     }
 }
 

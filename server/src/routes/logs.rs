@@ -83,15 +83,16 @@ pub async fn stream(
         .on_upgrade(move |socket| serve_socket(app, dep.id, since, socket)))
 }
 
-/// The token in a `bearer.<token>` entry of `Sec-WebSocket-Protocol`.
+/// The token of the first non-empty `bearer.<token>` entry of `Sec-WebSocket-Protocol` (a header
+/// that may be sent several times, each a comma-separated list).
 fn protocol_token(headers: &HeaderMap) -> Option<&str> {
     headers
         .get_all(header::SEC_WEBSOCKET_PROTOCOL)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .find_map(|p| p.trim().strip_prefix(BEARER_PROTOCOL))
-        .filter(|t| !t.is_empty())
+        .filter_map(|p| p.trim().strip_prefix(BEARER_PROTOCOL))
+        .find(|t| !t.is_empty())
 }
 
 /// Without `Origin` (the CLI, other programs) any caller with a token may connect; with one, its
@@ -101,19 +102,36 @@ fn check_origin(headers: &HeaderMap) -> ApiResult<()> {
         return Ok(());
     };
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    let origin_host = origin
-        .to_str()
-        .ok()
-        .and_then(|o| o.split_once("://"))
-        .filter(|(scheme, _)| matches!(*scheme, "http" | "https"))
-        .map(|(_, rest)| rest);
-    match (origin_host, host) {
-        (Some(o), Some(h)) if o.eq_ignore_ascii_case(h) => Ok(()),
+    match (origin.to_str().ok(), host) {
+        (Some(o), Some(h)) if is_own_origin(o, h) => Ok(()),
         _ => Err(ApiError::Forbidden(format!(
             "a log stream can be opened from this server's own page only, not from {}",
             String::from_utf8_lossy(origin.as_bytes())
+                .chars()
+                .take(100)
+                .collect::<String>()
         ))),
     }
+}
+
+/// Whether a page at `origin` (`http[s]://host[:port]`, as a browser sends it) is this server,
+/// reached at `host` (the request's `Host`): the same host and port, in any letter case, with
+/// the scheme's default port written or not. `null` and other schemes are never this server.
+fn is_own_origin(origin: &str, host: &str) -> bool {
+    let Some((scheme, authority)) = origin.split_once("://") else {
+        return false;
+    };
+    let default_port = match scheme {
+        "http" => ":80",
+        "https" => ":443",
+        _ => return false,
+    };
+    let without_default = |a: &str| {
+        let a = a.strip_suffix(default_port).unwrap_or(a);
+        a.to_ascii_lowercase()
+    };
+    let authority = without_default(authority);
+    !authority.is_empty() && authority == without_default(host)
 }
 
 async fn serve_socket(app: Arc<App>, id: DeploymentId, since: u64, socket: WebSocket) {
@@ -139,5 +157,146 @@ async fn serve_socket(app: Arc<App>, id: DeploymentId, since: u64, socket: WebSo
             let _ = frames.close().await;
         }
         () = gone => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    /// A header's name and raw value.
+    type Header<'a> = (header::HeaderName, &'a [u8]);
+
+    fn headers(pairs: &[Header<'_>]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                name.clone(),
+                HeaderValue::from_bytes(value).expect("a header value"),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn the_token_is_the_first_non_empty_bearer_entry() {
+        let p = header::SEC_WEBSOCKET_PROTOCOL;
+        let many = format!("scalemesh.logs.v1, {}bearer.smk_last", "x, ".repeat(500));
+        let cases: &[(&[&[u8]], Option<&str>)] = &[
+            (&[b"scalemesh.logs.v1, bearer.smk_a"], Some("smk_a")),
+            (&[b"bearer.smk_a,scalemesh.logs.v1"], Some("smk_a")),
+            (&[b"  bearer.smk_a  ,  scalemesh.logs.v1 "], Some("smk_a")),
+            // Several headers are one list.
+            (&[b"scalemesh.logs.v1", b"bearer.smk_b"], Some("smk_b")),
+            // An empty entry does not hide the one after it.
+            (&[b"bearer., bearer.smk_c"], Some("smk_c")),
+            (&[b"bearer.smk_d, bearer.smk_e"], Some("smk_d")),
+            (&[b"bearer."], None),
+            (&[b"bearer"], None),
+            (&[b""], None),
+            (&[b",,, ,"], None),
+            (&[b"scalemesh.logs.v1"], None),
+            (&[b"Bearer.smk_f"], None),
+            (&[b"xbearer.smk_g"], None),
+            // Not UTF-8: skipped, not a panic.
+            (&[b"bearer.\xff\xfe", b"bearer.smk_h"], Some("smk_h")),
+            (&[many.as_bytes()], Some("smk_last")),
+        ];
+        for (values, want) in cases {
+            let pairs: Vec<_> = values.iter().map(|v| (p.clone(), *v)).collect();
+            assert_eq!(protocol_token(&headers(&pairs)), *want, "{values:?}");
+        }
+        assert_eq!(protocol_token(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn only_the_servers_own_origin_may_open_a_stream() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("http://127.0.0.1:9000", "127.0.0.1:9000", true),
+            ("http://Deploy.Example.COM", "deploy.example.com", true),
+            ("https://deploy.example.com", "DEPLOY.example.com", true),
+            ("http://[::1]:9000", "[::1]:9000", true),
+            ("http://[::1]:9000", "[::1]:9001", false),
+            ("http://[::1]", "[::1]:80", true),
+            // A default port, written on one side only.
+            ("http://example.com", "example.com:80", true),
+            ("https://example.com", "example.com:443", true),
+            ("http://example.com:80", "example.com", true),
+            ("https://example.com", "example.com:80", false),
+            ("http://example.com", "example.com:8080", false),
+            ("http://example.com:8080", "example.com:80", false),
+            ("http://127.0.0.1:9000", "localhost:9000", false),
+            ("http://127.0.0.1:9000", "127.0.0.1:9001", false),
+            ("http://127.0.0.1", "127.0.0.1:9000", false),
+            (
+                "http://127.0.0.1.evil.example:9000",
+                "127.0.0.1:9000",
+                false,
+            ),
+            ("http://evil.example", "127.0.0.1:9000", false),
+            ("http://127.0.0.1:9000/", "127.0.0.1:9000", false),
+            ("http://user@127.0.0.1:9000", "127.0.0.1:9000", false),
+            ("null", "127.0.0.1:9000", false),
+            ("null", "null", false),
+            ("file://", "", false),
+            ("http://", "", false),
+            ("http://:80", "", false),
+            ("ws://127.0.0.1:9000", "127.0.0.1:9000", false),
+            ("HTTP://127.0.0.1:9000", "127.0.0.1:9000", false),
+            ("127.0.0.1:9000", "127.0.0.1:9000", false),
+            ("", "", false),
+        ];
+        for (origin, host, own) in cases {
+            assert_eq!(is_own_origin(origin, host), *own, "{origin} at {host}");
+        }
+    }
+
+    #[test]
+    fn origin_checks_refuse_without_panicking() {
+        let o = header::ORIGIN;
+        let h = header::HOST;
+        let cases: &[(&[Header<'_>], bool)] = &[
+            (&[], true),
+            (&[(h.clone(), b"127.0.0.1:9000")], true),
+            (
+                &[
+                    (o.clone(), b"http://127.0.0.1:9000"),
+                    (h.clone(), b"127.0.0.1:9000"),
+                ],
+                true,
+            ),
+            // No Host to compare with: refused.
+            (&[(o.clone(), b"http://127.0.0.1:9000")], false),
+            (
+                &[(o.clone(), b"http://127.0.0.1:9000"), (h.clone(), b"")],
+                false,
+            ),
+            // Bytes that are not text, on either side.
+            (
+                &[(o.clone(), b"http://\xff:9000"), (h.clone(), b"\xff:9000")],
+                false,
+            ),
+            (
+                &[(o.clone(), b"http://a:9000"), (h.clone(), b"a:9000\xff")],
+                false,
+            ),
+            (&[(o.clone(), b"\xc3\xa9"), (h.clone(), b"a")], false),
+        ];
+        for (pairs, ok) in cases {
+            let result = check_origin(&headers(pairs));
+            assert_eq!(result.is_ok(), *ok, "{pairs:?}");
+        }
+        let long = format!("http://{}", "a".repeat(4000));
+        let Err(ApiError::Forbidden(message)) =
+            check_origin(&headers(&[(o, long.as_bytes()), (h, b"a")]))
+        else {
+            panic!("a long origin is refused");
+        };
+        assert!(
+            message.len() < 200,
+            "the answer quotes a bounded origin: {message}"
+        );
     }
 }

@@ -69,9 +69,27 @@ function h(tag, props = {}, ...children) {
 
 const isWebUrl = (url) => typeof url === 'string' && /^https?:\/\//i.test(url);
 
+/** URL-like `text` as text nodes with a line-break opportunity (<wbr>) after each `/` (not in
+ * `scheme://`) and before each `.`, `?`, `&` and `#`: a long URL wraps between its parts, not
+ * mid-word. The text itself is unchanged. */
+function breakable(text) {
+  const nodes = [];
+  for (const part of String(text).split(/(?<=\/)(?!\/)|(?=[.?&#])/)) {
+    if (nodes.length > 0) nodes.push(document.createElement('wbr'));
+    nodes.push(part);
+  }
+  return nodes;
+}
+
+/** Set `el`'s text to URL-like `text`, wrapping between its parts. */
+function setBreakable(el, text) {
+  el.replaceChildren(...breakable(text || ''));
+  return el;
+}
+
 /** Point a link at `url` if it is http(s); otherwise it shows the text and links nowhere. */
 function setLink(a, url) {
-  a.textContent = url || '';
+  setBreakable(a, url);
   if (isWebUrl(url)) a.href = url;
   else a.removeAttribute('href');
   return a;
@@ -243,15 +261,24 @@ function focusHeading(viewId) {
   if (heading) heading.focus({ preventScroll: true });
 }
 
+/** A name or id from the address. Never `.` or `..` (nor `%2e%2e`, which decodes to it): in a
+ * request path those climb out of `/projects/{name}`, and a link could aim the page's buttons
+ * at another API path. Throws for them and for a malformed %-escape. */
+function routeSegment(raw) {
+  const value = decodeURIComponent(raw);
+  if (value === '.' || value === '..') throw new URIError('a dot segment');
+  return value;
+}
+
 function parseRoute() {
   const hash = location.hash.replace(/^#/, '') || '/';
   try {
     let m;
     if (hash === '/') return { view: 'projects' };
-    if ((m = hash.match(/^\/projects\/([^/]+)\/?$/))) return { view: 'project', name: decodeURIComponent(m[1]) };
-    if ((m = hash.match(/^\/deployments\/([^/]+)\/?$/))) return { view: 'deployment', id: decodeURIComponent(m[1]) };
+    if ((m = hash.match(/^\/projects\/([^/]+)\/?$/))) return { view: 'project', name: routeSegment(m[1]) };
+    if ((m = hash.match(/^\/deployments\/([^/]+)\/?$/))) return { view: 'deployment', id: routeSegment(m[1]) };
   } catch {
-    // A malformed %-escape: treat as unknown.
+    // A malformed %-escape or a dot segment: treat as unknown.
   }
   return null;
 }
@@ -362,7 +389,8 @@ async function loadProjects(ctx, first) {
 
 function projectCard(project, newest) {
   const live = project.production_deployment;
-  const fact = (label, value) => h('div', { class: 'fact' }, h('dt', { text: label }), h('dd', {}, value));
+  const fact = (label, value, cls = '') =>
+    h('div', { class: `fact ${cls}`.trim() }, h('dt', { text: label }), h('dd', {}, value));
   return h('li', { class: 'card project', 'data-project': project.name },
     h('div', { class: 'project-head' },
       h('h2', { class: 'project-title' },
@@ -370,8 +398,8 @@ function projectCard(project, newest) {
       newest ? statusBadge(newest.status)
         : h('span', { class: 'status', 'data-status': 'none', text: 'not deployed' })),
     h('dl', { class: 'facts' },
-      fact('Production', externalLink(project.url, 'production-url')),
-      fact('Repository', h('span', { class: 'repo', text: repoText(project.git_url) })),
+      fact('Production', externalLink(project.url, 'production-url'), 'fact-url'),
+      fact('Repository', setBreakable(h('span', { class: 'repo' }), repoText(project.git_url)), 'fact-url'),
       fact('Live', live
         ? h('a', { class: 'live-deployment', href: `#/deployments/${enc(live)}` }, h('code', { text: live }))
         : h('span', { class: 'muted', text: 'nothing live yet' })),
@@ -506,7 +534,7 @@ async function loadProject(ctx, name, first) {
 function renderProject(project, deployments, ctx) {
   $('project-name').textContent = project.name;
   setLink($('production-link'), project.url);
-  $('project-repo').textContent = repoText(project.git_url);
+  setBreakable($('project-repo'), repoText(project.git_url));
   $('project-branch').textContent = project.git_ref || 'default branch';
   const body = $('history-body');
   keepingFocus(body, () => body.replaceChildren(...deployments.map((d) => historyRow(d, ctx))));
@@ -531,8 +559,8 @@ function historyRow(d, ctx) {
   const row = h('tr', { 'data-deployment': d.id },
     h('td', { 'data-label': 'Deployment' },
       h('a', { class: 'deployment-link', id: linkId, href: `#/deployments/${enc(d.id)}` }, h('code', { text: d.id }))),
-    h('td', { 'data-label': 'Status' }, statusBadge(d.status),
-      d.production ? h('span', { class: 'live', text: 'Live' }) : null),
+    h('td', { 'data-label': 'Status' }, h('span', { class: 'badges' }, statusBadge(d.status),
+      d.production ? h('span', { class: 'live', text: 'Live' }) : null)),
     h('td', { 'data-label': 'Preview' }, externalLink(d.url, 'preview-url')),
     h('td', { 'data-label': 'Duration', class: 'duration', text: duration }),
     h('td', { 'data-label': 'Created' }, timeEl(d.created_at)),
@@ -622,8 +650,8 @@ function applyDeployment(ctx, dep) {
   $('project-link').textContent = dep.project;
   $('project-link').setAttribute('href', `#/projects/${enc(dep.project)}`);
   const src = dep.source || {};
-  $('deployment-source').textContent = src.kind === 'git'
-    ? `${src.url}${src.git_ref ? ` @ ${src.git_ref}` : ''}` : 'uploaded source';
+  setBreakable($('deployment-source'), src.kind === 'git'
+    ? `${src.url}${src.git_ref ? ` @ ${src.git_ref}` : ''}` : 'uploaded source');
   setLink($('deployment-url'), dep.url);
   setLink($('deployment-production-url'), dep.project_url);
   renderDeploymentState(ctx);
