@@ -1,11 +1,12 @@
-//! What the proxy keeps in memory: small file bodies (bounded in bytes, least recently used
-//! first out) and, for every key being fetched, one fetch in flight however many requests race
+//! What the proxy keeps in memory: small file bodies with their response heads (bounded in
+//! bytes, least recently used first out) and, for every key being fetched, one fetch in flight however many requests race
 //! for it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use axum::http::HeaderMap;
 use bytes::Bytes;
 use scalemesh_core::storage::{Storage, StorageError};
 
@@ -70,11 +71,16 @@ impl Flights {
     }
 }
 
-/// File bodies up to `max_object` bytes, at most `max_bytes` in all.
+/// File bodies up to `max_object` bytes, at most `max_bytes` in all, each with the head of its
+/// whole (`200`) response, so a hit builds no header. What a key names never changes (a
+/// deployment's files are immutable), so neither does its head.
 pub struct BodyCache {
     max_bytes: usize,
     max_object: u64,
-    lru: Mutex<Lru>,
+    kept: RwLock<Kept>,
+    /// Bumped on every insertion; a hit stamps its entry with it. Eviction drops the entries
+    /// stamped longest ago: least recently used, to within one insertion.
+    clock: AtomicU64,
     flights: Flights,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -86,45 +92,33 @@ pub struct CacheStats {
     pub bytes: u64,
 }
 
+/// What a cached body costs besides its bytes: the key, the head and the bookkeeping.
+const ENTRY_OVERHEAD: usize = 1024;
+
 #[derive(Default)]
-struct Lru {
-    bodies: HashMap<Arc<str>, (Bytes, u64)>,
-    /// Keys by last use; shared with `bodies`, so a hit allocates nothing.
-    order: BTreeMap<u64, Arc<str>>,
+struct Kept {
+    entries: HashMap<Arc<str>, Entry>,
     bytes: usize,
-    tick: u64,
 }
 
-impl Lru {
-    fn touch(&mut self, key: &str) -> Option<Bytes> {
-        self.tick += 1;
-        let tick = self.tick;
-        let (body, used) = self.bodies.get_mut(key)?;
-        // The order map holds the entry's key: move it to the new tick.
-        let shared = self.order.remove(used)?;
-        *used = tick;
-        self.order.insert(tick, shared);
-        Some(body.clone())
-    }
+struct Entry {
+    body: Bytes,
+    head: HeaderMap,
+    used: AtomicU64,
+}
 
-    fn insert(&mut self, key: &str, body: Bytes, max_bytes: usize) {
-        if body.len() > max_bytes || self.bodies.contains_key(key) {
-            return;
-        }
-        while self.bytes + body.len() > max_bytes {
-            let Some((_, oldest)) = self.order.pop_first() else {
-                break;
-            };
-            if let Some((gone, _)) = self.bodies.remove(&oldest) {
-                self.bytes -= gone.len();
-            }
-        }
-        self.tick += 1;
-        self.bytes += body.len();
-        let key: Arc<str> = Arc::from(key);
-        self.order.insert(self.tick, key.clone());
-        self.bodies.insert(key, (body, self.tick));
+impl Entry {
+    fn cost(&self) -> usize {
+        self.body.len() + ENTRY_OVERHEAD
     }
+}
+
+fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl BodyCache {
@@ -132,7 +126,8 @@ impl BodyCache {
         Self {
             max_bytes,
             max_object,
-            lru: Mutex::new(Lru::default()),
+            kept: RwLock::new(Kept::default()),
+            clock: AtomicU64::new(0),
             flights: Flights::default(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -143,7 +138,7 @@ impl BodyCache {
         CacheStats {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
-            bytes: lock(&self.lru).bytes as u64,
+            bytes: read(&self.kept).bytes as u64,
         }
     }
 
@@ -152,26 +147,88 @@ impl BodyCache {
         size <= self.max_object && self.max_bytes > 0
     }
 
-    /// The body at `key`, from memory or (once, however many ask at the same time) from storage.
-    pub async fn get(&self, storage: &dyn Storage, key: &str) -> Result<Bytes, StorageError> {
-        if let Some(body) = lock(&self.lru).touch(key) {
-            self.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(body);
+    /// `take` applied to the body at `key` and its head: from memory, or (once, however many
+    /// ask at the same time) read from storage and kept with the head `head` makes.
+    pub async fn get<R>(
+        &self,
+        storage: &dyn Storage,
+        key: &str,
+        head: impl FnOnce() -> HeaderMap,
+        take: impl Fn(&Bytes, &HeaderMap) -> R,
+    ) -> Result<R, StorageError> {
+        if let Some(found) = self.hit(key, &take) {
+            return Ok(found);
         }
         let _flight = self.flights.join(key).await;
-        if let Some(body) = lock(&self.lru).touch(key) {
-            self.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(body);
+        if let Some(found) = self.hit(key, &take) {
+            return Ok(found);
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         let body = storage.get_bytes(key).await?;
-        lock(&self.lru).insert(key, body.clone(), self.max_bytes);
-        Ok(body)
+        let head = head();
+        let found = take(&body, &head);
+        self.insert(key, body, head);
+        Ok(found)
+    }
+
+    fn hit<R>(&self, key: &str, take: impl Fn(&Bytes, &HeaderMap) -> R) -> Option<R> {
+        let kept = read(&self.kept);
+        let entry = kept.entries.get(key)?;
+        let now = self.clock.load(Ordering::Relaxed);
+        // Written only when it changes, so a hot entry's line is not written on every hit.
+        if entry.used.load(Ordering::Relaxed) != now {
+            entry.used.store(now, Ordering::Relaxed);
+        }
+        self.hits.fetch_add(1, Ordering::Relaxed);
+        Some(take(&entry.body, &entry.head))
+    }
+
+    fn insert(&self, key: &str, body: Bytes, head: HeaderMap) {
+        let now = self.clock.fetch_add(1, Ordering::Relaxed) + 1;
+        let entry = Entry {
+            body,
+            head,
+            used: AtomicU64::new(now),
+        };
+        let cost = entry.cost();
+        if cost > self.max_bytes {
+            return;
+        }
+        let mut kept = write(&self.kept);
+        if kept.entries.contains_key(key) {
+            return;
+        }
+        if kept.bytes + cost > self.max_bytes {
+            // Least recently used first, down to seven eighths of the budget, so the next
+            // insertions do not each pay for a sort.
+            let target = (self.max_bytes / 8 * 7).min(self.max_bytes - cost);
+            let mut by_use: Vec<(u64, Arc<str>)> = kept
+                .entries
+                .iter()
+                .map(|(k, e)| (e.used.load(Ordering::Relaxed), k.clone()))
+                .collect();
+            by_use.sort_unstable_by_key(|(used, _)| *used);
+            for (_, oldest) in by_use {
+                if kept.bytes <= target {
+                    break;
+                }
+                if let Some(gone) = kept.entries.remove(&oldest) {
+                    kept.bytes -= gone.cost();
+                }
+            }
+        }
+        kept.bytes += cost;
+        kept.entries.insert(Arc::from(key), entry);
     }
 
     #[cfg(test)]
     fn cached_bytes(&self) -> usize {
-        lock(&self.lru).bytes
+        read(&self.kept).bytes
+    }
+
+    #[cfg(test)]
+    fn has(&self, key: &str) -> bool {
+        self.hit(key, |_, _| ()).is_some()
     }
 }
 
@@ -226,12 +283,15 @@ mod tests {
             )
             .await
             .expect("put");
-        let cache = Arc::new(BodyCache::new(1024, 100));
+        let cache = Arc::new(BodyCache::new(1 << 20, 100));
         let mut tasks = Vec::new();
         for _ in 0..50 {
             let (cache, storage) = (cache.clone(), storage.clone());
             tasks.push(tokio::spawn(async move {
-                cache.get(storage.as_ref(), "k").await.expect("get")
+                cache
+                    .get(storage.as_ref(), "k", HeaderMap::new, |body, _| body.clone())
+                    .await
+                    .expect("get")
             }));
         }
         for task in tasks {
@@ -248,19 +308,65 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_cache_stays_within_its_bytes() {
-        let cache = BodyCache::new(10, 10);
-        let mut lru = lock(&cache.lru);
-        lru.insert("a", Bytes::from_static(b"aaaa"), 10);
-        lru.insert("b", Bytes::from_static(b"bbbb"), 10);
-        assert!(lru.touch("a").is_some(), "a is now the most recent");
-        lru.insert("c", Bytes::from_static(b"cccc"), 10);
-        assert!(lru.touch("b").is_none(), "the least recently used went");
-        assert!(lru.touch("a").is_some() && lru.touch("c").is_some());
-        lru.insert("huge", Bytes::from(vec![0u8; 11]), 10);
-        assert!(lru.touch("huge").is_none());
-        drop(lru);
-        assert!(cache.cached_bytes() <= 10);
+    #[tokio::test]
+    async fn the_cache_stays_within_its_bytes_and_drops_the_least_recently_used() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = FsStorage::new(dir.path().to_path_buf());
+        for key in ["a", "b", "c", "d"] {
+            let body = Body::Bytes(Bytes::from(vec![b'x'; 1000]));
+            storage
+                .put(key, body, &ObjectMeta::default())
+                .await
+                .expect("put");
+        }
+        let per_entry = 1000 + ENTRY_OVERHEAD;
+        let cache = BodyCache::new(per_entry * 3, 2000);
+        let get = |key: &'static str| {
+            let (cache, storage) = (&cache, &storage);
+            async move {
+                cache
+                    .get(storage, key, HeaderMap::new, |body, _| body.len())
+                    .await
+                    .expect("get")
+            }
+        };
+        assert_eq!(get("a").await, 1000);
+        get("b").await;
+        get("c").await;
+        assert!(cache.has("a"), "a is now the most recent");
+        get("d").await;
+        assert!(!cache.has("b"), "the least recently used went");
+        assert!(cache.has("a") && cache.has("d"));
+        assert!(cache.cached_bytes() <= per_entry * 3);
+        assert_eq!(cache.stats().misses, 4);
+    }
+
+    #[tokio::test]
+    async fn a_hit_returns_the_head_made_when_the_body_was_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = FsStorage::new(dir.path().to_path_buf());
+        storage
+            .put(
+                "k",
+                Body::Bytes(Bytes::from_static(b"body")),
+                &ObjectMeta::default(),
+            )
+            .await
+            .expect("put");
+        let cache = BodyCache::new(1 << 20, 100);
+        let head = || {
+            let mut h = HeaderMap::new();
+            h.insert("x-made", axum::http::HeaderValue::from_static("once"));
+            h
+        };
+        let take = |body: &Bytes, head: &HeaderMap| (body.clone(), head.clone());
+        let (_, first) = cache.get(&storage, "k", head, take).await.expect("get");
+        let (body, again) = cache
+            .get(&storage, "k", || panic!("made again"), take)
+            .await
+            .expect("get");
+        assert_eq!(body, Bytes::from_static(b"body"));
+        assert_eq!(first, again);
+        assert_eq!(cache.stats().hits, 1);
     }
 }

@@ -2,17 +2,23 @@
 //! bound on open connections and on the time a client may take to send its request head, so
 //! slow or idle clients cannot take a listener down.
 
+use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::service::Service;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::{Semaphore, watch};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -36,6 +42,25 @@ impl Limits {
 /// How long open connections get to finish once `shutdown` completes.
 const DRAIN: Duration = Duration::from_secs(10);
 
+/// What answers requests: a hyper service whose responses carry an axum body.
+pub trait Handler:
+    Service<Request<Incoming>, Response = Response<Body>, Error = Infallible, Future: Send>
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> Handler for S where
+    S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible, Future: Send>
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// Serves `router` on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
@@ -43,6 +68,110 @@ pub async fn serve(
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    serve_with(
+        listener,
+        TowerToHyperService::new(router),
+        limits,
+        slots,
+        shutdown,
+    )
+    .await
+}
+
+/// Serves `handler` on `listener` until `shutdown` completes.
+pub async fn serve_handler(
+    listener: TcpListener,
+    handler: impl Handler,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    serve_with(listener, handler, limits, slots, shutdown).await
+}
+
+/// Serves `handler` on `addr` from `threads` threads, as nginx's workers do: each thread has its
+/// own event loop and its own listening socket on the same address (`SO_REUSEPORT`), the kernel
+/// spreads new connections over them, and a connection stays on the thread that accepted it,
+/// so no request waits for another thread or wakes one. Returns once the sockets are bound;
+/// the threads serve until `shutdown` completes, and the returned future ends when all of them
+/// have stopped.
+pub fn serve_on_threads(
+    addr: SocketAddr,
+    threads: usize,
+    handler: impl Handler,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<(SocketAddr, impl Future<Output = std::io::Result<()>>)> {
+    let threads = threads.max(1);
+    // Bound here, so a taken address is an error now rather than in a thread; the first socket
+    // fixes the port when `addr` asks for any.
+    let mut sockets = Vec::with_capacity(threads);
+    let mut bound = addr;
+    for _ in 0..threads {
+        let socket = if bound.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.set_reuseport(true)?;
+        socket.bind(bound)?;
+        bound = socket.local_addr()?;
+        sockets.push(socket);
+    }
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let (stop, stopped) = watch::channel(false);
+    let mut done = Vec::with_capacity(threads);
+    for (i, socket) in sockets.into_iter().enumerate() {
+        let (handler, slots, mut stopped) = (handler.clone(), slots.clone(), stopped.clone());
+        let (finished, on_finish) = tokio::sync::oneshot::channel();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name(format!("serve-{i}"))
+            .spawn(move || {
+                let served = runtime.block_on(async move {
+                    let listener = socket.listen(1024)?;
+                    let stop = async move {
+                        let _ = stopped.wait_for(|stop| *stop).await;
+                    };
+                    serve_with(listener, handler, limits, slots, stop).await
+                });
+                let _ = finished.send(served);
+            })?;
+        done.push(on_finish);
+    }
+    let all = async move {
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        });
+        for thread in done {
+            match thread.await {
+                Ok(served) => served?,
+                Err(_) => return Err(std::io::Error::other("a serving thread stopped")),
+            }
+        }
+        Ok(())
+    };
+    Ok((bound, all))
+}
+
+async fn serve_with<S>(
+    listener: TcpListener,
+    service: S,
+    limits: Limits,
+    slots: Arc<Semaphore>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()>
+where
+    S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible, Future: Send>
+        + Clone
+        + Send
+        + 'static,
+{
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -53,7 +182,6 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(Duration::from_secs(30)));
     let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -76,9 +204,8 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
         let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .serve_connection_with_upgrades(TokioIo::new(stream), service.clone())
             .into_owned();
         let connection = graceful.watch(connection);
         tokio::spawn(async move {

@@ -173,10 +173,27 @@ impl Proxy {
             )
     }
 
-    /// The HTTP service: every path on every host.
-    pub fn router(&self) -> Router {
-        Router::new()
-            .fallback(serve::handle)
-            .with_state(self.clone())
+    /// What answers the sites' listener: every path on every host.
+    pub fn handler(&self) -> SiteHandler {
+        SiteHandler(self.clone())
+    }
+}
+
+/// The proxy as a hyper service, without a router in front: every request is a site's.
+#[derive(Clone)]
+pub struct SiteHandler(Proxy);
+
+impl hyper::service::Service<axum::http::Request<hyper::body::Incoming>> for SiteHandler {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn call(&self, req: axum::http::Request<hyper::body::Incoming>) -> Self::Future {
+        let proxy = self.0.clone();
+        // The head only: a body is neither read nor kept.
+        let (head, _) = req.into_parts();
+        Box::pin(async move { Ok(serve::handle(&proxy, &head).await) })
     }
 }

@@ -4,8 +4,8 @@
 use std::time::SystemTime;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
 use axum::http::request::Parts;
+use bytes::Bytes;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use scalemesh_core::hosts::SiteHost;
@@ -20,10 +20,8 @@ use crate::{Proxy, pages};
 const REVALIDATE: HeaderValue = HeaderValue::from_static("public, max-age=0, must-revalidate");
 const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
 
-pub async fn handle(State(proxy): State<Proxy>, req: Request) -> Response {
-    // The head only: a body is neither read nor kept (and is not `Sync`).
-    let (req, _) = req.into_parts();
-    let res = respond(&proxy, &req).await;
+pub async fn handle(proxy: &Proxy, req: &Parts) -> Response {
+    let res = respond(proxy, req).await;
     proxy.inner.metrics.count(res.status());
     res
 }
@@ -125,66 +123,59 @@ async fn serve_file(proxy: &Proxy, site: &Site, path: &str, status: u16, req: &P
     let request = &req.headers;
     let modified = site.modified;
     let hash = entry.sha256.get(..32).unwrap_or(&entry.sha256);
-    let identity_tag = format!("\"{hash}\"");
-
-    let mut headers = HeaderMap::new();
-    if let Ok(v) = HeaderValue::from_str(&entry.content_type) {
-        headers.insert(header::CONTENT_TYPE, v);
-    }
-    headers.insert(
-        header::CACHE_CONTROL,
-        if entry.immutable && status == StatusCode::OK {
-            IMMUTABLE
-        } else {
-            REVALIDATE
-        },
-    );
-    headers.insert(header::LAST_MODIFIED, site.last_modified.clone());
-    if entry.br.is_some() || entry.gzip.is_some() {
-        headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
-    }
-    security_headers(&mut headers);
 
     let ranged = status == StatusCode::OK && request.contains_key(header::RANGE);
-    let encoding = if ranged {
+    let coding = if ranged {
         None
     } else {
         negotiate(request, entry)
     };
-    let etag = match encoding {
-        None => identity_tag.clone(),
-        Some(Encoding::Brotli) => format!("\"{hash}-br\""),
-        Some(Encoding::Gzip) => format!("\"{hash}-gz\""),
-    };
-    if let Ok(v) = HeaderValue::from_str(&etag) {
-        headers.insert(header::ETAG, v);
-    }
-    if status == StatusCode::OK && not_modified(request, &etag, modified) {
+    let size = coding.and_then(|e| entry.variant(e)).unwrap_or(entry.size);
+    if status == StatusCode::OK && not_modified(request, hash, coding, modified) {
+        let mut headers = file_headers(site, entry, hash, coding, status);
         headers.remove(header::CONTENT_TYPE);
+        headers.remove(header::CONTENT_ENCODING);
         return response(StatusCode::NOT_MODIFIED, headers, Body::empty());
     }
-
-    let (key, size) = match encoding.and_then(|e| entry.variant(e).map(|size| (e, size))) {
-        Some((e, size)) => {
-            headers.insert(
-                header::CONTENT_ENCODING,
-                HeaderValue::from_static(e.token()),
-            );
-            (
-                layout::output_variant(&manifest.project, &manifest.deployment, e, path),
-                size,
-            )
-        }
-        None => (
-            layout::output_file(&manifest.project, &manifest.deployment, path),
-            entry.size,
-        ),
+    let key = match coding {
+        Some(e) => layout::output_variant(&manifest.project, &manifest.deployment, e, path),
+        None => layout::output_file(&manifest.project, &manifest.deployment, path),
     };
+    let inner = &proxy.inner;
+    let storage = inner.storage.as_ref();
+    let whole = |headers: &mut HeaderMap| {
+        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    };
+
+    // The common case, a whole file from memory: its head was made when its body was read.
+    if status == StatusCode::OK && !ranged && req.method == Method::GET && inner.bodies.holds(size)
+    {
+        let head = || {
+            let mut headers = file_headers(site, entry, hash, coding, status);
+            whole(&mut headers);
+            headers
+        };
+        let found = inner
+            .bodies
+            .get(storage, &key, head, |body, head| {
+                (body.len() as u64 == size).then(|| (body.clone(), head.clone()))
+            })
+            .await;
+        return match found {
+            Ok(Some((body, head))) => response(status, head, Body::from(body)),
+            Ok(None) => unavailable(&wrong_size(&key)),
+            Err(e) if e.is_not_found() => page(StatusCode::NOT_FOUND, pages::NOT_FOUND),
+            Err(e) => unavailable(&e),
+        };
+    }
+
+    let mut headers = file_headers(site, entry, hash, coding, status);
     let mut status = status;
     let mut window = (0, size);
     if status == StatusCode::OK {
-        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-        if ranged && if_range_holds(request, &identity_tag, modified) {
+        whole(&mut headers);
+        if ranged && if_range_holds(request, hash, modified) {
             match byte_range(request, size) {
                 Range::Whole => {}
                 Range::Part { start, end } => {
@@ -209,19 +200,24 @@ async fn serve_file(proxy: &Proxy, site: &Site, path: &str, status: u16, req: &P
     if req.method == Method::HEAD {
         return response(status, headers, Body::empty());
     }
-    let inner = &proxy.inner;
-    let storage = inner.storage.as_ref();
     let body = if inner.bodies.holds(size) {
-        inner.bodies.get(storage, &key).await.and_then(|bytes| {
-            let end = start + len;
-            let usable = u64::try_from(bytes.len()).is_ok_and(|n| n == size);
-            match (usable, usize::try_from(start), usize::try_from(end)) {
-                (true, Ok(start), Ok(end)) => Ok(Body::from(bytes.slice(start..end))),
-                _ => Err(StorageError::Backend(format!(
-                    "{key} does not have the size its manifest says"
-                ))),
-            }
-        })
+        let slice = |body: &Bytes, _: &HeaderMap| {
+            let usable = body.len() as u64 == size;
+            let range = usize::try_from(start).ok().zip(usize::try_from(start + len).ok());
+            range
+                .filter(|_| usable)
+                .map(|(start, end)| body.slice(start..end))
+        };
+        let head = || {
+            let mut headers = file_headers(site, entry, hash, coding, StatusCode::OK);
+            whole(&mut headers);
+            headers
+        };
+        match inner.bodies.get(storage, &key, head, slice).await {
+            Ok(Some(part)) => Ok(Body::from(part)),
+            Ok(None) => Err(wrong_size(&key)),
+            Err(e) => Err(e),
+        }
     } else {
         storage
             .get_range(&key, start, len)
@@ -234,6 +230,66 @@ async fn serve_file(proxy: &Proxy, site: &Site, path: &str, status: u16, req: &P
         Err(e) if e.is_not_found() => page(StatusCode::NOT_FOUND, pages::NOT_FOUND),
         Err(e) => unavailable(&e),
     }
+}
+
+fn wrong_size(key: &str) -> StorageError {
+    StorageError::Backend(format!("{key} does not have the size its manifest says"))
+}
+
+/// The headers every response with a file's content carries: its type, caching, validators
+/// and coding.
+fn file_headers(
+    site: &Site,
+    entry: &ManifestEntry,
+    hash: &str,
+    coding: Option<Encoding>,
+    status: StatusCode,
+) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(16);
+    if let Ok(v) = HeaderValue::from_str(&entry.content_type) {
+        headers.insert(header::CONTENT_TYPE, v);
+    }
+    headers.insert(
+        header::CACHE_CONTROL,
+        if entry.immutable && status == StatusCode::OK {
+            IMMUTABLE
+        } else {
+            REVALIDATE
+        },
+    );
+    headers.insert(header::LAST_MODIFIED, site.last_modified.clone());
+    if entry.br.is_some() || entry.gzip.is_some() {
+        headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    }
+    security_headers(&mut headers);
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{hash}{}\"", tag_suffix(coding))) {
+        headers.insert(header::ETAG, v);
+    }
+    if let Some(e) = coding {
+        headers.insert(
+            header::CONTENT_ENCODING,
+            HeaderValue::from_static(e.token()),
+        );
+    }
+    headers
+}
+
+/// What follows the content hash in the `ETag` of a coding: each coding is a representation of
+/// its own.
+fn tag_suffix(coding: Option<Encoding>) -> &'static str {
+    match coding {
+        None => "",
+        Some(Encoding::Brotli) => "-br",
+        Some(Encoding::Gzip) => "-gz",
+    }
+}
+
+/// Whether `tag` (quotes included) is the `ETag` of `hash` in `coding`.
+fn is_tag(tag: &str, hash: &str, coding: Option<Encoding>) -> bool {
+    tag.strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .and_then(|t| t.strip_prefix(hash))
+        .is_some_and(|rest| rest == tag_suffix(coding))
 }
 
 /// The stored coding the client takes best: br before gzip when it weighs them alike, never one
@@ -275,14 +331,19 @@ fn negotiate(request: &HeaderMap, entry: &ManifestEntry) -> Option<Encoding> {
 }
 
 /// `If-None-Match` (weak comparison, `*`), or without it `If-Modified-Since`.
-fn not_modified(request: &HeaderMap, etag: &str, modified: SystemTime) -> bool {
+fn not_modified(
+    request: &HeaderMap,
+    hash: &str,
+    coding: Option<Encoding>,
+    modified: SystemTime,
+) -> bool {
     let mut tags = request.get_all(header::IF_NONE_MATCH).iter().peekable();
     if tags.peek().is_some() {
         return tags
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .map(|v| v.trim().trim_start_matches("W/"))
-            .any(|v| v == etag || v == "*");
+            .any(|v| v == "*" || is_tag(v, hash, coding));
     }
     request
         .get(header::IF_MODIFIED_SINCE)
@@ -298,13 +359,13 @@ fn seconds(t: SystemTime) -> u64 {
 
 /// `If-Range`: the range applies only to the representation the client has — a strong ETag
 /// equal to ours, or exactly our `Last-Modified`.
-fn if_range_holds(request: &HeaderMap, identity_tag: &str, modified: SystemTime) -> bool {
+fn if_range_holds(request: &HeaderMap, hash: &str, modified: SystemTime) -> bool {
     let Some(value) = request.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) else {
         return request.get(header::IF_RANGE).is_none();
     };
     let value = value.trim();
     if value.starts_with('"') || value.starts_with("W/") {
-        return value == identity_tag;
+        return is_tag(value, hash, None);
     }
     httpdate::parse_http_date(value).is_ok_and(|date| seconds(date) == seconds(modified))
 }
@@ -389,7 +450,7 @@ fn redirect(location: &str, status: u16) -> Response {
 
 fn security_headers(headers: &mut HeaderMap) {
     headers.insert(
-        "x-content-type-options",
+        header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
     headers.insert(

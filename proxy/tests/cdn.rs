@@ -143,9 +143,9 @@ async fn site(storage: Arc<dyn Storage>) -> Site {
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(http::serve(
+    tokio::spawn(http::serve_handler(
         listener,
-        proxy.router(),
+        proxy.handler(),
         Limits::SITES,
         async {
             let _ = stopped.await;

@@ -234,9 +234,9 @@ impl Server {
             .proxy
             .zip(app.proxy.clone())
             .map(|(listener, proxy)| {
-                http::serve(
+                http::serve_handler(
                     listener,
-                    proxy.router(),
+                    proxy.handler(),
                     Limits::SITES,
                     stop.clone().cancelled_owned(),
                 )

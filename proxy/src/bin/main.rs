@@ -42,6 +42,9 @@ struct Args {
     /// Bytes of small files kept in memory (e.g. 64MB, 1GB).
     #[arg(long, env = "SCALEMESH_BODY_CACHE", default_value = "64MB", value_parser = parse_bytes)]
     body_cache: u64,
+    /// Threads serving sites, each with its own event loop [default: one per core].
+    #[arg(long, env = "SCALEMESH_PROXY_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    threads: Option<u16>,
     /// Connections served at once.
     #[arg(long, env = "SCALEMESH_MAX_CONNECTIONS", default_value_t = Limits::SITES.max_connections)]
     max_connections: usize,
@@ -83,7 +86,9 @@ async fn shutdown_signal() {
     }
 }
 
-#[tokio::main]
+// The sites are served from threads of their own (`http::serve_on_threads`); this one runtime
+// only opens storage, answers the admin listener and waits for a signal.
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     if let Err(err) = run().await {
         eprintln!("error: {err:#}");
@@ -133,16 +138,23 @@ async fn run() -> anyhow::Result<()> {
             }
         });
     }
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("binding {}", args.listen))?;
-    tracing::info!(addr = %listener.local_addr()?, "serving sites");
     let limits = Limits {
         max_connections: args.max_connections,
         ..Limits::SITES
     };
-    http::serve(listener, proxy.router(), limits, shutdown_signal())
-        .await
-        .context("serving")?;
+    let threads = match args.threads {
+        Some(n) => usize::from(n),
+        None => std::thread::available_parallelism().map_or(1, usize::from),
+    };
+    let (addr, served) = http::serve_on_threads(
+        args.listen,
+        threads,
+        proxy.handler(),
+        limits,
+        shutdown_signal(),
+    )
+    .with_context(|| format!("binding {}", args.listen))?;
+    tracing::info!(%addr, threads, "serving sites");
+    served.await.context("serving")?;
     Ok(())
 }
