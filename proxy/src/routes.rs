@@ -2,6 +2,7 @@
 //! manifests (which never change) until the cache is full or their project is deleted.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -23,6 +24,9 @@ pub struct RouteTable {
     flights: Flights,
     /// By deployment id (unique across projects); the project is checked on every hit.
     manifests: Mutex<HashMap<DeploymentId, Arc<Site>>>,
+    /// Bumped whenever something is forgotten, so answers remembered elsewhere from this table
+    /// (`crate::serve`'s per-thread memo of hosts) know they are stale.
+    generation: AtomicU64,
 }
 
 /// Answers read from storage, trusted for a while, at most `MAX_ALIASES` of them (hosts of
@@ -38,14 +42,15 @@ impl<K: std::hash::Hash + Eq + Clone, V: Clone> Fresh<K, V> {
         }
     }
 
-    fn get(&self, key: &K, ttl: Duration) -> Option<Option<V>> {
+    /// The answer and when it was read from storage, while it is fresh.
+    fn get(&self, key: &K, ttl: Duration) -> Option<(Instant, Option<V>)> {
         lock(&self.entries)
             .get(key)
             .filter(|(at, _)| at.elapsed() < ttl)
-            .map(|(_, value)| value.clone())
+            .map(|(at, value)| (*at, value.clone()))
     }
 
-    fn put(&self, key: K, value: Option<V>, ttl: Duration) {
+    fn put(&self, key: K, value: Option<V>, ttl: Duration) -> Instant {
         let mut entries = lock(&self.entries);
         if entries.len() >= MAX_ALIASES {
             entries.retain(|_, (at, _)| at.elapsed() < ttl);
@@ -53,7 +58,9 @@ impl<K: std::hash::Hash + Eq + Clone, V: Clone> Fresh<K, V> {
                 entries.clear();
             }
         }
-        entries.insert(key, (Instant::now(), value));
+        let now = Instant::now();
+        entries.insert(key, (now, value));
+        now
     }
 
     fn forget(&self, key: &K) {
@@ -75,35 +82,52 @@ impl RouteTable {
             domains: Fresh::new(),
             flights: Flights::default(),
             manifests: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(0),
         }
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn forgot(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     pub fn invalidate(&self, project: &ProjectName) {
         self.aliases.forget(project);
+        self.forgot();
     }
 
     pub fn forget_manifests(&self, project: &ProjectName) {
         lock(&self.manifests).retain(|_, site| site.manifest.project != *project);
+        self.forgot();
     }
 
     pub fn invalidate_domain(&self, host: &str) {
         self.domains.forget(&host.to_owned());
+        self.forgot();
     }
 
-    /// The project a custom domain serves, `None` when it is no domain of any.
+    /// The project a custom domain serves, `None` when it is no domain of any, and when that
+    /// was read from storage.
     pub async fn domain(
         &self,
         storage: &dyn Storage,
         host: &str,
-    ) -> Result<Option<ProjectName>, StorageError> {
+    ) -> Result<(Instant, Option<ProjectName>), StorageError> {
         let host = host.to_owned();
-        if let Some(project) = self.domains.get(&host, self.ttl) {
-            return Ok(project);
+        if let Some(found) = self.domains.get(&host, self.ttl) {
+            return Ok(found);
         }
         let key = layout::domain(&host);
         let _flight = self.flights.join(&key).await;
-        if let Some(project) = self.domains.get(&host, self.ttl) {
-            return Ok(project);
+        if let Some(found) = self.domains.get(&host, self.ttl) {
+            return Ok(found);
         }
         let project = match storage.get_bytes(&key).await {
             Ok(bytes) => {
@@ -115,22 +139,23 @@ impl RouteTable {
             Err(e) if e.is_not_found() => None,
             Err(e) => return Err(e),
         };
-        self.domains.put(host, project.clone(), self.ttl);
-        Ok(project)
+        let at = self.domains.put(host, project.clone(), self.ttl);
+        Ok((at, project))
     }
 
-    /// The deployment `project`'s production alias points to, `None` when it has none.
+    /// The deployment `project`'s production alias points to, `None` when it has none, and
+    /// when that was read from storage.
     pub async fn production(
         &self,
         storage: &dyn Storage,
         project: &ProjectName,
-    ) -> Result<Option<DeploymentId>, StorageError> {
-        if let Some(deployment) = self.aliases.get(project, self.ttl) {
-            return Ok(deployment);
+    ) -> Result<(Instant, Option<DeploymentId>), StorageError> {
+        if let Some(found) = self.aliases.get(project, self.ttl) {
+            return Ok(found);
         }
         let _flight = self.flights.join(&layout::route(project)).await;
-        if let Some(deployment) = self.aliases.get(project, self.ttl) {
-            return Ok(deployment);
+        if let Some(found) = self.aliases.get(project, self.ttl) {
+            return Ok(found);
         }
         let deployment = match storage.get_bytes(&layout::route(project)).await {
             Ok(bytes) => {
@@ -142,9 +167,10 @@ impl RouteTable {
             Err(e) if e.is_not_found() => None,
             Err(e) => return Err(e),
         };
-        self.aliases
+        let at = self
+            .aliases
             .put(project.clone(), deployment.clone(), self.ttl);
-        Ok(deployment)
+        Ok((at, deployment))
     }
 
     /// The manifest of a finished deployment of `project`, `None` when there is none: unknown,
@@ -189,6 +215,7 @@ impl RouteTable {
             // Manifests are cheap to read again; dropping an arbitrary one keeps the bound.
             if let Some(victim) = cache.keys().next().cloned() {
                 cache.remove(&victim);
+                self.forgot();
             }
         }
         cache.insert(deployment.clone(), site.clone());

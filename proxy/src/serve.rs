@@ -8,7 +8,6 @@ use axum::http::request::Parts;
 use bytes::Bytes;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
-use scalemesh_core::hosts::SiteHost;
 use scalemesh_core::layout::{self, Encoding, ManifestEntry};
 use scalemesh_core::storage::StorageError;
 
@@ -33,38 +32,11 @@ async fn respond(proxy: &Proxy, req: &Parts) -> Response {
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return res;
     }
-    let inner = &proxy.inner;
-    let storage = inner.storage.as_ref();
-    let Some(site) = host_of(req).and_then(|h| inner.hosts.parse(h)) else {
+    let Some(host) = host_of(req) else {
         return page(StatusCode::NOT_FOUND, pages::NO_SITE);
     };
-    let preview = matches!(site, SiteHost::Deployment { .. });
-    let production = |project| async move {
-        match inner.routes.production(storage, &project).await {
-            Ok(Some(deployment)) => Ok(Some((project, deployment))),
-            Ok(None) => Ok(None),
-            Err(e) => Err(e),
-        }
-    };
-    let found = match site {
-        SiteHost::Project(project) => production(project).await,
-        SiteHost::Domain(host) => match inner.routes.domain(storage, &host).await {
-            Ok(Some(project)) => production(project).await,
-            Ok(None) => Ok(None),
-            Err(e) => Err(e),
-        },
-        SiteHost::Deployment {
-            project,
-            deployment,
-        } => Ok(Some((project, deployment))),
-    };
-    let (project, deployment) = match found {
+    let (site, preview) = match memo::site(proxy, host).await {
         Ok(Some(found)) => found,
-        Ok(None) => return page(StatusCode::NOT_FOUND, pages::NO_SITE),
-        Err(e) => return unavailable(&e),
-    };
-    let site = match inner.routes.manifest(storage, &project, &deployment).await {
-        Ok(Some(site)) => site,
         Ok(None) => return page(StatusCode::NOT_FOUND, pages::NO_SITE),
         Err(e) => return unavailable(&e),
     };
@@ -98,6 +70,125 @@ async fn respond(proxy: &Proxy, req: &Parts) -> Response {
             .insert("x-robots-tag", HeaderValue::from_static("noindex"));
     }
     res
+}
+
+/// Which deployment a host serves, remembered by each serving thread for itself: a request for a
+/// site the thread served a moment ago reads no shared table, takes no lock and parses no host.
+mod memo {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    use std::time::Instant;
+
+        use scalemesh_core::hosts::SiteHost;
+    use scalemesh_core::storage::StorageError;
+
+    use crate::Proxy;
+    use crate::routes::Site;
+
+    /// Hosts remembered per thread; all are forgotten when there would be more.
+    const MAX_HOSTS: usize = 1024;
+
+    /// What one thread remembers: only answers of the route table's current generation, so a
+    /// site forgotten there (a deleted project, an evicted manifest) is not kept alive here.
+    #[derive(Default)]
+    struct Memo {
+        generation: u64,
+        hosts: HashMap<Box<str>, Found>,
+    }
+
+    struct Found {
+        site: Arc<Site>,
+        preview: bool,
+        /// When the alias (or domain) it was found through is no longer fresh; never for a
+        /// preview.
+        until: Option<Instant>,
+    }
+
+    thread_local! {
+        static MEMO: RefCell<Memo> = RefCell::new(Memo::default());
+    }
+
+    /// The deployment `host` (as the request spelled it) serves and whether it is a preview;
+    /// `None` when it is no site's.
+    pub async fn site(
+        proxy: &Proxy,
+        host: &str,
+    ) -> Result<Option<(Arc<Site>, bool)>, StorageError> {
+        let routes = &proxy.inner.routes;
+        // Read before the tables are: anything forgotten from here on makes the memo stale.
+        let generation = routes.generation();
+        let now = Instant::now();
+        let remembered = MEMO.with_borrow_mut(|memo| {
+            if memo.generation != generation {
+                memo.hosts.clear();
+                memo.generation = generation;
+            }
+            memo.hosts
+                .get(host)
+                .filter(|found| found.until.is_none_or(|until| now < until))
+                .map(|found| (found.site.clone(), found.preview))
+        });
+        if remembered.is_some() {
+            return Ok(remembered);
+        }
+        let Some((site, preview, fresh_from)) = find(proxy, host).await? else {
+            return Ok(None);
+        };
+        let found = Found {
+            site: site.clone(),
+            preview,
+            until: fresh_from.map(|at| at + routes.ttl()),
+        };
+        MEMO.with_borrow_mut(|memo| {
+            if memo.generation != generation {
+                return;
+            }
+            if memo.hosts.len() >= MAX_HOSTS {
+                memo.hosts.clear();
+            }
+            memo.hosts.insert(host.into(), found);
+        });
+        Ok(Some((site, preview)))
+    }
+
+    /// The site from the shared tables, and since when the answer has been fresh (`None` for a
+    /// preview, which names its deployment and never goes stale).
+    async fn find(
+        proxy: &Proxy,
+        host: &str,
+    ) -> Result<Option<(Arc<Site>, bool, Option<Instant>)>, StorageError> {
+        let inner = &proxy.inner;
+        let storage = inner.storage.as_ref();
+        let routes = &inner.routes;
+        let Some(site_host) = inner.hosts.parse(host) else {
+            return Ok(None);
+        };
+        let (project, deployment, fresh_from, preview) = match site_host {
+            SiteHost::Project(project) => match routes.production(storage, &project).await? {
+                (at, Some(deployment)) => (project, deployment, Some(at), false),
+                (_, None) => return Ok(None),
+            },
+            SiteHost::Domain(domain) => {
+                let (domain_at, project) = routes.domain(storage, &domain).await?;
+                let Some(project) = project else {
+                    return Ok(None);
+                };
+                match routes.production(storage, &project).await? {
+                    (at, Some(deployment)) => (project, deployment, Some(at.min(domain_at)), false),
+                    (_, None) => return Ok(None),
+                }
+            }
+            SiteHost::Deployment {
+                project,
+                deployment,
+            } => (project, deployment, None, true),
+        };
+        Ok(routes
+            .manifest(storage, &project, &deployment)
+            .await?
+            .map(|site| (site, preview, fresh_from)))
+    }
 }
 
 /// `Host`, or the URI's authority when the request carried one (HTTP/2 `:authority`, absolute
