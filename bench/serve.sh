@@ -6,7 +6,8 @@
 #
 # Targets: 10 KB — ≥ 1.0× nginx's requests per second, p99 latency no worse than nginx's;
 # 1 MB — ≥ 0.7× nginx. nginx: 2 workers, sendfile, open_file_cache, no access log; the proxy:
-# its defaults (one worker thread per core, bodies up to 1 MB kept in memory).
+# its defaults (one serving thread per core, each with its own socket; bodies up to 1 MB kept
+# in memory).
 set -euo pipefail
 runs="${1:-3}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

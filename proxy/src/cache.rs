@@ -10,6 +10,8 @@ use axum::http::HeaderMap;
 use bytes::Bytes;
 use scalemesh_core::storage::{Storage, StorageError};
 
+use crate::counter::Counter;
+
 /// Plain data behind the locks: a panic elsewhere leaves nothing half-done.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -82,8 +84,8 @@ pub struct BodyCache {
     /// stamped longest ago: least recently used, to within one insertion.
     clock: AtomicU64,
     flights: Flights,
-    hits: AtomicU64,
-    misses: AtomicU64,
+    hits: Counter,
+    misses: Counter,
 }
 
 pub struct CacheStats {
@@ -129,15 +131,15 @@ impl BodyCache {
             kept: RwLock::new(Kept::default()),
             clock: AtomicU64::new(0),
             flights: Flights::default(),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
+            hits: Counter::default(),
+            misses: Counter::default(),
         }
     }
 
     pub fn stats(&self) -> CacheStats {
         CacheStats {
-            hits: self.hits.load(Ordering::Relaxed),
-            misses: self.misses.load(Ordering::Relaxed),
+            hits: self.hits.get(),
+            misses: self.misses.get(),
             bytes: read(&self.kept).bytes as u64,
         }
     }
@@ -163,7 +165,7 @@ impl BodyCache {
         if let Some(found) = self.hit(key, &take) {
             return Ok(found);
         }
-        self.misses.fetch_add(1, Ordering::Relaxed);
+        self.misses.add(1);
         let body = storage.get_bytes(key).await?;
         let head = head();
         let found = take(&body, &head);
@@ -179,7 +181,7 @@ impl BodyCache {
         if entry.used.load(Ordering::Relaxed) != now {
             entry.used.store(now, Ordering::Relaxed);
         }
-        self.hits.fetch_add(1, Ordering::Relaxed);
+        self.hits.add(1);
         Some(take(&entry.body, &entry.head))
     }
 
@@ -289,7 +291,9 @@ mod tests {
             let (cache, storage) = (cache.clone(), storage.clone());
             tasks.push(tokio::spawn(async move {
                 cache
-                    .get(storage.as_ref(), "k", HeaderMap::new, |body, _| body.clone())
+                    .get(storage.as_ref(), "k", HeaderMap::new, |body, _| {
+                        body.clone()
+                    })
                     .await
                     .expect("get")
             }));

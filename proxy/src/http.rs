@@ -17,7 +17,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::{TcpListener, TcpSocket};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
 #[derive(Debug, Clone, Copy)]
@@ -90,41 +91,48 @@ pub async fn serve_handler(
     serve_with(listener, handler, limits, slots, shutdown).await
 }
 
-/// Serves `handler` on `addr` from `threads` threads, as nginx's workers do: each thread has its
+/// The threads of `serve_on_threads`, until they have all stopped.
+pub type Serving = std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>>;
+
+/// Serves a `handler()` per thread on `addr` from `threads` threads, as nginx's workers do: each thread has its
 /// own event loop and its own listening socket on the same address (`SO_REUSEPORT`), the kernel
 /// spreads new connections over them, and a connection stays on the thread that accepted it,
 /// so no request waits for another thread or wakes one. Returns once the sockets are bound;
 /// the threads serve until `shutdown` completes, and the returned future ends when all of them
 /// have stopped.
-pub fn serve_on_threads(
+pub fn serve_on_threads<H: Handler>(
     addr: SocketAddr,
     threads: usize,
-    handler: impl Handler,
+    handler: impl Fn() -> H,
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<(SocketAddr, impl Future<Output = std::io::Result<()>>)> {
+) -> std::io::Result<(SocketAddr, Serving)> {
     let threads = threads.max(1);
-    // Bound here, so a taken address is an error now rather than in a thread; the first socket
-    // fixes the port when `addr` asks for any.
+    // Bound and listening here, so a taken address is an error now rather than in a thread and
+    // connections queue from the start; the first socket fixes the port when `addr` asks for
+    // any.
     let mut sockets = Vec::with_capacity(threads);
     let mut bound = addr;
     for _ in 0..threads {
-        let socket = if bound.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
-        };
-        socket.set_reuseaddr(true)?;
-        socket.set_reuseport(true)?;
-        socket.bind(bound)?;
-        bound = socket.local_addr()?;
-        sockets.push(socket);
+        let socket = Socket::new(
+            Domain::for_address(bound),
+            Type::STREAM,
+            Some(Protocol::TCP),
+        )?;
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(true)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&bound.into())?;
+        socket.listen(1024)?;
+        let listener = std::net::TcpListener::from(socket);
+        bound = listener.local_addr()?;
+        sockets.push(listener);
     }
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let (stop, stopped) = watch::channel(false);
     let mut done = Vec::with_capacity(threads);
     for (i, socket) in sockets.into_iter().enumerate() {
-        let (handler, slots, mut stopped) = (handler.clone(), slots.clone(), stopped.clone());
+        let (handler, slots, mut stopped) = (handler(), slots.clone(), stopped.clone());
         let (finished, on_finish) = tokio::sync::oneshot::channel();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -133,7 +141,7 @@ pub fn serve_on_threads(
             .name(format!("serve-{i}"))
             .spawn(move || {
                 let served = runtime.block_on(async move {
-                    let listener = socket.listen(1024)?;
+                    let listener = TcpListener::from_std(socket)?;
                     let stop = async move {
                         let _ = stopped.wait_for(|stop| *stop).await;
                     };
@@ -143,7 +151,7 @@ pub fn serve_on_threads(
             })?;
         done.push(on_finish);
     }
-    let all = async move {
+    let all = Box::pin(async move {
         tokio::spawn(async move {
             shutdown.await;
             let _ = stop.send(true);
@@ -155,7 +163,7 @@ pub fn serve_on_threads(
             }
         }
         Ok(())
-    };
+    });
     Ok((bound, all))
 }
 

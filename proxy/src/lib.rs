@@ -3,6 +3,7 @@
 //! number of proxies can run beside each other, and `scalemesh-server` embeds one.
 
 mod cache;
+mod counter;
 pub mod http;
 mod pages;
 mod path;
@@ -11,7 +12,6 @@ mod serve;
 mod site;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -20,6 +20,7 @@ use scalemesh_core::hosts::SiteHosts;
 use scalemesh_core::storage::Storage;
 
 use cache::BodyCache;
+use counter::Counter;
 pub use path::{SitePath, parse_request_path};
 use routes::RouteTable;
 
@@ -65,13 +66,13 @@ struct Inner {
 /// Counters for `/metrics`, by status class.
 #[derive(Default)]
 struct Metrics {
-    responses: [AtomicU64; 5],
+    responses: [Counter; 5],
 }
 
 impl Metrics {
     fn count(&self, status: axum::http::StatusCode) {
         let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
-        self.responses[class].fetch_add(1, Ordering::Relaxed);
+        self.responses[class].add(1);
     }
 }
 
@@ -120,7 +121,7 @@ impl Proxy {
                 out,
                 "scalemesh_proxy_responses_total{{class=\"{}xx\"}} {}",
                 i + 1,
-                count.load(Ordering::Relaxed)
+                count.get()
             );
         }
         let cache = self.inner.bodies.stats();
@@ -173,15 +174,16 @@ impl Proxy {
             )
     }
 
-    /// What answers the sites' listener: every path on every host.
+    /// What answers the sites' listener: every path on every host. Make one per serving
+    /// thread: its clones share a reference count of their own, which no other thread touches.
     pub fn handler(&self) -> SiteHandler {
-        SiteHandler(self.clone())
+        SiteHandler(Arc::new(self.clone()))
     }
 }
 
 /// The proxy as a hyper service, without a router in front: every request is a site's.
 #[derive(Clone)]
-pub struct SiteHandler(Proxy);
+pub struct SiteHandler(Arc<Proxy>);
 
 impl hyper::service::Service<axum::http::Request<hyper::body::Incoming>> for SiteHandler {
     type Response = axum::response::Response;

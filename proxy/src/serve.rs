@@ -5,9 +5,9 @@ use std::time::SystemTime;
 
 use axum::body::Body;
 use axum::http::request::Parts;
-use bytes::Bytes;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
+use bytes::Bytes;
 use scalemesh_core::layout::{self, Encoding, ManifestEntry};
 use scalemesh_core::storage::StorageError;
 
@@ -35,17 +35,18 @@ async fn respond(proxy: &Proxy, req: &Parts) -> Response {
     let Some(host) = host_of(req) else {
         return page(StatusCode::NOT_FOUND, pages::NO_SITE);
     };
-    let (site, preview) = match memo::site(proxy, host).await {
+    let (held, preview) = match memo::site(proxy, host).await {
         Ok(Some(found)) => found,
         Ok(None) => return page(StatusCode::NOT_FOUND, pages::NO_SITE),
         Err(e) => return unavailable(&e),
     };
+    let site: &Site = &held;
     let mut res = match parse_request_path(req.uri.path()) {
         None => page(StatusCode::NOT_FOUND, pages::NOT_FOUND),
         Some(site_path) => {
             let manifest = &site.manifest;
             let mut res = match site::decide(manifest, &site_path, req.uri.query()) {
-                Outcome::File { path, status } => serve_file(proxy, &site, path, status, req).await,
+                Outcome::File { path, status } => serve_file(proxy, site, path, status, req).await,
                 Outcome::Redirect { location, status } => redirect(&location, status),
                 Outcome::Missing { status } => page(
                     StatusCode::from_u16(status).unwrap_or(StatusCode::NOT_FOUND),
@@ -80,7 +81,7 @@ mod memo {
     use std::sync::Arc;
     use std::time::Instant;
 
-        use scalemesh_core::hosts::SiteHost;
+    use scalemesh_core::hosts::SiteHost;
     use scalemesh_core::storage::StorageError;
 
     use crate::Proxy;
@@ -98,11 +99,23 @@ mod memo {
     }
 
     struct Found {
-        site: Arc<Site>,
+        site: Arc<Held>,
         preview: bool,
         /// When the alias (or domain) it was found through is no longer fresh; never for a
         /// preview.
         until: Option<Instant>,
+    }
+
+    /// This thread's own hold on a shared site: requests clone it without touching a reference
+    /// count that other threads touch too.
+    pub struct Held(Arc<Site>);
+
+    impl std::ops::Deref for Held {
+        type Target = Site;
+
+        fn deref(&self) -> &Site {
+            &self.0
+        }
     }
 
     thread_local! {
@@ -114,7 +127,7 @@ mod memo {
     pub async fn site(
         proxy: &Proxy,
         host: &str,
-    ) -> Result<Option<(Arc<Site>, bool)>, StorageError> {
+    ) -> Result<Option<(Arc<Held>, bool)>, StorageError> {
         let routes = &proxy.inner.routes;
         // Read before the tables are: anything forgotten from here on makes the memo stale.
         let generation = routes.generation();
@@ -135,6 +148,7 @@ mod memo {
         let Some((site, preview, fresh_from)) = find(proxy, host).await? else {
             return Ok(None);
         };
+        let site = Arc::new(Held(site));
         let found = Found {
             site: site.clone(),
             preview,
@@ -294,7 +308,9 @@ async fn serve_file(proxy: &Proxy, site: &Site, path: &str, status: u16, req: &P
     let body = if inner.bodies.holds(size) {
         let slice = |body: &Bytes, _: &HeaderMap| {
             let usable = body.len() as u64 == size;
-            let range = usize::try_from(start).ok().zip(usize::try_from(start + len).ok());
+            let range = usize::try_from(start)
+                .ok()
+                .zip(usize::try_from(start + len).ok());
             range
                 .filter(|_| usable)
                 .map(|(start, end)| body.slice(start..end))

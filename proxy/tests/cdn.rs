@@ -138,19 +138,20 @@ async fn site(storage: Arc<dyn Storage>) -> Site {
     .await;
 
     let proxy = Proxy::new(storage.clone(), &ProxyConfig::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(http::serve_handler(
-        listener,
-        proxy.handler(),
+    // As `scalemesh-proxy` serves: threads of their own, each with its own socket and memo,
+    // over a storage client made on this runtime.
+    let (addr, served) = http::serve_on_threads(
+        "127.0.0.1:0".parse().expect("addr"),
+        2,
+        || proxy.handler(),
         Limits::SITES,
         async {
             let _ = stopped.await;
         },
-    ));
+    )
+    .expect("bind");
+    tokio::spawn(served);
     Site {
         addr,
         preview,
@@ -182,9 +183,11 @@ impl Raw {
 
 /// Sends `head` exactly as given (plus the blank line) and reads the whole answer.
 async fn raw(site: &Site, head: &str) -> Raw {
-    let mut stream = tokio::net::TcpStream::connect(site.addr)
-        .await
-        .expect("connect");
+    raw_at(site.addr, head).await
+}
+
+async fn raw_at(addr: SocketAddr, head: &str) -> Raw {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     stream
         .write_all(format!("{head}\r\nConnection: close\r\n\r\n").as_bytes())
         .await
@@ -616,4 +619,74 @@ async fn a_local_folder() {
 async fn s3() {
     let server = S3TestServer::start().await.expect("S3 server");
     all(site(Arc::new(server.storage("prod/").await)).await).await;
+}
+
+/// A standalone proxy learns of a moved alias from storage alone within its alias TTL, on every
+/// serving thread however recently each served the old deployment; told of the move, at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_thread_follows_the_alias() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage: Arc<dyn Storage> = Arc::new(FsStorage::new(dir.path().join("storage")));
+    let project = ProjectName::parse("site").expect("name");
+    let mut versions = Vec::new();
+    for version in ["one", "two"] {
+        let folder = dir.path().join(version);
+        write(&folder, "index.html", version.as_bytes());
+        versions.push(upload_folder(&storage, &project, &folder).await);
+    }
+    let go_live = |deployment: &DeploymentId| {
+        let (storage, project, deployment) = (storage.clone(), project.clone(), deployment.clone());
+        async move {
+            let route = Route {
+                project,
+                deployment,
+                updated_at: time::OffsetDateTime::now_utc(),
+            };
+            put_json(storage.as_ref(), &layout::route(&route.project), &route).await;
+        }
+    };
+    go_live(&versions[0]).await;
+    let ttl = std::time::Duration::from_millis(300);
+    let config = ProxyConfig {
+        route_ttl: ttl,
+        ..ProxyConfig::default()
+    };
+    let proxy = Proxy::new(storage.clone(), &config);
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (addr, served) = http::serve_on_threads(
+        "127.0.0.1:0".parse().expect("addr"),
+        2,
+        || proxy.handler(),
+        Limits::SITES,
+        async {
+            let _ = stopped.await;
+        },
+    )
+    .expect("bind");
+    tokio::spawn(served);
+    // Many connections, so the kernel hands some to each thread.
+    let bodies = || async {
+        let mut seen = Vec::new();
+        for _ in 0..24 {
+            let res = raw_at(addr, "GET / HTTP/1.1\r\nHost: site.localhost").await;
+            assert_eq!(res.status, 200);
+            seen.push(String::from_utf8(res.body).expect("utf-8"));
+        }
+        seen.sort();
+        seen.dedup();
+        seen
+    };
+    assert_eq!(bodies().await, ["one"]);
+
+    go_live(&versions[1]).await;
+    tokio::time::sleep(ttl + std::time::Duration::from_millis(100)).await;
+    assert_eq!(bodies().await, ["two"], "every thread read the alias again");
+
+    go_live(&versions[0]).await;
+    proxy.invalidate(&project);
+    assert_eq!(
+        bodies().await,
+        ["one"],
+        "told of the move, every thread forgot"
+    );
 }

@@ -149,7 +149,7 @@ async fn run() -> anyhow::Result<()> {
     let (addr, served) = http::serve_on_threads(
         args.listen,
         threads,
-        proxy.handler(),
+        || proxy.handler(),
         limits,
         shutdown_signal(),
     )
