@@ -2,14 +2,14 @@
 # The proxy against nginx serving the same deployment folder from disk, in one run: a 10 KB page
 # and a 1 MB file, with wrk on loopback. Also the proxy's memory under that load.
 #
-#   bash bench/serve.sh [runs]        (default 3 runs of each; the median is reported)
+#   bash bench/serve.sh [runs]        (default 5 runs of each; the median is reported)
 #
 # Targets: 10 KB — ≥ 1.0× nginx's requests per second, p99 latency no worse than nginx's;
 # 1 MB — ≥ 0.7× nginx. nginx: 2 workers, sendfile, open_file_cache, no access log; the proxy:
 # its defaults (one serving thread per core, each with its own socket; bodies up to 1 MB kept
 # in memory).
 set -euo pipefail
-runs="${1:-3}"
+runs="${1:-5}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 need_apt=()
