@@ -29,6 +29,9 @@ pub struct ProxyConfig {
     pub base_domain: String,
     /// How long a production alias read from storage is trusted before it is read again.
     pub route_ttl: Duration,
+    /// How long a manifest in memory is served before storage is asked whether it still
+    /// exists, so the deployments of a deleted project stop answering on proxies nobody told.
+    pub manifest_recheck: Duration,
     /// How many deployments' manifests are kept in memory.
     pub manifest_cache_entries: usize,
     /// Bytes of small file bodies kept in memory.
@@ -42,6 +45,7 @@ impl Default for ProxyConfig {
         Self {
             base_domain: "localhost".to_owned(),
             route_ttl: Duration::from_secs(1),
+            manifest_recheck: Duration::from_secs(30),
             manifest_cache_entries: 512,
             body_cache_bytes: 64 * 1024 * 1024,
             body_cache_max_object: 1024 * 1024,
@@ -81,7 +85,11 @@ impl Proxy {
         Self {
             inner: Arc::new(Inner {
                 hosts: SiteHosts::new(&config.base_domain, "http", None),
-                routes: RouteTable::new(config.route_ttl, config.manifest_cache_entries),
+                routes: RouteTable::new(
+                    config.route_ttl,
+                    config.manifest_recheck,
+                    config.manifest_cache_entries,
+                ),
                 bodies: BodyCache::new(config.body_cache_bytes, config.body_cache_max_object),
                 metrics: Metrics::default(),
                 storage,

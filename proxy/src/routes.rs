@@ -1,5 +1,6 @@
 //! What the proxy remembers from storage: production aliases and custom domains for a short time,
-//! manifests (which never change) until the cache is full or their project is deleted.
+//! manifests (which never change) until the cache is full, their project is deleted, or storage
+//! no longer has them when asked again (`ProxyConfig::manifest_recheck`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,12 +19,14 @@ const MAX_ALIASES: usize = 10_000;
 
 pub struct RouteTable {
     ttl: Duration,
+    recheck: Duration,
     capacity: usize,
     aliases: Fresh<ProjectName, DeploymentId>,
     domains: Fresh<String, ProjectName>,
     flights: Flights,
-    /// By deployment id (unique across projects); the project is checked on every hit.
-    manifests: Mutex<HashMap<DeploymentId, Arc<Site>>>,
+    /// By deployment id (unique across projects), with when storage last said the manifest
+    /// exists; the project is checked on every hit.
+    manifests: Mutex<HashMap<DeploymentId, (Instant, Arc<Site>)>>,
     /// Bumped whenever something is forgotten, so answers remembered elsewhere from this table
     /// (`crate::serve`'s per-thread memo of hosts) know they are stale.
     generation: AtomicU64,
@@ -74,9 +77,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl RouteTable {
-    pub fn new(ttl: Duration, capacity: usize) -> Self {
+    pub fn new(ttl: Duration, recheck: Duration, capacity: usize) -> Self {
         Self {
             ttl,
+            recheck,
             capacity: capacity.max(1),
             aliases: Fresh::new(),
             domains: Fresh::new(),
@@ -88,6 +92,10 @@ impl RouteTable {
 
     pub fn ttl(&self) -> Duration {
         self.ttl
+    }
+
+    pub fn recheck(&self) -> Duration {
+        self.recheck
     }
 
     pub fn generation(&self) -> u64 {
@@ -104,7 +112,7 @@ impl RouteTable {
     }
 
     pub fn forget_manifests(&self, project: &ProjectName) {
-        lock(&self.manifests).retain(|_, site| site.manifest.project != *project);
+        lock(&self.manifests).retain(|_, (_, site)| site.manifest.project != *project);
         self.forgot();
     }
 
@@ -174,32 +182,54 @@ impl RouteTable {
     }
 
     /// The manifest of a finished deployment of `project`, `None` when there is none: unknown,
-    /// still uploading, or a deployment of another project.
+    /// still uploading, deleted, or a deployment of another project; and when storage last said
+    /// it exists.
     pub async fn manifest(
         &self,
         storage: &dyn Storage,
         project: &ProjectName,
         deployment: &DeploymentId,
-    ) -> Result<Option<Arc<Site>>, StorageError> {
+    ) -> Result<Option<(Arc<Site>, Instant)>, StorageError> {
         let cached = |table: &Self| {
             lock(&table.manifests)
                 .get(deployment)
-                .map(|site| (site.manifest.project == *project).then(|| site.clone()))
+                .filter(|(_, site)| site.manifest.project == *project)
+                .map(|(checked, site)| (site.clone(), *checked))
         };
-        if let Some(found) = cached(self) {
-            return Ok(found);
+        let is_fresh = |(_, checked): &(Arc<Site>, Instant)| checked.elapsed() < self.recheck;
+        if let Some(found) = cached(self).filter(is_fresh) {
+            return Ok(Some(found));
         }
-        let _flight = self
-            .flights
-            .join(&layout::manifest(project, deployment))
-            .await;
-        if let Some(found) = cached(self) {
-            return Ok(found);
+        let key = layout::manifest(project, deployment);
+        let _flight = self.flights.join(&key).await;
+        match cached(self) {
+            Some(found) if is_fresh(&found) => return Ok(Some(found)),
+            // Still there? One byte says so without reading the whole manifest again.
+            Some((site, _)) => {
+                return match storage.get_range(&key, 0, 1).await {
+                    Err(e) if e.is_not_found() => {
+                        if lock(&self.manifests).remove(deployment).is_some() {
+                            self.forgot();
+                        }
+                        Ok(None)
+                    }
+                    // Storage failing is no reason to stop serving what is in memory; it is
+                    // asked again after another interval.
+                    checked => {
+                        if let Err(e) = checked {
+                            tracing::warn!(error = %e, %deployment, "checking a manifest failed");
+                        }
+                        let now = Instant::now();
+                        if let Some(entry) = lock(&self.manifests).get_mut(deployment) {
+                            entry.0 = now;
+                        }
+                        Ok(Some((site, now)))
+                    }
+                };
+            }
+            None => {}
         }
-        let manifest: Manifest = match storage
-            .get_bytes(&layout::manifest(project, deployment))
-            .await
-        {
+        let manifest: Manifest = match storage.get_bytes(&key).await {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
                 StorageError::Backend(format!("manifest of {deployment} is unreadable: {e}"))
             })?,
@@ -210,6 +240,7 @@ impl RouteTable {
             return Ok(None);
         }
         let site = Arc::new(Site::new(manifest));
+        let now = Instant::now();
         let mut cache = lock(&self.manifests);
         if cache.len() >= self.capacity {
             // Manifests are cheap to read again; dropping an arbitrary one keeps the bound.
@@ -218,8 +249,8 @@ impl RouteTable {
                 self.forgot();
             }
         }
-        cache.insert(deployment.clone(), site.clone());
-        Ok(Some(site))
+        cache.insert(deployment.clone(), (now, site.clone()));
+        Ok(Some((site, now)))
     }
 }
 

@@ -101,9 +101,9 @@ mod memo {
     struct Found {
         site: Arc<Held>,
         preview: bool,
-        /// When the alias (or domain) it was found through is no longer fresh; never for a
-        /// preview.
-        until: Option<Instant>,
+        /// When the alias (or domain) it was found through is no longer fresh, or the manifest
+        /// is due to be checked again.
+        until: Instant,
     }
 
     /// This thread's own hold on a shared site: requests clone it without touching a reference
@@ -139,20 +139,20 @@ mod memo {
             }
             memo.hosts
                 .get(host)
-                .filter(|found| found.until.is_none_or(|until| now < until))
+                .filter(|found| now < found.until)
                 .map(|found| (found.site.clone(), found.preview))
         });
         if remembered.is_some() {
             return Ok(remembered);
         }
-        let Some((site, preview, fresh_from)) = find(proxy, host).await? else {
+        let Some((site, preview, until)) = find(proxy, host).await? else {
             return Ok(None);
         };
         let site = Arc::new(Held(site));
         let found = Found {
             site: site.clone(),
             preview,
-            until: fresh_from.map(|at| at + routes.ttl()),
+            until,
         };
         MEMO.with_borrow_mut(|memo| {
             if memo.generation != generation {
@@ -166,12 +166,12 @@ mod memo {
         Ok(Some((site, preview)))
     }
 
-    /// The site from the shared tables, and since when the answer has been fresh (`None` for a
-    /// preview, which names its deployment and never goes stale).
+    /// The site from the shared tables, and until when that answer holds: while the alias or
+    /// domain it came through is fresh and the manifest needs no new check.
     async fn find(
         proxy: &Proxy,
         host: &str,
-    ) -> Result<Option<(Arc<Site>, bool, Option<Instant>)>, StorageError> {
+    ) -> Result<Option<(Arc<Site>, bool, Instant)>, StorageError> {
         let inner = &proxy.inner;
         let storage = inner.storage.as_ref();
         let routes = &inner.routes;
@@ -193,15 +193,18 @@ mod memo {
                     (_, None) => return Ok(None),
                 }
             }
+            // A preview names its deployment: no alias to go stale.
             SiteHost::Deployment {
                 project,
                 deployment,
             } => (project, deployment, None, true),
         };
-        Ok(routes
-            .manifest(storage, &project, &deployment)
-            .await?
-            .map(|site| (site, preview, fresh_from)))
+        let Some((site, checked)) = routes.manifest(storage, &project, &deployment).await? else {
+            return Ok(None);
+        };
+        let until = checked + routes.recheck();
+        let until = fresh_from.map_or(until, |at| until.min(at + routes.ttl()));
+        Ok(Some((site, preview, until)))
     }
 }
 
