@@ -94,8 +94,22 @@ pub struct CacheStats {
     pub bytes: u64,
 }
 
-/// What a cached body costs besides its bytes: the key, the head and the bookkeeping.
-const ENTRY_OVERHEAD: usize = 1024;
+/// What a cached entry costs besides its body, key and head: the map's slot, the entry and the
+/// allocations' own bookkeeping.
+const ENTRY_FIXED: usize = 256;
+
+/// An upper bound of what an entry costs besides its body, for `holds`.
+const ENTRY_MOST: usize = 8 * 1024;
+
+/// What a head costs in memory: its table (about 112 bytes a slot with its index) and values.
+fn head_cost(head: &HeaderMap) -> usize {
+    head.capacity() * 112 + head.values().map(|v| v.len()).sum::<usize>()
+}
+
+/// What keeping `body` under `key` with `head` costs, in bytes.
+fn cost(key: &str, body: &Bytes, head: &HeaderMap) -> usize {
+    body.len() + key.len() + head_cost(head) + ENTRY_FIXED
+}
 
 #[derive(Default)]
 struct Kept {
@@ -107,12 +121,7 @@ struct Entry {
     body: Bytes,
     head: HeaderMap,
     used: AtomicU64,
-}
-
-impl Entry {
-    fn cost(&self) -> usize {
-        self.body.len() + ENTRY_OVERHEAD
-    }
+    cost: usize,
 }
 
 fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -146,7 +155,9 @@ impl BodyCache {
 
     /// Whether a body of `size` bytes is kept here.
     pub fn holds(&self, size: u64) -> bool {
-        size <= self.max_object && self.max_bytes > 0
+        size <= self.max_object
+            && usize::try_from(size)
+                .is_ok_and(|size| size.saturating_add(ENTRY_MOST) <= self.max_bytes)
     }
 
     /// `take` applied to the body at `key` and its head: from memory, or (once, however many
@@ -187,15 +198,16 @@ impl BodyCache {
 
     fn insert(&self, key: &str, body: Bytes, head: HeaderMap) {
         let now = self.clock.fetch_add(1, Ordering::Relaxed) + 1;
+        let cost = cost(key, &body, &head);
+        if cost > self.max_bytes {
+            return;
+        }
         let entry = Entry {
             body,
             head,
             used: AtomicU64::new(now),
+            cost,
         };
-        let cost = entry.cost();
-        if cost > self.max_bytes {
-            return;
-        }
         let mut kept = write(&self.kept);
         if kept.entries.contains_key(key) {
             return;
@@ -215,7 +227,7 @@ impl BodyCache {
                     break;
                 }
                 if let Some(gone) = kept.entries.remove(&oldest) {
-                    kept.bytes -= gone.cost();
+                    kept.bytes -= gone.cost;
                 }
             }
         }
@@ -323,7 +335,7 @@ mod tests {
                 .await
                 .expect("put");
         }
-        let per_entry = 1000 + ENTRY_OVERHEAD;
+        let per_entry = cost("a", &Bytes::from(vec![0; 1000]), &HeaderMap::new());
         let cache = BodyCache::new(per_entry * 3, 2000);
         let get = |key: &'static str| {
             let (cache, storage) = (&cache, &storage);

@@ -11,6 +11,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, Response};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use hyper::body::Incoming;
 use hyper::service::Service;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -108,6 +110,12 @@ pub fn serve_on_threads<H: Handler>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<(SocketAddr, Serving)> {
     let threads = threads.max(1);
+    // `SO_REUSEPORT` would let these sockets join another process's on the same port (the
+    // kernel would split the traffic between them): a plain bind first says whether the
+    // address is taken.
+    if addr.port() != 0 {
+        drop(std::net::TcpListener::bind(addr)?);
+    }
     // Bound and listening here, so a taken address is an error now rather than in a thread and
     // connections queue from the start; the first socket fixes the port when `addr` asks for
     // any.
@@ -152,17 +160,36 @@ pub fn serve_on_threads<H: Handler>(
         done.push(on_finish);
     }
     let all = Box::pin(async move {
-        tokio::spawn(async move {
-            shutdown.await;
-            let _ = stop.send(true);
-        });
-        for thread in done {
-            match thread.await {
-                Ok(served) => served?,
-                Err(_) => return Err(std::io::Error::other("a serving thread stopped")),
+        // Until `shutdown`, a thread that stops has failed (or panicked): the others stop too,
+        // and the failure is the answer.
+        let mut running: FuturesUnordered<_> = done.into_iter().collect();
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut stopping = false;
+        let mut failure = None;
+        loop {
+            tokio::select! {
+                () = &mut shutdown, if !stopping => {
+                    stopping = true;
+                    let _ = stop.send(true);
+                }
+                finished = running.next() => {
+                    let Some(finished) = finished else { break };
+                    let failed = match finished {
+                        Ok(Ok(())) if stopping => None,
+                        Ok(Ok(())) => Some(std::io::Error::other("a serving thread stopped")),
+                        Ok(Err(e)) => Some(e),
+                        Err(_) => Some(std::io::Error::other("a serving thread panicked")),
+                    };
+                    if let Some(e) = failed {
+                        tracing::error!(error = %e, "serving failed; stopping");
+                        failure.get_or_insert(e);
+                        stopping = true;
+                        let _ = stop.send(true);
+                    }
+                }
             }
         }
-        Ok(())
+        failure.map_or(Ok(()), Err)
     });
     Ok((bound, all))
 }
@@ -192,13 +219,8 @@ where
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            permit = slots.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
-        };
+        // Accepted first, then given a slot: a listener of several (`serve_on_threads`) never
+        // sits on a slot while the connections go to another.
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
@@ -208,6 +230,13 @@ where
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
+            },
+            () = &mut shutdown => break,
+        };
+        let permit = tokio::select! {
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
             },
             () = &mut shutdown => break,
         };

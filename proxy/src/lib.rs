@@ -12,6 +12,7 @@ mod serve;
 mod site;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -60,6 +61,8 @@ pub struct Proxy {
 }
 
 struct Inner {
+    /// Unique in the process: what is remembered per thread is remembered per proxy.
+    id: u64,
     storage: Arc<dyn Storage>,
     hosts: SiteHosts,
     routes: RouteTable,
@@ -84,6 +87,10 @@ impl Proxy {
     pub fn new(storage: Arc<dyn Storage>, config: &ProxyConfig) -> Self {
         Self {
             inner: Arc::new(Inner {
+                id: {
+                    static NEXT: AtomicU64 = AtomicU64::new(0);
+                    NEXT.fetch_add(1, Ordering::Relaxed)
+                },
                 hosts: SiteHosts::new(&config.base_domain, "http", None),
                 routes: RouteTable::new(
                     config.route_ttl,

@@ -79,7 +79,7 @@ mod memo {
     use std::cell::RefCell;
     use std::collections::HashMap;
     use std::sync::Arc;
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
 
     use scalemesh_core::hosts::SiteHost;
     use scalemesh_core::storage::StorageError;
@@ -90,10 +90,16 @@ mod memo {
     /// Hosts remembered per thread; all are forgotten when there would be more.
     const MAX_HOSTS: usize = 1024;
 
-    /// What one thread remembers: only answers of the route table's current generation, so a
-    /// site forgotten there (a deleted project, an evicted manifest) is not kept alive here.
+    /// Longer hosts are looked up every time rather than remembered: no real host is that long
+    /// (253 bytes, a port and a dot), and hostile ones must not fill the memo's memory.
+    const MAX_HOST_LEN: usize = 264;
+
+    /// What one thread remembers: only answers of one proxy (a process may run several) and of
+    /// its route table's current generation, so a site forgotten there (a deleted project, an
+    /// evicted manifest) is not kept alive here.
     #[derive(Default)]
     struct Memo {
+        proxy: u64,
         generation: u64,
         hosts: HashMap<Box<str>, Found>,
     }
@@ -129,13 +135,14 @@ mod memo {
         host: &str,
     ) -> Result<Option<(Arc<Held>, bool)>, StorageError> {
         let routes = &proxy.inner.routes;
+        let id = proxy.inner.id;
         // Read before the tables are: anything forgotten from here on makes the memo stale.
         let generation = routes.generation();
         let now = Instant::now();
         let remembered = MEMO.with_borrow_mut(|memo| {
-            if memo.generation != generation {
+            if (memo.proxy, memo.generation) != (id, generation) {
                 memo.hosts.clear();
-                memo.generation = generation;
+                (memo.proxy, memo.generation) = (id, generation);
             }
             memo.hosts
                 .get(host)
@@ -155,7 +162,7 @@ mod memo {
             until,
         };
         MEMO.with_borrow_mut(|memo| {
-            if memo.generation != generation {
+            if (memo.proxy, memo.generation) != (id, generation) || host.len() > MAX_HOST_LEN {
                 return;
             }
             if memo.hosts.len() >= MAX_HOSTS {
@@ -164,6 +171,12 @@ mod memo {
             memo.hosts.insert(host.into(), found);
         });
         Ok(Some((site, preview)))
+    }
+
+    fn far_future() -> Instant {
+        let now = Instant::now();
+        now.checked_add(Duration::from_secs(365 * 24 * 3600))
+            .unwrap_or(now)
     }
 
     /// The site from the shared tables, and until when that answer holds: while the alias or
@@ -202,8 +215,10 @@ mod memo {
         let Some((site, checked)) = routes.manifest(storage, &project, &deployment).await? else {
             return Ok(None);
         };
-        let until = checked + routes.recheck();
-        let until = fresh_from.map_or(until, |at| until.min(at + routes.ttl()));
+        // However long the intervals, an instant that cannot be represented means never.
+        let later = |at: Instant, by| at.checked_add(by).unwrap_or_else(far_future);
+        let until = later(checked, routes.recheck());
+        let until = fresh_from.map_or(until, |at| until.min(later(at, routes.ttl())));
         Ok(Some((site, preview, until)))
     }
 }
@@ -355,7 +370,7 @@ fn file_headers(
     coding: Option<Encoding>,
     status: StatusCode,
 ) -> HeaderMap {
-    let mut headers = HeaderMap::with_capacity(16);
+    let mut headers = HeaderMap::with_capacity(12);
     if let Ok(v) = HeaderValue::from_str(&entry.content_type) {
         headers.insert(header::CONTENT_TYPE, v);
     }

@@ -1,0 +1,210 @@
+//! The proxy as `scalemesh-proxy` runs it, at its edges: several proxies in one process,
+//! hostile hosts, a connection cap smaller than the thread count, a taken port, extreme
+//! settings.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use scalemesh_builder::upload::{self, UploadLimits};
+use scalemesh_core::layout::{self, Route};
+use scalemesh_core::rules::Routing;
+use scalemesh_core::storage::{Body, FsStorage, ObjectMeta, Storage};
+use scalemesh_core::{DeploymentId, ProjectName};
+use scalemesh_proxy::http::{self, Limits};
+use scalemesh_proxy::{Proxy, ProxyConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn live_site(dir: &Path, body: &str) -> Arc<dyn Storage> {
+    let storage: Arc<dyn Storage> = Arc::new(FsStorage::new(dir.join("storage")));
+    let project = ProjectName::parse("site").expect("name");
+    let folder = dir.join("src");
+    std::fs::create_dir_all(&folder).expect("mkdir");
+    std::fs::write(folder.join("index.html"), body).expect("write");
+    let id = DeploymentId::generate();
+    let (mut files, _) = upload::collect(&folder, UploadLimits::default()).expect("collect");
+    let routing = upload::take_routing(&mut files, Routing::default()).expect("rules");
+    upload::upload(storage.clone(), &project, &id, files, routing, |_, _| {})
+        .await
+        .expect("upload");
+    let route = Route {
+        project: project.clone(),
+        deployment: id,
+        updated_at: time::OffsetDateTime::now_utc(),
+    };
+    storage
+        .put(
+            &layout::route(&project),
+            Body::Bytes(Bytes::from(serde_json::to_vec(&route).expect("json"))),
+            &ObjectMeta::default(),
+        )
+        .await
+        .expect("put");
+    storage
+}
+
+async fn fetch(addr: SocketAddr, host: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .expect("send");
+    let mut bytes = Vec::new();
+    s.read_to_end(&mut bytes).await.expect("read");
+    let text = String::from_utf8_lossy(&bytes).to_string();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    (status, body)
+}
+
+fn spawn(proxy: &Proxy, listener: tokio::net::TcpListener) {
+    tokio::spawn(http::serve_handler(
+        listener,
+        proxy.handler(),
+        Limits::SITES,
+        std::future::pending(),
+    ));
+}
+
+/// What one proxy remembers per thread is its own: a second `Proxy` in the same process (over
+/// the same storage, another base domain) never answers a host that is none of its own.
+#[tokio::test] // current_thread: both proxies' connections run on this one thread
+async fn two_proxies_on_one_thread_keep_their_own_hosts() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let storage = live_site(d.path(), "tenant A").await;
+    let config = |base: &str| ProxyConfig {
+        base_domain: base.into(),
+        ..ProxyConfig::default()
+    };
+    let a = Proxy::new(storage.clone(), &config("a.test"));
+    let b = Proxy::new(storage, &config("b.test"));
+    let la = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("setup");
+    let lb = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("setup");
+    let (aa, ab) = (
+        la.local_addr().expect("setup"),
+        lb.local_addr().expect("setup"),
+    );
+    spawn(&a, la);
+    spawn(&b, lb);
+    assert_eq!(
+        fetch(ab, "site.a.test").await.0,
+        404,
+        "no site of B's, before A is asked"
+    );
+    assert_eq!(fetch(aa, "site.a.test").await.1, "tenant A");
+    assert_eq!(
+        fetch(ab, "site.a.test").await.0,
+        404,
+        "B must not answer with A's site"
+    );
+}
+
+/// Hosts too long to be real are answered but not remembered: hostile ones cannot fill memory.
+#[tokio::test]
+async fn long_hosts_are_not_remembered() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let proxy = Proxy::new(live_site(d.path(), "x").await, &ProxyConfig::default());
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("setup");
+    let addr = l.local_addr().expect("setup");
+    spawn(&proxy, l);
+    let rss = || {
+        let s = std::fs::read_to_string("/proc/self/status").expect("setup");
+        let line = s
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .expect("setup")
+            .to_owned();
+        line.split_whitespace()
+            .nth(1)
+            .expect("setup")
+            .parse::<u64>()
+            .expect("setup")
+            / 1024
+    };
+    assert_eq!(fetch(addr, "site.localhost").await.0, 200);
+    let before = rss();
+    for i in 0..300 {
+        let host = format!("site.localhost:{i}{}", "0".repeat(200_000));
+        assert_eq!(fetch(addr, &host).await.0, 200);
+    }
+    let grown = rss() - before;
+    eprintln!("RSS grew by {grown} MiB after 300 hostile hosts");
+    assert!(grown < 30, "memo kept {grown} MiB of Host strings");
+}
+
+/// With fewer connection slots than threads, every connection is still served, whichever
+/// thread the kernel hands it to.
+#[tokio::test]
+async fn a_cap_below_the_thread_count_still_serves_everyone() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let proxy = Proxy::new(live_site(d.path(), "x").await, &ProxyConfig::default());
+    let limits = Limits {
+        max_connections: 1,
+        ..Limits::SITES
+    };
+    let (addr, served) = http::serve_on_threads(
+        "127.0.0.1:0".parse().expect("setup"),
+        2,
+        || proxy.handler(),
+        limits,
+        std::future::pending(),
+    )
+    .expect("setup");
+    tokio::spawn(served);
+    for i in 0..16 {
+        let answered =
+            tokio::time::timeout(Duration::from_secs(3), fetch(addr, "site.localhost")).await;
+        assert!(answered.is_ok(), "connection {i} was never accepted");
+    }
+}
+
+/// `SO_REUSEPORT` on every socket must not let a second proxy join a taken port silently.
+#[tokio::test]
+async fn a_taken_port_is_an_error() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let proxy = Proxy::new(live_site(d.path(), "x").await, &ProxyConfig::default());
+    let (addr, _served) = http::serve_on_threads(
+        "127.0.0.1:0".parse().expect("setup"),
+        1,
+        || proxy.handler(),
+        Limits::SITES,
+        std::future::pending(),
+    )
+    .expect("setup");
+    let again = http::serve_on_threads(
+        addr,
+        1,
+        || proxy.handler(),
+        Limits::SITES,
+        std::future::pending(),
+    );
+    assert!(again.is_err(), "a second proxy bound {addr} too");
+}
+
+/// `--route-ttl 18446744073709551615` means "trust the alias for good", not a panic.
+#[tokio::test]
+async fn a_huge_route_ttl_serves() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let config = ProxyConfig {
+        route_ttl: Duration::from_secs(u64::MAX),
+        ..ProxyConfig::default()
+    };
+    let proxy = Proxy::new(live_site(d.path(), "x").await, &config);
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("setup");
+    let addr = l.local_addr().expect("setup");
+    spawn(&proxy, l);
+    assert_eq!(fetch(addr, "site.localhost").await.0, 200);
+}
