@@ -5,6 +5,7 @@
 mod cache;
 mod counter;
 pub mod http;
+mod local;
 mod pages;
 mod path;
 mod routes;
@@ -39,6 +40,9 @@ pub struct ProxyConfig {
     pub body_cache_bytes: usize,
     /// Largest body kept in memory; larger files stream from storage every time.
     pub body_cache_max_object: u64,
+    /// Bytes of whole responses each serving thread keeps a copy of for itself (0: none), on
+    /// top of the shared body cache; bodies over 64 KiB are never copied.
+    pub thread_cache_bytes: usize,
 }
 
 impl Default for ProxyConfig {
@@ -50,6 +54,7 @@ impl Default for ProxyConfig {
             manifest_cache_entries: 512,
             body_cache_bytes: 64 * 1024 * 1024,
             body_cache_max_object: 1024 * 1024,
+            thread_cache_bytes: 4 * 1024 * 1024,
         }
     }
 }
@@ -67,6 +72,8 @@ struct Inner {
     hosts: SiteHosts,
     routes: RouteTable,
     bodies: BodyCache,
+    /// Each serving thread's budget for its own copies of responses.
+    thread_cache_bytes: usize,
     metrics: Metrics,
 }
 
@@ -98,6 +105,7 @@ impl Proxy {
                     config.manifest_cache_entries,
                 ),
                 bodies: BodyCache::new(config.body_cache_bytes, config.body_cache_max_object),
+                thread_cache_bytes: config.thread_cache_bytes,
                 metrics: Metrics::default(),
                 storage,
             }),

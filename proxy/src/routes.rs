@@ -256,6 +256,9 @@ impl RouteTable {
 
 /// A deployment as the proxy serves it: its manifest, and what every response of it shares.
 pub struct Site {
+    /// Unique in the process among sites ever loaded: what is kept per site outside it (each
+    /// thread's copies of responses) is never found for another, nor for a reload of this one.
+    pub id: u64,
     pub manifest: Manifest,
     /// `Last-Modified`: when the deployment was made.
     pub last_modified: HeaderValue,
@@ -267,7 +270,9 @@ impl Site {
         let modified = SystemTime::from(manifest.created_at);
         let last_modified = HeaderValue::from_str(&httpdate::fmt_http_date(modified))
             .unwrap_or_else(|_| HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"));
+        static NEXT: AtomicU64 = AtomicU64::new(0);
         Self {
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
             manifest,
             last_modified,
             modified,

@@ -14,7 +14,7 @@ use scalemesh_core::storage::StorageError;
 use crate::path::parse_request_path;
 use crate::routes::Site;
 use crate::site::{self, Outcome};
-use crate::{Proxy, pages};
+use crate::{Proxy, local, pages};
 
 const REVALIDATE: HeaderValue = HeaderValue::from_static("public, max-age=0, must-revalidate");
 const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
@@ -260,11 +260,15 @@ async fn serve_file(proxy: &Proxy, site: &Site, path: &str, status: u16, req: &P
         headers.remove(header::CONTENT_ENCODING);
         return response(StatusCode::NOT_MODIFIED, headers, Body::empty());
     }
+    let inner = &proxy.inner;
+    let whole_get = status == StatusCode::OK && !ranged && req.method == Method::GET;
+    if whole_get && let Some((head, body)) = local::get(site.id, coding, path) {
+        return response(status, head, Body::from(body));
+    }
     let key = match coding {
         Some(e) => layout::output_variant(&manifest.project, &manifest.deployment, e, path),
         None => layout::output_file(&manifest.project, &manifest.deployment, path),
     };
-    let inner = &proxy.inner;
     let storage = inner.storage.as_ref();
     let whole = |headers: &mut HeaderMap| {
         headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
@@ -272,8 +276,7 @@ async fn serve_file(proxy: &Proxy, site: &Site, path: &str, status: u16, req: &P
     };
 
     // The common case, a whole file from memory: its head was made when its body was read.
-    if status == StatusCode::OK && !ranged && req.method == Method::GET && inner.bodies.holds(size)
-    {
+    if whole_get && inner.bodies.holds(size) {
         let head = || {
             let mut headers = file_headers(site, entry, hash, coding, status);
             whole(&mut headers);
@@ -286,7 +289,19 @@ async fn serve_file(proxy: &Proxy, site: &Site, path: &str, status: u16, req: &P
             })
             .await;
         return match found {
-            Ok(Some((body, head))) => response(status, head, Body::from(body)),
+            Ok(Some((body, head))) => {
+                if size <= local::MAX_OBJECT {
+                    local::keep(
+                        inner.thread_cache_bytes,
+                        site.id,
+                        coding,
+                        path,
+                        &head,
+                        &body,
+                    );
+                }
+                response(status, head, Body::from(body))
+            }
             Ok(None) => unavailable(&wrong_size(&key)),
             Err(e) if e.is_not_found() => page(StatusCode::NOT_FOUND, pages::NOT_FOUND),
             Err(e) => unavailable(&e),

@@ -42,6 +42,10 @@ struct Args {
     /// Bytes of small files kept in memory (e.g. 64MB, 1GB).
     #[arg(long, env = "SCALEMESH_BODY_CACHE", default_value = "64MB", value_parser = parse_bytes)]
     body_cache: u64,
+    /// Bytes of small responses each serving thread also keeps for itself, on top of the
+    /// shared cache (0 turns it off).
+    #[arg(long, env = "SCALEMESH_THREAD_CACHE", default_value = "4MB", value_parser = parse_bytes)]
+    thread_cache: u64,
     /// Threads serving sites, each with its own event loop [default: one per core].
     #[arg(long, env = "SCALEMESH_PROXY_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
     threads: Option<u16>,
@@ -119,6 +123,7 @@ async fn run() -> anyhow::Result<()> {
             base_domain: args.base_domain,
             route_ttl: args.route_ttl,
             body_cache_bytes: usize::try_from(args.body_cache).unwrap_or(usize::MAX),
+            thread_cache_bytes: usize::try_from(args.thread_cache).unwrap_or(usize::MAX),
             ..ProxyConfig::default()
         },
     );

@@ -1,0 +1,204 @@
+//! Each serving thread's own copies of whole responses it served a moment ago: a hit in the
+//! shared body cache still takes its lock and touches reference counts that every core touches,
+//! and those shared cache lines bounce between cores on every request. A copy held by one
+//! thread alone is read without either.
+//!
+//! The copies are keyed by site (a deployment as loaded, unique in the process, so a reloaded
+//! or deleted deployment's copies are never found again), coding and file path; deployments
+//! are immutable, so a copy is never stale. Each thread holds at most its budget in bytes and
+//! frees a quarter of it at random when full.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use bytes::Bytes;
+use scalemesh_core::layout::Encoding;
+
+/// Larger bodies are not copied per thread: copying them out to the socket costs far more
+/// than the shared cache's bookkeeping.
+pub const MAX_OBJECT: u64 = 64 * 1024;
+
+/// What a copy costs beyond its body: its head, its key and the map's slots.
+const OVERHEAD: usize = 1024;
+
+#[derive(Default)]
+struct Copies {
+    bytes: usize,
+    /// (site, coding) → path → response.
+    sites: HashMap<(u64, u8), HashMap<Box<str>, Copy>>,
+}
+
+struct Copy {
+    head: HeaderMap,
+    body: Bytes,
+    cost: usize,
+}
+
+thread_local! {
+    static COPIES: RefCell<Copies> = RefCell::new(Copies::default());
+}
+
+fn coding_key(coding: Option<Encoding>) -> u8 {
+    match coding {
+        None => 0,
+        Some(Encoding::Brotli) => 1,
+        Some(Encoding::Gzip) => 2,
+    }
+}
+
+/// This thread's copy of the response for `path` of `site` in `coding`.
+pub fn get(site: u64, coding: Option<Encoding>, path: &str) -> Option<(HeaderMap, Bytes)> {
+    COPIES.with_borrow(|copies| {
+        copies
+            .sites
+            .get(&(site, coding_key(coding)))?
+            .get(path)
+            .map(|copy| (copy.head.clone(), copy.body.clone()))
+    })
+}
+
+/// Keeps a copy of `head` and `body` for this thread, within `budget` bytes.
+pub fn keep(
+    budget: usize,
+    site: u64,
+    coding: Option<Encoding>,
+    path: &str,
+    head: &HeaderMap,
+    body: &Bytes,
+) {
+    let cost = body.len() + path.len() + OVERHEAD;
+    if cost > budget / 4 || body.len() as u64 > MAX_OBJECT {
+        return;
+    }
+    let copy = Copy {
+        head: own_head(head),
+        body: Bytes::copy_from_slice(body),
+        cost,
+    };
+    COPIES.with_borrow_mut(|copies| {
+        let key = (site, coding_key(coding));
+        // A copy it replaces makes room first.
+        if let Some(old) = copies
+            .sites
+            .get_mut(&key)
+            .and_then(|paths| paths.remove(path))
+        {
+            copies.bytes -= old.cost;
+        }
+        if copies.bytes + cost > budget {
+            copies.free(budget - budget / 4);
+        }
+        copies.bytes += cost;
+        copies
+            .sites
+            .entry(key)
+            .or_default()
+            .insert(path.into(), copy);
+    });
+}
+
+impl Copies {
+    /// Drops copies until at most `target` bytes are held. Which ones is left to the maps'
+    /// order, as good as random; a batch at once keeps the scans rare.
+    fn free(&mut self, target: usize) {
+        let mut bytes = self.bytes;
+        self.sites.retain(|_, paths| {
+            paths.retain(|_, copy| {
+                if bytes <= target {
+                    return true;
+                }
+                bytes -= copy.cost;
+                false
+            });
+            !paths.is_empty()
+        });
+        self.bytes = bytes;
+    }
+}
+
+/// A head sharing no memory with `head`: its values' reference counts are this thread's alone.
+fn own_head(head: &HeaderMap) -> HeaderMap {
+    let mut own = HeaderMap::with_capacity(head.len());
+    for (name, value) in head {
+        let name =
+            HeaderName::from_bytes(name.as_str().as_bytes()).unwrap_or_else(|_| name.clone());
+        let value = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+        own.append(name, value);
+    }
+    own
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::header;
+
+    use super::*;
+
+    fn head(tag: &str) -> HeaderMap {
+        let mut head = HeaderMap::new();
+        head.insert(
+            header::ETAG,
+            HeaderValue::from_str(tag).expect("a valid value"),
+        );
+        head.insert("x-custom", HeaderValue::from_static("yes"));
+        head
+    }
+
+    fn held() -> usize {
+        COPIES.with_borrow(|copies| copies.bytes)
+    }
+
+    #[test]
+    fn a_copy_is_found_only_for_its_site_coding_and_path() {
+        let body = Bytes::from(vec![7u8; 1000]);
+        keep(1 << 20, 1, None, "a.html", &head("\"a\""), &body);
+        let (found_head, found_body) = get(1, None, "a.html").expect("kept");
+        assert_eq!(found_body, body);
+        assert_eq!(found_head, head("\"a\""));
+        // A copy, not the shared body: no memory, hence no reference count, in common.
+        assert_ne!(found_body.as_ptr(), body.as_ptr());
+        assert!(get(2, None, "a.html").is_none(), "another site");
+        assert!(
+            get(1, Some(Encoding::Gzip), "a.html").is_none(),
+            "another coding"
+        );
+        assert!(get(1, None, "b.html").is_none(), "another path");
+    }
+
+    #[test]
+    fn copies_stay_within_the_budget() {
+        let budget = 64 * 1024;
+        let body = Bytes::from(vec![1u8; 3000]);
+        for n in 0..200 {
+            keep(budget, 10, None, &format!("f{n}"), &head("\"x\""), &body);
+            assert!(held() <= budget, "{} bytes held over {budget}", held());
+        }
+        let kept = (0..200)
+            .filter(|n| get(10, None, &format!("f{n}")).is_some())
+            .count();
+        assert!(kept > 5 && kept < 200, "{kept} kept");
+        // The newest is always kept: room is made before it goes in.
+        assert!(get(10, None, "f199").is_some());
+        // Replacing a copy does not count it twice.
+        let before = held();
+        keep(budget, 10, None, "f199", &head("\"x\""), &body);
+        assert_eq!(held(), before);
+    }
+
+    #[test]
+    fn large_bodies_and_a_zero_budget_keep_nothing() {
+        let big = Bytes::from(vec![0u8; MAX_OBJECT as usize + 1]);
+        keep(usize::MAX, 20, None, "big", &head("\"b\""), &big);
+        assert!(get(20, None, "big").is_none());
+        keep(
+            0,
+            20,
+            None,
+            "small",
+            &head("\"s\""),
+            &Bytes::from_static(b"hi"),
+        );
+        assert!(get(20, None, "small").is_none());
+    }
+}
