@@ -7,7 +7,8 @@
 # Targets: 10 KB — ≥ 1.0× nginx's requests per second, p99 latency no worse than nginx's;
 # 1 MB — ≥ 0.7× nginx. nginx: 2 workers, sendfile, open_file_cache, no access log; the proxy:
 # its defaults (one serving thread per core, each with its own socket; bodies up to 1 MB kept
-# in memory).
+# in memory). Also the CPU time each server spends per request (its threads' user and system time
+# over the run), steadier than requests per second on a machine whose speed varies.
 set -euo pipefail
 runs="${1:-5}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -81,23 +82,46 @@ for port in "$proxy_port" "$nginx_port"; do
     done
 done
 
-# One wrk run: "requests/s p99-ms".
+# CPU time (clock ticks, user and system) of the given processes' threads so far.
+cpu_ticks() {
+    local total=0 task fields
+    for pid in "$@"; do
+        for task in /proc/"$pid"/task/*; do
+            read -r -a fields < "$task/stat" || continue
+            total=$((total + fields[13] + fields[14]))
+        done
+    done
+    echo "$total"
+}
+nginx_workers=$(pgrep -P "$(cat "$work/nginx.pid")" | tr '\n' ' ')
+
+# One wrk run against port $1 for file $2, the server being the processes $3…:
+# "requests/s p99-ms cpu-µs-per-request".
 measure() {
-    wrk -t2 -c64 -d10s --latency -H 'Host: site.localhost' "http://127.0.0.1:$1/$2" | python3 -c '
+    local port=$1 file=$2 before after
+    shift 2
+    before=$(cpu_ticks "$@")
+    wrk -t2 -c64 -d10s --latency -H 'Host: site.localhost' "http://127.0.0.1:$port/$file" > "$work/wrk.out"
+    after=$(cpu_ticks "$@")
+    python3 - "$work/wrk.out" "$((after - before))" "$(getconf CLK_TCK)" <<'PY'
 import re, sys
-out = sys.stdin.read()
+out = open(sys.argv[1]).read()
+ticks, hz = int(sys.argv[2]), int(sys.argv[3])
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+total = int(re.search(r"(\d+) requests in", out).group(1))
 p99, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()
 scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-print(rps, float(p99) * scale)'
+print(rps, float(p99) * scale, ticks / hz / total * 1e6)
+PY
 }
 results="$work/results"
 : > "$results"
 for file in page.js big.bin; do
-    measure "$proxy_port" "$file" >/dev/null  # warm-up: the body into memory
+    measure "$proxy_port" "$file" "$proxy_pid" >/dev/null  # warm-up: the body into memory
     for _ in $(seq 1 "$runs"); do
-        echo "$file proxy $(measure "$proxy_port" "$file")" >> "$results"
-        echo "$file nginx $(measure "$nginx_port" "$file")" >> "$results"
+        echo "$file proxy $(measure "$proxy_port" "$file" "$proxy_pid")" >> "$results"
+        # shellcheck disable=SC2086  # one worker pid per word
+        echo "$file nginx $(measure "$nginx_port" "$file" $nginx_workers)" >> "$results"
     done
 done
 rss="$(awk '/VmRSS/ {print $2/1024}' "/proc/$proxy_pid/status")"
@@ -108,13 +132,14 @@ rows = [line.split() for line in open(sys.argv[1])]
 rss, peak = float(sys.argv[2]), float(sys.argv[3])
 def median(file, server, column):
     return statistics.median(float(r[column]) for r in rows if r[0] == file and r[1] == server)
-print("%-10s %-18s %12s %10s" % ("file", "server", "req/s", "p99 (ms)"))
+print("%-10s %-18s %12s %10s %16s" % ("file", "server", "req/s", "p99 (ms)", "CPU µs/request"))
 verdicts = []
 for file, label, target in (("page.js", "10 KB", 1.0), ("big.bin", "1 MB", 0.7)):
     ours, theirs = median(file, "proxy", 2), median(file, "nginx", 2)
     our_p99, their_p99 = median(file, "proxy", 3), median(file, "nginx", 3)
-    print("%-10s %-18s %12.0f %10.2f" % (label, "scalemesh-proxy", ours, our_p99))
-    print("%-10s %-18s %12.0f %10.2f" % (label, "nginx (2 workers)", theirs, their_p99))
+    our_cpu, their_cpu = median(file, "proxy", 4), median(file, "nginx", 4)
+    print("%-10s %-18s %12.0f %10.2f %16.1f" % (label, "scalemesh-proxy", ours, our_p99, our_cpu))
+    print("%-10s %-18s %12.0f %10.2f %16.1f" % (label, "nginx (2 workers)", theirs, their_p99, their_cpu))
     ratio = ours / theirs
     ok = ratio >= target and (file != "page.js" or our_p99 <= their_p99)
     verdicts.append(f"{label}: {ratio:.2f}× nginx (target ≥ {target}×{', p99 ≤ nginx' if file == 'page.js' else ''}): {'ok' if ok else 'MISSED'}")

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use scalemesh_core::storage::{Storage, StorageError};
 
 use crate::counter::Counter;
+use crate::spliced;
 
 /// Plain data behind the locks: a panic elsewhere leaves nothing half-done.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -153,11 +154,14 @@ impl BodyCache {
         }
     }
 
-    /// Whether a body of `size` bytes is kept here.
+    /// Whether a body of `size` bytes is kept here (with the memory file a large one gets).
     pub fn holds(&self, size: u64) -> bool {
         size <= self.max_object
-            && usize::try_from(size)
-                .is_ok_and(|size| size.saturating_add(ENTRY_MOST) <= self.max_bytes)
+            && usize::try_from(size).is_ok_and(|size| {
+                size.saturating_add(spliced::file_bytes(size))
+                    .saturating_add(ENTRY_MOST)
+                    <= self.max_bytes
+            })
     }
 
     /// `take` applied to the body at `key` and its head: from memory, or (once, however many
@@ -177,10 +181,10 @@ impl BodyCache {
             return Ok(found);
         }
         self.misses.add(1);
-        let body = storage.get_bytes(key).await?;
+        let (body, file) = spliced::register(storage.get_bytes(key).await?);
         let head = head();
         let found = take(&body, &head);
-        self.insert(key, body, head);
+        self.insert(key, body, file, head);
         Ok(found)
     }
 
@@ -196,9 +200,10 @@ impl BodyCache {
         Some(take(&entry.body, &entry.head))
     }
 
-    fn insert(&self, key: &str, body: Bytes, head: HeaderMap) {
+    /// Keeps `body` (and the `file` bytes of its memory file) under `key`.
+    fn insert(&self, key: &str, body: Bytes, file: usize, head: HeaderMap) {
         let now = self.clock.fetch_add(1, Ordering::Relaxed) + 1;
-        let cost = cost(key, &body, &head);
+        let cost = cost(key, &body, &head) + file;
         if cost > self.max_bytes {
             return;
         }

@@ -23,6 +23,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
+use crate::spliced::Conn;
+
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Connections served at once; more wait in the kernel's accept queue.
@@ -242,7 +244,7 @@ where
         };
         let _ = stream.set_nodelay(true);
         let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service.clone())
+            .serve_connection_with_upgrades(TokioIo::new(Conn::new(stream)), service.clone())
             .into_owned();
         let connection = graceful.watch(connection);
         tokio::spawn(async move {

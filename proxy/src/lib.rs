@@ -11,6 +11,7 @@ mod path;
 mod routes;
 mod serve;
 mod site;
+mod spliced;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -166,6 +167,18 @@ impl Proxy {
                 "Bytes of bodies held in memory.",
                 "gauge",
                 cache.bytes,
+            ),
+            (
+                "memory_files",
+                "Memory files holding large cached bodies, sent from with sendfile(2).",
+                "gauge",
+                spliced::open(),
+            ),
+            (
+                "sendfile_bytes_total",
+                "Bytes of cached bodies sent from memory files rather than copied.",
+                "counter",
+                spliced::sent(),
             ),
         ] {
             let _ = writeln!(out, "# HELP scalemesh_proxy_{name} {help}");

@@ -26,6 +26,8 @@ struct Site {
     preview: DeploymentId,
     js: Vec<u8>,
     big: Vec<u8>,
+    /// Large, yet kept in memory: sent from a memory file.
+    large: Vec<u8>,
     proxy: Proxy,
     storage: Arc<dyn Storage>,
     _stop: tokio::sync::oneshot::Sender<()>,
@@ -68,6 +70,7 @@ async fn site(storage: Arc<dyn Storage>) -> Site {
     let project = ProjectName::parse("site").expect("name");
     let js: Vec<u8> = "console.log('hello, world');\n".repeat(200).into_bytes();
     let big: Vec<u8> = (0..3 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    let large: Vec<u8> = (0..300_000).map(|i| (i * 7 % 253) as u8).collect();
     let out = dir.path().join("v2");
     write(
         &out,
@@ -82,6 +85,7 @@ async fn site(storage: Arc<dyn Storage>) -> Site {
     write(&out, "dir/index.html", b"dir");
     write(&out, APP_JS, &js);
     write(&out, "video.bin", &big);
+    write(&out, "large.bin", &large);
     write(
         &out,
         ".well-known/security.txt",
@@ -157,6 +161,7 @@ async fn site(storage: Arc<dyn Storage>) -> Site {
         preview,
         js,
         big,
+        large,
         proxy,
         storage,
         _stop: stop,
@@ -601,8 +606,122 @@ async fn attacks(site: &Site) {
     server.abort();
 }
 
+/// The value of the metric `name` in the proxy's metrics.
+fn metric(site: &Site, name: &str) -> u64 {
+    site.proxy
+        .metrics_text()
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name}"))
+}
+
+/// Reads one response off a kept-alive connection: its status and body, by its
+/// `Content-Length`.
+async fn next_response(stream: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> (u16, Vec<u8>) {
+    let mut chunk = vec![0; 64 * 1024];
+    loop {
+        if let Some(split) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..split]).to_string();
+            let status = head
+                .split(' ')
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .expect("status");
+            let len: usize = head
+                .split("\r\n")
+                .filter_map(|l| l.split_once(':'))
+                .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+                .and_then(|(_, v)| v.trim().parse().ok())
+                .expect("content-length");
+            while buf.len() < split + 4 + len {
+                let n = stream.read(&mut chunk).await.expect("read");
+                assert!(n > 0, "connection closed mid-body");
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            let body = buf[split + 4..split + 4 + len].to_vec();
+            buf.drain(..split + 4 + len);
+            return (status, body);
+        }
+        let n = stream.read(&mut chunk).await.expect("read");
+        assert!(n > 0, "connection closed before a response");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// A large file kept in memory goes out with `sendfile` from its memory file: whole, in parts,
+/// pipelined between other responses on one connection, and (copied) over HTTP/2.
+async fn large_bodies(site: &Site) {
+    let large = &site.large;
+    // Read into memory by the first request, sent from the memory file by the next ones.
+    for _ in 0..2 {
+        let res = home(site, "/large.bin", &[]).await;
+        assert_eq!(res.status, 200);
+        assert!(res.body == *large, "large.bin differs");
+    }
+    assert!(metric(site, "scalemesh_proxy_memory_files") >= 1);
+    let sent = metric(site, "scalemesh_proxy_sendfile_bytes_total");
+    let res = home(site, "/large.bin", &[("Range", "bytes=100000-250000")]).await;
+    assert_eq!(res.status, 206);
+    assert!(res.body == large[100_000..=250_000], "the range differs");
+    let res = home(site, "/large.bin", &[("Range", "bytes=-70000")]).await;
+    assert!(
+        res.body == large[large.len() - 70_000..],
+        "the suffix differs"
+    );
+
+    // Pipelined: three requests in one write, answered in order on the same connection.
+    let mut stream = tokio::net::TcpStream::connect(site.addr)
+        .await
+        .expect("connect");
+    let one = "GET /large.bin HTTP/1.1\r\nHost: site.localhost\r\n\r\n";
+    let about = "GET /about HTTP/1.1\r\nHost: site.localhost\r\n\r\n";
+    stream
+        .write_all(format!("{one}{about}{one}").as_bytes())
+        .await
+        .expect("send");
+    let mut buf = Vec::new();
+    let (status, body) = next_response(&mut stream, &mut buf).await;
+    assert_eq!(status, 200);
+    assert!(body == *large, "the first pipelined body differs");
+    let (status, body) = next_response(&mut stream, &mut buf).await;
+    assert_eq!((status, body.as_slice()), (200, &b"<h1>about</h1>"[..]));
+    let (status, body) = next_response(&mut stream, &mut buf).await;
+    assert_eq!(status, 200);
+    assert!(body == *large, "the second pipelined body differs");
+    let expected = (2 * large.len() + 150_001 + 70_000) as u64;
+    let sent_now = metric(site, "scalemesh_proxy_sendfile_bytes_total");
+    assert!(
+        sent_now - sent >= expected,
+        "{} bytes sent from memory files, {expected} expected",
+        sent_now - sent
+    );
+
+    // HTTP/2 frames are copied from the same body.
+    let stream = tokio::net::TcpStream::connect(site.addr)
+        .await
+        .expect("connect");
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .expect("h2 handshake");
+    tokio::spawn(conn);
+    let req = axum::http::Request::builder()
+        .uri("http://site.localhost/large.bin")
+        .body(axum::body::Body::empty())
+        .expect("request");
+    let res = sender.send_request(req).await.expect("h2 response");
+    assert_eq!(res.status().as_u16(), 200);
+    let body = axum::body::to_bytes(axum::body::Body::new(res.into_body()), usize::MAX)
+        .await
+        .expect("h2 body");
+    assert!(body == *large, "the HTTP/2 body differs");
+}
+
 async fn all(site: Site) {
     validators_and_ranges(&site).await;
+    large_bodies(&site).await;
     codings_and_cache_headers(&site).await;
     html_handling_and_rules(&site).await;
     attacks(&site).await;
