@@ -44,6 +44,21 @@ impl Limits {
     };
 }
 
+/// Raises this process's limit on open files to its hard limit, as servers that hold many
+/// connections do (nginx's `worker_rlimit_nofile`): the usual soft limit, 1024, is far below
+/// `Limits::SITES.max_connections`, and past it `accept` fails. Returns the limit in force.
+pub fn raise_open_files_limit() -> Option<u64> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    // Linux refuses more than `fs.nr_open`, 2^20 by default, even to an unlimited hard limit.
+    const MOST: u64 = 1 << 20;
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    let wanted = hard.min(MOST);
+    if soft < wanted && setrlimit(Resource::RLIMIT_NOFILE, wanted, hard).is_ok() {
+        return Some(wanted);
+    }
+    Some(soft)
+}
+
 /// How long open connections get to finish once `shutdown` completes.
 const DRAIN: Duration = Duration::from_secs(10);
 

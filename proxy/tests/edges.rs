@@ -208,3 +208,53 @@ async fn a_huge_route_ttl_serves() {
     spawn(&proxy, l);
     assert_eq!(fetch(addr, "site.localhost").await.0, 200);
 }
+
+/// The soft and hard limits on open files of process `pid`.
+fn open_files_limits(pid: &str) -> (u64, u64) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("an open files line");
+    let mut numbers = line["Max open files".len()..]
+        .split_whitespace()
+        .map(|n| n.parse::<u64>().unwrap_or(u64::MAX));
+    (numbers.next().expect("soft"), numbers.next().expect("hard"))
+}
+
+/// Started under the usual soft limit on open files, far below the connections it may hold,
+/// `scalemesh-proxy` raises it to the hard limit before it serves.
+#[test]
+fn the_proxy_raises_its_open_files_limit() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_, hard) = open_files_limits("self");
+    assert!(hard > 256, "a hard limit of {hard} leaves nothing to show");
+    let mut child = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(r#"ulimit -Sn 256 && exec "$0" --listen 127.0.0.1:0 --storage "file://$1""#)
+        .arg(env!("CARGO_BIN_EXE_scalemesh-proxy"))
+        .arg(dir.path())
+        .env("RUST_LOG", "scalemesh_proxy=info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut log = Vec::new();
+    for line in stderr.lines() {
+        let line = line.expect("log line");
+        let up = line.contains("serving sites");
+        log.push(line);
+        if up {
+            break;
+        }
+    }
+    let limits = open_files_limits(&child.id().to_string());
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        log.last().is_some_and(|l| l.contains("serving sites")),
+        "{log:#?}"
+    );
+    assert_eq!(limits, (hard.min(1 << 20), hard), "{log:#?}");
+}

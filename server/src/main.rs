@@ -19,6 +19,9 @@ async fn main() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    // Connections and memory files of the embedded proxy, log streams and builds: more than
+    // the usual soft limit of 1024 open files.
+    scalemesh_proxy::http::raise_open_files_limit();
     if let Err(err) = run(Settings::parse()).await {
         eprintln!("error: {err:#}");
         std::process::exit(1);

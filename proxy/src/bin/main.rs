@@ -110,6 +110,15 @@ async fn run() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
+    if let Some(open_files) = http::raise_open_files_limit()
+        && (open_files as usize) < args.max_connections.saturating_add(64)
+    {
+        tracing::warn!(
+            open_files,
+            max_connections = args.max_connections,
+            "the open-file limit is below --max-connections; raise it (ulimit -n) or lower that"
+        );
+    }
     let url = StorageUrl::parse(&args.storage)?;
     let options = StorageOptions {
         s3_endpoint: args.s3_endpoint.clone(),
