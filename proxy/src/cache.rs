@@ -103,7 +103,7 @@ const ENTRY_FIXED: usize = 256;
 const ENTRY_MOST: usize = 8 * 1024;
 
 /// What a head costs in memory: its table (about 112 bytes a slot with its index) and values.
-fn head_cost(head: &HeaderMap) -> usize {
+pub fn head_cost(head: &HeaderMap) -> usize {
     head.capacity() * 112 + head.values().map(|v| v.len()).sum::<usize>()
 }
 
@@ -154,14 +154,16 @@ impl BodyCache {
         }
     }
 
-    /// Whether a body of `size` bytes is kept here (with the memory file a large one gets).
+    /// Counts a body served from a copy made of one kept here.
+    pub fn count_hit(&self) {
+        self.hits.add(1);
+    }
+
+    /// Whether a body of `size` bytes is kept here.
     pub fn holds(&self, size: u64) -> bool {
         size <= self.max_object
-            && usize::try_from(size).is_ok_and(|size| {
-                size.saturating_add(spliced::file_bytes(size))
-                    .saturating_add(ENTRY_MOST)
-                    <= self.max_bytes
-            })
+            && usize::try_from(size)
+                .is_ok_and(|size| size.saturating_add(ENTRY_MOST) <= self.max_bytes)
     }
 
     /// `take` applied to the body at `key` and its head: from memory, or (once, however many
@@ -181,7 +183,18 @@ impl BodyCache {
             return Ok(found);
         }
         self.misses.add(1);
-        let (body, file) = spliced::register(storage.get_bytes(key).await?);
+        let body = storage.get_bytes(key).await?;
+        // A memory file too when there is room for both: written off the serving thread.
+        let (body, file) = if body.len() >= spliced::MIN
+            && body.len().saturating_mul(2).saturating_add(ENTRY_MOST) <= self.max_bytes
+        {
+            let plain = body.clone();
+            tokio::task::spawn_blocking(move || spliced::register(body))
+                .await
+                .unwrap_or((plain, 0))
+        } else {
+            (body, 0)
+        };
         let head = head();
         let found = take(&body, &head);
         self.insert(key, body, file, head);

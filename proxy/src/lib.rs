@@ -170,15 +170,21 @@ impl Proxy {
             ),
             (
                 "memory_files",
-                "Memory files holding large cached bodies, sent from with sendfile(2).",
+                "Memory files holding large cached bodies in this process, sent from with sendfile(2).",
                 "gauge",
                 spliced::open(),
             ),
             (
                 "sendfile_bytes_total",
-                "Bytes of cached bodies sent from memory files rather than copied.",
+                "Bytes of cached bodies sent from memory files rather than copied, by this process.",
                 "counter",
                 spliced::sent(),
+            ),
+            (
+                "sendfile_working",
+                "1 while bodies are sent with sendfile(2); 0 once it has failed and they are copied.",
+                "gauge",
+                u64::from(spliced::working()),
             ),
         ] {
             let _ = writeln!(out, "# HELP scalemesh_proxy_{name} {help}");

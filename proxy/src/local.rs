@@ -6,21 +6,30 @@
 //! The copies are keyed by site (a deployment as loaded, unique in the process, so a reloaded
 //! or deleted deployment's copies are never found again), coding and file path; deployments
 //! are immutable, so a copy is never stale. Each thread holds at most its budget in bytes and
-//! frees a quarter of it at random when full.
+//! frees a quarter of it when full. A copy is made of a body the shared cache already held
+//! (a second request, not the first), and it is used for a second at most before the request
+//! goes through the shared cache again, so the shared cache keeps seeing which files are hot.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use bytes::Bytes;
 use scalemesh_core::layout::Encoding;
 
+use crate::cache::head_cost;
+
 /// Larger bodies are not copied per thread: copying them out to the socket costs far more
 /// than the shared cache's bookkeeping.
 pub const MAX_OBJECT: u64 = 64 * 1024;
 
-/// What a copy costs beyond its body: its head, its key and the map's slots.
-const OVERHEAD: usize = 1024;
+/// What a copy costs beyond its body and head: its key, its slot in the maps and the
+/// allocations' own bookkeeping.
+const OVERHEAD: usize = 256;
+
+/// How long a copy is used before the shared cache is asked again.
+const FRESH: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 struct Copies {
@@ -33,6 +42,7 @@ struct Copy {
     head: HeaderMap,
     body: Bytes,
     cost: usize,
+    until: Instant,
 }
 
 thread_local! {
@@ -47,13 +57,20 @@ fn coding_key(coding: Option<Encoding>) -> u8 {
     }
 }
 
-/// This thread's copy of the response for `path` of `site` in `coding`.
-pub fn get(site: u64, coding: Option<Encoding>, path: &str) -> Option<(HeaderMap, Bytes)> {
+/// This thread's copy of the response for `path` of `site` in `coding`, unless it is due to
+/// be checked against the shared cache.
+pub fn get(
+    site: u64,
+    coding: Option<Encoding>,
+    path: &str,
+    now: Instant,
+) -> Option<(HeaderMap, Bytes)> {
     COPIES.with_borrow(|copies| {
         copies
             .sites
             .get(&(site, coding_key(coding)))?
             .get(path)
+            .filter(|copy| now < copy.until)
             .map(|copy| (copy.head.clone(), copy.body.clone()))
     })
 }
@@ -67,14 +84,19 @@ pub fn keep(
     head: &HeaderMap,
     body: &Bytes,
 ) {
-    let cost = body.len() + path.len() + OVERHEAD;
-    if cost > budget / 4 || body.len() as u64 > MAX_OBJECT {
+    if body.len() as u64 > MAX_OBJECT || body.len() > budget / 4 {
+        return;
+    }
+    let head = own_head(head);
+    let cost = body.len() + path.len() + head_cost(&head) + OVERHEAD;
+    if cost > budget / 4 {
         return;
     }
     let copy = Copy {
-        head: own_head(head),
+        head,
         body: Bytes::copy_from_slice(body),
         cost,
+        until: Instant::now() + FRESH,
     };
     COPIES.with_borrow_mut(|copies| {
         let key = (site, coding_key(coding));
@@ -153,17 +175,29 @@ mod tests {
     fn a_copy_is_found_only_for_its_site_coding_and_path() {
         let body = Bytes::from(vec![7u8; 1000]);
         keep(1 << 20, 1, None, "a.html", &head("\"a\""), &body);
-        let (found_head, found_body) = get(1, None, "a.html").expect("kept");
+        let (found_head, found_body) = get(1, None, "a.html", Instant::now()).expect("kept");
         assert_eq!(found_body, body);
         assert_eq!(found_head, head("\"a\""));
         // A copy, not the shared body: no memory, hence no reference count, in common.
         assert_ne!(found_body.as_ptr(), body.as_ptr());
-        assert!(get(2, None, "a.html").is_none(), "another site");
         assert!(
-            get(1, Some(Encoding::Gzip), "a.html").is_none(),
+            get(2, None, "a.html", Instant::now()).is_none(),
+            "another site"
+        );
+        assert!(
+            get(1, Some(Encoding::Gzip), "a.html", Instant::now()).is_none(),
             "another coding"
         );
-        assert!(get(1, None, "b.html").is_none(), "another path");
+        assert!(
+            get(1, None, "b.html", Instant::now()).is_none(),
+            "another path"
+        );
+        // Due to be checked against the shared cache after a while.
+        let later = Instant::now() + FRESH;
+        assert!(
+            get(1, None, "a.html", later).is_none(),
+            "used past its time"
+        );
     }
 
     #[test]
@@ -175,11 +209,11 @@ mod tests {
             assert!(held() <= budget, "{} bytes held over {budget}", held());
         }
         let kept = (0..200)
-            .filter(|n| get(10, None, &format!("f{n}")).is_some())
+            .filter(|n| get(10, None, &format!("f{n}"), Instant::now()).is_some())
             .count();
         assert!(kept > 5 && kept < 200, "{kept} kept");
         // The newest is always kept: room is made before it goes in.
-        assert!(get(10, None, "f199").is_some());
+        assert!(get(10, None, "f199", Instant::now()).is_some());
         // Replacing a copy does not count it twice.
         let before = held();
         keep(budget, 10, None, "f199", &head("\"x\""), &body);
@@ -190,7 +224,7 @@ mod tests {
     fn large_bodies_and_a_zero_budget_keep_nothing() {
         let big = Bytes::from(vec![0u8; MAX_OBJECT as usize + 1]);
         keep(usize::MAX, 20, None, "big", &head("\"b\""), &big);
-        assert!(get(20, None, "big").is_none());
+        assert!(get(20, None, "big", Instant::now()).is_none());
         keep(
             0,
             20,
@@ -199,6 +233,6 @@ mod tests {
             &head("\"s\""),
             &Bytes::from_static(b"hi"),
         );
-        assert!(get(20, None, "small").is_none());
+        assert!(get(20, None, "small", Instant::now()).is_none());
     }
 }

@@ -1,7 +1,8 @@
 //! One request: host → deployment → manifest → what the path answers → the response, with
 //! validators, ranges and the content coding the client takes.
 
-use std::time::SystemTime;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Instant, SystemTime};
 
 use axum::body::Body;
 use axum::http::request::Parts;
@@ -262,7 +263,8 @@ async fn serve_file(proxy: &Proxy, site: &Site, path: &str, status: u16, req: &P
     }
     let inner = &proxy.inner;
     let whole_get = status == StatusCode::OK && !ranged && req.method == Method::GET;
-    if whole_get && let Some((head, body)) = local::get(site.id, coding, path) {
+    if whole_get && let Some((head, body)) = local::get(site.id, coding, path, Instant::now()) {
+        inner.bodies.count_hit();
         return response(status, head, Body::from(body));
     }
     let key = match coding {
@@ -277,7 +279,10 @@ async fn serve_file(proxy: &Proxy, site: &Site, path: &str, status: u16, req: &P
 
     // The common case, a whole file from memory: its head was made when its body was read.
     if whole_get && inner.bodies.holds(size) {
+        // Called only when the body is read from storage.
+        let read = AtomicBool::new(false);
         let head = || {
+            read.store(true, Ordering::Relaxed);
             let mut headers = file_headers(site, entry, hash, coding, status);
             whole(&mut headers);
             headers
@@ -290,7 +295,9 @@ async fn serve_file(proxy: &Proxy, site: &Site, path: &str, status: u16, req: &P
             .await;
         return match found {
             Ok(Some((body, head))) => {
-                if size <= local::MAX_OBJECT {
+                // Copied for this thread once the shared cache held it already: one request
+                // for a file makes no copy.
+                if size <= local::MAX_OBJECT && !read.load(Ordering::Relaxed) {
                     local::keep(
                         inner.thread_cache_bytes,
                         site.id,

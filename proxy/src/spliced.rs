@@ -6,8 +6,9 @@
 //! bytes (`memfd_create`, then sealed against any write, so what it holds never changes),
 //! registered for the address range of the body's memory. Connections are written through
 //! [`Conn`]: a write of a slice that lies inside a registered range becomes a `sendfile` from
-//! that file at the slice's offset, and any other write is a plain one. The body itself stays
-//! in memory for everything that is not a plain HTTP/1 write (HTTP/2 frames, a failed file).
+//! that file at the slice's offset (HTTP/1 bodies; HTTP/2 DATA frames too when the client
+//! takes frames that large), and any other write is a plain one. The body itself stays in
+//! memory, for the writes that copy and for when `sendfile` cannot be used.
 //!
 //! A registration lives exactly as long as the memory it describes: it is removed before that
 //! memory is freed, so a range found in the registry is always the body's own memory, whose
@@ -17,7 +18,7 @@ use std::collections::BTreeMap;
 use std::io::{self, IoSlice, Write};
 use std::os::fd::OwnedFd;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, RwLock};
 use std::task::{Context, Poll, ready};
 
@@ -33,23 +34,36 @@ use crate::counter::Counter;
 /// the serving threads keep their own copies of them anyway.
 pub const MIN: usize = 64 * 1024 + 1;
 
-/// Memory files open at most, so they cannot take the process's file descriptors.
+/// Memory files open at most, so they cannot take the process's file descriptors, and the
+/// bytes they hold at most (bodies still being sent keep theirs after they leave the cache).
 const MOST: usize = 512;
+const MOST_BYTES: usize = 256 * 1024 * 1024;
 
 struct File {
     len: usize,
-    id: u64,
     fd: Arc<OwnedFd>,
+    /// Registrations of this memory not yet ended: the same body may be registered again.
+    users: usize,
 }
 
 /// Registered memory: first address → its file.
 static FILES: LazyLock<RwLock<BTreeMap<usize, File>>> = LazyLock::new(Default::default);
 static OPEN: AtomicUsize = AtomicUsize::new(0);
+static OPEN_BYTES: AtomicUsize = AtomicUsize::new(0);
+/// Set once `sendfile` fails other than for the connection's sake (a sandbox that forbids it,
+/// say): from then on every body is copied.
+static BROKEN: AtomicBool = AtomicBool::new(false);
 static SENT: LazyLock<Counter> = LazyLock::new(Counter::default);
 
 /// Memory files open now.
 pub fn open() -> u64 {
     OPEN.load(Ordering::Relaxed).min(MOST) as u64
+}
+
+/// Whether `sendfile` is used at all: it is not once it has failed for other reasons than a
+/// connection's.
+pub fn working() -> bool {
+    !BROKEN.load(Ordering::Relaxed)
 }
 
 /// Bytes sent from memory files since the process started.
@@ -69,42 +83,84 @@ fn files_mut() -> std::sync::RwLockWriteGuard<'static, BTreeMap<usize, File>> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// What the memory file of a body of `len` bytes would hold.
-pub fn file_bytes(len: usize) -> usize {
-    if len >= MIN { len } else { 0 }
-}
-
 /// `body`, sent from a memory file of its own from now on when it is large enough and one can
-/// be made; and the bytes that file holds, to be counted with the body.
+/// be made; and the bytes that file holds, to be counted with the body. Writes the whole body
+/// once: call it off the serving threads.
 pub fn register(body: Bytes) -> (Bytes, usize) {
-    if body.len() < MIN {
+    let len = body.len();
+    if len < MIN || BROKEN.load(Ordering::Relaxed) {
         return (body, 0);
     }
-    if OPEN.fetch_add(1, Ordering::Relaxed) >= MOST {
-        OPEN.fetch_sub(1, Ordering::Relaxed);
+    let start = body.as_ptr() as usize;
+    match join(start, len) {
+        Some(true) => return (Bytes::from_owner(Registered { body, start }), 0),
+        Some(false) => return (body, 0),
+        None => {}
+    }
+    if !reserve(len) {
         return (body, 0);
     }
     let fd = match memory_file(&body) {
         Ok(fd) => fd,
         Err(e) => {
-            OPEN.fetch_sub(1, Ordering::Relaxed);
+            release(len);
             tracing::debug!(error = %e, "no memory file; the body is copied when sent");
             return (body, 0);
         }
     };
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let id = NEXT.fetch_add(1, Ordering::Relaxed);
-    let start = body.as_ptr() as usize;
-    let len = body.len();
-    files_mut().insert(
+    let mut files = files_mut();
+    // Registered meanwhile by another thread: this file is not needed.
+    if let Some(joined) = join_locked(&mut files, start, len) {
+        drop(files);
+        release(len);
+        drop(fd);
+        return if joined {
+            (Bytes::from_owner(Registered { body, start }), 0)
+        } else {
+            (body, 0)
+        };
+    }
+    files.insert(
         start,
         File {
             len,
-            id,
             fd: Arc::new(fd),
+            users: 1,
         },
     );
-    (Bytes::from_owner(Registered { body, start, id }), len)
+    drop(files);
+    (Bytes::from_owner(Registered { body, start }), len)
+}
+
+/// When memory at `start` is registered already: whether it is the same body (which then
+/// shares that file) or only begins where it does (which is then not registered at all).
+fn join(start: usize, len: usize) -> Option<bool> {
+    join_locked(&mut files_mut(), start, len)
+}
+
+fn join_locked(files: &mut BTreeMap<usize, File>, start: usize, len: usize) -> Option<bool> {
+    let file = files.get_mut(&start)?;
+    if file.len != len {
+        return Some(false);
+    }
+    file.users += 1;
+    Some(true)
+}
+
+/// Counts a memory file of `len` bytes in, if it fits under both caps.
+fn reserve(len: usize) -> bool {
+    let files = OPEN.fetch_add(1, Ordering::Relaxed);
+    let bytes = OPEN_BYTES.fetch_add(len, Ordering::Relaxed);
+    if files >= MOST || bytes.saturating_add(len) > MOST_BYTES {
+        release(len);
+        return false;
+    }
+    true
+}
+
+fn release(len: usize) {
+    OPEN.fetch_sub(1, Ordering::Relaxed);
+    OPEN_BYTES.fetch_sub(len, Ordering::Relaxed);
 }
 
 /// A sealed memory file holding `body`.
@@ -132,7 +188,6 @@ fn memory_file(body: &[u8]) -> io::Result<OwnedFd> {
 struct Registered {
     body: Bytes,
     start: usize,
-    id: u64,
 }
 
 impl AsRef<[u8]> for Registered {
@@ -144,14 +199,21 @@ impl AsRef<[u8]> for Registered {
 impl Drop for Registered {
     fn drop(&mut self) {
         let mut files = files_mut();
-        if files
-            .get(&self.start)
-            .is_some_and(|file| file.id == self.id)
-        {
-            files.remove(&self.start);
-        }
+        let last = files.get_mut(&self.start).is_some_and(|file| {
+            file.users -= 1;
+            file.users == 0
+        });
+        let gone = if last {
+            files.remove(&self.start)
+        } else {
+            None
+        };
         drop(files);
-        OPEN.fetch_sub(1, Ordering::Relaxed);
+        if let Some(gone) = gone {
+            release(gone.len);
+            // Closed once the lock is released: closing frees the file's pages.
+            drop(gone);
+        }
     }
 }
 
@@ -163,6 +225,15 @@ fn find(slice: &[u8]) -> Option<(Arc<OwnedFd>, nix::libc::off_t)> {
     let end = start.checked_add(slice.len())?;
     let offset = nix::libc::off_t::try_from(start - at).ok()?;
     (end <= at + file.len).then(|| (file.fd.clone(), offset))
+}
+
+/// Whether `e` says the peer is gone, rather than that `sendfile` cannot be used.
+fn connection_gone(e: &io::Error) -> bool {
+    use io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, NotConnected};
+    matches!(
+        e.kind(),
+        BrokenPipe | ConnectionReset | ConnectionAborted | NotConnected
+    )
 }
 
 /// A connection whose writes of registered bodies are `sendfile`s.
@@ -220,21 +291,41 @@ impl AsyncWrite for Conn {
             .enumerate()
             .filter(|(_, buf)| buf.len() >= MIN)
             .find_map(|(at, buf)| find(buf).map(|(fd, offset)| (at, buf.len(), fd, offset)));
-        match registered {
-            None => Pin::new(&mut self.stream).poll_write_vectored(cx, bufs),
+        let Some((at, len, fd, offset)) = registered else {
+            return Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        };
+        if bufs[..at].iter().any(|buf| !buf.is_empty()) {
             // What comes before the body (its response's head) goes first, held back until
             // the body joins it in the same packets.
-            Some((at, ..)) if at > 0 => self.poll_io(cx, |stream| {
-                socket2::SockRef::from(stream)
-                    .send_vectored_with_flags(&bufs[..at], nix::libc::MSG_MORE)
-            }),
-            Some((_, len, fd, offset)) => self.poll_io(cx, |stream| {
-                let mut offset = offset;
-                let sent =
-                    nix::sys::sendfile::sendfile(stream, fd.as_ref(), Some(&mut offset), len)?;
-                SENT.add(sent as u64);
-                Ok(sent)
-            }),
+            return self.poll_io(cx, |stream| {
+                socket2::SockRef::from(stream).send_vectored_with_flags(
+                    &bufs[..at],
+                    nix::libc::MSG_MORE | nix::libc::MSG_NOSIGNAL,
+                )
+            });
+        }
+        let sent = self.poll_io(cx, |stream| {
+            let mut offset = offset;
+            Ok(nix::sys::sendfile::sendfile(
+                stream,
+                fd.as_ref(),
+                Some(&mut offset),
+                len,
+            )?)
+        });
+        match sent {
+            Poll::Ready(Ok(n)) => {
+                SENT.add(n as u64);
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) if !connection_gone(&e) => {
+                // The body is in memory: copy it, and stop trying `sendfile`.
+                if !BROKEN.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(error = %e, "sendfile failed; bodies are copied from now on");
+                }
+                Pin::new(&mut self.stream).poll_write_vectored(cx, &bufs[at..])
+            }
+            other => other,
         }
     }
 
@@ -295,6 +386,30 @@ mod tests {
         assert_eq!(register(small.clone()), (small, 0));
     }
 
+    /// The same memory registered twice shares one file: either registration's end leaves it
+    /// found, and the last one's end leaves none. A shorter body at the same address is not
+    /// registered.
+    #[test]
+    fn memory_registered_twice_is_found_until_both_are_gone() {
+        let body = pattern(MIN + 3000);
+        let (first, _) = register(body.clone());
+        let (second, file_bytes) = register(body.clone());
+        assert_eq!(file_bytes, 0, "a second file for the same memory");
+        assert!(find(&first).is_some() && find(&second).is_some());
+        let prefix = body.slice(..MIN + 10);
+        assert_eq!(register(prefix.clone()).1, 0);
+        drop(second);
+        assert!(find(&first).is_some(), "the first registration was lost");
+        let (third, _) = register(body.clone());
+        drop(first);
+        assert!(find(&third).is_some(), "the third registration was lost");
+        drop(third);
+        assert!(
+            find(&body).is_none(),
+            "a registration outlived its memory's handles"
+        );
+    }
+
     /// Heads, registered bodies and other bytes through `Conn`, to a reader slower than the
     /// writer, so the socket fills and `sendfile` stops part way and resumes.
     #[tokio::test]
@@ -309,7 +424,12 @@ mod tests {
             let plain = plain.clone();
             tokio::spawn(async move {
                 let (stream, _) = listener.accept().await.expect("accept");
+                // A small send buffer, so `sendfile` stops part way.
+                socket2::SockRef::from(&stream)
+                    .set_send_buffer_size(64 * 1024)
+                    .expect("SO_SNDBUF");
                 let mut conn = Conn::new(stream);
+                let mut partial = 0;
                 for round in 0..3 {
                     let head = format!("head {round}\r\n");
                     let slices = [
@@ -324,6 +444,9 @@ mod tests {
                         let iov: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
                         let mut n = conn.write_vectored(&iov).await.expect("write");
                         assert!(n > 0);
+                        if parts[0].len() == registered.len() && n < parts[0].len() {
+                            partial += 1;
+                        }
                         while n > 0 {
                             if n >= parts[0].len() {
                                 n -= parts[0].len();
@@ -336,6 +459,7 @@ mod tests {
                     }
                 }
                 conn.shutdown().await.expect("shutdown");
+                partial
             })
         };
         for round in 0..3 {
@@ -358,14 +482,13 @@ mod tests {
                 tokio::time::sleep(std::time::Duration::from_millis(2)).await;
             }
         }
-        writer.await.expect("writer");
+        let partial = writer.await.expect("writer");
+        assert!(partial > 0, "sendfile never stopped part way");
         assert_eq!(got.len(), expected.len());
         assert!(got == expected, "the bytes differ");
-        // Each round's two registered slices went out with `sendfile`.
-        assert!(
-            sent() >= 3 * (registered.len() + MIN) as u64,
-            "{} bytes sent",
-            sent()
-        );
+        // Each round's registered slices went out with `sendfile`, but for what was left of
+        // them under `MIN` after a partial send.
+        let least = 3 * (registered.len() - MIN) as u64;
+        assert!(sent() >= least, "{} bytes sent, {least} at least", sent());
     }
 }

@@ -606,15 +606,6 @@ async fn attacks(site: &Site) {
     server.abort();
 }
 
-/// The value of the metric `name` in the proxy's metrics.
-fn metric(site: &Site, name: &str) -> u64 {
-    site.proxy
-        .metrics_text()
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no metric {name}"))
-}
-
 /// Reads one response off a kept-alive connection: its status and body, by its
 /// `Content-Length`.
 async fn next_response(stream: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> (u16, Vec<u8>) {
@@ -648,8 +639,8 @@ async fn next_response(stream: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) ->
     }
 }
 
-/// A large file kept in memory goes out with `sendfile` from its memory file: whole, in parts,
-/// pipelined between other responses on one connection, and (copied) over HTTP/2.
+/// A large file kept in memory (sent from its memory file: `edges.rs` shows that) arrives
+/// whole, in parts, pipelined between other responses on one connection, and over HTTP/2.
 async fn large_bodies(site: &Site) {
     let large = &site.large;
     // Read into memory by the first request, sent from the memory file by the next ones.
@@ -658,8 +649,6 @@ async fn large_bodies(site: &Site) {
         assert_eq!(res.status, 200);
         assert!(res.body == *large, "large.bin differs");
     }
-    assert!(metric(site, "scalemesh_proxy_memory_files") >= 1);
-    let sent = metric(site, "scalemesh_proxy_sendfile_bytes_total");
     let res = home(site, "/large.bin", &[("Range", "bytes=100000-250000")]).await;
     assert_eq!(res.status, 206);
     assert!(res.body == large[100_000..=250_000], "the range differs");
@@ -688,15 +677,7 @@ async fn large_bodies(site: &Site) {
     let (status, body) = next_response(&mut stream, &mut buf).await;
     assert_eq!(status, 200);
     assert!(body == *large, "the second pipelined body differs");
-    let expected = (2 * large.len() + 150_001 + 70_000) as u64;
-    let sent_now = metric(site, "scalemesh_proxy_sendfile_bytes_total");
-    assert!(
-        sent_now - sent >= expected,
-        "{} bytes sent from memory files, {expected} expected",
-        sent_now - sent
-    );
 
-    // HTTP/2 frames are copied from the same body.
     let stream = tokio::net::TcpStream::connect(site.addr)
         .await
         .expect("connect");
