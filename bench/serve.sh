@@ -126,10 +126,17 @@ for file in page.js big.bin; do
 done
 rss="$(awk '/VmRSS/ {print $2/1024}' "/proc/$proxy_pid/status")"
 peak="$(awk '/VmHWM/ {print $2/1024}' "/proc/$proxy_pid/status")"
-python3 - "$results" "$rss" "$peak" <<'PY'
+# The memory files large bodies are sent from are shared memory, outside the resident figure.
+memfd_bytes=0
+for fd in /proc/"$proxy_pid"/fd/*; do
+    case "$(readlink "$fd" 2>/dev/null)" in
+        /memfd:scalemesh-body*) memfd_bytes=$((memfd_bytes + $(stat -L -c %s "$fd"))) ;;
+    esac
+done
+python3 - "$results" "$rss" "$peak" "$memfd_bytes" <<'PY'
 import statistics, sys
 rows = [line.split() for line in open(sys.argv[1])]
-rss, peak = float(sys.argv[2]), float(sys.argv[3])
+rss, peak, memfd = float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]) / 2**20
 def median(file, server, column):
     return statistics.median(float(r[column]) for r in rows if r[0] == file and r[1] == server)
 print("%-10s %-18s %12s %10s %16s" % ("file", "server", "req/s", "p99 (ms)", "CPU µs/request"))
@@ -145,5 +152,6 @@ for file, label, target in (("page.js", "10 KB", 1.0), ("big.bin", "1 MB", 0.7))
     verdicts.append(f"{label}: {ratio:.2f}× nginx (target ≥ {target}×{', p99 ≤ nginx' if file == 'page.js' else ''}): {'ok' if ok else 'MISSED'}")
 for v in verdicts:
     print(v)
-print(f"proxy memory: {rss:.1f} MB resident after the runs, {peak:.1f} MB at most")
+print(f"proxy memory: {rss:.1f} MB resident after the runs, {peak:.1f} MB at most, "
+      f"and {memfd:.1f} MB of memory files")
 PY
