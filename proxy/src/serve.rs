@@ -36,7 +36,9 @@ async fn respond(proxy: &Proxy, req: &Parts) -> Response {
     let Some(host) = host_of(req) else {
         return page(StatusCode::NOT_FOUND, pages::NO_SITE);
     };
-    let (held, preview) = match memo::site(proxy, host).await {
+    // One clock read for the whole request.
+    let now = Instant::now();
+    let (held, preview) = match memo::site(proxy, host, now).await {
         Ok(Some(found)) => found,
         Ok(None) => return page(StatusCode::NOT_FOUND, pages::NO_SITE),
         Err(e) => return unavailable(&e),
@@ -47,7 +49,9 @@ async fn respond(proxy: &Proxy, req: &Parts) -> Response {
         Some(site_path) => {
             let manifest = &site.manifest;
             let mut res = match site::decide(manifest, &site_path, req.uri.query()) {
-                Outcome::File { path, status } => serve_file(proxy, site, path, status, req).await,
+                Outcome::File { path, status } => {
+                    serve_file(proxy, site, path, status, req, now).await
+                }
                 Outcome::Redirect { location, status } => redirect(&location, status),
                 Outcome::Missing { status } => page(
                     StatusCode::from_u16(status).unwrap_or(StatusCode::NOT_FOUND),
@@ -129,17 +133,17 @@ mod memo {
         static MEMO: RefCell<Memo> = RefCell::new(Memo::default());
     }
 
-    /// The deployment `host` (as the request spelled it) serves and whether it is a preview;
-    /// `None` when it is no site's.
+    /// The deployment `host` (as the request spelled it) serves at `now` and whether it is a
+    /// preview; `None` when it is no site's.
     pub async fn site(
         proxy: &Proxy,
         host: &str,
+        now: Instant,
     ) -> Result<Option<(Arc<Held>, bool)>, StorageError> {
         let routes = &proxy.inner.routes;
         let id = proxy.inner.id;
         // Read before the tables are: anything forgotten from here on makes the memo stale.
         let generation = routes.generation();
-        let now = Instant::now();
         let remembered = MEMO.with_borrow_mut(|memo| {
             if (memo.proxy, memo.generation) != (id, generation) {
                 memo.hosts.clear();
@@ -238,7 +242,14 @@ fn host_of(req: &Parts) -> Option<&str> {
     first.to_str().ok()
 }
 
-async fn serve_file(proxy: &Proxy, site: &Site, path: &str, status: u16, req: &Parts) -> Response {
+async fn serve_file(
+    proxy: &Proxy,
+    site: &Site,
+    path: &str,
+    status: u16,
+    req: &Parts,
+    now: Instant,
+) -> Response {
     let manifest = &site.manifest;
     let Some(entry) = manifest.files.get(path) else {
         return page(StatusCode::NOT_FOUND, pages::NOT_FOUND);
@@ -263,7 +274,7 @@ async fn serve_file(proxy: &Proxy, site: &Site, path: &str, status: u16, req: &P
     }
     let inner = &proxy.inner;
     let whole_get = status == StatusCode::OK && !ranged && req.method == Method::GET;
-    if whole_get && let Some((head, body)) = local::get(site.id, coding, path, Instant::now()) {
+    if whole_get && let Some((head, body)) = local::get(site.id, coding, path, now) {
         inner.bodies.count_hit();
         return response(status, head, Body::from(body));
     }

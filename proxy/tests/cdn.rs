@@ -19,6 +19,9 @@ use scalemesh_proxy::http::{self, Limits};
 use scalemesh_proxy::{Proxy, ProxyConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+mod common;
+use common::h2_get;
+
 const APP_JS: &str = "assets/app.3f9a1c2b.js";
 
 struct Site {
@@ -477,23 +480,9 @@ async fn hosts_and_domains(site: &Site) {
     assert_eq!(res.status, 200, "the absolute form's authority wins");
     // HTTP/2 (prior knowledge): `:authority` names the site.
     for (authority, status) in [("site.localhost", 200), ("unknown.localhost", 404)] {
-        let stream = tokio::net::TcpStream::connect(site.addr)
-            .await
-            .expect("connect");
-        let (mut sender, conn) = hyper::client::conn::http2::handshake(
-            hyper_util::rt::TokioExecutor::new(),
-            hyper_util::rt::TokioIo::new(stream),
-        )
-        .await
-        .expect("h2 handshake");
-        tokio::spawn(conn);
-        let req = axum::http::Request::builder()
-            .uri(format!("http://{authority}/about"))
-            .body(axum::body::Body::empty())
-            .expect("request");
-        let res = sender.send_request(req).await.expect("h2 response");
-        assert_eq!(res.version(), axum::http::Version::HTTP_2);
-        assert_eq!(res.status().as_u16(), status, "{authority}");
+        let (version, got, _) = h2_get(site.addr, &format!("http://{authority}/about")).await;
+        assert_eq!(version, axum::http::Version::HTTP_2);
+        assert_eq!(got, status, "{authority}");
     }
     // A preview: its own host, never indexed.
     let res = get(site, &format!("{}--site.localhost", site.preview), "/", &[]).await;
@@ -678,25 +667,8 @@ async fn large_bodies(site: &Site) {
     assert_eq!(status, 200);
     assert!(body == *large, "the second pipelined body differs");
 
-    let stream = tokio::net::TcpStream::connect(site.addr)
-        .await
-        .expect("connect");
-    let (mut sender, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(stream),
-    )
-    .await
-    .expect("h2 handshake");
-    tokio::spawn(conn);
-    let req = axum::http::Request::builder()
-        .uri("http://site.localhost/large.bin")
-        .body(axum::body::Body::empty())
-        .expect("request");
-    let res = sender.send_request(req).await.expect("h2 response");
-    assert_eq!(res.status().as_u16(), 200);
-    let body = axum::body::to_bytes(axum::body::Body::new(res.into_body()), usize::MAX)
-        .await
-        .expect("h2 body");
+    let (_, status, body) = h2_get(site.addr, "http://site.localhost/large.bin").await;
+    assert_eq!(status, 200);
     assert!(body == *large, "the HTTP/2 body differs");
 }
 

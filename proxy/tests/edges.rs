@@ -17,6 +17,9 @@ use scalemesh_proxy::http::{self, Limits};
 use scalemesh_proxy::{Proxy, ProxyConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+mod common;
+use common::h2_get;
+
 async fn live_site(dir: &Path, body: &str) -> Arc<dyn Storage> {
     let storage: Arc<dyn Storage> = Arc::new(FsStorage::new(dir.join("storage")));
     let project = ProjectName::parse("site").expect("name");
@@ -302,25 +305,8 @@ async fn large_cached_bodies_are_sent_from_memory_files() {
     );
 
     let before = sent(&proxy);
-    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let (mut sender, conn) =
-        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
-            .max_frame_size(1 << 20)
-            .initial_stream_window_size(4 << 20)
-            .initial_connection_window_size(4 << 20)
-            .handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .expect("h2 handshake");
-    tokio::spawn(conn);
-    let req = axum::http::Request::builder()
-        .uri("http://site.localhost/")
-        .body(axum::body::Body::empty())
-        .expect("request");
-    let res = sender.send_request(req).await.expect("h2 response");
-    assert_eq!(res.status().as_u16(), 200);
-    let body = axum::body::to_bytes(axum::body::Body::new(res.into_body()), usize::MAX)
-        .await
-        .expect("h2 body");
+    let (_, status, body) = h2_get(addr, "http://site.localhost/").await;
+    assert_eq!(status, 200);
     assert!(body == page.as_bytes(), "the HTTP/2 page differs");
     assert!(sent(&proxy) - before >= 64 * 1024, "HTTP/2 DATA was copied");
     assert_eq!(metric(&proxy, "scalemesh_proxy_sendfile_working"), 1);

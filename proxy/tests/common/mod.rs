@@ -1,0 +1,32 @@
+//! What the proxy's test binaries share.
+
+use std::net::SocketAddr;
+
+use axum::http::Version;
+use bytes::Bytes;
+
+/// One HTTP/2 `GET` of `uri` with prior knowledge, on a new connection to `addr`, from a client
+/// that takes frames of up to 1 MiB and windows of 4 MiB (so DATA frames may be large): the
+/// response's version, status and body.
+pub async fn h2_get(addr: SocketAddr, uri: &str) -> (Version, u16, Bytes) {
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, conn) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .max_frame_size(1 << 20)
+            .initial_stream_window_size(4 << 20)
+            .initial_connection_window_size(4 << 20)
+            .handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("h2 handshake");
+    tokio::spawn(conn);
+    let req = axum::http::Request::builder()
+        .uri(uri)
+        .body(axum::body::Body::empty())
+        .expect("request");
+    let res = sender.send_request(req).await.expect("h2 response");
+    let (version, status) = (res.version(), res.status().as_u16());
+    let body = axum::body::to_bytes(axum::body::Body::new(res.into_body()), usize::MAX)
+        .await
+        .expect("h2 body");
+    (version, status, body)
+}
