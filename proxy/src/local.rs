@@ -35,7 +35,7 @@ const FRESH: Duration = Duration::from_secs(1);
 struct Copies {
     bytes: usize,
     /// (site, coding) → path → response.
-    sites: HashMap<(u64, u8), HashMap<Box<str>, Copy>>,
+    sites: HashMap<(u64, Option<Encoding>), HashMap<Box<str>, Copy>>,
 }
 
 struct Copy {
@@ -49,14 +49,6 @@ thread_local! {
     static COPIES: RefCell<Copies> = RefCell::new(Copies::default());
 }
 
-fn coding_key(coding: Option<Encoding>) -> u8 {
-    match coding {
-        None => 0,
-        Some(Encoding::Brotli) => 1,
-        Some(Encoding::Gzip) => 2,
-    }
-}
-
 /// This thread's copy of the response for `path` of `site` in `coding`, unless it is due to
 /// be checked against the shared cache.
 pub fn get(
@@ -68,7 +60,7 @@ pub fn get(
     COPIES.with_borrow(|copies| {
         copies
             .sites
-            .get(&(site, coding_key(coding)))?
+            .get(&(site, coding))?
             .get(path)
             .filter(|copy| now < copy.until)
             .map(|copy| (copy.head.clone(), copy.body.clone()))
@@ -99,7 +91,7 @@ pub fn keep(
         until: Instant::now() + FRESH,
     };
     COPIES.with_borrow_mut(|copies| {
-        let key = (site, coding_key(coding));
+        let key = (site, coding);
         // A copy it replaces makes room first.
         if let Some(old) = copies
             .sites

@@ -308,7 +308,7 @@ async fn serve_file(
             Ok(Some((body, head))) => {
                 // Copied for this thread once the shared cache held it already: one request
                 // for a file makes no copy.
-                if size <= local::MAX_OBJECT && !read.load(Ordering::Relaxed) {
+                if !read.load(Ordering::Relaxed) {
                     local::keep(
                         inner.thread_cache_bytes,
                         site.id,

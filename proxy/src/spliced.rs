@@ -92,11 +92,10 @@ pub fn register(body: Bytes) -> (Bytes, usize) {
         return (body, 0);
     }
     let start = body.as_ptr() as usize;
-    match join(start, len) {
-        Some(true) => return (Bytes::from_owner(Registered { body, start }), 0),
-        Some(false) => return (body, 0),
-        None => {}
-    }
+    let body = match join(&mut files_mut(), body) {
+        Ok(body) => return (body, 0),
+        Err(body) => body,
+    };
     if !reserve(len) {
         return (body, 0);
     }
@@ -110,16 +109,14 @@ pub fn register(body: Bytes) -> (Bytes, usize) {
     };
     let mut files = files_mut();
     // Registered meanwhile by another thread: this file is not needed.
-    if let Some(joined) = join_locked(&mut files, start, len) {
-        drop(files);
-        release(len);
-        drop(fd);
-        return if joined {
-            (Bytes::from_owner(Registered { body, start }), 0)
-        } else {
-            (body, 0)
-        };
-    }
+    let body = match join(&mut files, body) {
+        Ok(body) => {
+            drop(files);
+            release(len);
+            return (body, 0);
+        }
+        Err(body) => body,
+    };
     files.insert(
         start,
         File {
@@ -132,19 +129,18 @@ pub fn register(body: Bytes) -> (Bytes, usize) {
     (Bytes::from_owner(Registered { body, start }), len)
 }
 
-/// When memory at `start` is registered already: whether it is the same body (which then
-/// shares that file) or only begins where it does (which is then not registered at all).
-fn join(start: usize, len: usize) -> Option<bool> {
-    join_locked(&mut files_mut(), start, len)
-}
-
-fn join_locked(files: &mut BTreeMap<usize, File>, start: usize, len: usize) -> Option<bool> {
-    let file = files.get_mut(&start)?;
-    if file.len != len {
-        return Some(false);
+/// When memory at the body's address is registered already: the body sharing that file, or a
+/// shorter body that only begins there, left unregistered. Otherwise the body back, as `Err`.
+fn join(files: &mut BTreeMap<usize, File>, body: Bytes) -> Result<Bytes, Bytes> {
+    let start = body.as_ptr() as usize;
+    let Some(file) = files.get_mut(&start) else {
+        return Err(body);
+    };
+    if file.len != body.len() {
+        return Ok(body);
     }
     file.users += 1;
-    Some(true)
+    Ok(Bytes::from_owner(Registered { body, start }))
 }
 
 /// Counts a memory file of `len` bytes in, if it fits under both caps.
