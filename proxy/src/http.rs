@@ -23,7 +23,9 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
+use crate::share::{Placed, Share};
 use crate::spliced::Conn;
+use crate::timer::{self, Coarse};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -94,6 +96,8 @@ pub async fn serve(
         TowerToHyperService::new(router),
         limits,
         slots,
+        TokioTimer::new(),
+        None,
         shutdown,
     )
     .await
@@ -107,17 +111,27 @@ pub async fn serve_handler(
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    serve_with(listener, handler, limits, slots, shutdown).await
+    serve_with(
+        listener,
+        handler,
+        limits,
+        slots,
+        TokioTimer::new(),
+        None,
+        shutdown,
+    )
+    .await
 }
 
 /// The threads of `serve_on_threads`, until they have all stopped.
 pub type Serving = std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>>;
 
-/// Serves a `handler()` per thread on `addr` from `threads` threads, as nginx's workers do: each thread has its
-/// own event loop and its own listening socket on the same address (`SO_REUSEPORT`), the kernel
-/// spreads new connections over them, and a connection stays on the thread that accepted it,
-/// so no request waits for another thread or wakes one. Returns once the sockets are bound;
-/// the threads serve until `shutdown` completes, and the returned future ends when all of them
+/// Serves a `handler()` per thread on `addr` from `threads` threads, as nginx's workers do: each
+/// thread has its own event loop and its own listening socket on the same address
+/// (`SO_REUSEPORT`), and the kernel spreads new connections over them. A connection stays on
+/// one thread, the one that accepted it or the one it was handed to then (`share`), so no
+/// request waits for another thread or wakes one. Returns once the sockets are bound; the
+/// threads serve until `shutdown` completes, and the returned future ends when all of them
 /// have stopped.
 pub fn serve_on_threads<H: Handler>(
     addr: SocketAddr,
@@ -156,7 +170,7 @@ pub fn serve_on_threads<H: Handler>(
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let (stop, stopped) = watch::channel(false);
     let mut done = Vec::with_capacity(threads);
-    for (i, socket) in sockets.into_iter().enumerate() {
+    for ((i, socket), share) in sockets.into_iter().enumerate().zip(Share::split(threads)) {
         let (handler, slots, mut stopped) = (handler(), slots.clone(), stopped.clone());
         let (finished, on_finish) = tokio::sync::oneshot::channel();
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -170,7 +184,13 @@ pub fn serve_on_threads<H: Handler>(
                     let stop = async move {
                         let _ = stopped.wait_for(|stop| *stop).await;
                     };
-                    serve_with(listener, handler, limits, slots, stop).await
+                    // This thread's connections stay on it, and so do their deadlines.
+                    let sweeping = tokio::spawn(timer::sweep());
+                    let served =
+                        serve_with(listener, handler, limits, slots, Coarse, Some(share), stop)
+                            .await;
+                    sweeping.abort();
+                    served
                 });
                 let _ = finished.send(served);
             })?;
@@ -211,11 +231,15 @@ pub fn serve_on_threads<H: Handler>(
     Ok((bound, all))
 }
 
+/// Serves `service` on `listener`; `h1_timer` times the reading of HTTP/1 request heads, and
+/// `share` is this thread's part when it is one of several (`serve_on_threads`).
 async fn serve_with<S>(
     listener: TcpListener,
     service: S,
     limits: Limits,
     slots: Arc<Semaphore>,
+    h1_timer: impl hyper::rt::Timer + Send + Sync + 'static,
+    mut share: Option<Share>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()>
 where
@@ -227,7 +251,7 @@ where
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
-        .timer(TokioTimer::new())
+        .timer(h1_timer)
         .header_read_timeout(limits.header_read_timeout);
     builder
         .http2()
@@ -238,6 +262,12 @@ where
     loop {
         // Accepted first, then given a slot: a listener of several (`serve_on_threads`) never
         // sits on a slot while the connections go to another.
+        let arrived = async {
+            match &mut share {
+                Some(share) => share.inbox.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
@@ -248,6 +278,13 @@ where
                     continue;
                 }
             },
+            Some(moved) = arrived => {
+                // Handed over by another thread, with its slot.
+                if let Some(moved) = share.as_ref().and_then(|share| share.arrived(moved)) {
+                    serve_connection(&builder, &graceful, moved, service.clone());
+                }
+                continue;
+            }
             () = &mut shutdown => break,
         };
         let permit = tokio::select! {
@@ -258,18 +295,38 @@ where
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(Conn::new(stream)), service.clone())
-            .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            let _ = connection.await;
-            drop(permit);
-        });
+        let placed = match &share {
+            Some(share) => share.place(stream, permit),
+            None => Some((stream, permit, None)),
+        };
+        if let Some(placed) = placed {
+            serve_connection(&builder, &graceful, placed, service.clone());
+        }
     }
     drop(listener);
     let _ = tokio::time::timeout(DRAIN, graceful.shutdown()).await;
     Ok(())
+}
+
+/// Serves one connection on this thread, holding its slot and its count until it closes.
+fn serve_connection<S>(
+    builder: &Builder<TokioExecutor>,
+    graceful: &GracefulShutdown,
+    (stream, permit, open): Placed,
+    service: S,
+) where
+    S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible, Future: Send>
+        + Send
+        + 'static,
+{
+    let connection = builder
+        .serve_connection_with_upgrades(TokioIo::new(Conn::new(stream)), service)
+        .into_owned();
+    let connection = graceful.watch(connection);
+    tokio::spawn(async move {
+        let _ = connection.await;
+        drop((open, permit));
+    });
 }
 
 #[cfg(test)]
@@ -278,27 +335,27 @@ mod tests {
 
     use super::*;
 
-    #[tokio::test]
-    async fn a_client_too_slow_with_its_request_is_cut_off() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let limits = Limits {
-            max_connections: 4,
-            header_read_timeout: Duration::from_millis(200),
-        };
-        let router = Router::new().fallback(|| async { "ok" });
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve(listener, router, limits, async {
-            let _ = stopped.await;
-        }));
-
+    /// A client that sends part of a head, and one that sends a request and then nothing, are
+    /// cut off after `limits`' deadline; a prompt client is answered.
+    async fn slow_clients_are_cut_off(addr: SocketAddr, limits: Limits) {
+        let started = std::time::Instant::now();
         let mut slow = tokio::net::TcpStream::connect(addr).await.expect("connect");
         slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
             .await
             .expect("write");
-        let mut buf = Vec::new();
-        let read = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut buf)).await;
-        assert!(read.is_ok(), "the server closed the stalled connection");
+        let mut idle = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("write");
+        for stream in [&mut slow, &mut idle] {
+            let mut buf = Vec::new();
+            let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buf));
+            assert!(
+                read.await.is_ok(),
+                "the server closed the stalled connection"
+            );
+        }
+        assert!(started.elapsed() >= limits.header_read_timeout);
 
         let mut quick = tokio::net::TcpStream::connect(addr).await.expect("connect");
         quick
@@ -308,7 +365,87 @@ mod tests {
         let mut answer = String::new();
         quick.read_to_string(&mut answer).await.expect("read");
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+
+    const QUICK: Limits = Limits {
+        max_connections: 4,
+        header_read_timeout: Duration::from_millis(200),
+    };
+
+    #[tokio::test]
+    async fn a_client_too_slow_with_its_request_is_cut_off() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let router = Router::new().fallback(|| async { "ok" });
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, router, QUICK, async {
+            let _ = stopped.await;
+        }));
+        slow_clients_are_cut_off(addr, QUICK).await;
         let _ = stop.send(());
         server.await.expect("join").expect("served");
+    }
+
+    #[tokio::test]
+    async fn a_client_too_slow_on_a_serving_thread_is_cut_off() {
+        let router = Router::new().fallback(|| async { "ok" });
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (addr, served) = serve_on_threads(
+            "127.0.0.1:0".parse().expect("addr"),
+            1,
+            || TowerToHyperService::new(router.clone()),
+            QUICK,
+            async {
+                let _ = stopped.await;
+            },
+        )
+        .expect("bound");
+        slow_clients_are_cut_off(addr, QUICK).await;
+        let _ = stop.send(());
+        served.await.expect("served");
+    }
+
+    #[tokio::test]
+    async fn serving_threads_share_long_lived_connections_evenly() {
+        // Each answer names the thread that served it.
+        let router = Router::new()
+            .fallback(|| async { std::thread::current().name().unwrap_or("?").to_owned() });
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (addr, served) = serve_on_threads(
+            "127.0.0.1:0".parse().expect("addr"),
+            2,
+            || TowerToHyperService::new(router.clone()),
+            Limits::SITES,
+            async {
+                let _ = stopped.await;
+            },
+        )
+        .expect("bound");
+        // One connection after another, each kept open: the kernel's hash alone would put
+        // about as many on each thread, rarely exactly as many.
+        let mut open = Vec::new();
+        let mut by_thread = std::collections::HashMap::<String, usize>::new();
+        for _ in 0..40 {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            stream
+                .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .expect("write");
+            let mut answer = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !answer.ends_with(b"serve-0") && !answer.ends_with(b"serve-1") {
+                let n = stream.read(&mut buf).await.expect("read");
+                assert!(n > 0, "closed: {}", String::from_utf8_lossy(&answer));
+                answer.extend_from_slice(&buf[..n]);
+            }
+            let thread = String::from_utf8_lossy(&answer[answer.len() - 7..]).into_owned();
+            *by_thread.entry(thread).or_default() += 1;
+            open.push(stream);
+        }
+        assert_eq!(by_thread.get("serve-0"), Some(&20), "{by_thread:?}");
+        assert_eq!(by_thread.get("serve-1"), Some(&20), "{by_thread:?}");
+        drop(open);
+        let _ = stop.send(());
+        served.await.expect("served");
     }
 }

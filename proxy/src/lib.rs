@@ -10,8 +10,10 @@ mod pages;
 mod path;
 mod routes;
 mod serve;
+mod share;
 mod site;
 mod spliced;
+mod timer;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

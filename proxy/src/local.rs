@@ -14,11 +14,12 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use bytes::Bytes;
 use scalemesh_core::layout::Encoding;
 
 use crate::cache::head_cost;
+use crate::serve;
 
 /// Larger bodies are not copied per thread: copying them out to the socket costs far more
 /// than the shared cache's bookkeeping.
@@ -131,13 +132,20 @@ impl Copies {
     }
 }
 
-/// A head sharing no memory with `head`: its values' reference counts are this thread's alone.
+/// A head sharing no memory with `head`: its values are static or this thread's alone, so
+/// copying it touches no reference count that another core writes. Without `Content-Length`,
+/// which hyper writes from the body's length (copies answer `GET`s only, never `HEAD`s).
 fn own_head(head: &HeaderMap) -> HeaderMap {
     let mut own = HeaderMap::with_capacity(head.len());
     for (name, value) in head {
+        if name == header::CONTENT_LENGTH {
+            continue;
+        }
         let name =
             HeaderName::from_bytes(name.as_str().as_bytes()).unwrap_or_else(|_| name.clone());
-        let value = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+        let value = serve::common_value(value.as_bytes()).unwrap_or_else(|| {
+            HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone())
+        });
         own.append(name, value);
     }
     own
@@ -145,8 +153,6 @@ fn own_head(head: &HeaderMap) -> HeaderMap {
 
 #[cfg(test)]
 mod tests {
-    use axum::http::header;
-
     use super::*;
 
     fn head(tag: &str) -> HeaderMap {

@@ -20,6 +20,48 @@ use crate::{Proxy, local, pages};
 const REVALIDATE: HeaderValue = HeaderValue::from_static("public, max-age=0, must-revalidate");
 const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
 
+/// Header values many responses carry: the proxy's own and the types of most files on the web.
+const COMMON: &[&str] = &[
+    "public, max-age=0, must-revalidate",
+    "public, max-age=31536000, immutable",
+    "Accept-Encoding",
+    "nosniff",
+    "strict-origin-when-cross-origin",
+    "bytes",
+    "br",
+    "gzip",
+    "noindex",
+    "text/html; charset=utf-8",
+    "text/css; charset=utf-8",
+    "text/javascript; charset=utf-8",
+    "application/json; charset=utf-8",
+    "image/svg+xml; charset=utf-8",
+    "text/plain; charset=utf-8",
+    "text/xml; charset=utf-8",
+    "application/manifest+json; charset=utf-8",
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "image/avif",
+    "image/x-icon",
+    "font/woff2",
+    "application/font-woff",
+    "application/wasm",
+    "application/pdf",
+    "application/octet-stream",
+];
+
+/// `value` as a static header value if it is a common one. Copying a static value touches no
+/// reference count, so responses that a serving thread copies for itself are built from these
+/// where they can be (`local`).
+pub fn common_value(value: &[u8]) -> Option<HeaderValue> {
+    COMMON
+        .iter()
+        .find(|common| common.as_bytes() == value)
+        .map(|common| HeaderValue::from_static(common))
+}
+
 pub async fn handle(proxy: &Proxy, req: &Parts) -> Response {
     let res = respond(proxy, req).await;
     proxy.inner.metrics.count(res.status());
@@ -404,7 +446,9 @@ fn file_headers(
     status: StatusCode,
 ) -> HeaderMap {
     let mut headers = HeaderMap::with_capacity(12);
-    if let Ok(v) = HeaderValue::from_str(&entry.content_type) {
+    let content_type = common_value(entry.content_type.as_bytes())
+        .map_or_else(|| HeaderValue::from_str(&entry.content_type), Ok);
+    if let Ok(v) = content_type {
         headers.insert(header::CONTENT_TYPE, v);
     }
     headers.insert(
@@ -694,5 +738,43 @@ mod tests {
         assert_eq!(pick("identity"), None);
         assert_eq!(pick("*;q=0"), None);
         assert_eq!(negotiate(&HeaderMap::new(), &entry), None);
+    }
+
+    #[test]
+    fn the_types_of_common_files_are_common_values() {
+        for file in [
+            "index.html",
+            "style.css",
+            "app.js",
+            "data.json",
+            "logo.svg",
+            "robots.txt",
+            "sitemap.xml",
+            "site.webmanifest",
+            "a.png",
+            "a.jpg",
+            "a.gif",
+            "a.webp",
+            "a.avif",
+            "favicon.ico",
+            "f.woff2",
+            "f.woff",
+            "m.wasm",
+            "doc.pdf",
+            "blob.bin",
+        ] {
+            let content_type = scalemesh_core::content_type::for_path(file);
+            let value = common_value(content_type.as_bytes());
+            assert_eq!(
+                value.as_ref().map(HeaderValue::as_bytes),
+                Some(content_type.as_bytes()),
+                "{file}"
+            );
+        }
+        assert!(common_value(b"text/html").is_none());
+        assert_eq!(
+            common_value(b"nosniff"),
+            Some(HeaderValue::from_static("nosniff"))
+        );
     }
 }
