@@ -46,6 +46,9 @@ pub struct ProxyConfig {
     /// Bytes of whole responses each serving thread keeps a copy of for itself (0: none), on
     /// top of the shared body cache; bodies over 64 KiB are never copied.
     pub thread_cache_bytes: usize,
+    /// Storage reads a second (and at once) for host names and deployments this proxy does not
+    /// know to exist; past it such hosts get a 503 until the next second. 0: no bound.
+    pub unknown_lookups: u32,
 }
 
 impl Default for ProxyConfig {
@@ -58,6 +61,7 @@ impl Default for ProxyConfig {
             body_cache_bytes: 64 * 1024 * 1024,
             body_cache_max_object: 1024 * 1024,
             thread_cache_bytes: 4 * 1024 * 1024,
+            unknown_lookups: 1000,
         }
     }
 }
@@ -106,6 +110,7 @@ impl Proxy {
                     config.route_ttl,
                     config.manifest_recheck,
                     config.manifest_cache_entries,
+                    config.unknown_lookups,
                 ),
                 bodies: BodyCache::new(config.body_cache_bytes, config.body_cache_max_object),
                 thread_cache_bytes: config.thread_cache_bytes,
@@ -169,6 +174,12 @@ impl Proxy {
                 "Bytes of bodies held in memory.",
                 "gauge",
                 cache.bytes,
+            ),
+            (
+                "unknown_lookups_refused_total",
+                "Requests for hosts unknown to this proxy answered 503 because too many such hosts were asked for at once.",
+                "counter",
+                self.inner.routes.refused(),
             ),
             (
                 "memory_files",

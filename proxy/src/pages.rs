@@ -16,6 +16,10 @@ pub const UNAVAILABLE: &str = "<!doctype html>\n<html lang=\"en\"><head><meta ch
 <title>502: storage unavailable</title></head><body><h1>502: storage unavailable</h1>\
 <p>The site's files could not be read just now. Try again shortly.</p></body></html>\n";
 
+pub const BUSY: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<title>503: busy</title></head><body><h1>503: busy</h1>\
+<p>This server is looking up too many sites at once. Try again in a second.</p></body></html>\n";
+
 pub const NOT_ALLOWED: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
 <title>405: method not allowed</title></head><body><h1>405: method not allowed</h1>\
 <p>Sites answer GET and HEAD only.</p></body></html>\n";

@@ -23,6 +23,11 @@ pub struct RouteTable {
     capacity: usize,
     aliases: Fresh<ProjectName, DeploymentId>,
     domains: Fresh<String, ProjectName>,
+    /// Deployments storage has no manifest of (yet), by project.
+    missing: Fresh<(ProjectName, DeploymentId), ()>,
+    unknown: Budget,
+    /// Reads refused for want of `unknown`.
+    refused: AtomicU64,
     flights: Flights,
     /// By deployment id (unique across projects), with when storage last said the manifest
     /// exists; the project is checked on every hit.
@@ -32,8 +37,9 @@ pub struct RouteTable {
     generation: AtomicU64,
 }
 
-/// Answers read from storage, trusted for a while, at most `MAX_ALIASES` of them (hosts of
-/// sites that do not exist count too).
+/// Answers read from storage, trusted for a while, at most `MAX_ALIASES` of them. Answers that
+/// something does not exist go first when room is needed: hostile hosts make only those, and
+/// must not push out the sites that exist.
 struct Fresh<K, V> {
     entries: Mutex<HashMap<K, (Instant, Option<V>)>>,
 }
@@ -53,10 +59,17 @@ impl<K: std::hash::Hash + Eq + Clone, V: Clone> Fresh<K, V> {
             .map(|(at, value)| (*at, value.clone()))
     }
 
+    /// Whether storage said, the last time it was asked, that `key` exists.
+    fn existed(&self, key: &K) -> bool {
+        lock(&self.entries)
+            .get(key)
+            .is_some_and(|(_, value)| value.is_some())
+    }
+
     fn put(&self, key: K, value: Option<V>, ttl: Duration) -> Instant {
         let mut entries = lock(&self.entries);
         if entries.len() >= MAX_ALIASES {
-            entries.retain(|_, (at, _)| at.elapsed() < ttl);
+            entries.retain(|_, (at, value)| value.is_some() && at.elapsed() < ttl);
             if entries.len() >= MAX_ALIASES {
                 entries.clear();
             }
@@ -69,6 +82,57 @@ impl<K: std::hash::Hash + Eq + Clone, V: Clone> Fresh<K, V> {
     fn forget(&self, key: &K) {
         lock(&self.entries).remove(key);
     }
+
+    fn forget_where(&self, mut f: impl FnMut(&K) -> bool) {
+        lock(&self.entries).retain(|key, _| !f(key));
+    }
+}
+
+/// Storage reads for names the proxy does not know to exist: any label under the base domain,
+/// any host name and any deployment id reach storage, so without a bound a flood of made-up
+/// hosts is a flood of reads (each one billed on S3, and enough of them throttle the bucket
+/// for every site). Names storage said exist are read again freely.
+struct Budget {
+    /// Reads a second, and as many at once; 0: no bound.
+    per_second: u32,
+    left: Mutex<(f64, Instant)>,
+}
+
+impl Budget {
+    fn new(per_second: u32) -> Self {
+        Self {
+            per_second,
+            left: Mutex::new((f64::from(per_second), Instant::now())),
+        }
+    }
+
+    /// Takes one read, if there is one left.
+    fn take(&self) -> bool {
+        if self.per_second == 0 {
+            return true;
+        }
+        let rate = f64::from(self.per_second);
+        let mut left = lock(&self.left);
+        let now = Instant::now();
+        let tokens = (left.0 + now.duration_since(left.1).as_secs_f64() * rate).min(rate);
+        let took = tokens >= 1.0;
+        *left = (if took { tokens - 1.0 } else { tokens }, now);
+        took
+    }
+}
+
+/// Why the proxy cannot say which site a host is.
+#[derive(Debug)]
+pub enum RouteError {
+    Storage(StorageError),
+    /// Too many names unknown to the proxy were asked for just now (`Budget`).
+    Busy,
+}
+
+impl From<StorageError> for RouteError {
+    fn from(e: StorageError) -> Self {
+        Self::Storage(e)
+    }
 }
 
 /// The caches hold plain data; a panic elsewhere while one was locked leaves nothing half-done.
@@ -77,13 +141,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl RouteTable {
-    pub fn new(ttl: Duration, recheck: Duration, capacity: usize) -> Self {
+    pub fn new(ttl: Duration, recheck: Duration, capacity: usize, lookups: u32) -> Self {
         Self {
             ttl,
             recheck,
             capacity: capacity.max(1),
             aliases: Fresh::new(),
             domains: Fresh::new(),
+            missing: Fresh::new(),
+            unknown: Budget::new(lookups),
+            refused: AtomicU64::new(0),
             flights: Flights::default(),
             manifests: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
@@ -108,7 +175,31 @@ impl RouteTable {
 
     pub fn invalidate(&self, project: &ProjectName) {
         self.aliases.forget(project);
+        self.missing.forget_where(|(missing, _)| missing == project);
         self.forgot();
+    }
+
+    /// Storage reads refused so far because too many unknown names were asked for at once.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// Takes a read of storage for a name not known to exist, or says why not.
+    fn unknown_read(&self) -> Result<(), RouteError> {
+        if self.unknown.take() {
+            return Ok(());
+        }
+        if self
+            .refused
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(1000)
+        {
+            tracing::warn!(
+                "too many hosts unknown to this proxy asked for at once; answering 503 to those \
+                 beyond the bound (--unknown-lookups)"
+            );
+        }
+        Err(RouteError::Busy)
     }
 
     pub fn forget_manifests(&self, project: &ProjectName) {
@@ -127,7 +218,7 @@ impl RouteTable {
         &self,
         storage: &dyn Storage,
         host: &str,
-    ) -> Result<(Instant, Option<ProjectName>), StorageError> {
+    ) -> Result<(Instant, Option<ProjectName>), RouteError> {
         let host = host.to_owned();
         if let Some(found) = self.domains.get(&host, self.ttl) {
             return Ok(found);
@@ -137,6 +228,9 @@ impl RouteTable {
         if let Some(found) = self.domains.get(&host, self.ttl) {
             return Ok(found);
         }
+        if !self.domains.existed(&host) {
+            self.unknown_read()?;
+        }
         let project = match storage.get_bytes(&key).await {
             Ok(bytes) => {
                 let route: DomainRoute = serde_json::from_slice(&bytes).map_err(|e| {
@@ -145,7 +239,7 @@ impl RouteTable {
                 (route.host == host).then_some(route.project)
             }
             Err(e) if e.is_not_found() => None,
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
         let at = self.domains.put(host, project.clone(), self.ttl);
         Ok((at, project))
@@ -157,13 +251,16 @@ impl RouteTable {
         &self,
         storage: &dyn Storage,
         project: &ProjectName,
-    ) -> Result<(Instant, Option<DeploymentId>), StorageError> {
+    ) -> Result<(Instant, Option<DeploymentId>), RouteError> {
         if let Some(found) = self.aliases.get(project, self.ttl) {
             return Ok(found);
         }
         let _flight = self.flights.join(&layout::route(project)).await;
         if let Some(found) = self.aliases.get(project, self.ttl) {
             return Ok(found);
+        }
+        if !self.aliases.existed(project) {
+            self.unknown_read()?;
         }
         let deployment = match storage.get_bytes(&layout::route(project)).await {
             Ok(bytes) => {
@@ -173,7 +270,7 @@ impl RouteTable {
                 (route.project == *project).then_some(route.deployment)
             }
             Err(e) if e.is_not_found() => None,
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
         let at = self
             .aliases
@@ -184,12 +281,16 @@ impl RouteTable {
     /// The manifest of a finished deployment of `project`, `None` when there is none: unknown,
     /// still uploading, deleted, or a deployment of another project; and when storage last said
     /// it exists.
+    ///
+    /// `vouched`: whether an alias storage has just been read for names this deployment, so it
+    /// is known to exist; a deployment named by the host alone (a preview) is not.
     pub async fn manifest(
         &self,
         storage: &dyn Storage,
         project: &ProjectName,
         deployment: &DeploymentId,
-    ) -> Result<Option<(Arc<Site>, Instant)>, StorageError> {
+        vouched: bool,
+    ) -> Result<Option<(Arc<Site>, Instant)>, RouteError> {
         let cached = |table: &Self| {
             lock(&table.manifests)
                 .get(deployment)
@@ -229,14 +330,25 @@ impl RouteTable {
             }
             None => {}
         }
+        let named = (project.clone(), deployment.clone());
+        if self.missing.get(&named, self.ttl).is_some() {
+            return Ok(None);
+        }
+        if !vouched {
+            self.unknown_read()?;
+        }
         let manifest: Manifest = match storage.get_bytes(&key).await {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
                 StorageError::Backend(format!("manifest of {deployment} is unreadable: {e}"))
             })?,
-            Err(e) if e.is_not_found() => return Ok(None),
-            Err(e) => return Err(e),
+            Err(e) if e.is_not_found() => {
+                self.missing.put(named, None, self.ttl);
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
         };
         if manifest.project != *project || manifest.deployment != *deployment {
+            self.missing.put(named, None, self.ttl);
             return Ok(None);
         }
         let site = Arc::new(Site::new(manifest));

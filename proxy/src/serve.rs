@@ -13,7 +13,7 @@ use scalemesh_core::layout::{self, Encoding, ManifestEntry};
 use scalemesh_core::storage::StorageError;
 
 use crate::path::parse_request_path;
-use crate::routes::Site;
+use crate::routes::{RouteError, Site};
 use crate::site::{self, Outcome};
 use crate::{Proxy, local, pages};
 
@@ -83,7 +83,8 @@ async fn respond(proxy: &Proxy, req: &Parts) -> Response {
     let (held, preview) = match memo::site(proxy, host, now).await {
         Ok(Some(found)) => found,
         Ok(None) => return page(StatusCode::NOT_FOUND, pages::NO_SITE),
-        Err(e) => return unavailable(&e),
+        Err(RouteError::Storage(e)) => return unavailable(&e),
+        Err(RouteError::Busy) => return busy(),
     };
     let site: &Site = &held;
     let mut res = match parse_request_path(req.uri.path()) {
@@ -129,10 +130,9 @@ mod memo {
     use std::time::{Duration, Instant};
 
     use scalemesh_core::hosts::SiteHost;
-    use scalemesh_core::storage::StorageError;
 
     use crate::Proxy;
-    use crate::routes::Site;
+    use crate::routes::{RouteError, Site};
 
     /// Hosts remembered per thread; all are forgotten when there would be more.
     const MAX_HOSTS: usize = 1024;
@@ -181,7 +181,7 @@ mod memo {
         proxy: &Proxy,
         host: &str,
         now: Instant,
-    ) -> Result<Option<(Arc<Held>, bool)>, StorageError> {
+    ) -> Result<Option<(Arc<Held>, bool)>, RouteError> {
         let routes = &proxy.inner.routes;
         let id = proxy.inner.id;
         // Read before the tables are: anything forgotten from here on makes the memo stale.
@@ -231,7 +231,7 @@ mod memo {
     async fn find(
         proxy: &Proxy,
         host: &str,
-    ) -> Result<Option<(Arc<Site>, bool, Instant)>, StorageError> {
+    ) -> Result<Option<(Arc<Site>, bool, Instant)>, RouteError> {
         let inner = &proxy.inner;
         let storage = inner.storage.as_ref();
         let routes = &inner.routes;
@@ -259,7 +259,11 @@ mod memo {
                 deployment,
             } => (project, deployment, None, true),
         };
-        let Some((site, checked)) = routes.manifest(storage, &project, &deployment).await? else {
+        let vouched = !preview;
+        let Some((site, checked)) = routes
+            .manifest(storage, &project, &deployment, vouched)
+            .await?
+        else {
             return Ok(None);
         };
         // However long the intervals, an instant that cannot be represented means never.
@@ -677,6 +681,14 @@ fn response(status: StatusCode, headers: HeaderMap, body: Body) -> Response {
     let mut res = Response::new(body);
     *res.status_mut() = status;
     *res.headers_mut() = headers;
+    res
+}
+
+/// Too many hosts this proxy does not know were asked for at once (`routes::Budget`).
+fn busy() -> Response {
+    let mut res = page(StatusCode::SERVICE_UNAVAILABLE, pages::BUSY);
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     res
 }
 

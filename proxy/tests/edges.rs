@@ -11,7 +11,7 @@ use bytes::Bytes;
 use scalemesh_builder::upload::{self, UploadLimits};
 use scalemesh_core::layout::{self, Route};
 use scalemesh_core::rules::Routing;
-use scalemesh_core::storage::{Body, FsStorage, ObjectMeta, Storage};
+use scalemesh_core::storage::{Body, FsStorage, Object, ObjectMeta, Storage, StorageError};
 use scalemesh_core::{DeploymentId, ProjectName};
 use scalemesh_proxy::http::{self, Limits};
 use scalemesh_proxy::{Proxy, ProxyConfig};
@@ -144,6 +144,115 @@ async fn long_hosts_are_not_remembered() {
     let grown = rss() - before;
     eprintln!("RSS grew by {grown} MiB after 300 hostile hosts");
     assert!(grown < 30, "memo kept {grown} MiB of Host strings");
+}
+
+/// Real storage that counts its reads.
+struct Counting {
+    inner: Arc<dyn Storage>,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Storage for Counting {
+    async fn put(&self, key: &str, body: Body, meta: &ObjectMeta) -> Result<(), StorageError> {
+        self.inner.put(key, body, meta).await
+    }
+    async fn get(&self, key: &str) -> Result<Object, StorageError> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.get(key).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        self.inner.list(prefix).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        self.inner.delete(key).await
+    }
+    fn url(&self) -> String {
+        self.inner.url()
+    }
+}
+
+/// Made-up hosts (any label under the base domain, any custom domain, any deployment id) reach
+/// storage at most `unknown_lookups` times a second. Past that they get a 503 that says when to
+/// try again, while the site that exists still answers, even when its alias must be read again.
+#[tokio::test]
+async fn made_up_hosts_cost_a_bounded_number_of_storage_reads() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let storage = Arc::new(Counting {
+        inner: live_site(d.path(), "x").await,
+        reads: Default::default(),
+    });
+    let reads = || storage.reads.load(std::sync::atomic::Ordering::SeqCst);
+    let bound = 20;
+    let proxy = Proxy::new(
+        storage.clone(),
+        &ProxyConfig {
+            unknown_lookups: bound,
+            ..ProxyConfig::default()
+        },
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("setup");
+    let addr = l.local_addr().expect("setup");
+    spawn(&proxy, l);
+    assert_eq!(fetch(addr, "site.localhost").await.0, 200);
+
+    let made_up = |i: usize| match i % 3 {
+        0 => format!("made-up-{i}.localhost"),
+        1 => format!("www.made-up-{i}.example"),
+        _ => format!("{}--site.localhost", DeploymentId::generate()),
+    };
+    let (before, started) = (reads(), std::time::Instant::now());
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for i in 0..300 {
+        *statuses
+            .entry(fetch(addr, &made_up(i)).await.0)
+            .or_default() += 1;
+    }
+    let (read, took) = (reads() - before, started.elapsed().as_secs_f64());
+    let most = f64::from(bound) * (1.0 + took);
+    assert!(
+        (read as f64) <= most,
+        "{read} reads for 300 made-up hosts in {took:.2} s, more than {most}"
+    );
+    assert!(
+        statuses.get(&503).is_some_and(|&n| n > 0) && statuses.get(&404).is_some_and(|&n| n > 0),
+        "{statuses:?}"
+    );
+    assert!(metric(&proxy, "scalemesh_proxy_unknown_lookups_refused_total") > 0);
+
+    // Once the site's alias is due to be read again, and with the bound spent, the site still
+    // answers: storage said it exists.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for i in 0..(3 * bound as usize) {
+        fetch(addr, &made_up(i)).await;
+    }
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(b"GET / HTTP/1.1\r\nHost: spent.localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("send");
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).await.expect("read");
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("\r\nretry-after: 1\r\n"),
+        "{answer}"
+    );
+    let before = reads();
+    assert_eq!(fetch(addr, "site.localhost").await.0, 200);
+    assert!(reads() > before, "the alias was read again");
+
+    // A deployment storage does not have is remembered as missing, like an unknown alias.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let ghost = format!("{}--site.localhost", DeploymentId::generate());
+    let before = reads();
+    for _ in 0..50 {
+        assert_eq!(fetch(addr, &ghost).await.0, 404);
+    }
+    assert!(reads() - before <= 2, "{} reads", reads() - before);
 }
 
 /// With fewer connection slots than threads, every connection is still served, whichever

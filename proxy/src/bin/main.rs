@@ -46,6 +46,10 @@ struct Args {
     /// shared cache (0 turns it off).
     #[arg(long, env = "SCALEMESH_THREAD_CACHE", default_value = "4MB", value_parser = parse_bytes)]
     thread_cache: u64,
+    /// Storage reads a second for hosts this proxy does not know to exist (made-up hosts cost
+    /// one each); past it, such hosts get a 503 for the rest of the second (0: no bound).
+    #[arg(long, env = "SCALEMESH_UNKNOWN_LOOKUPS", default_value_t = ProxyConfig::default().unknown_lookups)]
+    unknown_lookups: u32,
     /// Threads serving sites, each with its own event loop [default: one per core].
     #[arg(long, env = "SCALEMESH_PROXY_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
     threads: Option<u16>,
@@ -133,6 +137,7 @@ async fn run() -> anyhow::Result<()> {
             route_ttl: args.route_ttl,
             body_cache_bytes: usize::try_from(args.body_cache).unwrap_or(usize::MAX),
             thread_cache_bytes: usize::try_from(args.thread_cache).unwrap_or(usize::MAX),
+            unknown_lookups: args.unknown_lookups,
             ..ProxyConfig::default()
         },
     );
