@@ -23,7 +23,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
-use crate::share::{Placed, Share};
+use crate::share::{self, Placed, Share};
 use crate::spliced::Conn;
 use crate::timer::{self, Coarse};
 
@@ -31,7 +31,8 @@ use crate::timer::{self, Coarse};
 pub struct Limits {
     /// Connections served at once; more wait in the kernel's accept queue.
     pub max_connections: usize,
-    /// How long a client may take to send a request's head.
+    /// How long a client may take to send a request's head (on `serve_on_threads`' threads,
+    /// up to a second longer: `crate::timer`).
     pub header_read_timeout: Duration,
 }
 
@@ -259,15 +260,9 @@ where
         .keep_alive_interval(Some(Duration::from_secs(30)));
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
-    loop {
+    'serving: loop {
         // Accepted first, then given a slot: a listener of several (`serve_on_threads`) never
         // sits on a slot while the connections go to another.
-        let arrived = async {
-            match &mut share {
-                Some(share) => share.inbox.recv().await,
-                None => std::future::pending().await,
-            }
-        };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
@@ -278,21 +273,24 @@ where
                     continue;
                 }
             },
-            Some(moved) = arrived => {
-                // Handed over by another thread, with its slot.
-                if let Some(moved) = share.as_ref().and_then(|share| share.arrived(moved)) {
-                    serve_connection(&builder, &graceful, moved, service.clone());
-                }
+            placed = share::arrival(&mut share) => {
+                serve_connection(&builder, &graceful, placed, service.clone());
                 continue;
             }
             () = &mut shutdown => break,
         };
-        let permit = tokio::select! {
-            permit = slots.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
+        let permit = loop {
+            tokio::select! {
+                permit = slots.clone().acquire_owned() => match permit {
+                    Ok(permit) => break permit,
+                    Err(_) => break 'serving,
+                },
+                // Handed over with their slots: they need not wait for one.
+                placed = share::arrival(&mut share) => {
+                    serve_connection(&builder, &graceful, placed, service.clone());
+                }
+                () = &mut shutdown => break 'serving,
+            }
         };
         let _ = stream.set_nodelay(true);
         let placed = match &share {
@@ -302,6 +300,10 @@ where
         if let Some(placed) = placed {
             serve_connection(&builder, &graceful, placed, service.clone());
         }
+    }
+    // Connections already handed over are served; no more are taken.
+    for placed in share.as_mut().map(Share::close).unwrap_or_default() {
+        serve_connection(&builder, &graceful, placed, service.clone());
     }
     drop(listener);
     let _ = tokio::time::timeout(DRAIN, graceful.shutdown()).await;

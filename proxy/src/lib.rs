@@ -47,7 +47,8 @@ pub struct ProxyConfig {
     /// top of the shared body cache; bodies over 64 KiB are never copied.
     pub thread_cache_bytes: usize,
     /// Storage reads a second (and at once) for host names and deployments this proxy does not
-    /// know to exist; past it such hosts get a 503 until the next second. 0: no bound.
+    /// know to exist; past it such hosts get a 503 until the bound, refilling steadily, allows
+    /// another read. 0: no bound.
     pub unknown_lookups: u32,
 }
 

@@ -80,7 +80,7 @@ pub fn keep(
     if body.len() as u64 > MAX_OBJECT || body.len() > budget / 4 {
         return;
     }
-    let head = own_head(head);
+    let head = own_head(head, body.is_empty());
     let cost = body.len() + path.len() + head_cost(&head) + OVERHEAD;
     if cost > budget / 4 {
         return;
@@ -133,12 +133,13 @@ impl Copies {
 }
 
 /// A head sharing no memory with `head`: its values are static or this thread's alone, so
-/// copying it touches no reference count that another core writes. Without `Content-Length`,
-/// which hyper writes from the body's length (copies answer `GET`s only, never `HEAD`s).
-fn own_head(head: &HeaderMap) -> HeaderMap {
+/// copying it touches no reference count that another core writes. Without `Content-Length`
+/// unless the body is `empty`: hyper writes it from the body's length (copies answer `GET`s
+/// only, never `HEAD`s), except for an empty body over HTTP/2.
+fn own_head(head: &HeaderMap, empty: bool) -> HeaderMap {
     let mut own = HeaderMap::with_capacity(head.len());
     for (name, value) in head {
-        if name == header::CONTENT_LENGTH {
+        if name == header::CONTENT_LENGTH && !empty {
             continue;
         }
         let name =
@@ -232,5 +233,29 @@ mod tests {
             &Bytes::from_static(b"hi"),
         );
         assert!(get(20, None, "small", Instant::now()).is_none());
+    }
+
+    #[test]
+    fn copies_leave_the_length_to_hyper_unless_the_body_is_empty() {
+        let with_length = |len: usize| {
+            let mut head = head("\"l\"");
+            head.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+            head
+        };
+        let body = Bytes::from_static(b"four");
+        keep(1 << 20, 30, None, "a", &with_length(4), &body);
+        let (found, _) = get(30, None, "a", Instant::now()).expect("kept");
+        assert!(!found.contains_key(header::CONTENT_LENGTH));
+        assert_eq!(
+            found.get(header::ETAG),
+            Some(&HeaderValue::from_static("\"l\""))
+        );
+        // hyper's HTTP/2 side writes no length for an empty body.
+        keep(1 << 20, 30, None, "empty", &with_length(0), &Bytes::new());
+        let (found, _) = get(30, None, "empty", Instant::now()).expect("kept");
+        assert_eq!(
+            found.get(header::CONTENT_LENGTH),
+            Some(&HeaderValue::from(0))
+        );
     }
 }

@@ -23,11 +23,13 @@ pub struct RouteTable {
     capacity: usize,
     aliases: Fresh<ProjectName, DeploymentId>,
     domains: Fresh<String, ProjectName>,
-    /// Deployments storage has no manifest of (yet), by project.
-    missing: Fresh<(ProjectName, DeploymentId), ()>,
+    /// Whether storage has a manifest of a deployment of a project, as it last said (the
+    /// manifests themselves are in `manifests`, as many as fit).
+    deployments: Fresh<(ProjectName, DeploymentId), ()>,
     unknown: Budget,
-    /// Reads refused for want of `unknown`.
+    /// Reads refused for want of `unknown`, and a bound on how often that is logged.
     refused: AtomicU64,
+    warned: Budget,
     flights: Flights,
     /// By deployment id (unique across projects), with when storage last said the manifest
     /// exists; the project is checked on every hit.
@@ -38,8 +40,8 @@ pub struct RouteTable {
 }
 
 /// Answers read from storage, trusted for a while, at most `MAX_ALIASES` of them. Answers that
-/// something does not exist go first when room is needed: hostile hosts make only those, and
-/// must not push out the sites that exist.
+/// something does not exist go first when room is needed, all of them: hostile hosts make only
+/// those, and must not push out the sites that exist, fresh or not.
 struct Fresh<K, V> {
     entries: Mutex<HashMap<K, (Instant, Option<V>)>>,
 }
@@ -69,7 +71,10 @@ impl<K: std::hash::Hash + Eq + Clone, V: Clone> Fresh<K, V> {
     fn put(&self, key: K, value: Option<V>, ttl: Duration) -> Instant {
         let mut entries = lock(&self.entries);
         if entries.len() >= MAX_ALIASES {
-            entries.retain(|_, (at, value)| value.is_some() && at.elapsed() < ttl);
+            entries.retain(|_, (_, value)| value.is_some());
+            if entries.len() >= MAX_ALIASES {
+                entries.retain(|_, (at, _)| at.elapsed() < ttl);
+            }
             if entries.len() >= MAX_ALIASES {
                 entries.clear();
             }
@@ -83,8 +88,10 @@ impl<K: std::hash::Hash + Eq + Clone, V: Clone> Fresh<K, V> {
         lock(&self.entries).remove(key);
     }
 
-    fn forget_where(&self, mut f: impl FnMut(&K) -> bool) {
-        lock(&self.entries).retain(|key, _| !f(key));
+    /// Forgets the answers for the keys `f` picks; with `missing_only`, only those that said
+    /// the key does not exist.
+    fn forget_where(&self, missing_only: bool, mut f: impl FnMut(&K) -> bool) {
+        lock(&self.entries).retain(|key, (_, value)| (missing_only && value.is_some()) || !f(key));
     }
 }
 
@@ -93,28 +100,39 @@ impl<K: std::hash::Hash + Eq + Clone, V: Clone> Fresh<K, V> {
 /// hosts is a flood of reads (each one billed on S3, and enough of them throttle the bucket
 /// for every site). Names storage said exist are read again freely.
 struct Budget {
-    /// Reads a second, and as many at once; 0: no bound.
-    per_second: u32,
+    /// Reads a second; 0: no bound.
+    rate: f64,
+    /// Reads at once.
+    most: f64,
     left: Mutex<(f64, Instant)>,
 }
 
 impl Budget {
     fn new(per_second: u32) -> Self {
+        Self::with(f64::from(per_second), f64::from(per_second))
+    }
+
+    /// One at a time, one per `interval`.
+    fn every(interval: Duration) -> Self {
+        Self::with(1.0 / interval.as_secs_f64().max(1e-3), 1.0)
+    }
+
+    fn with(rate: f64, most: f64) -> Self {
         Self {
-            per_second,
-            left: Mutex::new((f64::from(per_second), Instant::now())),
+            rate,
+            most,
+            left: Mutex::new((most, Instant::now())),
         }
     }
 
     /// Takes one read, if there is one left.
     fn take(&self) -> bool {
-        if self.per_second == 0 {
+        if self.rate == 0.0 {
             return true;
         }
-        let rate = f64::from(self.per_second);
         let mut left = lock(&self.left);
         let now = Instant::now();
-        let tokens = (left.0 + now.duration_since(left.1).as_secs_f64() * rate).min(rate);
+        let tokens = (left.0 + now.duration_since(left.1).as_secs_f64() * self.rate).min(self.most);
         let took = tokens >= 1.0;
         *left = (if took { tokens - 1.0 } else { tokens }, now);
         took
@@ -148,9 +166,10 @@ impl RouteTable {
             capacity: capacity.max(1),
             aliases: Fresh::new(),
             domains: Fresh::new(),
-            missing: Fresh::new(),
+            deployments: Fresh::new(),
             unknown: Budget::new(lookups),
             refused: AtomicU64::new(0),
+            warned: Budget::every(Duration::from_secs(10)),
             flights: Flights::default(),
             manifests: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
@@ -175,7 +194,8 @@ impl RouteTable {
 
     pub fn invalidate(&self, project: &ProjectName) {
         self.aliases.forget(project);
-        self.missing.forget_where(|(missing, _)| missing == project);
+        // A deployment of it may have just become ready.
+        self.deployments.forget_where(true, |(of, _)| of == project);
         self.forgot();
     }
 
@@ -189,11 +209,8 @@ impl RouteTable {
         if self.unknown.take() {
             return Ok(());
         }
-        if self
-            .refused
-            .fetch_add(1, Ordering::Relaxed)
-            .is_multiple_of(1000)
-        {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        if self.warned.take() {
             tracing::warn!(
                 "too many hosts unknown to this proxy asked for at once; answering 503 to those \
                  beyond the bound (--unknown-lookups)"
@@ -204,6 +221,8 @@ impl RouteTable {
 
     pub fn forget_manifests(&self, project: &ProjectName) {
         lock(&self.manifests).retain(|_, (_, site)| site.manifest.project != *project);
+        self.deployments
+            .forget_where(false, |(of, _)| of == project);
         self.forgot();
     }
 
@@ -246,11 +265,14 @@ impl RouteTable {
     }
 
     /// The deployment `project`'s production alias points to, `None` when it has none, and
-    /// when that was read from storage.
+    /// when that was read from storage. `vouched`: whether storage has just named the project
+    /// (a custom domain of it), so reading its alias costs nothing of the budget for unknown
+    /// names.
     pub async fn production(
         &self,
         storage: &dyn Storage,
         project: &ProjectName,
+        vouched: bool,
     ) -> Result<(Instant, Option<DeploymentId>), RouteError> {
         if let Some(found) = self.aliases.get(project, self.ttl) {
             return Ok(found);
@@ -259,7 +281,7 @@ impl RouteTable {
         if let Some(found) = self.aliases.get(project, self.ttl) {
             return Ok(found);
         }
-        if !self.aliases.existed(project) {
+        if !vouched && !self.aliases.existed(project) {
             self.unknown_read()?;
         }
         let deployment = match storage.get_bytes(&layout::route(project)).await {
@@ -331,10 +353,10 @@ impl RouteTable {
             None => {}
         }
         let named = (project.clone(), deployment.clone());
-        if self.missing.get(&named, self.ttl).is_some() {
+        if let Some((_, None)) = self.deployments.get(&named, self.ttl) {
             return Ok(None);
         }
-        if !vouched {
+        if !vouched && !self.deployments.existed(&named) {
             self.unknown_read()?;
         }
         let manifest: Manifest = match storage.get_bytes(&key).await {
@@ -342,15 +364,16 @@ impl RouteTable {
                 StorageError::Backend(format!("manifest of {deployment} is unreadable: {e}"))
             })?,
             Err(e) if e.is_not_found() => {
-                self.missing.put(named, None, self.ttl);
+                self.deployments.put(named, None, self.ttl);
                 return Ok(None);
             }
             Err(e) => return Err(e.into()),
         };
         if manifest.project != *project || manifest.deployment != *deployment {
-            self.missing.put(named, None, self.ttl);
+            self.deployments.put(named, None, self.ttl);
             return Ok(None);
         }
+        self.deployments.put(named, Some(()), self.ttl);
         let site = Arc::new(Site::new(manifest));
         let now = Instant::now();
         let mut cache = lock(&self.manifests);
@@ -389,5 +412,36 @@ impl Site {
             last_modified,
             modified,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_that_something_is_missing_go_first() {
+        let fresh = Fresh::<String, u32>::new();
+        let ttl = Duration::from_millis(1);
+        fresh.put("real".to_owned(), Some(1), ttl);
+        // No longer fresh, but storage said it exists.
+        std::thread::sleep(Duration::from_millis(5));
+        for i in 0..2 * MAX_ALIASES {
+            fresh.put(format!("made-up-{i}"), None, ttl);
+        }
+        assert!(fresh.existed(&"real".to_owned()));
+        assert!(lock(&fresh.entries).len() <= MAX_ALIASES);
+    }
+
+    #[test]
+    fn a_budget_gives_its_rate_and_no_more() {
+        let budget = Budget::new(5);
+        let took = (0..20).filter(|_| budget.take()).count();
+        assert_eq!(took, 5);
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(budget.take(), "refilled at 5 a second");
+        assert!(!budget.take());
+        let unbounded = Budget::new(0);
+        assert!((0..10_000).all(|_| unbounded.take()));
     }
 }

@@ -239,16 +239,19 @@ mod memo {
             return Ok(None);
         };
         let (project, deployment, fresh_from, preview) = match site_host {
-            SiteHost::Project(project) => match routes.production(storage, &project).await? {
-                (at, Some(deployment)) => (project, deployment, Some(at), false),
-                (_, None) => return Ok(None),
-            },
+            SiteHost::Project(project) => {
+                match routes.production(storage, &project, false).await? {
+                    (at, Some(deployment)) => (project, deployment, Some(at), false),
+                    (_, None) => return Ok(None),
+                }
+            }
             SiteHost::Domain(domain) => {
                 let (domain_at, project) = routes.domain(storage, &domain).await?;
                 let Some(project) = project else {
                     return Ok(None);
                 };
-                match routes.production(storage, &project).await? {
+                // The domain's record names the project: reading its alias is no guess.
+                match routes.production(storage, &project, true).await? {
                     (at, Some(deployment)) => (project, deployment, Some(at.min(domain_at)), false),
                     (_, None) => return Ok(None),
                 }

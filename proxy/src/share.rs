@@ -25,7 +25,19 @@ pub struct Share {
     me: usize,
     open: Arc<[AtomicUsize]>,
     peers: Arc<[UnboundedSender<Moved>]>,
-    pub inbox: UnboundedReceiver<Moved>,
+    inbox: UnboundedReceiver<Moved>,
+}
+
+/// The next connection handed to this thread; none ever when it is not one of several.
+pub async fn arrival(share: &mut Option<Share>) -> Placed {
+    if let Some(share) = share {
+        while let Some(moved) = share.inbox.recv().await {
+            if let Some(placed) = share.arrived(moved) {
+                return placed;
+            }
+        }
+    }
+    std::future::pending().await
 }
 
 impl Share {
@@ -64,8 +76,19 @@ impl Share {
         Some((stream, permit, Some(self.count(self.me))))
     }
 
+    /// Takes no more connections from other threads (they serve theirs themselves from now on)
+    /// and returns those already handed over.
+    pub fn close(&mut self) -> Vec<Placed> {
+        self.inbox.close();
+        let mut placed = Vec::new();
+        while let Ok(moved) = self.inbox.try_recv() {
+            placed.extend(self.arrived(moved));
+        }
+        placed
+    }
+
     /// A connection another thread handed to this one, counted here already.
-    pub fn arrived(&self, (stream, permit): Moved) -> Option<Placed> {
+    fn arrived(&self, (stream, permit): Moved) -> Option<Placed> {
         let open = Open {
             open: self.open.clone(),
             thread: self.me,

@@ -46,8 +46,9 @@ struct Args {
     /// shared cache (0 turns it off).
     #[arg(long, env = "SCALEMESH_THREAD_CACHE", default_value = "4MB", value_parser = parse_bytes)]
     thread_cache: u64,
-    /// Storage reads a second for hosts this proxy does not know to exist (made-up hosts cost
-    /// one each); past it, such hosts get a 503 for the rest of the second (0: no bound).
+    /// Storage reads a second for hosts this proxy does not know to exist (a made-up host costs
+    /// at least one); past it, such hosts get a 503 until the bound, refilling steadily, allows
+    /// another read (0: no bound).
     #[arg(long, env = "SCALEMESH_UNKNOWN_LOOKUPS", default_value_t = ProxyConfig::default().unknown_lookups)]
     unknown_lookups: u32,
     /// Threads serving sites, each with its own event loop [default: one per core].
