@@ -152,6 +152,14 @@ for file, label, target in (("page.js", "10 KB", 1.0), ("big.bin", "1 MB", 0.7))
     verdicts.append(f"{label}: {ratio:.2f}× nginx (target ≥ {target}×{', p99 ≤ nginx' if file == 'page.js' else ''}): {'ok' if ok else 'MISSED'}")
 for v in verdicts:
     print(v)
+# Each run of the proxy is followed by one of nginx: how the pairs compare, run by run.
+for file, label in (("page.js", "10 KB"), ("big.bin", "1 MB")):
+    ours = [r for r in rows if r[0] == file and r[1] == "proxy"]
+    theirs = [r for r in rows if r[0] == file and r[1] == "nginx"]
+    ratios = [float(a[2]) / float(b[2]) for a, b in zip(ours, theirs)]
+    p99s = sum(float(a[3]) <= float(b[3]) for a, b in zip(ours, theirs))
+    print(f"{label} run by run: req/s ratio {' '.join(f'{r:.2f}' for r in ratios)}; "
+          f"p99 no worse than nginx's in {p99s} of {len(ratios)}")
 print(f"proxy memory: {rss:.1f} MB resident after the runs, {peak:.1f} MB at most, "
       f"and {memfd:.1f} MB of memory files")
 PY
