@@ -121,8 +121,9 @@ impl Proxy {
         }
     }
 
-    /// Forgets what is cached about `project`'s alias, so the next request reads it again. The
-    /// server calls this right after it moves the alias.
+    /// Forgets what is cached about `project`'s alias, and which of its deployments were found
+    /// missing, so the next request reads them again. The server calls this right after it
+    /// moves the alias, and when a deployment becomes ready without moving it (a preview).
     pub fn invalidate(&self, project: &ProjectName) {
         self.inner.routes.invalidate(project);
     }

@@ -337,6 +337,9 @@ impl App {
             } else if let Some(proxy) = &self.proxy {
                 proxy.invalidate(&row.project);
             }
+        } else if let Some(proxy) = &self.proxy {
+            // A preview: its address may have been asked for, and found missing, while it built.
+            proxy.invalidate(&row.project);
         }
         self.publish_lines(&row.id, lines);
         self.ended(&row);

@@ -263,10 +263,14 @@ async fn previews_do_not_move_production() {
         .await;
     assert_eq!(status, 201);
     let id = scalemesh_core::DeploymentId::parse(dep["id"].as_str().expect("id")).expect("id");
+    let preview = format!("{id}--site.localhost");
+    // Asked for while it builds: nothing there yet, and the proxy remembers that…
+    assert_eq!(app.site(&preview, "/").await.status(), 404);
     let job = app.job_for(&id).await;
     FakeBuilder::new(job)
         .succeed(&app.storage, &[("index.html", "preview")])
         .await;
+    // …until the deployment is ready.
     assert_eq!(
         app.site("site.localhost", "/")
             .await
@@ -275,7 +279,6 @@ async fn previews_do_not_move_production() {
             .expect("body"),
         "live"
     );
-    let preview = format!("{id}--site.localhost");
     assert_eq!(
         app.site(&preview, "/").await.text().await.expect("body"),
         "preview"
