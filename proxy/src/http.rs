@@ -91,17 +91,7 @@ pub async fn serve(
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    serve_with(
-        listener,
-        TowerToHyperService::new(router),
-        limits,
-        slots,
-        TokioTimer::new(),
-        None,
-        shutdown,
-    )
-    .await
+    serve_handler(listener, TowerToHyperService::new(router), limits, shutdown).await
 }
 
 /// Serves `handler` on `listener` until `shutdown` completes.

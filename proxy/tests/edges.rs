@@ -65,13 +65,19 @@ async fn fetch(addr: SocketAddr, host: &str) -> (u16, String) {
     (status, body)
 }
 
-fn spawn(proxy: &Proxy, listener: tokio::net::TcpListener) {
+/// Serves `proxy` on a port of its own, for the rest of the test; its address.
+async fn serve(proxy: &Proxy) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
     tokio::spawn(http::serve_handler(
         listener,
         proxy.handler(),
         Limits::SITES,
         std::future::pending(),
     ));
+    addr
 }
 
 /// What one proxy remembers per thread is its own: a second `Proxy` in the same process (over
@@ -86,18 +92,7 @@ async fn two_proxies_on_one_thread_keep_their_own_hosts() {
     };
     let a = Proxy::new(storage.clone(), &config("a.test"));
     let b = Proxy::new(storage, &config("b.test"));
-    let la = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("setup");
-    let lb = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("setup");
-    let (aa, ab) = (
-        la.local_addr().expect("setup"),
-        lb.local_addr().expect("setup"),
-    );
-    spawn(&a, la);
-    spawn(&b, lb);
+    let (aa, ab) = (serve(&a).await, serve(&b).await);
     assert_eq!(
         fetch(ab, "site.a.test").await.0,
         404,
@@ -116,11 +111,7 @@ async fn two_proxies_on_one_thread_keep_their_own_hosts() {
 async fn long_hosts_are_not_remembered() {
     let d = tempfile::tempdir().expect("tempdir");
     let proxy = Proxy::new(live_site(d.path(), "x").await, &ProxyConfig::default());
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("setup");
-    let addr = l.local_addr().expect("setup");
-    spawn(&proxy, l);
+    let addr = serve(&proxy).await;
     let rss = || {
         let s = std::fs::read_to_string("/proc/self/status").expect("setup");
         let line = s
@@ -191,11 +182,7 @@ async fn made_up_hosts_cost_a_bounded_number_of_storage_reads() {
             ..ProxyConfig::default()
         },
     );
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("setup");
-    let addr = l.local_addr().expect("setup");
-    spawn(&proxy, l);
+    let addr = serve(&proxy).await;
     assert_eq!(fetch(addr, "site.localhost").await.0, 200);
 
     let made_up = |i: usize| match i % 3 {
@@ -313,11 +300,7 @@ async fn a_huge_route_ttl_serves() {
         ..ProxyConfig::default()
     };
     let proxy = Proxy::new(live_site(d.path(), "x").await, &config);
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("setup");
-    let addr = l.local_addr().expect("setup");
-    spawn(&proxy, l);
+    let addr = serve(&proxy).await;
     assert_eq!(fetch(addr, "site.localhost").await.0, 200);
 }
 
@@ -390,11 +373,7 @@ async fn large_cached_bodies_are_sent_from_memory_files() {
         .map(|i| char::from(b'a' + (i * 7 % 26) as u8))
         .collect();
     let proxy = Proxy::new(live_site(dir.path(), &page).await, &ProxyConfig::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    spawn(&proxy, listener);
+    let addr = serve(&proxy).await;
     assert_eq!(metric(&proxy, "scalemesh_proxy_memory_files"), 0);
     let sent = |proxy: &Proxy| metric(proxy, "scalemesh_proxy_sendfile_bytes_total");
     let before = sent(&proxy);
