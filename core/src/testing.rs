@@ -80,3 +80,50 @@ impl Drop for S3TestServer {
         self.task.abort();
     }
 }
+
+/// Real storage that counts its reads: every `get`, which whole and ranged reads go through. A
+/// read yields to the runtime first, so concurrent readers really overlap.
+pub struct Counting {
+    inner: std::sync::Arc<dyn crate::storage::Storage>,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+impl Counting {
+    pub fn new(inner: std::sync::Arc<dyn crate::storage::Storage>) -> Self {
+        Self {
+            inner,
+            reads: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// Reads so far.
+    pub fn reads(&self) -> usize {
+        self.reads.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::storage::Storage for Counting {
+    async fn put(
+        &self,
+        key: &str,
+        body: crate::storage::Body,
+        meta: &crate::storage::ObjectMeta,
+    ) -> Result<(), crate::storage::StorageError> {
+        self.inner.put(key, body, meta).await
+    }
+    async fn get(&self, key: &str) -> Result<crate::storage::Object, crate::storage::StorageError> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        tokio::task::yield_now().await;
+        self.inner.get(key).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, crate::storage::StorageError> {
+        self.inner.list(prefix).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), crate::storage::StorageError> {
+        self.inner.delete(key).await
+    }
+    fn url(&self) -> String {
+        self.inner.url()
+    }
+}

@@ -266,47 +266,17 @@ impl BodyCache {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicUsize;
-
-    use async_trait::async_trait;
-    use scalemesh_core::storage::{Body, FsStorage, Object, ObjectMeta};
+    use scalemesh_core::storage::{Body, FsStorage, ObjectMeta};
+    use scalemesh_core::testing::Counting;
 
     use super::*;
-
-    /// Real folder storage that counts reads.
-    struct Counting {
-        inner: FsStorage,
-        gets: AtomicUsize,
-    }
-
-    #[async_trait]
-    impl Storage for Counting {
-        async fn put(&self, key: &str, body: Body, meta: &ObjectMeta) -> Result<(), StorageError> {
-            self.inner.put(key, body, meta).await
-        }
-        async fn get(&self, key: &str) -> Result<Object, StorageError> {
-            self.gets.fetch_add(1, Ordering::SeqCst);
-            tokio::task::yield_now().await;
-            self.inner.get(key).await
-        }
-        async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
-            self.inner.list(prefix).await
-        }
-        async fn delete(&self, key: &str) -> Result<(), StorageError> {
-            self.inner.delete(key).await
-        }
-        fn url(&self) -> String {
-            self.inner.url()
-        }
-    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn racing_requests_fetch_once() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let storage = Arc::new(Counting {
-            inner: FsStorage::new(dir.path().to_path_buf()),
-            gets: AtomicUsize::new(0),
-        });
+        let storage = Arc::new(Counting::new(Arc::new(FsStorage::new(
+            dir.path().to_path_buf(),
+        ))));
         storage
             .put(
                 "k",
@@ -331,11 +301,7 @@ mod tests {
         for task in tasks {
             assert_eq!(task.await.expect("join"), Bytes::from_static(b"body"));
         }
-        assert_eq!(
-            storage.gets.load(Ordering::SeqCst),
-            1,
-            "one fetch for fifty requests"
-        );
+        assert_eq!(storage.reads(), 1, "one fetch for fifty requests");
         assert!(
             lock(&cache.flights.inflight).is_empty(),
             "no flight is left behind"

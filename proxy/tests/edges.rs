@@ -11,7 +11,8 @@ use bytes::Bytes;
 use scalemesh_builder::upload::{self, UploadLimits};
 use scalemesh_core::layout::{self, Route};
 use scalemesh_core::rules::Routing;
-use scalemesh_core::storage::{Body, FsStorage, Object, ObjectMeta, Storage, StorageError};
+use scalemesh_core::storage::{Body, FsStorage, ObjectMeta, Storage};
+use scalemesh_core::testing::Counting;
 use scalemesh_core::{DeploymentId, ProjectName};
 use scalemesh_proxy::http::{self, Limits};
 use scalemesh_proxy::{Proxy, ProxyConfig};
@@ -137,43 +138,14 @@ async fn long_hosts_are_not_remembered() {
     assert!(grown < 30, "memo kept {grown} MiB of Host strings");
 }
 
-/// Real storage that counts its reads.
-struct Counting {
-    inner: Arc<dyn Storage>,
-    reads: std::sync::atomic::AtomicUsize,
-}
-
-#[async_trait::async_trait]
-impl Storage for Counting {
-    async fn put(&self, key: &str, body: Body, meta: &ObjectMeta) -> Result<(), StorageError> {
-        self.inner.put(key, body, meta).await
-    }
-    async fn get(&self, key: &str) -> Result<Object, StorageError> {
-        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.inner.get(key).await
-    }
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
-        self.inner.list(prefix).await
-    }
-    async fn delete(&self, key: &str) -> Result<(), StorageError> {
-        self.inner.delete(key).await
-    }
-    fn url(&self) -> String {
-        self.inner.url()
-    }
-}
-
 /// Made-up hosts (any label under the base domain, any custom domain, any deployment id) reach
 /// storage at most `unknown_lookups` times a second. Past that they get a 503 that says when to
 /// try again, while the site that exists still answers, even when its alias must be read again.
 #[tokio::test]
 async fn made_up_hosts_cost_a_bounded_number_of_storage_reads() {
     let d = tempfile::tempdir().expect("tempdir");
-    let storage = Arc::new(Counting {
-        inner: live_site(d.path(), "x").await,
-        reads: Default::default(),
-    });
-    let reads = || storage.reads.load(std::sync::atomic::Ordering::SeqCst);
+    let storage = Arc::new(Counting::new(live_site(d.path(), "x").await));
+    let reads = || storage.reads();
     let bound = 20;
     let proxy = Proxy::new(
         storage.clone(),
