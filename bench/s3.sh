@@ -119,9 +119,8 @@ aws --endpoint-url "$s3_endpoint" s3api put-object-acl --bucket sites \
     --key "prod/__output/site/$deployment/index.html" --acl public-read
 
 proxy_port="$(free_port)"
-"$bin/scalemesh-proxy" --listen "127.0.0.1:$proxy_port" --storage s3://sites/prod/ --s3-endpoint "$s3_endpoint" \
-    --route-ttl 60s >/dev/null 2>&1 &
-pids+=($!)
+start_service "$bin/scalemesh-proxy" --listen "127.0.0.1:$proxy_port" --storage s3://sites/prod/ \
+    --s3-endpoint "$s3_endpoint" --route-ttl 60s
 wait_port "$proxy_port"
 
 nginx_port="$(free_port)"

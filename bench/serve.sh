@@ -5,10 +5,18 @@
 #   bash bench/serve.sh [runs]        (default 5 runs of each; the median is reported)
 #
 # Targets: 10 KB — ≥ 1.0× nginx's requests per second, p99 latency no worse than nginx's;
-# 1 MB — ≥ 0.7× nginx. nginx: 2 workers, sendfile, open_file_cache, no access log; the proxy:
-# its defaults (one serving thread per core, each with its own socket; bodies up to 1 MB kept
-# in memory). Also the CPU time each server spends per request (its threads' user and system time
-# over the run), steadier than requests per second on a machine whose speed varies.
+# 1 MB — ≥ 0.7× nginx. Two pairs, each server in a session of its own as a service would be:
+# - defaults: the proxy as it starts (one serving thread per core, each with its own socket;
+#   bodies up to 1 MB kept in memory) against nginx with 2 workers, sendfile, open_file_cache
+#   and no access log;
+# - by core: the proxy with --cpu-locality (each thread on a core of its own, given the
+#   connections that core receives) against that nginx with its own per-core settings,
+#   `worker_cpu_affinity auto` and a `reuseport` socket per worker.
+# On loopback a connection's packets arrive on the core of the wrk thread that opened it, so by
+# core each wrk thread is answered on its own core, as long as wrk's two threads open their
+# connections from different cores (which the kernel decides; when it does not, one thread
+# serves them all). Also the CPU time each server spends per request (its threads' user and
+# system time over the run), steadier than requests per second on a machine whose speed varies.
 set -euo pipefail
 runs="${1:-5}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -45,18 +53,24 @@ deployment="$("$bin/examples/upload" "$site" --storage "file://$storage" --proje
 folder="$storage/__output/site/$deployment"
 
 proxy_port="$(free_port)"
-"$bin/scalemesh-proxy" --listen "127.0.0.1:$proxy_port" --storage "file://$storage" --route-ttl 60s \
-    >/dev/null 2>&1 &
-proxy_pid=$!
-pids+=("$proxy_pid")
-nginx_port="$(free_port)"
+start_service "$bin/scalemesh-proxy" --listen "127.0.0.1:$proxy_port" --storage "file://$storage" \
+    --route-ttl 60s
+proxy_pid=$service_pid
+by_core_port="$(free_port)"
+start_service "$bin/scalemesh-proxy" --listen "127.0.0.1:$by_core_port" --storage "file://$storage" \
+    --route-ttl 60s --cpu-locality
+by_core_pid=$service_pid
 # Run as root, nginx's workers would be another user, who cannot read the private work folder.
 nginx_user=""
 if [ "$(id -u)" = 0 ]; then nginx_user="user root;"; fi
-cat > "$work/nginx.conf" <<NGINX
+# nginx.conf for port $1 with pid file $2; any $3 adds the per-core settings.
+nginx_conf() {
+    local by_core=${3:-}
+    cat <<NGINX
 $nginx_user
 worker_processes 2;
-pid $work/nginx.pid;
+${by_core:+worker_cpu_affinity auto;}
+pid $2;
 error_log $work/nginx-error.log;
 events { worker_connections 4096; }
 http {
@@ -66,16 +80,21 @@ http {
     open_file_cache max=1000 inactive=60s;
     include /etc/nginx/mime.types;
     server {
-        listen 127.0.0.1:$nginx_port;
+        listen 127.0.0.1:$1${by_core:+ reuseport};
         server_name site.localhost;
         root $folder;
     }
 }
 NGINX
+}
+nginx_port="$(free_port)"
+nginx_conf "$nginx_port" "$work/nginx.pid" > "$work/nginx.conf"
 nginx -c "$work/nginx.conf"
-wait_port "$proxy_port"
-wait_port "$nginx_port"
-for port in "$proxy_port" "$nginx_port"; do
+nginx_by_core_port="$(free_port)"
+nginx_conf "$nginx_by_core_port" "$work/nginx-by-core.pid" by-core > "$work/nginx-by-core.conf"
+nginx -c "$work/nginx-by-core.conf"
+for port in "$proxy_port" "$by_core_port" "$nginx_port" "$nginx_by_core_port"; do
+    wait_port "$port"
     for file in page.js big.bin; do
         curl -fsS -H 'Host: site.localhost' "http://127.0.0.1:$port/$file" | cmp -s - "$site/$file" \
             || { echo "127.0.0.1:$port does not serve $file" >&2; exit 1; }
@@ -93,7 +112,9 @@ cpu_ticks() {
     done
     echo "$total"
 }
-nginx_workers=$(pgrep -P "$(cat "$work/nginx.pid")" | tr '\n' ' ')
+workers() { pgrep -P "$(cat "$1")" | tr '\n' ' '; }
+nginx_workers=$(workers "$work/nginx.pid")
+nginx_by_core_workers=$(workers "$work/nginx-by-core.pid")
 
 # One wrk run against port $1 for file $2, the server being the processes $3…:
 # "requests/s p99-ms cpu-µs-per-request".
@@ -117,11 +138,18 @@ PY
 results="$work/results"
 : > "$results"
 for file in page.js big.bin; do
-    measure "$proxy_port" "$file" "$proxy_pid" >/dev/null  # warm-up: the body into memory
+    # Warm-up: the body into memory.
+    measure "$proxy_port" "$file" "$proxy_pid" >/dev/null
+    measure "$by_core_port" "$file" "$by_core_pid" >/dev/null
     for _ in $(seq 1 "$runs"); do
-        echo "$file proxy $(measure "$proxy_port" "$file" "$proxy_pid")" >> "$results"
+        # Each server's run is followed by its peer's.
         # shellcheck disable=SC2086  # one worker pid per word
-        echo "$file nginx $(measure "$nginx_port" "$file" $nginx_workers)" >> "$results"
+        {
+            echo "$file proxy $(measure "$proxy_port" "$file" "$proxy_pid")"
+            echo "$file nginx $(measure "$nginx_port" "$file" $nginx_workers)"
+            echo "$file proxy-by-core $(measure "$by_core_port" "$file" "$by_core_pid")"
+            echo "$file nginx-by-core $(measure "$nginx_by_core_port" "$file" $nginx_by_core_workers)"
+        } >> "$results"
     done
 done
 rss="$(awk '/VmRSS/ {print $2/1024}' "/proc/$proxy_pid/status")"
@@ -137,29 +165,31 @@ python3 - "$results" "$rss" "$peak" "$memfd_bytes" <<'PY'
 import statistics, sys
 rows = [line.split() for line in open(sys.argv[1])]
 rss, peak, memfd = float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]) / 2**20
+files = (("page.js", "10 KB", 1.0), ("big.bin", "1 MB", 0.7))
+pairs = (("defaults", "proxy", "nginx"), ("by core", "proxy-by-core", "nginx-by-core"))
+names = {"proxy": "scalemesh-proxy", "nginx": "nginx (2 workers)",
+         "proxy-by-core": "proxy --cpu-locality", "nginx-by-core": "nginx, per core"}
+def runs(file, server):
+    return [r for r in rows if r[0] == file and r[1] == server]
 def median(file, server, column):
-    return statistics.median(float(r[column]) for r in rows if r[0] == file and r[1] == server)
-print("%-10s %-18s %12s %10s %16s" % ("file", "server", "req/s", "p99 (ms)", "CPU µs/request"))
-verdicts = []
-for file, label, target in (("page.js", "10 KB", 1.0), ("big.bin", "1 MB", 0.7)):
-    ours, theirs = median(file, "proxy", 2), median(file, "nginx", 2)
-    our_p99, their_p99 = median(file, "proxy", 3), median(file, "nginx", 3)
-    our_cpu, their_cpu = median(file, "proxy", 4), median(file, "nginx", 4)
-    print("%-10s %-18s %12.0f %10.2f %16.1f" % (label, "scalemesh-proxy", ours, our_p99, our_cpu))
-    print("%-10s %-18s %12.0f %10.2f %16.1f" % (label, "nginx (2 workers)", theirs, their_p99, their_cpu))
-    ratio = ours / theirs
-    ok = ratio >= target and (file != "page.js" or our_p99 <= their_p99)
-    verdicts.append(f"{label}: {ratio:.2f}× nginx (target ≥ {target}×{', p99 ≤ nginx' if file == 'page.js' else ''}): {'ok' if ok else 'MISSED'}")
-for v in verdicts:
-    print(v)
-# Each run of the proxy is followed by one of nginx: how the pairs compare, run by run.
-for file, label in (("page.js", "10 KB"), ("big.bin", "1 MB")):
-    ours = [r for r in rows if r[0] == file and r[1] == "proxy"]
-    theirs = [r for r in rows if r[0] == file and r[1] == "nginx"]
-    ratios = [float(a[2]) / float(b[2]) for a, b in zip(ours, theirs)]
-    p99s = sum(float(a[3]) <= float(b[3]) for a, b in zip(ours, theirs))
-    print(f"{label} run by run: req/s ratio {' '.join(f'{r:.2f}' for r in ratios)}; "
-          f"p99 no worse than nginx's in {p99s} of {len(ratios)}")
+    return statistics.median(float(r[column]) for r in runs(file, server))
+print("%-10s %-22s %12s %10s %16s" % ("file", "server", "req/s", "p99 (ms)", "CPU µs/request"))
+for file, label, _ in files:
+    for server in ("proxy", "nginx", "proxy-by-core", "nginx-by-core"):
+        print("%-10s %-22s %12.0f %10.2f %16.1f" % (label, names[server], median(file, server, 2),
+                                                   median(file, server, 3), median(file, server, 4)))
+for pair, ours, theirs in pairs:
+    for file, label, target in files:
+        ratio = median(file, ours, 2) / median(file, theirs, 2)
+        p99_ok = median(file, ours, 3) <= median(file, theirs, 3)
+        ok = ratio >= target and (file != "page.js" or p99_ok)
+        # Each run of the proxy is followed by one of its peer: how they compare, run by run.
+        mine, peer = runs(file, ours), runs(file, theirs)
+        ratios = " ".join(f"{float(a[2]) / float(b[2]):.2f}" for a, b in zip(mine, peer))
+        p99s = sum(float(a[3]) <= float(b[3]) for a, b in zip(mine, peer))
+        print(f"{pair}, {label}: {ratio:.2f}× nginx (target ≥ {target}×"
+              f"{', p99 ≤ nginx' if file == 'page.js' else ''}): {'ok' if ok else 'MISSED'}; "
+              f"run by run {ratios}, p99 no worse in {p99s} of {len(mine)}")
 print(f"proxy memory: {rss:.1f} MB resident after the runs, {peak:.1f} MB at most, "
       f"and {memfd:.1f} MB of memory files")
 PY

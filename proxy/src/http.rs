@@ -23,6 +23,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
+pub use crate::share::Spread;
 use crate::share::{self, Placed, Share};
 use crate::spliced::Conn;
 use crate::timer::{self, Coarse};
@@ -119,19 +120,35 @@ pub type Serving = std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + 
 
 /// Serves a `handler()` per thread on `addr` from `threads` threads, as nginx's workers do: each
 /// thread has its own event loop and its own listening socket on the same address
-/// (`SO_REUSEPORT`), and the kernel spreads new connections over them. A connection stays on
-/// one thread, the one that accepted it or the one it was handed to then (`share`), so no
-/// request waits for another thread or wakes one. Returns once the sockets are bound; the
-/// threads serve until `shutdown` completes, and the returned future ends when all of them
-/// have stopped.
+/// (`SO_REUSEPORT`), and the kernel spreads new connections over them as `spread` says. A
+/// connection stays on one thread, the one that accepted it or the one it was handed to then
+/// (`share`), so no request waits for another thread or wakes one. Returns once the sockets are
+/// bound; the threads serve until `shutdown` completes, and the returned future ends when all
+/// of them have stopped.
 pub fn serve_on_threads<H: Handler>(
     addr: SocketAddr,
     threads: usize,
+    spread: Spread,
     handler: impl Fn() -> H,
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<(SocketAddr, Serving)> {
     let threads = threads.max(1);
+    // Under `Spread::Cpu`, thread `i` runs on `cores[i]`.
+    let cores = match spread {
+        Spread::Even => Vec::new(),
+        Spread::Cpu => usable_cores()?,
+    };
+    if spread == Spread::Cpu && threads > cores.len() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "{threads} serving threads on {} usable cores: spread by core, each thread needs a core of its own",
+                cores.len()
+            ),
+        ));
+    }
+    let core = |i: usize| cores.get(i).copied();
     // `SO_REUSEPORT` would let these sockets join another process's on the same port (the
     // kernel would split the traffic between them): a plain bind first says whether the
     // address is taken.
@@ -143,7 +160,7 @@ pub fn serve_on_threads<H: Handler>(
     // any.
     let mut sockets = Vec::with_capacity(threads);
     let mut bound = addr;
-    for _ in 0..threads {
+    for i in 0..threads {
         let socket = Socket::new(
             Domain::for_address(bound),
             Type::STREAM,
@@ -151,6 +168,11 @@ pub fn serve_on_threads<H: Handler>(
         )?;
         socket.set_reuse_address(true)?;
         socket.set_reuse_port(true)?;
+        if let Some(core) = core(i) {
+            // The kernel prefers, among the sockets on the port, the one whose core received
+            // the connection's first packet.
+            socket.set_cpu_affinity(core)?;
+        }
         socket.set_nonblocking(true)?;
         socket.bind(&bound.into())?;
         socket.listen(1024)?;
@@ -161,7 +183,12 @@ pub fn serve_on_threads<H: Handler>(
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let (stop, stopped) = watch::channel(false);
     let mut done = Vec::with_capacity(threads);
-    for ((i, socket), share) in sockets.into_iter().enumerate().zip(Share::split(threads)) {
+    for ((i, socket), share) in sockets
+        .into_iter()
+        .enumerate()
+        .zip(Share::split(threads, spread))
+    {
+        let core = core(i);
         let (handler, slots, mut stopped) = (handler(), slots.clone(), stopped.clone());
         let (finished, on_finish) = tokio::sync::oneshot::channel();
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -170,6 +197,9 @@ pub fn serve_on_threads<H: Handler>(
         std::thread::Builder::new()
             .name(format!("serve-{i}"))
             .spawn(move || {
+                if let Some(core) = core {
+                    pin_to(core);
+                }
                 let served = runtime.block_on(async move {
                     let listener = TcpListener::from_std(socket)?;
                     let stop = async move {
@@ -220,6 +250,25 @@ pub fn serve_on_threads<H: Handler>(
         failure.map_or(Ok(()), Err)
     });
     Ok((bound, all))
+}
+
+/// The cores this process may run on, in order.
+pub fn usable_cores() -> std::io::Result<Vec<usize>> {
+    let allowed = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0))?;
+    Ok((0..nix::sched::CpuSet::count())
+        .filter(|&core| allowed.is_set(core).unwrap_or(false))
+        .collect())
+}
+
+/// Keeps the calling thread on `core`; where that fails, it runs where the kernel puts it.
+fn pin_to(core: usize) {
+    let mut only = nix::sched::CpuSet::new();
+    let pinned = only
+        .set(core)
+        .and_then(|()| nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &only));
+    if let Err(e) = pinned {
+        tracing::warn!(core, error = %e, "keeping a serving thread on its core failed");
+    }
 }
 
 /// Serves `service` on `listener`; `h1_timer` times the reading of HTTP/1 request heads, and
@@ -385,6 +434,7 @@ mod tests {
         let (addr, served) = serve_on_threads(
             "127.0.0.1:0".parse().expect("addr"),
             1,
+            Spread::Even,
             || TowerToHyperService::new(router.clone()),
             QUICK,
             async {
@@ -406,6 +456,7 @@ mod tests {
         let (addr, served) = serve_on_threads(
             "127.0.0.1:0".parse().expect("addr"),
             2,
+            Spread::Even,
             || TowerToHyperService::new(router.clone()),
             Limits::SITES,
             async {
@@ -439,5 +490,122 @@ mod tests {
         drop(open);
         let _ = stop.send(());
         served.await.expect("served");
+    }
+
+    /// Asks from a thread kept on `core`, over a connection left open, which thread on which
+    /// core answers.
+    fn ask_from(core: usize, addr: SocketAddr) -> (std::net::TcpStream, String) {
+        use std::io::{BufRead, BufReader, Read, Write};
+        std::thread::spawn(move || {
+            pin_to(core);
+            let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+            stream
+                .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                .expect("write");
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).expect("read");
+                if let Some(n) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = n.trim().parse().expect("length");
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).expect("body");
+            (stream, String::from_utf8(body).expect("utf-8"))
+        })
+        .join()
+        .expect("client")
+    }
+
+    /// Two threads spread by core, each answer naming its thread and core.
+    fn serve_by_core() -> (
+        SocketAddr,
+        Serving,
+        tokio::sync::oneshot::Sender<()>,
+        Vec<usize>,
+    ) {
+        let cores = usable_cores().expect("cores");
+        assert!(
+            cores.len() >= 2,
+            "spreading by core needs two cores to show; this machine lets the tests use {cores:?}"
+        );
+        let router = Router::new().fallback(|| async {
+            let thread = std::thread::current().name().unwrap_or("?").to_owned();
+            format!("{thread}@{}", nix::sched::sched_getcpu().expect("cpu"))
+        });
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (addr, served) = serve_on_threads(
+            "127.0.0.1:0".parse().expect("addr"),
+            2,
+            Spread::Cpu,
+            || TowerToHyperService::new(router.clone()),
+            Limits::SITES,
+            async {
+                let _ = stopped.await;
+            },
+        )
+        .expect("bound");
+        (addr, served, stop, cores)
+    }
+
+    fn stop_serving(served: Serving, stop: tokio::sync::oneshot::Sender<()>) {
+        let _ = stop.send(());
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(served)
+            .expect("served");
+    }
+
+    #[test]
+    fn spread_by_core_each_connection_is_served_on_the_core_that_received_it() {
+        let (addr, served, stop, cores) = serve_by_core();
+        let mut open = Vec::new();
+        for _ in 0..5 {
+            for (thread, &core) in cores[..2].iter().enumerate() {
+                let (stream, answer) = ask_from(core, addr);
+                assert_eq!(answer, format!("serve-{thread}@{core}"));
+                open.push(stream);
+            }
+        }
+        drop(open);
+        stop_serving(served, stop);
+    }
+
+    #[test]
+    fn spread_by_core_a_thread_that_long_serves_far_more_hands_new_connections_over() {
+        let (addr, served, stop, cores) = serve_by_core();
+        let first = format!("serve-0@{}", cores[0]);
+        let second = format!("serve-1@{}", cores[1]);
+        // Every connection arrives on the first core: a burst is that thread's to serve.
+        let mut open = Vec::new();
+        for _ in 0..20 {
+            let (stream, answer) = ask_from(cores[0], addr);
+            assert_eq!(answer, first);
+            open.push(stream);
+        }
+        // Lopsided for long enough, it hands new ones over until neither serves more than twice
+        // the other's plus `LOPSIDED` (20 against 6), and then keeps them again.
+        std::thread::sleep(share::LOPSIDED_FOR + Duration::from_millis(100));
+        let mut answers = Vec::new();
+        for _ in 0..10 {
+            let (stream, answer) = ask_from(cores[0], addr);
+            answers.push(answer);
+            open.push(stream);
+        }
+        let handed = answers.iter().filter(|a| **a == second).count();
+        assert_eq!(handed, 6, "{answers:?}");
+        assert_eq!(
+            answers[6..],
+            [first.clone(), first.clone(), first.clone(), first]
+        );
+        drop(open);
+        stop_serving(served, stop);
     }
 }

@@ -1,17 +1,45 @@
-//! How the serving threads of `http::serve_on_threads` share connections. The kernel spreads
-//! new connections over the threads' sockets by a hash of their addresses, which leaves one
-//! thread with many more connections than another (23 and 41 of 64, say; nginx's workers split
-//! theirs just as unevenly). With long-lived connections, those of the busier thread then wait
-//! longer for every answer while the other thread may sit idle. So a thread that accepts a
-//! connection while it serves more than another hands it to the one serving fewest, once, when
-//! it is accepted; requests never cross threads.
+//! How the serving threads of `http::serve_on_threads` share connections ([`Spread`]).
+//!
+//! By default the kernel spreads new connections over the threads' sockets by a hash of their
+//! addresses, which leaves one thread with many more connections than another (23 and 41 of 64,
+//! say; nginx's workers split theirs just as unevenly). With long-lived connections, those of
+//! the busier thread then wait longer for every answer while the other thread may sit idle. So
+//! a thread that accepts a connection while it serves more than another hands it to the one
+//! serving fewest, once, when it is accepted; requests never cross threads.
+//!
+//! With [`Spread::Cpu`], each thread runs on a core of its own and the kernel gives it the
+//! connections whose packets that core receives, so a connection's packets and its requests are
+//! handled on one core. Threads then serve as many connections as their cores receive, and hand
+//! new ones over only when one has served far more than another for a while (`LOPSIDED`): the
+//! sign of a network card that delivers everything to one core.
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+/// How new connections are spread over the serving threads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Spread {
+    /// Evenly: the kernel picks a thread by hash, and a thread serving more connections than
+    /// another hands new ones to the one serving fewest.
+    #[default]
+    Even,
+    /// By core: thread `i` runs only on the `i`-th core this process may use, and is given the
+    /// connections whose packets arrive on that core (`SO_INCOMING_CPU`), as Envoy's and Traffic
+    /// Server's CPU-locality options do. For network cards that spread flows over cores (RSS or
+    /// RPS).
+    Cpu,
+}
+
+/// Under [`Spread::Cpu`], a thread is lopsided while it serves more than twice another's
+/// connections plus this many; lopsided for `LOPSIDED_FOR`, it hands new connections over.
+const LOPSIDED: usize = 8;
+pub(crate) const LOPSIDED_FOR: Duration = Duration::from_secs(1);
 
 /// A connection handed to another thread, with its slot among the open connections.
 pub type Moved = (std::net::TcpStream, OwnedSemaphorePermit);
@@ -23,9 +51,12 @@ pub type Placed = (TcpStream, OwnedSemaphorePermit, Option<Open>);
 /// and where connections handed to this one arrive.
 pub struct Share {
     me: usize,
+    spread: Spread,
     open: Arc<[AtomicUsize]>,
     peers: Arc<[UnboundedSender<Moved>]>,
     inbox: UnboundedReceiver<Moved>,
+    /// Since when this thread has been lopsided (`Spread::Cpu`).
+    lopsided_since: Cell<Option<Instant>>,
 }
 
 /// The next connection handed to this thread; none ever when it is not one of several.
@@ -42,7 +73,7 @@ pub async fn arrival(share: &mut Option<Share>) -> Placed {
 
 impl Share {
     /// The parts of `threads` threads, in order.
-    pub fn split(threads: usize) -> Vec<Self> {
+    pub fn split(threads: usize, spread: Spread) -> Vec<Self> {
         let open: Arc<[AtomicUsize]> = (0..threads).map(|_| AtomicUsize::new(0)).collect();
         let (peers, inboxes): (Vec<_>, Vec<_>) = (0..threads).map(|_| unbounded_channel()).unzip();
         let peers: Arc<[UnboundedSender<Moved>]> = peers.into();
@@ -51,29 +82,51 @@ impl Share {
             .enumerate()
             .map(|(me, inbox)| Self {
                 me,
+                spread,
                 open: open.clone(),
                 peers: peers.clone(),
                 inbox,
+                lopsided_since: Cell::new(None),
             })
             .collect()
     }
 
     /// Serves `stream`, just accepted, here or hands it to the thread serving fewest
-    /// connections, if that is fewer than this one serves. Returns the stream if it stays, with
-    /// the guard that counts it.
+    /// connections, if this one serves more (`Spread::Even`) or has long served far more
+    /// (`Spread::Cpu`). Returns the stream if it stays, with the guard that counts it.
     pub fn place(&self, stream: TcpStream, permit: OwnedSemaphorePermit) -> Option<Placed> {
         let mine = self.open[self.me].load(Ordering::Relaxed);
         let fewest = (0..self.open.len())
             .map(|i| (i, self.open[i].load(Ordering::Relaxed)))
             .min_by_key(|&(_, n)| n);
         let (stream, permit) = match fewest {
-            Some((to, n)) if n < mine => match self.hand(to, stream, permit) {
+            Some((to, n)) if self.hands_over(mine, n) => match self.hand(to, stream, permit) {
                 Ok(()) => return None,
                 Err(back) => back?,
             },
             _ => (stream, permit),
         };
         Some((stream, permit, Some(self.count(self.me))))
+    }
+
+    /// Whether a connection accepted here while this thread serves `mine` and another `fewest`
+    /// goes to that other.
+    fn hands_over(&self, mine: usize, fewest: usize) -> bool {
+        match self.spread {
+            Spread::Even => fewest < mine,
+            Spread::Cpu => {
+                // A burst of connections from one core (a client starting its threads there)
+                // lopsides the threads for a moment; only a lasting lean moves connections.
+                if mine <= fewest.saturating_mul(2).saturating_add(LOPSIDED) {
+                    self.lopsided_since.set(None);
+                    return false;
+                }
+                let now = Instant::now();
+                let since = self.lopsided_since.get().unwrap_or(now);
+                self.lopsided_since.set(Some(since));
+                now.duration_since(since) >= LOPSIDED_FOR
+            }
+        }
     }
 
     /// Takes no more connections from other threads (they serve theirs themselves from now on)

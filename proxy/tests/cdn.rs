@@ -151,6 +151,7 @@ async fn site(storage: Arc<dyn Storage>) -> Site {
     let (addr, served) = http::serve_on_threads(
         "127.0.0.1:0".parse().expect("addr"),
         2,
+        http::Spread::Even,
         || proxy.handler(),
         Limits::SITES,
         async {
@@ -730,6 +731,7 @@ async fn every_thread_follows_the_alias_and_sees_deletions() {
     let (addr, served) = http::serve_on_threads(
         "127.0.0.1:0".parse().expect("addr"),
         2,
+        http::Spread::Even,
         || proxy.handler(),
         Limits::SITES,
         async {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use scalemesh_core::storage::{self, StorageOptions, StorageUrl};
-use scalemesh_proxy::http::{self, Limits};
+use scalemesh_proxy::http::{self, Limits, Spread};
 use scalemesh_proxy::{Proxy, ProxyConfig};
 
 /// Serving allocates small, short-lived buffers at a high rate; mimalloc does that faster than
@@ -57,6 +57,12 @@ struct Args {
     /// Connections served at once.
     #[arg(long, env = "SCALEMESH_MAX_CONNECTIONS", default_value_t = Limits::SITES.max_connections)]
     max_connections: usize,
+    /// Run each serving thread on a core of its own and give it the connections that core
+    /// receives (SO_INCOMING_CPU), for network cards that spread flows over cores (RSS or RPS).
+    /// A thread that long serves far more connections than another hands new ones over, so a
+    /// card that delivers everything to one core still uses them all.
+    #[arg(long, env = "SCALEMESH_CPU_LOCALITY")]
+    cpu_locality: bool,
 }
 
 /// `64MB`, `1GB`, `512KB` or a number of bytes.
@@ -166,15 +172,30 @@ async fn run() -> anyhow::Result<()> {
         Some(n) => usize::from(n),
         None => std::thread::available_parallelism().map_or(1, usize::from),
     };
+    let spread = if args.cpu_locality {
+        let cores = http::usable_cores().context("reading the cores this process may use")?;
+        if threads > cores.len() {
+            anyhow::bail!(
+                "--cpu-locality needs a core per serving thread: {threads} threads, {} cores\n\
+                 hint: give at most {} --threads, or leave out --cpu-locality",
+                cores.len(),
+                cores.len()
+            );
+        }
+        Spread::Cpu
+    } else {
+        Spread::Even
+    };
     let (addr, served) = http::serve_on_threads(
         args.listen,
         threads,
+        spread,
         || proxy.handler(),
         limits,
         shutdown_signal(),
     )
     .with_context(|| format!("binding {}", args.listen))?;
-    tracing::info!(%addr, threads, "serving sites");
+    tracing::info!(%addr, threads, ?spread, "serving sites");
     served.await.context("serving")?;
     Ok(())
 }
