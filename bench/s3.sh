@@ -121,6 +121,7 @@ aws --endpoint-url "$s3_endpoint" s3api put-object-acl --bucket sites \
 proxy_port="$(free_port)"
 start_service "$bin/scalemesh-proxy" --listen "127.0.0.1:$proxy_port" --storage s3://sites/prod/ \
     --s3-endpoint "$s3_endpoint" --route-ttl 60s
+proxy_pid=$service_pid
 wait_port "$proxy_port"
 
 nginx_port="$(free_port)"
@@ -158,7 +159,7 @@ rps() {
 rps "$proxy_port" >/dev/null  # warm-up
 ours="$(rps "$proxy_port")"
 theirs="$(rps "$nginx_port")"
-rss="$(awk '/VmRSS/ {print $2/1024}' "/proc/${pids[-1]}/status")"
+rss="$(awk '/VmRSS/ {print $2/1024}' "/proc/$proxy_pid/status")"
 python3 - "$ours" "$theirs" "$rss" <<'PY'
 import sys
 ours, theirs, rss = (float(x) for x in sys.argv[1:])

@@ -6,17 +6,19 @@
 #
 # Targets: 10 KB — ≥ 1.0× nginx's requests per second, p99 latency no worse than nginx's;
 # 1 MB — ≥ 0.7× nginx. Two pairs, each server in a session of its own as a service would be:
-# - defaults: the proxy as it starts (one serving thread per core, each with its own socket;
-#   bodies up to 1 MB kept in memory) against nginx with 2 workers, sendfile, open_file_cache
-#   and no access log;
+# - defaults: the proxy as it starts (serving threads each with its own socket; bodies up to
+#   1 MB kept in memory) against nginx with 2 workers, sendfile, open_file_cache and no access
+#   log;
 # - by core: the proxy with --cpu-locality (each thread on a core of its own, given the
 #   connections that core receives) against that nginx with its own per-core settings,
 #   `worker_cpu_affinity auto` and a `reuseport` socket per worker.
 # On loopback a connection's packets arrive on the core of the wrk thread that opened it, so by
-# core each wrk thread is answered on its own core, as long as wrk's two threads open their
-# connections from different cores (which the kernel decides; when it does not, one thread
-# serves them all). Also the CPU time each server spends per request (its threads' user and
-# system time over the run), steadier than requests per second on a machine whose speed varies.
+# core the proxy answers each wrk thread on that thread's core (nginx has no such setting), as
+# long as wrk's two threads open their connections from different cores: the kernel decides,
+# and when it does not, one proxy thread serves them all for the run. Both servers have two
+# workers (the proxy's --threads 2). Also the CPU time each server spends per request (its
+# threads' user and system time over the run), steadier than requests per second on a machine
+# whose speed varies.
 set -euo pipefail
 runs="${1:-5}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -54,11 +56,11 @@ folder="$storage/__output/site/$deployment"
 
 proxy_port="$(free_port)"
 start_service "$bin/scalemesh-proxy" --listen "127.0.0.1:$proxy_port" --storage "file://$storage" \
-    --route-ttl 60s
+    --route-ttl 60s --threads 2
 proxy_pid=$service_pid
 by_core_port="$(free_port)"
 start_service "$bin/scalemesh-proxy" --listen "127.0.0.1:$by_core_port" --storage "file://$storage" \
-    --route-ttl 60s --cpu-locality
+    --route-ttl 60s --threads 2 --cpu-locality
 by_core_pid=$service_pid
 # Run as root, nginx's workers would be another user, who cannot read the private work folder.
 nginx_user=""
@@ -138,9 +140,10 @@ PY
 results="$work/results"
 : > "$results"
 for file in page.js big.bin; do
-    # Warm-up: the body into memory.
-    measure "$proxy_port" "$file" "$proxy_pid" >/dev/null
-    measure "$by_core_port" "$file" "$by_core_pid" >/dev/null
+    # Warm-up: the body into the proxies' memory and the page cache; one run each.
+    for port in "$proxy_port" "$nginx_port" "$by_core_port" "$nginx_by_core_port"; do
+        measure "$port" "$file" >/dev/null
+    done
     for _ in $(seq 1 "$runs"); do
         # Each server's run is followed by its peer's.
         # shellcheck disable=SC2086  # one worker pid per word

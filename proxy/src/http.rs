@@ -169,9 +169,16 @@ pub fn serve_on_threads<H: Handler>(
         socket.set_reuse_address(true)?;
         socket.set_reuse_port(true)?;
         if let Some(core) = core(i) {
-            // The kernel prefers, among the sockets on the port, the one whose core received
-            // the connection's first packet.
-            socket.set_cpu_affinity(core)?;
+            // The kernel (6.2 and later) prefers, among the sockets on the port, the one whose
+            // core received the connection's first packet.
+            socket.set_cpu_affinity(core).map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!(
+                        "asking for the connections core {core} receives (SO_INCOMING_CPU): {e}"
+                    ),
+                )
+            })?;
         }
         socket.set_nonblocking(true)?;
         socket.bind(&bound.into())?;
@@ -191,14 +198,19 @@ pub fn serve_on_threads<H: Handler>(
         let core = core(i);
         let (handler, slots, mut stopped) = (handler(), slots.clone(), stopped.clone());
         let (finished, on_finish) = tokio::sync::oneshot::channel();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
+        let mut runtime = tokio::runtime::Builder::new_current_thread();
+        if core.is_some() {
+            // The thread this runtime starts for blocking work (reading files) would inherit
+            // the serving thread's core; it may use any.
+            let cores = cores.clone();
+            runtime.on_thread_start(move || pin_to(&cores));
+        }
+        let runtime = runtime.enable_all().build()?;
         std::thread::Builder::new()
             .name(format!("serve-{i}"))
             .spawn(move || {
                 if let Some(core) = core {
-                    pin_to(core);
+                    pin_to(&[core]);
                 }
                 let served = runtime.block_on(async move {
                     let listener = TcpListener::from_std(socket)?;
@@ -252,22 +264,33 @@ pub fn serve_on_threads<H: Handler>(
     Ok((bound, all))
 }
 
-/// The cores this process may run on, in order.
+/// The cores this process may run on, in order (of the first 1024).
 pub fn usable_cores() -> std::io::Result<Vec<usize>> {
-    let allowed = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0))?;
+    let allowed = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).map_err(|e| {
+        std::io::Error::new(
+            std::io::Error::from(e).kind(),
+            format!("reading the cores this process may use: {e}"),
+        )
+    })?;
     Ok((0..nix::sched::CpuSet::count())
         .filter(|&core| allowed.is_set(core).unwrap_or(false))
         .collect())
 }
 
-/// Keeps the calling thread on `core`; where that fails, it runs where the kernel puts it.
-fn pin_to(core: usize) {
-    let mut only = nix::sched::CpuSet::new();
-    let pinned = only
-        .set(core)
-        .and_then(|()| nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &only));
+/// Keeps the calling thread on `cores`; where that fails, it runs where the kernel puts it.
+fn pin_to(cores: &[usize]) {
+    let mut set = nix::sched::CpuSet::new();
+    let pinned = cores
+        .iter()
+        .try_for_each(|&core| set.set(core))
+        .and_then(|()| nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set));
     if let Err(e) = pinned {
-        tracing::warn!(core, error = %e, "keeping a serving thread on its core failed");
+        tracing::warn!(
+            ?cores,
+            error = %e,
+            "keeping a thread on its cores failed, so connections may cross cores; check the \
+             process's CPU set (taskset, cgroup cpuset)"
+        );
     }
 }
 
@@ -497,7 +520,10 @@ mod tests {
     fn ask_from(core: usize, addr: SocketAddr) -> (std::net::TcpStream, String) {
         use std::io::{BufRead, BufReader, Read, Write};
         std::thread::spawn(move || {
-            pin_to(core);
+            let mut only = nix::sched::CpuSet::new();
+            only.set(core).expect("core");
+            nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &only)
+                .expect("a client thread kept on one core");
             let mut stream = std::net::TcpStream::connect(addr).expect("connect");
             stream
                 .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -532,7 +558,8 @@ mod tests {
         let cores = usable_cores().expect("cores");
         assert!(
             cores.len() >= 2,
-            "spreading by core needs two cores to show; this machine lets the tests use {cores:?}"
+            "spreading by core needs two cores to show; the tests may use only {cores:?} \
+             (run them without taskset, on a machine with two cores or more)"
         );
         let router = Router::new().fallback(|| async {
             let thread = std::thread::current().name().unwrap_or("?").to_owned();
@@ -570,7 +597,13 @@ mod tests {
         for _ in 0..5 {
             for (thread, &core) in cores[..2].iter().enumerate() {
                 let (stream, answer) = ask_from(core, addr);
-                assert_eq!(answer, format!("serve-{thread}@{core}"));
+                assert_eq!(
+                    answer,
+                    format!("serve-{thread}@{core}"),
+                    "a connection from core {core} went elsewhere (SO_INCOMING_CPU steers only \
+                     on Linux 6.2 and later; this is {})",
+                    std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default()
+                );
                 open.push(stream);
             }
         }

@@ -100,28 +100,30 @@ impl Share {
             .map(|i| (i, self.open[i].load(Ordering::Relaxed)))
             .min_by_key(|&(_, n)| n);
         let (stream, permit) = match fewest {
-            Some((to, n)) if self.hands_over(mine, n) => match self.hand(to, stream, permit) {
-                Ok(()) => return None,
-                Err(back) => back?,
-            },
+            Some((to, n)) if self.hands_over(mine, n, Instant::now()) => {
+                match self.hand(to, stream, permit) {
+                    Ok(()) => return None,
+                    Err(back) => back?,
+                }
+            }
             _ => (stream, permit),
         };
         Some((stream, permit, Some(self.count(self.me))))
     }
 
-    /// Whether a connection accepted here while this thread serves `mine` and another `fewest`
-    /// goes to that other.
-    fn hands_over(&self, mine: usize, fewest: usize) -> bool {
+    /// Whether a connection accepted here at `now`, while this thread serves `mine` and another
+    /// `fewest`, goes to that other.
+    fn hands_over(&self, mine: usize, fewest: usize, now: Instant) -> bool {
         match self.spread {
             Spread::Even => fewest < mine,
             Spread::Cpu => {
                 // A burst of connections from one core (a client starting its threads there)
                 // lopsides the threads for a moment; only a lasting lean moves connections.
+                // Connections already open stay where they are.
                 if mine <= fewest.saturating_mul(2).saturating_add(LOPSIDED) {
                     self.lopsided_since.set(None);
                     return false;
                 }
-                let now = Instant::now();
                 let since = self.lopsided_since.get().unwrap_or(now);
                 self.lopsided_since.set(Some(since));
                 now.duration_since(since) >= LOPSIDED_FOR
@@ -197,5 +199,37 @@ pub struct Open {
 impl Drop for Open {
     fn drop(&mut self) {
         self.open[self.thread].fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_evenly_a_thread_serving_more_hands_over_at_once() {
+        let share = Share::split(2, Spread::Even).remove(0);
+        let now = Instant::now();
+        assert!(!share.hands_over(3, 3, now));
+        assert!(share.hands_over(4, 3, now));
+    }
+
+    #[test]
+    fn spread_by_core_only_a_lasting_lean_hands_over() {
+        let share = Share::split(2, Spread::Cpu).remove(0);
+        let start = Instant::now();
+        let at = |ms| start + Duration::from_millis(ms);
+        // Within twice the other's plus `LOPSIDED`, a thread keeps what its core receives.
+        assert!(!share.hands_over(2 * 5 + LOPSIDED, 5, at(0)));
+        // Beyond it, only once it has lasted `LOPSIDED_FOR`.
+        assert!(!share.hands_over(40, 0, at(0)));
+        assert!(!share.hands_over(41, 0, at(999)));
+        assert!(share.hands_over(41, 0, at(1000)));
+        assert!(share.hands_over(41, 5, at(1500)));
+        // Even again, the lean starts over.
+        assert!(!share.hands_over(41, 17, at(1600)));
+        assert!(!share.hands_over(42, 0, at(1700)));
+        assert!(!share.hands_over(42, 0, at(2699)));
+        assert!(share.hands_over(42, 0, at(2700)));
     }
 }

@@ -58,11 +58,26 @@ struct Args {
     #[arg(long, env = "SCALEMESH_MAX_CONNECTIONS", default_value_t = Limits::SITES.max_connections)]
     max_connections: usize,
     /// Run each serving thread on a core of its own and give it the connections that core
-    /// receives (SO_INCOMING_CPU), for network cards that spread flows over cores (RSS or RPS).
-    /// A thread that long serves far more connections than another hands new ones over, so a
-    /// card that delivers everything to one core still uses them all.
+    /// receives (SO_INCOMING_CPU, Linux 6.2 or later), for network cards that spread flows over
+    /// cores (RSS or RPS). A thread that long serves far more connections than another hands
+    /// new ones over, so with a card that delivers everything to one core, new connections
+    /// still reach every thread.
     #[arg(long, env = "SCALEMESH_CPU_LOCALITY")]
     cpu_locality: bool,
+}
+
+/// The running kernel's release, if it is older than Linux 6.2 (whose `SO_REUSEPORT` sockets
+/// first honour `SO_INCOMING_CPU`).
+fn kernel_before_6_2() -> Option<String> {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+    let release = release.trim();
+    let mut numbers = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|n| n.parse::<u32>().ok());
+    let (Some(Some(major)), Some(Some(minor))) = (numbers.next(), numbers.next()) else {
+        return None;
+    };
+    ((major, minor) < (6, 2)).then(|| release.to_owned())
 }
 
 /// `64MB`, `1GB`, `512KB` or a number of bytes.
@@ -173,7 +188,13 @@ async fn run() -> anyhow::Result<()> {
         None => std::thread::available_parallelism().map_or(1, usize::from),
     };
     let spread = if args.cpu_locality {
-        let cores = http::usable_cores().context("reading the cores this process may use")?;
+        if let Some(release) = kernel_before_6_2() {
+            anyhow::bail!(
+                "--cpu-locality needs Linux 6.2 or later, whose sockets take the connections their \
+                 core receives; this is {release}\nhint: leave out --cpu-locality"
+            );
+        }
+        let cores = http::usable_cores()?;
         if threads > cores.len() {
             anyhow::bail!(
                 "--cpu-locality needs a core per serving thread: {threads} threads, {} cores\n\
