@@ -475,18 +475,7 @@ mod tests {
         // Each answer names the thread that served it.
         let router = Router::new()
             .fallback(|| async { std::thread::current().name().unwrap_or("?").to_owned() });
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (addr, served) = serve_on_threads(
-            "127.0.0.1:0".parse().expect("addr"),
-            2,
-            Spread::Even,
-            || TowerToHyperService::new(router.clone()),
-            Limits::SITES,
-            async {
-                let _ = stopped.await;
-            },
-        )
-        .expect("bound");
+        let (addr, served, stop) = serve_on_two_threads(Spread::Even, router);
         // One connection after another, each kept open: the kernel's hash alone would put
         // about as many on each thread, rarely exactly as many.
         let mut open = Vec::new();
@@ -565,11 +554,20 @@ mod tests {
             let thread = std::thread::current().name().unwrap_or("?").to_owned();
             format!("{thread}@{}", nix::sched::sched_getcpu().expect("cpu"))
         });
+        let (addr, served, stop) = serve_on_two_threads(Spread::Cpu, router);
+        (addr, served, stop, cores)
+    }
+
+    /// `router` on two serving threads spread as `spread` says, until the sender is used.
+    fn serve_on_two_threads(
+        spread: Spread,
+        router: Router,
+    ) -> (SocketAddr, Serving, tokio::sync::oneshot::Sender<()>) {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (addr, served) = serve_on_threads(
             "127.0.0.1:0".parse().expect("addr"),
             2,
-            Spread::Cpu,
+            spread,
             || TowerToHyperService::new(router.clone()),
             Limits::SITES,
             async {
@@ -577,7 +575,7 @@ mod tests {
             },
         )
         .expect("bound");
-        (addr, served, stop, cores)
+        (addr, served, stop)
     }
 
     fn stop_serving(served: Serving, stop: tokio::sync::oneshot::Sender<()>) {
