@@ -19,7 +19,7 @@ use scalemesh_proxy::{Proxy, ProxyConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod common;
-use common::h2_get;
+use common::{h2_client, h2_send};
 
 async fn live_site(dir: &Path, body: &str) -> Arc<dyn Storage> {
     let storage: Arc<dyn Storage> = Arc::new(FsStorage::new(dir.join("storage")));
@@ -107,9 +107,14 @@ async fn two_proxies_on_one_thread_keep_their_own_hosts() {
     );
 }
 
+/// The tests that measure the whole process (its resident memory, its memory files and what
+/// was sent from them) take turns, so neither counts the other's work.
+static MEASURES_THE_PROCESS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Hosts too long to be real are answered but not remembered: hostile ones cannot fill memory.
 #[tokio::test]
 async fn long_hosts_are_not_remembered() {
+    let _turn = MEASURES_THE_PROCESS.lock().await;
     let d = tempfile::tempdir().expect("tempdir");
     let proxy = Proxy::new(live_site(d.path(), "x").await, &ProxyConfig::default());
     let addr = serve(&proxy).await;
@@ -344,6 +349,7 @@ fn metric(proxy: &Proxy, name: &str) -> u64 {
 /// process's: no other test here sends a body over 64 KiB.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_cached_bodies_are_sent_from_memory_files() {
+    let _turn = MEASURES_THE_PROCESS.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let page: String = (0..300_000u32)
         .map(|i| char::from(b'a' + (i * 7 % 26) as u8))
@@ -368,10 +374,21 @@ async fn large_cached_bodies_are_sent_from_memory_files() {
         "{h1} bytes sent from memory files"
     );
 
-    let before = sent(&proxy);
-    let (_, status, body) = h2_get(addr, "http://site.localhost/").await;
-    assert_eq!(status, 200);
-    assert!(body == page.as_bytes(), "the HTTP/2 page differs");
-    assert!(sent(&proxy) - before >= 64 * 1024, "HTTP/2 DATA was copied");
+    // HTTP/2 sends DATA as the flow-control windows allow: until the client's larger windows
+    // reach the server, or on a busy machine, in frames too small to be worth a `sendfile`,
+    // which are copied. So of a few responses on one connection, one must go from the file.
+    let mut h2 = h2_client(addr).await;
+    let mut from_file = 0;
+    for _ in 0..5 {
+        let before = sent(&proxy);
+        let (_, status, body) = h2_send(&mut h2, "http://site.localhost/").await;
+        assert_eq!(status, 200);
+        assert!(body == page.as_bytes(), "the HTTP/2 page differs");
+        from_file = sent(&proxy) - before;
+        if from_file >= 64 * 1024 {
+            break;
+        }
+    }
+    assert!(from_file >= 64 * 1024, "HTTP/2 DATA was copied");
     assert_eq!(metric(&proxy, "scalemesh_proxy_sendfile_working"), 1);
 }

@@ -5,12 +5,20 @@ use std::net::SocketAddr;
 use axum::http::Version;
 use bytes::Bytes;
 
-/// One HTTP/2 `GET` of `uri` with prior knowledge, on a new connection to `addr`, from a client
-/// that takes frames of up to 1 MiB and windows of 4 MiB (so DATA frames may be large): the
-/// response's version, status and body.
+/// One HTTP/2 `GET` of `uri` with prior knowledge, on a new connection to `addr` (`h2_client`):
+/// the response's version, status and body.
+#[allow(dead_code)] // the edge tests keep their connection for a second request
 pub async fn h2_get(addr: SocketAddr, uri: &str) -> (Version, u16, Bytes) {
+    h2_send(&mut h2_client(addr).await, uri).await
+}
+
+/// An HTTP/2 connection to `addr` with prior knowledge, from a client that takes frames of up
+/// to 1 MiB and windows of 4 MiB (so DATA frames may be large).
+pub async fn h2_client(
+    addr: SocketAddr,
+) -> hyper::client::conn::http2::SendRequest<axum::body::Body> {
     let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let (mut sender, conn) =
+    let (sender, conn) =
         hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
             .max_frame_size(1 << 20)
             .initial_stream_window_size(4 << 20)
@@ -19,6 +27,14 @@ pub async fn h2_get(addr: SocketAddr, uri: &str) -> (Version, u16, Bytes) {
             .await
             .expect("h2 handshake");
     tokio::spawn(conn);
+    sender
+}
+
+/// One `GET` of `uri` on `sender`'s connection: the response's version, status and body.
+pub async fn h2_send(
+    sender: &mut hyper::client::conn::http2::SendRequest<axum::body::Body>,
+    uri: &str,
+) -> (Version, u16, Bytes) {
     let req = axum::http::Request::builder()
         .uri(uri)
         .body(axum::body::Body::empty())
