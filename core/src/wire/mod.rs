@@ -1,5 +1,7 @@
 //! The JSON the API speaks, shared by the server that writes it and the clients that read it.
 
+mod team;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -7,6 +9,11 @@ use time::OffsetDateTime;
 
 use crate::site_config::BuildSettings;
 use crate::{DeploymentId, DeploymentStatus, Phase, ProjectName};
+
+pub use team::{
+    AddMember, BuildEnv, CreateToken, CreateUser, CreatedToken, CreatedUser, EnvList, EnvVar, Me,
+    Member, MemberList, NameHold, NameHoldList, PutEnv, Token, TokenList, User, UserList,
+};
 
 /// The one error shape of the API: `{"error": {"code": "...", "message": "..."}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,7 +65,8 @@ pub struct UpdateProject {
     pub git_ref: Option<String>,
     #[serde(default)]
     pub build: Option<BuildSettings>,
-    /// Replaces all of the project's environment variables.
+    /// Replaces all of the project's environment variables, for both targets, as not
+    /// sensitive (the per-variable routes set one at a time).
     #[serde(default)]
     pub env: Option<BTreeMap<String, String>>,
 }
@@ -70,8 +78,11 @@ pub struct Project {
     pub git_url: Option<String>,
     pub git_ref: Option<String>,
     pub build: BuildSettings,
-    /// Names only: values are write-only.
+    /// Names only (of every target): values are read through `/env`.
     pub env: Vec<String>,
+    /// The caller's role on the project (`owner` for an admin).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<crate::access::Role>,
     pub production_deployment: Option<DeploymentId>,
     pub url: String,
     #[serde(with = "time::serde::rfc3339")]
