@@ -28,6 +28,8 @@ pub struct JobContext<'a> {
     pub storage: Arc<dyn Storage>,
     pub sandbox_setting: scalemesh_core::job::SandboxMode,
     pub work: &'a Path,
+    /// The project's variables for this build, fetched from the API.
+    pub build_env: &'a BTreeMap<String, String>,
 }
 
 /// Runs the job. `Err` carries the reason the build failed, said for the user.
@@ -74,7 +76,7 @@ pub async fn run(cx: &JobContext<'_>) -> anyhow::Result<()> {
         if let Some(note) = sandbox_note {
             log.system(note);
         }
-        let env = BuildEnv::new(cx.work, &job.build_env);
+        let env = BuildEnv::new(cx.work, cx.build_env);
         if let Some(cmd) = &plan.install {
             phase(cx, Phase::Installing, None).await?;
             run_step("install", cmd, &root, &env, &sandbox, log).await?;
@@ -292,14 +294,5 @@ pub fn human_bytes(bytes: u64) -> String {
         format!("{bytes} B")
     } else {
         format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
-/// Project environment variables from the job's JSON.
-pub fn parse_build_env(raw: Option<&str>) -> anyhow::Result<BTreeMap<String, String>> {
-    match raw {
-        None | Some("") => Ok(BTreeMap::new()),
-        Some(raw) => serde_json::from_str(raw)
-            .context("the build environment is not a JSON object of strings"),
     }
 }

@@ -60,9 +60,6 @@ struct Args {
     /// How long the whole job may take.
     #[arg(long, env = env::BUILD_TIMEOUT, default_value = "15m", value_parser = duration::parse)]
     timeout: Duration,
-    /// The project's environment variables, as a JSON object.
-    #[arg(long, env = env::BUILD_ENV, hide_env_values = true)]
-    build_env: Option<String>,
     /// Where install and build commands run.
     #[arg(long, env = env::SANDBOX, default_value = "auto", value_parser = |s: &str| s.parse::<SandboxSetting>())]
     sandbox: SandboxSetting,
@@ -92,7 +89,15 @@ async fn run(args: Args) -> anyhow::Result<i32> {
     let _ = nix::sys::prctl::set_dumpable(false);
     let (job, sandbox) = job_from(args)?;
     let api = Api::new(&job.api_url, job.job_token.clone(), job.deployment.clone())?;
-    let log = LogSink::start(api.clone(), secrets_of(&job));
+    let build_env = match api.build_env().await {
+        Ok(env) => env,
+        Err(ReportError::Finished(msg)) => {
+            eprintln!("{msg}");
+            return Ok(3);
+        }
+        Err(e) => return Err(anyhow::Error::from(e).context("fetching the build's variables")),
+    };
+    let log = LogSink::start(api.clone(), secrets_of(&job, &build_env));
     let options = StorageOptions {
         s3_endpoint: job.s3_endpoint.clone(),
     };
@@ -108,6 +113,7 @@ async fn run(args: Args) -> anyhow::Result<i32> {
         storage,
         sandbox_setting: sandbox,
         work: work.path(),
+        build_env: &build_env,
     };
 
     let timeout = Duration::from_secs(job.timeout_secs.max(1));
@@ -183,13 +189,15 @@ fn job_from(args: Args) -> anyhow::Result<(BuildJob, SandboxSetting)> {
         storage: args.storage,
         s3_endpoint: args.s3_endpoint,
         timeout_secs: args.timeout.as_secs(),
-        build_env: job::parse_build_env(args.build_env.as_deref())?,
     };
     Ok((job, args.sandbox))
 }
 
-/// Strings never to show in the log: credentials in the repository URL, environment values.
-fn secrets_of(job: &BuildJob) -> Vec<String> {
+/// Strings never to show in the log: credentials in the repository URL, variable values.
+fn secrets_of(
+    job: &BuildJob,
+    build_env: &std::collections::BTreeMap<String, String>,
+) -> Vec<String> {
     let mut secrets = vec![job.job_token.clone()];
     if let JobSource::Git { url, .. } = &job.source
         && let Ok(parsed) = url::Url::parse(url.as_str())
@@ -202,7 +210,7 @@ fn secrets_of(job: &BuildJob) -> Vec<String> {
             secrets.push(parsed.username().to_owned());
         }
     }
-    secrets.extend(job.build_env.values().filter(|v| v.len() >= 6).cloned());
+    secrets.extend(build_env.values().filter(|v| v.len() >= 6).cloned());
     secrets
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use scalemesh_core::wire::{
-    ApiErrorBody, BuilderReport, LogAck, LogBatch, LogStream, NewLogLine, Progress,
+    ApiErrorBody, BuildEnv, BuilderReport, LogAck, LogBatch, LogStream, NewLogLine, Progress,
 };
 use scalemesh_core::{DeploymentId, Phase};
 use time::OffsetDateTime;
@@ -65,16 +65,24 @@ impl Api {
         tail: &str,
         body: &B,
     ) -> Result<R, ReportError> {
+        self.send(tail, Some(body)).await
+    }
+
+    /// GETs (without a body) or POSTs until the server answers something other than a network
+    /// error or a 5xx.
+    async fn send<B: serde::Serialize, R: serde::de::DeserializeOwned>(
+        &self,
+        tail: &str,
+        body: Option<&B>,
+    ) -> Result<R, ReportError> {
         let started = tokio::time::Instant::now();
         let mut backoff = Duration::from_millis(100);
         loop {
-            let attempt = self
-                .http
-                .post(self.url(tail))
-                .bearer_auth(&self.token)
-                .json(body)
-                .send()
-                .await;
+            let request = match body {
+                Some(body) => self.http.post(self.url(tail)).json(body),
+                None => self.http.get(self.url(tail)),
+            };
+            let attempt = request.bearer_auth(&self.token).send().await;
             let retry_reason = match attempt {
                 Ok(res) if res.status().is_success() => {
                     return res
@@ -110,6 +118,15 @@ impl Api {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
+    }
+
+    /// The project's variables for this build, fetched with the job token (they are never in
+    /// the job's environment).
+    pub async fn build_env(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, String>, ReportError> {
+        let env: BuildEnv = self.send::<(), _>("env", None).await?;
+        Ok(env.env)
     }
 
     pub async fn report(&self, report: &BuilderReport) -> Result<(), ReportError> {

@@ -1,9 +1,9 @@
-//! Durations in settings: `900`, `900s`, `15m`, `1h30m`.
+//! Durations in settings: `900`, `900s`, `15m`, `1h30m`, `30d`.
 
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not a duration; write it like 90s, 15m or 1h30m")]
+#[error("{0:?} is not a duration; write it like 90s, 15m, 1h30m or 30d")]
 pub struct BadDuration(pub String);
 
 pub fn parse(raw: &str) -> Result<Duration, BadDuration> {
@@ -26,6 +26,7 @@ pub fn parse(raw: &str) -> Result<Duration, BadDuration> {
             's' => 1,
             'm' => 60,
             'h' => 3600,
+            'd' => 86_400,
             _ => return Err(bad()),
         };
         let n: u64 = number.parse().map_err(|_| bad())?;
@@ -67,6 +68,8 @@ mod tests {
             ("1h30m", 5400),
             ("2h", 7200),
             ("1m5s", 65),
+            ("30d", 2_592_000),
+            ("1d12h", 129_600),
         ];
         for (raw, secs) in cases {
             assert_eq!(parse(raw), Ok(Duration::from_secs(secs)), "{raw}");

@@ -1,7 +1,8 @@
 //! The builder's contract: everything one build job needs, carried in environment variables so
 //! the same binary runs as a child process (local runner) and as a container (ECS overrides).
-
-use std::collections::BTreeMap;
+//! Never a secret of the project's: its variables are fetched with the job token
+//! (`GET /api/v1/deployments/{id}/env`), since task overrides are readable by anyone who may
+//! describe the task and are kept in audit logs.
 
 use crate::git::{GitRef, GitUrl};
 use crate::site_config::BuildSettings;
@@ -22,7 +23,6 @@ pub mod env {
     pub const JOB_TOKEN: &str = "SCALEMESH_JOB_TOKEN";
     pub const STORAGE: &str = "SCALEMESH_STORAGE";
     pub const BUILD_TIMEOUT: &str = "SCALEMESH_BUILD_TIMEOUT";
-    pub const BUILD_ENV: &str = "SCALEMESH_BUILD_ENV";
     pub const SANDBOX: &str = "SCALEMESH_SANDBOX";
     pub const S3_ENDPOINT: &str = "SCALEMESH_S3_ENDPOINT";
 }
@@ -85,9 +85,6 @@ pub struct BuildJob {
     /// An S3-compatible endpoint for `storage`, when it is not AWS.
     pub s3_endpoint: Option<String>,
     pub timeout_secs: u64,
-    /// The project's own environment variables: the only ones install and build commands see
-    /// besides a minimal PATH/HOME/LANG.
-    pub build_env: BTreeMap<String, String>,
 }
 
 impl BuildJob {
@@ -123,10 +120,6 @@ impl BuildJob {
             if let Some(v) = value {
                 vars.push((name, v.clone()));
             }
-        }
-        if !self.build_env.is_empty() {
-            let json = serde_json::to_string(&self.build_env).unwrap_or_default();
-            vars.push((env::BUILD_ENV, json));
         }
         vars
     }
@@ -168,12 +161,10 @@ mod tests {
             storage: "file:///tmp/s".into(),
             s3_endpoint: None,
             timeout_secs: 900,
-            build_env: BTreeMap::from([("A".into(), "1".into())]),
         };
-        let vars: BTreeMap<_, _> = job.to_env().into_iter().collect();
+        let vars: std::collections::BTreeMap<_, _> = job.to_env().into_iter().collect();
         assert_eq!(vars[env::GIT_REF], "main");
         assert_eq!(vars[env::BUILD_COMMAND], "node build.js");
-        assert_eq!(vars[env::BUILD_ENV], r#"{"A":"1"}"#);
         assert!(!vars.contains_key(env::SOURCE_ARCHIVE));
         assert!(!vars.contains_key(env::INSTALL_COMMAND));
     }

@@ -85,14 +85,55 @@ impl<S> Handler for S where
 {
 }
 
-/// Serves `router` on `listener` until `shutdown` completes.
+/// Serves `router` on `listener` until `shutdown` completes. Each request carries the address
+/// of its connection's peer as `axum::extract::ConnectInfo<SocketAddr>`.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
-    serve_handler(listener, TowerToHyperService::new(router), limits, shutdown).await
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let service = TowerToHyperService::new(router);
+    let tag = move |stream: &tokio::net::TcpStream| WithPeer {
+        inner: service.clone(),
+        peer: stream.peer_addr().ok(),
+    };
+    serve_with(
+        listener,
+        tag,
+        limits,
+        slots,
+        TokioTimer::new(),
+        None,
+        shutdown,
+    )
+    .await
+}
+
+/// A router's service that tells each request which address its connection comes from, as
+/// axum's `ConnectInfo<SocketAddr>`.
+#[derive(Clone)]
+struct WithPeer<S> {
+    inner: S,
+    peer: Option<SocketAddr>,
+}
+
+impl<S> Service<Request<Incoming>> for WithPeer<S>
+where
+    S: Service<Request<Incoming>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
+        if let Some(peer) = self.peer {
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+        }
+        self.inner.call(req)
+    }
 }
 
 /// Serves `handler` on `listener` until `shutdown` completes.
@@ -105,7 +146,7 @@ pub async fn serve_handler(
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     serve_with(
         listener,
-        handler,
+        move |_: &tokio::net::TcpStream| handler.clone(),
         limits,
         slots,
         TokioTimer::new(),
@@ -219,9 +260,16 @@ pub fn serve_on_threads<H: Handler>(
                     };
                     // This thread's connections stay on it, and so do their deadlines.
                     let sweeping = tokio::spawn(timer::sweep());
-                    let served =
-                        serve_with(listener, handler, limits, slots, Coarse, Some(share), stop)
-                            .await;
+                    let served = serve_with(
+                        listener,
+                        move |_: &tokio::net::TcpStream| handler.clone(),
+                        limits,
+                        slots,
+                        Coarse,
+                        Some(share),
+                        stop,
+                    )
+                    .await;
                     sweeping.abort();
                     served
                 });
@@ -298,7 +346,7 @@ fn pin_to(cores: &[usize]) {
 /// `share` is this thread's part when it is one of several (`serve_on_threads`).
 async fn serve_with<S>(
     listener: TcpListener,
-    service: S,
+    service: impl Fn(&tokio::net::TcpStream) -> S + Send,
     limits: Limits,
     slots: Arc<Semaphore>,
     h1_timer: impl hyper::rt::Timer + Send + Sync + 'static,
@@ -336,7 +384,8 @@ where
                 }
             },
             placed = share::arrival(&mut share) => {
-                serve_connection(&builder, &graceful, placed, service.clone());
+                let service = service(&placed.0);
+                serve_connection(&builder, &graceful, placed, service);
                 continue;
             }
             () = &mut shutdown => break,
@@ -349,7 +398,8 @@ where
                 },
                 // Handed over with their slots: they need not wait for one.
                 placed = share::arrival(&mut share) => {
-                    serve_connection(&builder, &graceful, placed, service.clone());
+                    let service = service(&placed.0);
+                serve_connection(&builder, &graceful, placed, service);
                 }
                 () = &mut shutdown => break 'serving,
             }
@@ -360,12 +410,14 @@ where
             None => Some((stream, permit, None)),
         };
         if let Some(placed) = placed {
-            serve_connection(&builder, &graceful, placed, service.clone());
+            let service = service(&placed.0);
+            serve_connection(&builder, &graceful, placed, service);
         }
     }
     // Connections already handed over are served; no more are taken.
     for placed in share.as_mut().map(Share::close).unwrap_or_default() {
-        serve_connection(&builder, &graceful, placed, service.clone());
+        let service = service(&placed.0);
+        serve_connection(&builder, &graceful, placed, service);
     }
     drop(listener);
     let _ = tokio::time::timeout(DRAIN, graceful.shutdown()).await;

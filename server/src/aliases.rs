@@ -9,7 +9,7 @@ use scalemesh_core::status::DeploymentStatus;
 use scalemesh_core::storage::{Body, ObjectMeta};
 
 use crate::App;
-use crate::db::{AliasAction, DeploymentRow, DomainRow, ProjectRow};
+use crate::db::{AliasAction, DeploymentRow, DomainRow, DomainTaken, ProjectRow};
 use crate::error::{ApiError, ApiResult};
 
 impl App {
@@ -110,8 +110,13 @@ impl App {
             .unwrap_or_else(|| dep.clone()))
     }
 
-    /// Serves the project at `host` too. One host belongs to one project.
-    pub async fn add_domain(&self, project: &ProjectRow, raw: &str) -> ApiResult<(String, bool)> {
+    /// Serves the project at `host` too, for user `by`. One host belongs to one project.
+    pub async fn add_domain(
+        &self,
+        project: &ProjectRow,
+        raw: &str,
+        by: i64,
+    ) -> ApiResult<(String, bool)> {
         let host = hosts::normalize_domain(raw).ok_or_else(|| {
             ApiError::bad_request(
                 "invalid_domain",
@@ -132,12 +137,24 @@ impl App {
                 ),
             ));
         }
-        let added = match self.store.add_domain(project.id, &host).await? {
+        let added = match self.store.add_domain(project.id, &host, by).await? {
             Ok(added) => added,
-            Err(owner) => {
+            // Which project has it is not said: it may be someone else's.
+            Err(DomainTaken::InUse) => {
                 return Err(ApiError::conflict(
                     "domain_taken",
-                    format!("{host} already serves the project {owner}; remove it there first"),
+                    format!(
+                        "{host} already serves another project; remove it there first, or ask an admin"
+                    ),
+                ));
+            }
+            Err(DomainTaken::Held(held)) => {
+                return Err(ApiError::conflict(
+                    "name_held",
+                    format!(
+                        "{host} served a deleted project and is held for that project's owner until {}; an admin can release it (scalemesh holds release {host})",
+                        crate::views::day(held.until)
+                    ),
                 ));
             }
         };

@@ -14,7 +14,7 @@ use scalemesh_core::{DeploymentId, DeploymentStatus, Phase};
 use time::OffsetDateTime;
 
 use crate::App;
-use crate::auth::{hash_token, new_token};
+use crate::auth::{hash_token, new_job_token};
 use crate::db::{
     AppendOutcome, DeploymentRow, NewDeployment, ProjectRow, Readied, Transition, TransitionOutcome,
 };
@@ -130,7 +130,7 @@ impl App {
                 key: layout::source_archive(&dep.id),
             },
         };
-        let token = new_token("smj");
+        let token = new_job_token();
         self.store
             .set_job_token(&dep.id, hash_token(&token))
             .await?;
@@ -144,7 +144,6 @@ impl App {
             storage: self.storage.url(),
             s3_endpoint: self.s3_endpoint.clone(),
             timeout_secs: self.build_timeout.as_secs(),
-            build_env: project.env,
         })
     }
 
@@ -416,7 +415,9 @@ impl App {
             if let Some(proxy) = &self.proxy {
                 proxy.forget_project(&project.name);
             }
-            self.store.delete_project(project.id).await?;
+            self.store
+                .delete_project(project.id, OffsetDateTime::now_utc() + self.name_hold)
+                .await?;
         }
         let storage = self.storage.clone();
         let name = project.name.clone();

@@ -34,6 +34,9 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// Answered with `Retry-After: <retry_after>` (seconds).
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after: u64 },
     /// Storage failed; what it said is safe to show (no internals of the server).
     #[error("{0}")]
     StorageUnavailable(String),
@@ -84,6 +87,7 @@ impl ApiError {
             Self::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
             Self::StorageUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -107,7 +111,12 @@ impl IntoResponse for ApiError {
                 field: self.field().map(str::to_owned),
             },
         };
-        (status, Json(body)).into_response()
+        let mut res = (status, Json(body)).into_response();
+        if let Self::TooManyRequests { retry_after, .. } = self {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, retry_after.into());
+        }
+        res
     }
 }
 

@@ -2,6 +2,7 @@
 //! site proxy. `main` only parses settings and calls [`Server::build`] and [`Server::run_until`];
 //! tests do the same on port 0.
 
+pub mod access;
 mod aliases;
 mod auth;
 mod db;
@@ -10,8 +11,10 @@ mod error;
 mod logs;
 mod routes;
 pub mod runner;
+mod secrets;
 pub mod settings;
 mod supervisor;
+mod variables;
 mod views;
 mod web;
 
@@ -54,6 +57,20 @@ pub struct App {
     log_order: tokio::sync::Mutex<()>,
     /// Held while a production alias moves.
     promotion: tokio::sync::Mutex<()>,
+    /// Seals and opens project variables.
+    secrets: secrets::SecretBox,
+    /// How long a deleted project's names stay held.
+    name_hold: Duration,
+    /// Failed authentications by client address.
+    throttle: std::sync::Mutex<auth::throttle::Throttle>,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+impl App {
+    fn throttle(&self) -> std::sync::MutexGuard<'_, auth::throttle::Throttle> {
+        self.throttle.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// The sockets the server answers on, bound by the caller (so tests can use port 0).
@@ -125,6 +142,7 @@ impl Server {
         let store =
             SqliteStore::open(&data_dir.join("scalemesh.db")).context("opening the database")?;
         auth::bootstrap_admin(&store, &data_dir).await?;
+        let secrets = open_secrets(&store, &data_dir, settings.secret_key_file.as_deref()).await?;
 
         let storage_url = match &settings.storage {
             Some(raw) => StorageUrl::parse(raw)?,
@@ -179,6 +197,10 @@ impl Server {
             max_upload_bytes: settings.max_upload_mb.saturating_mul(1024 * 1024),
             log_order: tokio::sync::Mutex::new(()),
             promotion: tokio::sync::Mutex::new(()),
+            secrets,
+            name_hold: settings.name_hold,
+            throttle: std::sync::Mutex::new(auth::throttle::Throttle::new(settings.auth_failures)),
+            trusted_proxies: settings.trusted_proxy.clone(),
         });
         Ok(Self {
             app,
@@ -258,6 +280,36 @@ impl Server {
         let _ = supervisor.await;
         served.context("serving")
     }
+}
+
+/// The key of project variables, checked against one stored value; variables an older version
+/// kept in clear are sealed with it.
+async fn open_secrets(
+    store: &SqliteStore,
+    data_dir: &std::path::Path,
+    key_file: Option<&std::path::Path>,
+) -> anyhow::Result<secrets::SecretBox> {
+    let secrets = secrets::SecretBox::load(data_dir, key_file)?;
+    if let Some((project_id, row)) = store.any_sealed().await? {
+        let id = secrets::RowId {
+            project_id,
+            key: &row.key,
+            target: row.target,
+        };
+        secrets.open(&id, &row.sealed).map_err(|e| {
+            anyhow::anyhow!(
+                "{e}; start with the key these variables were sealed with (--secret-key-file)"
+            )
+        })?;
+    }
+    let sealed = store.seal_plain_env(secrets.clone()).await?;
+    if sealed > 0 {
+        tracing::info!(
+            projects = sealed,
+            "sealed the variables stored in clear by an older version"
+        );
+    }
+    Ok(secrets)
 }
 
 /// Creates the data directory, or closes an existing one, to its owner only.

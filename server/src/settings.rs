@@ -119,6 +119,33 @@ pub struct Settings {
     /// Megabytes of small site files the embedded proxy keeps in memory.
     #[arg(long, env = "SCALEMESH_BODY_CACHE_MB", default_value_t = 64)]
     pub body_cache_mb: usize,
+
+    /// The key that seals project variables: a file of 64 hex digits. Defaults to secret-key
+    /// in the data directory, made on first start.
+    #[arg(long, env = "SCALEMESH_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<PathBuf>,
+
+    /// How long a deleted project's name and domains stay held for its owner (e.g. 30d).
+    #[arg(long, env = "SCALEMESH_NAME_HOLD", default_value = "30d", value_parser = scalemesh_core::duration::parse)]
+    pub name_hold: Duration,
+
+    /// Failed authentications one client address may make a minute before it must wait
+    /// (0: no limit).
+    #[arg(long, env = "SCALEMESH_AUTH_FAILURES", default_value_t = 20)]
+    pub auth_failures: u32,
+
+    /// Proxies in front of the server whose X-Forwarded-For is believed, comma-separated
+    /// addresses or networks (10.0.0.0/8).
+    #[arg(long, env = "SCALEMESH_TRUSTED_PROXY", value_delimiter = ',', value_parser = parse_network)]
+    pub trusted_proxy: Vec<ipnet::IpNet>,
+}
+
+/// `10.0.0.0/8`, or one address (`10.0.0.1`, a /32 or /128).
+fn parse_network(raw: &str) -> Result<ipnet::IpNet, String> {
+    let raw = raw.trim();
+    raw.parse::<ipnet::IpNet>()
+        .or_else(|_| raw.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{raw:?} is not an address or network such as 10.0.0.0/8"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

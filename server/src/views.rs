@@ -1,20 +1,24 @@
 //! Database rows as the API shows them.
 
 use scalemesh_core::DeploymentStatus;
+use scalemesh_core::access::Role;
 use scalemesh_core::git::GitUrl;
 use scalemesh_core::wire::{self, LogFrame};
+use time::OffsetDateTime;
 
 use crate::App;
 use crate::db::{DeploymentRow, ProjectRow};
 
 impl App {
-    pub fn project_view(&self, row: &ProjectRow) -> wire::Project {
+    /// A project as `role` (the caller's, if they are a member) sees it.
+    pub fn project_view(&self, row: &ProjectRow, role: Option<Role>) -> wire::Project {
         wire::Project {
             name: row.name.clone(),
             git_url: row.git_url.as_deref().map(redact),
             git_ref: row.git_ref.clone(),
             build: row.build.clone(),
-            env: row.env.keys().cloned().collect(),
+            env: row.env_keys.clone(),
+            role,
             production_deployment: row.production_deployment.clone(),
             url: self.hosts.project_url(&row.name),
             created_at: row.created_at,
@@ -65,4 +69,10 @@ fn redact(url: &str) -> String {
     GitUrl::parse(url)
         .map(|u| u.redacted())
         .unwrap_or_else(|_| url.to_owned())
+}
+
+/// A date for messages: `2026-12-31`.
+pub fn day(t: OffsetDateTime) -> String {
+    let d = t.date();
+    format!("{}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
 }

@@ -38,6 +38,15 @@ pub struct DomainRow {
     pub created_at: OffsetDateTime,
 }
 
+/// Why a domain cannot be added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DomainTaken {
+    /// Another project serves it.
+    InUse,
+    /// A deleted project served it, and it is held for that project's owner.
+    Held(super::holds::Held),
+}
+
 pub(super) fn record_move(
     tx: &rusqlite::Transaction<'_>,
     project_id: i64,
@@ -163,8 +172,14 @@ impl SqliteStore {
         .await
     }
 
-    /// Adds `host` to the project; `Err(owner)` names the project that has it already.
-    pub async fn add_domain(&self, project_id: i64, host: &str) -> DbResult<Result<bool, String>> {
+    /// Adds `host` to the project for `user_id`; `Ok(false)` when the project had it. Refused
+    /// when another project has it, or it was a deleted project's and is held for someone else.
+    pub async fn add_domain(
+        &self,
+        project_id: i64,
+        host: &str,
+        user_id: i64,
+    ) -> DbResult<Result<bool, DomainTaken>> {
         let host = host.to_owned();
         self.call(move |conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -178,8 +193,11 @@ impl SqliteStore {
                 .optional()?;
             match owner {
                 Some((id, _)) if id == project_id => Ok(Ok(false)),
-                Some((_, name)) => Ok(Err(name)),
+                Some(_) => Ok(Err(DomainTaken::InUse)),
                 None => {
+                    if let Some(held) = super::holds::claim(&tx, &host, user_id)? {
+                        return Ok(Err(DomainTaken::Held(held)));
+                    }
                     tx.execute(
                         "INSERT INTO domains (host, project_id, created_at) VALUES (?1, ?2, ?3)",
                         params![host, project_id, now_ms()],

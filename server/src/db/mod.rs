@@ -1,14 +1,19 @@
-//! State in SQLite: users and their tokens, projects, deployments and their logs.
+//! State in SQLite: users, their tokens and their roles on projects, projects and their sealed
+//! variables, deployments and their logs, names held after a project is deleted.
 //!
 //! One connection behind a mutex, used from blocking threads: SQLite has one writer anyway, and
 //! every query here is short. WAL lets the file be read while it is written.
 
 mod aliases;
 mod deployments;
+mod env;
+mod holds;
+mod idempotency;
 mod logs;
 mod projects;
 mod schema;
 mod tokens;
+mod users;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -16,11 +21,14 @@ use std::sync::{Arc, Mutex};
 use rusqlite::Connection;
 use time::OffsetDateTime;
 
-pub use aliases::{AliasAction, DomainRow};
+pub use aliases::{AliasAction, DomainRow, DomainTaken};
 pub use deployments::{DeploymentRow, NewDeployment, Readied, Transition, TransitionOutcome};
+pub use env::{EnvRow, MAX_KEYS as MAX_ENV_KEYS, NewEnv, TooManyKeys};
+pub use idempotency::Claim;
 pub use logs::AppendOutcome;
-pub use projects::{NewProject, ProjectRow};
-pub use tokens::User;
+pub use projects::{Creation, NewProject, ProjectRow};
+pub use tokens::{NewToken, TokenRow};
+pub use users::{MemberChange, MemberRow, Removal, User};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -69,6 +77,8 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Deleted content (a variable's old sealed value, a revoked token's hash) is zeroed.
+        conn.pragma_update(None, "secure_delete", "ON")?;
         schema::migrate(&mut conn)?;
         Ok(Self {
             writer: Arc::new(Mutex::new(conn)),

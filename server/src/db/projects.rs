@@ -1,13 +1,14 @@
-//! Projects: a name (unique across users, since it is a host name), an owner, a repository and
-//! build settings, environment variables and the production alias.
-
-use std::collections::BTreeMap;
+//! Projects: a name (unique across users, since it is a host name), the user it belongs to
+//! (its creator, or whom a removed creator's projects passed to), a repository and build
+//! settings, and the production alias. Variables are in `env.rs`, members in `users.rs`.
 
 use rusqlite::{OptionalExtension, Row, params};
+use scalemesh_core::access::Role;
 use scalemesh_core::site_config::BuildSettings;
 use scalemesh_core::{DeploymentId, ProjectName};
 use time::OffsetDateTime;
 
+use super::holds::{self, Held, HoldKind};
 use super::{DbError, DbResult, SqliteStore, from_ms, now_ms};
 
 #[derive(Debug, Clone)]
@@ -18,8 +19,9 @@ pub struct ProjectRow {
     pub git_url: Option<String>,
     pub git_ref: Option<String>,
     pub build: BuildSettings,
-    pub env: BTreeMap<String, String>,
     pub production_deployment: Option<DeploymentId>,
+    /// The names of its variables, sorted.
+    pub env_keys: Vec<String>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
@@ -31,16 +33,26 @@ pub struct NewProject {
     pub git_url: Option<String>,
     pub git_ref: Option<String>,
     pub build: BuildSettings,
-    pub env: BTreeMap<String, String>,
 }
 
-const COLUMNS: &str = "id, name, owner_id, git_url, git_ref, build, env, production_deployment, created_at, updated_at";
+/// What creating a project did.
+#[derive(Debug)]
+pub enum Creation {
+    Created(ProjectRow),
+    Taken,
+    /// The name was a deleted project's, held for its owner.
+    Held(Held),
+}
+
+/// Columns of `projects p`, and the names of its variables.
+const COLUMNS: &str = "p.id, p.name, p.owner_id, p.git_url, p.git_ref, p.build, p.production_deployment, p.created_at, p.updated_at,
+    (SELECT json_group_array(DISTINCT e.key) FROM env_vars e WHERE e.project_id = p.id)";
 
 fn row_to_project(r: &Row<'_>) -> rusqlite::Result<Result<ProjectRow, DbError>> {
     let name: String = r.get(1)?;
     let build: String = r.get(5)?;
-    let env: String = r.get(6)?;
-    let production: Option<String> = r.get(7)?;
+    let production: Option<String> = r.get(6)?;
+    let env_keys: Option<String> = r.get(9)?;
     let parsed = (|| {
         Ok(ProjectRow {
             id: r.get(0)?,
@@ -49,13 +61,22 @@ fn row_to_project(r: &Row<'_>) -> rusqlite::Result<Result<ProjectRow, DbError>> 
             git_url: r.get(3)?,
             git_ref: r.get(4)?,
             build: serde_json::from_str(&build).map_err(|e| DbError::Corrupt(e.to_string()))?,
-            env: serde_json::from_str(&env).map_err(|e| DbError::Corrupt(e.to_string()))?,
             production_deployment: production
                 .map(|p| DeploymentId::parse(&p))
                 .transpose()
                 .map_err(|e| DbError::Corrupt(e.to_string()))?,
-            created_at: from_ms(r.get(8)?),
-            updated_at: from_ms(r.get(9)?),
+            env_keys: {
+                let mut keys: Vec<String> = match env_keys {
+                    Some(json) => {
+                        serde_json::from_str(&json).map_err(|e| DbError::Corrupt(e.to_string()))?
+                    }
+                    None => Vec::new(),
+                };
+                keys.sort();
+                keys
+            },
+            created_at: from_ms(r.get(7)?),
+            updated_at: from_ms(r.get(8)?),
         })
     })();
     Ok(parsed)
@@ -66,7 +87,7 @@ pub(super) fn project_by_name(
     name: &str,
 ) -> DbResult<Option<ProjectRow>> {
     conn.query_row(
-        &format!("SELECT {COLUMNS} FROM projects WHERE name = ?1"),
+        &format!("SELECT {COLUMNS} FROM projects p WHERE p.name = ?1"),
         params![name],
         row_to_project,
     )
@@ -74,22 +95,47 @@ pub(super) fn project_by_name(
     .transpose()
 }
 
+fn collect(
+    rows: impl Iterator<Item = rusqlite::Result<(Result<ProjectRow, DbError>, Option<String>)>>,
+) -> DbResult<Vec<(ProjectRow, Option<Role>)>> {
+    let mut out = Vec::new();
+    for row in rows {
+        let (project, role) = row?;
+        let role = role
+            .map(|r| r.parse().map_err(DbError::Corrupt))
+            .transpose()?;
+        out.push((project?, role));
+    }
+    Ok(out)
+}
+
 impl SqliteStore {
-    /// Creates a project; `None` when the name is taken.
-    pub async fn create_project(&self, new: NewProject) -> DbResult<Option<ProjectRow>> {
+    /// Creates a project, with its creator as its owner, unless the name is taken or held for
+    /// someone else.
+    pub async fn create_project(&self, new: NewProject) -> DbResult<Creation> {
         self.call(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            if project_by_name(&tx, new.name.as_str())?.is_some() {
+                return Ok(Creation::Taken);
+            }
+            if let Some(held) = holds::claim(&tx, new.name.as_str(), new.owner_id)? {
+                return Ok(Creation::Held(held));
+            }
             let now = now_ms();
             let build = serde_json::to_string(&new.build).map_err(|e| DbError::Corrupt(e.to_string()))?;
-            let env = serde_json::to_string(&new.env).map_err(|e| DbError::Corrupt(e.to_string()))?;
-            let inserted = conn.execute(
-                "INSERT INTO projects (name, owner_id, git_url, git_ref, build, env, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) ON CONFLICT(name) DO NOTHING",
-                params![new.name.as_str(), new.owner_id, new.git_url, new.git_ref, build, env, now],
+            tx.execute(
+                "INSERT INTO projects (name, owner_id, git_url, git_ref, build, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                params![new.name.as_str(), new.owner_id, new.git_url, new.git_ref, build, now],
             )?;
-            if inserted == 0 {
-                return Ok(None);
-            }
-            project_by_name(conn, new.name.as_str())
+            tx.execute(
+                "INSERT INTO members (project_id, user_id, role, created_at) VALUES (?1, ?2, 'owner', ?3)",
+                params![tx.last_insert_rowid(), new.owner_id, now],
+            )?;
+            let row = project_by_name(&tx, new.name.as_str())?
+                .ok_or_else(|| DbError::Corrupt("a created project vanished".into()))?;
+            tx.commit()?;
+            Ok(Creation::Created(row))
         })
         .await
     }
@@ -99,17 +145,23 @@ impl SqliteStore {
         self.read(move |conn| project_by_name(conn, &name)).await
     }
 
-    pub async fn projects_of(&self, owner_id: i64) -> DbResult<Vec<ProjectRow>> {
+    /// The projects `user_id` is a member of, with their role; every project for an admin
+    /// (with the role they have, if any).
+    pub async fn projects_visible_to(
+        &self,
+        user_id: i64,
+        admin: bool,
+    ) -> DbResult<Vec<(ProjectRow, Option<Role>)>> {
         self.read(move |conn| {
+            let join = if admin { "LEFT JOIN" } else { "JOIN" };
             let mut stmt = conn.prepare(&format!(
-                "SELECT {COLUMNS} FROM projects WHERE owner_id = ?1 ORDER BY name"
+                "SELECT {COLUMNS}, m.role FROM projects p
+                 {join} members m ON m.project_id = p.id AND m.user_id = ?1 ORDER BY p.name"
             ))?;
-            let rows = stmt.query_map(params![owner_id], row_to_project)?;
-            let mut out = Vec::new();
-            for row in rows {
-                out.push(row??);
-            }
-            Ok(out)
+            let rows = stmt.query_map(params![user_id], |r| {
+                Ok((row_to_project(r)?, r.get::<_, Option<String>>(10)?))
+            })?;
+            collect(rows)
         })
         .await
     }
@@ -117,10 +169,9 @@ impl SqliteStore {
     pub async fn update_project(&self, row: ProjectRow) -> DbResult<ProjectRow> {
         self.call(move |conn| {
             let build = serde_json::to_string(&row.build).map_err(|e| DbError::Corrupt(e.to_string()))?;
-            let env = serde_json::to_string(&row.env).map_err(|e| DbError::Corrupt(e.to_string()))?;
             conn.execute(
-                "UPDATE projects SET git_url = ?2, git_ref = ?3, build = ?4, env = ?5, updated_at = ?6 WHERE id = ?1",
-                params![row.id, row.git_url, row.git_ref, build, env, now_ms()],
+                "UPDATE projects SET git_url = ?2, git_ref = ?3, build = ?4, updated_at = ?5 WHERE id = ?1",
+                params![row.id, row.git_url, row.git_ref, build, now_ms()],
             )?;
             project_by_name(conn, row.name.as_str())?
                 .ok_or_else(|| DbError::Corrupt("updated project vanished".into()))
@@ -128,9 +179,33 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn delete_project(&self, id: i64) -> DbResult<()> {
+    /// Deletes a project; its name and domains stay held for the user it belonged to until
+    /// `hold_until`.
+    pub async fn delete_project(&self, id: i64, hold_until: OffsetDateTime) -> DbResult<()> {
+        let until = super::to_ms(hold_until);
         self.call(move |conn| {
-            conn.execute("DELETE FROM projects WHERE id = ?1", params![id])?;
+            let tx = conn.transaction()?;
+            let found: Option<(String, i64)> = tx
+                .query_row(
+                    "SELECT name, owner_id FROM projects WHERE id = ?1",
+                    params![id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let Some((name, owner)) = found else {
+                return Ok(());
+            };
+            holds::hold(&tx, &name, HoldKind::Project, owner, until)?;
+            let domains: Vec<String> = {
+                let mut stmt = tx.prepare("SELECT host FROM domains WHERE project_id = ?1")?;
+                let rows = stmt.query_map(params![id], |r| r.get(0))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            for host in domains {
+                holds::hold(&tx, &host, HoldKind::Domain, owner, until)?;
+            }
+            tx.execute("DELETE FROM projects WHERE id = ?1", params![id])?;
+            tx.commit()?;
             Ok(())
         })
         .await

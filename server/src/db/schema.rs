@@ -89,6 +89,60 @@ CREATE TABLE domains (
     created_at  INTEGER NOT NULL
 );
 "#,
+    // Teams: admins, project members with roles, tokens that expire, are revoked and are
+    // narrowed to projects and a role; variables per target, sealed (moved out of
+    // `projects.env` by `SqliteStore::seal_plain_env`, which needs the key); names held after
+    // a project is deleted; idempotency keys of deploys.
+    r#"
+ALTER TABLE users ADD COLUMN admin INTEGER NOT NULL DEFAULT 0;
+UPDATE users SET admin = 1 WHERE name = 'admin';
+ALTER TABLE tokens ADD COLUMN prefix TEXT NOT NULL DEFAULT '';
+ALTER TABLE tokens ADD COLUMN role TEXT NOT NULL DEFAULT 'full';
+ALTER TABLE tokens ADD COLUMN scoped INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tokens ADD COLUMN expires_at INTEGER;
+ALTER TABLE tokens ADD COLUMN last_used_at INTEGER;
+ALTER TABLE tokens ADD COLUMN revoked_at INTEGER;
+UPDATE tokens SET prefix = 'smk_';
+CREATE TABLE token_projects (
+    token_id    INTEGER NOT NULL REFERENCES tokens(id) ON DELETE CASCADE,
+    project_id  INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    PRIMARY KEY (token_id, project_id)
+) WITHOUT ROWID;
+CREATE TABLE members (
+    project_id  INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    role        TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (project_id, user_id)
+) WITHOUT ROWID;
+CREATE INDEX members_by_user ON members(user_id);
+INSERT INTO members (project_id, user_id, role, created_at)
+    SELECT id, owner_id, 'owner', created_at FROM projects;
+CREATE TABLE env_vars (
+    project_id  INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    key         TEXT NOT NULL,
+    target      TEXT NOT NULL,
+    sealed      BLOB NOT NULL,
+    sensitive   INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    updated_by  INTEGER REFERENCES users(id) ON DELETE SET NULL,
+    PRIMARY KEY (project_id, key, target)
+) WITHOUT ROWID;
+CREATE TABLE name_holds (
+    name        TEXT PRIMARY KEY,
+    kind        TEXT NOT NULL,
+    user_id     INTEGER REFERENCES users(id) ON DELETE SET NULL,
+    until       INTEGER NOT NULL
+);
+CREATE TABLE idempotency_keys (
+    user_id         INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    key             TEXT NOT NULL,
+    request_hash    BLOB NOT NULL,
+    deployment_id   TEXT,
+    created_at      INTEGER NOT NULL,
+    PRIMARY KEY (user_id, key)
+) WITHOUT ROWID;
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> DbResult<()> {

@@ -9,25 +9,31 @@ use scalemesh_core::wire::{CompatCreateProject, CompatCreated, CreateProject};
 
 use super::projects::{create_project_row, name_for, parse_git_ref, parse_git_url};
 use crate::App;
-use crate::auth::AuthUser;
+use crate::access::Action;
+use crate::auth::Caller;
 use crate::deployments::NewSource;
 use crate::error::{ApiError, ApiJson, ApiResult};
 
 pub async fn create_project(
     State(app): State<Arc<App>>,
-    user: AuthUser,
+    caller: Caller,
     ApiJson(body): ApiJson<CompatCreateProject>,
 ) -> ApiResult<Json<CompatCreated>> {
     let url = parse_git_url(&body.git_url)?;
     let name = name_for(body.slug.as_deref(), Some(&url))?;
-    let project = match app.store.project(&name).await? {
-        Some(existing)
-            if existing.owner_id == user.0.id
-                && existing.git_url.as_deref() == Some(url.as_str()) =>
-        {
-            existing
-        }
-        Some(_) => {
+    let existing = match app.store.project(&name).await? {
+        // Someone else's project is answered as taken, never as forbidden.
+        Some(_) => app
+            .project_for(&caller, name.as_str(), Action::Deploy)
+            .await
+            .ok()
+            .map(|p| p.row)
+            .filter(|p| p.git_url.as_deref() == Some(url.as_str())),
+        None => None,
+    };
+    let project = match existing {
+        Some(existing) => existing,
+        None if app.store.project(&name).await?.is_some() => {
             return Err(ApiError::conflict(
                 "name_taken",
                 format!(
@@ -41,7 +47,7 @@ pub async fn create_project(
                 git_url: Some(url.as_str().to_owned()),
                 ..CreateProject::default()
             };
-            create_project_row(&app, &user, create).await?
+            create_project_row(&app, &caller, create).await?
         }
     };
     let git_ref = parse_git_ref(project.git_ref.as_deref())?;

@@ -6,16 +6,18 @@ use tokio::io::AsyncWriteExt;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use scalemesh_core::wire::{CreateDeployment, Deployment, DeploymentList};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 use super::projects::{parse_git_ref, parse_git_url};
-use super::{owned_deployment, owned_project};
 use crate::App;
-use crate::auth::AuthUser;
-use crate::db::ProjectRow;
+use crate::access::Action;
+use crate::auth::Caller;
+use crate::db::{Claim, DeploymentRow, ProjectRow};
 use crate::deployments::NewSource;
 use crate::error::{ApiError, ApiQuery, ApiResult};
 
@@ -32,11 +34,14 @@ pub struct ListQuery {
 
 pub async fn list(
     State(app): State<Arc<App>>,
-    user: AuthUser,
+    caller: Caller,
     Path(name): Path<String>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<DeploymentList>> {
-    let project = owned_project(&app, &user, &name).await?;
+    let project = app
+        .project_for(&caller, &name, Action::ViewProject)
+        .await?
+        .row;
     let rows = app
         .store
         .deployments_of(project.id, q.limit.unwrap_or(20).min(500))
@@ -48,44 +53,48 @@ pub async fn list(
 
 pub async fn show(
     State(app): State<Arc<App>>,
-    user: AuthUser,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Deployment>> {
-    let dep = owned_deployment(&app, &user, &id).await?;
+    let (dep, _) = app
+        .deployment_for(&caller, &id, Action::ViewProject)
+        .await?;
     Ok(Json(app.deployment_view(&dep)))
 }
 
 pub async fn cancel(
     State(app): State<Arc<App>>,
-    user: AuthUser,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Deployment>> {
-    let dep = owned_deployment(&app, &user, &id).await?;
-    let row = app.cancel(&dep, &user.0.name).await?;
+    let (dep, _) = app.deployment_for(&caller, &id, Action::Cancel).await?;
+    let row = app.cancel(&dep, &caller.user.name).await?;
     Ok(Json(app.deployment_view(&row)))
 }
 
 /// `POST /deployments/{id}/promote`: this deployment serves production, without a rebuild.
 pub async fn promote(
     State(app): State<Arc<App>>,
-    user: AuthUser,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Deployment>> {
-    let dep = owned_deployment(&app, &user, &id).await?;
-    let row = app.promote(&dep, &user.0.name).await?;
+    let (dep, _) = app.deployment_for(&caller, &id, Action::Promote).await?;
+    let row = app.promote(&dep, &caller.user.name).await?;
     Ok(Json(app.deployment_view(&row)))
 }
 
 /// Starts a deployment: from git with a JSON body, or from an uploaded `.tar.gz` of the source.
+/// With an `Idempotency-Key`, the same request again answers the deployment the first made.
 pub async fn create(
     State(app): State<Arc<App>>,
-    user: AuthUser,
+    caller: Caller,
     Path(name): Path<String>,
     ApiQuery(q): ApiQuery<DeployQuery>,
     headers: HeaderMap,
     body: Body,
-) -> ApiResult<(StatusCode, Json<Deployment>)> {
-    let project = owned_project(&app, &user, &name).await?;
+) -> ApiResult<Response> {
+    let project = app.project_for(&caller, &name, Action::Deploy).await?.row;
+    let key = idempotency_key(&headers)?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -95,28 +104,33 @@ pub async fn create(
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    let row = match content_type.as_str() {
+    let mut request = Sha256::new();
+    for part in [
+        project.name.as_str(),
+        &content_type,
+        &format!("{:?}", q.promote),
+    ] {
+        request.update(part.as_bytes());
+        request.update([0]);
+    }
+    let source = match content_type.as_str() {
         "application/gzip" | "application/x-gzip" | "application/x-tar+gzip" => {
-            let upload = receive_archive(&app, body).await?;
-            app.create_deployment(
-                &project,
-                NewSource::Archive(upload.path()),
-                q.promote.unwrap_or(true),
-            )
-            .await?
+            let (upload, digest) = receive_archive(&app, body).await?;
+            request.update(digest);
+            Upload::Archive(upload, q.promote.unwrap_or(true))
         }
         "application/json" | "" => {
             let bytes = axum::body::to_bytes(body, super::JSON_LIMIT)
                 .await
                 .map_err(|e| ApiError::PayloadTooLarge(e.to_string()))?;
+            request.update(&bytes);
             let req: CreateDeployment = if bytes.iter().all(u8::is_ascii_whitespace) {
                 CreateDeployment::default()
             } else {
                 crate::error::json_object(&bytes)?
             };
             let promote = req.promote.or(q.promote).unwrap_or(true);
-            let source = git_source(&project, &req)?;
-            app.create_deployment(&project, source, promote).await?
+            Upload::Git(git_source(&project, &req)?, promote)
         }
         other => {
             return Err(ApiError::bad_request(
@@ -127,7 +141,87 @@ pub async fn create(
             ));
         }
     };
-    Ok((StatusCode::CREATED, Json(app.deployment_view(&row))))
+    let Some(key) = key else {
+        let row = start(&app, &project, source).await?;
+        return Ok(answer(&app, &row, false));
+    };
+    let user = caller.user.id;
+    match app
+        .store
+        .claim_idempotency(user, &key, request.finalize().to_vec())
+        .await?
+    {
+        Claim::New => match start(&app, &project, source).await {
+            Ok(row) => {
+                app.store.finish_idempotency(user, &key, &row.id).await?;
+                Ok(answer(&app, &row, false))
+            }
+            Err(e) => {
+                app.store.drop_idempotency(user, &key).await?;
+                Err(e)
+            }
+        },
+        Claim::Replay(id) => {
+            let row = app
+                .store
+                .deployment(&id)
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("deployment {id} does not exist")))?;
+            Ok(answer(&app, &row, true))
+        }
+        Claim::Mismatch => Err(ApiError::conflict(
+            "idempotency_key_reused",
+            "this Idempotency-Key was used for another request; send a new key for a new deployment",
+        )),
+        Claim::InProgress => Err(ApiError::conflict(
+            "idempotency_key_in_use",
+            "a request with this Idempotency-Key is still being handled; retry in a moment",
+        )),
+    }
+}
+
+/// A deploy request's source, received.
+enum Upload {
+    Git(NewSource<'static>, bool),
+    Archive(tempfile::NamedTempFile, bool),
+}
+
+async fn start(app: &App, project: &ProjectRow, source: Upload) -> ApiResult<DeploymentRow> {
+    match source {
+        Upload::Git(source, promote) => app.create_deployment(project, source, promote).await,
+        Upload::Archive(file, promote) => {
+            app.create_deployment(project, NewSource::Archive(file.path()), promote)
+                .await
+        }
+    }
+}
+
+fn answer(app: &App, row: &DeploymentRow, replayed: bool) -> Response {
+    let mut res = (StatusCode::CREATED, Json(app.deployment_view(row))).into_response();
+    if replayed {
+        res.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    res
+}
+
+/// The request's `Idempotency-Key`: 1–255 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(raw) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = raw
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()));
+    match key {
+        Some(key) => Ok(Some(key.to_owned())),
+        None => Err(ApiError::bad_request(
+            "invalid_header",
+            "an Idempotency-Key is 1–255 visible ASCII characters, such as a UUID",
+        )),
+    }
 }
 
 fn git_source(project: &ProjectRow, req: &CreateDeployment) -> ApiResult<NewSource<'static>> {
@@ -162,14 +256,15 @@ fn git_source(project: &ProjectRow, req: &CreateDeployment) -> ApiResult<NewSour
 }
 
 /// Streams an uploaded archive to a temporary file, refusing it past the size limit or when it
-/// is not gzip.
-async fn receive_archive(app: &App, body: Body) -> ApiResult<tempfile::NamedTempFile> {
+/// is not gzip; also answers its SHA-256.
+async fn receive_archive(app: &App, body: Body) -> ApiResult<(tempfile::NamedTempFile, [u8; 32])> {
     let file = tempfile::NamedTempFile::new().map_err(anyhow::Error::from)?;
     let handle = file.reopen().map_err(anyhow::Error::from)?;
     let mut writer = tokio::io::BufWriter::new(tokio::fs::File::from_std(handle));
     let mut stream = body.into_data_stream();
     let mut received: u64 = 0;
     let mut head: Vec<u8> = Vec::with_capacity(2);
+    let mut digest = Sha256::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
             ApiError::bad_request("upload_failed", format!("the upload broke off: {e}"))
@@ -184,6 +279,7 @@ async fn receive_archive(app: &App, body: Body) -> ApiResult<tempfile::NamedTemp
         if head.len() < 2 {
             head.extend(chunk.iter().take(2 - head.len()));
         }
+        digest.update(&chunk);
         writer
             .write_all(&chunk)
             .await
@@ -196,5 +292,5 @@ async fn receive_archive(app: &App, body: Body) -> ApiResult<tempfile::NamedTemp
             "the upload is not a gzip-compressed tarball",
         ));
     }
-    Ok(file)
+    Ok((file, digest.finalize().into()))
 }

@@ -1,14 +1,14 @@
-//! What builders call, with their job token: log batches and reports.
+//! What builders call, with their job token: their variables, log batches and reports.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
 use scalemesh_core::DeploymentId;
-use scalemesh_core::wire::{BuilderReport, Deployment, LogAck, LogBatch};
+use scalemesh_core::wire::{BuildEnv, BuilderReport, Deployment, LogAck, LogBatch};
 
 use crate::App;
-use crate::auth::{JobToken, token_matches};
+use crate::auth::{JobToken, secret};
 use crate::db::DeploymentRow;
 use crate::error::{ApiError, ApiJson, ApiResult};
 
@@ -22,7 +22,7 @@ async fn job_deployment(app: &App, id: &str, token: &JobToken) -> ApiResult<Depl
     let id = DeploymentId::parse(id).map_err(|_| unauthorized())?;
     let dep = app.store.deployment(&id).await?.ok_or_else(unauthorized)?;
     match &dep.job_token_hash {
-        Some(hash) if token_matches(&token.0, hash) => Ok(dep),
+        Some(hash) if secret::matches(&token.0, hash) => Ok(dep),
         None if dep.status.is_terminal() => Err(ApiError::conflict(
             "deployment_finished",
             format!("deployment {id} is finished; its job token is void"),
@@ -59,4 +59,17 @@ pub async fn report(
     let dep = job_deployment(&app, &id, &token).await?;
     let row = app.report(&dep, report).await?;
     Ok(Json(app.deployment_view(&row)))
+}
+
+/// The variables of the job's build, opened: the builder fetches them at start, so they never
+/// travel in a task's environment or overrides.
+pub async fn env(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    token: JobToken,
+) -> ApiResult<Json<BuildEnv>> {
+    let dep = job_deployment(&app, &id, &token).await?;
+    Ok(Json(BuildEnv {
+        env: app.build_env(&dep).await?,
+    }))
 }

@@ -11,9 +11,9 @@ use scalemesh_core::DeploymentId;
 use scalemesh_core::wire::LogFrame;
 use serde::Deserialize;
 
-use super::owned_deployment;
 use crate::App;
-use crate::auth::AuthUser;
+use crate::access::Action;
+use crate::auth::{Caller, ClientIp};
 use crate::error::{ApiError, ApiQuery, ApiResult};
 
 const REPLAY_MAX: u32 = 10_000;
@@ -32,11 +32,13 @@ pub struct LogQuery {
 /// answer is empty.
 pub async fn replay(
     State(app): State<Arc<App>>,
-    user: AuthUser,
+    caller: Caller,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<LogQuery>,
 ) -> ApiResult<Response> {
-    let dep = owned_deployment(&app, &user, &id).await?;
+    let (dep, _) = app
+        .deployment_for(&caller, &id, Action::ViewProject)
+        .await?;
     let limit = q.limit.unwrap_or(REPLAY_MAX).clamp(1, REPLAY_MAX);
     let lines = app
         .store
@@ -70,13 +72,16 @@ pub async fn stream(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<LogQuery>,
+    ClientIp(client): ClientIp,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> ApiResult<Response> {
     check_origin(&headers)?;
     let token = crate::auth::bearer_header(&headers).or_else(|| protocol_token(&headers));
-    let user = AuthUser::with_token(&app, token).await?;
-    let dep = owned_deployment(&app, &user, &id).await?;
+    let caller = Caller::with_token(&app, token, client).await?;
+    let (dep, _) = app
+        .deployment_for(&caller, &id, Action::ViewProject)
+        .await?;
     let since = q.since.unwrap_or(0);
     Ok(ws
         .protocols([STREAM_PROTOCOL])

@@ -2,28 +2,39 @@
 
 mod compat;
 mod deployments;
+mod env;
 mod jobs;
 mod logs;
+mod members;
 mod projects;
+mod tokens;
+mod users;
 
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
+use scalemesh_core::ProjectName;
 use scalemesh_core::wire::Health;
-use scalemesh_core::{DeploymentId, ProjectName};
 
 use crate::App;
-use crate::auth::AuthUser;
-use crate::db::{DeploymentRow, ProjectRow};
 use crate::error::{ApiError, ApiResult};
 
 /// Largest JSON body (builder log batches are the big ones).
 const JSON_LIMIT: usize = 8 * 1024 * 1024;
 
+/// Every route here is in `access::ROUTES`, with the action it is; a test holds the two and
+/// docs/api.md together.
 pub fn router(app: Arc<App>) -> Router {
     let api = Router::new()
+        .route("/me", get(tokens::me))
+        .route("/tokens", get(tokens::list).post(tokens::create))
+        .route("/tokens/{id}", delete(tokens::revoke))
+        .route("/users", get(users::list).post(users::create))
+        .route("/users/{name}", delete(users::remove))
+        .route("/holds", get(users::holds))
+        .route("/holds/{name}", delete(users::release))
         .route("/projects", get(projects::list).post(projects::create))
         .route(
             "/projects/{name}",
@@ -42,7 +53,17 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route(
             "/projects/{name}/domains/{host}",
-            axum::routing::delete(projects::remove_domain),
+            delete(projects::remove_domain),
+        )
+        .route(
+            "/projects/{name}/members",
+            get(members::list).post(members::add),
+        )
+        .route("/projects/{name}/members/{user}", delete(members::remove))
+        .route("/projects/{name}/env", get(env::list))
+        .route(
+            "/projects/{name}/env/{key}",
+            get(env::show).put(env::put).delete(env::remove),
         )
         .route("/deployments/{id}", get(deployments::show))
         .route("/deployments/{id}/promote", post(deployments::promote))
@@ -52,7 +73,8 @@ pub fn router(app: Arc<App>) -> Router {
             get(logs::replay).post(jobs::append_logs),
         )
         .route("/deployments/{id}/logs/stream", get(logs::stream))
-        .route("/deployments/{id}/report", post(jobs::report));
+        .route("/deployments/{id}/report", post(jobs::report))
+        .route("/deployments/{id}/env", get(jobs::env));
     Router::new()
         .route("/health", get(health))
         .route("/project", post(compat::create_project))
@@ -92,30 +114,4 @@ async fn method_not_allowed(req: Request) -> ApiError {
 
 pub fn parse_project_name(raw: &str) -> ApiResult<ProjectName> {
     ProjectName::parse(raw).map_err(|e| ApiError::bad_request("invalid_name", e.to_string()))
-}
-
-/// The project `name` if it exists and belongs to `user`; 404 otherwise (whether it exists for
-/// someone else is not told).
-pub async fn owned_project(app: &App, user: &AuthUser, name: &str) -> ApiResult<ProjectRow> {
-    let name = parse_project_name(name)?;
-    match app.store.project(&name).await? {
-        Some(row) if row.owner_id == user.0.id => Ok(row),
-        _ => Err(ApiError::NotFound(format!("project {name} does not exist"))),
-    }
-}
-
-pub async fn owned_deployment(app: &App, user: &AuthUser, id: &str) -> ApiResult<DeploymentRow> {
-    let id =
-        DeploymentId::parse(id).map_err(|e| ApiError::bad_request("invalid_id", e.to_string()))?;
-    let not_found = || ApiError::NotFound(format!("deployment {id} does not exist"));
-    let dep = app.store.deployment(&id).await?.ok_or_else(not_found)?;
-    let project = app
-        .store
-        .project(&dep.project)
-        .await?
-        .ok_or_else(not_found)?;
-    if project.owner_id != user.0.id {
-        return Err(not_found());
-    }
-    Ok(dep)
 }

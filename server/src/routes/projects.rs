@@ -7,18 +7,19 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use scalemesh_core::ProjectName;
+use scalemesh_core::access::is_reserved_project_name;
 use scalemesh_core::git::{GitRef, GitUrl};
-use scalemesh_core::job::is_allowed_env_name;
 use scalemesh_core::site_config::BuildSettings;
 use scalemesh_core::wire::{
     AddDomain, CreateProject, Deployment, Domain, DomainList, Project, ProjectList,
     RollbackRequest, UpdateProject,
 };
 
-use super::{owned_deployment, owned_project, parse_project_name};
+use super::parse_project_name;
 use crate::App;
-use crate::auth::AuthUser;
-use crate::db::NewProject;
+use crate::access::{Action, Standing};
+use crate::auth::Caller;
+use crate::db::{Creation, NewProject};
 use crate::error::{ApiError, ApiJson, ApiResult};
 
 pub fn parse_git_url(raw: &str) -> ApiResult<GitUrl> {
@@ -45,27 +46,17 @@ fn check_build(build: &BuildSettings) -> ApiResult<()> {
 }
 
 fn check_env(env: &BTreeMap<String, String>) -> ApiResult<()> {
-    if env.len() > 200 {
+    if env.len() > crate::db::MAX_ENV_KEYS {
         return Err(ApiError::bad_request(
             "invalid_env",
-            "a project has at most 200 environment variables",
+            format!(
+                "a project has at most {} environment variables",
+                crate::db::MAX_ENV_KEYS
+            ),
         ));
     }
     for (name, value) in env {
-        if !is_allowed_env_name(name) {
-            return Err(ApiError::bad_request(
-                "invalid_env",
-                format!(
-                    "{name:?} cannot be an environment variable name (letters, digits and '_', not starting with a digit, not SCALEMESH_*, PATH or HOME)"
-                ),
-            ));
-        }
-        if value.len() > 64 * 1024 || value.contains('\0') {
-            return Err(ApiError::bad_request(
-                "invalid_env",
-                format!("the value of {name} is too long or has a NUL byte"),
-            ));
-        }
+        crate::variables::check(name, value)?;
     }
     Ok(())
 }
@@ -93,103 +84,155 @@ pub fn name_for(name: Option<&str>, git_url: Option<&GitUrl>) -> ApiResult<Proje
 
 pub async fn create_project_row(
     app: &App,
-    user: &AuthUser,
+    caller: &Caller,
     body: CreateProject,
 ) -> ApiResult<crate::db::ProjectRow> {
+    caller.may(Action::CreateProject)?;
     let git_url = body.git_url.as_deref().map(parse_git_url).transpose()?;
     let git_ref = parse_git_ref(body.git_ref.as_deref())?;
     let name = name_for(body.name.as_deref(), git_url.as_ref())?;
+    if is_reserved_project_name(name.as_str()) {
+        return Err(ApiError::conflict(
+            "name_reserved",
+            format!("{name} is a name the platform keeps for itself; choose another name"),
+        )
+        .on_field("name"));
+    }
     let build = body.build.unwrap_or_default();
     check_build(&build)?;
     let env = body.env.unwrap_or_default();
     check_env(&env)?;
     let new = NewProject {
         name: name.clone(),
-        owner_id: user.0.id,
+        owner_id: caller.user.id,
         git_url: git_url.map(String::from),
         git_ref: git_ref.map(String::from),
         build,
-        env,
     };
-    app.store.create_project(new).await?.ok_or_else(|| {
-        ApiError::conflict(
-            "name_taken",
-            format!("a project named {name} exists already; choose another name"),
-        )
-        .on_field("name")
-    })
+    let row = match app.store.create_project(new).await? {
+        Creation::Created(row) => row,
+        Creation::Taken => {
+            return Err(ApiError::conflict(
+                "name_taken",
+                format!("a project named {name} exists already; choose another name"),
+            )
+            .on_field("name"));
+        }
+        Creation::Held(held) => {
+            return Err(ApiError::conflict(
+                "name_held",
+                format!(
+                    "{name} was a deleted project's name and is held for its owner until {}; choose another name, or ask an admin to release it",
+                    crate::views::day(held.until)
+                ),
+            )
+            .on_field("name"));
+        }
+    };
+    if !env.is_empty() {
+        app.replace_env(&row, &env, caller.user.id).await?;
+    }
+    Ok(app.store.project(&row.name).await?.unwrap_or(row))
 }
 
 pub async fn create(
     State(app): State<Arc<App>>,
-    user: AuthUser,
+    caller: Caller,
     ApiJson(body): ApiJson<CreateProject>,
 ) -> ApiResult<(StatusCode, Json<Project>)> {
-    let row = create_project_row(&app, &user, body).await?;
-    Ok((StatusCode::CREATED, Json(app.project_view(&row))))
+    let row = create_project_row(&app, &caller, body).await?;
+    let role = caller.grant().token_role.cap();
+    Ok((
+        StatusCode::CREATED,
+        Json(app.project_view(&row, Some(role))),
+    ))
 }
 
-pub async fn list(State(app): State<Arc<App>>, user: AuthUser) -> ApiResult<Json<ProjectList>> {
-    let rows = app.store.projects_of(user.0.id).await?;
-    Ok(Json(ProjectList {
-        projects: rows.iter().map(|r| app.project_view(r)).collect(),
-    }))
+/// The projects the caller can see (with this token), each with the role they act with.
+pub async fn list(State(app): State<Arc<App>>, caller: Caller) -> ApiResult<Json<ProjectList>> {
+    let grant = caller.grant();
+    let rows = app
+        .store
+        .projects_visible_to(caller.user.id, caller.user.admin)
+        .await?;
+    let projects = rows
+        .iter()
+        .filter_map(|(row, member)| {
+            let standing = Standing {
+                member: *member,
+                in_scope: caller.covers(row.id),
+            };
+            grant
+                .role_on(standing)
+                .map(|role| app.project_view(row, Some(role)))
+        })
+        .collect();
+    Ok(Json(ProjectList { projects }))
 }
 
 pub async fn show(
     State(app): State<Arc<App>>,
-    user: AuthUser,
+    caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Project>> {
-    let row = owned_project(&app, &user, &name).await?;
-    Ok(Json(app.project_view(&row)))
+    let project = app.project_for(&caller, &name, Action::ViewProject).await?;
+    Ok(Json(app.project_view(&project.row, Some(project.role))))
 }
 
 pub async fn update(
     State(app): State<Arc<App>>,
-    user: AuthUser,
+    caller: Caller,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<UpdateProject>,
 ) -> ApiResult<Json<Project>> {
-    let mut row = owned_project(&app, &user, &name).await?;
+    let project = app
+        .project_for(&caller, &name, Action::EditSettings)
+        .await?;
+    let mut row = project.row.clone();
     if let Some(url) = body.git_url.as_deref() {
         row.git_url = Some(parse_git_url(url)?.into());
     }
     if let Some(r) = body.git_ref.as_deref() {
         row.git_ref = parse_git_ref(Some(r))?.map(String::from);
     }
-    if let Some(build) = body.build {
-        check_build(&build)?;
-        row.build = build;
+    if let Some(build) = &body.build {
+        check_build(build)?;
+        row.build = build.clone();
     }
-    if let Some(env) = body.env {
-        check_env(&env)?;
-        row.env = env;
+    if let Some(env) = &body.env {
+        project.check(&caller, Action::WriteProductionEnv)?;
+        check_env(env)?;
     }
     let row = app.store.update_project(row).await?;
-    Ok(Json(app.project_view(&row)))
+    if let Some(env) = &body.env {
+        app.replace_env(&row, env, caller.user.id).await?;
+    }
+    let row = app.store.project(&row.name).await?.unwrap_or(row);
+    Ok(Json(app.project_view(&row, Some(project.role))))
 }
 
 /// Deletes a project: its builds are canceled, its site stops answering at once, then its
 /// files are removed.
 pub async fn delete(
     State(app): State<Arc<App>>,
-    user: AuthUser,
+    caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let row = owned_project(&app, &user, &name).await?;
-    app.delete_project(&row).await?;
+    let project = app
+        .project_for(&caller, &name, Action::DeleteProject)
+        .await?;
+    app.delete_project(&project.row).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /projects/{name}/rollback`: production back to `to`, or to the deployment live before.
 pub async fn rollback(
     State(app): State<Arc<App>>,
-    user: AuthUser,
+    caller: Caller,
     Path(name): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<Deployment>> {
-    let project = owned_project(&app, &user, &name).await?;
+    let project = app.project_for(&caller, &name, Action::Rollback).await?.row;
     // The body is optional: no body rolls back to the deployment live before.
     let request: RollbackRequest = if body.iter().all(u8::is_ascii_whitespace) {
         RollbackRequest::default()
@@ -203,7 +246,9 @@ pub async fn rollback(
     };
     let to = match request.to {
         Some(raw) => {
-            let dep = owned_deployment(&app, &user, &raw).await?;
+            let (dep, _) = app
+                .deployment_for(&caller, &raw, Action::ViewProject)
+                .await?;
             if dep.project_id != project.id {
                 return Err(ApiError::bad_request(
                     "other_project",
@@ -217,16 +262,19 @@ pub async fn rollback(
         }
         None => None,
     };
-    let row = app.rollback(&project, to, &user.0.name).await?;
+    let row = app.rollback(&project, to, &caller.user.name).await?;
     Ok(Json(app.deployment_view(&row)))
 }
 
 pub async fn domains(
     State(app): State<Arc<App>>,
-    user: AuthUser,
+    caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<Json<DomainList>> {
-    let project = owned_project(&app, &user, &name).await?;
+    let project = app
+        .project_for(&caller, &name, Action::ViewProject)
+        .await?
+        .row;
     let domains = app.domains(&project).await?;
     Ok(Json(DomainList {
         domains: domains
@@ -238,12 +286,15 @@ pub async fn domains(
 
 pub async fn add_domain(
     State(app): State<Arc<App>>,
-    user: AuthUser,
+    caller: Caller,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<AddDomain>,
 ) -> ApiResult<(StatusCode, Json<Domain>)> {
-    let project = owned_project(&app, &user, &name).await?;
-    let (host, added) = app.add_domain(&project, &body.host).await?;
+    let project = app
+        .project_for(&caller, &name, Action::ManageDomains)
+        .await?
+        .row;
+    let (host, added) = app.add_domain(&project, &body.host, caller.user.id).await?;
     let status = if added {
         StatusCode::CREATED
     } else {
@@ -260,10 +311,13 @@ pub async fn add_domain(
 
 pub async fn remove_domain(
     State(app): State<Arc<App>>,
-    user: AuthUser,
+    caller: Caller,
     Path((name, host)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let project = owned_project(&app, &user, &name).await?;
+    let project = app
+        .project_for(&caller, &name, Action::ManageDomains)
+        .await?
+        .row;
     app.remove_domain(&project, &host).await?;
     Ok(StatusCode::NO_CONTENT)
 }
