@@ -61,10 +61,25 @@ pub struct TestApp {
 }
 
 pub async fn spawn_app() -> TestApp {
-    let data = tempfile::tempdir().expect("tempdir");
+    spawn_app_with(|_| {}).await
+}
+
+/// [`spawn_app`] with settings changed by `configure` (no limit on failed sign-ins unless it
+/// sets one: the tests make many on purpose).
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_in(tempfile::tempdir().expect("tempdir"), configure).await
+}
+
+/// [`spawn_app_with`] on the data directory `data`, as it is.
+pub async fn spawn_app_in(
+    data: tempfile::TempDir,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
     let mut settings = Settings::defaults();
     settings.data_dir = Some(data.path().to_path_buf());
     settings.storage = None;
+    settings.auth_failures = 0;
+    configure(&mut settings);
     let listeners = Listeners {
         api: tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -111,6 +126,48 @@ pub async fn spawn_app() -> TestApp {
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.api)
+    }
+
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._data.path()
+    }
+
+    /// `method path` with `token` and, when given, a JSON body.
+    pub async fn call(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
+        let mut req = self.http.request(method, self.url(path)).bearer_auth(token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        status_json(req.send().await.expect("request")).await
+    }
+
+    /// Adds a user as the admin; returns their first token.
+    pub async fn add_user(&self, name: &str, admin: bool) -> String {
+        let (status, body) = self
+            .post("/api/v1/users", json!({"name": name, "admin": admin}))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["secret"].as_str().expect("secret").to_owned()
+    }
+
+    /// Makes a token with `as_token` (`{"name", "projects"?, "role"?, "expires"?}`); returns
+    /// its secret and id.
+    pub async fn make_token(&self, as_token: &str, body: Value) -> (String, i64) {
+        let (status, made) = self
+            .call(as_token, "POST", "/api/v1/tokens", Some(body))
+            .await;
+        assert_eq!(status, 201, "{made}");
+        (
+            made["secret"].as_str().expect("secret").to_owned(),
+            made["token"]["id"].as_i64().expect("id"),
+        )
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {

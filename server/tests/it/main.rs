@@ -2,6 +2,7 @@
 //! directory, real SQLite and a real storage folder. The runner is a recording fake, so each
 //! test plays the builder itself over the HTTP API, with the job token the server issued.
 
+mod access;
 mod api;
 mod helpers;
 mod lifecycle;
