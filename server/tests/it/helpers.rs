@@ -56,7 +56,8 @@ pub struct TestApp {
     pub recorded: Arc<Recorded>,
     pub events: mpsc::UnboundedSender<RunnerEvent>,
     pub storage: FsStorage,
-    _data: tempfile::TempDir,
+    data_path: std::path::PathBuf,
+    _data: Option<tempfile::TempDir>,
     _stop: oneshot::Sender<()>,
 }
 
@@ -75,8 +76,19 @@ pub async fn spawn_app_in(
     data: tempfile::TempDir,
     configure: impl FnOnce(&mut Settings),
 ) -> TestApp {
+    let path = data.path().to_path_buf();
+    spawn_app_at(&path, Some(data), configure).await
+}
+
+/// [`spawn_app_with`] on the data directory at `path`, removed with the app when `data` is
+/// given.
+pub async fn spawn_app_at(
+    path: &std::path::Path,
+    data: Option<tempfile::TempDir>,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
     let mut settings = Settings::defaults();
-    settings.data_dir = Some(data.path().to_path_buf());
+    settings.data_dir = Some(path.to_path_buf());
     settings.storage = None;
     settings.auth_failures = 0;
     configure(&mut settings);
@@ -106,7 +118,7 @@ pub async fn spawn_app_in(
     tokio::spawn(server.run_until(async {
         let _ = stopped.await;
     }));
-    let token = std::fs::read_to_string(data.path().join("admin-token"))
+    let token = std::fs::read_to_string(path.join("admin-token"))
         .expect("admin token")
         .trim()
         .to_owned();
@@ -117,7 +129,8 @@ pub async fn spawn_app_in(
         http: reqwest::Client::new(),
         recorded,
         events,
-        storage: FsStorage::new(data.path().join("sites")),
+        storage: FsStorage::new(path.join("sites")),
+        data_path: path.to_path_buf(),
         _data: data,
         _stop: stop,
     }
@@ -129,7 +142,7 @@ impl TestApp {
     }
 
     pub fn data_dir(&self) -> &std::path::Path {
-        self._data.path()
+        &self.data_path
     }
 
     /// `method path` with `token` and, when given, a JSON body.

@@ -1,0 +1,799 @@
+//! People sharing a server: users and their tokens, variables sealed at rest and given to the
+//! right builds, names that cannot be taken over, deploys that a retry cannot repeat, sign-ins
+//! that cannot be guessed at speed, and a data folder of the previous version.
+
+use std::time::Duration;
+
+use scalemesh_core::DeploymentId;
+use scalemesh_core::wire::BuilderReport;
+use serde_json::json;
+
+use crate::helpers::{FakeBuilder, TestApp, spawn_app, spawn_app_at, spawn_app_in, spawn_app_with};
+
+async fn create(app: &TestApp, token: &str, name: &str) {
+    let (status, body) = app
+        .call(
+            token,
+            "POST",
+            "/api/v1/projects",
+            Some(json!({"name": name, "git_url": format!("https://git.example.com/a/{name}.git")})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+}
+
+async fn deploy(app: &TestApp, token: &str, project: &str, promote: bool) -> DeploymentId {
+    let (status, dep) = app
+        .call(
+            token,
+            "POST",
+            &format!("/api/v1/projects/{project}/deployments"),
+            Some(json!({"promote": promote})),
+        )
+        .await;
+    assert_eq!(status, 201, "{dep}");
+    DeploymentId::parse(dep["id"].as_str().expect("id")).expect("id")
+}
+
+#[tokio::test]
+async fn a_removed_users_tokens_stop_and_their_projects_stay() {
+    let app = spawn_app().await;
+    let bob = app.add_user("bob", false).await;
+    assert!(bob.starts_with("smk_") && bob.len() == 50, "{bob}");
+    let (status, me) = app.call(&bob, "GET", "/api/v1/me", None).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["user"]["name"], "bob");
+    assert_eq!(me["user"]["admin"], false);
+    assert_eq!(me["token"]["name"], "first token");
+    assert_eq!(me["token"]["expires_at"], serde_json::Value::Null);
+    create(&app, &bob, "bobs-site").await;
+
+    let (status, body) = app
+        .call(&bob, "POST", "/api/v1/users", Some(json!({"name": "eve"})))
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("admin")),
+        "{body}"
+    );
+    let (status, body) = app.post("/api/v1/users", json!({"name": "bob"})).await;
+    assert_eq!(status, 409, "{body}");
+    let (status, body) = app
+        .post("/api/v1/users", json!({"name": "Bob Smith"}))
+        .await;
+    assert_eq!(status, 400, "{body}");
+
+    let (status, users) = app.get("/api/v1/users").await;
+    assert_eq!(status, 200);
+    let names: Vec<_> = users["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .map(|u| u["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["admin", "bob"]);
+
+    let (status, body) = app
+        .call(&app.token, "DELETE", "/api/v1/users/bob", None)
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = app.call(&bob, "GET", "/api/v1/me", None).await;
+    assert_eq!(status, 401, "{body}");
+    // The project stays, and the admin who removed bob owns it.
+    let (status, members) = app.get("/api/v1/projects/bobs-site/members").await;
+    assert_eq!(status, 200, "{members}");
+    assert_eq!(
+        members["members"],
+        json!([{"user": "admin", "role": "owner", "created_at": members["members"][0]["created_at"]}])
+    );
+    let (status, body) = app
+        .call(&app.token, "DELETE", "/api/v1/users/admin", None)
+        .await;
+    assert_eq!(status, 409, "{body}");
+}
+
+#[tokio::test]
+async fn a_users_projects_can_pass_to_someone_else() {
+    let app = spawn_app().await;
+    let carol = app.add_user("carol", false).await;
+    let dan = app.add_user("dan", false).await;
+    create(&app, &carol, "carols").await;
+    let (status, body) = app
+        .call(
+            &app.token,
+            "DELETE",
+            "/api/v1/users/carol?transfer_to=dan",
+            None,
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let (status, project) = app.call(&dan, "GET", "/api/v1/projects/carols", None).await;
+    assert_eq!(status, 200, "{project}");
+    assert_eq!(project["role"], "owner");
+    let (status, _) = app
+        .call(
+            &app.token,
+            "DELETE",
+            "/api/v1/users/dan?transfer_to=nobody",
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn tokens_say_why_they_stop_working() {
+    let app = spawn_app().await;
+    let olivia = app.add_user("olivia", false).await;
+    let (short, _) = app
+        .make_token(&olivia, json!({"name": "short", "expires": "1s"}))
+        .await;
+    let (ci, ci_id) = app
+        .make_token(&olivia, json!({"name": "ci", "role": "deploy"}))
+        .await;
+    let (status, me) = app.call(&ci, "GET", "/api/v1/me", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(me["token"]["role"], "deploy");
+    let expires = me["token"]["expires_at"]
+        .as_str()
+        .expect("a default expiry");
+    let expires =
+        time::OffsetDateTime::parse(expires, &time::format_description::well_known::Rfc3339)
+            .expect("a time");
+    let days = (expires - time::OffsetDateTime::now_utc()).whole_days();
+    assert!((89..=90).contains(&days), "{days} days");
+
+    // A deploy token may not mint tokens, but may revoke itself.
+    let (status, body) = app
+        .call(&ci, "POST", "/api/v1/tokens", Some(json!({"name": "x"})))
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = app
+        .call(&ci, "DELETE", &format!("/api/v1/tokens/{ci_id}"), None)
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = app.call(&ci, "GET", "/api/v1/me", None).await;
+    assert_eq!(status, 401);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("was revoked on")),
+        "{body}"
+    );
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, body) = app.call(&short, "GET", "/api/v1/me", None).await;
+    assert_eq!(status, 401);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("expired on")),
+        "{body}"
+    );
+
+    // Listed: never a secret, never a revoked token; used ones say when.
+    let (status, list) = app.call(&olivia, "GET", "/api/v1/tokens", None).await;
+    assert_eq!(status, 200);
+    let text = list.to_string();
+    assert!(!text.contains(&olivia) && !text.contains(&short), "{text}");
+    let names: Vec<_> = list["tokens"]
+        .as_array()
+        .expect("tokens")
+        .iter()
+        .map(|t| t["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["short", "first token"]);
+    assert!(list["tokens"][1]["last_used_at"].is_string(), "{list}");
+
+    for bad in [
+        json!({"name": ""}),
+        json!({"name": "x", "expires": "soon"}),
+        json!({"name": "x", "role": "god"}),
+        json!({"name": "x", "projects": []}),
+        json!({"name": "x", "projects": ["no-such-project"]}),
+    ] {
+        let (status, body) = app
+            .call(&olivia, "POST", "/api/v1/tokens", Some(bad.clone()))
+            .await;
+        assert!(status == 400 || status == 404, "{bad}: {status} {body}");
+    }
+    let (status, _) = app
+        .call(&olivia, "DELETE", "/api/v1/tokens/999999", None)
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = app
+        .call(&olivia, "DELETE", "/api/v1/tokens/abc", None)
+        .await;
+    assert_eq!(status, 404);
+}
+
+/// The bytes of the database, its write-ahead log and shared memory.
+fn database_bytes(app: &TestApp) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for file in ["scalemesh.db", "scalemesh.db-wal", "scalemesh.db-shm"] {
+        if let Ok(b) = std::fs::read(app.data_dir().join(file)) {
+            bytes.extend(b);
+        }
+    }
+    bytes
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test]
+async fn variables_are_sealed_and_reach_only_their_builds() {
+    let app = spawn_app().await;
+    let dave = app.add_user("dave", false).await;
+    create(&app, &app.token, "vars").await;
+    let (status, body) = app
+        .post(
+            "/api/v1/projects/vars/members",
+            json!({"user": "dave", "role": "developer"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let put = |key: &'static str, body: serde_json::Value| {
+        let app = &app;
+        async move {
+            let (status, answer) = app
+                .call(
+                    &app.token,
+                    "PUT",
+                    &format!("/api/v1/projects/vars/env/{key}"),
+                    Some(body),
+                )
+                .await;
+            assert_eq!(status, 200, "{answer}");
+            answer
+        }
+    };
+    let answer = put(
+        "API_SECRET",
+        json!({"value": "prod-secret-4f9a2c", "target": "production", "sensitive": true}),
+    )
+    .await;
+    assert!(
+        !answer.to_string().contains("prod-secret-4f9a2c"),
+        "{answer}"
+    );
+    put(
+        "API_SECRET",
+        json!({"value": "preview-secret-77b1", "target": "preview", "sensitive": true}),
+    )
+    .await;
+    put("SITE_NAME", json!({"value": "Plain Site"})).await;
+    put(
+        "PREVIEW_ONLY",
+        json!({"value": "only-in-preview", "target": "preview"}),
+    )
+    .await;
+
+    // Values an owner may read are shown, sensitive ones never.
+    let (status, list) = app.get("/api/v1/projects/vars/env").await;
+    assert_eq!(status, 200);
+    let text = list.to_string();
+    assert!(
+        !text.contains("prod-secret") && !text.contains("preview-secret"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Plain Site") && text.contains("only-in-preview"),
+        "{text}"
+    );
+    let (_, project) = app.get("/api/v1/projects/vars").await;
+    assert_eq!(
+        project["env"],
+        json!(["API_SECRET", "PREVIEW_ONLY", "SITE_NAME"])
+    );
+    // A developer reads preview values only.
+    let (status, list) = app
+        .call(&dave, "GET", "/api/v1/projects/vars/env/SITE_NAME", None)
+        .await;
+    assert_eq!(status, 200, "{list}");
+    for var in list["env"].as_array().expect("env") {
+        assert_eq!(
+            var.get("value").is_some(),
+            var["target"] == "preview",
+            "{var}"
+        );
+    }
+    assert_eq!(list["env"][0]["updated_by"], "admin");
+    let (status, _) = app
+        .call(
+            &dave,
+            "PUT",
+            "/api/v1/projects/vars/env/X",
+            Some(json!({"value": "v", "target": "production"})),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, _) = app
+        .call(&dave, "GET", "/api/v1/projects/vars/env/NOPE", None)
+        .await;
+    assert_eq!(status, 404);
+    for bad in ["PATH", "SCALEMESH_JOB_TOKEN", "1ABC", "A-B"] {
+        let (status, body) = app
+            .call(
+                &app.token,
+                "PUT",
+                &format!("/api/v1/projects/vars/env/{bad}"),
+                Some(json!({"value": "v"})),
+            )
+            .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+
+    // Each build gets its target's values, fetched with its job token; none are in its job.
+    for (promote, secret, absent) in [
+        (true, "prod-secret-4f9a2c", "only-in-preview"),
+        (false, "preview-secret-77b1", "prod-secret-4f9a2c"),
+    ] {
+        let id = deploy(&app, &app.token, "vars", promote).await;
+        let job = app.job_for(&id).await;
+        let in_job = format!("{:?}", job.to_env());
+        assert!(
+            !in_job.contains(secret) && !in_job.contains("Plain Site"),
+            "{in_job}"
+        );
+        let (status, env) = app
+            .call(
+                &job.job_token,
+                "GET",
+                &format!("/api/v1/deployments/{id}/env"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{env}");
+        assert_eq!(env["env"]["API_SECRET"], secret);
+        assert_eq!(env["env"]["SITE_NAME"], "Plain Site");
+        assert!(!env.to_string().contains(absent), "{env}");
+        let builder = FakeBuilder::new(job);
+        let (status, _) = builder
+            .report(BuilderReport::Failed {
+                reason: "done".into(),
+            })
+            .await;
+        assert_eq!(status, 200);
+        // A finished build's token opens nothing.
+        let (status, _) = app
+            .call(
+                &builder.job.job_token,
+                "GET",
+                &format!("/api/v1/deployments/{id}/env"),
+                None,
+            )
+            .await;
+        assert_ne!(status, 200);
+    }
+
+    // Nothing in the database files is in clear.
+    let bytes = database_bytes(&app);
+    for value in [
+        "prod-secret-4f9a2c",
+        "preview-secret-77b1",
+        "Plain Site",
+        "only-in-preview",
+    ] {
+        assert!(
+            !contains(&bytes, value),
+            "{value} is in the database in clear"
+        );
+    }
+
+    // The whole-map form replaces every variable.
+    let (status, body) = app
+        .call(
+            &app.token,
+            "PATCH",
+            "/api/v1/projects/vars",
+            Some(json!({"env": {"ONLY": "one-value"}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["env"], json!(["ONLY"]));
+    let (status, body) = app
+        .call(
+            &app.token,
+            "DELETE",
+            "/api/v1/projects/vars/env/ONLY?target=preview",
+            None,
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let (_, list) = app.get("/api/v1/projects/vars/env").await;
+    assert_eq!(list["env"].as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(list["env"][0]["target"], "production");
+}
+
+#[tokio::test]
+async fn a_server_refuses_a_key_that_does_not_open_its_variables() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let path = data.path().to_path_buf();
+    {
+        let app = spawn_app_at(&path, None, |_| {}).await;
+        create(&app, &app.token, "keyed").await;
+        let (status, _) = app
+            .call(
+                &app.token,
+                "PUT",
+                "/api/v1/projects/keyed/env/K",
+                Some(json!({"value": "v"})),
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+    let other_key = path.join("other-key");
+    std::fs::write(&other_key, format!("{}\n", "ab".repeat(32))).expect("write");
+    let mut settings = scalemesh_server::settings::Settings::defaults();
+    settings.data_dir = Some(path.clone());
+    settings.secret_key_file = Some(other_key);
+    settings.builder_bin = Some("/bin/true".into());
+    let listeners = scalemesh_server::Listeners {
+        api: tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind"),
+        proxy: None,
+    };
+    let err = scalemesh_server::Server::build(&settings, listeners)
+        .await
+        .err()
+        .expect("refused");
+    assert!(format!("{err:#}").contains("--secret-key-file"), "{err:#}");
+    // With its own key, it opens.
+    let app = spawn_app_at(&path, Some(data), |_| {}).await;
+    let (_, env) = app.get("/api/v1/projects/keyed/env/K").await;
+    assert_eq!(env["env"][0]["value"], "v");
+}
+
+#[tokio::test]
+async fn deleted_names_and_domains_stay_with_their_owner() {
+    let app = spawn_app().await;
+    let olivia = app.add_user("olivia", false).await;
+    let sam = app.add_user("sam", false).await;
+    create(&app, &olivia, "shop").await;
+    let (status, body) = app
+        .call(
+            &olivia,
+            "POST",
+            "/api/v1/projects/shop/domains",
+            Some(json!({"host": "shop.example.com"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    create(&app, &sam, "sams").await;
+
+    // A domain in use: taken, without saying by which project.
+    let (status, body) = app
+        .call(
+            &sam,
+            "POST",
+            "/api/v1/projects/sams/domains",
+            Some(json!({"host": "shop.example.com"})),
+        )
+        .await;
+    assert_eq!(status, 409);
+    assert_eq!(body["error"]["code"], "domain_taken");
+    assert!(
+        !body.to_string().contains("\"shop\"") && !body.to_string().contains(" shop "),
+        "{body}"
+    );
+
+    let (status, _) = app
+        .call(&olivia, "DELETE", "/api/v1/projects/shop", None)
+        .await;
+    assert_eq!(status, 204);
+    let (status, body) = app
+        .call(
+            &sam,
+            "POST",
+            "/api/v1/projects",
+            Some(json!({"name": "shop"})),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "name_held");
+    let (status, body) = app
+        .call(
+            &sam,
+            "POST",
+            "/api/v1/projects/sams/domains",
+            Some(json!({"host": "SHOP.example.com."})),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "name_held");
+    // Its owner takes it back.
+    create(&app, &olivia, "shop").await;
+    let (status, _) = app
+        .call(&olivia, "DELETE", "/api/v1/projects/shop", None)
+        .await;
+    assert_eq!(status, 204);
+
+    let (status, holds) = app.get("/api/v1/holds").await;
+    assert_eq!(status, 200);
+    let mut held: Vec<_> = holds["holds"]
+        .as_array()
+        .expect("holds")
+        .iter()
+        .map(|h| {
+            (
+                h["name"].as_str().unwrap_or(""),
+                h["kind"].as_str().unwrap_or(""),
+                h["held_for"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    held.sort();
+    assert_eq!(
+        held,
+        [
+            ("shop", "project", "olivia"),
+            ("shop.example.com", "domain", "olivia")
+        ]
+    );
+    let (status, _) = app
+        .call(&app.token, "DELETE", "/api/v1/holds/shop", None)
+        .await;
+    assert_eq!(status, 204);
+    let (status, _) = app
+        .call(&app.token, "DELETE", "/api/v1/holds/shop", None)
+        .await;
+    assert_eq!(status, 404);
+    let (status, body) = app
+        .call(
+            &sam,
+            "POST",
+            "/api/v1/projects",
+            Some(json!({"name": "shop"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+
+    for reserved in ["www", "api", "admin", "localhost"] {
+        let (status, body) = app
+            .call(
+                &sam,
+                "POST",
+                "/api/v1/projects",
+                Some(json!({"name": reserved})),
+            )
+            .await;
+        assert_eq!(status, 409, "{reserved}: {body}");
+        assert_eq!(body["error"]["code"], "name_reserved");
+    }
+}
+
+#[tokio::test]
+async fn a_retried_deploy_makes_one_deployment() {
+    let app = spawn_app().await;
+    create(&app, &app.token, "once").await;
+    let post = |key: &'static str, body: serde_json::Value| {
+        let app = &app;
+        async move {
+            let res = app
+                .http
+                .post(app.url("/api/v1/projects/once/deployments"))
+                .bearer_auth(&app.token)
+                .header("idempotency-key", key)
+                .json(&body)
+                .send()
+                .await
+                .expect("request");
+            let replayed = res.headers().get("idempotent-replayed").is_some();
+            let (status, body) = crate::helpers::status_json(res).await;
+            (status, body, replayed)
+        }
+    };
+    let (status, first, replayed) = post("key-1", json!({})).await;
+    assert_eq!((status, replayed), (201, false), "{first}");
+    let (status, again, replayed) = post("key-1", json!({})).await;
+    assert_eq!((status, replayed), (201, true), "{again}");
+    assert_eq!(first["id"], again["id"]);
+    let (status, body, _) = post("key-1", json!({"promote": false})).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "idempotency_key_reused");
+    let (status, other, _) = post("key-2", json!({})).await;
+    assert_eq!(status, 201);
+    assert_ne!(other["id"], first["id"]);
+    assert_eq!(
+        app.recorded.jobs.lock().expect("lock").len(),
+        2,
+        "two builds, not three"
+    );
+
+    // Archives are compared by their bytes.
+    let archive = |byte: u8| {
+        let mut gz = vec![0x1f, 0x8b];
+        gz.extend([byte; 16]);
+        gz
+    };
+    let upload = |key: &'static str, body: Vec<u8>| {
+        let app = &app;
+        async move {
+            let res = app
+                .http
+                .post(app.url("/api/v1/projects/once/deployments?promote=false"))
+                .bearer_auth(&app.token)
+                .header("idempotency-key", key)
+                .header("content-type", "application/gzip")
+                .body(body)
+                .send()
+                .await
+                .expect("request");
+            crate::helpers::status_json(res).await
+        }
+    };
+    let (status, a) = upload("key-3", archive(1)).await;
+    assert_eq!(status, 201, "{a}");
+    let (_, b) = upload("key-3", archive(1)).await;
+    assert_eq!(a["id"], b["id"]);
+    let (status, _) = upload("key-3", archive(2)).await;
+    assert_eq!(status, 409);
+
+    let long = "k".repeat(256);
+    for bad in ["", long.as_str(), "with space"] {
+        let res = app
+            .http
+            .post(app.url("/api/v1/projects/once/deployments"))
+            .bearer_auth(&app.token)
+            .header("idempotency-key", bad)
+            .json(&json!({}))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status(), 400, "{bad:?}");
+    }
+}
+
+#[tokio::test]
+async fn failed_sign_ins_from_one_address_are_slowed() {
+    let app = spawn_app_with(|s| s.auth_failures = 3).await;
+    for _ in 0..3 {
+        let (status, _) = app.call("smk_wrong", "GET", "/api/v1/me", None).await;
+        assert_eq!(status, 401);
+    }
+    let res = app
+        .http
+        .get(app.url("/api/v1/me"))
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 429, "even a right token waits");
+    let wait: u64 = res
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
+    assert!((1..=20).contains(&wait), "{wait}");
+    // Requests that need no token still answer.
+    let (status, _) = crate::helpers::status_json(
+        app.http
+            .get(app.url("/health"))
+            .send()
+            .await
+            .expect("health"),
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_trusted_proxy_names_the_client() {
+    let app = spawn_app_with(|s| {
+        s.auth_failures = 2;
+        s.trusted_proxy = vec!["127.0.0.1/32".parse().expect("net")];
+    })
+    .await;
+    let me = |token: String, client: &'static str| {
+        let app = &app;
+        async move {
+            app.http
+                .get(app.url("/api/v1/me"))
+                .bearer_auth(token)
+                .header("x-forwarded-for", format!("203.0.113.50, {client}"))
+                .send()
+                .await
+                .expect("request")
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(me("smk_bad".into(), "198.51.100.1").await, 401);
+    assert_eq!(me("smk_bad".into(), "198.51.100.1").await, 401);
+    assert_eq!(me(app.token.clone(), "198.51.100.1").await, 429);
+    assert_eq!(
+        me(app.token.clone(), "198.51.100.2").await,
+        200,
+        "another client"
+    );
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// `fixtures/data-v4` was made by the previous version: an admin token, a deployed project
+/// with two variables in clear and a custom domain.
+#[tokio::test]
+async fn a_data_folder_of_the_previous_version_keeps_working() {
+    let data = tempfile::tempdir().expect("tempdir");
+    copy_dir(
+        std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/data-v4"
+        )),
+        data.path(),
+    );
+    let app = spawn_app_in(data, |_| {}).await;
+    let saved = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/data-v4/admin-token"
+    ))
+    .expect("token");
+    assert_eq!(app.token, saved.trim(), "the old admin token is kept");
+    let (status, me) = app.get("/api/v1/me").await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["user"]["admin"], true);
+
+    let (status, project) = app.get("/api/v1/projects/legacy-site").await;
+    assert_eq!(status, 200, "{project}");
+    assert_eq!(project["role"], "owner");
+    assert_eq!(project["env"], json!(["LEGACY_SECRET", "PUBLIC_FLAG"]));
+    let (_, env) = app
+        .get("/api/v1/projects/legacy-site/env/LEGACY_SECRET")
+        .await;
+    assert_eq!(env["env"].as_array().map(Vec::len), Some(2), "{env}");
+    assert_eq!(env["env"][0]["value"], "plaintext-legacy-value-123");
+    assert!(
+        !contains(&database_bytes(&app), "plaintext-legacy-value-123"),
+        "the old value was sealed and its clear copy scrubbed"
+    );
+    let (_, deployments) = app.get("/api/v1/projects/legacy-site/deployments").await;
+    assert_eq!(deployments["deployments"][0]["status"], "ready");
+    assert_eq!(deployments["deployments"][0]["production"], true);
+    let res = app.site("legacy-site.localhost", "/").await;
+    assert_eq!(res.status(), 200);
+    let res = app.site("www.legacy.example", "/").await;
+    assert_eq!(res.status(), 200);
+
+    // It was deployed from a folder: deploy an archive again.
+    let res = app
+        .http
+        .post(app.url("/api/v1/projects/legacy-site/deployments"))
+        .bearer_auth(&app.token)
+        .header("content-type", "application/gzip")
+        .body(vec![0x1f, 0x8b, 0, 0])
+        .send()
+        .await
+        .expect("request");
+    let (status, dep) = crate::helpers::status_json(res).await;
+    assert_eq!(status, 201, "{dep}");
+    let id = DeploymentId::parse(dep["id"].as_str().expect("id")).expect("id");
+    let job = app.job_for(&id).await;
+    let (_, env) = app
+        .call(
+            &job.job_token,
+            "GET",
+            &format!("/api/v1/deployments/{id}/env"),
+            None,
+        )
+        .await;
+    assert_eq!(env["env"]["LEGACY_SECRET"], "plaintext-legacy-value-123");
+}
