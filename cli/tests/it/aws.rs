@@ -64,6 +64,26 @@ fn run_task_like_ecs(environment: &[(String, String)]) -> std::process::Output {
         .expect("the builder runs")
 }
 
+/// `method path` on the stack's API as its admin, with a JSON body; the status and the body.
+async fn api(
+    stack: &Stack,
+    method: reqwest::Method,
+    path: &str,
+    body: serde_json::Value,
+) -> (u16, String) {
+    let res = reqwest::Client::new()
+        .request(method, format!("{}{path}", stack.api))
+        .bearer_auth(stack.token())
+        .json(&body)
+        .send()
+        .await
+        .expect("api");
+    (res.status().as_u16(), res.text().await.expect("body"))
+}
+
+/// A sensitive value the build must see and nothing else may show.
+const SECRET: &str = "ecs-sensitive-Qm93Xr41";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deploy_runs_as_the_ecs_task_the_server_asked_for_and_is_served_from_s3() {
     let moto = Moto::start();
@@ -71,8 +91,12 @@ async fn a_deploy_runs_as_the_ecs_task_the_server_asked_for_and_is_served_from_s
     let git = GitServer::start().await;
     let build = r#"
 const fs = require("fs");
+const crypto = require("crypto");
 fs.mkdirSync("dist", { recursive: true });
 fs.writeFileSync("dist/index.html", "<h1>built on ECS</h1>");
+// The build sees its sensitive variable: it prints it (the log masks it) and proves it saw it.
+console.log("the secret is " + process.env.API_SECRET);
+fs.writeFileSync("dist/seen.txt", crypto.createHash("sha256").update(process.env.API_SECRET || "").digest("hex"));
 const big = Buffer.alloc(17 * 1024 * 1024);
 for (let i = 0; i < big.length; i++) big[i] = i % 251;
 fs.writeFileSync("dist/video.bin", big);
@@ -82,6 +106,23 @@ fs.writeFileSync("dist/video.bin", big);
         &[("package.json", PACKAGE_JSON), ("build.js", build)],
     );
     let stack = ecs_stack(&moto, &proxy, "builder");
+    let (status, body) = api(
+        &stack,
+        reqwest::Method::POST,
+        "/api/v1/projects",
+        serde_json::json!({"name": "cloud-site", "git_url": repo.url}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = api(
+        &stack,
+        reqwest::Method::PUT,
+        "/api/v1/projects/cloud-site/env/API_SECRET",
+        serde_json::json!({"value": SECRET, "target": "production", "sensitive": true}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!body.contains(SECRET), "{body}");
 
     let dep = deploy_no_wait(&stack, &repo.url);
     let id = dep["id"].as_str().expect("id").to_owned();
@@ -117,6 +158,10 @@ fs.writeFileSync("dist/video.bin", big);
         get("AWS_SECRET_ACCESS_KEY").is_none(),
         "no credentials in the overrides"
     );
+    assert!(
+        !task.to_string().contains(SECRET),
+        "no variable value in what DescribeTasks shows: {task}"
+    );
 
     // The agent's part: run the task.
     let ran = run_task_like_ecs(&environment);
@@ -128,9 +173,43 @@ fs.writeFileSync("dist/video.bin", big);
     let out = stack.cli(&["logs", &id, "--follow"]);
     assert!(out.status.success(), "{}\n{}", stderr(&out), stdout(&out));
     assert!(
-        stdout(&out).contains("Uploaded 2 files"),
+        stdout(&out).contains("Uploaded 3 files"),
         "{}",
         stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("the secret is ***") && !stdout(&out).contains(SECRET),
+        "the value is masked in the log: {}",
+        stdout(&out)
+    );
+    let seen = stack
+        .site("cloud-site.localhost", "/seen.txt")
+        .await
+        .text()
+        .await
+        .expect("body");
+    let want: String = Sha256::digest(SECRET)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(seen, want, "the build saw the value");
+    for path in [
+        "/api/v1/projects/cloud-site",
+        "/api/v1/projects/cloud-site/env",
+    ] {
+        let (status, body) = api(&stack, reqwest::Method::GET, path, serde_json::Value::Null).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(!body.contains(SECRET), "{path}: {body}");
+    }
+    let mut database = Vec::new();
+    for file in ["scalemesh.db", "scalemesh.db-wal", "scalemesh.db-shm"] {
+        database.extend(std::fs::read(stack.data_dir().join(file)).unwrap_or_default());
+    }
+    assert!(
+        !database
+            .windows(SECRET.len())
+            .any(|w| w == SECRET.as_bytes()),
+        "the value is not in the database in clear"
     );
 
     // Served by the proxy from S3, the large file whole.
