@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use scalemesh_core::ProjectName;
-use scalemesh_core::access::is_reserved_project_name;
+use scalemesh_core::access::{Role, is_reserved_project_name};
 use scalemesh_core::git::{GitRef, GitUrl};
 use scalemesh_core::site_config::BuildSettings;
 use scalemesh_core::wire::{
@@ -102,6 +102,13 @@ pub async fn create_project_row(
     check_build(&build)?;
     let env = body.env.unwrap_or_default();
     check_env(&env)?;
+    if !env.is_empty() && caller.grant().token_role.cap() < Role::Owner {
+        // Its creator owns the project, but this token acts at most as a developer.
+        return Err(ApiError::Forbidden(format!(
+            "setting production variables needs the owner role; this is a {} token: create the project without env, or with a full token",
+            caller.grant().token_role
+        )));
+    }
     let new = NewProject {
         name: name.clone(),
         owner_id: caller.user.id,
