@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
+use scalemesh_core::access::{EnvTarget, EnvTargets, Role, TokenRole, UserName};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,7 +27,8 @@ pub struct GlobalArgs {
     /// URL of the Scale Mesh API [default: http://127.0.0.1:9000, or api_url in the config file]
     #[arg(long, global = true, env = "SCALEMESH_API_URL")]
     pub api_url: Option<String>,
-    /// API token [default: token in the config file, else the local server's admin token]
+    /// API token [default: the one `scalemesh login` saved in the config file, else the local
+    /// server's admin token]
     #[arg(long, global = true, env = "SCALEMESH_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// The local server's data directory, where its admin token is found
@@ -59,6 +62,27 @@ pub enum Command {
     Up(UpArgs),
     /// Stop the server `scalemesh up` started
     Down,
+    /// Sign in: check a token with the server, save it and the API URL in the config file
+    Login(LoginArgs),
+    /// Sign out: remove the token from the config file (--revoke also revokes it)
+    Logout(LogoutArgs),
+    /// Show who the token belongs to, what it may do and when it expires
+    Whoami(WhoamiArgs),
+    /// Your API tokens: create, ls, revoke
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+    /// Users (admins only): add, ls, rm
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Who works on a project, and with what role: add, ls, rm
+    #[command(subcommand)]
+    Members(MembersCommand),
+    /// A project's environment variables, given to its builds: add, ls, rm, pull
+    #[command(subcommand)]
+    Env(EnvCommand),
+    /// Names of deleted projects kept for their owner (admins only): ls, release
+    #[command(subcommand)]
+    Holds(HoldsCommand),
 }
 
 #[derive(Debug, Args)]
@@ -157,4 +181,274 @@ pub struct UpArgs {
     /// Flags for scalemesh-server (after --)
     #[arg(last = true)]
     pub server_args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Read the token from the first line of stdin instead of a hidden prompt (the default when
+    /// stdin is not a terminal)
+    #[arg(long)]
+    pub token_stdin: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// Also revoke the token on the server, so it stops working everywhere
+    #[arg(long)]
+    pub revoke: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WhoamiArgs {
+    /// Print the server's answer as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Create a token; its secret is printed on stdout, only this once
+    Create(TokenCreateArgs),
+    /// List your tokens (never their secrets)
+    Ls(JsonArgs),
+    /// Revoke a token: it stops working at once
+    Revoke {
+        /// The token's id, as `scalemesh tokens ls` shows it
+        id: i64,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    /// A name to tell it apart, e.g. ci or laptop
+    pub name: String,
+    /// Limit it to this project (repeat for several) [default: all of yours]
+    #[arg(long = "project", value_name = "PROJECT")]
+    pub projects: Vec<String>,
+    /// The most it may do: full, deploy (a developer's rights) or read (a viewer's) [default: full]
+    #[arg(long, value_parser = token_role())]
+    pub role: Option<TokenRole>,
+    /// How long it lives: 30d, 12h, … or never [default: 90d]
+    #[arg(long, value_name = "DURATION", value_parser = expires)]
+    pub expires: Option<String>,
+    /// Print the new token and its secret as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Add a user; their first token's secret is printed on stdout, only this once
+    Add {
+        /// Their user name: lowercase letters, digits, '-', '_' or '.'
+        #[arg(value_parser = user_name)]
+        name: UserName,
+        /// Make them an admin, who can do everything everywhere
+        #[arg(long)]
+        admin: bool,
+        /// Print the new user, their token and its secret as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the users
+    Ls(JsonArgs),
+    /// Remove a user: their tokens stop working at once
+    Rm {
+        /// The user to remove
+        #[arg(value_parser = user_name)]
+        name: UserName,
+        /// Who gets the projects they created [default: you]
+        #[arg(long, value_name = "USER", value_parser = user_name)]
+        transfer_to: Option<UserName>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MembersCommand {
+    /// Give a user a role on a project (or change it)
+    Add {
+        /// The project
+        project: String,
+        /// The user
+        #[arg(value_parser = user_name)]
+        user: UserName,
+        /// viewer (sees it), developer (also deploys), owner (also settings, members, deleting)
+        #[arg(long, value_parser = role())]
+        role: Role,
+    },
+    /// List a project's members and their roles
+    Ls {
+        /// The project
+        project: String,
+        #[command(flatten)]
+        json: JsonArgs,
+    },
+    /// Take a user's role on a project away
+    Rm {
+        /// The project
+        project: String,
+        /// The user
+        #[arg(value_parser = user_name)]
+        user: UserName,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EnvCommand {
+    /// Set a variable; its value is read from a hidden prompt, or from stdin when piped
+    Add {
+        /// The project
+        project: String,
+        /// The variable's name: letters, digits and '_', not starting with a digit
+        key: String,
+        /// Which builds get it: production, preview or all
+        #[arg(long, value_parser = env_targets(), default_value = "all")]
+        target: EnvTargets,
+        /// Never show its value again once set (builds still get it)
+        #[arg(long)]
+        sensitive: bool,
+    },
+    /// List a project's variables, with the values you may read
+    Ls {
+        /// The project
+        project: String,
+        #[command(flatten)]
+        json: JsonArgs,
+    },
+    /// Remove a variable
+    Rm {
+        /// The project
+        project: String,
+        /// The variable's name
+        key: String,
+        /// Remove its value for production, preview or all
+        #[arg(long, value_parser = env_targets(), default_value = "all")]
+        target: EnvTargets,
+    },
+    /// Write a target's variables to a .env file (sensitive ones are left out)
+    Pull {
+        /// The project
+        project: String,
+        /// The file to write (replaced if it exists)
+        #[arg(default_value = ".env")]
+        file: PathBuf,
+        /// Whose values: production or preview
+        #[arg(long, value_parser = env_target(), default_value = "preview")]
+        target: EnvTarget,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HoldsCommand {
+    /// List held project names and domains, with whom they are kept for and until when
+    Ls(JsonArgs),
+    /// Free a held name or domain for anyone now
+    Release {
+        /// The project name or domain
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct JsonArgs {
+    /// Print the list as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn token_role() -> impl TypedValueParser<Value = TokenRole> {
+    PossibleValuesParser::new(TokenRole::ALL.map(TokenRole::as_str))
+        .try_map(|s| s.parse::<TokenRole>())
+}
+
+fn role() -> impl TypedValueParser<Value = Role> {
+    PossibleValuesParser::new(Role::ALL.map(Role::as_str)).try_map(|s| s.parse::<Role>())
+}
+
+fn env_targets() -> impl TypedValueParser<Value = EnvTargets> {
+    PossibleValuesParser::new(["production", "preview", "all"]).try_map(|s| s.parse::<EnvTargets>())
+}
+
+fn env_target() -> impl TypedValueParser<Value = EnvTarget> {
+    PossibleValuesParser::new(EnvTarget::ALL.map(EnvTarget::as_str)).try_map(|s| {
+        EnvTarget::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| format!("{s:?} is not a target: use production or preview"))
+    })
+}
+
+fn user_name(raw: &str) -> Result<UserName, String> {
+    UserName::parse(raw).map_err(|e| e.to_string())
+}
+
+/// `never`, or a duration the server understands (`30d`, `12h`, `1h30m`).
+fn expires(raw: &str) -> Result<String, String> {
+    if raw == "never" {
+        return Ok(raw.to_owned());
+    }
+    match scalemesh_core::duration::parse(raw) {
+        Ok(d) if !d.is_zero() => Ok(raw.to_owned()),
+        Ok(_) => Err("a token cannot expire at once: give 30d, 12h, … or never".to_owned()),
+        Err(e) => Err(format!("{e}, or never")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_the_access_commands() {
+        let parse = |line: &str| Cli::try_parse_from(line.split_whitespace());
+        let cli = parse(
+            "scalemesh tokens create ci --project blog --project docs --role deploy --expires 30d",
+        )
+        .expect("tokens create");
+        let Command::Tokens(TokensCommand::Create(args)) = cli.command else {
+            panic!("not tokens create");
+        };
+        assert_eq!(args.projects, ["blog", "docs"]);
+        assert_eq!(args.role, Some(TokenRole::Deploy));
+        assert_eq!(args.expires.as_deref(), Some("30d"));
+
+        let cli = parse("scalemesh env pull blog").expect("env pull");
+        let Command::Env(EnvCommand::Pull { file, target, .. }) = cli.command else {
+            panic!("not env pull");
+        };
+        assert_eq!(file, PathBuf::from(".env"));
+        assert_eq!(target, EnvTarget::Preview);
+
+        let cli = parse("scalemesh env add blog KEY").expect("env add");
+        assert!(matches!(
+            cli.command,
+            Command::Env(EnvCommand::Add {
+                target: EnvTargets::All,
+                sensitive: false,
+                ..
+            })
+        ));
+
+        for bad in [
+            "scalemesh tokens create ci --role admin",
+            "scalemesh tokens create ci --expires soon",
+            "scalemesh tokens create ci --expires 0s",
+            "scalemesh members add blog ada",
+            "scalemesh members add blog Ada --role owner",
+            "scalemesh env pull blog --target all",
+            "scalemesh env add blog KEY value",
+            "scalemesh users add ada --transfer-to bob",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+        assert!(parse("scalemesh tokens create ci --expires never").is_ok());
+        assert!(parse("scalemesh members add blog ada --role viewer").is_ok());
+    }
 }

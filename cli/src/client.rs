@@ -1,4 +1,6 @@
 //! The typed API client: one method per endpoint, errors decoded from the API's error shape.
+//! Projects and deployments here; users, tokens, members, variables and held names in
+//! `team.rs`; what an error means for the user in `explain.rs`.
 
 use std::time::Duration;
 
@@ -10,8 +12,10 @@ use scalemesh_core::wire::{
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use crate::error::CliError;
 use crate::settings::Settings;
+
+mod explain;
+mod team;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -22,6 +26,8 @@ pub enum ClientError {
         status: StatusCode,
         code: String,
         message: String,
+        /// `Retry-After` in seconds, when the server said how long to wait.
+        retry_after: Option<u64>,
     },
     #[error("the API answered something unexpected: {0}")]
     Decode(String),
@@ -35,8 +41,68 @@ impl ClientError {
         }
     }
 
+    /// The API's error code (`last_owner`, `name_taken`, …).
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
     pub fn is_not_found(&self) -> bool {
         self.status() == Some(StatusCode::NOT_FOUND)
+    }
+
+    /// Whether the API refused the token because it expired or was revoked (its message says
+    /// which).
+    pub fn token_lapsed(&self) -> bool {
+        match self {
+            Self::Api {
+                status, message, ..
+            } if *status == StatusCode::UNAUTHORIZED => {
+                let message = message.to_lowercase();
+                message.contains("expired") || message.contains("revoked")
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the request may not have been completed, so sending it again (with the same
+    /// idempotency key) is safe and may succeed: no connection, a connection lost, or a gateway
+    /// or server that is briefly unavailable. Never a refusal (4xx).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Unreachable { .. } => true,
+            Self::Api { status, .. } => matches!(
+                *status,
+                StatusCode::BAD_GATEWAY
+                    | StatusCode::SERVICE_UNAVAILABLE
+                    | StatusCode::GATEWAY_TIMEOUT
+            ),
+            Self::Decode(_) => false,
+        }
+    }
+}
+
+/// A key that makes a repeated request answer what the first one did (`Idempotency-Key`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub const HEADER: &str = "Idempotency-Key";
+
+    /// 32 random hex digits.
+    pub fn random() -> Self {
+        Self(
+            scalemesh_core::id::random_bytes::<16>()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        )
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
@@ -66,6 +132,19 @@ impl Client {
         self.token.as_deref()
     }
 
+    /// The same client, sending `token` instead.
+    pub fn with_token(&self, token: &str) -> Self {
+        Self {
+            token: Some(token.to_owned()),
+            ..self.clone()
+        }
+    }
+
+    /// The API's URL as people write it (no trailing `/`).
+    pub fn display_url(&self) -> String {
+        self.base.as_str().trim_end_matches('/').to_owned()
+    }
+
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
         let url = format!("{}{}", self.base.as_str().trim_end_matches('/'), path);
         let req = self.http.request(method, url);
@@ -83,6 +162,11 @@ impl Client {
         };
         let res = req.send().await.map_err(unreachable)?;
         let status = res.status();
+        let retry_after = res
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
         let bytes = res.bytes().await.map_err(unreachable)?;
         if status.is_success() {
             return Ok(bytes);
@@ -92,11 +176,13 @@ impl Client {
                 status,
                 code: body.error.code,
                 message: body.error.message,
+                retry_after,
             },
             Err(_) => ClientError::Api {
                 status,
                 code: "unknown".into(),
                 message: format!("the API answered {status}"),
+                retry_after,
             },
         })
     }
@@ -120,7 +206,7 @@ impl Client {
     }
 
     pub async fn project(&self, name: &str) -> Result<Project, ClientError> {
-        self.send(self.request(Method::GET, &format!("/api/v1/projects/{name}")))
+        self.send(self.request(Method::GET, &format!("/api/v1/projects/{}", segment(name))))
             .await
     }
 
@@ -129,39 +215,50 @@ impl Client {
             .await
     }
 
+    /// Starts a deployment from a git repository. Sent again with the same `key`, it answers
+    /// the deployment the first one made.
     pub async fn deploy_git(
         &self,
         project: &str,
         body: &CreateDeployment,
+        key: &IdempotencyKey,
     ) -> Result<Deployment, ClientError> {
         self.send(
             self.request(
                 Method::POST,
-                &format!("/api/v1/projects/{project}/deployments"),
+                &format!("/api/v1/projects/{}/deployments", segment(project)),
             )
+            .header(IdempotencyKey::HEADER, key.as_str())
             .json(body),
         )
         .await
     }
 
+    /// Starts a deployment from a `.tar.gz` of a folder; idempotent by `key` as
+    /// [`Client::deploy_git`].
     pub async fn deploy_archive(
         &self,
         project: &str,
-        archive: Vec<u8>,
+        archive: bytes::Bytes,
         promote: bool,
+        key: &IdempotencyKey,
     ) -> Result<Deployment, ClientError> {
         let req = self
             .request(
                 Method::POST,
-                &format!("/api/v1/projects/{project}/deployments?promote={promote}"),
+                &format!(
+                    "/api/v1/projects/{}/deployments?promote={promote}",
+                    segment(project)
+                ),
             )
+            .header(IdempotencyKey::HEADER, key.as_str())
             .header(reqwest::header::CONTENT_TYPE, "application/gzip")
             .body(archive);
         self.send(req).await
     }
 
     pub async fn deployment(&self, id: &str) -> Result<Deployment, ClientError> {
-        self.send(self.request(Method::GET, &format!("/api/v1/deployments/{id}")))
+        self.send(self.request(Method::GET, &format!("/api/v1/deployments/{}", segment(id))))
             .await
     }
 
@@ -172,7 +269,10 @@ impl Client {
     ) -> Result<DeploymentList, ClientError> {
         self.send(self.request(
             Method::GET,
-            &format!("/api/v1/projects/{project}/deployments?limit={limit}"),
+            &format!(
+                "/api/v1/projects/{}/deployments?limit={limit}",
+                segment(project)
+            ),
         ))
         .await
     }
@@ -238,8 +338,11 @@ impl Client {
     }
 
     pub async fn cancel(&self, id: &str) -> Result<Deployment, ClientError> {
-        self.send(self.request(Method::POST, &format!("/api/v1/deployments/{id}/cancel")))
-            .await
+        self.send(self.request(
+            Method::POST,
+            &format!("/api/v1/deployments/{}/cancel", segment(id)),
+        ))
+        .await
     }
 
     /// Stored lines after `since`, at most `limit`.
@@ -251,7 +354,10 @@ impl Client {
     ) -> Result<Vec<LogLine>, ClientError> {
         let req = self.request(
             Method::GET,
-            &format!("/api/v1/deployments/{id}/logs?since={since}&limit={limit}"),
+            &format!(
+                "/api/v1/deployments/{}/logs?since={since}&limit={limit}",
+                segment(id)
+            ),
         );
         let body = self.send_raw(req).await?;
         let text = std::str::from_utf8(&body).map_err(|e| ClientError::Decode(e.to_string()))?;
@@ -267,28 +373,10 @@ impl Client {
         let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
         let _ = url.set_scheme(scheme);
         let base = url.as_str().trim_end_matches('/').to_owned();
-        format!("{base}/api/v1/deployments/{id}/logs/stream?since={since}")
-    }
-
-    /// Turns an API error into what the user reads, with a hint on what to do.
-    pub fn explain(&self, err: ClientError) -> CliError {
-        match &err {
-            ClientError::Unreachable { .. } => CliError::new(err.to_string()).hint(
-                "is scalemesh-server running? Start one on this machine with `scalemesh up`, or point --api-url / SCALEMESH_API_URL at yours",
-            ),
-            ClientError::Api { status, .. } if *status == StatusCode::UNAUTHORIZED => {
-                let hint = if self.token.is_some() {
-                    "the token was refused: check SCALEMESH_TOKEN, --token or the token in the config file".to_owned()
-                } else {
-                    format!(
-                        "give a token with --token or SCALEMESH_TOKEN; on the server's machine it is read from {}",
-                        self.settings.admin_token_path().display()
-                    )
-                };
-                CliError::new(err.to_string()).hint(hint)
-            }
-            _ => CliError::new(err.to_string()),
-        }
+        format!(
+            "{base}/api/v1/deployments/{}/logs/stream?since={since}",
+            segment(id)
+        )
     }
 }
 

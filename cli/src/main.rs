@@ -3,12 +3,17 @@
 mod args;
 mod client;
 mod commands;
+mod config_file;
 mod display;
 mod error;
 mod escape;
 mod follow;
 mod pack;
+mod private_file;
+mod secret_input;
 mod settings;
+mod token_format;
+mod when;
 
 use clap::Parser;
 
@@ -46,6 +51,14 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Domains(command) => commands::alias::domains(&client, command).await,
         Command::Up(args) => commands::up::up(&client, &settings, args).await,
         Command::Down => commands::up::down(&client, &settings).await,
+        Command::Login(args) => commands::login::run(&client, &settings, args).await,
+        Command::Logout(args) => commands::logout::run(&client, &settings, args).await,
+        Command::Whoami(args) => commands::whoami::run(&client, args).await,
+        Command::Tokens(command) => commands::tokens::run(&client, command).await,
+        Command::Users(command) => commands::users::run(&client, command).await,
+        Command::Members(command) => commands::members::run(&client, command).await,
+        Command::Env(command) => commands::env::run(&client, command).await,
+        Command::Holds(command) => commands::holds::run(&client, command).await,
     }
 }
 

@@ -3,35 +3,41 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
-use serde::Deserialize;
 use url::Url;
 
 use crate::args::GlobalArgs;
+use crate::config_file::{self, ConfigFile};
 use crate::error::CliError;
 
 pub const DEFAULT_API_URL: &str = "http://127.0.0.1:9000";
 use scalemesh_core::local::{ADMIN_TOKEN_FILE, default_data_dir};
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConfigFile {
-    api_url: Option<String>,
-    token: Option<String>,
-}
-
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub api_url: Url,
     pub token: Option<String>,
+    /// Where the token came from.
+    pub token_source: TokenSource,
     pub data_dir: PathBuf,
+    /// The config file, whether or not it exists (none when there is no home folder).
+    pub config_path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenSource {
+    /// `--token` or `SCALEMESH_TOKEN`.
+    Flag,
+    ConfigFile,
+    /// The admin token of a server on this machine.
+    LocalAdmin,
+    None,
 }
 
 impl Settings {
     pub fn resolve(args: &GlobalArgs) -> anyhow::Result<Self> {
         let config_path = args.config.clone().or_else(default_config_path);
         let config = match &config_path {
-            Some(path) => read_config(path)?,
+            Some(path) => config_file::read(path)?,
             None => ConfigFile::default(),
         };
         let raw_url = args
@@ -47,41 +53,33 @@ impl Settings {
                     .hint("give it as http://host:port, e.g. --api-url http://127.0.0.1:9000")
             })?;
         let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
-        let token = args
-            .token
-            .clone()
-            .or(config.token)
-            .or_else(|| {
-                is_local(&api_url)
-                    .then(|| read_admin_token(&data_dir))
-                    .flatten()
-            })
-            .filter(|t| !t.is_empty());
+        let (token, token_source) = if let Some(token) = args.token.clone() {
+            (Some(token), TokenSource::Flag)
+        } else if let Some(token) = config.token {
+            (Some(token), TokenSource::ConfigFile)
+        } else if let Some(token) = is_local(&api_url)
+            .then(|| read_admin_token(&data_dir))
+            .flatten()
+        {
+            (Some(token), TokenSource::LocalAdmin)
+        } else {
+            (None, TokenSource::None)
+        };
+        let (token, token_source) = match token.filter(|t| !t.is_empty()) {
+            Some(token) => (Some(token), token_source),
+            None => (None, TokenSource::None),
+        };
         Ok(Self {
             api_url,
             token,
+            token_source,
             data_dir,
+            config_path,
         })
     }
 
     pub fn admin_token_path(&self) -> PathBuf {
         self.data_dir.join(ADMIN_TOKEN_FILE)
-    }
-}
-
-fn read_config(path: &Path) -> anyhow::Result<ConfigFile> {
-    match std::fs::read_to_string(path) {
-        Ok(raw) => toml::from_str(&raw).map_err(|e| {
-            CliError::new(format!(
-                "the config file {} is not valid: {}",
-                path.display(),
-                e.message()
-            ))
-            .hint("it holds `api_url = \"…\"` and `token = \"…\"`")
-            .into()
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ConfigFile::default()),
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
 }
 

@@ -4,26 +4,17 @@
 use reqwest::StatusCode;
 
 use crate::args::{DomainsCommand, PromoteArgs, RollbackArgs};
-use crate::client::{Client, ClientError};
+use crate::client::Client;
+use crate::commands::explained;
 use crate::commands::list::table;
 use crate::error::CliError;
-
-/// An API refusal, explained, with what to do about it.
-fn explained(client: &Client, err: ClientError, conflict_hint: &str) -> CliError {
-    let conflict = err.status() == Some(StatusCode::CONFLICT);
-    let err = client.explain(err);
-    if conflict && err.hint.is_none() {
-        err.hint(conflict_hint.to_owned())
-    } else {
-        err
-    }
-}
 
 pub async fn promote(client: &Client, args: PromoteArgs) -> anyhow::Result<i32> {
     let dep = client.promote(&args.deployment).await.map_err(|e| {
         explained(
             client,
             e,
+            StatusCode::CONFLICT,
             "only a ready deployment can be promoted; see `scalemesh deployments ls <project>`",
         )
     })?;
@@ -55,6 +46,7 @@ pub async fn rollback(client: &Client, args: RollbackArgs) -> anyhow::Result<i32
             explained(
                 client,
                 e,
+                StatusCode::CONFLICT,
                 "name a ready deployment with --to; `scalemesh deployments ls <project>` lists them",
             )
         })?;
@@ -73,6 +65,7 @@ pub async fn domains(client: &Client, command: DomainsCommand) -> anyhow::Result
                 explained(
                     client,
                     e,
+                    StatusCode::CONFLICT,
                     "a host serves one project: remove it from the other first",
                 )
             })?;

@@ -2,15 +2,17 @@
 //! or an uploaded folder, show it building, print its URL.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use scalemesh_core::git::{GitRef, GitUrl};
 use scalemesh_core::wire::{CreateDeployment, CreateProject, Deployment, Project};
 use scalemesh_core::{DeploymentStatus, ProjectName};
 
 use crate::args::DeployArgs;
-use crate::client::Client;
+use crate::client::{Client, ClientError, IdempotencyKey};
 use crate::display::DeployView;
 use crate::error::CliError;
+use crate::escape::sanitize;
 use crate::follow::{self, Event};
 use crate::pack;
 
@@ -40,6 +42,9 @@ pub async fn run(client: &Client, args: DeployArgs) -> anyhow::Result<i32> {
     let view = DeployView::new();
 
     let project = ensure_project(client, &name, &source).await?;
+    // One key for this deploy: a retried request answers the deployment the first one made.
+    let key = IdempotencyKey::random();
+    let project_name = project.name.as_str();
     let deployment = match &source {
         Source::Git(url) => {
             let body = CreateDeployment {
@@ -47,8 +52,9 @@ pub async fn run(client: &Client, args: DeployArgs) -> anyhow::Result<i32> {
                 git_ref: git_ref.map(String::from),
                 promote: Some(promote),
             };
-            client
-                .deploy_git(project.name.as_str(), &body)
+            let body = &body;
+            let key = &key;
+            with_retries(&view, move || client.deploy_git(project_name, body, key))
                 .await
                 .map_err(|e| client.explain(e))?
         }
@@ -65,10 +71,13 @@ pub async fn run(client: &Client, args: DeployArgs) -> anyhow::Result<i32> {
                 human_bytes(packed.raw_bytes),
                 human_bytes(packed.archive.len() as u64),
             ));
-            client
-                .deploy_archive(project.name.as_str(), packed.archive, promote)
-                .await
-                .map_err(|e| client.explain(e))?
+            let archive = bytes::Bytes::from(packed.archive);
+            let key = &key;
+            with_retries(&view, move || {
+                client.deploy_archive(project_name, archive.clone(), promote, key)
+            })
+            .await
+            .map_err(|e| client.explain(e))?
         }
     };
     view.note(&format!(
@@ -151,6 +160,40 @@ pub async fn run(client: &Client, args: DeployArgs) -> anyhow::Result<i32> {
     }
 }
 
+/// How many times a deployment's request is sent at most.
+const ATTEMPTS: u32 = 3;
+
+/// Sends `post` again (it carries the same idempotency key) when it may not have reached the
+/// server or the server was briefly unavailable; never when the server refused it.
+async fn with_retries<F, Fut>(view: &DeployView, mut post: F) -> Result<Deployment, ClientError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Deployment, ClientError>>,
+{
+    let mut attempt = 1;
+    loop {
+        let err = match post().await {
+            Ok(deployment) => return Ok(deployment),
+            Err(err) => err,
+        };
+        let Some(pause) = pause_before_retry(attempt, &err) else {
+            return Err(err);
+        };
+        attempt += 1;
+        view.note(&format!(
+            "{}; trying again ({attempt} of {ATTEMPTS})",
+            sanitize(&err.to_string(), false)
+        ));
+        tokio::time::sleep(pause).await;
+    }
+}
+
+/// How long to wait before sending again after `attempt` failed with `err`; `None` to give up.
+fn pause_before_retry(attempt: u32, err: &ClientError) -> Option<Duration> {
+    (attempt < ATTEMPTS && err.is_transient())
+        .then(|| Duration::from_millis(500 * 3u64.pow(attempt - 1)))
+}
+
 fn print_result(deployment: &Deployment, json: bool, url: &str) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(deployment)?);
@@ -224,7 +267,13 @@ async fn ensure_project(
                 Err(e) if e.status() == Some(reqwest::StatusCode::CONFLICT) => Err(CliError::new(
                     e.to_string(),
                 )
-                .hint("the name belongs to another user's project: choose another with --project")
+                .hint("the name is not yours to take: choose another with --project")
+                .into()),
+                // A token limited to some projects, or read-only: the project is not one it sees.
+                Err(e) if e.status() == Some(reqwest::StatusCode::FORBIDDEN) => Err(CliError::new(
+                    format!("project {name} does not exist, and this token cannot create one: {e}"),
+                )
+                .hint("deploy a project this token was made for (scalemesh whoami lists them), or create the project with a full token")
                 .into()),
                 Err(e) => Err(client.explain(e).into()),
             }
@@ -267,6 +316,40 @@ mod tests {
             "--upload-pack=x",
         ] {
             assert!(classify(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn retries_only_what_may_not_have_arrived() {
+        let unreachable = ClientError::Unreachable {
+            url: "http://127.0.0.1:9000/".into(),
+            reason: "connection reset".into(),
+        };
+        let api = |status: u16| ClientError::Api {
+            status: reqwest::StatusCode::from_u16(status).expect("status"),
+            code: "x".into(),
+            message: "x".into(),
+            retry_after: None,
+        };
+        let cases = [
+            (1, unreachable, Some(500)),
+            (2, api(503), Some(1500)),
+            (1, api(502), Some(500)),
+            (1, api(504), Some(500)),
+            (3, api(503), None),
+            (1, api(500), None),
+            (1, api(400), None),
+            (1, api(401), None),
+            (1, api(409), None),
+            (1, api(429), None),
+            (1, ClientError::Decode("x".into()), None),
+        ];
+        for (attempt, err, want) in cases {
+            assert_eq!(
+                pause_before_retry(attempt, &err),
+                want.map(Duration::from_millis),
+                "attempt {attempt}: {err:?}"
+            );
         }
     }
 

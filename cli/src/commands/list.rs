@@ -5,6 +5,8 @@ use time::OffsetDateTime;
 use crate::args::{DeploymentsArgs, DeploymentsCommand};
 use crate::client::Client;
 use crate::error::CliError;
+use crate::escape::sanitize;
+use crate::when;
 
 pub async fn projects(client: &Client) -> anyhow::Result<i32> {
     let list = client.projects().await.map_err(|e| client.explain(e))?;
@@ -48,6 +50,7 @@ pub async fn deployments(client: &Client, args: DeploymentsArgs) -> anyhow::Resu
         .deployments(&project, args.limit)
         .await
         .map_err(|e| client.explain(e))?;
+    let now = OffsetDateTime::now_utc();
     let rows: Vec<[String; 5]> = list
         .deployments
         .iter()
@@ -59,7 +62,7 @@ pub async fn deployments(client: &Client, args: DeploymentsArgs) -> anyhow::Resu
                 } else {
                     d.status.to_string()
                 },
-                age(d.created_at),
+                when::ago(d.created_at, now),
                 d.finished_at
                     .map(|f| format!("{:.1}s", (f - d.created_at).as_seconds_f64()))
                     .unwrap_or_else(|| "-".into()),
@@ -71,19 +74,15 @@ pub async fn deployments(client: &Client, args: DeploymentsArgs) -> anyhow::Resu
     Ok(0)
 }
 
-fn age(t: OffsetDateTime) -> String {
-    let secs = (OffsetDateTime::now_utc() - t).whole_seconds().max(0);
-    match secs {
-        0..60 => format!("{secs}s ago"),
-        60..3600 => format!("{}m ago", secs / 60),
-        3600..86400 => format!("{}h ago", secs / 3600),
-        _ => format!("{}d ago", secs / 86400),
-    }
-}
-
+/// Prints an aligned table on stdout. Cells may hold what the server or another user wrote, so
+/// they are made safe for the terminal first.
 pub fn table<const N: usize>(head: [&str; N], rows: &[[String; N]]) {
+    let rows: Vec<[String; N]> = rows
+        .iter()
+        .map(|row| row.clone().map(|cell| sanitize(&cell, false).into_owned()))
+        .collect();
     let mut widths = head.map(str::len);
-    for row in rows {
+    for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
@@ -100,7 +99,7 @@ pub fn table<const N: usize>(head: [&str; N], rows: &[[String; N]]) {
         println!("{}", out.trim_end());
     };
     line(head.to_vec());
-    for row in rows {
+    for row in &rows {
         line(row.iter().map(String::as_str).collect());
     }
 }
