@@ -11,4 +11,5 @@ mod logs;
 mod moto;
 mod security;
 mod support;
+mod team;
 mod web;
