@@ -210,8 +210,53 @@ fn secrets_of(
             secrets.push(parsed.username().to_owned());
         }
     }
-    secrets.extend(build_env.values().filter(|v| v.len() >= 6).cloned());
+    secrets.extend(build_env.values().flat_map(|v| masked_forms(v)));
     secrets
+}
+
+/// What of a variable's value is masked in the log: the value, each of its lines (the log is
+/// cut into lines before it is masked), and its JSON-escaped form, where 6 characters or more.
+/// Masking is a safeguard against printing a value by mistake, not a barrier against a build
+/// that means to show it.
+fn masked_forms(value: &str) -> Vec<String> {
+    let mut forms = vec![value.to_owned()];
+    forms.extend(value.lines().map(|l| l.trim_end_matches('\r').to_owned()));
+    if let Ok(json) = serde_json::to_string(value) {
+        forms.push(json.trim_matches('"').to_owned());
+    }
+    forms.retain(|f| f.len() >= 6);
+    forms.sort();
+    forms.dedup();
+    // The longest first, so a line inside a whole value does not break its match.
+    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    forms
+}
+
+#[cfg(test)]
+mod tests {
+    use super::masked_forms;
+
+    #[test]
+    fn multi_line_values_are_masked_line_by_line() {
+        assert_eq!(masked_forms("short"), Vec::<String>::new());
+        assert_eq!(masked_forms("hunter22"), ["hunter22"]);
+        let pem = "-----BEGIN KEY-----\r\nAAAABBBBCCCC\nxyz\n-----END KEY-----";
+        let forms = masked_forms(pem);
+        for part in [
+            "-----BEGIN KEY-----",
+            "AAAABBBBCCCC",
+            "-----END KEY-----",
+            pem,
+        ] {
+            assert!(forms.iter().any(|f| f == part), "{part:?} in {forms:?}");
+        }
+        assert!(!forms.iter().any(|f| f == "xyz"), "too short to mask");
+        assert!(
+            forms.iter().any(|f| f.contains("\\n")),
+            "the JSON form: {forms:?}"
+        );
+        assert!(forms.windows(2).all(|w| w[0].len() >= w[1].len()));
+    }
 }
 
 /// Completes when this process is reparented, i.e. the process that started it has died. Never

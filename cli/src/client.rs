@@ -73,6 +73,12 @@ impl ClientError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Unreachable { .. } => true,
+            // The first attempt is still being handled: ask again for its answer.
+            Self::Api { status, code, .. }
+                if *status == StatusCode::CONFLICT && code == "idempotency_key_in_use" =>
+            {
+                true
+            }
             Self::Api { status, .. } => matches!(
                 *status,
                 StatusCode::BAD_GATEWAY

@@ -289,8 +289,18 @@ async fn open_secrets(
     data_dir: &std::path::Path,
     key_file: Option<&std::path::Path>,
 ) -> anyhow::Result<secrets::SecretBox> {
+    let sealed = store.any_sealed().await?;
+    let default_key = data_dir.join(secrets::KEY_FILE);
+    if sealed.is_some() && key_file.is_none() && !default_key.exists() {
+        // A new key would open none of them: do not make one.
+        anyhow::bail!(
+            "the secret key {} is missing, but project variables are sealed with it: restore it \
+             from a backup of the data folder, or point --secret-key-file at it",
+            default_key.display()
+        );
+    }
     let secrets = secrets::SecretBox::load(data_dir, key_file)?;
-    if let Some((project_id, row)) = store.any_sealed().await? {
+    if let Some((project_id, row)) = sealed {
         let id = secrets::RowId {
             project_id,
             key: &row.key,

@@ -151,6 +151,16 @@ async fn pull(
     let list = client.env(project).await.map_err(|e| client.explain(e))?;
     let pulled = Pulled::sort(&list.env, target);
     let text = dotenv(&pulled.values, project, target);
+    // A checked-out repository may hold `.env` as a link to a file of the user's (a shell's
+    // start-up file, say): never write through it.
+    if std::fs::symlink_metadata(file).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(CliError::new(format!(
+            "{} is a symbolic link; the variables are not written through it",
+            file.display()
+        ))
+        .hint("remove the link, or name another file: scalemesh env pull <project> <file>")
+        .into());
+    }
     let existed = file.exists();
     private_file::write(file, text.as_bytes())
         .with_context(|| format!("writing {}", file.display()))?;
@@ -243,6 +253,8 @@ fn quoted(value: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '$' => out.push_str("\\$"),
+            // A shell that sources the file would run what is between backquotes.
+            '`' => out.push_str("\\`"),
             c => out.push(c),
         }
     }
@@ -264,15 +276,22 @@ fn check_key(key: &str) -> Result<(), CliError> {
 /// The value, from a hidden prompt on a terminal, else all of stdin.
 fn read_value(key: &str) -> anyhow::Result<String> {
     if !secret_input::stdin_is_terminal() {
-        return secret_input::all_of_stdin().context("reading the value from stdin");
+        let value = secret_input::all_of_stdin().context("reading the value from stdin")?;
+        if value.is_empty() {
+            // `</dev/null` in a CI step, say: an empty value is rarely what was meant.
+            return Err(CliError::new(format!("the value of {key} on stdin is empty"))
+                .hint(format!(
+                    "pipe the value in (printf %s \"$VALUE\" | scalemesh env add <project> {key}); to remove a variable, use scalemesh env rm"
+                ))
+                .into());
+        }
+        return Ok(value);
     }
     let value = secret_input::prompt_hidden(&format!("Value of {key} (not shown as you type): "))
         .context("reading the value")?;
     if value.is_empty() {
         return Err(CliError::new("no value typed")
-            .hint(format!(
-                "to set an empty value, pipe it in: printf '' | scalemesh env add <project> {key}"
-            ))
+            .hint("type the value; to remove a variable, use scalemesh env rm")
             .into());
     }
     Ok(value)
@@ -331,6 +350,34 @@ mod tests {
             ("ünï ✓", r#""ünï ✓""#),
         ] {
             assert_eq!(quoted(value), want, "{value:?}");
+        }
+    }
+
+    /// A shell that sources the file reads each value back as it was, and runs nothing.
+    #[test]
+    fn a_shell_sourcing_the_file_runs_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for value in [
+            "x`touch PWNED`y",
+            "$(touch PWNED)",
+            r#"a"b'c"#,
+            r"back\slash\",
+            "pa$$word${HOME}",
+            "spaces  and\ttabs",
+        ] {
+            std::fs::write(dir.path().join("f.env"), format!("K={}\n", quoted(value)))
+                .expect("write");
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(r#"set -a; . ./f.env; printf %s "$K""#)
+                .current_dir(dir.path())
+                .output()
+                .expect("sh runs");
+            assert_eq!(String::from_utf8_lossy(&out.stdout), value, "{value:?}");
+            assert!(
+                !dir.path().join("PWNED").exists(),
+                "{value:?} ran a command"
+            );
         }
     }
 

@@ -324,6 +324,20 @@ fs.writeFileSync("dist/index.html", crypto.createHash("sha256").update(process.e
     assert!(!pulled.contains(VALUE), "{pulled}");
     assert!(stderr(&out).contains("sensitive"), "{}", stderr(&out));
 
+    // A `.env` that is a link (a repository can hold one) is not written through.
+    let victim = stack.data.path().join("victim");
+    std::fs::write(&victim, "untouched").expect("write");
+    let link = stack.data.path().join("link.env");
+    std::os::unix::fs::symlink(&victim, &link).expect("symlink");
+    let out = cli_as(
+        &stack,
+        &config,
+        &["env", "pull", "envy", link.to_str().expect("utf-8")],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&victim).expect("read"), "untouched");
+
     let mut database = Vec::new();
     for name in ["scalemesh.db", "scalemesh.db-wal", "scalemesh.db-shm"] {
         database.extend(std::fs::read(stack.data_dir().join(name)).unwrap_or_default());

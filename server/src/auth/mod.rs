@@ -29,14 +29,19 @@ use scalemesh_core::local::ADMIN_TOKEN_FILE;
 
 pub use secret::hash as hash_token;
 
+/// The first user, whose token a CLI on the server's machine finds in the data folder.
+const LOCAL_ADMIN: &str = "admin";
+
 /// A fresh job token for a build (not an API token: it is checked against one deployment).
 pub fn new_job_token() -> String {
     let bytes = scalemesh_core::id::random_bytes::<32>();
     format!("smj_{}", hex::encode(bytes))
 }
 
-/// On first start (or when the saved token no longer works), creates the `admin` user's token
-/// and saves it, readable only by its owner, where the CLI on this machine looks for it.
+/// On first start, creates the user `admin` and its token, and saves the token, readable only by
+/// its owner, where the CLI on this machine looks for it. When the saved token no longer works
+/// (revoked, say), `admin` gets a new one, if it is still an admin; a removed `admin` is never
+/// made again, nor another user named so made an admin.
 pub async fn bootstrap_admin(store: &SqliteStore, data_dir: &Path) -> anyhow::Result<()> {
     let path = data_dir.join(ADMIN_TOKEN_FILE);
     if let Ok(saved) = std::fs::read_to_string(&path)
@@ -46,7 +51,21 @@ pub async fn bootstrap_admin(store: &SqliteStore, data_dir: &Path) -> anyhow::Re
     {
         return Ok(());
     }
-    let admin = store.ensure_admin("admin").await?;
+    let admin = match store.user_by_name(LOCAL_ADMIN).await? {
+        Some(user) if user.admin => user,
+        None if store.users().await?.is_empty() => store
+            .create_user(LOCAL_ADMIN, true)
+            .await?
+            .context("the first user could not be made")?,
+        _ => {
+            let _ = std::fs::remove_file(&path);
+            tracing::warn!(
+                "the admin user was removed or is no longer an admin: no local admin token is \
+                 made; sign in as another admin (scalemesh login)"
+            );
+            return Ok(());
+        }
+    };
     let token = secret::generate();
     store
         .add_token(NewToken {
@@ -137,7 +156,10 @@ impl Caller {
     }
 
     /// The user of `token`, asked for from `client`; 401 when there is none or it does not
-    /// work, 429 when `client` must wait.
+    /// work, 429 when it does not work and `client` has failed too often. A working token is
+    /// never slowed down, so one client that keeps failing cannot lock out the others behind
+    /// its address; guessing gets nowhere against 238 random bits, and the throttle bounds how
+    /// often an address may try.
     pub async fn with_token(
         app: &App,
         token: Option<&str>,
@@ -149,28 +171,35 @@ impl Caller {
                     .into(),
             ));
         };
-        if let Some(wait) = app.throttle().wait(client, Instant::now()) {
+        let found = app.store.token_by_hash(hash_token(token)).await?;
+        let refusal = match found {
+            Some((user, stored)) => match usable(&stored, OffsetDateTime::now_utc()) {
+                Ok(()) => {
+                    app.store.touch_token(&stored).await?;
+                    return Ok(Self {
+                        user,
+                        token: stored,
+                    });
+                }
+                Err(why) => why,
+            },
+            None if secret::well_formed(token) => {
+                "the API token is not valid: it was never issued here, or its user was removed"
+                    .to_owned()
+            }
+            None => "the API token is not valid: it does not look like a Scale Mesh token (smk_…); check it was copied whole".to_owned(),
+        };
+        let mut throttle = app.throttle();
+        let now = Instant::now();
+        if let Some(wait) = throttle.wait(client, now) {
             return Err(ApiError::TooManyRequests {
                 message: "too many failed sign-ins from this address; wait before trying again"
                     .into(),
                 retry_after: wait.as_secs().max(1),
             });
         }
-        let refused = |message: String| {
-            app.throttle().failed(client, Instant::now());
-            ApiError::Unauthorized(message)
-        };
-        let Some((user, token)) = app.store.token_by_hash(hash_token(token)).await? else {
-            let what = if secret::well_formed(token) {
-                "the API token is not valid: it was never issued here, or its user was removed"
-            } else {
-                "the API token is not valid: it does not look like a Scale Mesh token (smk_…); check it was copied whole"
-            };
-            return Err(refused(what.into()));
-        };
-        usable(&token, OffsetDateTime::now_utc()).map_err(refused)?;
-        app.store.touch_token(&token).await?;
-        Ok(Self { user, token })
+        throttle.failed(client, now);
+        Err(ApiError::Unauthorized(refusal))
     }
 }
 

@@ -16,6 +16,8 @@ pub struct Throttle {
     /// Failures allowed a minute (and at once); 0 turns the throttle off.
     per_minute: u32,
     buckets: HashMap<IpAddr, Bucket>,
+    /// When the buckets were last swept for ones full again.
+    swept: Option<Instant>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -30,6 +32,7 @@ impl Throttle {
         Self {
             per_minute,
             buckets: HashMap::new(),
+            swept: None,
         }
     }
 
@@ -58,12 +61,7 @@ impl Throttle {
             return;
         }
         if self.buckets.len() >= MAX_TRACKED {
-            let full = f64::from(self.per_minute);
-            let buckets = std::mem::take(&mut self.buckets);
-            self.buckets = buckets
-                .into_iter()
-                .filter(|(_, b)| self.refill(*b, now) < full)
-                .collect();
+            self.sweep(now);
         }
         let start = Bucket {
             left: f64::from(self.per_minute),
@@ -75,10 +73,36 @@ impl Throttle {
     }
 }
 
-/// IPv6 clients are counted by their /64, which one host usually has to itself.
+impl Throttle {
+    /// Forgets addresses whose buckets are full again, at most once a second; if that is not
+    /// enough, the half that failed longest ago.
+    fn sweep(&mut self, now: Instant) {
+        if self
+            .swept
+            .is_some_and(|at| now.saturating_duration_since(at) < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.swept = Some(now);
+        let full = f64::from(self.per_minute);
+        let buckets = std::mem::take(&mut self.buckets);
+        let mut kept: Vec<(IpAddr, Bucket)> = buckets
+            .into_iter()
+            .filter(|(_, b)| self.refill(*b, now) < full)
+            .collect();
+        if kept.len() >= MAX_TRACKED {
+            kept.sort_by_key(|(_, b)| std::cmp::Reverse(b.at));
+            kept.truncate(MAX_TRACKED / 2);
+        }
+        self.buckets = kept.into_iter().collect();
+    }
+}
+
+/// IPv6 clients are counted by their /64, which one host usually has to itself; an IPv4 client
+/// on a dual-stack socket (`::ffff:a.b.c.d`) by its IPv4 address.
 fn key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
+    match ip.to_canonical() {
+        v4 @ IpAddr::V4(_) => v4,
         IpAddr::V6(v6) => {
             let mut segments = v6.segments();
             segments[4..].fill(0);
@@ -92,7 +116,7 @@ fn key(ip: IpAddr) -> IpAddr {
 /// address ends the walk at the last address known.
 pub fn client_ip(peer: IpAddr, forwarded_for: &[&str], trusted: &[IpNet]) -> IpAddr {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
-    let mut client = peer;
+    let mut client = peer.to_canonical();
     if !is_trusted(&client) {
         return client;
     }
@@ -102,7 +126,7 @@ pub fn client_ip(peer: IpAddr, forwarded_for: &[&str], trusted: &[IpNet]) -> IpA
         .map(str::trim)
         .collect::<Vec<_>>();
     for hop in hops.into_iter().rev() {
-        match parse_hop(hop) {
+        match parse_hop(hop).map(|ip| ip.to_canonical()) {
             Some(ip) => {
                 client = ip;
                 if !is_trusted(&ip) {
@@ -174,16 +198,43 @@ mod tests {
         throttle.failed(ip("2001:db8::ffff:1"), t0);
         assert!(throttle.wait(ip("2001:db8::2"), t0).is_some());
         assert!(throttle.wait(ip("2001:db8:0:1::2"), t0).is_none());
+        // IPv4 clients of a dual-stack socket are not one /64.
+        throttle.failed(ip("::ffff:192.0.2.1"), t0);
+        throttle.failed(ip("::ffff:192.0.2.1"), t0);
+        assert!(throttle.wait(ip("192.0.2.1"), t0).is_some());
+        assert!(throttle.wait(ip("::ffff:192.0.2.2"), t0).is_none());
     }
 
     #[test]
     fn memory_stays_bounded() {
         let t0 = Instant::now();
         let mut throttle = Throttle::new(10);
+        // Addresses whose buckets refill are forgotten.
         for i in 0..(MAX_TRACKED as u32 + 50) {
             throttle.failed(IpAddr::V4(i.into()), t0 + Duration::from_secs(u64::from(i)));
         }
         assert!(throttle.buckets.len() <= MAX_TRACKED);
+        // Many addresses failing at once: swept once a second, to half the bound.
+        let mut flooded = Throttle::new(10);
+        let t1 = t0 + Duration::from_secs(1);
+        for i in 0..(3 * MAX_TRACKED as u32) {
+            flooded.failed(
+                IpAddr::V4(i.into()),
+                if i < 2 * MAX_TRACKED as u32 { t0 } else { t1 },
+            );
+        }
+        assert!(
+            flooded.buckets.len() < 2 * MAX_TRACKED,
+            "{}",
+            flooded.buckets.len()
+        );
+        // The newest are kept.
+        assert!(
+            flooded
+                .wait(IpAddr::V4((3 * MAX_TRACKED as u32 - 1).into()), t1)
+                .is_none()
+        );
+        flooded.failed(IpAddr::V4(7.into()), t1);
     }
 
     #[test]
@@ -210,6 +261,10 @@ mod tests {
             ("10.0.0.2", &["198.51.100.1:4711"], "198.51.100.1"),
             ("::1", &["[2001:db8::7]:443"], "2001:db8::7"),
             ("::1", &["2001:db8::7"], "2001:db8::7"),
+            // A dual-stack socket's IPv4 peers are IPv4 addresses.
+            ("::ffff:10.0.0.2", &["198.51.100.1"], "198.51.100.1"),
+            ("::ffff:203.0.113.9", &[], "203.0.113.9"),
+            ("10.0.0.2", &["::ffff:198.51.100.1"], "198.51.100.1"),
         ];
         for (peer, headers, want) in cases {
             assert_eq!(

@@ -47,6 +47,22 @@ impl SqliteStore {
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()?;
+            // A deployment gone with its project no longer answers for its key.
+            let found = match found {
+                Some((_, Some(id)))
+                    if tx
+                        .query_row("SELECT 1 FROM deployments WHERE id = ?1", params![id], |_| Ok(()))
+                        .optional()?
+                        .is_none() =>
+                {
+                    tx.execute(
+                        "DELETE FROM idempotency_keys WHERE user_id = ?1 AND key = ?2",
+                        params![user_id, key],
+                    )?;
+                    None
+                }
+                other => other,
+            };
             let claim = match found {
                 Some((hash, _)) if hash != request_hash => Claim::Mismatch,
                 Some((_, None)) => Claim::InProgress,

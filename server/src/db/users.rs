@@ -77,24 +77,6 @@ fn role_of(conn: &rusqlite::Connection, project_id: i64, user_id: i64) -> DbResu
 }
 
 impl SqliteStore {
-    /// The admin user `name`, created if missing (and made an admin if it was not).
-    pub async fn ensure_admin(&self, name: &str) -> DbResult<User> {
-        let name = name.to_owned();
-        self.call(move |conn| {
-            conn.execute(
-                "INSERT INTO users (name, admin, created_at) VALUES (?1, 1, ?2)
-                 ON CONFLICT(name) DO UPDATE SET admin = 1",
-                params![name, now_ms()],
-            )?;
-            Ok(conn.query_row(
-                &format!("SELECT {USER_COLUMNS} FROM users u WHERE u.name = ?1"),
-                params![name],
-                row_to_user,
-            )?)
-        })
-        .await
-    }
-
     /// Creates a user; `None` when the name is taken.
     pub async fn create_user(&self, name: &str, admin: bool) -> DbResult<Option<User>> {
         let name = name.to_owned();

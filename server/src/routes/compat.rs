@@ -21,26 +21,23 @@ pub async fn create_project(
 ) -> ApiResult<Json<CompatCreated>> {
     let url = parse_git_url(&body.git_url)?;
     let name = name_for(body.slug.as_deref(), Some(&url))?;
-    let existing = match app.store.project(&name).await? {
-        // Someone else's project is answered as taken, never as forbidden.
-        Some(_) => app
+    let project = match app.store.project(&name).await? {
+        // Someone else's project is answered as taken; one the caller sees, as what it is.
+        Some(_) => match app
             .project_for(&caller, name.as_str(), Action::Deploy)
             .await
-            .ok()
-            .map(|p| p.row)
-            .filter(|p| p.git_url.as_deref() == Some(url.as_str())),
-        None => None,
-    };
-    let project = match existing {
-        Some(existing) => existing,
-        None if app.store.project(&name).await?.is_some() => {
-            return Err(ApiError::conflict(
-                "name_taken",
-                format!(
-                    "a project named {name} exists already with another repository; choose another slug"
-                ),
-            ));
-        }
+        {
+            Ok(own) if own.row.git_url.as_deref() == Some(url.as_str()) => own.row,
+            Err(e @ ApiError::Forbidden(_)) => return Err(e),
+            _ => {
+                return Err(ApiError::conflict(
+                    "name_taken",
+                    format!(
+                        "a project named {name} exists already with another repository; choose another slug"
+                    ),
+                ));
+            }
+        },
         None => {
             let create = CreateProject {
                 name: Some(name.to_string()),

@@ -106,7 +106,7 @@ pub async fn create(
         .to_ascii_lowercase();
     let mut request = Sha256::new();
     for part in [
-        project.name.as_str(),
+        &project.id.to_string(),
         &content_type,
         &format!("{:?}", q.promote),
     ] {

@@ -445,6 +445,24 @@ async fn a_server_refuses_a_key_that_does_not_open_its_variables() {
         .err()
         .expect("refused");
     assert!(format!("{err:#}").contains("--secret-key-file"), "{err:#}");
+    // Without its key file, it makes no new key that would open nothing.
+    let key = path.join("secret-key");
+    let kept = path.join("secret-key.kept");
+    std::fs::rename(&key, &kept).expect("move the key away");
+    settings.secret_key_file = None;
+    let listeners = scalemesh_server::Listeners {
+        api: tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind"),
+        proxy: None,
+    };
+    let err = scalemesh_server::Server::build(&settings, listeners)
+        .await
+        .err()
+        .expect("refused");
+    assert!(format!("{err:#}").contains("is missing"), "{err:#}");
+    assert!(!key.exists(), "no key was made");
+    std::fs::rename(&kept, &key).expect("restore the key");
     // With its own key, it opens.
     let app = spawn_app_at(&path, Some(data), |_| {}).await;
     let (_, env) = app.get("/api/v1/projects/keyed/env/K").await;
@@ -636,6 +654,16 @@ async fn a_retried_deploy_makes_one_deployment() {
     let (status, _) = upload("key-3", archive(2)).await;
     assert_eq!(status, 409);
 
+    // A project deleted and made again: its old keys start new deployments.
+    let (status, _) = app
+        .call(&app.token, "DELETE", "/api/v1/projects/once", None)
+        .await;
+    assert_eq!(status, 204);
+    create(&app, &app.token, "once").await;
+    let (status, again, replayed) = post("key-1", json!({})).await;
+    assert_eq!((status, replayed), (201, false), "{again}");
+    assert_ne!(again["id"], first["id"]);
+
     let long = "k".repeat(256);
     for bad in ["", long.as_str(), "with space"] {
         let res = app
@@ -661,11 +689,11 @@ async fn failed_sign_ins_from_one_address_are_slowed() {
     let res = app
         .http
         .get(app.url("/api/v1/me"))
-        .bearer_auth(&app.token)
+        .bearer_auth("smk_wrong")
         .send()
         .await
         .expect("request");
-    assert_eq!(res.status(), 429, "even a right token waits");
+    assert_eq!(res.status(), 429, "a fourth wrong token waits");
     let wait: u64 = res
         .headers()
         .get("retry-after")
@@ -673,6 +701,9 @@ async fn failed_sign_ins_from_one_address_are_slowed() {
         .and_then(|v| v.parse().ok())
         .expect("Retry-After");
     assert!((1..=20).contains(&wait), "{wait}");
+    // A working token is never slowed down: one client cannot lock out others at its address.
+    let (status, _) = app.get("/api/v1/me").await;
+    assert_eq!(status, 200);
     // Requests that need no token still answer.
     let (status, _) = crate::helpers::status_json(
         app.http
@@ -708,12 +739,13 @@ async fn a_trusted_proxy_names_the_client() {
     };
     assert_eq!(me("smk_bad".into(), "198.51.100.1").await, 401);
     assert_eq!(me("smk_bad".into(), "198.51.100.1").await, 401);
-    assert_eq!(me(app.token.clone(), "198.51.100.1").await, 429);
+    assert_eq!(me("smk_bad".into(), "198.51.100.1").await, 429);
     assert_eq!(
-        me(app.token.clone(), "198.51.100.2").await,
-        200,
+        me("smk_bad".into(), "198.51.100.2").await,
+        401,
         "another client"
     );
+    assert_eq!(me(app.token.clone(), "198.51.100.1").await, 200);
 }
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
@@ -796,4 +828,40 @@ async fn a_data_folder_of_the_previous_version_keeps_working() {
         )
         .await;
     assert_eq!(env["env"]["LEGACY_SECRET"], "plaintext-legacy-value-123");
+}
+
+#[tokio::test]
+async fn a_removed_admin_is_not_made_again_at_start() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let path = data.path().to_path_buf();
+    let ops = {
+        let app = spawn_app_at(&path, None, |_| {}).await;
+        let ops = app.add_user("ops", true).await;
+        let (status, body) = app.call(&ops, "DELETE", "/api/v1/users/admin", None).await;
+        assert_eq!(status, 204, "{body}");
+        let (status, body) = app
+            .call(
+                &ops,
+                "POST",
+                "/api/v1/users",
+                Some(json!({"name": "admin"})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        ops
+    };
+    let app = spawn_app_at(&path, Some(data), |_| {}).await;
+    assert!(
+        !path.join("admin-token").exists(),
+        "no token for a non-admin named admin"
+    );
+    let (_, users) = app.call(&ops, "GET", "/api/v1/users", None).await;
+    let admin = users["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .find(|u| u["name"] == "admin")
+        .cloned()
+        .expect("listed");
+    assert_eq!(admin["admin"], false, "{users}");
 }
