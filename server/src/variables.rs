@@ -27,13 +27,15 @@ pub fn check(name: &str, value: &str) -> ApiResult<()> {
                 "{:?} cannot be an environment variable name (letters, digits and '_', not starting with a digit, not SCALEMESH_*, PATH or HOME)",
                 name.chars().take(300).collect::<String>()
             ),
-        ));
+        )
+        .on_field("key"));
     }
     if value.len() > MAX_VALUE_BYTES || value.contains('\0') {
         return Err(ApiError::bad_request(
             "invalid_env",
             format!("the value of {name} is longer than 64 KiB or has a NUL byte"),
-        ));
+        )
+        .on_field("value"));
     }
     Ok(())
 }

@@ -119,17 +119,21 @@ function formatDuration(ms) {
   return `${s}s`;
 }
 
-/** "just now", "3 min ago", "5 h ago", "2 days ago", then the date. */
+/** "just now", "3 min ago", "5 h ago", "2 days ago", then the date; for a time to come (a
+ * token's expiry) "in 3 min", "in 5 h", "tomorrow", "in 90 days", past a year the date. */
 function relativeTime(iso) {
   const then = Date.parse(iso);
   const secs = Math.round((Date.now() - then) / 1000);
-  if (secs < 45) return 'just now';
-  const mins = Math.round(secs / 60);
-  if (mins < 60) return `${mins} min ago`;
+  if (Math.abs(secs) < 45) return 'just now';
+  const span = (text) => (secs > 0 ? `${text} ago` : `in ${text}`);
+  const mins = Math.round(Math.abs(secs) / 60);
+  if (mins < 60) return span(`${mins} min`);
   const hrs = Math.round(mins / 60);
-  if (hrs < 24) return `${hrs} h ago`;
+  if (hrs < 24) return span(`${hrs} h`);
   const days = Math.round(hrs / 24);
-  if (days < 30) return days === 1 ? 'yesterday' : `${days} days ago`;
+  if (days === 1) return secs > 0 ? 'yesterday' : 'tomorrow';
+  // Past a month ago, the date; a time to come in days for a year (30d, 90d and 1y tokens).
+  if (days < (secs > 0 ? 30 : 366)) return span(`${days} days`);
   return new Date(then).toLocaleDateString();
 }
 
@@ -175,8 +179,9 @@ function reportError(err) {
   showFlash(err && err.message ? err.message : String(err));
 }
 
-/** Run an action from a button: disabled while in flight, errors to #flash. True if it worked. */
-async function withButton(button, action) {
+/** Run an action from a button: disabled while in flight, errors to `report` (#flash by
+ * default). True if it worked. */
+async function withButton(button, action, report = reportError) {
   button.disabled = true;
   button.setAttribute('aria-busy', 'true');
   showFlash('');
@@ -185,7 +190,7 @@ async function withButton(button, action) {
     await action();
     return true;
   } catch (err) {
-    reportError(err);
+    report(err);
     return false;
   } finally {
     button.disabled = false;
@@ -252,7 +257,9 @@ function startView() {
 function showView(id, title) {
   for (const view of document.querySelectorAll('.view')) view.hidden = view.id !== id;
   document.title = title ? `${title} · Scale Mesh` : 'Scale Mesh';
-  $('signout').hidden = id === 'view-signin';
+  $('session').hidden = id === 'view-signin';
+  if (id === 'view-tokens') $('nav-tokens').setAttribute('aria-current', 'page');
+  else $('nav-tokens').removeAttribute('aria-current');
 }
 
 /** Move focus to the new view's heading, so keyboard and screen-reader users start there. */
@@ -270,11 +277,22 @@ function routeSegment(raw) {
   return value;
 }
 
+/** A name typed in a form or taken from an answer, as one segment of a request path:
+ * %-encoded, and never empty, `.` or `..` (which `fetch` would resolve into another path). */
+function pathPart(value) {
+  const text = String(value ?? '');
+  if (text === '' || text === '.' || text === '..') {
+    throw new ApiError(400, 'invalid_name', `“${text}” cannot be used as a name.`);
+  }
+  return enc(text);
+}
+
 function parseRoute() {
   const hash = location.hash.replace(/^#/, '') || '/';
   try {
     let m;
     if (hash === '/') return { view: 'projects' };
+    if (/^\/tokens\/?$/.test(hash)) return { view: 'tokens' };
     if ((m = hash.match(/^\/projects\/([^/]+)\/?$/))) return { view: 'project', name: routeSegment(m[1]) };
     if ((m = hash.match(/^\/deployments\/([^/]+)\/?$/))) return { view: 'deployment', id: routeSegment(m[1]) };
   } catch {
@@ -287,10 +305,12 @@ function route(moveFocus = false) {
   clearMessages();
   showFlash(pendingFlash);
   pendingFlash = '';
+  forgetNewSecret();
   if (!getToken()) {
     showSignin('');
     return;
   }
+  if (!me) loadMe();
   const r = parseRoute();
   if (!r) {
     location.replace('#/');
@@ -299,6 +319,7 @@ function route(moveFocus = false) {
   const ctx = startView();
   if (r.view === 'projects') loadProjects(ctx, true);
   else if (r.view === 'project') loadProject(ctx, r.name, true);
+  else if (r.view === 'tokens') loadTokens(ctx, true);
   else loadDeployment(ctx, r.id);
   if (moveFocus) focusHeading(`view-${r.view}`);
 }
@@ -318,8 +339,44 @@ function showSignin(message) {
 /** Forget the token and go back to the sign-in screen, showing why. */
 function signOut(message) {
   sessionStorage.removeItem(TOKEN_KEY);
+  setMe(null);
+  forgetNewSecret();
   clearMessages();
   showSignin(message);
+}
+
+/** Who this tab's token belongs to (`GET /me`), shown in the top bar; null when signed out. */
+let me = null;
+let meLoading = null;
+
+function setMe(answer) {
+  me = answer;
+  $('whoami').hidden = !me;
+  $('me-name').textContent = me ? me.user.name : '';
+  $('me-admin').hidden = !(me && me.user.admin);
+  if (!me) {
+    $('whoami').removeAttribute('title');
+    return;
+  }
+  const t = me.token;
+  const scope = t.projects ? `, for ${t.projects.join(', ')}` : '';
+  $('whoami').title = `Signed in as ${me.user.name} with the ${t.role} token “${t.name}”${scope}`;
+}
+
+/** Ask who the token belongs to, once at a time; an expired or revoked token signs out (401). */
+function loadMe() {
+  if (meLoading) return meLoading;
+  const token = getToken();
+  meLoading = api('GET', '/me')
+    .then((answer) => {
+      if (getToken() === token) setMe(answer);
+    }, (err) => {
+      if (getToken() === token) reportError(err);
+    })
+    .finally(() => {
+      meLoading = null;
+    });
+  return meLoading;
 }
 
 async function onSignin(event) {
@@ -338,7 +395,7 @@ async function onSignin(event) {
   const button = $('signin-submit');
   button.disabled = true;
   try {
-    await api('GET', '/projects');
+    setMe(await api('GET', '/me'));
   } catch (err) {
     // A 401 has signed out already, with the API's message; anything else is shown the same way.
     if (err.status !== 401) signOut(err.message);
@@ -510,6 +567,7 @@ async function loadProject(ctx, name, first) {
     $('production-link').removeAttribute('href');
     $('history-body').replaceChildren();
     $('history-empty').hidden = true;
+    resetSettings();
   }
   // Refreshes may overlap (a timer and a button): only the newest one draws.
   const load = (ctx.loads = (ctx.loads || 0) + 1);
@@ -520,6 +578,10 @@ async function loadProject(ctx, name, first) {
     ]);
     if (!ctx.alive || load !== ctx.loads) return;
     renderProject(project, deployments, ctx);
+    // Variables and members: loaded with the first answer, and again when the caller's role
+    // changed (it decides which forms and buttons the page offers).
+    const role = project.role || 'viewer';
+    if (!ctx.settings || ctx.settings.role !== role) loadSettings(ctx, project.name, role);
     if (deployments.some((d) => RUNNING.has(d.status))) {
       ctx.timer('refresh', () => loadProject(ctx, name, false), REFRESH_MS);
     }
@@ -612,6 +674,415 @@ async function onRollback() {
     showNotice(`Rolled back: deployment ${d.id} is live in production.`);
   });
   if (ok && ctx && ctx.alive) await loadProject(ctx, name, false);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Project settings (on the project page): environment variables and members. The page offers
+// the forms and buttons the caller's role can use; the API decides in the end, and its refusals
+// (403, naming the role needed) are shown next to the form.
+
+const ROLE_RANK = { viewer: 0, developer: 1, owner: 2 };
+const atLeast = (role, needed) => (ROLE_RANK[role] ?? 0) >= ROLE_RANK[needed];
+/** Preview values take a developer; production values (and both at once) an owner. */
+const mayWriteEnv = (role, target) => atLeast(role, target === 'preview' ? 'developer' : 'owner');
+const TARGET_TEXT = { all: 'production and preview', production: 'production', preview: 'preview' };
+
+/** A table cell with the label narrow screens show beside it. */
+const cell = (label, ...children) => h('td', { 'data-label': label }, ...children);
+
+/** A message for a settings section: 401 has signed out already. */
+const sectionError = (id) => (err) => {
+  if (err && err.status !== 401) $(id).textContent = err.message || String(err);
+};
+
+/** After a row's button went away with its row: focus the same kind of button in the row now
+ * at that place, else `fallback`. */
+function focusRowAt(tbody, index, cls, fallback) {
+  if (document.activeElement && document.activeElement !== document.body) return;
+  const rows = [...tbody.rows];
+  const row = rows[Math.min(index, rows.length - 1)];
+  const target = row && row.querySelector(`.${cls}`);
+  (target || fallback).focus();
+}
+
+function resetSettings() {
+  for (const id of ['env-body', 'members-body']) $(id).replaceChildren();
+  for (const id of ['env-wrap', 'env-empty', 'env-form', 'members-wrap', 'member-form']) $(id).hidden = true;
+  for (const id of ['env-error', 'members-error']) $(id).textContent = '';
+  $('env-form').reset();
+  $('member-form').reset();
+  showSecretInput(false);
+  clearEnvErrors();
+  clearMemberErrors();
+}
+
+function loadSettings(ctx, name, role) {
+  const firstTime = !ctx.settings;
+  ctx.settings = { name, role };
+  $('env-form').hidden = !atLeast(role, 'developer');
+  $('member-form').hidden = !atLeast(role, 'owner');
+  // A developer sets preview values only: start there.
+  if (firstTime) $('env-target').value = atLeast(role, 'owner') ? 'all' : 'preview';
+  loadEnv(ctx);
+  loadMembers(ctx);
+}
+
+// ---- Environment variables
+
+async function loadEnv(ctx) {
+  const load = (ctx.envLoads = (ctx.envLoads || 0) + 1);
+  $('env-loading').hidden = $('env-body').rows.length > 0;
+  try {
+    const { env } = await api('GET', `/projects/${pathPart(ctx.settings.name)}/env`);
+    if (!ctx.alive || load !== ctx.envLoads) return;
+    $('env-error').textContent = '';
+    const body = $('env-body');
+    body.replaceChildren(...env.map((v) => envRow(ctx, v)));
+    $('env-wrap').hidden = env.length === 0;
+    $('env-empty').hidden = env.length > 0;
+  } catch (err) {
+    if (ctx.alive) sectionError('env-error')(err);
+  } finally {
+    if (ctx.alive) $('env-loading').hidden = true;
+  }
+}
+
+function envValue(v) {
+  if (v.sensitive) return h('span', { class: 'muted', text: 'hidden' });
+  if (typeof v.value === 'string') {
+    return v.value === '' ? h('span', { class: 'muted', text: 'empty' }) : h('code', { class: 'env-value', text: v.value });
+  }
+  const needed = v.target === 'preview' ? 'developer' : 'owner';
+  return h('span', { class: 'muted', title: `Reading ${v.target} values needs the ${needed} role` },
+    h('span', { 'aria-hidden': 'true', text: '—' }), h('span', { class: 'vh', text: `needs the ${needed} role` }));
+}
+
+function envRow(ctx, v) {
+  const actions = h('td', { class: 'actions-cell' });
+  if (mayWriteEnv(ctx.settings.role, v.target)) {
+    const button = h('button', { type: 'button', class: 'env-remove btn btn-small btn-danger',
+      'aria-label': `Remove ${v.key} from ${v.target}`, text: 'Remove' });
+    button.addEventListener('click', () => onEnvRemove(ctx, v, button));
+    actions.append(button);
+  }
+  return h('tr', { 'data-env': `${v.target}/${v.key}` },
+    cell('Key', h('code', { class: 'env-key', text: v.key })),
+    cell('Target', h('span', { class: 'tag', 'data-target': v.target, text: v.target })),
+    cell('Sensitive', v.sensitive ? h('span', { class: 'tag tag-sensitive', text: 'sensitive' })
+      : h('span', { class: 'muted', text: 'no' })),
+    cell('Value', envValue(v)),
+    cell('Updated', timeEl(v.updated_at), h('span', { class: 'muted', text: ` by ${v.updated_by || 'a removed user'}` })),
+    actions);
+}
+
+async function onEnvRemove(ctx, v, button) {
+  const index = button.closest('tr').sectionRowIndex;
+  $('env-error').textContent = '';
+  const ok = await withButton(button, async () => {
+    await api('DELETE', `/projects/${pathPart(ctx.settings.name)}/env/${pathPart(v.key)}?target=${enc(v.target)}`);
+    showNotice(`${v.key} was removed from ${v.target}.`);
+  }, sectionError('env-error'));
+  if (!ok || !ctx.alive) return;
+  await loadEnv(ctx);
+  focusRowAt($('env-body'), index, 'env-remove', $('env-title'));
+}
+
+/** A sensitive value is typed in a password field, anything else in a text area. */
+function showSecretInput(sensitive) {
+  const [from, to] = sensitive ? ['env-value', 'env-secret'] : ['env-secret', 'env-value'];
+  if ($(from).value) $(to).value = $(from).value;
+  $(from).value = '';
+  $('env-value-field').hidden = sensitive;
+  $('env-secret-field').hidden = !sensitive;
+}
+
+function clearEnvErrors() {
+  setFieldError('env-key', '');
+  $('env-value-error').textContent = '';
+  $('env-form-error').textContent = '';
+}
+
+async function onEnvSubmit(event) {
+  event.preventDefault();
+  const ctx = current;
+  if (!ctx || !ctx.settings) return;
+  clearEnvErrors();
+  const key = $('env-key').value.trim();
+  const sensitive = $('env-sensitive').checked;
+  const value = $(sensitive ? 'env-secret' : 'env-value').value;
+  const target = $('env-target').value;
+  if (!key) {
+    setFieldError('env-key', 'Enter the variable’s name, like API_URL.');
+    $('env-key').focus();
+    return;
+  }
+  const ok = await withButton($('env-submit'), async () => {
+    await api('PUT', `/projects/${pathPart(ctx.settings.name)}/env/${pathPart(key)}`, { value, target, sensitive });
+  }, (err) => {
+    if (err.status === 401) return;
+    if (err.code === 'invalid_name' || (err.code === 'invalid_env' && err.message.includes('variable name'))) {
+      setFieldError('env-key', err.message);
+      $('env-key').focus();
+    } else if (err.code === 'invalid_env' && err.message.startsWith('the value of')) {
+      $('env-value-error').textContent = err.message;
+      $(sensitive ? 'env-secret' : 'env-value').focus();
+    } else {
+      $('env-form-error').textContent = err.message;
+    }
+  });
+  if (!ok || !ctx.alive) return;
+  // The value leaves the page with the form; the target stays for the next one.
+  $('env-form').reset();
+  $('env-target').value = target;
+  showSecretInput(false);
+  showNotice(`${key} was saved for ${TARGET_TEXT[target] || target}.`);
+  await loadEnv(ctx);
+}
+
+// ---- Members
+
+async function loadMembers(ctx) {
+  const load = (ctx.memberLoads = (ctx.memberLoads || 0) + 1);
+  $('members-loading').hidden = $('members-body').rows.length > 0;
+  try {
+    // Who "you" are marks a row: wait for it when the page was opened here.
+    const [{ members }] = await Promise.all([
+      api('GET', `/projects/${pathPart(ctx.settings.name)}/members`), me ? null : loadMe()]);
+    if (!ctx.alive || load !== ctx.memberLoads) return;
+    $('members-error').textContent = '';
+    $('members-body').replaceChildren(...members.map((m) => memberRow(ctx, m)));
+    $('members-wrap').hidden = members.length === 0;
+  } catch (err) {
+    if (ctx.alive) sectionError('members-error')(err);
+  } finally {
+    if (ctx.alive) $('members-loading').hidden = true;
+  }
+}
+
+function memberRow(ctx, m) {
+  const actions = h('td', { class: 'actions-cell' });
+  if (atLeast(ctx.settings.role, 'owner')) {
+    const button = h('button', { type: 'button', class: 'member-remove btn btn-small btn-danger',
+      'aria-label': `Remove ${m.user} from ${ctx.settings.name}`, text: 'Remove' });
+    button.addEventListener('click', () => onMemberRemove(ctx, m, button));
+    actions.append(button);
+  }
+  const you = me && me.user.name === m.user;
+  return h('tr', { 'data-member': m.user },
+    cell('User', h('span', { class: 'member-name', text: m.user }), you ? h('span', { class: 'tag', text: 'you' }) : null),
+    cell('Role', h('span', { class: 'member-role', text: m.role })),
+    cell('Added', timeEl(m.created_at)),
+    actions);
+}
+
+/** After a change to the members: theirs again, and the project's (the caller's own role may
+ * have changed with it). */
+async function afterMemberChange(ctx, user) {
+  if (!ctx.alive) return;
+  if (me && me.user.name === user) await loadProject(ctx, ctx.settings.name, false);
+  await loadMembers(ctx);
+}
+
+async function onMemberRemove(ctx, m, button) {
+  const index = button.closest('tr').sectionRowIndex;
+  $('members-error').textContent = '';
+  const ok = await withButton(button, async () => {
+    await api('DELETE', `/projects/${pathPart(ctx.settings.name)}/members/${pathPart(m.user)}`);
+    showNotice(`${m.user} is no longer a member of ${ctx.settings.name}.`);
+  }, sectionError('members-error'));
+  if (!ok) return;
+  await afterMemberChange(ctx, m.user);
+  focusRowAt($('members-body'), index, 'member-remove', $('members-title'));
+}
+
+function clearMemberErrors() {
+  setFieldError('member-user', '');
+  $('member-form-error').textContent = '';
+}
+
+async function onMemberSubmit(event) {
+  event.preventDefault();
+  const ctx = current;
+  if (!ctx || !ctx.settings) return;
+  clearMemberErrors();
+  const user = $('member-user').value.trim();
+  const role = $('member-role').value;
+  if (!user) {
+    setFieldError('member-user', 'Enter the user name of someone with an account on this server.');
+    $('member-user').focus();
+    return;
+  }
+  const ok = await withButton($('member-submit'), async () => {
+    await api('POST', `/projects/${pathPart(ctx.settings.name)}/members`, { user, role });
+  }, (err) => {
+    if (err.status === 401) return;
+    if (err.status === 404 && /user/.test(err.message)) {
+      setFieldError('member-user', err.message);
+      $('member-user').focus();
+    } else {
+      $('member-form-error').textContent = err.message;
+    }
+  });
+  if (!ok) return;
+  $('member-user').value = '';
+  showNotice(`${user} is now ${role === 'owner' ? 'an' : 'a'} ${role} of ${ctx.settings.name}.`);
+  await afterMemberChange(ctx, user);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The signed-in user's tokens (#/tokens)
+
+async function loadTokens(ctx, first) {
+  if (first) {
+    showView('view-tokens', 'API tokens');
+    $('tokens-body').replaceChildren();
+    for (const id of ['tokens-wrap', 'tokens-empty', 'tokens-denied', 'token-form']) $(id).hidden = true;
+    $('tokens-loading').hidden = false;
+  }
+  const load = (ctx.loads = (ctx.loads || 0) + 1);
+  try {
+    // The token this tab uses is marked: wait for it when the page was opened here.
+    const [{ tokens }] = await Promise.all([api('GET', '/tokens'), me ? null : loadMe()]);
+    if (!ctx.alive || load !== ctx.loads) return;
+    $('tokens-body').replaceChildren(...tokens.map((t) => tokenRow(ctx, t)));
+    $('tokens-wrap').hidden = tokens.length === 0;
+    $('tokens-empty').hidden = tokens.length > 0;
+    $('token-form').hidden = false;
+  } catch (err) {
+    if (!ctx.alive || err.status === 401) return;
+    if (err.status === 403) {
+      // A token that is not `full`, or limited to some projects, cannot manage tokens.
+      $('tokens-denied').textContent = `${err.message}. Sign in with a full token to see and make tokens.`;
+      $('tokens-denied').hidden = false;
+    } else {
+      reportError(err);
+    }
+  } finally {
+    if (ctx.alive) $('tokens-loading').hidden = true;
+  }
+}
+
+function tokenRow(ctx, t) {
+  const revoke = h('button', { type: 'button', class: 'token-revoke btn btn-small btn-danger',
+    'aria-label': `Revoke token ${t.name}`, text: 'Revoke' });
+  revoke.addEventListener('click', () => onRevoke(ctx, t, revoke));
+  const expired = t.expires_at && Date.parse(t.expires_at) <= Date.now();
+  return h('tr', { 'data-token': t.id },
+    cell('Name', h('span', { class: 'token-name', text: t.name }),
+      me && me.token.id === t.id ? h('span', { class: 'tag', title: 'The token this tab is signed in with', text: 'this tab' }) : null),
+    h('td', { 'data-label': 'Prefix', class: 'nowrap' }, h('code', { class: 'token-prefix', text: `${t.prefix}…` })),
+    h('td', { 'data-label': 'Role', class: 'nowrap' }, h('span', { class: 'token-role', text: t.role })),
+    cell('Projects', t.projects ? h('span', { class: 'token-projects', text: t.projects.join(', ') })
+      : h('span', { class: 'token-projects muted', text: 'all' })),
+    cell('Created', timeEl(t.created_at)),
+    cell('Last used', timeEl(t.last_used_at)),
+    cell('Expires', expired ? h('span', { class: 'tag tag-expired', text: 'expired' }) : null, timeEl(t.expires_at)),
+    h('td', { class: 'actions-cell' }, revoke));
+}
+
+async function onRevoke(ctx, t, button) {
+  const index = button.closest('tr').sectionRowIndex;
+  const ok = await withButton(button, async () => {
+    await api('DELETE', `/tokens/${pathPart(t.id)}`);
+    showNotice(`Token “${t.name}” was revoked: it no longer works anywhere.`);
+  });
+  if (!ok || !ctx.alive) return;
+  await loadTokens(ctx, false);
+  if (ctx.alive) focusRowAt($('tokens-body'), index, 'token-revoke', $('tokens-title'));
+}
+
+/** Which form field an API error about a new token is about. */
+const TOKEN_FIELDS = { name: 'tk-name', projects: 'tk-projects', expires: 'tk-expires' };
+
+function clearTokenErrors() {
+  for (const id of Object.values(TOKEN_FIELDS)) setFieldError(id, '');
+  $('tk-error').textContent = '';
+}
+
+/** The create request: `projects` only when some are named. */
+function newTokenBody() {
+  const body = { name: $('tk-name').value.trim(), role: $('tk-role').value, expires: $('tk-expires').value };
+  const projects = $('tk-projects').value.split(',').map((p) => p.trim()).filter(Boolean);
+  if (projects.length > 0) body.projects = projects;
+  return body;
+}
+
+async function onNewToken(event) {
+  event.preventDefault();
+  const ctx = current;
+  if (!ctx) return;
+  clearTokenErrors();
+  forgetNewSecret();
+  const body = newTokenBody();
+  if (!body.name) {
+    setFieldError('tk-name', 'Give the token a name, to tell it apart later (e.g. ci or laptop).');
+    $('tk-name').focus();
+    return;
+  }
+  let created = null;
+  const ok = await withButton($('tk-submit'), async () => {
+    created = await api('POST', '/tokens', body);
+  }, (err) => {
+    if (err.status === 401) return;
+    const inputId = TOKEN_FIELDS[err.field]
+      || (!err.field && err.status === 404 && body.projects ? 'tk-projects' : null);
+    if (inputId) {
+      setFieldError(inputId, err.message);
+      $(inputId).focus();
+    } else {
+      $('tk-error').textContent = err.message;
+    }
+  });
+  if (!ok || !ctx.alive) return;
+  $('token-form').reset();
+  showNewSecret(created);
+  await loadTokens(ctx, false);
+}
+
+/** The new token's secret, in a read-only field, until the page is left or "Done". */
+function showNewSecret(created) {
+  $('token-secret-label').textContent = `Token “${created.token.name}”`;
+  $('token-secret').value = created.secret;
+  $('token-copied').textContent = '';
+  $('token-created').hidden = false;
+  $('token-secret').focus();
+  $('token-secret').select();
+}
+
+function forgetNewSecret() {
+  $('token-secret').value = '';
+  $('token-copied').textContent = '';
+  $('token-created').hidden = true;
+}
+
+async function onCopySecret() {
+  const input = $('token-secret');
+  let copied = false;
+  try {
+    if (navigator.clipboard && window.isSecureContext) {
+      await navigator.clipboard.writeText(input.value);
+      copied = true;
+    }
+  } catch {
+    // Refused (no permission, or the page lost focus): select it for the keyboard below.
+  }
+  if (!copied) {
+    input.focus();
+    input.select();
+    try {
+      copied = document.execCommand('copy');
+    } catch {
+      copied = false;
+    }
+  }
+  $('token-copied').textContent = copied
+    ? 'Copied to the clipboard.'
+    : 'The token is selected: copy it with Ctrl+C (⌘C on a Mac).';
+}
+
+function onSecretDone() {
+  forgetNewSecret();
+  $('tokens-title').focus();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -925,6 +1396,20 @@ function init() {
   $('deploy').addEventListener('click', onDeploy);
   $('rollback').addEventListener('click', onRollback);
   $('cancel').addEventListener('click', onCancel);
+  $('env-form').addEventListener('submit', onEnvSubmit);
+  $('env-sensitive').addEventListener('change', () => showSecretInput($('env-sensitive').checked));
+  $('env-key').addEventListener('input', () => {
+    if ($('env-key').getAttribute('aria-invalid') === 'true') setFieldError('env-key', '');
+  });
+  $('member-form').addEventListener('submit', onMemberSubmit);
+  $('token-form').addEventListener('submit', onNewToken);
+  for (const id of Object.values(TOKEN_FIELDS)) {
+    $(id).addEventListener('input', () => {
+      if ($(id).getAttribute('aria-invalid') === 'true') setFieldError(id, '');
+    });
+  }
+  $('token-copy').addEventListener('click', onCopySecret);
+  $('token-done').addEventListener('click', onSecretDone);
   $('log').addEventListener('scroll', onLogScroll, { passive: true });
   $('log-follow').addEventListener('click', onFollow);
   window.addEventListener('hashchange', () => route(true));

@@ -20,7 +20,7 @@ cp index.html out/index.html
 "#;
 
 /// Whether the page scrolls sideways, and which elements stick out past the window.
-const OVERFLOW_JS: &str = "return {
+pub(super) const OVERFLOW_JS: &str = "return {
     wide: document.documentElement.scrollWidth,
     view: window.innerWidth,
     out: [...document.querySelectorAll('body *')]

@@ -3,13 +3,15 @@
 //! git repository served on loopback, watch its build, follow the production link; a failing
 //! build; hostile log text shown as text; cancel a running build; a dropped log connection
 //! resumed; addresses that try to climb out of an API path; the keyboard; the layout at 360 and
-//! 1280 px, light and dark (screenshots in `target/test-artifacts`). The log stream's own checks
-//! (token in a subprotocol, `Origin`) are tested without a browser.
+//! 1280 px, light and dark (screenshots in `target/test-artifacts`); who is signed in, a
+//! project's variables and members, tokens made, shown once and revoked. The log stream's own
+//! checks (token in a subprotocol, `Origin`) are tested without a browser.
 
 mod browser;
 mod deployments;
 mod layout;
 mod security;
+mod team;
 
 const FAIL_SH: &str = "printf 'about to fail\\n'\nexit 3\n";
 
