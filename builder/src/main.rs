@@ -232,33 +232,6 @@ fn masked_forms(value: &str) -> Vec<String> {
     forms
 }
 
-#[cfg(test)]
-mod tests {
-    use super::masked_forms;
-
-    #[test]
-    fn multi_line_values_are_masked_line_by_line() {
-        assert_eq!(masked_forms("short"), Vec::<String>::new());
-        assert_eq!(masked_forms("hunter22"), ["hunter22"]);
-        let pem = "-----BEGIN KEY-----\r\nAAAABBBBCCCC\nxyz\n-----END KEY-----";
-        let forms = masked_forms(pem);
-        for part in [
-            "-----BEGIN KEY-----",
-            "AAAABBBBCCCC",
-            "-----END KEY-----",
-            pem,
-        ] {
-            assert!(forms.iter().any(|f| f == part), "{part:?} in {forms:?}");
-        }
-        assert!(!forms.iter().any(|f| f == "xyz"), "too short to mask");
-        assert!(
-            forms.iter().any(|f| f.contains("\\n")),
-            "the JSON form: {forms:?}"
-        );
-        assert!(forms.windows(2).all(|w| w[0].len() >= w[1].len()));
-    }
-}
-
 /// Completes when this process is reparented, i.e. the process that started it has died. Never
 /// completes when the builder was started by init (a container's entry point).
 async fn parent_gone() {
@@ -287,5 +260,32 @@ async fn stop_signal() {
             }
         }
         _ => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::masked_forms;
+
+    #[test]
+    fn multi_line_values_are_masked_line_by_line() {
+        assert_eq!(masked_forms("short"), Vec::<String>::new());
+        assert_eq!(masked_forms("hunter22"), ["hunter22"]);
+        let pem = "-----BEGIN KEY-----\r\nAAAABBBBCCCC\nxyz\n-----END KEY-----";
+        let forms = masked_forms(pem);
+        for part in [
+            "-----BEGIN KEY-----",
+            "AAAABBBBCCCC",
+            "-----END KEY-----",
+            pem,
+        ] {
+            assert!(forms.iter().any(|f| f == part), "{part:?} in {forms:?}");
+        }
+        assert!(!forms.iter().any(|f| f == "xyz"), "too short to mask");
+        assert!(
+            forms.iter().any(|f| f.contains("\\n")),
+            "the JSON form: {forms:?}"
+        );
+        assert!(forms.windows(2).all(|w| w[0].len() >= w[1].len()));
     }
 }

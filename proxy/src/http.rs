@@ -93,22 +93,12 @@ pub async fn serve(
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let service = TowerToHyperService::new(router);
     let tag = move |stream: &tokio::net::TcpStream| WithPeer {
         inner: service.clone(),
         peer: stream.peer_addr().ok(),
     };
-    serve_with(
-        listener,
-        tag,
-        limits,
-        slots,
-        TokioTimer::new(),
-        None,
-        shutdown,
-    )
-    .await
+    serve_each(listener, tag, limits, shutdown).await
 }
 
 /// A router's service that tells each request which address its connection comes from, as
@@ -143,10 +133,32 @@ pub async fn serve_handler(
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
+    serve_each(
+        listener,
+        move |_: &tokio::net::TcpStream| handler.clone(),
+        limits,
+        shutdown,
+    )
+    .await
+}
+
+/// Serves, on this thread's runtime, what `service` makes for each connection.
+async fn serve_each<S>(
+    listener: TcpListener,
+    service: impl Fn(&tokio::net::TcpStream) -> S + Send,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()>
+where
+    S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible, Future: Send>
+        + Clone
+        + Send
+        + 'static,
+{
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     serve_with(
         listener,
-        move |_: &tokio::net::TcpStream| handler.clone(),
+        service,
         limits,
         slots,
         TokioTimer::new(),

@@ -130,8 +130,7 @@ async fn custom_domains_serve_their_project_only() {
     let out = stack.cli(&["domains", "add", "blog", "www.shop.test"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("already serves another project")
-            && !stderr(&out).contains("shop "),
+        stderr(&out).contains("already serves another project") && !stderr(&out).contains("shop "),
         "{}",
         stderr(&out)
     );

@@ -38,7 +38,7 @@ pub struct NewProject {
 /// What creating a project did.
 #[derive(Debug)]
 pub enum Creation {
-    Created(ProjectRow),
+    Created(Box<ProjectRow>),
     Taken,
     /// The name was a deleted project's, held for its owner.
     Held(Held),
@@ -135,7 +135,7 @@ impl SqliteStore {
             let row = project_by_name(&tx, new.name.as_str())?
                 .ok_or_else(|| DbError::Corrupt("a created project vanished".into()))?;
             tx.commit()?;
-            Ok(Creation::Created(row))
+            Ok(Creation::Created(Box::new(row)))
         })
         .await
     }

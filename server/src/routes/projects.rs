@@ -117,7 +117,7 @@ pub async fn create_project_row(
         build,
     };
     let row = match app.store.create_project(new).await? {
-        Creation::Created(row) => row,
+        Creation::Created(row) => *row,
         Creation::Taken => {
             return Err(ApiError::conflict(
                 "name_taken",

@@ -411,6 +411,21 @@ async fn variables_are_sealed_and_reach_only_their_builds() {
     assert_eq!(list["env"][0]["target"], "production");
 }
 
+/// Why a server with `settings` does not start.
+async fn refused_start(settings: &scalemesh_server::settings::Settings) -> String {
+    let listeners = scalemesh_server::Listeners {
+        api: tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind"),
+        proxy: None,
+    };
+    let err = scalemesh_server::Server::build(settings, listeners)
+        .await
+        .err()
+        .expect("refused");
+    format!("{err:#}")
+}
+
 #[tokio::test]
 async fn a_server_refuses_a_key_that_does_not_open_its_variables() {
     let data = tempfile::tempdir().expect("tempdir");
@@ -434,33 +449,15 @@ async fn a_server_refuses_a_key_that_does_not_open_its_variables() {
     settings.data_dir = Some(path.clone());
     settings.secret_key_file = Some(other_key);
     settings.builder_bin = Some("/bin/true".into());
-    let listeners = scalemesh_server::Listeners {
-        api: tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind"),
-        proxy: None,
-    };
-    let err = scalemesh_server::Server::build(&settings, listeners)
-        .await
-        .err()
-        .expect("refused");
-    assert!(format!("{err:#}").contains("--secret-key-file"), "{err:#}");
+    let err = refused_start(&settings).await;
+    assert!(err.contains("--secret-key-file"), "{err}");
     // Without its key file, it makes no new key that would open nothing.
     let key = path.join("secret-key");
     let kept = path.join("secret-key.kept");
     std::fs::rename(&key, &kept).expect("move the key away");
     settings.secret_key_file = None;
-    let listeners = scalemesh_server::Listeners {
-        api: tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind"),
-        proxy: None,
-    };
-    let err = scalemesh_server::Server::build(&settings, listeners)
-        .await
-        .err()
-        .expect("refused");
-    assert!(format!("{err:#}").contains("is missing"), "{err:#}");
+    let err = refused_start(&settings).await;
+    assert!(err.contains("is missing"), "{err}");
     assert!(!key.exists(), "no key was made");
     std::fs::rename(&kept, &key).expect("restore the key");
     // With its own key, it opens.
