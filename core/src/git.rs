@@ -33,6 +33,8 @@ pub enum GitUrlError {
     Scheme(String),
     #[error("the repository URL has no host")]
     NoHost,
+    #[error("a repository host cannot start with '-'")]
+    DashHost,
     #[error("the repository URL has no path to a repository")]
     NoPath,
     #[error("the repository URL cannot carry a query or a fragment")]
@@ -67,6 +69,9 @@ impl GitUrl {
         }
         match url.host_str() {
             None | Some("") => return Err(GitUrlError::NoHost),
+            // ssh-style option injection through the host (`-oProxyCommand=…`), whatever the
+            // scheme: never handed to any program.
+            Some(host) if host.starts_with('-') => return Err(GitUrlError::DashHost),
             Some(_) => {}
         }
         if url.path().trim_matches('/').is_empty() {
@@ -229,6 +234,9 @@ mod tests {
             ("https://github.com", GitUrlError::NoPath),
             ("https://github.com/a/b?x=1", GitUrlError::QueryOrFragment),
             ("https://github.com/a/b\n", GitUrlError::BadChar),
+            ("https://-oProxyCommand=x/a/b", GitUrlError::DashHost),
+            ("git://-evil.example/a", GitUrlError::DashHost),
+            ("http://-x:80/a.git", GitUrlError::DashHost),
             (
                 "/srv/repos/site",
                 GitUrlError::NotAUrl("/srv/repos/site".into()),

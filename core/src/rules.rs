@@ -326,7 +326,24 @@ fn check_header(name: &str, value: &str) -> Result<(), String> {
             "the value of {name} holds a control character or is too long"
         ));
     }
+    if sets_domain_cookie(name, value) {
+        return Err(format!(
+            "{name} cannot carry a Domain attribute: a cookie for a whole domain reaches every \
+             other site under it; leave Domain out, and the cookie stays with this site's host"
+        ));
+    }
     Ok(())
+}
+
+/// Whether a header sets a cookie with a `Domain` attribute (`a=b; Path=/; Domain=example.com`).
+fn sets_domain_cookie(name: &str, value: &str) -> bool {
+    name.eq_ignore_ascii_case("set-cookie")
+        && value.split(';').skip(1).any(|attribute| {
+            attribute
+                .split('=')
+                .next()
+                .is_some_and(|a| a.trim().eq_ignore_ascii_case("domain"))
+        })
 }
 
 /// What to answer for a path no file, rule or folder answers.
@@ -378,6 +395,10 @@ impl Routing {
             .filter(|r| r.path.matches(path).is_some())
         {
             for (name, value) in &rule.headers {
+                // Refused at build time; a deployment made before that rule still never sends it.
+                if sets_domain_cookie(name, value) {
+                    continue;
+                }
                 match out.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
                     Some((_, existing)) => {
                         existing.push_str(", ");
@@ -622,9 +643,30 @@ mod tests {
             ("/a\n  Content-Length: 5\n", 2),
             ("/a\n  Bad Name: 5\n", 2),
             ("/a\n  Transfer-Encoding: chunked\n", 2),
+            ("/a\n  X-Ok: 1\n  Set-Cookie: s=1; Domain=localhost\n", 3),
+            ("/a\n  set-cookie: s=1; path=/; DOMAIN = .example.com\n", 2),
+            ("/a\n  Set-Cookie: s=1;Domain\n", 2),
         ] {
             assert_eq!(parse_headers(text).expect_err(text).line, line, "{text:?}");
         }
+    }
+
+    #[test]
+    fn cookies_never_reach_other_sites() {
+        // A host-only cookie is fine, even one whose value mentions a domain.
+        let rules = parse_headers("/*\n  Set-Cookie: s=domain=x; Path=/; Secure\n").expect("valid");
+        assert_eq!(rules[0].headers["Set-Cookie"], "s=domain=x; Path=/; Secure");
+        let rule = HeaderRule {
+            path: Pattern::parse("/*").expect("pattern"),
+            headers: BTreeMap::from([("Set-Cookie".into(), "a=1; Domain=localhost".into())]),
+        };
+        assert!(rule.validate().expect_err("refused").contains("Domain"));
+        // One stored before the rule existed is not sent.
+        let routing = Routing {
+            headers: vec![rule],
+            ..Routing::default()
+        };
+        assert!(routing.headers_for("/x").is_empty());
     }
 
     #[test]

@@ -37,7 +37,7 @@ pub enum ApiError {
     /// Answered with `Retry-After: <retry_after>` (seconds).
     #[error("{message}")]
     TooManyRequests { message: String, retry_after: u64 },
-    /// Storage failed; what it said is safe to show (no internals of the server).
+    /// Storage failed. What it said (keys, paths, the OS error) is logged, never answered.
     #[error("{0}")]
     StorageUnavailable(String),
     #[error(transparent)]
@@ -101,6 +101,12 @@ impl IntoResponse for ApiError {
             Self::Internal(err) => {
                 tracing::error!(error = format!("{err:#}"), "request failed");
                 "the server failed to handle this request; its log has the details".to_owned()
+            }
+            Self::StorageUnavailable(detail) => {
+                tracing::warn!(error = %detail, "storage refused a request");
+                "storage is unavailable: what was sent could not be stored, and nothing was \
+                 changed; try again in a moment (the server's log has the details)"
+                    .to_owned()
             }
             other => other.to_string(),
         };

@@ -176,7 +176,7 @@ impl SqliteStore {
             }
             tx.execute(
                 "UPDATE deployments SET status = 'ready', phase = 'done', progress_done = NULL,
-                 progress_total = NULL, finished_at = ?2, job_token_hash = NULL WHERE id = ?1",
+                 progress_total = NULL, finished_at = ?2 WHERE id = ?1",
                 params![id, now_ms()],
             )?;
             let mut notes = vec!["Deployment ready".to_owned()];
@@ -339,9 +339,6 @@ impl SqliteStore {
                     &format!("UPDATE deployments SET {column} = ?2 WHERE id = ?1"),
                     params![id, now],
                 )?;
-            }
-            if t.to.is_terminal() {
-                tx.execute("UPDATE deployments SET job_token_hash = NULL WHERE id = ?1", params![id])?;
             }
             let lines = match t.note {
                 Some(note) => super::logs::insert(

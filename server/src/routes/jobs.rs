@@ -1,8 +1,10 @@
-//! What builders call, with their job token: their variables, log batches and reports.
+//! What builders call, with their job token: their variables, log batches and reports. The token
+//! is checked before anything else, the body included.
 
 use std::sync::Arc;
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use scalemesh_core::DeploymentId;
 use scalemesh_core::wire::{BuildEnv, BuilderReport, Deployment, LogAck, LogBatch};
@@ -10,23 +12,30 @@ use scalemesh_core::wire::{BuildEnv, BuilderReport, Deployment, LogAck, LogBatch
 use crate::App;
 use crate::auth::{JobToken, secret};
 use crate::db::DeploymentRow;
-use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::error::{ApiError, ApiResult, json_object};
 
 /// Most lines in one batch.
 const MAX_BATCH_LINES: usize = 10_000;
 
-/// The deployment a job token is valid for. Tokens of finished deployments are void.
+/// The deployment a job token is valid for. The token is checked first: without it, nothing
+/// about the deployment is told, not even whether it exists. A finished deployment's token is
+/// void, and its builder is told so (409).
 async fn job_deployment(app: &App, id: &str, token: &JobToken) -> ApiResult<DeploymentRow> {
     let unauthorized =
         || ApiError::Unauthorized("the job token is not valid for this deployment".into());
     let id = DeploymentId::parse(id).map_err(|_| unauthorized())?;
     let dep = app.store.deployment(&id).await?.ok_or_else(unauthorized)?;
     match &dep.job_token_hash {
-        Some(hash) if secret::matches(&token.0, hash) => Ok(dep),
-        None if dep.status.is_terminal() => Err(ApiError::conflict(
-            "deployment_finished",
-            format!("deployment {id} is finished; its job token is void"),
-        )),
+        Some(hash) if secret::matches(&token.0, hash) => {
+            if dep.status.is_terminal() {
+                Err(ApiError::conflict(
+                    "deployment_finished",
+                    format!("deployment {id} is {}; its job token is void", dep.status),
+                ))
+            } else {
+                Ok(dep)
+            }
+        }
         _ => Err(unauthorized()),
     }
 }
@@ -35,9 +44,10 @@ pub async fn append_logs(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
     token: JobToken,
-    ApiJson(batch): ApiJson<LogBatch>,
+    body: Bytes,
 ) -> ApiResult<Json<LogAck>> {
     let dep = job_deployment(&app, &id, &token).await?;
+    let batch: LogBatch = json_object(&body)?;
     if batch.lines.len() > MAX_BATCH_LINES {
         return Err(ApiError::bad_request(
             "batch_too_large",
@@ -54,9 +64,10 @@ pub async fn report(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
     token: JobToken,
-    ApiJson(report): ApiJson<BuilderReport>,
+    body: Bytes,
 ) -> ApiResult<Json<Deployment>> {
     let dep = job_deployment(&app, &id, &token).await?;
+    let report: BuilderReport = json_object(&body)?;
     let row = app.report(&dep, report).await?;
     Ok(Json(app.deployment_view(&row)))
 }

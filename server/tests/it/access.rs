@@ -607,4 +607,29 @@ async fn builder_routes_take_their_own_job_token_only() {
         })
         .await;
     assert_eq!(status, 200, "{body}");
+
+    // Finished: its own token learns that, and nobody else learns anything.
+    let (status, _) = builder
+        .report(BuilderReport::Failed {
+            reason: "done".into(),
+        })
+        .await;
+    assert_eq!(status, 200);
+    for tail in ["env", "logs", "report"] {
+        let path = format!("/api/v1/deployments/{a}/{tail}");
+        let method = if tail == "env" { "GET" } else { "POST" };
+        let body = (tail != "env").then(|| json!({"kind": "ready"}));
+        let (status, answer) = app.call("smj_guess", method, &path, body.clone()).await;
+        assert_eq!(status, 401, "{tail}: {answer}");
+        let (status, answer) = app
+            .call(&job_b.job_token, method, &path, body.clone())
+            .await;
+        assert_eq!(status, 401, "{tail}: {answer}");
+        let missing = format!("/api/v1/deployments/zzzzzzzzzzzz/{tail}");
+        let (status, _) = app.call("smj_guess", method, &missing, body.clone()).await;
+        assert_eq!(status, 401, "the same for a deployment that does not exist");
+    }
+    let (status, answer) = builder.report(BuilderReport::Ready).await;
+    assert_eq!(status, 409, "{answer}");
+    assert_eq!(answer["error"]["code"], "deployment_finished");
 }
