@@ -54,6 +54,7 @@ async fn main() -> anyhow::Result<()> {
         |_, _| {},
     )
     .await?;
+    upload::publish(storage.as_ref(), &project, &deployment).await?;
     let seconds = started.elapsed().as_secs_f64();
     if live {
         let route = Route {

@@ -172,8 +172,31 @@ pub fn take_routing(files: &mut Vec<OutputFile>, config: Routing) -> anyhow::Res
     Ok(routing)
 }
 
-/// Uploads `files`, their compressed variants and then the manifest, calling
-/// `progress(done, total)` as files finish.
+/// Publishes the pending manifest of a deployment, as the server does when it becomes ready: for
+/// tools and tests that upload a site with no server.
+pub async fn publish(
+    storage: &dyn Storage,
+    project: &ProjectName,
+    deployment: &DeploymentId,
+) -> anyhow::Result<()> {
+    let bytes = storage
+        .get_bytes(&layout::pending_manifest(project, deployment))
+        .await?;
+    storage
+        .put(
+            &layout::manifest(project, deployment),
+            Body::Bytes(bytes),
+            &ObjectMeta {
+                content_type: Some("application/json".into()),
+                cache_control: Some("no-cache".into()),
+            },
+        )
+        .await
+        .context("publishing the manifest")
+}
+
+/// Uploads `files`, their compressed variants and then the manifest (pending until the server
+/// publishes it), calling `progress(done, total)` as files finish.
 pub async fn upload(
     storage: Arc<dyn Storage>,
     project: &ProjectName,
@@ -261,7 +284,7 @@ pub async fn upload(
     let body = serde_json::to_vec(&manifest)?;
     storage
         .put(
-            &layout::manifest(project, deployment),
+            &layout::pending_manifest(project, deployment),
             Body::Bytes(body.into()),
             &ObjectMeta {
                 content_type: Some("application/json".into()),

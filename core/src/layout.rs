@@ -4,7 +4,9 @@
 //! ```text
 //! __output/<project>/<deployment>/<path>   the site's files, immutable once the deployment is ready
 //! __output/<project>/<deployment>.br/<path>  precompressed variants (also `.gz/`)
-//! __output/<project>/<deployment>.json     the manifest, written after every file
+//! __output/<project>/<deployment>.pending.json  the builder's manifest, written after every file
+//! __output/<project>/<deployment>.json     the manifest proxies serve from: copied from the
+//!                                          pending one by the server when the deployment is ready
 //! __routes/<project>.json                  the production alias, written last, in one put
 //! __domains/<host>.json                    a custom domain: which project it serves
 //! __sources/<deployment>.tar.gz            uploaded local sources
@@ -42,8 +44,17 @@ pub fn domain(host: &str) -> String {
     format!("__domains/{host}.json")
 }
 
+/// The manifest proxies serve a deployment from. Only the server writes it, when the deployment
+/// becomes ready, so a deployment that never does (failed, canceled, cut off by a crash) never
+/// answers.
 pub fn manifest(project: &ProjectName, deployment: &DeploymentId) -> String {
     format!("__output/{project}/{deployment}.json")
+}
+
+/// The manifest as the builder leaves it, once every file is uploaded. Proxies never read it
+/// (`<id>.pending` is no deployment id).
+pub fn pending_manifest(project: &ProjectName, deployment: &DeploymentId) -> String {
+    format!("__output/{project}/{deployment}.pending.json")
 }
 
 pub fn route(project: &ProjectName) -> String {

@@ -54,6 +54,9 @@ async fn upload_folder(
     upload::upload(storage.clone(), project, &id, files, routing, |_, _| {})
         .await
         .expect("upload");
+    upload::publish(storage.as_ref(), project, &id)
+        .await
+        .expect("publish");
     id
 }
 

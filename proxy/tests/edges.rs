@@ -33,6 +33,9 @@ async fn live_site(dir: &Path, body: &str) -> Arc<dyn Storage> {
     upload::upload(storage.clone(), &project, &id, files, routing, |_, _| {})
         .await
         .expect("upload");
+    upload::publish(storage.as_ref(), &project, &id)
+        .await
+        .expect("publish");
     let route = Route {
         project: project.clone(),
         deployment: id,

@@ -205,6 +205,21 @@ impl App {
     fn ended(&self, row: &DeploymentRow) {
         self.hub.publish(&row.id, self.end_frame(row));
         self.hub.close(&row.id);
+        if row.status != DeploymentStatus::Ready {
+            // Never published for a deployment that is not ready; a builder of an earlier
+            // version published its own, which is taken back here.
+            let storage = self.storage.clone();
+            let proxy = self.proxy.clone();
+            let (key, project) = (layout::manifest(&row.project, &row.id), row.project.clone());
+            tokio::spawn(async move {
+                if let Err(e) = storage.delete(&key).await {
+                    tracing::warn!(key, error = %e, "could not withdraw a manifest");
+                }
+                if let Some(proxy) = proxy {
+                    proxy.invalidate(&project);
+                }
+            });
+        }
         if row.source_kind == "archive" {
             let storage = self.storage.clone();
             let key = layout::source_archive(&row.id);
@@ -293,19 +308,25 @@ impl App {
                 ),
             ));
         }
-        if let Err(problem) = self.check_manifest(dep).await {
-            let reason =
-                format!("the build reported success but its upload is not complete: {problem}");
-            applied(
-                &dep.id,
-                self.finish(&dep.id, DeploymentStatus::Failed, reason)
-                    .await?,
-            )?;
-            return Err(ApiError::conflict(
-                "upload_incomplete",
-                "the deployment's manifest is missing or wrong",
-            ));
-        }
+        let manifest = match self.pending_manifest(dep).await {
+            Ok(manifest) => manifest,
+            Err(problem) => {
+                let reason =
+                    format!("the build reported success but its upload is not complete: {problem}");
+                applied(
+                    &dep.id,
+                    self.finish(&dep.id, DeploymentStatus::Failed, reason)
+                        .await?,
+                )?;
+                return Err(ApiError::conflict(
+                    "upload_incomplete",
+                    "the deployment's manifest is missing or wrong",
+                ));
+            }
+        };
+        // Published before the deployment is ready, so a ready deployment always answers; taken
+        // back at once if it does not become ready after all (a cancel won).
+        let published = self.publish_manifest(dep, manifest).await?;
         let _one_at_a_time = self.promotion.lock().await;
         let _order = self.log_order.lock().await;
         let live_url = self.hosts.project_url(&dep.project);
@@ -315,7 +336,12 @@ impl App {
             moved_from,
         } = match self.store.mark_ready(&dep.id, live_url).await? {
             Ok(readied) => readied,
-            Err(outcome) => return applied(&dep.id, outcome),
+            Err(outcome) => {
+                if published {
+                    self.withdraw_manifest(dep).await;
+                }
+                return applied(&dep.id, outcome);
+            }
         };
         if let Some(previous) = moved_from {
             if let Err(e) = self.write_route(&row).await {
@@ -343,6 +369,63 @@ impl App {
         self.publish_lines(&row.id, lines);
         self.ended(&row);
         Ok(row)
+    }
+
+    /// The manifest the builder left for `dep`: the pending one, or (from a builder of an earlier
+    /// version) the served one already, as `None`.
+    async fn pending_manifest(&self, dep: &DeploymentRow) -> Result<Option<bytes::Bytes>, String> {
+        let key = layout::pending_manifest(&dep.project, &dep.id);
+        let bytes = match self.storage.get_bytes(&key).await {
+            Ok(bytes) => bytes,
+            Err(e) if e.is_not_found() => {
+                self.check_manifest(dep).await?;
+                return Ok(None);
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        let manifest: Manifest =
+            serde_json::from_slice(&bytes).map_err(|e| format!("{key} is unreadable: {e}"))?;
+        if manifest.project != dep.project || manifest.deployment != dep.id {
+            return Err(format!("{key} describes another deployment"));
+        }
+        Ok(Some(bytes))
+    }
+
+    /// Writes the manifest proxies serve `dep` from; whether it wrote one. A storage failure is
+    /// a 503, which the builder retries.
+    async fn publish_manifest(
+        &self,
+        dep: &DeploymentRow,
+        manifest: Option<bytes::Bytes>,
+    ) -> ApiResult<bool> {
+        let Some(bytes) = manifest else {
+            return Ok(false);
+        };
+        let meta = ObjectMeta {
+            content_type: Some("application/json".into()),
+            cache_control: Some("no-cache".into()),
+        };
+        self.storage
+            .put(
+                &layout::manifest(&dep.project, &dep.id),
+                Body::Bytes(bytes),
+                &meta,
+            )
+            .await
+            .map_err(|e| ApiError::StorageUnavailable(format!("publishing a manifest: {e}")))?;
+        Ok(true)
+    }
+
+    /// Takes back the served manifest of a deployment that did not become ready, so its URL
+    /// stops answering.
+    async fn withdraw_manifest(&self, dep: &DeploymentRow) {
+        let key = layout::manifest(&dep.project, &dep.id);
+        if let Err(e) = self.storage.delete(&key).await {
+            tracing::error!(key, error = %e, "could not withdraw the manifest of a deployment that is not ready");
+        }
+        if let Some(proxy) = &self.proxy {
+            proxy.invalidate(&dep.project);
+        }
     }
 
     pub(crate) async fn check_manifest(&self, dep: &DeploymentRow) -> Result<(), String> {

@@ -449,7 +449,7 @@ impl FakeBuilder {
             files: entries,
             routing: Default::default(),
         };
-        let key = layout::manifest(&self.job.project, &self.job.deployment);
+        let key = layout::pending_manifest(&self.job.project, &self.job.deployment);
         storage
             .put(
                 &key,

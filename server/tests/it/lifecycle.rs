@@ -1,6 +1,10 @@
 //! Deployments move queued → building → uploading → ready | failed | canceled, only the server
 //! moves them, and only a complete upload goes live.
 
+use std::time::Duration;
+
+use scalemesh_core::layout;
+use scalemesh_core::storage::{Body, ObjectMeta, Storage};
 use scalemesh_core::wire::{BuilderReport, LogFrame};
 use scalemesh_core::{DeploymentStatus, Phase};
 use scalemesh_server::runner::{JobOutcome, RunnerEvent};
@@ -199,6 +203,75 @@ async fn cancel_stops_the_build_once() {
     // The builder's late success is refused.
     let (status, _) = b.report(BuilderReport::Ready).await;
     assert_eq!(status, 409);
+}
+
+/// The builder is held between its manifest and its report, and a cancel lands then: the
+/// deployment never answers, at its own URL or anywhere.
+#[tokio::test]
+async fn a_cancel_after_the_manifest_leaves_nothing_served() {
+    let app = spawn_app().await;
+    let (id, job) = app.deploy("site").await;
+    let b = FakeBuilder::new(job);
+    for phase in [Phase::Fetching, Phase::Building, Phase::Uploading] {
+        let (status, _) = b
+            .report(BuilderReport::Phase {
+                phase,
+                progress: None,
+            })
+            .await;
+        assert_eq!(status, 200);
+    }
+    b.upload(&app.storage, &[("index.html", "should never answer")])
+        .await;
+    let preview = format!("{id}--site.localhost");
+    assert_eq!(
+        app.site(&preview, "/").await.status(),
+        404,
+        "not before it is ready"
+    );
+    let (status, _) = app
+        .post(&format!("/api/v1/deployments/{id}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = b.report(BuilderReport::Ready).await;
+    assert_eq!(status, 409);
+    assert_eq!(app.site(&preview, "/").await.status(), 404);
+    assert_eq!(app.site("site.localhost", "/").await.status(), 404);
+    let served = layout::manifest(&b.job.project, &id);
+    assert!(
+        app.storage.get_bytes(&served).await.is_err(),
+        "no manifest is published for it"
+    );
+}
+
+/// A builder of an earlier version wrote the served manifest itself: a deployment that fails
+/// takes it back.
+#[tokio::test]
+async fn a_failed_deployment_takes_back_a_manifest_it_published() {
+    let app = spawn_app().await;
+    let (id, job) = app.deploy("site").await;
+    let b = FakeBuilder::new(job);
+    b.upload(&app.storage, &[("index.html", "old builder")])
+        .await;
+    let pending = layout::pending_manifest(&b.job.project, &id);
+    let served = layout::manifest(&b.job.project, &id);
+    let bytes = app.storage.get_bytes(&pending).await.expect("pending");
+    app.storage
+        .put(&served, Body::Bytes(bytes), &ObjectMeta::default())
+        .await
+        .expect("put");
+    let preview = format!("{id}--site.localhost");
+    let (status, _) = b
+        .report(BuilderReport::Failed {
+            reason: "late".into(),
+        })
+        .await;
+    assert_eq!(status, 200);
+    let started = std::time::Instant::now();
+    while app.site(&preview, "/").await.status() != 404 {
+        assert!(started.elapsed() < Duration::from_secs(10), "still served");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]
