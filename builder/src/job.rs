@@ -45,7 +45,15 @@ pub async fn run(cx: &JobContext<'_>) -> anyhow::Result<()> {
     phase(cx, Phase::Fetching, None).await?;
     match &job.source {
         JobSource::Git { url, git_ref } => {
-            source::clone(url, git_ref.as_ref(), &src, &home, log).await?
+            source::clone(
+                url,
+                git_ref.as_ref(),
+                &src,
+                &home,
+                &job.allow_private_git_hosts,
+                log,
+            )
+            .await?
         }
         JobSource::Archive { key } => {
             fetch_archive(cx.storage.as_ref(), key, &src, cx.work, log).await?

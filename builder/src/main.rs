@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::Parser;
 use scalemesh_core::git::{GitRef, GitUrl};
 use scalemesh_core::job::{BuildJob, JobSource, env};
+use scalemesh_core::netguard::AllowList;
 use scalemesh_core::site_config::BuildSettings;
 use scalemesh_core::storage::{self, StorageOptions, StorageUrl};
 use scalemesh_core::wire::BuilderReport;
@@ -57,6 +58,10 @@ struct Args {
     /// An S3-compatible endpoint for s3:// storage, instead of AWS.
     #[arg(long, env = env::S3_ENDPOINT)]
     s3_endpoint: Option<String>,
+    /// Repository hosts to fetch from although they are not public: host names, addresses or
+    /// networks, comma-separated.
+    #[arg(long, env = env::ALLOW_PRIVATE_GIT_HOSTS, default_value = "", value_parser = |s: &str| AllowList::parse(s))]
+    allow_private_git_hosts: AllowList,
     /// How long the whole job may take.
     #[arg(long, env = env::BUILD_TIMEOUT, default_value = "15m", value_parser = duration::parse)]
     timeout: Duration,
@@ -189,6 +194,7 @@ fn job_from(args: Args) -> anyhow::Result<(BuildJob, SandboxSetting)> {
         storage: args.storage,
         s3_endpoint: args.s3_endpoint,
         timeout_secs: args.timeout.as_secs(),
+        allow_private_git_hosts: args.allow_private_git_hosts,
     };
     Ok((job, args.sandbox))
 }

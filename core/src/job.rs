@@ -25,6 +25,7 @@ pub mod env {
     pub const BUILD_TIMEOUT: &str = "SCALEMESH_BUILD_TIMEOUT";
     pub const SANDBOX: &str = "SCALEMESH_SANDBOX";
     pub const S3_ENDPOINT: &str = "SCALEMESH_S3_ENDPOINT";
+    pub const ALLOW_PRIVATE_GIT_HOSTS: &str = "SCALEMESH_ALLOW_PRIVATE_GIT_HOSTS";
 }
 
 /// Where install and build commands run (`SCALEMESH_SANDBOX`).
@@ -85,6 +86,8 @@ pub struct BuildJob {
     /// An S3-compatible endpoint for `storage`, when it is not AWS.
     pub s3_endpoint: Option<String>,
     pub timeout_secs: u64,
+    /// Repository hosts that may be fetched from although they are not public.
+    pub allow_private_git_hosts: crate::netguard::AllowList,
 }
 
 impl BuildJob {
@@ -100,6 +103,12 @@ impl BuildJob {
         ];
         if let Some(endpoint) = &self.s3_endpoint {
             vars.push((env::S3_ENDPOINT, endpoint.clone()));
+        }
+        if !self.allow_private_git_hosts.is_empty() {
+            vars.push((
+                env::ALLOW_PRIVATE_GIT_HOSTS,
+                self.allow_private_git_hosts.to_setting(),
+            ));
         }
         match &self.source {
             JobSource::Git { url, git_ref } => {
@@ -161,6 +170,7 @@ mod tests {
             storage: "file:///tmp/s".into(),
             s3_endpoint: None,
             timeout_secs: 900,
+            allow_private_git_hosts: crate::netguard::AllowList::default(),
         };
         let vars: std::collections::BTreeMap<_, _> = job.to_env().into_iter().collect();
         assert_eq!(vars[env::GIT_REF], "main");

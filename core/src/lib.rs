@@ -14,6 +14,7 @@ pub mod job;
 pub mod layout;
 pub mod local;
 pub mod name;
+pub mod netguard;
 pub mod rules;
 pub mod site_config;
 pub mod status;

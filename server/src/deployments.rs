@@ -31,6 +31,21 @@ pub enum NewSource<'a> {
 }
 
 impl App {
+    /// Refuses a repository whose host is spelled as an address that is not public, or is
+    /// `localhost` (the builder checks names again, after resolving them).
+    pub fn check_git_host(&self, url: &GitUrl) -> ApiResult<()> {
+        let refused = |message: String| {
+            ApiError::bad_request("git_host_refused", message).on_field("git_url")
+        };
+        let parsed = url::Url::parse(url.as_str()).map_err(|e| refused(e.to_string()))?;
+        let host = parsed
+            .host()
+            .ok_or_else(|| refused("the repository URL has no host".into()))?;
+        scalemesh_core::netguard::check_host(&host, &self.allow_private_git_hosts)
+            .map(|_| ())
+            .map_err(|e| refused(e.to_string()))
+    }
+
     pub async fn create_deployment(
         &self,
         project: &ProjectRow,
@@ -38,6 +53,9 @@ impl App {
         promote: bool,
     ) -> ApiResult<DeploymentRow> {
         let id = DeploymentId::generate();
+        if let NewSource::Git { url, .. } = &source {
+            self.check_git_host(url)?;
+        }
         let (source_kind, git_url, git_ref) = match source {
             NewSource::Git { url, git_ref } => (
                 "git",
@@ -144,6 +162,7 @@ impl App {
             storage: self.storage.url(),
             s3_endpoint: self.s3_endpoint.clone(),
             timeout_secs: self.build_timeout.as_secs(),
+            allow_private_git_hosts: self.allow_private_git_hosts.clone(),
         })
     }
 

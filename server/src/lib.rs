@@ -65,6 +65,8 @@ pub struct App {
     throttle: std::sync::Mutex<auth::throttle::Throttle>,
     /// Proxies whose `X-Forwarded-For` is believed.
     trusted_proxies: Vec<ipnet::IpNet>,
+    /// Repository hosts builds may fetch from although they are not public.
+    allow_private_git_hosts: scalemesh_core::netguard::AllowList,
 }
 
 impl App {
@@ -201,6 +203,7 @@ impl Server {
             name_hold: settings.name_hold,
             throttle: std::sync::Mutex::new(auth::throttle::Throttle::new(settings.auth_failures)),
             trusted_proxies: settings.trusted_proxy.clone(),
+            allow_private_git_hosts: settings.allow_private_git_hosts.clone(),
         });
         Ok(Self {
             app,

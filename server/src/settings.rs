@@ -134,6 +134,11 @@ pub struct Settings {
     #[arg(long, env = "SCALEMESH_AUTH_FAILURES", default_value_t = 20)]
     pub auth_failures: u32,
 
+    /// Repository hosts builds may fetch from although they are not public (loopback, private
+    /// networks): host names, addresses or networks, comma-separated (git.corp.lan,10.0.0.0/8).
+    #[arg(long, env = "SCALEMESH_ALLOW_PRIVATE_GIT_HOSTS", default_value = "", value_parser = |s: &str| scalemesh_core::netguard::AllowList::parse(s))]
+    pub allow_private_git_hosts: scalemesh_core::netguard::AllowList,
+
     /// Proxies in front of the server whose X-Forwarded-For is believed, comma-separated
     /// addresses or networks (10.0.0.0/8).
     #[arg(long, env = "SCALEMESH_TRUSTED_PROXY", value_delimiter = ',', value_parser = parse_network)]

@@ -1,13 +1,19 @@
 //! `git clone` of a repository the user named. Hostile input on both sides: the URL (validated
 //! in core, then passed after `--`) and the repository (no submodules, no hooks, only http(s)
-//! and git transports, no redirects, no credential prompts, no system or global config).
+//! and git transports, no redirects, no credential prompts, no system or global config). The
+//! host is resolved once and every address checked (`core::netguard`); git then connects to the
+//! address that was checked, so a name that resolves elsewhere a moment later gets nowhere.
 
+use std::future::Future;
+use std::net::IpAddr;
 use std::path::Path;
+use std::pin::Pin;
 use std::process::Stdio;
 use std::time::Instant;
 
 use anyhow::Context;
 use scalemesh_core::git::{ALLOWED_SCHEMES, GitRef, GitUrl};
+use scalemesh_core::netguard::{self, AllowList};
 use scalemesh_core::wire::LogStream;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
@@ -36,22 +42,109 @@ fn git(home: &Path) -> Command {
     cmd
 }
 
-/// Clones `url` at `git_ref` (default branch when `None`) into `dest`, which must not exist.
-pub async fn clone(
+/// Looks host names up. A trait so tests can answer differently from one lookup to the next.
+pub trait Resolve: Send + Sync {
+    fn resolve<'a>(
+        &'a self,
+        host: &'a str,
+        port: u16,
+    ) -> Pin<Box<dyn Future<Output = std::io::Result<Vec<IpAddr>>> + Send + 'a>>;
+}
+
+/// The machine's resolver.
+pub struct SystemResolver;
+
+impl Resolve for SystemResolver {
+    fn resolve<'a>(
+        &'a self,
+        host: &'a str,
+        port: u16,
+    ) -> Pin<Box<dyn Future<Output = std::io::Result<Vec<IpAddr>>> + Send + 'a>> {
+        Box::pin(async move {
+            Ok(tokio::net::lookup_host((host, port))
+                .await?
+                .map(|a| a.ip())
+                .collect())
+        })
+    }
+}
+
+/// Where git must connect for a URL whose host is a name: that name, its port, and the address
+/// that was checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pinned {
+    pub host: String,
+    pub port: u16,
+    pub ip: IpAddr,
+}
+
+/// Checks the URL's host and, for a name, resolves it once and checks every address; `None` for
+/// a literal address (checked, and connected to as it is).
+pub async fn pin(
+    url: &GitUrl,
+    allow: &AllowList,
+    resolver: &dyn Resolve,
+) -> anyhow::Result<Option<Pinned>> {
+    let parsed = url::Url::parse(url.as_str()).context("the repository URL is not a URL")?;
+    let host = parsed.host().context("the repository URL has no host")?;
+    if netguard::check_host(&host, allow)?.is_some() {
+        return Ok(None);
+    }
+    let name = host.to_string();
+    let port = parsed.port_or_known_default().unwrap_or(9418);
+    let addresses = resolver
+        .resolve(&name, port)
+        .await
+        .with_context(|| format!("could not resolve the repository host {name}"))?;
+    let ip = netguard::check_addresses(&name, &addresses, allow)?;
+    Ok(Some(Pinned {
+        host: name,
+        port,
+        ip,
+    }))
+}
+
+/// What git is told to clone, and the settings that make it connect to the pinned address:
+/// for http(s) a resolve entry (the name stays in the URL, for TLS and `Host`); for git:// the
+/// address in the URL itself.
+fn target(url: &GitUrl, pinned: Option<&Pinned>) -> anyhow::Result<(String, Vec<String>)> {
+    let Some(pinned) = pinned else {
+        return Ok((url.as_str().to_owned(), Vec::new()));
+    };
+    let mut parsed = url::Url::parse(url.as_str()).context("the repository URL is not a URL")?;
+    if parsed.scheme() == "git" {
+        parsed
+            .set_ip_host(pinned.ip)
+            .map_err(|()| anyhow::anyhow!("could not point the repository URL at {}", pinned.ip))?;
+        return Ok((parsed.to_string(), Vec::new()));
+    }
+    let address = match pinned.ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    };
+    Ok((
+        url.as_str().to_owned(),
+        vec![
+            "-c".into(),
+            format!(
+                "http.curloptResolve={}:{}:{address}",
+                pinned.host, pinned.port
+            ),
+        ],
+    ))
+}
+
+/// The `git clone` of `url` at `git_ref` into `dest`, connecting where `pinned` says.
+pub fn clone_command(
     url: &GitUrl,
     git_ref: Option<&GitRef>,
     dest: &Path,
     home: &Path,
-    log: &LogSink,
-) -> anyhow::Result<()> {
-    // Validated again here: the builder trusts nothing it is handed.
-    let url = GitUrl::parse(url.as_str()).context("the repository URL is not allowed")?;
-    let started = Instant::now();
-    match git_ref {
-        Some(r) => log.system(format!("Cloning {} (ref {r})", url.redacted())),
-        None => log.system(format!("Cloning {}", url.redacted())),
-    }
+    pinned: Option<&Pinned>,
+) -> anyhow::Result<Command> {
+    let (target, resolve) = target(url, pinned)?;
     let mut cmd = git(home);
+    cmd.args(resolve);
     cmd.args([
         "-c",
         "protocol.allow=never",
@@ -78,7 +171,29 @@ pub async fn clone(
     if let Some(r) = git_ref {
         cmd.arg("--branch").arg(r.as_str());
     }
-    cmd.arg("--").arg(url.as_str()).arg(dest);
+    cmd.arg("--").arg(target).arg(dest);
+    Ok(cmd)
+}
+
+/// Clones `url` at `git_ref` (default branch when `None`) into `dest`, which must not exist,
+/// from a host that is public or allowed by `allow`.
+pub async fn clone(
+    url: &GitUrl,
+    git_ref: Option<&GitRef>,
+    dest: &Path,
+    home: &Path,
+    allow: &AllowList,
+    log: &LogSink,
+) -> anyhow::Result<()> {
+    // Validated again here: the builder trusts nothing it is handed.
+    let url = GitUrl::parse(url.as_str()).context("the repository URL is not allowed")?;
+    let pinned = pin(&url, allow, &SystemResolver).await?;
+    let started = Instant::now();
+    match git_ref {
+        Some(r) => log.system(format!("Cloning {} (ref {r})", url.redacted())),
+        None => log.system(format!("Cloning {}", url.redacted())),
+    }
+    let mut cmd = clone_command(&url, git_ref, dest, home, pinned.as_ref())?;
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd
         .spawn()
@@ -145,4 +260,39 @@ pub async fn clone(
         started.elapsed().as_secs_f64()
     ));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn git_connects_where_the_pin_says() {
+        let pinned = |host: &str, port, ip: &str| Pinned {
+            host: host.into(),
+            port,
+            ip: ip.parse().expect("ip"),
+        };
+        let url = GitUrl::parse("https://git.example.com/a/b.git").expect("url");
+        let (to, config) =
+            target(&url, Some(&pinned("git.example.com", 443, "140.82.112.3"))).expect("target");
+        assert_eq!(to, "https://git.example.com/a/b.git");
+        assert_eq!(
+            config,
+            ["-c", "http.curloptResolve=git.example.com:443:140.82.112.3"]
+        );
+        let (_, config) =
+            target(&url, Some(&pinned("git.example.com", 443, "2606:50c0::1"))).expect("target");
+        assert_eq!(
+            config[1],
+            "http.curloptResolve=git.example.com:443:[2606:50c0::1]"
+        );
+        let git = GitUrl::parse("git://git.example.com/a").expect("url");
+        let (to, config) =
+            target(&git, Some(&pinned("git.example.com", 9418, "140.82.112.3"))).expect("target");
+        assert_eq!(to, "git://140.82.112.3/a");
+        assert!(config.is_empty());
+        let (to, _) = target(&url, None).expect("target");
+        assert_eq!(to, url.as_str());
+    }
 }

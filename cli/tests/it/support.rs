@@ -148,6 +148,8 @@ fn launch(
         .env("SCALEMESH_LISTEN", "127.0.0.1:0")
         .env("SCALEMESH_PROXY_LISTEN", "127.0.0.1:0")
         .env("SCALEMESH_BUILDER_BIN", bin("scalemesh-builder"))
+        // The tests serve their repositories on loopback, which builds may not reach otherwise.
+        .env("SCALEMESH_ALLOW_PRIVATE_GIT_HOSTS", "127.0.0.1")
         .env("RUST_LOG", "scalemesh_server=info")
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())

@@ -89,6 +89,9 @@ pub async fn create_project_row(
 ) -> ApiResult<crate::db::ProjectRow> {
     caller.may(Action::CreateProject)?;
     let git_url = body.git_url.as_deref().map(parse_git_url).transpose()?;
+    if let Some(url) = &git_url {
+        app.check_git_host(url)?;
+    }
     let git_ref = parse_git_ref(body.git_ref.as_deref())?;
     let name = name_for(body.name.as_deref(), git_url.as_ref())?;
     if is_reserved_project_name(name.as_str()) {
@@ -197,7 +200,9 @@ pub async fn update(
         .await?;
     let mut row = project.row.clone();
     if let Some(url) = body.git_url.as_deref() {
-        row.git_url = Some(parse_git_url(url)?.into());
+        let url = parse_git_url(url)?;
+        app.check_git_host(&url)?;
+        row.git_url = Some(url.into());
     }
     if let Some(r) = body.git_ref.as_deref() {
         row.git_ref = parse_git_ref(Some(r))?.map(String::from);

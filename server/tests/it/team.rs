@@ -862,3 +862,66 @@ async fn a_removed_admin_is_not_made_again_at_start() {
         .expect("listed");
     assert_eq!(admin["admin"], false, "{users}");
 }
+
+/// Repositories on addresses that are not public are refused before anything starts, in any
+/// spelling, unless the operator allowed them.
+#[tokio::test]
+async fn repositories_inside_the_network_are_refused() {
+    let app = spawn_app().await;
+    for url in [
+        "http://169.254.169.254/latest.git",
+        "http://2852039166/a.git",
+        "http://[::ffff:169.254.169.254]/a.git",
+        "http://127.0.0.1:9000/api/v1/projects",
+        "git://0x7f000001/a",
+        "http://localhost/a.git",
+        "https://10.0.0.1/a.git",
+    ] {
+        let (status, body) = app
+            .post(
+                "/api/v1/projects",
+                json!({"name": "inside", "git_url": url}),
+            )
+            .await;
+        assert_eq!(status, 400, "{url}: {body}");
+        assert_eq!(body["error"]["code"], "git_host_refused", "{url}");
+        assert_eq!(body["error"]["field"], "git_url");
+    }
+    create(&app, &app.token, "outside").await;
+    let (status, body) = app
+        .post(
+            "/api/v1/projects/outside/deployments",
+            json!({"git_url": "http://[::1]/a.git"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = app
+        .call(
+            &app.token,
+            "PATCH",
+            "/api/v1/projects/outside",
+            Some(json!({"git_url": "http://192.168.0.1/a.git"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+
+    let lan = spawn_app_with(|s| {
+        s.allow_private_git_hosts =
+            scalemesh_core::netguard::AllowList::parse("10.0.0.0/8").expect("allow");
+    })
+    .await;
+    let (status, body) = lan
+        .post(
+            "/api/v1/projects",
+            json!({"name": "lan", "git_url": "https://10.1.2.3/a.git"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (id, job) = lan.deploy("lan").await;
+    assert!(
+        job.to_env()
+            .iter()
+            .any(|(k, v)| *k == "SCALEMESH_ALLOW_PRIVATE_GIT_HOSTS" && v == "10.0.0.0/8"),
+        "the builder is told ({id})"
+    );
+}
