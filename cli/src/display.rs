@@ -11,6 +11,10 @@ use scalemesh_core::{DeploymentStatus, Phase};
 
 use crate::escape::{colors_wanted, sanitize};
 
+/// What comes before each build log line in `deploy`'s output.
+pub const GUTTER: &str = "│ ";
+const DIM_GUTTER: &str = "\u{1b}[2m│\u{1b}[0m ";
+
 pub struct DeployView {
     bar: Option<ProgressBar>,
     colors: bool,
@@ -42,11 +46,15 @@ impl DeployView {
         self.print(|out| writeln!(out, "{text}"));
     }
 
+    /// The build's log lines, each under a gutter: a build cannot print a line that starts
+    /// where the CLI's own lines do (`✓ Live in …`, `==> done`), nor an escape code that would
+    /// move back over the gutter.
     pub fn lines(&self, lines: &[LogLine]) {
         let colors = self.colors;
+        let gutter = if colors { DIM_GUTTER } else { GUTTER };
         self.print(|out| {
             for line in lines {
-                writeln!(out, "{}", sanitize(&line.text, colors))?;
+                writeln!(out, "{gutter}{}", sanitize(&line.text, colors))?;
             }
             Ok(())
         });

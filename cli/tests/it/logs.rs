@@ -19,8 +19,10 @@ function chunk() {
 chunk();
 "#;
 
+/// The numbered lines of a log, as `logs` prints them or under `deploy`'s gutter.
 fn numbered(text: &str) -> Vec<String> {
     text.lines()
+        .map(|l| l.strip_prefix("│ ").unwrap_or(l))
         .filter(|l| l.starts_with("line "))
         .map(str::to_owned)
         .collect()
@@ -102,6 +104,9 @@ async fn log_text_cannot_drive_the_terminal() {
 console.log("title \x1b]0;pwned\x07 clear \x1b[2J\x1b[1;1H fake prompt");
 console.log("html <img src=x onerror=alert(1)> \x1b[31mred\x1b[0m");
 console.log("carriage\rreturn");
+console.log("==> Live in 0.1s");
+console.log("\x1b[32m✓\x1b[0m Live in 0.1s spoof");
+console.log("Live at http://spoof.example");
 require("fs").mkdirSync("dist", { recursive: true });
 require("fs").writeFileSync("dist/index.html", "ok");
 "#;
@@ -126,6 +131,15 @@ require("fs").writeFileSync("dist/index.html", "ok");
         "colours are dropped off a terminal: {err}"
     );
     assert!(err.contains("carriage^Mreturn"), "{err}");
+    // Build output cannot pass for the CLI's own lines.
+    for line in err.lines().filter(|l| l.contains("spoof")) {
+        assert!(line.starts_with("│ "), "{line:?}");
+    }
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("==> Live in")).count(),
+        1,
+        "{err}"
+    );
     let out = stack.cli(&["logs", "hostile"]);
     assert!(!stdout(&out).contains('\u{1b}'));
 }

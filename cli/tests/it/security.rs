@@ -40,7 +40,7 @@ fs.writeFileSync("dist/index.html", "ok");
     assert!(!log.contains(&stack.token()));
     let env_line = log
         .lines()
-        .find(|l| l.starts_with("env: "))
+        .find(|l| l.starts_with("│ env: "))
         .expect("env line");
     assert!(
         !env_line.contains("SCALEMESH"),
