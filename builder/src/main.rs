@@ -195,6 +195,7 @@ fn job_from(args: Args) -> anyhow::Result<(BuildJob, SandboxSetting)> {
         s3_endpoint: args.s3_endpoint,
         timeout_secs: args.timeout.as_secs(),
         allow_private_git_hosts: args.allow_private_git_hosts,
+        owner: String::new(),
     };
     Ok((job, args.sandbox))
 }

@@ -88,6 +88,9 @@ pub struct BuildJob {
     pub timeout_secs: u64,
     /// Repository hosts that may be fetched from although they are not public.
     pub allow_private_git_hosts: crate::netguard::AllowList,
+    /// Whose turn the job takes in a shared queue: the user who started it. Not part of the
+    /// builder's environment.
+    pub owner: String,
 }
 
 impl BuildJob {
@@ -171,6 +174,7 @@ mod tests {
             s3_endpoint: None,
             timeout_secs: 900,
             allow_private_git_hosts: crate::netguard::AllowList::default(),
+            owner: "ada".into(),
         };
         let vars: std::collections::BTreeMap<_, _> = job.to_env().into_iter().collect();
         assert_eq!(vars[env::GIT_REF], "main");

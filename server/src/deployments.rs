@@ -46,15 +46,29 @@ impl App {
             .map_err(|e| refused(e.to_string()))
     }
 
+    /// Records a deployment started by user `by` and hands it to the runner; refused while `by`
+    /// has as many builds waiting in the queue as one user may.
     pub async fn create_deployment(
         &self,
         project: &ProjectRow,
         source: NewSource<'_>,
         promote: bool,
+        by: i64,
     ) -> ApiResult<DeploymentRow> {
         let id = DeploymentId::generate();
         if let NewSource::Git { url, .. } = &source {
             self.check_git_host(url)?;
+        }
+        if self.max_queued_per_user > 0 {
+            let queued = self.store.queued_by(by).await?;
+            if queued >= self.max_queued_per_user {
+                return Err(ApiError::TooManyRequests {
+                    message: format!(
+                        "you have {queued} builds waiting to start, as many as one user may; wait for some to start, or cancel some (scalemesh deployments ls, scalemesh cancel)"
+                    ),
+                    retry_after: 30,
+                });
+            }
         }
         let (source_kind, git_url, git_ref) = match source {
             NewSource::Git { url, git_ref } => (
@@ -89,6 +103,7 @@ impl App {
                 git_url,
                 git_ref,
                 promote,
+                created_by: by,
             })
             .await;
         let row = match inserted {
@@ -163,6 +178,7 @@ impl App {
             s3_endpoint: self.s3_endpoint.clone(),
             timeout_secs: self.build_timeout.as_secs(),
             allow_private_git_hosts: self.allow_private_git_hosts.clone(),
+            owner: dep.created_by.to_string(),
         })
     }
 

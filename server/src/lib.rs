@@ -67,6 +67,8 @@ pub struct App {
     trusted_proxies: Vec<ipnet::IpNet>,
     /// Repository hosts builds may fetch from although they are not public.
     allow_private_git_hosts: scalemesh_core::netguard::AllowList,
+    /// Builds one user may have waiting in the queue (0: no limit).
+    max_queued_per_user: u64,
 }
 
 impl App {
@@ -204,6 +206,7 @@ impl Server {
             throttle: std::sync::Mutex::new(auth::throttle::Throttle::new(settings.auth_failures)),
             trusted_proxies: settings.trusted_proxy.clone(),
             allow_private_git_hosts: settings.allow_private_git_hosts.clone(),
+            max_queued_per_user: settings.max_queued_per_user,
         });
         Ok(Self {
             app,

@@ -94,6 +94,11 @@ pub struct Settings {
     #[arg(long, env = "SCALEMESH_MAX_BUILDS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_builds: u16,
 
+    /// How many builds one user may have waiting to start; past it, deploys are refused with
+    /// 429 (0: no limit). Queued builds start in turn across users.
+    #[arg(long, env = "SCALEMESH_MAX_QUEUED_PER_USER", default_value_t = 10)]
+    pub max_queued_per_user: u64,
+
     /// How long a build may take before it is stopped and failed (e.g. 90s, 15m, 1h).
     #[arg(long, env = "SCALEMESH_BUILD_TIMEOUT", default_value = "15m", value_parser = scalemesh_core::duration::parse)]
     pub build_timeout: Duration,

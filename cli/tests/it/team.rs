@@ -344,3 +344,100 @@ fs.writeFileSync("dist/index.html", crypto.createHash("sha256").update(process.e
     }
     assert!(!database.windows(VALUE.len()).any(|w| w == VALUE.as_bytes()));
 }
+
+/// Statuses of a project's deployments, by id.
+async fn statuses(stack: &Stack, project: &str) -> std::collections::HashMap<String, String> {
+    let list = stack
+        .api_get(&format!("/api/v1/projects/{project}/deployments?limit=100"))
+        .await;
+    list["deployments"]
+        .as_array()
+        .expect("deployments")
+        .iter()
+        .map(|d| {
+            (
+                d["id"].as_str().expect("id").to_owned(),
+                d["status"].as_str().expect("status").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// User A queues ten builds, user B one: B's starts as soon as one of A's running builds ends,
+/// before any more of A's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn builds_take_turns_across_users() {
+    let stack = Stack::start_with(&["--max-builds", "2"]);
+    let git = GitServer::start().await;
+    let repo = git.repo(
+        "turns",
+        &[
+            ("package.json", PACKAGE_JSON),
+            ("build.js", "setTimeout(() => {}, 120000);\n"),
+        ],
+    );
+    let config = stack.data.path().join("no-config.toml");
+    let deploy = |token: Option<&str>| {
+        let out = match token {
+            Some(t) => cli_ci(&stack, t, &["deploy", &repo.url, "--no-wait", "--json"]),
+            None => cli_as(
+                &stack,
+                &config,
+                &["deploy", &repo.url, "--no-wait", "--json"],
+                None,
+            ),
+        };
+        let dep: serde_json::Value = serde_json::from_str(&ok(&out)).expect("json");
+        dep["id"].as_str().expect("id").to_owned()
+    };
+    let mine: Vec<String> = (0..10).map(|_| deploy(None)).collect();
+    let bob = ok(&cli_as(&stack, &config, &["users", "add", "bob"], None));
+    ok(&cli_as(
+        &stack,
+        &config,
+        &["members", "add", "turns", "bob", "--role", "developer"],
+        None,
+    ));
+    let running = |s: &std::collections::HashMap<String, String>, ids: &[String]| {
+        ids.iter()
+            .filter(|id| {
+                s.get(*id)
+                    .is_some_and(|st| st == "building" || st == "uploading")
+            })
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let started = std::time::Instant::now();
+    let first = loop {
+        let s = statuses(&stack, "turns").await;
+        let now = running(&s, &mine);
+        if now.len() == 2 {
+            break now;
+        }
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "two of A's builds start: {s:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let theirs = deploy(Some(bob.trim()));
+    ok(&cli_as(&stack, &config, &["cancel", &first[0]], None));
+    let started = std::time::Instant::now();
+    loop {
+        let s = statuses(&stack, "turns").await;
+        let mine_now = running(&s, &mine);
+        assert!(
+            mine_now.len() <= 1,
+            "none of A's queued builds started before B's: {s:?}"
+        );
+        if running(&s, std::slice::from_ref(&theirs)).len() == 1 {
+            assert_eq!(mine_now, [first[1].clone()], "{s:?}");
+            break;
+        }
+        assert!(started.elapsed().as_secs() < 60, "B's build starts: {s:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    for id in mine.iter().chain([&theirs]) {
+        let _ = cli_as(&stack, &config, &["cancel", id], None);
+    }
+}

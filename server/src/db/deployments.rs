@@ -23,6 +23,8 @@ pub struct DeploymentRow {
     pub git_ref: Option<String>,
     pub promote: bool,
     pub job_token_hash: Option<Vec<u8>>,
+    /// Who started it (the project's owner for deployments older than that record).
+    pub created_by: i64,
     /// The runner's name for the job (an ECS task ARN).
     pub runner_ref: Option<String>,
     pub production: bool,
@@ -40,6 +42,7 @@ pub struct NewDeployment {
     pub git_url: Option<String>,
     pub git_ref: Option<String>,
     pub promote: bool,
+    pub created_by: i64,
 }
 
 /// A requested change of a deployment's status (or, within the same status, of its phase).
@@ -72,7 +75,7 @@ pub enum TransitionOutcome {
 const SELECT: &str = "SELECT d.id, d.project_id, p.name, d.status, d.phase, d.progress_done, d.progress_total,
     d.reason, d.source_kind, d.git_url, d.git_ref, d.promote, d.job_token_hash,
     COALESCE(p.production_deployment = d.id, 0), d.created_at, d.building_at, d.uploading_at, d.finished_at,
-    d.runner_ref
+    d.runner_ref, COALESCE(d.created_by, p.owner_id)
     FROM deployments d JOIN projects p ON p.id = d.project_id";
 
 fn corrupt(e: impl std::fmt::Display) -> DbError {
@@ -110,6 +113,7 @@ fn row_to_deployment(r: &Row<'_>) -> rusqlite::Result<Result<DeploymentRow, DbEr
             promote: r.get(11)?,
             job_token_hash: r.get(12)?,
             runner_ref: r.get(18)?,
+            created_by: r.get(19)?,
             production: r.get(13)?,
             created_at: from_ms(r.get(14)?),
             building_at: building_at.map(from_ms),
@@ -157,6 +161,19 @@ pub struct Readied {
 }
 
 impl SqliteStore {
+    /// How many deployments `user_id` started that wait in the queue.
+    pub async fn queued_by(&self, user_id: i64) -> DbResult<u64> {
+        self.read(move |conn| {
+            let n: i64 = conn.query_row(
+                "SELECT count(*) FROM deployments WHERE created_by = ?1 AND status = 'queued'",
+                params![user_id],
+                |r| r.get(0),
+            )?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+        .await
+    }
+
     /// Moves an uploaded deployment to `ready` and, when it was asked to go live and no newer
     /// deployment is live, points the production alias at it: one transaction, with its log
     /// lines, so whoever sees it ready sees it live and finds the lines.
@@ -229,9 +246,9 @@ impl SqliteStore {
     pub async fn insert_deployment(&self, new: NewDeployment) -> DbResult<DeploymentRow> {
         self.call(move |conn| {
             conn.execute(
-                "INSERT INTO deployments (id, project_id, status, phase, source_kind, git_url, git_ref, promote, created_at)
-                 VALUES (?1, ?2, 'queued', 'queued', ?3, ?4, ?5, ?6, ?7)",
-                params![new.id.as_str(), new.project_id, new.source_kind, new.git_url, new.git_ref, new.promote, now_ms()],
+                "INSERT INTO deployments (id, project_id, status, phase, source_kind, git_url, git_ref, promote, created_at, created_by)
+                 VALUES (?1, ?2, 'queued', 'queued', ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![new.id.as_str(), new.project_id, new.source_kind, new.git_url, new.git_ref, new.promote, now_ms(), new.created_by],
             )?;
             deployment_by_id(conn, new.id.as_str())?.ok_or_else(|| corrupt("inserted deployment vanished"))
         })

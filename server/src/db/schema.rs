@@ -143,6 +143,11 @@ CREATE TABLE idempotency_keys (
     PRIMARY KEY (user_id, key)
 ) WITHOUT ROWID;
 "#,
+    // Who started a deployment: builds take turns by it, and queues are capped by it.
+    r#"
+ALTER TABLE deployments ADD COLUMN created_by INTEGER REFERENCES users(id) ON DELETE SET NULL;
+CREATE INDEX deployments_queued_by ON deployments(created_by) WHERE status = 'queued';
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> DbResult<()> {

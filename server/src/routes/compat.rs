@@ -49,7 +49,12 @@ pub async fn create_project(
     };
     let git_ref = parse_git_ref(project.git_ref.as_deref())?;
     let dep = app
-        .create_deployment(&project, NewSource::Git { url, git_ref }, true)
+        .create_deployment(
+            &project,
+            NewSource::Git { url, git_ref },
+            true,
+            caller.user.id,
+        )
         .await?;
     let url = app.hosts.project_url(&project.name);
     Ok(Json(CompatCreated {

@@ -142,7 +142,7 @@ pub async fn create(
         }
     };
     let Some(key) = key else {
-        let row = start(&app, &project, source).await?;
+        let row = start(&app, &project, source, caller.user.id).await?;
         return Ok(answer(&app, &row, false));
     };
     let user = caller.user.id;
@@ -151,7 +151,7 @@ pub async fn create(
         .claim_idempotency(user, &key, request.finalize().to_vec())
         .await?
     {
-        Claim::New => match start(&app, &project, source).await {
+        Claim::New => match start(&app, &project, source, user).await {
             Ok(row) => {
                 app.store.finish_idempotency(user, &key, &row.id).await?;
                 Ok(answer(&app, &row, false))
@@ -186,11 +186,16 @@ enum Upload {
     Archive(tempfile::NamedTempFile, bool),
 }
 
-async fn start(app: &App, project: &ProjectRow, source: Upload) -> ApiResult<DeploymentRow> {
+async fn start(
+    app: &App,
+    project: &ProjectRow,
+    source: Upload,
+    by: i64,
+) -> ApiResult<DeploymentRow> {
     match source {
-        Upload::Git(source, promote) => app.create_deployment(project, source, promote).await,
+        Upload::Git(source, promote) => app.create_deployment(project, source, promote, by).await,
         Upload::Archive(file, promote) => {
-            app.create_deployment(project, NewSource::Archive(file.path()), promote)
+            app.create_deployment(project, NewSource::Archive(file.path()), promote, by)
                 .await
         }
     }

@@ -1,9 +1,9 @@
-//! Builds as child processes of the server: at most `max_running` at once, the rest queued in
-//! order. Each builder runs in its own process group with a scrubbed environment; stopping one
+//! Builds as child processes of the server: at most `max_running` at once, the rest queued,
+//! owners taking turns (`fair.rs`). Each builder runs in its own process group with a scrubbed environment; stopping one
 //! sends SIGTERM to the group (the builder then stops its build commands), and SIGKILL to the
 //! group after a grace period.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,6 +18,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot};
 
+use super::fair::FairQueue;
 use super::{JobOutcome, Runner, RunnerError, RunnerEvent};
 
 /// How long a builder gets between SIGTERM and SIGKILL.
@@ -51,10 +52,20 @@ struct Inner {
 
 #[derive(Default)]
 struct State {
-    queue: VecDeque<BuildJob>,
-    /// Running jobs; the sender is taken when the job is asked to stop.
-    running: HashMap<DeploymentId, Option<oneshot::Sender<()>>>,
+    queue: FairQueue,
+    /// Running jobs and their owners; the sender is taken when the job is asked to stop.
+    running: HashMap<DeploymentId, (String, Option<oneshot::Sender<()>>)>,
     shut_down: bool,
+}
+
+impl State {
+    fn running_by_owner(&self) -> HashMap<String, usize> {
+        let mut counts = HashMap::new();
+        for (owner, _) in self.running.values() {
+            *counts.entry(owner.clone()).or_insert(0) += 1;
+        }
+        counts
+    }
 }
 
 impl LocalRunner {
@@ -85,11 +96,14 @@ impl Inner {
                 if state.shut_down || state.running.len() >= self.max_running {
                     return;
                 }
-                let Some(job) = state.queue.pop_front() else {
+                let running = state.running_by_owner();
+                let Some(job) = state.queue.pop(&running) else {
                     return;
                 };
                 let (stop_tx, stop_rx) = oneshot::channel();
-                state.running.insert(job.deployment.clone(), Some(stop_tx));
+                state
+                    .running
+                    .insert(job.deployment.clone(), (job.owner.clone(), Some(stop_tx)));
                 (job, stop_rx)
             };
             let id = job.deployment.clone();
@@ -217,12 +231,12 @@ impl Runner for LocalRunner {
                 return Err(RunnerError::ShuttingDown);
             }
             let known = state.running.contains_key(&job.deployment)
-                || state.queue.iter().any(|j| j.deployment == job.deployment);
+                || state.queue.contains(&job.deployment);
             if known {
                 // One build per deployment, whoever asks twice.
                 return Ok(None);
             }
-            state.queue.push_back(job);
+            state.queue.push(job);
         }
         self.inner.pump();
         Ok(None)
@@ -230,8 +244,12 @@ impl Runner for LocalRunner {
 
     async fn cancel(&self, deployment: &DeploymentId, _runner_ref: Option<&str>) {
         let mut state = self.inner.state();
-        state.queue.retain(|job| job.deployment != *deployment);
-        if let Some(stop) = state.running.get_mut(deployment).and_then(Option::take) {
+        state.queue.remove(deployment);
+        if let Some(stop) = state
+            .running
+            .get_mut(deployment)
+            .and_then(|(_, stop)| stop.take())
+        {
             let _ = stop.send(());
         }
     }
@@ -244,7 +262,7 @@ impl Runner for LocalRunner {
             state
                 .running
                 .values_mut()
-                .filter_map(Option::take)
+                .filter_map(|(_, stop)| stop.take())
                 .collect()
         };
         for stop in stops {

@@ -4,6 +4,7 @@
 //! report it could see (it exited, timed out or never started).
 
 mod ecs;
+mod fair;
 mod local;
 
 use async_trait::async_trait;

@@ -91,6 +91,8 @@ pub async fn spawn_app_at(
     settings.data_dir = Some(path.to_path_buf());
     settings.storage = None;
     settings.auth_failures = 0;
+    // The fake runner starts nothing: every deployment stays queued.
+    settings.max_queued_per_user = 0;
     configure(&mut settings);
     let listeners = Listeners {
         api: tokio::net::TcpListener::bind("127.0.0.1:0")

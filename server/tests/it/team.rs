@@ -925,3 +925,56 @@ async fn repositories_inside_the_network_are_refused() {
         "the builder is told ({id})"
     );
 }
+
+/// One user cannot fill the queue: past their share, deploys are refused with 429 and the
+/// reason, and other users deploy as before.
+#[tokio::test]
+async fn one_user_cannot_fill_the_queue() {
+    let app = spawn_app_with(|s| s.max_queued_per_user = 3).await;
+    let bob = app.add_user("bob", false).await;
+    create(&app, &app.token, "busy").await;
+    let (status, _) = app
+        .post(
+            "/api/v1/projects/busy/members",
+            json!({"user": "bob", "role": "developer"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    for _ in 0..3 {
+        deploy(&app, &app.token, "busy", true).await;
+    }
+    let res = app
+        .http
+        .post(app.url("/api/v1/projects/busy/deployments"))
+        .bearer_auth(&app.token)
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 429);
+    assert!(res.headers().contains_key("retry-after"));
+    let (_, body) = crate::helpers::status_json(res).await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("3 builds waiting")),
+        "{body}"
+    );
+    deploy(&app, &bob, "busy", true).await;
+    // A canceled one frees a place.
+    let (_, list) = app.get("/api/v1/projects/busy/deployments").await;
+    let mine = list["deployments"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .rev()
+        .find(|d| d["status"] == "queued")
+        .and_then(|d| d["id"].as_str())
+        .expect("a queued one")
+        .to_owned();
+    let (status, _) = app
+        .post(&format!("/api/v1/deployments/{mine}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, 200);
+    deploy(&app, &app.token, "busy", true).await;
+}
