@@ -105,7 +105,9 @@ mod tests {
 
     #[test]
     fn owners_take_turns() {
-        let cases: &[(&[(&str, usize)], usize, usize, &[&str])] = &[
+        /// Jobs queued per owner, slots, starts, and the owners in the order they start.
+        type Case<'a> = (&'a [(&'a str, usize)], usize, usize, &'a [&'a str]);
+        let cases: &[Case<'_>] = &[
             // a queues ten, then b one: b's starts as soon as a has one running.
             (&[("a", 10), ("b", 1)], 2, 4, &["a", "b", "a", "a"]),
             // Alone, an owner uses every slot in order.
