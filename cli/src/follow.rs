@@ -57,10 +57,11 @@ pub async fn follow(
                 let since = *stalled_since.get_or_insert_with(Instant::now);
                 if since.elapsed() > GIVE_UP_AFTER {
                     return Err(CliError::new(format!(
-                        "lost the log stream and could not reconnect: {why}"
+                        "lost the log stream and could not reconnect for {}s: {why}",
+                        GIVE_UP_AFTER.as_secs()
                     ))
                     .hint(format!(
-                        "the build goes on; see it later with `scalemesh logs {id}`"
+                        "the server may be down, and a build it ran may have stopped with it; when it answers again, `scalemesh logs {id}` shows how the deployment ended"
                     ))
                     .into());
                 }
@@ -115,7 +116,13 @@ async fn session(
     while let Some(msg) = socket.next().await {
         let text = match msg {
             Ok(Message::Text(text)) => text,
-            Ok(Message::Close(_)) => break,
+            Ok(Message::Close(frame)) => {
+                // The server says why (restarting, a follower too slow): reconnect from `last`.
+                if let Some(frame) = frame.filter(|f| !f.reason.is_empty()) {
+                    broken = frame.reason.to_string();
+                }
+                break;
+            }
             Ok(_) => continue,
             Err(e) => {
                 broken = e.to_string();

@@ -69,6 +69,10 @@ pub struct App {
     allow_private_git_hosts: scalemesh_core::netguard::AllowList,
     /// Builds one user may have waiting in the queue (0: no limit).
     max_queued_per_user: u64,
+    /// Cancelled when the server begins to stop: log followers are told so.
+    stopping: CancellationToken,
+    /// How long a log follower may take to read a frame before it is closed.
+    follower_timeout: Duration,
 }
 
 impl App {
@@ -207,6 +211,8 @@ impl Server {
             trusted_proxies: settings.trusted_proxy.clone(),
             allow_private_git_hosts: settings.allow_private_git_hosts.clone(),
             max_queued_per_user: settings.max_queued_per_user,
+            stopping: CancellationToken::new(),
+            follower_timeout: settings.follower_timeout,
         });
         Ok(Self {
             app,
@@ -271,8 +277,10 @@ impl Server {
             });
         let trigger = {
             let stop = stop.clone();
+            let stopping = app.stopping.clone();
             tokio::spawn(async move {
                 shutdown.await;
+                stopping.cancel();
                 stop.cancel();
             })
         };

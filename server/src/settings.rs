@@ -121,6 +121,11 @@ pub struct Settings {
     #[arg(long, env = "SCALEMESH_MAX_UPLOAD_MB", default_value_t = 200)]
     pub max_upload_mb: u64,
 
+    /// How long a log follower may take to read one frame before it is closed (it resumes with
+    /// `since`), so one that never reads holds no memory for long.
+    #[arg(long, env = "SCALEMESH_FOLLOWER_TIMEOUT", default_value = "30s", value_parser = scalemesh_core::duration::parse)]
+    pub follower_timeout: Duration,
+
     /// Megabytes of small site files the embedded proxy keeps in memory.
     #[arg(long, env = "SCALEMESH_BODY_CACHE_MB", default_value_t = 64)]
     pub body_cache_mb: usize,

@@ -153,3 +153,131 @@ async fn logs_of_unknown_things_explain_themselves() {
         assert!(stderr(&out).contains("hint:"), "{}", stderr(&out));
     }
 }
+
+/// The server's resident memory, in bytes.
+fn resident(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .expect("VmRSS")
+        * 1024
+}
+
+/// 300 followers that never read, of a deployment with a 64 MB log: the server holds a frame
+/// for each at most, not their backlog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_that_never_read_cost_little_memory() {
+    use tokio::io::AsyncWriteExt;
+
+    let git = GitServer::start().await;
+    // 200,000 lines of 330 bytes: the log's caps, in lines and in bytes.
+    let build = r#"
+const line = "x".repeat(320);
+let out = [];
+for (let i = 0; i < 200000; i++) {
+  out.push(String(i).padStart(8, "0") + " " + line);
+  if (out.length === 5000) { process.stdout.write(out.join("\n") + "\n"); out = []; }
+}
+require("fs").mkdirSync("dist", { recursive: true });
+require("fs").writeFileSync("dist/index.html", "big log");
+"#;
+    let repo = git.repo(
+        "biglog",
+        &[("package.json", PACKAGE_JSON), ("build.js", build)],
+    );
+    let stack = Stack::start();
+    let out = stack.cli(&["deploy", &repo.url, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let dep: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let id = dep["id"].as_str().expect("id").to_owned();
+    let before = resident(stack.pid());
+
+    let addr = stack.api.trim_start_matches("http://").to_owned();
+    let request = format!(
+        "GET /api/v1/deployments/{id}/logs/stream?since=0 HTTP/1.1\r\nHost: {addr}\r\n\
+         Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Bearer {}\r\n\r\n",
+        stack.token()
+    );
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        // Small receive buffers, so the test's own kernel memory stays small too.
+        socket.set_recv_buffer_size(64 * 1024).expect("rcvbuf");
+        let mut stream = socket
+            .connect(addr.parse().expect("addr"))
+            .await
+            .expect("connect");
+        stream.write_all(request.as_bytes()).await.expect("write");
+        idle.push(stream);
+    }
+    // Let every follower push until its socket is full.
+    tokio::time::sleep(std::time::Duration::from_secs(8)).await;
+    let during = resident(stack.pid());
+    let health = reqwest::get(format!("{}/health", stack.api))
+        .await
+        .expect("health");
+    assert_eq!(health.status(), 200);
+    eprintln!(
+        "server resident memory: {} MB before, {} MB with 300 idle followers",
+        before / 1_000_000,
+        during / 1_000_000
+    );
+    assert!(during < 300_000_000, "{} MB", during / 1_000_000);
+    drop(idle);
+}
+
+/// On SIGTERM, followers are told the server is going away (and reconnect), not cut off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_server_tells_its_followers() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let git = GitServer::start().await;
+    let repo = git.repo(
+        "stopping",
+        &[
+            ("package.json", PACKAGE_JSON),
+            (
+                "build.js",
+                "console.log('started'); setTimeout(() => {}, 60000);\n",
+            ),
+        ],
+    );
+    let stack = Stack::start();
+    let out = stack.cli(&["deploy", &repo.url, "--no-wait", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let dep: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let url = format!(
+        "{}/api/v1/deployments/{}/logs/stream?since=0",
+        stack.api.replacen("http", "ws", 1),
+        dep["id"].as_str().expect("id")
+    );
+    let mut req = url.into_client_request().expect("request");
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", stack.token()).parse().expect("header"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("websocket");
+    let first = socket.next().await.expect("a frame").expect("ok");
+    assert!(matches!(first, Message::Text(_)), "{first:?}");
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(stack.pid()).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+    let close = loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(20), socket.next())
+            .await
+            .expect("the server says something")
+        {
+            Some(Ok(Message::Close(frame))) => break frame.expect("a close frame"),
+            Some(Ok(_)) => {}
+            other => panic!("no close frame: {other:?}"),
+        }
+    };
+    assert_eq!(u16::from(close.code), 1001, "{close:?}");
+    assert!(close.reason.contains("restarting"), "{close:?}");
+}

@@ -69,6 +69,11 @@ impl Stack {
         self.log = log;
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.data.path().join("data")
     }

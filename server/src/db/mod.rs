@@ -59,11 +59,16 @@ pub struct SqliteStore {
     writer: Arc<Mutex<Connection>>,
     /// Idle read-only connections: reads (log replays above all) never wait for writes.
     readers: Arc<Mutex<Vec<Connection>>>,
+    /// Reads at once: each holds a blocking thread and a connection with its page cache, so
+    /// hundreds of log followers catching up at once wait their turn instead.
+    reading: Arc<tokio::sync::Semaphore>,
     path: Arc<PathBuf>,
 }
 
 /// Read-only connections kept open between reads.
 const IDLE_READERS: usize = 4;
+/// Reads running at once.
+const MAX_READERS: usize = 8;
 
 impl SqliteStore {
     /// Opens (or creates) the database, readable by its owner only: it holds project secrets.
@@ -83,6 +88,7 @@ impl SqliteStore {
         Ok(Self {
             writer: Arc::new(Mutex::new(conn)),
             readers: Arc::new(Mutex::new(Vec::new())),
+            reading: Arc::new(tokio::sync::Semaphore::new(MAX_READERS)),
             path: Arc::new(path.to_path_buf()),
         })
     }
@@ -110,6 +116,11 @@ impl SqliteStore {
     {
         let readers = self.readers.clone();
         let path = self.path.clone();
+        let _turn = self
+            .reading
+            .acquire()
+            .await
+            .map_err(|e| DbError::Task(e.to_string()))?;
         tokio::task::spawn_blocking(move || {
             let idle = readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
             let conn = match idle {

@@ -1,5 +1,7 @@
 //! One follower of one deployment's log: the state, the backlog after `since`, then live frames,
-//! then one `end` frame. Written over any `Sink` so it is tested without a socket.
+//! then one `end` frame. Written over any `Sink` so it is tested without a socket. A follower
+//! that does not read holds at most one small frame: a send that cannot finish within the
+//! server's follower timeout ends the follow with [`TooSlow`], saying where to resume.
 
 use futures_util::{Sink, SinkExt};
 use scalemesh_core::DeploymentId;
@@ -8,9 +10,39 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::App;
 
-/// Lines, and bytes of text, per frame when catching up from storage.
-const BACKLOG_CHUNK: u32 = 2000;
-const BACKLOG_CHUNK_BYTES: usize = 1024 * 1024;
+/// Lines, and bytes of text, per frame when catching up from storage: what a follower that
+/// stopped reading holds in the server's memory.
+const BACKLOG_CHUNK: u32 = 500;
+const BACKLOG_CHUNK_BYTES: usize = 64 * 1024;
+
+/// The follower took nothing for `waited`; it has every line up to `last`.
+#[derive(Debug, thiserror::Error)]
+#[error("the log stream was not read for {}s; reconnect with since={last}", waited.as_secs())]
+pub struct TooSlow {
+    pub last: u64,
+    pub waited: std::time::Duration,
+}
+
+/// Sends `frame`, or gives up after `limit` with [`TooSlow`].
+async fn send<S>(
+    sink: &mut S,
+    frame: LogFrame,
+    last: u64,
+    limit: std::time::Duration,
+) -> anyhow::Result<()>
+where
+    S: Sink<LogFrame> + Unpin,
+    S::Error: std::error::Error + Send + Sync + 'static,
+{
+    match tokio::time::timeout(limit, sink.send(frame)).await {
+        Ok(sent) => Ok(sent?),
+        Err(_) => Err(TooSlow {
+            last,
+            waited: limit,
+        }
+        .into()),
+    }
+}
 
 pub async fn follow<S>(app: &App, id: &DeploymentId, since: u64, sink: &mut S) -> anyhow::Result<()>
 where
@@ -22,16 +54,21 @@ where
     let Some(dep) = app.store.deployment(id).await? else {
         return Ok(());
     };
-    sink.send(LogFrame::State {
-        status: dep.status,
-        phase: dep.phase,
-        progress: dep.progress,
-    })
-    .await?;
     let mut last = since;
+    send(
+        sink,
+        LogFrame::State {
+            status: dep.status,
+            phase: dep.phase,
+            progress: dep.progress,
+        },
+        last,
+        app.follower_timeout,
+    )
+    .await?;
     catch_up(app, id, &mut last, sink).await?;
     if let Some(end) = end_if_finished(app, id, &mut last, sink).await? {
-        sink.send(end).await?;
+        send(sink, end, last, app.follower_timeout).await?;
         return Ok(());
     }
     loop {
@@ -44,21 +81,30 @@ where
                     }
                     let fresh: Vec<_> = lines.iter().filter(|l| l.seq > last).cloned().collect();
                     if let Some(newest) = fresh.last() {
-                        last = newest.seq;
-                        sink.send(LogFrame::Lines { lines: fresh }).await?;
+                        let newest = newest.seq;
+                        send(
+                            sink,
+                            LogFrame::Lines { lines: fresh },
+                            last,
+                            app.follower_timeout,
+                        )
+                        .await?;
+                        last = newest;
                     }
                 }
-                LogFrame::State { .. } => sink.send(frame.as_ref().clone()).await?,
+                LogFrame::State { .. } => {
+                    send(sink, frame.as_ref().clone(), last, app.follower_timeout).await?
+                }
                 LogFrame::End { .. } => {
                     catch_up(app, id, &mut last, sink).await?;
-                    sink.send(frame.as_ref().clone()).await?;
+                    send(sink, frame.as_ref().clone(), last, app.follower_timeout).await?;
                     return Ok(());
                 }
             },
             Err(RecvError::Lagged(_)) => catch_up(app, id, &mut last, sink).await?,
             Err(RecvError::Closed) => {
                 if let Some(end) = end_if_finished(app, id, &mut last, sink).await? {
-                    sink.send(end).await?;
+                    send(sink, end, last, app.follower_timeout).await?;
                 }
                 return Ok(());
             }
@@ -85,8 +131,9 @@ where
         let Some(newest) = lines.last() else {
             return Ok(());
         };
-        *last = newest.seq;
-        sink.send(LogFrame::Lines { lines }).await?;
+        let newest = newest.seq;
+        send(sink, LogFrame::Lines { lines }, *last, app.follower_timeout).await?;
+        *last = newest;
     }
 }
 

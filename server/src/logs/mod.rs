@@ -4,5 +4,5 @@
 mod follow;
 mod hub;
 
-pub use follow::follow;
+pub use follow::{TooSlow, follow};
 pub use hub::LogHub;

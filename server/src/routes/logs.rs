@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -85,6 +87,9 @@ pub async fn stream(
     let since = q.since.unwrap_or(0);
     Ok(ws
         .protocols([STREAM_PROTOCOL])
+        // A follower that stops reading holds a frame at most, not a backlog.
+        .write_buffer_size(64 * 1024)
+        .max_write_buffer_size(16 * 1024 * 1024)
         .on_upgrade(move |socket| serve_socket(app, dep.id, since, socket)))
 }
 
@@ -153,17 +158,40 @@ async fn serve_socket(app: Arc<App>, id: DeploymentId, since: u64, socket: WebSo
             }
         }
     };
-    tokio::select! {
-        result = crate::logs::follow(&app, &id, since, &mut frames) => {
-            if let Err(e) = result {
+    let close = tokio::select! {
+        result = crate::logs::follow(&app, &id, since, &mut frames) => match result {
+            Ok(()) => None,
+            Err(e) => {
                 tracing::debug!(deployment = %id, error = %e, "log follower ended");
+                e.downcast_ref::<crate::logs::TooSlow>()
+                    .map(|slow| (CLOSE_TOO_SLOW, slow.to_string()))
             }
-            // Closing the sink sends the close frame.
-            let _ = frames.close().await;
-        }
-        () = gone => {}
-    }
+        },
+        () = app.stopping.cancelled() => Some((
+            axum::extract::ws::close_code::AWAY,
+            "the server is restarting; reconnect, with since set to the last line received".to_owned(),
+        )),
+        () = gone => return,
+    };
+    let mut socket = frames.into_inner();
+    let close = close.map(|(code, reason)| CloseFrame {
+        code,
+        reason: reason.into(),
+    });
+    // A follower that reads nothing still gets its close frame, if it takes it within
+    // CLOSE_WAIT: only the frame that was being sent is held meanwhile.
+    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+        let _ = socket.send(Message::Close(close)).await;
+        let _ = socket.close().await;
+    })
+    .await;
 }
+
+/// The close code for a follower that read nothing for too long (application-defined range).
+const CLOSE_TOO_SLOW: u16 = 4008;
+
+/// How long a closing follower has to take its close frame.
+const CLOSE_WAIT: Duration = Duration::from_secs(30);
 
 #[cfg(test)]
 mod tests {

@@ -202,3 +202,95 @@ async fn a_deployment_keeps_a_bounded_log_and_says_where_it_is_cut() {
     );
     assert_eq!(tail[5].seq, 200_001);
 }
+
+/// A follower that stops reading is closed with a reason that says where to resume, and gets
+/// every line after that from there.
+#[tokio::test]
+async fn a_follower_that_does_not_read_is_closed_and_resumes() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.follower_timeout = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let (id, job) = app.deploy("site").await;
+    let mut b = FakeBuilder::new(job);
+    // About 40 MB: more than the sockets between the two hold.
+    let long: Vec<String> = (0..80_000)
+        .map(|i| format!("{i:08} {}", "x".repeat(500)))
+        .collect();
+    for chunk in long.chunks(2000) {
+        b.log(chunk).await;
+    }
+    let url = format!(
+        "{}/api/v1/deployments/{id}/logs/stream?since=0",
+        app.api.replacen("http", "ws", 1)
+    );
+    let mut req = url.into_client_request().expect("request");
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", app.token).parse().expect("header"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async_with_config(req, None, false)
+        .await
+        .expect("websocket");
+    // Read nothing for a while.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let mut last = 0;
+    let close = loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(20), socket.next())
+            .await
+            .expect("frames keep coming")
+        {
+            Some(Ok(Message::Text(text))) => {
+                if let Ok(LogFrame::Lines { lines }) = serde_json::from_str(text.as_str()) {
+                    last = lines.last().map_or(last, |l| l.seq);
+                }
+            }
+            Some(Ok(Message::Close(frame))) => break frame.expect("a close frame with a reason"),
+            Some(Ok(_)) => {}
+            other => panic!("the stream ended without a close frame: {other:?}"),
+        }
+    };
+    assert_eq!(u16::from(close.code), 4008);
+    // The frame being sent when it gave up may or may not have arrived: the reason names the
+    // last line surely sent, and a client resumes from its own last line anyway.
+    let named: u64 = close
+        .reason
+        .rsplit("since=")
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{}", close.reason));
+    assert!(
+        named <= last && named > 0,
+        "{} (last line received: {last})",
+        close.reason
+    );
+    assert!(last < 80_000, "it was cut before the end");
+    // From there, the rest arrives once each.
+    let mut follower = app.follow(&id, last).await;
+    let rest = tokio::spawn(async move {
+        let mut seqs = Vec::new();
+        loop {
+            match follower.next().await {
+                Some(LogFrame::Lines { lines }) => seqs.extend(lines.iter().map(|l| l.seq)),
+                Some(LogFrame::End { .. }) | None => return seqs,
+                Some(LogFrame::State { .. }) => {}
+            }
+        }
+    });
+    let (status, _) = b
+        .report(BuilderReport::Failed {
+            reason: "done".into(),
+        })
+        .await;
+    assert_eq!(status, 200);
+    let seqs = rest.await.expect("follower");
+    assert_eq!(seqs.first(), Some(&(last + 1)));
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "no gap, no repeat"
+    );
+}
