@@ -34,6 +34,9 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// The request's body came too slowly.
+    #[error("{0}")]
+    RequestTimeout(String),
     /// Answered with `Retry-After: <retry_after>` (seconds).
     #[error("{message}")]
     TooManyRequests { message: String, retry_after: u64 },
@@ -88,6 +91,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
+            Self::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             Self::StorageUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -159,8 +163,18 @@ where
         }
         let bytes = Bytes::from_request(req, state)
             .await
-            .map_err(|rejection| ApiError::PayloadTooLarge(rejection.body_text()))?;
+            .map_err(|rejection| body_error(&rejection, rejection.body_text()))?;
         json_object(&bytes).map(Self)
+    }
+}
+
+/// What a failure to read a request's body is answered with: 408 when it came too slowly,
+/// else 413 (it was too large).
+pub fn body_error(err: &(dyn std::error::Error + 'static), message: String) -> ApiError {
+    if crate::slow_body::is_too_slow(err) {
+        ApiError::RequestTimeout(format!("{message}; send it again, faster"))
+    } else {
+        ApiError::PayloadTooLarge(message)
     }
 }
 

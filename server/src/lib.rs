@@ -13,6 +13,7 @@ mod routes;
 pub mod runner;
 mod secrets;
 pub mod settings;
+mod slow_body;
 mod supervisor;
 mod variables;
 mod views;
@@ -73,6 +74,8 @@ pub struct App {
     stopping: CancellationToken,
     /// How long a log follower may take to read a frame before it is closed.
     follower_timeout: Duration,
+    /// How fast request bodies must come.
+    body_rate: slow_body::MinRate,
 }
 
 impl App {
@@ -213,6 +216,10 @@ impl Server {
             max_queued_per_user: settings.max_queued_per_user,
             stopping: CancellationToken::new(),
             follower_timeout: settings.follower_timeout,
+            body_rate: slow_body::MinRate {
+                grace: settings.body_timeout,
+                ..slow_body::MinRate::DEFAULT
+            },
         });
         Ok(Self {
             app,

@@ -121,6 +121,11 @@ pub struct Settings {
     #[arg(long, env = "SCALEMESH_MAX_UPLOAD_MB", default_value_t = 200)]
     pub max_upload_mb: u64,
 
+    /// How long a request's body may take before it must come at 1 KiB a second on average; a
+    /// slower one gets 408.
+    #[arg(long, env = "SCALEMESH_BODY_TIMEOUT", default_value = "10s", value_parser = scalemesh_core::duration::parse)]
+    pub body_timeout: Duration,
+
     /// How long a log follower may take to read one frame before it is closed (it resumes with
     /// `since`), so one that never reads holds no memory for long.
     #[arg(long, env = "SCALEMESH_FOLLOWER_TIMEOUT", default_value = "30s", value_parser = scalemesh_core::duration::parse)]

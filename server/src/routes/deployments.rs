@@ -122,7 +122,7 @@ pub async fn create(
         "application/json" | "" => {
             let bytes = axum::body::to_bytes(body, super::JSON_LIMIT)
                 .await
-                .map_err(|e| ApiError::PayloadTooLarge(e.to_string()))?;
+                .map_err(|e| crate::error::body_error(&e, e.to_string()))?;
             request.update(&bytes);
             let req: CreateDeployment = if bytes.iter().all(u8::is_ascii_whitespace) {
                 CreateDeployment::default()
@@ -272,7 +272,11 @@ async fn receive_archive(app: &App, body: Body) -> ApiResult<(tempfile::NamedTem
     let mut digest = Sha256::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
-            ApiError::bad_request("upload_failed", format!("the upload broke off: {e}"))
+            if crate::slow_body::is_too_slow(&e) {
+                ApiError::RequestTimeout(format!("the upload {e}; send it again, faster"))
+            } else {
+                ApiError::bad_request("upload_failed", format!("the upload broke off: {e}"))
+            }
         })?;
         received += chunk.len() as u64;
         if received > app.max_upload_bytes {

@@ -27,6 +27,7 @@ const JSON_LIMIT: usize = 8 * 1024 * 1024;
 /// Every route here is in `access::ROUTES`, with the action it is; a test holds the two and
 /// docs/api.md together.
 pub fn router(app: Arc<App>) -> Router {
+    let body_rate = app.body_rate;
     let api = Router::new()
         .route("/me", get(tokens::me))
         .route("/tokens", get(tokens::list).post(tokens::create))
@@ -86,6 +87,9 @@ pub fn router(app: Arc<App>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(JSON_LIMIT))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            crate::slow_body::hold_to_rate(body_rate, req, next)
+        }))
         .with_state(app)
 }
 

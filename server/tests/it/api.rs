@@ -340,3 +340,47 @@ async fn bodies_must_be_json_objects_and_queries_well_formed() {
     let (_, list) = app.get("/api/v1/projects").await;
     assert_eq!(list["projects"].as_array().expect("list").len(), 1);
 }
+
+/// A body that trickles in is cut off with 408 once it falls behind, for every caller.
+#[tokio::test]
+async fn a_body_that_trickles_is_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.body_timeout = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let addr = app.api.trim_start_matches("http://").to_owned();
+    let started = std::time::Instant::now();
+    let mut stream = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /api/v1/projects HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n",
+        app.token
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    // One byte every 300 ms, until the server answers.
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let _ = stream.write_all(b" ").await;
+        match tokio::time::timeout(std::time::Duration::from_millis(300), stream.read(&mut buf))
+            .await
+        {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => {
+                answer.extend_from_slice(&buf[..n]);
+                if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+            Err(_) => {}
+        }
+        assert!(started.elapsed().as_secs() < 15, "never cut off");
+    }
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
+}
