@@ -16,6 +16,7 @@ use scalemesh_core::wire::Progress;
 
 use crate::detect;
 use crate::exec::{self, BuildEnv};
+use crate::limits::{Enforcer, Limits};
 use crate::report::{Api, LogSink};
 use crate::sandbox::Sandbox;
 use crate::source::{self, UnpackLimits};
@@ -80,18 +81,42 @@ pub async fn run(cx: &JobContext<'_>) -> anyhow::Result<()> {
     }
 
     if plan.install.is_some() || plan.build.is_some() {
-        let (sandbox, sandbox_note) = Sandbox::choose(cx.sandbox_setting, cx.work).await?;
+        let limits = Limits {
+            memory: job.limits.memory,
+            processes: job.limits.processes,
+            disk: job.limits.disk,
+        };
+        let (enforcer, limits_note) = Enforcer::create(job.deployment.as_str(), limits);
+        log.system(limits_note);
+        let (sandbox, sandbox_note) = Sandbox::choose(
+            cx.sandbox_setting,
+            cx.work,
+            job.build_uid,
+            Some(enforcer.clone()),
+        )
+        .await?;
         if let Some(note) = sandbox_note {
             log.system(note);
         }
         let env = BuildEnv::new(cx.work, cx.build_env);
-        if let Some(cmd) = &plan.install {
-            phase(cx, Phase::Installing, None).await?;
-            run_step("install", cmd, &root, &env, &sandbox, log).await?;
-        }
-        if let Some(cmd) = &plan.build {
-            phase(cx, Phase::Building, None).await?;
-            run_step("build", cmd, &root, &env, &sandbox, log).await?;
+        let steps = [
+            ("install", &plan.install, Phase::Installing),
+            ("build", &plan.build, Phase::Building),
+        ];
+        for (name, cmd, step_phase) in steps {
+            let Some(cmd) = cmd else { continue };
+            phase(cx, step_phase, None).await?;
+            let ran = enforcer
+                .watching(cx.work, run_step(name, cmd, &root, &env, &sandbox, log))
+                .await;
+            // Measured after every step too: a fast writer can fill the folder between checks.
+            let failed = !matches!(ran, Some(Ok(())));
+            match (ran, enforcer.verdict(cx.work, failed)) {
+                (_, Some(verdict)) => anyhow::bail!("the {name} command was stopped: {verdict}"),
+                (Some(Ok(())), None) => {}
+                (Some(Err(e)), None) => return Err(e),
+                (None, None) => anyhow::bail!("the {name} command was stopped"),
+            }
         }
     }
 

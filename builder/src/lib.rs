@@ -5,6 +5,7 @@
 pub mod detect;
 pub mod exec;
 pub mod job;
+pub mod limits;
 pub mod report;
 pub mod sandbox;
 pub mod source;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use scalemesh_core::git::{GitRef, GitUrl};
-use scalemesh_core::job::{BuildJob, JobSource, env};
+use scalemesh_core::job::{BuildJob, BuildLimits, JobSource, env};
 use scalemesh_core::netguard::AllowList;
 use scalemesh_core::site_config::BuildSettings;
 use scalemesh_core::storage::{self, StorageOptions, StorageUrl};
@@ -62,6 +62,18 @@ struct Args {
     /// networks, comma-separated.
     #[arg(long, env = env::ALLOW_PRIVATE_GIT_HOSTS, default_value = "", value_parser = |s: &str| AllowList::parse(s))]
     allow_private_git_hosts: AllowList,
+    /// Most memory the build's commands may use together, in bytes.
+    #[arg(long, env = env::BUILD_MEMORY)]
+    build_memory: Option<u64>,
+    /// Most processes the build may run at once.
+    #[arg(long, env = env::BUILD_PROCESSES)]
+    build_processes: Option<u64>,
+    /// Most disk the build's work folder and /tmp may use, in bytes.
+    #[arg(long, env = env::BUILD_DISK)]
+    build_disk: Option<u64>,
+    /// The user id build commands run as, when the builder runs as root.
+    #[arg(long, env = env::BUILD_UID)]
+    build_uid: Option<u32>,
     /// How long the whole job may take.
     #[arg(long, env = env::BUILD_TIMEOUT, default_value = "15m", value_parser = duration::parse)]
     timeout: Duration,
@@ -74,6 +86,13 @@ struct Args {
 /// already finished the deployment (canceled, timed out); 143 stopped by a signal.
 #[tokio::main]
 async fn main() {
+    // The builder is also the door its build commands go through into their limits.
+    let raw: Vec<String> = std::env::args().collect();
+    if raw.get(1).map(String::as_str) == Some(scalemesh_builder::limits::TRAMPOLINE) {
+        let err = scalemesh_builder::limits::trampoline(&raw[2..]);
+        eprintln!("error: could not start the command within the build's limits: {err}");
+        std::process::exit(126);
+    }
     let args = Args::parse();
     let code = match run(args).await {
         Ok(code) => code,
@@ -196,6 +215,12 @@ fn job_from(args: Args) -> anyhow::Result<(BuildJob, SandboxSetting)> {
         timeout_secs: args.timeout.as_secs(),
         allow_private_git_hosts: args.allow_private_git_hosts,
         owner: String::new(),
+        limits: BuildLimits {
+            memory: args.build_memory,
+            processes: args.build_processes,
+            disk: args.build_disk,
+        },
+        build_uid: args.build_uid,
     };
     Ok((job, args.sandbox))
 }

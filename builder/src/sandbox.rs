@@ -1,25 +1,34 @@
 //! Where build commands run. With bubblewrap, a build sees a read-only `/usr`, a few files of
-//! `/etc`, its own work folder, fresh `/proc`, `/dev` and `/tmp`, in user and PID namespaces of
+//! `/etc`, its own work folder, fresh `/proc` and `/dev`, and a `/tmp` in its work folder (so
+//! it counts against the build's disk, not the host's memory), in user and PID namespaces of
 //! its own with no capabilities: not the server's data, not the builder's environment (which
 //! holds the job token), and nothing it starts survives the sandbox. A builder running as root
-//! runs the sandbox as `nobody`, so nothing inside counts as root on the host either. Without
-//! bubblewrap, commands run as plain child processes (never as root unless asked).
+//! runs the sandbox as the build's own user (one per build running at once, else `nobody`), so
+//! nothing inside counts as root on the host, nor as another build. Without bubblewrap,
+//! commands run as plain child processes (never as root unless asked). Either way, commands
+//! start inside the build's limits (`crate::limits`).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 
 use scalemesh_core::job::SandboxMode as SandboxSetting;
 use tokio::process::Command;
 
+use crate::limits::Enforcer;
+
 #[derive(Debug, Clone)]
-pub enum Sandbox {
+pub struct Sandbox {
+    kind: Kind,
+    /// The user and group to become before running a command, when the builder is root.
+    run_as: Option<(u32, u32)>,
+    limits: Option<Arc<Enforcer>>,
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
     None,
-    Bwrap {
-        bwrap: PathBuf,
-        work: PathBuf,
-        /// The user and group to become before entering the sandbox, when the builder is root.
-        run_as: Option<(u32, u32)>,
-    },
+    Bwrap { bwrap: PathBuf, work: PathBuf },
 }
 
 /// `nobody` and `nogroup`: who builds run as when the builder is root.
@@ -43,28 +52,42 @@ const ETC_FILES: &[&str] = &[
 ];
 
 impl Sandbox {
-    /// Chooses the sandbox for builds whose files live under `work`. Returns it and, when the
-    /// choice deserves the user's attention, a line for the build log.
+    /// Chooses the sandbox for builds whose files live under `work`, run as `build_uid` when
+    /// the builder is root (else `nobody`), within `limits`. Returns it and, when the choice
+    /// deserves the user's attention, a line for the build log.
     pub async fn choose(
         setting: SandboxSetting,
         work: &Path,
+        build_uid: Option<u32>,
+        limits: Option<Arc<Enforcer>>,
     ) -> anyhow::Result<(Self, Option<String>)> {
+        let run_as = nix::unistd::geteuid()
+            .is_root()
+            .then(|| build_uid.map_or(NOBODY, |uid| (uid, uid)));
+        let plain = Self {
+            kind: Kind::None,
+            run_as,
+            limits: limits.clone(),
+        };
         if setting == SandboxSetting::None {
             return Ok((
-                Self::None,
+                plain,
                 Some("Building without a sandbox (--sandbox none)".into()),
             ));
         }
         if let Some(bwrap) = find_on_path("bwrap") {
-            let run_as = nix::unistd::geteuid().is_root().then_some(NOBODY);
             if let Some((uid, gid)) = run_as {
                 // The build's user must own the work folder it builds in.
                 chown_tree(work, uid, gid)?;
+                write_identity(work, uid, gid)?;
             }
-            let candidate = Self::Bwrap {
-                bwrap,
-                work: work.to_path_buf(),
+            let candidate = Self {
+                kind: Kind::Bwrap {
+                    bwrap,
+                    work: work.to_path_buf(),
+                },
                 run_as,
+                limits,
             };
             if candidate.works(work).await {
                 return Ok((candidate, None));
@@ -78,7 +101,10 @@ impl Sandbox {
                 "refusing to run build commands as root without a sandbox: install bubblewrap (with user namespaces enabled), run the server as an unprivileged user, or set --sandbox none to accept the risk"
             ),
             _ => Ok((
-                Self::None,
+                Self {
+                    run_as: None,
+                    ..plain
+                },
                 Some("Building without a sandbox: bubblewrap (bwrap) is not available on this builder".into()),
             )),
         }
@@ -94,63 +120,123 @@ impl Sandbox {
         matches!(cmd.status().await, Ok(s) if s.success())
     }
 
-    /// `sh -c <command>` in `cwd`, inside the sandbox.
+    /// `sh -c <command>` in `cwd`, inside the sandbox and the build's limits.
     pub fn shell_command(&self, command: &str, cwd: &Path) -> Command {
-        match self {
-            Self::None => {
-                let mut cmd = Command::new("/bin/sh");
-                cmd.arg("-c").arg(command).current_dir(cwd);
-                cmd
-            }
-            Self::Bwrap {
-                bwrap,
-                work,
-                run_as,
-            } => {
-                let mut cmd = Command::new(bwrap);
-                if let Some((uid, gid)) = run_as {
-                    // Dropping root also drops its supplementary groups.
-                    cmd.uid(*uid).gid(*gid);
-                }
-                cmd.args([
-                    "--die-with-parent",
-                    "--new-session",
-                    "--unshare-user",
-                    "--unshare-pid",
-                    "--unshare-ipc",
-                    "--unshare-uts",
-                    "--unshare-cgroup-try",
-                    "--cap-drop",
-                    "ALL",
-                ])
-                .args(["--ro-bind", "/usr", "/usr"]);
-                for dir in ["bin", "sbin", "lib", "lib32", "lib64", "libx32"] {
-                    let root = Path::new("/").join(dir);
-                    match std::fs::read_link(&root) {
-                        // Merged /usr: /bin is a link to usr/bin.
-                        Ok(target) => {
-                            cmd.arg("--symlink").arg(target).arg(&root);
-                        }
-                        Err(_) if root.is_dir() => {
-                            cmd.arg("--ro-bind").arg(&root).arg(&root);
-                        }
-                        Err(_) => {}
-                    }
-                }
-                for path in ETC_FILES {
-                    cmd.args(["--ro-bind-try", path, path]);
-                }
-                cmd.args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"])
-                    .arg("--bind")
-                    .arg(work)
-                    .arg(work)
-                    .arg("--chdir")
-                    .arg(cwd)
-                    .args(["--", "/bin/sh", "-c", command]);
-                cmd
+        let mut argv: Vec<String> = Vec::new();
+        match &self.kind {
+            Kind::None => {}
+            Kind::Bwrap { bwrap, work } => {
+                argv.push(bwrap.display().to_string());
+                argv.extend(bwrap_args(work, cwd, self.run_as.is_some()));
+                argv.push("--".into());
             }
         }
+        argv.extend(["/bin/sh".into(), "-c".into(), command.to_owned()]);
+        let mut cmd = match (&self.limits, self.run_as) {
+            (None, None) => {
+                let mut cmd = Command::new(&argv[0]);
+                cmd.args(&argv[1..]);
+                cmd
+            }
+            (limits, run_as) => {
+                // The trampoline joins the limits as root, then becomes the build's user.
+                let exe = std::env::current_exe().unwrap_or_else(|_| "scalemesh-builder".into());
+                let mut cmd = Command::new(exe);
+                let mut args = match limits {
+                    Some(l) => l.trampoline_args(),
+                    None => vec![crate::limits::TRAMPOLINE.to_owned(), "--".to_owned()],
+                };
+                if let Some((uid, gid)) = run_as {
+                    let at = args.len() - 1;
+                    args.splice(at..at, ["--user".to_owned(), format!("{uid}:{gid}")]);
+                }
+                cmd.args(args).args(&argv);
+                cmd
+            }
+        };
+        cmd.current_dir(cwd);
+        cmd
     }
+}
+
+/// bubblewrap's arguments for a command in `cwd`, with `work` its only writable folder.
+fn bwrap_args(work: &Path, cwd: &Path, own_identity: bool) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "--die-with-parent",
+        "--new-session",
+        "--unshare-user",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--cap-drop",
+        "ALL",
+        "--ro-bind",
+        "/usr",
+        "/usr",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    for dir in ["bin", "sbin", "lib", "lib32", "lib64", "libx32"] {
+        let root = Path::new("/").join(dir);
+        match std::fs::read_link(&root) {
+            // Merged /usr: /bin is a link to usr/bin.
+            Ok(target) => {
+                args.extend([
+                    "--symlink".into(),
+                    target.display().to_string(),
+                    root.display().to_string(),
+                ]);
+            }
+            Err(_) if root.is_dir() => {
+                args.extend([
+                    "--ro-bind".into(),
+                    root.display().to_string(),
+                    root.display().to_string(),
+                ]);
+            }
+            Err(_) => {}
+        }
+    }
+    for path in ETC_FILES {
+        let own = own_identity && matches!(*path, "/etc/passwd" | "/etc/group");
+        let source = if own {
+            work.join(path[1..].replace('/', "-"))
+                .display()
+                .to_string()
+        } else {
+            (*path).to_owned()
+        };
+        args.extend(["--ro-bind-try".into(), source, (*path).to_owned()]);
+    }
+    let tmp = work.join("tmp");
+    args.extend([
+        "--proc".into(),
+        "/proc".into(),
+        "--dev".into(),
+        "/dev".into(),
+    ]);
+    args.extend(["--bind".into(), tmp.display().to_string(), "/tmp".into()]);
+    args.extend([
+        "--bind".into(),
+        work.display().to_string(),
+        work.display().to_string(),
+    ]);
+    args.extend(["--chdir".into(), cwd.display().to_string()]);
+    args
+}
+
+/// `/etc/passwd` and `/etc/group` for the sandbox, naming the build's user, so tools that look
+/// themselves up (npm, git) find who they are.
+fn write_identity(work: &Path, uid: u32, gid: u32) -> anyhow::Result<()> {
+    let passwd = format!(
+        "root:x:0:0:root:/root:/usr/sbin/nologin\nbuild:x:{uid}:{gid}:build:{home}:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+        home = work.join("home").display()
+    );
+    let group = format!("root:x:0:\nbuild:x:{gid}:\nnogroup:x:65534:\n");
+    std::fs::write(work.join("etc-passwd"), passwd)?;
+    std::fs::write(work.join("etc-group"), group)?;
+    Ok(())
 }
 
 /// Gives `root` and everything below it (links themselves, never their targets) to `uid:gid`.

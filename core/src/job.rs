@@ -26,6 +26,10 @@ pub mod env {
     pub const SANDBOX: &str = "SCALEMESH_SANDBOX";
     pub const S3_ENDPOINT: &str = "SCALEMESH_S3_ENDPOINT";
     pub const ALLOW_PRIVATE_GIT_HOSTS: &str = "SCALEMESH_ALLOW_PRIVATE_GIT_HOSTS";
+    pub const BUILD_MEMORY: &str = "SCALEMESH_BUILD_MEMORY";
+    pub const BUILD_PROCESSES: &str = "SCALEMESH_BUILD_PROCESSES";
+    pub const BUILD_DISK: &str = "SCALEMESH_BUILD_DISK";
+    pub const BUILD_UID: &str = "SCALEMESH_BUILD_UID";
 }
 
 /// Where install and build commands run (`SCALEMESH_SANDBOX`).
@@ -91,6 +95,20 @@ pub struct BuildJob {
     /// Whose turn the job takes in a shared queue: the user who started it. Not part of the
     /// builder's environment.
     pub owner: String,
+    /// What the build may use.
+    pub limits: BuildLimits,
+    /// The user id the build's commands run as, when the builder runs as root: one per build
+    /// running at once, so builds cannot touch each other's files or processes.
+    pub build_uid: Option<u32>,
+}
+
+/// What one build may use, in bytes and processes; `None` for no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BuildLimits {
+    pub memory: Option<u64>,
+    pub processes: Option<u64>,
+    /// The work folder (sources, dependencies, output) and `/tmp` together.
+    pub disk: Option<u64>,
 }
 
 impl BuildJob {
@@ -106,6 +124,17 @@ impl BuildJob {
         ];
         if let Some(endpoint) = &self.s3_endpoint {
             vars.push((env::S3_ENDPOINT, endpoint.clone()));
+        }
+        let limits = [
+            (env::BUILD_MEMORY, self.limits.memory),
+            (env::BUILD_PROCESSES, self.limits.processes),
+            (env::BUILD_DISK, self.limits.disk),
+            (env::BUILD_UID, self.build_uid.map(u64::from)),
+        ];
+        for (name, value) in limits {
+            if let Some(v) = value {
+                vars.push((name, v.to_string()));
+            }
         }
         if !self.allow_private_git_hosts.is_empty() {
             vars.push((
@@ -175,12 +204,21 @@ mod tests {
             timeout_secs: 900,
             allow_private_git_hosts: crate::netguard::AllowList::default(),
             owner: "ada".into(),
+            limits: BuildLimits {
+                memory: Some(1 << 30),
+                processes: None,
+                disk: None,
+            },
+            build_uid: Some(200_001),
         };
         let vars: std::collections::BTreeMap<_, _> = job.to_env().into_iter().collect();
         assert_eq!(vars[env::GIT_REF], "main");
         assert_eq!(vars[env::BUILD_COMMAND], "node build.js");
         assert!(!vars.contains_key(env::SOURCE_ARCHIVE));
         assert!(!vars.contains_key(env::INSTALL_COMMAND));
+        assert_eq!(vars[env::BUILD_MEMORY], "1073741824");
+        assert_eq!(vars[env::BUILD_UID], "200001");
+        assert!(!vars.contains_key(env::BUILD_PROCESSES));
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod name;
 pub mod netguard;
 pub mod rules;
 pub mod site_config;
+pub mod size;
 pub mod status;
 pub mod storage;
 #[cfg(feature = "testing")]

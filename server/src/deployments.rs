@@ -179,6 +179,8 @@ impl App {
             timeout_secs: self.build_timeout.as_secs(),
             allow_private_git_hosts: self.allow_private_git_hosts.clone(),
             owner: dep.created_by.to_string(),
+            limits: self.build_limits,
+            build_uid: None,
         })
     }
 

@@ -76,6 +76,8 @@ pub struct App {
     follower_timeout: Duration,
     /// How fast request bodies must come.
     body_rate: slow_body::MinRate,
+    /// What each build may use.
+    build_limits: scalemesh_core::job::BuildLimits,
 }
 
 impl App {
@@ -127,6 +129,7 @@ impl Server {
                     max_running: usize::from(settings.max_builds),
                     build_timeout: settings.build_timeout,
                     sandbox: settings.sandbox,
+                    build_uid_base: settings.build_uid_base,
                 };
                 Self::build_with_runner(settings, listeners, move |events| {
                     Arc::new(LocalRunner::new(local, events))
@@ -219,6 +222,11 @@ impl Server {
             body_rate: slow_body::MinRate {
                 grace: settings.body_timeout,
                 ..slow_body::MinRate::DEFAULT
+            },
+            build_limits: scalemesh_core::job::BuildLimits {
+                memory: Some(settings.build_memory),
+                processes: Some(settings.build_processes),
+                disk: Some(settings.build_disk),
             },
         });
         Ok(Self {

@@ -99,6 +99,24 @@ pub struct Settings {
     #[arg(long, env = "SCALEMESH_MAX_QUEUED_PER_USER", default_value_t = 10)]
     pub max_queued_per_user: u64,
 
+    /// Most memory one build's commands may use together (e.g. 2GiB); past it the build fails
+    /// as out of memory. Enforced by a control group where the server runs as root.
+    #[arg(long, env = "SCALEMESH_BUILD_MEMORY", default_value = "2GiB", value_parser = scalemesh_core::size::parse)]
+    pub build_memory: u64,
+
+    /// Most processes one build may run at once.
+    #[arg(long, env = "SCALEMESH_BUILD_PROCESSES", default_value_t = 512)]
+    pub build_processes: u64,
+
+    /// Most disk one build's work folder (sources, dependencies, output, /tmp) may use.
+    #[arg(long, env = "SCALEMESH_BUILD_DISK", default_value = "4GiB", value_parser = scalemesh_core::size::parse)]
+    pub build_disk: u64,
+
+    /// The first of the user ids local builds run as when the server runs as root, one per
+    /// build running at once (--max-builds of them from here).
+    #[arg(long, env = "SCALEMESH_BUILD_UID_BASE", default_value_t = 200_000)]
+    pub build_uid_base: u32,
+
     /// How long a build may take before it is stopped and failed (e.g. 90s, 15m, 1h).
     #[arg(long, env = "SCALEMESH_BUILD_TIMEOUT", default_value = "15m", value_parser = scalemesh_core::duration::parse)]
     pub build_timeout: Duration,

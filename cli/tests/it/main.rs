@@ -7,6 +7,7 @@ mod aws;
 mod cdn;
 mod deploy;
 mod lifecycle;
+mod limits;
 mod logs;
 mod moto;
 mod security;

@@ -78,6 +78,8 @@ mod tests {
             timeout_secs: 1,
             allow_private_git_hosts: Default::default(),
             owner: owner.into(),
+            limits: Default::default(),
+            build_uid: None,
         }
     }
 

@@ -39,6 +39,8 @@ pub struct LocalSettings {
     pub max_running: usize,
     pub build_timeout: Duration,
     pub sandbox: SandboxMode,
+    /// The first user id builds run as; each running build has its own.
+    pub build_uid_base: u32,
 }
 
 struct Inner {
@@ -46,6 +48,7 @@ struct Inner {
     max_running: usize,
     hard_timeout: Duration,
     sandbox: SandboxMode,
+    build_uid_base: u32,
     events: mpsc::UnboundedSender<RunnerEvent>,
     state: Mutex<State>,
 }
@@ -53,18 +56,33 @@ struct Inner {
 #[derive(Default)]
 struct State {
     queue: FairQueue,
-    /// Running jobs and their owners; the sender is taken when the job is asked to stop.
-    running: HashMap<DeploymentId, (String, Option<oneshot::Sender<()>>)>,
+    /// Running jobs, their owners and user ids; the sender is taken when the job is asked to
+    /// stop.
+    running: HashMap<DeploymentId, Running>,
     shut_down: bool,
+}
+
+struct Running {
+    owner: String,
+    uid: u32,
+    stop: Option<oneshot::Sender<()>>,
 }
 
 impl State {
     fn running_by_owner(&self) -> HashMap<String, usize> {
         let mut counts = HashMap::new();
-        for (owner, _) in self.running.values() {
-            *counts.entry(owner.clone()).or_insert(0) += 1;
+        for running in self.running.values() {
+            *counts.entry(running.owner.clone()).or_insert(0) += 1;
         }
         counts
+    }
+
+    /// A user id no running build has: the base, then the next ones.
+    fn free_uid(&self, base: u32) -> u32 {
+        (0..)
+            .map(|i| base.saturating_add(i))
+            .find(|uid| !self.running.values().any(|r| r.uid == *uid))
+            .unwrap_or(base)
     }
 }
 
@@ -76,6 +94,7 @@ impl LocalRunner {
                 max_running: settings.max_running.max(1),
                 hard_timeout: settings.build_timeout + TIMEOUT_GRACE,
                 sandbox: settings.sandbox,
+                build_uid_base: settings.build_uid_base,
                 events,
                 state: Mutex::new(State::default()),
             }),
@@ -97,13 +116,20 @@ impl Inner {
                     return;
                 }
                 let running = state.running_by_owner();
-                let Some(job) = state.queue.pop(&running) else {
+                let Some(mut job) = state.queue.pop(&running) else {
                     return;
                 };
+                let uid = state.free_uid(self.build_uid_base);
+                job.build_uid = Some(uid);
                 let (stop_tx, stop_rx) = oneshot::channel();
-                state
-                    .running
-                    .insert(job.deployment.clone(), (job.owner.clone(), Some(stop_tx)));
+                state.running.insert(
+                    job.deployment.clone(),
+                    Running {
+                        owner: job.owner.clone(),
+                        uid,
+                        stop: Some(stop_tx),
+                    },
+                );
                 (job, stop_rx)
             };
             let id = job.deployment.clone();
@@ -248,7 +274,7 @@ impl Runner for LocalRunner {
         if let Some(stop) = state
             .running
             .get_mut(deployment)
-            .and_then(|(_, stop)| stop.take())
+            .and_then(|r| r.stop.take())
         {
             let _ = stop.send(());
         }
@@ -262,7 +288,7 @@ impl Runner for LocalRunner {
             state
                 .running
                 .values_mut()
-                .filter_map(|(_, stop)| stop.take())
+                .filter_map(|r| r.stop.take())
                 .collect()
         };
         for stop in stops {
