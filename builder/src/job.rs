@@ -43,22 +43,50 @@ pub async fn run(cx: &JobContext<'_>) -> anyhow::Result<()> {
     std::fs::create_dir_all(&home)?;
     std::fs::create_dir_all(cx.work.join("tmp"))?;
 
+    // The sources are fetched as the build's user, within its limits, in its sandbox.
+    let limits = Limits {
+        memory: job.limits.memory,
+        processes: job.limits.processes,
+        disk: job.limits.disk,
+    };
+    let (enforcer, limits_note) = Enforcer::create(job.deployment.as_str(), limits);
+    let (sandbox, sandbox_note) = Sandbox::choose(
+        cx.sandbox_setting,
+        cx.work,
+        job.build_uid,
+        Some(enforcer.clone()),
+    )
+    .await?;
+
     phase(cx, Phase::Fetching, None).await?;
-    match &job.source {
+    let fetched = match &job.source {
         JobSource::Git { url, git_ref } => {
-            source::clone(
+            let clone = source::clone(
                 url,
                 git_ref.as_ref(),
                 &src,
                 &home,
                 &job.allow_private_git_hosts,
+                &sandbox,
                 log,
-            )
-            .await?
+            );
+            enforcer.watching(cx.work, clone).await
         }
         JobSource::Archive { key } => {
-            fetch_archive(cx.storage.as_ref(), key, &src, cx.work, log).await?
+            fetch_archive(cx.storage.as_ref(), key, &src, cx.work, log).await?;
+            Some(sandbox.hand_over(&src))
         }
+    };
+    let failed = !matches!(fetched, Some(Ok(())));
+    match (fetched, enforcer.verdict(cx.work, failed)) {
+        (_, Some(verdict)) => anyhow::bail!("fetching the source was stopped: {verdict}"),
+        (Some(Ok(())), None) => {}
+        (Some(Err(e)), None) => return Err(e),
+        (None, None) => anyhow::bail!("fetching the source was stopped"),
+    }
+    log.system(limits_note);
+    if let Some(note) = sandbox_note {
+        log.system(note);
     }
 
     let (settings, config_routing) = effective_settings(&job.settings, &src)?;
@@ -81,23 +109,6 @@ pub async fn run(cx: &JobContext<'_>) -> anyhow::Result<()> {
     }
 
     if plan.install.is_some() || plan.build.is_some() {
-        let limits = Limits {
-            memory: job.limits.memory,
-            processes: job.limits.processes,
-            disk: job.limits.disk,
-        };
-        let (enforcer, limits_note) = Enforcer::create(job.deployment.as_str(), limits);
-        log.system(limits_note);
-        let (sandbox, sandbox_note) = Sandbox::choose(
-            cx.sandbox_setting,
-            cx.work,
-            job.build_uid,
-            Some(enforcer.clone()),
-        )
-        .await?;
-        if let Some(note) = sandbox_note {
-            log.system(note);
-        }
         let env = BuildEnv::new(cx.work, cx.build_env);
         let steps = [
             ("install", &plan.install, Phase::Installing),

@@ -122,6 +122,11 @@ impl Sandbox {
 
     /// `sh -c <command>` in `cwd`, inside the sandbox and the build's limits.
     pub fn shell_command(&self, command: &str, cwd: &Path) -> Command {
+        self.command(["/bin/sh", "-c", command].map(str::to_owned).to_vec(), cwd)
+    }
+
+    /// `program` (the first of `program`) in `cwd`, inside the sandbox and the build's limits.
+    pub fn command(&self, program: Vec<String>, cwd: &Path) -> Command {
         let mut argv: Vec<String> = Vec::new();
         match &self.kind {
             Kind::None => {}
@@ -131,7 +136,7 @@ impl Sandbox {
                 argv.push("--".into());
             }
         }
-        argv.extend(["/bin/sh".into(), "-c".into(), command.to_owned()]);
+        argv.extend(program);
         let mut cmd = match (&self.limits, self.run_as) {
             (None, None) => {
                 let mut cmd = Command::new(&argv[0]);
@@ -156,6 +161,17 @@ impl Sandbox {
         };
         cmd.current_dir(cwd);
         cmd
+    }
+}
+
+impl Sandbox {
+    /// Gives what the builder itself made under the work folder (an unpacked source) to the
+    /// build's user.
+    pub fn hand_over(&self, path: &Path) -> anyhow::Result<()> {
+        match self.run_as {
+            Some((uid, gid)) => chown_tree(path, uid, gid),
+            None => Ok(()),
+        }
     }
 }
 
@@ -201,9 +217,7 @@ fn bwrap_args(work: &Path, cwd: &Path, own_identity: bool) -> Vec<String> {
     for path in ETC_FILES {
         let own = own_identity && matches!(*path, "/etc/passwd" | "/etc/group");
         let source = if own {
-            work.join(path[1..].replace('/', "-"))
-                .display()
-                .to_string()
+            work.join(path[1..].replace('/', "-")).display().to_string()
         } else {
             (*path).to_owned()
         };

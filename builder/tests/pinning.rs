@@ -69,6 +69,7 @@ async fn try_clone(url: &GitUrl, allow: &AllowList, resolver: &Scripted) -> anyh
         &dir.path().join("src"),
         dir.path(),
         pinned.as_ref(),
+        None,
     )?;
     let out = tokio::time::timeout(Duration::from_secs(30), cmd.output())
         .await

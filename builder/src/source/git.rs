@@ -19,9 +19,21 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 use crate::report::LogSink;
+use crate::sandbox::Sandbox;
 
-fn git(home: &Path) -> Command {
-    let mut cmd = Command::new("git");
+/// `git <args>` with the environment it may have, in `cwd`: inside the build's sandbox (as
+/// its user, within its limits) when there is one.
+fn git(sandbox: Option<&Sandbox>, home: &Path, cwd: &Path, args: Vec<String>) -> Command {
+    let mut argv = vec!["git".to_owned()];
+    argv.extend(args);
+    let mut cmd = match sandbox {
+        Some(sandbox) => sandbox.command(argv, cwd),
+        None => {
+            let mut cmd = Command::new("git");
+            cmd.args(&argv[1..]).current_dir(cwd);
+            cmd
+        }
+    };
     cmd.env_clear()
         .env(
             "PATH",
@@ -134,45 +146,50 @@ fn target(url: &GitUrl, pinned: Option<&Pinned>) -> anyhow::Result<(String, Vec<
     ))
 }
 
-/// The `git clone` of `url` at `git_ref` into `dest`, connecting where `pinned` says.
+/// The `git clone` of `url` at `git_ref` into `dest`, connecting where `pinned` says, inside
+/// `sandbox` when given.
 pub fn clone_command(
     url: &GitUrl,
     git_ref: Option<&GitRef>,
     dest: &Path,
     home: &Path,
     pinned: Option<&Pinned>,
+    sandbox: Option<&Sandbox>,
 ) -> anyhow::Result<Command> {
     let (target, resolve) = target(url, pinned)?;
-    let mut cmd = git(home);
-    cmd.args(resolve);
-    cmd.args([
-        "-c",
-        "protocol.allow=never",
-        "-c",
-        "protocol.https.allow=always",
-        "-c",
-        "protocol.http.allow=always",
-        "-c",
-        "protocol.git.allow=always",
-        "-c",
-        "http.followRedirects=false",
-        "-c",
-        "core.hooksPath=/dev/null",
-        "-c",
-        "submodule.recurse=false",
-        "clone",
-        "--quiet",
-        "--depth",
-        "1",
-        "--single-branch",
-        "--no-recurse-submodules",
-        "--no-local",
-    ]);
+    let mut args: Vec<String> = resolve;
+    args.extend(
+        [
+            "-c",
+            "protocol.allow=never",
+            "-c",
+            "protocol.https.allow=always",
+            "-c",
+            "protocol.http.allow=always",
+            "-c",
+            "protocol.git.allow=always",
+            "-c",
+            "http.followRedirects=false",
+            "-c",
+            "core.hooksPath=/dev/null",
+            "-c",
+            "submodule.recurse=false",
+            "clone",
+            "--quiet",
+            "--depth",
+            "1",
+            "--single-branch",
+            "--no-recurse-submodules",
+            "--no-local",
+        ]
+        .map(str::to_owned),
+    );
     if let Some(r) = git_ref {
-        cmd.arg("--branch").arg(r.as_str());
+        args.extend(["--branch".to_owned(), r.as_str().to_owned()]);
     }
-    cmd.arg("--").arg(target).arg(dest);
-    Ok(cmd)
+    args.extend(["--".to_owned(), target, dest.display().to_string()]);
+    let cwd = dest.parent().unwrap_or(home);
+    Ok(git(sandbox, home, cwd, args))
 }
 
 /// Clones `url` at `git_ref` (default branch when `None`) into `dest`, which must not exist,
@@ -183,6 +200,7 @@ pub async fn clone(
     dest: &Path,
     home: &Path,
     allow: &AllowList,
+    sandbox: &Sandbox,
     log: &LogSink,
 ) -> anyhow::Result<()> {
     // Validated again here: the builder trusts nothing it is handed.
@@ -193,7 +211,7 @@ pub async fn clone(
         Some(r) => log.system(format!("Cloning {} (ref {r})", url.redacted())),
         None => log.system(format!("Cloning {}", url.redacted())),
     }
-    let mut cmd = clone_command(&url, git_ref, dest, home, pinned.as_ref())?;
+    let mut cmd = clone_command(&url, git_ref, dest, home, pinned.as_ref(), Some(sandbox))?;
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd
         .spawn()
@@ -234,10 +252,8 @@ pub async fn clone(
     // The clone saved the URL as its remote; a build must not find credentials there.
     let bare_url = url.without_credentials();
     if bare_url != url.as_str() {
-        let reset = git(home)
-            .arg("-C")
-            .arg(dest)
-            .args(["remote", "set-url", "origin", &bare_url])
+        let args = ["remote", "set-url", "origin", &bare_url].map(str::to_owned);
+        let reset = git(Some(sandbox), home, dest, args.to_vec())
             .status()
             .await
             .context("removing credentials from the clone")?;
@@ -245,10 +261,8 @@ pub async fn clone(
             anyhow::bail!("could not remove the credentials from the clone's remote");
         }
     }
-    let head = git(home)
-        .arg("-C")
-        .arg(dest)
-        .args(["rev-parse", "--short=12", "HEAD"])
+    let args = ["rev-parse", "--short=12", "HEAD"].map(str::to_owned);
+    let head = git(Some(sandbox), home, dest, args.to_vec())
         .output()
         .await
         .ok()

@@ -192,3 +192,33 @@ echo "uid $(id -u)"
     assert!(!log.contains("uid 0"), "builds never run as root: {log}");
     assert!(!std::path::Path::new(&probe).exists());
 }
+
+/// The clone runs in the build's sandbox as the build's own user, not as the server's: what it
+/// wrote belongs to that user, and two builds running at once are two users.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sources_are_fetched_as_the_builds_own_user() {
+    use std::os::unix::fs::MetadataExt;
+    assert!(
+        std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0),
+        "this test needs root, where builds run as users of their own (CI runs as root)"
+    );
+    let build = r#"
+const fs = require("fs");
+console.log("uid " + process.getuid() + " git " + fs.statSync(".git").uid);
+fs.mkdirSync("dist", { recursive: true });
+fs.writeFileSync("dist/index.html", "ok");
+"#;
+    let git = GitServer::start().await;
+    let repo = git.repo(
+        "owned",
+        &[("package.json", PACKAGE_JSON), ("build.js", build)],
+    );
+    let stack = Stack::start_with(&["--sandbox", "bwrap", "--build-uid-base", "201000"]);
+    let out = stack.cli(&["deploy", &repo.url]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("uid 201000 git 201000"),
+        "{}",
+        stderr(&out)
+    );
+}
