@@ -166,7 +166,7 @@ pub async fn run(cx: &JobContext<'_>) -> anyhow::Result<()> {
     phase(cx, Phase::Uploading, Some(Progress { done: 0, total })).await?;
     let upload_started = Instant::now();
     let reporter = ProgressReporter::new(cx.api.clone());
-    let manifest = upload::upload(
+    let uploaded = upload::upload(
         cx.storage.clone(),
         &job.project,
         &job.deployment,
@@ -174,8 +174,22 @@ pub async fn run(cx: &JobContext<'_>) -> anyhow::Result<()> {
         routing,
         |done, total| reporter.update(done, total),
     )
-    .await?;
+    .await;
     reporter.finish();
+    let manifest = match uploaded {
+        Ok(manifest) => manifest,
+        Err(e) => {
+            // What did get stored is of no use now, and may be what filled the disk: it goes,
+            // so the failure itself can be recorded.
+            let removed = upload::remove(cx.storage.as_ref(), &job.project, &job.deployment).await;
+            if removed > 0 {
+                log.system(format!(
+                    "Removed the {removed} files this upload had stored"
+                ));
+            }
+            return Err(e);
+        }
+    };
     log.system(format!(
         "Uploaded {} files in {:.1}s; build took {:.1}s",
         manifest.files.len(),

@@ -19,6 +19,9 @@ const BATCH_LINES: usize = 2000;
 const BATCH_BYTES: usize = 1024 * 1024;
 /// How long the builder keeps retrying one request before it gives up.
 const GIVE_UP_AFTER: Duration = Duration::from_secs(120);
+/// How long it keeps retrying its final report: the deployment's outcome is not dropped while a
+/// server that cannot write (a full disk) may still come back.
+const FINAL_REPORT_GIVE_UP_AFTER: Duration = Duration::from_secs(15 * 60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -65,7 +68,7 @@ impl Api {
         tail: &str,
         body: &B,
     ) -> Result<R, ReportError> {
-        self.send(tail, Some(body)).await
+        self.send(tail, Some(body), GIVE_UP_AFTER).await
     }
 
     /// GETs (without a body) or POSTs until the server answers something other than a network
@@ -74,6 +77,7 @@ impl Api {
         &self,
         tail: &str,
         body: Option<&B>,
+        give_up_after: Duration,
     ) -> Result<R, ReportError> {
         let started = tokio::time::Instant::now();
         let mut backoff = Duration::from_millis(100);
@@ -104,11 +108,11 @@ impl Api {
                 Ok(res) => format!("server answered {}", res.status()),
                 Err(e) => format!("{e}"),
             };
-            if started.elapsed() > GIVE_UP_AFTER {
+            if started.elapsed() > give_up_after {
                 return Err(ReportError::Other(anyhow::anyhow!(
                     "could not reach the server at {} for {}s: {retry_reason}",
                     self.base,
-                    GIVE_UP_AFTER.as_secs()
+                    give_up_after.as_secs()
                 )));
             }
             eprintln!(
@@ -125,12 +129,16 @@ impl Api {
     pub async fn build_env(
         &self,
     ) -> Result<std::collections::BTreeMap<String, String>, ReportError> {
-        let env: BuildEnv = self.send::<(), _>("env", None).await?;
+        let env: BuildEnv = self.send::<(), _>("env", None, GIVE_UP_AFTER).await?;
         Ok(env.env)
     }
 
     pub async fn report(&self, report: &BuilderReport) -> Result<(), ReportError> {
-        let _: serde_json::Value = self.post("report", report).await?;
+        let patience = match report {
+            BuilderReport::Phase { .. } => GIVE_UP_AFTER,
+            BuilderReport::Ready | BuilderReport::Failed { .. } => FINAL_REPORT_GIVE_UP_AFTER,
+        };
+        let _: serde_json::Value = self.send("report", Some(report), patience).await?;
         Ok(())
     }
 

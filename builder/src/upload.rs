@@ -172,6 +172,32 @@ pub fn take_routing(files: &mut Vec<OutputFile>, config: Routing) -> anyhow::Res
     Ok(routing)
 }
 
+/// Removes what an upload of `deployment` stored (its files, their variants, its pending
+/// manifest), as far as storage lets the builder; how many objects went.
+pub async fn remove(
+    storage: &dyn Storage,
+    project: &ProjectName,
+    deployment: &DeploymentId,
+) -> usize {
+    let prefixes = [
+        format!("__output/{project}/{deployment}/"),
+        format!("__output/{project}/{deployment}.br/"),
+        format!("__output/{project}/{deployment}.gz/"),
+    ];
+    let mut keys = vec![layout::pending_manifest(project, deployment)];
+    for prefix in prefixes {
+        keys.extend(storage.list(&prefix).await.unwrap_or_default());
+    }
+    let mut removed: usize = 0;
+    for key in keys {
+        if storage.delete(&key).await.is_ok() {
+            removed += 1;
+        }
+    }
+    // The pending manifest is counted whether or not it was there.
+    removed.saturating_sub(1)
+}
+
 /// Publishes the pending manifest of a deployment, as the server does when it becomes ready: for
 /// tools and tests that upload a site with no server.
 pub async fn publish(

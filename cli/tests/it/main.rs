@@ -6,6 +6,7 @@
 mod aws;
 mod cdn;
 mod deploy;
+mod disk;
 mod lifecycle;
 mod limits;
 mod logs;

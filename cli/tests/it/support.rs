@@ -42,7 +42,11 @@ impl Stack {
 
     /// Starts the server with extra flags and environment variables.
     pub fn start_with_env(flags: &[&str], env: &[(&str, &str)]) -> Self {
-        let data = tempfile::tempdir().expect("tempdir");
+        Self::start_in(tempfile::tempdir().expect("tempdir"), flags, env)
+    }
+
+    /// [`Stack::start_with_env`] in `data`, whose `data` folder holds the server's data.
+    pub fn start_in(data: tempfile::TempDir, flags: &[&str], env: &[(&str, &str)]) -> Self {
         let env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
