@@ -24,6 +24,8 @@ const MAX_LINE: usize = scalemesh_core::wire::MAX_LOG_LINE_BYTES;
 #[derive(Debug, Clone)]
 pub struct BuildEnv {
     vars: BTreeMap<String, String>,
+    /// Where commands read it from: a file of the work folder.
+    file: PathBuf,
 }
 
 impl BuildEnv {
@@ -44,7 +46,10 @@ impl BuildEnv {
         for (k, v) in project_vars {
             vars.insert(k.clone(), v.clone());
         }
-        Self { vars }
+        Self {
+            vars,
+            file: work.join(".scalemesh-env"),
+        }
     }
 
     pub fn vars(&self) -> &BTreeMap<String, String> {
@@ -89,10 +94,13 @@ pub async fn run(
     sandbox: &Sandbox,
     log: &LogSink,
 ) -> Result<(), ExecError> {
-    let mut cmd: Command = sandbox.shell_command(command, cwd);
-    cmd.env_clear()
-        .envs(env.vars())
-        .stdin(Stdio::null())
+    let mut cmd: Command = sandbox
+        .build_command(command, cwd, env.vars(), &env.file)
+        .map_err(|e| ExecError::Spawn {
+            command: command.to_owned(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
@@ -162,19 +170,20 @@ async fn stream_lines(reader: impl AsyncRead + Unpin, stream: LogStream, log: Lo
         line.extend_from_slice(&buf[..take]);
         reader.consume(take);
         if complete || line.len() >= MAX_LINE {
-            emit(&mut line, stream, &log);
+            emit(&mut line, stream, &log).await;
         }
     }
     if !line.is_empty() {
-        emit(&mut line, stream, &log);
+        emit(&mut line, stream, &log).await;
     }
 }
 
-fn emit(line: &mut Vec<u8>, stream: LogStream, log: &LogSink) {
+async fn emit(line: &mut Vec<u8>, stream: LogStream, log: &LogSink) {
     while matches!(line.last(), Some(b'\n' | b'\r')) {
         line.pop();
     }
-    log.line(stream, &String::from_utf8_lossy(line));
+    log.line_waiting(stream, &String::from_utf8_lossy(line))
+        .await;
     line.clear();
 }
 

@@ -274,11 +274,14 @@ async fn fetch_archive(
     let dest_owned: PathBuf = dest.to_path_buf();
     let entries = tokio::task::spawn_blocking(move || {
         let file = std::fs::File::open(&archive_path)?;
-        source::unpack(
+        let unpacked = source::unpack(
             std::io::BufReader::new(file),
             &dest_owned,
             UnpackLimits::default(),
-        )
+        );
+        // The archive is done with: it does not count against the build's disk.
+        let _ = std::fs::remove_file(&archive_path);
+        unpacked
     })
     .await
     .context("unpacking task failed")??;

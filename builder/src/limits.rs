@@ -1,6 +1,7 @@
 //! What one build may use, enforced by the kernel: memory, processes and CPU through a control
 //! group of its own (cgroup v2, or v1's memory, pids and cpu controllers), and as a floor where
-//! no control group can be made, resource limits on each process (`RLIMIT_AS`, `RLIMIT_NPROC`).
+//! no control group can be made, resource limits on each process (`RLIMIT_DATA`; `RLIMIT_NPROC`
+//! only for a build with a user of its own, since it counts all of a user's processes).
 //! The disk a build fills (its work folder, `/tmp` included) is watched while it writes, and
 //! no single file may outgrow the whole allowance (`RLIMIT_FSIZE`).
 //!
@@ -70,12 +71,11 @@ impl Group {
             Hierarchy::V2(root) => {
                 let parent = root.join("scalemesh");
                 std::fs::create_dir_all(&parent)?;
-                for (dir, controllers) in [
-                    (root.as_path(), "+memory +pids +cpu"),
-                    (parent.as_path(), "+memory +pids +cpu"),
-                ] {
-                    // Some controllers may be on already, or not offered: best effort, checked below.
-                    let _ = std::fs::write(dir.join("cgroup.subtree_control"), controllers);
+                for dir in [root.as_path(), parent.as_path()] {
+                    // One by one: a controller not offered here must not keep the others off.
+                    for controller in ["+memory", "+pids", "+cpu"] {
+                        let _ = std::fs::write(dir.join("cgroup.subtree_control"), controller);
+                    }
                 }
                 let dir = parent.join(name);
                 std::fs::create_dir_all(&dir)?;
@@ -245,8 +245,9 @@ impl Enforcer {
     }
 
     /// The trampoline's arguments that put a command under these limits:
-    /// `scalemesh-builder __limits [--join <cgroup.procs>]… [--as N] [--nproc N] [--fsize N] --`.
-    pub fn trampoline_args(&self) -> Vec<String> {
+    /// `scalemesh-builder __limits [--join <cgroup.procs>]… [--data N] [--nproc N] [--fsize N] --`.
+    /// `own_user`: the command runs as a user no other build or program has.
+    pub fn trampoline_args(&self, own_user: bool) -> Vec<String> {
         let mut args = vec![TRAMPOLINE.to_owned()];
         match &self.group {
             Some(group) => {
@@ -256,10 +257,12 @@ impl Enforcer {
                 }
             }
             None => {
+                // Not `RLIMIT_AS`: runtimes reserve far more address space than they use
+                // (WebAssembly in Node.js does), and would not start.
                 if let Some(memory) = self.limits.memory {
-                    args.extend(["--as".into(), memory.to_string()]);
+                    args.extend(["--data".into(), memory.to_string()]);
                 }
-                if let Some(processes) = self.limits.processes {
+                if let (Some(processes), true) = (self.limits.processes, own_user) {
                     args.extend(["--nproc".into(), processes.to_string()]);
                 }
             }
@@ -312,10 +315,13 @@ impl Enforcer {
     /// `work` is measured once more: a command can fill it between two checks, or stop at the
     /// per-file limit. Memory and process counts are blamed only for a command that failed.
     pub fn verdict(&self, work: &Path, failed: bool) -> Option<String> {
-        if let Some(disk) = self.limits.disk
-            && disk_used(work) >= disk / 100 * 95
-        {
-            self.disk_full.store(true, Ordering::SeqCst);
+        if let Some(disk) = self.limits.disk {
+            // Over the allowance, whatever the command did; nearly there, when it failed (it
+            // ran out of room, or hit the per-file limit).
+            let used = disk_used(work);
+            if used > disk || (failed && used >= disk / 100 * 95) {
+                self.disk_full.store(true, Ordering::SeqCst);
+            }
         }
         if self.disk_full.load(Ordering::SeqCst) {
             let disk = self.limits.disk.map(size::display).unwrap_or_default();
@@ -346,6 +352,8 @@ impl Enforcer {
 pub fn disk_used(dir: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
     let mut total = 0;
+    // A file with several names (hard links) takes its room once.
+    let mut linked = std::collections::HashSet::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(path) = stack.pop() {
         let Ok(entries) = std::fs::read_dir(&path) else {
@@ -355,6 +363,9 @@ pub fn disk_used(dir: &Path) -> u64 {
             let Ok(meta) = entry.metadata() else {
                 continue;
             };
+            if meta.nlink() > 1 && !meta.is_dir() && !linked.insert((meta.dev(), meta.ino())) {
+                continue;
+            }
             total += meta.blocks() * 512;
             if meta.is_dir() {
                 stack.push(entry.path());
@@ -364,7 +375,7 @@ pub fn disk_used(dir: &Path) -> u64 {
     total
 }
 
-/// The trampoline: `__limits [--join F]… [--as N] [--nproc N] [--fsize N] [--user UID:GID] --
+/// The trampoline: `__limits [--join F]… [--data N] [--nproc N] [--fsize N] [--user UID:GID] --
 /// program args…`. Joins each group, sets each limit, becomes the user (dropping every
 /// supplementary group), then becomes the program; returns only on failure.
 pub fn trampoline(args: &[String]) -> std::io::Error {
@@ -384,12 +395,12 @@ pub fn trampoline(args: &[String]) -> std::io::Error {
             "--join" => std::fs::write(value, std::process::id().to_string())
                 .map_err(|e| fail(format!("joining {value}: {e}"))),
             "--user" => become_user(value),
-            "--as" | "--nproc" | "--fsize" => {
+            "--data" | "--nproc" | "--fsize" => {
                 let Ok(n) = value.parse::<u64>() else {
                     return fail(format!("{flag} {value:?} is not a number"));
                 };
                 let resource = match flag.as_str() {
-                    "--as" => Resource::RLIMIT_AS,
+                    "--data" => Resource::RLIMIT_DATA,
                     "--nproc" => Resource::RLIMIT_NPROC,
                     _ => Resource::RLIMIT_FSIZE,
                 };
@@ -456,11 +467,11 @@ mod tests {
             std::fs::read_to_string(root.path().join("pids/scalemesh/b1/pids.max")).expect("max"),
             "64"
         );
-        let args = enforcer.trampoline_args();
+        let args = enforcer.trampoline_args(true);
         assert_eq!(args[0], TRAMPOLINE);
         assert!(args.contains(&memory.join("cgroup.procs").display().to_string()));
         assert!(
-            !args.contains(&"--as".to_owned()),
+            !args.contains(&"--data".to_owned()),
             "the group limits memory"
         );
         let work = tempfile::tempdir().expect("work");
@@ -508,22 +519,31 @@ mod tests {
             enforcer.verdict(work.path(), true).as_deref(),
             Some("out of memory (limit 256 MiB)")
         );
-        // A work folder at its disk allowance is the reason, whatever else happened.
+        // Nearly full: the reason for a command that failed, not a failure of its own.
         std::fs::write(work.path().join("big"), vec![1u8; 1 << 20]).expect("write");
-        let (small, _) = Enforcer::create_under(
-            root.path(),
-            "b4",
-            Limits {
-                disk: Some(1 << 20),
-                ..Limits::default()
-            },
-        );
+        let small = |name: &str| {
+            Enforcer::create_under(
+                root.path(),
+                name,
+                Limits {
+                    disk: Some((1 << 20) + (16 << 10)),
+                    ..Limits::default()
+                },
+            )
+            .0
+        };
+        assert_eq!(small("b4").verdict(work.path(), false), None);
         assert!(
-            small
+            small("b5")
+                .verdict(work.path(), true)
+                .is_some_and(|v| v.starts_with("out of disk space")),
+        );
+        // Over it: the reason, whatever the command did.
+        std::fs::write(work.path().join("more"), vec![1u8; 64 << 10]).expect("write");
+        assert!(
+            small("b6")
                 .verdict(work.path(), false)
-                .is_some_and(|v| v.starts_with("out of disk space (limit 1 MiB")),
-            "{:?}",
-            small.verdict(work.path(), false)
+                .is_some_and(|v| v.starts_with("out of disk space")),
         );
     }
 
@@ -532,15 +552,19 @@ mod tests {
         let root = tempfile::tempdir().expect("tempdir");
         let (enforcer, note) = Enforcer::create_under(root.path(), "b3", limits());
         assert!(note.contains("per process only"), "{note}");
-        let args = enforcer.trampoline_args().join(" ");
+        let args = enforcer.trampoline_args(true).join(" ");
         assert_eq!(
             args,
             format!(
-                "{TRAMPOLINE} --as {} --nproc 64 --fsize {} --",
+                "{TRAMPOLINE} --data {} --nproc 64 --fsize {} --",
                 256u64 << 20,
                 1u64 << 30
             )
         );
+        // Sharing its user with the server, a build gets no process limit that would count
+        // the server's own.
+        let shared = enforcer.trampoline_args(false).join(" ");
+        assert!(!shared.contains("--nproc"), "{shared}");
     }
 
     #[test]
@@ -553,6 +577,15 @@ mod tests {
         // A sparse file takes what it uses, not its length.
         let sparse = std::fs::File::create(dir.path().join("sparse")).expect("create");
         sparse.set_len(10 << 30).expect("truncate");
+        assert!(disk_used(dir.path()) < used + (1 << 20));
+        // Hard links count once.
+        for n in 0..5 {
+            std::fs::hard_link(
+                dir.path().join("a/b/f"),
+                dir.path().join(format!("link-{n}")),
+            )
+            .expect("link");
+        }
         assert!(disk_used(dir.path()) < used + (1 << 20));
     }
 }

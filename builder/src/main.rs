@@ -105,6 +105,10 @@ async fn main() {
 }
 
 async fn run(args: Args) -> anyhow::Result<i32> {
+    // Listening for SIGTERM before anything else: a cancel that lands while the job is being
+    // set up still stops it the orderly way (its control group and work folder removed).
+    let stopped = stop_signal();
+    tokio::pin!(stopped);
     // Processes a build script detaches from its group are reparented here, and killed.
     let _ = nix::sys::prctl::set_child_subreaper(true);
     // Build commands run as this user when there is no sandbox (in a container, say): they must
@@ -130,6 +134,12 @@ async fn run(args: Args) -> anyhow::Result<i32> {
         .prefix("scalemesh-build-")
         .tempdir()
         .context("creating the work folder")?;
+    {
+        // Other users of the machine (and other builds) have no business in it.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o700))
+            .context("closing the work folder")?;
+    }
     let cx = job::JobContext {
         job: &job,
         api: &api,
@@ -149,7 +159,7 @@ async fn run(args: Args) -> anyhow::Result<i32> {
                 reason: format!("the build timed out after {}", duration::display(timeout)),
             },
         },
-        () = stop_signal() => {
+        () = &mut stopped => {
             // The job future is dropped: its commands' process trees are killed with it.
             exec::sweep_strays().await;
             log.system("Build stopped");
@@ -279,19 +289,22 @@ async fn parent_gone() {
     }
 }
 
-async fn stop_signal() {
+/// Completes on SIGTERM or SIGINT. The handlers are installed when this is called, not when it
+/// is first awaited.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
             }
+            _ => std::future::pending().await,
         }
-        _ => std::future::pending().await,
     }
 }
 

@@ -159,24 +159,45 @@ enum Msg {
     Flush(oneshot::Sender<Result<(), String>>),
 }
 
+/// Bytes of log text the builder holds before a command's output waits for the server (the
+/// command then blocks on its pipe, as it would on a slow terminal).
+const MAX_QUEUED_BYTES: usize = 8 * 1024 * 1024;
+
+/// What the server keeps of one deployment's log (`server/src/db/logs.rs`): lines past it are
+/// not shipped at all.
+const SERVER_MAX_LINES: u64 = 200_000;
+const SERVER_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Where build output goes. Cheap to clone; lines are shipped by a background task.
 #[derive(Clone)]
 pub struct LogSink {
     tx: mpsc::UnboundedSender<Msg>,
     redact: std::sync::Arc<Vec<String>>,
+    /// Bytes of text queued and not yet taken by the server.
+    queued: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Woken when the server takes lines.
+    drained: std::sync::Arc<tokio::sync::Notify>,
+    /// Lines and bytes sent so far, to stop at what the server keeps.
+    sent: std::sync::Arc<std::sync::Mutex<(u64, u64)>>,
 }
 
 impl LogSink {
     /// Starts shipping lines to the server.
     pub fn start(api: Api, redact: Vec<String>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(ship(api, rx));
+        let queued = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let drained = std::sync::Arc::new(tokio::sync::Notify::new());
+        tokio::spawn(ship(api, rx, queued.clone(), drained.clone()));
         Self {
             tx,
             redact: std::sync::Arc::new(redact.into_iter().filter(|s| !s.is_empty()).collect()),
+            queued,
+            drained,
+            sent: std::sync::Arc::new(std::sync::Mutex::new((0, 0))),
         }
     }
 
+    /// Queues a line. Lines past what the server keeps are dropped here.
     pub fn line(&self, stream: LogStream, text: &str) {
         let mut text = text.to_owned();
         for secret in self.redact.iter() {
@@ -184,11 +205,35 @@ impl LogSink {
                 text = text.replace(secret.as_str(), "***");
             }
         }
+        {
+            let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+            // One line past the caps still goes, so the server notes where the log was cut.
+            if sent.0 > SERVER_MAX_LINES || sent.1 > SERVER_MAX_BYTES {
+                return;
+            }
+            sent.0 += 1;
+            sent.1 += text.len() as u64;
+        }
+        self.queued
+            .fetch_add(text.len(), std::sync::atomic::Ordering::SeqCst);
         let _ = self.tx.send(Msg::Line(NewLogLine {
             stream,
             text,
             ts: OffsetDateTime::now_utc(),
         }));
+    }
+
+    /// [`LogSink::line`] for a command's output: waits while the server is behind, so a build
+    /// printing without end holds its builder to a bounded amount of memory.
+    pub async fn line_waiting(&self, stream: LogStream, text: &str) {
+        loop {
+            let drained = self.drained.notified();
+            if self.queued.load(std::sync::atomic::Ordering::SeqCst) < MAX_QUEUED_BYTES {
+                break;
+            }
+            drained.await;
+        }
+        self.line(stream, text);
     }
 
     /// A line from the builder itself.
@@ -207,7 +252,17 @@ impl LogSink {
     }
 }
 
-async fn ship(api: Api, mut rx: mpsc::UnboundedReceiver<Msg>) {
+async fn ship(
+    api: Api,
+    mut rx: mpsc::UnboundedReceiver<Msg>,
+    queued: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    drained: std::sync::Arc<tokio::sync::Notify>,
+) {
+    let forget = |lines: &[NewLogLine]| {
+        let bytes: usize = lines.iter().map(|l| l.text.len()).sum();
+        queued.fetch_sub(bytes, std::sync::atomic::Ordering::SeqCst);
+        drained.notify_waiters();
+    };
     let mut pending: Vec<NewLogLine> = Vec::new();
     // How many of this builder's lines the server holds.
     let mut acked: u64 = 0;
@@ -239,6 +294,7 @@ async fn ship(api: Api, mut rx: mpsc::UnboundedReceiver<Msg>) {
             }
         }
         if pending.is_empty() || failure.is_some() {
+            forget(&pending);
             pending.clear();
             continue;
         }
@@ -261,6 +317,7 @@ async fn ship(api: Api, mut rx: mpsc::UnboundedReceiver<Msg>) {
                 let done = usize::try_from(ack.acked.saturating_sub(acked))
                     .unwrap_or(usize::MAX)
                     .min(pending.len());
+                forget(&pending[..done]);
                 pending.drain(..done);
                 acked = ack.acked;
             }

@@ -120,6 +120,36 @@ impl Sandbox {
         matches!(cmd.status().await, Ok(s) if s.success())
     }
 
+    /// `sh -c <command>` in `cwd` with the build's environment `vars`, inside the sandbox and
+    /// the build's limits. The variables never reach the programs that set the sandbox up (the
+    /// builder's trampoline, which runs as root, and bubblewrap): a project variable such as
+    /// `LD_AUDIT` would run code there, outside the sandbox. They are written to a file only
+    /// the build's user may read, which the command's own shell reads once inside.
+    pub fn build_command(
+        &self,
+        command: &str,
+        cwd: &Path,
+        vars: &std::collections::BTreeMap<String, String>,
+        env_file: &Path,
+    ) -> anyhow::Result<Command> {
+        write_env_file(env_file, vars, self.run_as)?;
+        let wrapper = r#"set -a; . "$0"; set +a; exec /bin/sh -c "$1""#;
+        let mut cmd = self.command(
+            [
+                "/bin/sh",
+                "-c",
+                wrapper,
+                &env_file.display().to_string(),
+                command,
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            cwd,
+        );
+        cmd.env_clear();
+        Ok(cmd)
+    }
+
     /// `sh -c <command>` in `cwd`, inside the sandbox and the build's limits.
     pub fn shell_command(&self, command: &str, cwd: &Path) -> Command {
         self.command(["/bin/sh", "-c", command].map(str::to_owned).to_vec(), cwd)
@@ -148,7 +178,7 @@ impl Sandbox {
                 let exe = std::env::current_exe().unwrap_or_else(|_| "scalemesh-builder".into());
                 let mut cmd = Command::new(exe);
                 let mut args = match limits {
-                    Some(l) => l.trampoline_args(),
+                    Some(l) => l.trampoline_args(run_as.is_some()),
                     None => vec![crate::limits::TRAMPOLINE.to_owned(), "--".to_owned()],
                 };
                 if let Some((uid, gid)) = run_as {
@@ -159,7 +189,11 @@ impl Sandbox {
                 cmd
             }
         };
-        cmd.current_dir(cwd);
+        // Inside bubblewrap the command starts in `cwd` (`--chdir`); what starts it need not.
+        match self.kind {
+            Kind::Bwrap { .. } => cmd.current_dir("/"),
+            Kind::None => cmd.current_dir(cwd),
+        };
         cmd
     }
 }
@@ -181,6 +215,7 @@ fn bwrap_args(work: &Path, cwd: &Path, own_identity: bool) -> Vec<String> {
         "--die-with-parent",
         "--new-session",
         "--unshare-user",
+        "--disable-userns",
         "--unshare-pid",
         "--unshare-ipc",
         "--unshare-uts",
@@ -240,6 +275,35 @@ fn bwrap_args(work: &Path, cwd: &Path, own_identity: bool) -> Vec<String> {
     args
 }
 
+/// Writes `vars` as a file for `sh` to read (`NAME='value'` lines), readable by the build's
+/// user only.
+fn write_env_file(
+    path: &Path,
+    vars: &std::collections::BTreeMap<String, String>,
+    owner: Option<(u32, u32)>,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut text = String::new();
+    for (name, value) in vars {
+        text.push_str(name);
+        text.push_str("='");
+        text.push_str(&value.replace('\'', "'\\''"));
+        text.push_str("'\n");
+    }
+    let _ = std::fs::remove_file(path);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())?;
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::chown(path, Some(uid), Some(gid))?;
+    }
+    Ok(())
+}
+
 /// `/etc/passwd` and `/etc/group` for the sandbox, naming the build's user, so tools that look
 /// themselves up (npm, git) find who they are.
 fn write_identity(work: &Path, uid: u32, gid: u32) -> anyhow::Result<()> {
@@ -273,4 +337,47 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&paths)
         .map(|d| d.join(name))
         .find(|p| p.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The build's variables reach only the command's own shell, through a file; what starts
+    /// the command (the root trampoline, bubblewrap) gets an empty environment.
+    #[tokio::test]
+    async fn variables_reach_only_the_command() {
+        let work = tempfile::tempdir().expect("tempdir");
+        let sandbox = Sandbox {
+            kind: Kind::None,
+            run_as: None,
+            limits: None,
+        };
+        let vars = std::collections::BTreeMap::from([
+            ("LD_AUDIT".to_owned(), "./evil.so".to_owned()),
+            ("QUOTED".to_owned(), "it's \"fine\" $HOME `x`".to_owned()),
+        ]);
+        let file = work.path().join(".scalemesh-env");
+        let mut cmd = sandbox
+            .build_command(
+                r#"printf '%s|%s' "$LD_AUDIT" "$QUOTED""#,
+                work.path(),
+                &vars,
+                &file,
+            )
+            .expect("command");
+        assert_eq!(
+            cmd.as_std().get_envs().count(),
+            0,
+            "nothing set on the starter"
+        );
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).expect("file").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let out = cmd.output().await.expect("runs");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "./evil.so|it's \"fine\" $HOME `x`"
+        );
+    }
 }

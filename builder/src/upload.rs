@@ -29,6 +29,24 @@ const BROTLI_QUALITY: i32 = 10;
 /// Files up to this size are read once and sent from memory.
 const IN_MEMORY: u64 = 1024 * 1024;
 
+/// Mebibytes of file contents and their compressed copies held in memory at once, across the
+/// files being uploaded: the builder runs outside the build's memory limit.
+const MEMORY_BUDGET_MIB: u32 = 64;
+
+/// Mebibytes a file's upload holds in memory: what is read whole, and its compressed copies.
+fn held_mib(size: u64, compress: bool, keep: bool) -> u32 {
+    let held = if compress {
+        size * 2
+    } else if keep {
+        size
+    } else {
+        0
+    };
+    u32::try_from(held.div_ceil(1 << 20))
+        .unwrap_or(MEMORY_BUDGET_MIB)
+        .min(MEMORY_BUDGET_MIB)
+}
+
 const REVALIDATE: &str = "public, max-age=0, must-revalidate";
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
@@ -233,17 +251,23 @@ pub async fn upload(
 ) -> anyhow::Result<Manifest> {
     let total = files.len() as u64;
     let done = AtomicU64::new(0);
+    let budget = Arc::new(tokio::sync::Semaphore::new(MEMORY_BUDGET_MIB as usize));
     let entries: Vec<(String, ManifestEntry)> = futures_util::stream::iter(files)
         .map(|file| {
             let storage = storage.clone();
             let done = &done;
             let progress = &progress;
+            let budget = budget.clone();
             async move {
                 let source = file.source.clone();
                 let content_type = content_type::for_path(&file.path);
                 let compress = content_type::is_compressible(&content_type)
                     && (MIN_COMPRESS..=MAX_COMPRESS).contains(&file.size);
                 let keep = file.size <= IN_MEMORY;
+                let _held = budget
+                    .acquire_many_owned(held_mib(file.size, compress, keep))
+                    .await
+                    .context("the upload's memory budget closed")?;
                 let FileRead {
                     sha256,
                     variants,

@@ -25,7 +25,7 @@ pub enum GitUrlError {
     TooLong,
     #[error("the repository URL cannot start with '-'")]
     LeadingDash,
-    #[error("the repository URL contains whitespace or control characters")]
+    #[error("the repository URL contains whitespace, control characters or a backslash")]
     BadChar,
     #[error("{0:?} is not a URL; give an https://, http:// or git:// repository URL")]
     NotAUrl(String),
@@ -52,7 +52,12 @@ impl GitUrl {
         if raw.starts_with('-') {
             return Err(GitUrlError::LeadingDash);
         }
-        if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        // A backslash is a path separator to the URL standard and part of the user name to
+        // curl: the two would see different hosts.
+        if raw
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '\\')
+        {
             return Err(GitUrlError::BadChar);
         }
         // `ext::cmd`, `fd::…` and other remote helpers are spelled `<helper>::<address>`.
@@ -235,6 +240,14 @@ mod tests {
             ("https://github.com/a/b?x=1", GitUrlError::QueryOrFragment),
             ("https://github.com/a/b\n", GitUrlError::BadChar),
             ("https://-oProxyCommand=x/a/b", GitUrlError::DashHost),
+            (
+                "http://8.8.8.8\\@127.0.0.1:9000/a.git",
+                GitUrlError::BadChar,
+            ),
+            (
+                "https://github.com\\@169.254.169.254/a.git",
+                GitUrlError::BadChar,
+            ),
             ("git://-evil.example/a", GitUrlError::DashHost),
             ("http://-x:80/a.git", GitUrlError::DashHost),
             (

@@ -102,6 +102,20 @@ pub struct BuildJob {
     pub build_uid: Option<u32>,
 }
 
+/// The control groups of a build named `name` (its deployment id) under the hierarchy at
+/// `root`: the one folder of cgroup v2, or one per v1 controller. The builder makes them; the
+/// runner removes any that a builder stopped hard left behind.
+pub fn cgroup_dirs(root: &std::path::Path, name: &str) -> Vec<std::path::PathBuf> {
+    if root.join("cgroup.controllers").is_file() {
+        vec![root.join("scalemesh").join(name)]
+    } else {
+        ["memory", "pids", "cpu"]
+            .iter()
+            .map(|controller| root.join(controller).join("scalemesh").join(name))
+            .collect()
+    }
+}
+
 /// What one build may use, in bytes and processes; `None` for no limit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BuildLimits {
@@ -177,7 +191,13 @@ pub fn is_allowed_env_name(name: &str) -> bool {
         && name.len() <= 256
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         && !name.starts_with("SCALEMESH_")
-        && !matches!(name, "PATH" | "HOME" | "LD_PRELOAD" | "LD_LIBRARY_PATH")
+        // What the dynamic loader and the C library read (LD_AUDIT, LD_PRELOAD, …, tunables,
+        // conversion modules): code to load, never a setting of the site.
+        && !name.starts_with("LD_")
+        && !matches!(
+            name,
+            "PATH" | "HOME" | "GLIBC_TUNABLES" | "GCONV_PATH" | "LOCPATH" | "NLSPATH" | "HOSTALIASES"
+        )
 }
 
 #[cfg(test)]
@@ -233,6 +253,9 @@ mod tests {
             "PATH",
             "SCALEMESH_JOB_TOKEN",
             "LD_PRELOAD",
+            "LD_AUDIT",
+            "GLIBC_TUNABLES",
+            "GCONV_PATH",
             "A B",
         ] {
             assert!(!is_allowed_env_name(bad), "{bad:?}");

@@ -95,6 +95,8 @@ fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
         (100, 64..=127, _) => "a shared (carrier-grade NAT) address",
         (192, 0, 0) => "an IETF protocol address",
         (198, 18..=19, _) => "a benchmarking address",
+        // Azure's host endpoint (DHCP, DNS, the wire server): metadata by another name.
+        (168, 63, 129) if ip.octets()[3] == 16 => "a cloud host endpoint",
         _ if ip.is_documentation() => "a documentation address",
         _ if ip.is_multicast() => "a multicast address",
         _ if ip.is_broadcast() || a >= 240 => "a reserved address",
@@ -111,6 +113,10 @@ fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
     }
     if s[0] == 0x2002 {
         return forbidden_v4(embedded(s[1], s[2]));
+    }
+    // The local-use NAT64 prefix (RFC 8215) translates to whatever the operator routes.
+    if s[..2] == [0x64, 0xff9b] && s[2] == 1 {
+        return Some("a local NAT64 address");
     }
     Some(match s[0] {
         _ if ip.is_unspecified() => "an unspecified address",
@@ -264,6 +270,8 @@ mod tests {
             "https://[ff02::1]/a.git",
             "https://[64:ff9b::a9fe:a9fe]/a.git",
             "https://[2002:a9fe:a9fe::1]/a.git",
+            "https://[64:ff9b:1::a00:1]/a.git",
+            "http://168.63.129.16/a.git",
             "https://[::127.0.0.1]/a.git",
             "git://127.0.0.1/a",
             "git://2130706433/a",

@@ -374,7 +374,15 @@ impl App {
         } = match self.store.mark_ready(&dep.id, live_url).await? {
             Ok(readied) => readied,
             Err(outcome) => {
-                if published {
+                // Taken back only when the deployment will never be ready: a second `ready` for
+                // one that is ready already must not take its site down.
+                let never_ready = matches!(
+                    outcome,
+                    TransitionOutcome::Refused(
+                        DeploymentStatus::Failed | DeploymentStatus::Canceled
+                    ) | TransitionOutcome::NotFound
+                );
+                if published && never_ready {
                     self.withdraw_manifest(dep).await;
                 }
                 return applied(&dep.id, outcome);

@@ -120,10 +120,12 @@ pub async fn pin(
 /// for http(s) a resolve entry (the name stays in the URL, for TLS and `Host`); for git:// the
 /// address in the URL itself.
 fn target(url: &GitUrl, pinned: Option<&Pinned>) -> anyhow::Result<(String, Vec<String>)> {
-    let Some(pinned) = pinned else {
-        return Ok((url.as_str().to_owned(), Vec::new()));
-    };
+    // git is given the URL as our parser reads it, never the raw text another parser might
+    // read another way.
     let mut parsed = url::Url::parse(url.as_str()).context("the repository URL is not a URL")?;
+    let Some(pinned) = pinned else {
+        return Ok((parsed.to_string(), Vec::new()));
+    };
     if parsed.scheme() == "git" {
         parsed
             .set_ip_host(pinned.ip)
@@ -135,7 +137,7 @@ fn target(url: &GitUrl, pinned: Option<&Pinned>) -> anyhow::Result<(String, Vec<
         IpAddr::V6(v6) => format!("[{v6}]"),
     };
     Ok((
-        url.as_str().to_owned(),
+        parsed.to_string(),
         vec![
             "-c".into(),
             format!(
@@ -234,7 +236,7 @@ pub async fn clone(
         tails.push(tokio::spawn(async move {
             let mut lines = BufReader::new(pipe).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                log.line(LogStream::Stderr, &line);
+                log.line_waiting(LogStream::Stderr, &line).await;
             }
         }));
     }
@@ -308,5 +310,9 @@ mod tests {
         assert!(config.is_empty());
         let (to, _) = target(&url, None).expect("target");
         assert_eq!(to, url.as_str());
+        // What git gets is what was checked.
+        let odd = GitUrl::parse("HTTPS://Git.Example.COM:443/a/../b.git").expect("url");
+        let (to, _) = target(&odd, None).expect("target");
+        assert_eq!(to, "https://git.example.com/b.git");
     }
 }

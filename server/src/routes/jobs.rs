@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use scalemesh_core::DeploymentId;
 use scalemesh_core::wire::{BuildEnv, BuilderReport, Deployment, LogAck, LogBatch};
@@ -44,10 +44,10 @@ pub async fn append_logs(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
     token: JobToken,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult<Json<LogAck>> {
     let dep = job_deployment(&app, &id, &token).await?;
-    let batch: LogBatch = json_object(&body)?;
+    let batch: LogBatch = json_object(&read_body(body).await?)?;
     if batch.lines.len() > MAX_BATCH_LINES {
         return Err(ApiError::bad_request(
             "batch_too_large",
@@ -64,12 +64,19 @@ pub async fn report(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
     token: JobToken,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult<Json<Deployment>> {
     let dep = job_deployment(&app, &id, &token).await?;
-    let report: BuilderReport = json_object(&body)?;
+    let report: BuilderReport = json_object(&read_body(body).await?)?;
     let row = app.report(&dep, report).await?;
     Ok(Json(app.deployment_view(&row)))
+}
+
+/// A builder's body, read only once its token is known to be good.
+async fn read_body(body: Body) -> ApiResult<Bytes> {
+    axum::body::to_bytes(body, super::JSON_LIMIT)
+        .await
+        .map_err(|e| crate::error::body_error(&e, e.to_string()))
 }
 
 /// The variables of the job's build, opened: the builder fetches them at start, so they never

@@ -216,10 +216,12 @@ impl Inner {
                 JobOutcome::Stopped
             }
         };
-        // Whatever the builder left behind in its group goes with it.
+        // Whatever the builder left behind in its group goes with it, and so do the control
+        // groups it made, when it was stopped before it could remove them.
         if let Some(pgid) = pgid {
             let _ = killpg(pgid, Signal::SIGKILL);
         }
+        remove_cgroups(id);
         outcome
     }
 }
@@ -236,6 +238,27 @@ async fn terminate(pgid: Option<Pid>, child: &mut Child) {
     {
         let _ = killpg(pgid, Signal::SIGKILL);
         let _ = child.wait().await;
+    }
+}
+
+/// Kills anything left in the build's control groups and removes them.
+fn remove_cgroups(id: &DeploymentId) {
+    for dir in scalemesh_core::job::cgroup_dirs(std::path::Path::new("/sys/fs/cgroup"), id.as_str())
+    {
+        if !dir.exists() {
+            continue;
+        }
+        for _ in 0..20 {
+            if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+                for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                    let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+                }
+            }
+            if std::fs::remove_dir(&dir).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
 

@@ -421,3 +421,34 @@ async fn wrong_methods_get_405() {
     let (_, body) = crate::helpers::status_json(res).await;
     assert_eq!(body["error"]["code"], "method_not_allowed");
 }
+
+/// Two `ready` reports at once (a retried request, a duplicated task): one wins, and the site
+/// stays up.
+#[tokio::test]
+async fn a_second_ready_report_never_takes_the_site_down() {
+    let app = spawn_app().await;
+    for round in 0..5 {
+        let (id, job) = app.deploy("site").await;
+        let b = FakeBuilder::new(job);
+        for phase in [Phase::Fetching, Phase::Building, Phase::Uploading] {
+            let (status, _) = b
+                .report(BuilderReport::Phase {
+                    phase,
+                    progress: None,
+                })
+                .await;
+            assert_eq!(status, 200);
+        }
+        b.upload(&app.storage, &[("index.html", "up")]).await;
+        let (first, second) = tokio::join!(
+            b.report(BuilderReport::Ready),
+            b.report(BuilderReport::Ready)
+        );
+        let mut statuses = [first.0, second.0];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [200, 409], "round {round}");
+        let res = app.site(&format!("{id}--site.localhost"), "/").await;
+        assert_eq!(res.status(), 200, "round {round}");
+        assert_eq!(app.site("site.localhost", "/").await.status(), 200);
+    }
+}
