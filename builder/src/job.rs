@@ -31,6 +31,8 @@ pub struct JobContext<'a> {
     pub work: &'a Path,
     /// The project's variables for this build, fetched from the API.
     pub build_env: &'a BTreeMap<String, String>,
+    /// The work folder is a filesystem of the build's disk allowance.
+    pub own_filesystem: bool,
 }
 
 /// Runs the job. `Err` carries the reason the build failed, said for the user.
@@ -49,7 +51,8 @@ pub async fn run(cx: &JobContext<'_>) -> anyhow::Result<()> {
         processes: job.limits.processes,
         disk: job.limits.disk,
     };
-    let (enforcer, limits_note) = Enforcer::create(job.deployment.as_str(), limits);
+    let (enforcer, limits_note) =
+        Enforcer::create(job.deployment.as_str(), limits, cx.own_filesystem);
     let (sandbox, sandbox_note) = Sandbox::choose(
         cx.sandbox_setting,
         cx.work,

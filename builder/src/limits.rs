@@ -2,8 +2,10 @@
 //! group of its own (cgroup v2, or v1's memory, pids and cpu controllers), and as a floor where
 //! no control group can be made, resource limits on each process (`RLIMIT_DATA`; `RLIMIT_NPROC`
 //! only for a build with a user of its own, since it counts all of a user's processes).
-//! The disk a build fills (its work folder, `/tmp` included) is watched while it writes, and
-//! no single file may outgrow the whole allowance (`RLIMIT_FSIZE`).
+//! The disk a build fills (its work folder, `/tmp` included) is a filesystem of its own where
+//! the builder may make one (as root: an ext4 image of the allowance's size, mounted on a loop
+//! device, bounded in blocks and inodes by the kernel); elsewhere it is watched while the build
+//! writes. Either way no single file may outgrow the whole allowance (`RLIMIT_FSIZE`).
 //!
 //! Commands enter the group before they start: the builder runs itself as a trampoline
 //! (`__limits`) that joins the group, sets its limits, then becomes the command, so nothing the
@@ -32,6 +34,8 @@ const CPU_SHARES: u64 = 512;
 
 /// How often the work folder is measured.
 const DISK_CHECK: Duration = Duration::from_secs(1);
+/// How often a work folder of its own is asked whether it is full (one system call).
+const FULL_CHECK: Duration = Duration::from_millis(200);
 
 /// The control group hierarchy of this machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,22 +194,107 @@ impl Drop for Group {
     }
 }
 
+/// A work folder that is a filesystem of its own, the size of the build's disk allowance:
+/// the kernel refuses what does not fit, however it is written (deleted files still open,
+/// paths too long to walk, blocks allocated at once, inodes). Unmounted and deleted when
+/// dropped.
+#[derive(Debug)]
+pub struct DiskImage {
+    image: PathBuf,
+    mountpoint: PathBuf,
+}
+
+impl DiskImage {
+    /// Makes a `bytes`-sized ext4 image beside `work` and mounts it on `work` (which must be
+    /// an empty folder). Needs root, `mkfs.ext4` and loop devices.
+    pub fn mount(work: &Path, bytes: u64) -> std::io::Result<Self> {
+        use std::process::{Command, Stdio};
+        let image = work.with_extension("img");
+        let file = std::fs::File::create(&image)?;
+        file.set_len(bytes)?;
+        drop(file);
+        let guard = Self {
+            image: image.clone(),
+            mountpoint: work.to_path_buf(),
+        };
+        // An inode per 16 KiB, as many as a dependency folder of small files needs.
+        let inodes = (bytes / (16 << 10)).max(1024);
+        let run = |cmd: &mut Command| -> std::io::Result<()> {
+            let status = cmd
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()?;
+            if status.success() {
+                Ok(())
+            } else {
+                Err(std::io::Error::other(format!("{cmd:?} failed: {status}")))
+            }
+        };
+        run(Command::new("mkfs.ext4")
+            .args(["-q", "-F", "-m", "0", "-O", "^has_journal"])
+            .args(["-E", "lazy_itable_init=1,lazy_journal_init=1"])
+            .arg("-N")
+            .arg(inodes.to_string())
+            .arg(&image))?;
+        run(Command::new("mount")
+            .args(["-o", "loop,nosuid,nodev,noatime"])
+            .arg(&image)
+            .arg(work))?;
+        let _ = std::fs::remove_dir(work.join("lost+found"));
+        Ok(guard)
+    }
+}
+
+impl Drop for DiskImage {
+    fn drop(&mut self) {
+        // Lazily: anything of the build still holding a file there cannot keep it mounted.
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.mountpoint)
+            .status();
+        let _ = std::fs::remove_file(&self.image);
+    }
+}
+
+/// Whether the filesystem holding `dir` has (nearly) no room left, in blocks or inodes.
+fn filesystem_full(dir: &Path) -> bool {
+    match nix::sys::statvfs::statvfs(dir) {
+        Ok(vfs) => {
+            let blocks = u64::from(vfs.blocks());
+            let files = u64::from(vfs.files());
+            (blocks > 0 && u64::from(vfs.blocks_available()) * 100 < blocks * 2)
+                || (files > 0 && u64::from(vfs.files_available()) == 0)
+        }
+        Err(_) => false,
+    }
+}
+
 /// The limits of one build, as it runs.
 #[derive(Debug)]
 pub struct Enforcer {
     limits: Limits,
     group: Option<Group>,
     disk_full: Arc<AtomicBool>,
+    /// The work folder is a filesystem of the allowance's size ([`DiskImage`]).
+    own_filesystem: bool,
+    /// That filesystem was seen full while a command ran.
+    filled: Arc<AtomicBool>,
 }
 
 impl Enforcer {
     /// Makes the build's control group `name` where the machine lets us; else the limits fall
     /// back to per-process ones. Returns a line for the build log saying what is enforced.
-    pub fn create(name: &str, limits: Limits) -> (Arc<Self>, String) {
-        Self::create_under(Path::new("/sys/fs/cgroup"), name, limits)
+    pub fn create(name: &str, limits: Limits, own_filesystem: bool) -> (Arc<Self>, String) {
+        Self::create_under(Path::new("/sys/fs/cgroup"), name, limits, own_filesystem)
     }
 
-    fn create_under(root: &Path, name: &str, limits: Limits) -> (Arc<Self>, String) {
+    fn create_under(
+        root: &Path,
+        name: &str,
+        limits: Limits,
+        own_filesystem: bool,
+    ) -> (Arc<Self>, String) {
         let wanted = limits.memory.is_some() || limits.processes.is_some();
         let group = if wanted {
             hierarchy(root).and_then(|h| Group::create(h, name, &limits).ok())
@@ -231,15 +320,22 @@ impl Enforcer {
             None if wanted => "per process only (no control group could be made here)",
             None => "",
         };
+        let disk_how = match (limits.disk, own_filesystem) {
+            (Some(_), true) => "; the disk by a filesystem of its own",
+            (Some(_), false) => "; the disk watched while it writes",
+            (None, _) => "",
+        };
         let note = if parts.is_empty() {
             "Limits: none".to_owned()
         } else {
-            format!("Limits: {}, enforced {how}", parts.join(", "))
+            format!("Limits: {}, enforced {how}{disk_how}", parts.join(", "))
         };
         let enforcer = Arc::new(Self {
             limits,
             group,
             disk_full: Arc::new(AtomicBool::new(false)),
+            own_filesystem,
+            filled: Arc::new(AtomicBool::new(false)),
         });
         (enforcer, note)
     }
@@ -284,6 +380,26 @@ impl Enforcer {
         let Some(disk) = self.limits.disk else {
             return Some(f.await);
         };
+        if self.own_filesystem {
+            // The kernel refuses what does not fit; whether the folder ever filled up is noted
+            // as it happens, since a deleted file still open gives its room back once the
+            // command exits.
+            let work = work.to_path_buf();
+            let full = self.filled.clone();
+            let watch = async {
+                loop {
+                    tokio::time::sleep(FULL_CHECK).await;
+                    if filesystem_full(&work) {
+                        full.store(true, Ordering::SeqCst);
+                    }
+                }
+            };
+            // The watch never ends: the command's end does.
+            return tokio::select! {
+                out = f => Some(out),
+                () = watch => None,
+            };
+        }
         let work = work.to_path_buf();
         let full = self.disk_full.clone();
         let watch = async {
@@ -315,13 +431,23 @@ impl Enforcer {
     /// `work` is measured once more: a command can fill it between two checks, or stop at the
     /// per-file limit. Memory and process counts are blamed only for a command that failed.
     pub fn verdict(&self, work: &Path, failed: bool) -> Option<String> {
-        if let Some(disk) = self.limits.disk {
+        match self.limits.disk {
+            // The kernel held the line: the folder is full when the command failed.
+            Some(_) if self.own_filesystem => {
+                let filled = self.filled.swap(false, Ordering::SeqCst) || filesystem_full(work);
+                if failed && filled {
+                    self.disk_full.store(true, Ordering::SeqCst);
+                }
+            }
             // Over the allowance, whatever the command did; nearly there, when it failed (it
             // ran out of room, or hit the per-file limit).
-            let used = disk_used(work);
-            if used > disk || (failed && used >= disk / 100 * 95) {
-                self.disk_full.store(true, Ordering::SeqCst);
+            Some(disk) => {
+                let used = disk_used(work);
+                if used > disk || (failed && used >= disk / 100 * 95) {
+                    self.disk_full.store(true, Ordering::SeqCst);
+                }
             }
+            None => {}
         }
         if self.disk_full.load(Ordering::SeqCst) {
             let disk = self.limits.disk.map(size::display).unwrap_or_default();
@@ -453,10 +579,10 @@ mod tests {
         for controller in ["memory", "pids", "cpu"] {
             std::fs::create_dir_all(root.path().join(controller)).expect("mkdir");
         }
-        let (enforcer, note) = Enforcer::create_under(root.path(), "b1", limits());
+        let (enforcer, note) = Enforcer::create_under(root.path(), "b1", limits(), false);
         assert_eq!(
             note,
-            "Limits: memory 256 MiB, 64 processes, disk 1 GiB, enforced by cgroup v1 memory and pids groups"
+            "Limits: memory 256 MiB, 64 processes, disk 1 GiB, enforced by cgroup v1 memory and pids groups; the disk watched while it writes"
         );
         let memory = root.path().join("memory/scalemesh/b1");
         assert_eq!(
@@ -498,8 +624,8 @@ mod tests {
     fn a_v2_group_gets_its_limits() {
         let root = tempfile::tempdir().expect("tempdir");
         std::fs::write(root.path().join("cgroup.controllers"), "memory pids cpu").expect("write");
-        let (enforcer, note) = Enforcer::create_under(root.path(), "b2", limits());
-        assert!(note.ends_with("enforced by a cgroup v2 group"), "{note}");
+        let (enforcer, note) = Enforcer::create_under(root.path(), "b2", limits(), false);
+        assert!(note.contains("enforced by a cgroup v2 group"), "{note}");
         let dir = root.path().join("scalemesh/b2");
         assert_eq!(
             std::fs::read_to_string(dir.join("memory.max")).expect("max"),
@@ -529,6 +655,7 @@ mod tests {
                     disk: Some((1 << 20) + (16 << 10)),
                     ..Limits::default()
                 },
+                false,
             )
             .0
         };
@@ -550,7 +677,7 @@ mod tests {
     #[test]
     fn without_a_group_each_process_is_limited() {
         let root = tempfile::tempdir().expect("tempdir");
-        let (enforcer, note) = Enforcer::create_under(root.path(), "b3", limits());
+        let (enforcer, note) = Enforcer::create_under(root.path(), "b3", limits(), false);
         assert!(note.contains("per process only"), "{note}");
         let args = enforcer.trampoline_args(true).join(" ");
         assert_eq!(

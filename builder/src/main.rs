@@ -134,6 +134,22 @@ async fn run(args: Args) -> anyhow::Result<i32> {
         .prefix("scalemesh-build-")
         .tempdir()
         .context("creating the work folder")?;
+    // As root, the work folder is a filesystem of the build's disk allowance (unmounted before
+    // the folder goes, being declared after it).
+    let disk = match job.limits.disk {
+        Some(bytes) if nix::unistd::geteuid().is_root() => {
+            match scalemesh_builder::limits::DiskImage::mount(work.path(), bytes) {
+                Ok(disk) => Some(disk),
+                Err(e) => {
+                    eprintln!(
+                        "the work folder is not a filesystem of its own ({e}); its disk use is watched instead"
+                    );
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     {
         // Other users of the machine (and other builds) have no business in it.
         use std::os::unix::fs::PermissionsExt;
@@ -148,6 +164,7 @@ async fn run(args: Args) -> anyhow::Result<i32> {
         sandbox_setting: sandbox,
         work: work.path(),
         build_env: &build_env,
+        own_filesystem: disk.is_some(),
     };
 
     let timeout = Duration::from_secs(job.timeout_secs.max(1));

@@ -31,7 +31,7 @@ async fn builds_that_hit_their_limits_fail_alone() {
         "--sandbox",
         "bwrap",
         "--max-builds",
-        "5",
+        "6",
         "--build-memory",
         "256MiB",
         "--build-processes",
@@ -79,6 +79,17 @@ async fn builds_that_hit_their_limits_fail_alone() {
             ),
         ],
     );
+    // What a walk of the folder would miss: a file deleted while still open.
+    let sneaky = git.repo(
+        "sneaky-filler",
+        &[
+            ("package.json", SH_PACKAGE),
+            (
+                "build.sh",
+                "exec 3>hidden\nrm hidden\nhead -c 314572800 /dev/zero >&3 || { sleep 1; exit 1; }\n",
+            ),
+        ],
+    );
     let honest = git.repo(
         "honest",
         &[
@@ -91,7 +102,7 @@ async fn builds_that_hit_their_limits_fail_alone() {
     );
 
     let mut ids = Vec::new();
-    for repo in [&memory, &processes, &tmp, &disk, &honest] {
+    for repo in [&memory, &processes, &tmp, &disk, &sneaky, &honest] {
         let out = stack.cli(&["deploy", &repo.url, "--no-wait", "--json"]);
         assert!(out.status.success(), "{}", stderr(&out));
         let dep: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
@@ -123,11 +134,17 @@ async fn builds_that_hit_their_limits_fail_alone() {
         ("process-bomb", 3, Some("too many processes (limit 64)")),
         ("tmp-filler", 3, Some("out of disk space (limit 200 MiB")),
         ("disk-filler", 3, Some("out of disk space (limit 200 MiB")),
+        ("sneaky-filler", 3, Some("out of disk space (limit 200 MiB")),
         ("honest", 0, None),
     ];
     for ((name, code, reason), id) in expect.iter().zip(&ids) {
         let out = stack.cli(&["logs", id, "--follow"]);
         let err = stderr(&out);
+        let log = crate::support::stdout(&out);
+        assert!(
+            log.contains("the disk by a filesystem of its own"),
+            "{name}: the kernel holds the disk: {log}"
+        );
         assert_eq!(out.status.code(), Some(*code), "{name}: {err}");
         if let Some(reason) = reason {
             assert!(err.contains(reason), "{name} fails naming its limit: {err}");
