@@ -261,10 +261,10 @@ impl Drop for DiskImage {
 fn filesystem_full(dir: &Path) -> bool {
     match nix::sys::statvfs::statvfs(dir) {
         Ok(vfs) => {
-            let blocks = u64::from(vfs.blocks());
-            let files = u64::from(vfs.files());
-            (blocks > 0 && u64::from(vfs.blocks_available()) * 100 < blocks * 2)
-                || (files > 0 && u64::from(vfs.files_available()) == 0)
+            let blocks = vfs.blocks();
+            let files = vfs.files();
+            (blocks > 0 && vfs.blocks_available() * 100 < blocks * 2)
+                || (files > 0 && vfs.files_available() == 0)
         }
         Err(_) => false,
     }
