@@ -210,7 +210,14 @@ impl DiskImage {
     pub fn mount(work: &Path, bytes: u64) -> std::io::Result<Self> {
         use std::process::{Command, Stdio};
         let image = work.with_extension("img");
-        let file = std::fs::File::create(&image)?;
+        let file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&image)?
+        };
         file.set_len(bytes)?;
         drop(file);
         let guard = Self {

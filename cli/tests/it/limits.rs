@@ -160,9 +160,23 @@ async fn builds_that_hit_their_limits_fail_alone() {
         .expect("body");
     assert_eq!(page.trim(), "<h1>honest</h1>");
 
-    // Nothing of theirs is left running.
+    // Nothing of theirs is left running, mounted or on disk.
     crate::support::eventually(Duration::from_secs(10), "the sleepers are gone", || {
         processes_with(&tag).is_empty()
     })
+    .await;
+    crate::support::eventually(
+        Duration::from_secs(10),
+        "their scratch space is gone",
+        || {
+            let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+            ids.iter().all(|id| {
+                !mounts.contains(id.as_str())
+                    && !std::env::temp_dir()
+                        .join(format!("scalemesh-job-{id}"))
+                        .exists()
+            })
+        },
+    )
     .await;
 }

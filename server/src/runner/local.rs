@@ -4,7 +4,8 @@
 //! group after a grace period.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -159,9 +160,17 @@ impl Inner {
     }
 
     fn spawn(&self, job: &BuildJob) -> std::io::Result<Child> {
+        // The builder's scratch space: removed after it, whatever way it ends.
+        let scratch = scratch_dir(&job.deployment);
+        // Others may pass through (the build's own user must, to its work folder), not look in.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o711)
+            .create(&scratch)?;
         let mut cmd = Command::new(&self.builder);
         cmd.env_clear()
             .envs(job.to_env())
+            .env("TMPDIR", &scratch)
             .env("LANG", "C.UTF-8")
             .env(scalemesh_core::job::env::SANDBOX, self.sandbox.as_str())
             .stdin(Stdio::null())
@@ -222,7 +231,34 @@ impl Inner {
             let _ = killpg(pgid, Signal::SIGKILL);
         }
         remove_cgroups(id);
+        remove_scratch(id);
         outcome
+    }
+}
+
+/// Where a build's builder keeps its work folder (and its disk image).
+fn scratch_dir(id: &DeploymentId) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("scalemesh-job-{id}"))
+}
+
+/// Unmounts anything mounted in the build's scratch space and removes it: a builder stopped
+/// hard leaves its work folder (a mounted filesystem, as root) behind.
+fn remove_scratch(id: &DeploymentId) {
+    let scratch = scratch_dir(id);
+    if let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") {
+        for mountpoint in mounts.lines().filter_map(|l| l.split(' ').nth(1)) {
+            if Path::new(mountpoint).starts_with(&scratch) {
+                let _ = std::process::Command::new("umount")
+                    .arg("-l")
+                    .arg(mountpoint)
+                    .status();
+            }
+        }
+    }
+    if let Err(e) = std::fs::remove_dir_all(&scratch)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(path = %scratch.display(), error = %e, "could not remove a build's scratch space");
     }
 }
 
