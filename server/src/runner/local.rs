@@ -149,6 +149,7 @@ impl Inner {
                 }
                 Err(e) => {
                     self.state().running.remove(&id);
+                    remove_scratch(&id);
                     let reason = format!("could not start {}: {e}", self.builder.display());
                     let _ = self.events.send(RunnerEvent::Ended {
                         deployment: id,
