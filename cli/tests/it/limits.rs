@@ -20,13 +20,7 @@ async fn builds_that_hit_their_limits_fail_alone() {
         },
         "this test needs root, to make control groups for the builds (CI runs as root)"
     );
-    assert!(
-        std::process::Command::new("bwrap")
-            .arg("--version")
-            .output()
-            .is_ok(),
-        "this test needs bubblewrap: apt-get install -y bubblewrap"
-    );
+    crate::support::require_bwrap();
     let stack = Stack::start_with(&[
         "--sandbox",
         "bwrap",

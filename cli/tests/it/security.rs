@@ -4,13 +4,7 @@ use crate::support::{GitHttpServer, GitServer, PACKAGE_JSON, Stack, stderr, stdo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_build_sees_neither_the_servers_files_nor_its_secrets() {
-    assert!(
-        std::process::Command::new("bwrap")
-            .arg("--version")
-            .output()
-            .is_ok(),
-        "this test needs bubblewrap: apt-get install -y bubblewrap"
-    );
+    crate::support::require_bwrap();
     let stack = Stack::start();
     let token_file = stack.data_dir().join("admin-token");
     let build = format!(

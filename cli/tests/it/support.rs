@@ -454,6 +454,14 @@ pub async fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> 
     }
 }
 
+/// Fails the test unless bubblewrap is installed.
+pub fn require_bwrap() {
+    assert!(
+        Command::new("bwrap").arg("--version").output().is_ok(),
+        "this test needs bubblewrap: apt-get install -y bubblewrap"
+    );
+}
+
 /// A random marker to find a test's processes by.
 pub fn marker(tag: &str) -> String {
     let nanos = std::time::SystemTime::now()

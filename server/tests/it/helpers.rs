@@ -462,8 +462,8 @@ impl FakeBuilder {
             .expect("put");
     }
 
-    /// Goes through the phases to `ready` with `files` uploaded.
-    pub async fn succeed(&self, storage: &FsStorage, files: &[(&str, &str)]) {
+    /// Reports the phases up to `uploading`.
+    pub async fn reach_uploading(&self) {
         use scalemesh_core::Phase;
         for phase in [Phase::Fetching, Phase::Building, Phase::Uploading] {
             let (status, body) = self
@@ -474,6 +474,11 @@ impl FakeBuilder {
                 .await;
             assert_eq!(status, 200, "{body}");
         }
+    }
+
+    /// Goes through the phases to `ready` with `files` uploaded.
+    pub async fn succeed(&self, storage: &FsStorage, files: &[(&str, &str)]) {
+        self.reach_uploading().await;
         self.upload(storage, files).await;
         let (status, body) = self.report(BuilderReport::Ready).await;
         assert_eq!(status, 200, "{body}");

@@ -212,15 +212,7 @@ async fn a_cancel_after_the_manifest_leaves_nothing_served() {
     let app = spawn_app().await;
     let (id, job) = app.deploy("site").await;
     let b = FakeBuilder::new(job);
-    for phase in [Phase::Fetching, Phase::Building, Phase::Uploading] {
-        let (status, _) = b
-            .report(BuilderReport::Phase {
-                phase,
-                progress: None,
-            })
-            .await;
-        assert_eq!(status, 200);
-    }
+    b.reach_uploading().await;
     b.upload(&app.storage, &[("index.html", "should never answer")])
         .await;
     let preview = format!("{id}--site.localhost");
@@ -430,15 +422,7 @@ async fn a_second_ready_report_never_takes_the_site_down() {
     for round in 0..5 {
         let (id, job) = app.deploy("site").await;
         let b = FakeBuilder::new(job);
-        for phase in [Phase::Fetching, Phase::Building, Phase::Uploading] {
-            let (status, _) = b
-                .report(BuilderReport::Phase {
-                    phase,
-                    progress: None,
-                })
-                .await;
-            assert_eq!(status, 200);
-        }
+        b.reach_uploading().await;
         b.upload(&app.storage, &[("index.html", "up")]).await;
         let (first, second) = tokio::join!(
             b.report(BuilderReport::Ready),
