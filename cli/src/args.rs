@@ -47,8 +47,10 @@ pub enum Command {
     Logs(LogsArgs),
     /// Stop a queued or running deployment
     Cancel(CancelArgs),
-    /// List your projects
-    Projects,
+    /// Your projects: ls (the default), rm
+    Projects(ProjectsArgs),
+    /// Delete a project (as `projects rm`)
+    Rm(RemoveProjectArgs),
     /// List a project's deployments, newest first (`deployments ls <project>`)
     Deployments(DeploymentsArgs),
     /// Make a ready deployment the production one, without rebuilding
@@ -126,6 +128,32 @@ pub struct CancelArgs {
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_required = false)]
+pub struct ProjectsArgs {
+    #[command(subcommand)]
+    pub command: Option<ProjectsCommand>,
+    #[command(flatten)]
+    pub list: JsonArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectsCommand {
+    /// List the projects you can see
+    Ls(JsonArgs),
+    /// Delete a project: its builds stop, its sites and domains stop answering, its files go
+    Rm(RemoveProjectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RemoveProjectArgs {
+    /// The project to delete
+    pub project: String,
+    /// Do not ask (needed when there is no terminal to ask on)
+    #[arg(long, short)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_required = false)]
 pub struct DeploymentsArgs {
     #[command(subcommand)]
     pub command: Option<DeploymentsCommand>,
@@ -141,11 +169,14 @@ pub enum DeploymentsCommand {
 
 #[derive(Debug, Args)]
 pub struct DeploymentsList {
-    /// The project
+    /// The project [default: the one this folder deploys to]
     pub project: Option<String>,
     /// How many to show
     #[arg(long, default_value_t = 20)]
     pub limit: u32,
+    /// Print the list as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -166,11 +197,26 @@ pub struct RollbackArgs {
 #[derive(Debug, Subcommand)]
 pub enum DomainsCommand {
     /// Serve the project at a host name of your own
-    Add { project: String, host: String },
+    Add {
+        /// The project
+        project: String,
+        /// The host name, e.g. www.example.com (point its DNS at the proxy first)
+        host: String,
+    },
     /// List the project's domains
-    Ls { project: String },
+    Ls {
+        /// The project
+        project: String,
+        #[command(flatten)]
+        json: JsonArgs,
+    },
     /// Stop serving the project at a host name
-    Rm { project: String, host: String },
+    Rm {
+        /// The project
+        project: String,
+        /// The host name to remove
+        host: String,
+    },
 }
 
 #[derive(Debug, Args)]

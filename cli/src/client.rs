@@ -330,6 +330,16 @@ impl Client {
         .await
     }
 
+    /// Deletes a project: its builds stop, its sites stop answering, its files go.
+    pub async fn delete_project(&self, project: &str) -> Result<(), ClientError> {
+        self.send_raw(self.request(
+            Method::DELETE,
+            &format!("/api/v1/projects/{}", segment(project)),
+        ))
+        .await
+        .map(|_| ())
+    }
+
     pub async fn remove_domain(&self, project: &str, host: &str) -> Result<(), ClientError> {
         self.send_raw(self.request(
             Method::DELETE,

@@ -44,7 +44,8 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Deploy(args) => commands::deploy::run(&client, args).await,
         Command::Logs(args) => commands::logs::run(&client, args).await,
         Command::Cancel(args) => commands::cancel::run(&client, args).await,
-        Command::Projects => commands::list::projects(&client).await,
+        Command::Projects(args) => commands::projects::run(&client, args).await,
+        Command::Rm(args) => commands::projects::remove(&client, args).await,
         Command::Deployments(args) => commands::list::deployments(&client, args).await,
         Command::Promote(args) => commands::alias::promote(&client, args).await,
         Command::Rollback(args) => commands::alias::rollback(&client, args).await,
@@ -62,13 +63,30 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
     }
 }
 
-/// Prints an error (and its hint) on stderr; returns the exit code. Messages may quote what a
-/// build or a server said, so they are made safe for the terminal first.
+/// Whether the command line asked for JSON (`--json` before any `--`).
+fn json_wanted() -> bool {
+    std::env::args()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json")
+}
+
+/// Prints an error (and its hint) on stderr, or as one JSON document on stdout under `--json`;
+/// returns the exit code. Messages may quote what a build or a server said, so they are made
+/// safe for the terminal first.
 fn report(err: &anyhow::Error) -> i32 {
     let (message, hint, code) = match err.downcast_ref::<CliError>() {
         Some(e) => (e.message.clone(), e.hint.clone(), e.code),
         None => (format!("{err:#}"), None, EXIT_ERROR),
     };
+    if json_wanted() {
+        // One JSON document on stdout, as the command's answer would have been.
+        let body = serde_json::json!({
+            "error": { "message": message, "hint": hint, "exit_code": code }
+        });
+        println!("{body}");
+        return code;
+    }
     for (i, line) in message.lines().enumerate() {
         let line = escape::sanitize(line, false);
         if i == 0 {

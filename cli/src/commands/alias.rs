@@ -75,12 +75,14 @@ pub async fn domains(client: &Client, command: DomainsCommand) -> anyhow::Result
             );
             println!("{}", domain.url);
         }
-        DomainsCommand::Ls { project } => {
+        DomainsCommand::Ls { project, json } => {
             let list = client
                 .domains(&project)
                 .await
                 .map_err(|e| client.explain(e))?;
-            if list.domains.is_empty() {
+            if json.json {
+                super::print_json(&list)?;
+            } else if list.domains.is_empty() {
                 eprintln!(
                     "{project} has no domains: add one with `scalemesh domains add {project} <host>`"
                 );

@@ -41,43 +41,41 @@ pub async fn run(client: &Client, args: DeployArgs) -> anyhow::Result<i32> {
     let promote = !args.preview;
     let view = DeployView::new();
 
-    let project = ensure_project(client, &name, &source).await?;
-    // One key for this deploy: a retried request answers the deployment the first one made.
-    let key = IdempotencyKey::random();
-    let project_name = project.name.as_str();
-    let deployment = match &source {
-        Source::Git(url) => {
-            let body = CreateDeployment {
-                git_url: Some(url.as_str().to_owned()),
-                git_ref: git_ref.map(String::from),
-                promote: Some(promote),
-            };
-            let body = &body;
-            let key = &key;
-            with_retries(&view, move || client.deploy_git(project_name, body, key))
-                .await
-                .map_err(|e| client.explain(e))?
-        }
+    // A folder is packed before anything exists on the server: a mistake there changes nothing.
+    let packed = match &source {
         Source::Folder(dir) => {
             let packed = tokio::task::spawn_blocking({
                 let dir = dir.clone();
                 move || pack::pack(&dir)
             })
             .await??;
-            view.note(&format!(
-                "Uploading {} files from {} ({}, {} compressed)",
-                packed.files,
-                dir.display(),
-                human_bytes(packed.raw_bytes),
-                human_bytes(packed.archive.len() as u64),
-            ));
-            let archive = bytes::Bytes::from(packed.archive);
-            let key = &key;
-            with_retries(&view, move || {
-                client.deploy_archive(project_name, archive.clone(), promote, key)
-            })
-            .await
-            .map_err(|e| client.explain(e))?
+            Some(packed)
+        }
+        Source::Git(_) => None,
+    };
+    let (project, created) = ensure_project(client, &name, &source).await?;
+    // One key for this deploy: a retried request answers the deployment the first one made.
+    let key = IdempotencyKey::random();
+    let project_name = project.name.as_str();
+    let started = start_deployment(
+        client,
+        &view,
+        &source,
+        packed,
+        git_ref,
+        promote,
+        project_name,
+        &key,
+    )
+    .await;
+    let deployment = match started {
+        Ok(deployment) => deployment,
+        Err(e) => {
+            // A project made for this deploy alone does not outlive its refusal.
+            if created {
+                let _ = client.delete_project(project_name).await;
+            }
+            return Err(client.explain(e).into());
         }
     };
     view.note(&format!(
@@ -160,6 +158,47 @@ pub async fn run(client: &Client, args: DeployArgs) -> anyhow::Result<i32> {
     }
 }
 
+/// Asks for the deployment of `source` (its packed folder, for a folder).
+#[allow(clippy::too_many_arguments)]
+async fn start_deployment(
+    client: &Client,
+    view: &DeployView,
+    source: &Source,
+    packed: Option<pack::Packed>,
+    git_ref: Option<GitRef>,
+    promote: bool,
+    project: &str,
+    key: &IdempotencyKey,
+) -> Result<Deployment, ClientError> {
+    match (source, packed) {
+        (Source::Git(url), _) => {
+            let body = CreateDeployment {
+                git_url: Some(url.as_str().to_owned()),
+                git_ref: git_ref.map(String::from),
+                promote: Some(promote),
+            };
+            let body = &body;
+            with_retries(view, move || client.deploy_git(project, body, key)).await
+        }
+        (Source::Folder(dir), Some(packed)) => {
+            view.note(&format!(
+                "Uploading {} {} from {} ({}, {} compressed)",
+                packed.files,
+                if packed.files == 1 { "file" } else { "files" },
+                dir.display(),
+                human_bytes(packed.raw_bytes),
+                human_bytes(packed.archive.len() as u64),
+            ));
+            let archive = bytes::Bytes::from(packed.archive);
+            with_retries(view, move || {
+                client.deploy_archive(project, archive.clone(), promote, key)
+            })
+            .await
+        }
+        (Source::Folder(_), None) => Err(ClientError::Decode("the folder was not packed".into())),
+    }
+}
+
 /// How many times a deployment's request is sent at most.
 const ATTEMPTS: u32 = 3;
 
@@ -218,7 +257,32 @@ fn classify(raw: &str) -> anyhow::Result<Source> {
     if raw.starts_with('-') {
         return Err(CliError::new(format!("{raw:?} is not a folder or a git URL")).into());
     }
-    Ok(Source::Folder(PathBuf::from(raw)))
+    let path = PathBuf::from(raw);
+    match std::fs::metadata(&path) {
+        Ok(meta) if meta.is_dir() => Ok(Source::Folder(path)),
+        Ok(_) => Err(CliError::new(format!("{raw} is not a folder"))
+            .hint("deploy the folder that holds the site (or its package.json), e.g. scalemesh deploy .")
+            .into()),
+        Err(_) => Err(missing_folder(raw).into()),
+    }
+}
+
+/// What to say for a source that is neither a folder here nor a URL.
+fn missing_folder(raw: &str) -> CliError {
+    let err = CliError::new(format!("no such folder: {raw}"));
+    // `github.com/acme/site`: a repository without its scheme.
+    let first = raw.split('/').next().unwrap_or("");
+    let looks_like_host = first.contains('.')
+        && !first.starts_with('.')
+        && raw.contains('/')
+        && first
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'));
+    if looks_like_host {
+        err.hint(format!("did you mean https://{raw} ?"))
+    } else {
+        err.hint("give an existing folder, or a git URL such as https://github.com/acme/site")
+    }
 }
 
 fn project_name(explicit: Option<&str>, source: &Source) -> anyhow::Result<ProjectName> {
@@ -245,13 +309,14 @@ fn project_name(explicit: Option<&str>, source: &Source) -> anyhow::Result<Proje
         })
 }
 
+/// The project, made when it does not exist yet; whether it was made now.
 async fn ensure_project(
     client: &Client,
     name: &ProjectName,
     source: &Source,
-) -> anyhow::Result<Project> {
+) -> anyhow::Result<(Project, bool)> {
     match client.project(name.as_str()).await {
-        Ok(project) => Ok(project),
+        Ok(project) => Ok((project, false)),
         Err(e) if e.is_not_found() => {
             let git_url = match source {
                 Source::Git(url) => Some(url.as_str().to_owned()),
@@ -263,7 +328,7 @@ async fn ensure_project(
                 ..CreateProject::default()
             };
             match client.create_project(&body).await {
-                Ok(project) => Ok(project),
+                Ok(project) => Ok((project, true)),
                 Err(e) if e.status() == Some(reqwest::StatusCode::CONFLICT) => Err(CliError::new(
                     e.to_string(),
                 )

@@ -8,8 +8,12 @@ use crate::error::CliError;
 use crate::escape::sanitize;
 use crate::when;
 
-pub async fn projects(client: &Client) -> anyhow::Result<i32> {
+pub async fn projects(client: &Client, json: bool) -> anyhow::Result<i32> {
     let list = client.projects().await.map_err(|e| client.explain(e))?;
+    if json {
+        super::print_json(&list)?;
+        return Ok(0);
+    }
     if list.projects.is_empty() {
         eprintln!("No projects yet: deploy one with `scalemesh deploy`");
         return Ok(0);
@@ -50,6 +54,10 @@ pub async fn deployments(client: &Client, args: DeploymentsArgs) -> anyhow::Resu
         .deployments(&project, args.limit)
         .await
         .map_err(|e| client.explain(e))?;
+    if args.json {
+        super::print_json(&list)?;
+        return Ok(0);
+    }
     let now = OffsetDateTime::now_utc();
     let rows: Vec<[String; 5]> = list
         .deployments

@@ -10,6 +10,7 @@ pub mod login;
 pub mod logout;
 pub mod logs;
 pub mod members;
+pub mod projects;
 pub mod tokens;
 pub mod up;
 pub mod users;

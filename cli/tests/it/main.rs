@@ -7,6 +7,7 @@ mod aws;
 mod cdn;
 mod deploy;
 mod disk;
+mod first_hour;
 mod lifecycle;
 mod limits;
 mod logs;

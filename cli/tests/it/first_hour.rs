@@ -1,0 +1,171 @@
+//! What a newcomer trips on in their first hour, and what a script expects of the CLI.
+
+use crate::support::{GitServer, Stack, stderr, stdout};
+
+/// A deploy refused for its source leaves nothing behind, and says what was wrong.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_deploy_creates_no_project() {
+    let stack = Stack::start();
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let file = scratch.path().join("README.md");
+    std::fs::write(&file, "# not a site").expect("write");
+    let file = file.to_str().expect("utf-8");
+    let missing = scratch.path().join("nonexistent");
+    let missing = missing.to_str().expect("utf-8");
+    let cases: &[(&[&str], &str, &str)] = &[
+        (&["deploy", file], "is not a folder", "scalemesh deploy ."),
+        (
+            &["deploy", missing, "--project", "x1"],
+            "no such folder",
+            "existing folder",
+        ),
+        (
+            &["deploy", "./nonexistent"],
+            "no such folder: ./nonexistent",
+            "existing folder",
+        ),
+        (
+            &["deploy", "~/sites/nope"],
+            "no such folder",
+            "existing folder",
+        ),
+        (
+            &["deploy", "github.com/acme/site"],
+            "no such folder: github.com/acme/site",
+            "did you mean https://github.com/acme/site",
+        ),
+        // Refused by the server once the project would exist: it is removed again.
+        (
+            &[
+                "deploy",
+                "http://169.254.169.254/latest.git",
+                "--project",
+                "x2",
+            ],
+            "169.254.169.254",
+            "",
+        ),
+    ];
+    for (args, says, hint) in cases {
+        let out = stack
+            .cli_command(&stack.api, args)
+            .current_dir(scratch.path())
+            .output()
+            .expect("runs");
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(err.contains(hint), "{args:?}: {err}");
+    }
+    let projects = stack.api_get("/api/v1/projects").await;
+    assert_eq!(
+        projects["projects"],
+        serde_json::json!([]),
+        "nothing was created"
+    );
+}
+
+/// `projects rm` asks on a terminal and needs `--yes` without one; `rm` is the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn projects_can_be_removed() {
+    let stack = Stack::start();
+    let git = GitServer::start().await;
+    let repo = git.repo("gone-soon", &[("index.html", "<h1>bye</h1>")]);
+    let out = stack.cli(&["deploy", &repo.url]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stack.site("gone-soon.localhost", "/").await.status(), 200);
+
+    let out = stack.cli(&["projects", "rm", "gone-soon"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--yes"), "{}", stderr(&out));
+    assert_eq!(
+        stack.site("gone-soon.localhost", "/").await.status(),
+        200,
+        "still there"
+    );
+
+    let out = stack.cli(&["rm", "gone-soon", "--yes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stack.site("gone-soon.localhost", "/").await.status(), 404);
+    let out = stack.cli(&["projects", "rm", "gone-soon", "--yes"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+}
+
+/// Every listing's `--json` is one document with the documented fields; an error under
+/// `--json` is one document too, with the same exit code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_output_is_one_document() {
+    let stack = Stack::start();
+    let git = GitServer::start().await;
+    let repo = git.repo("listed", &[("index.html", "<h1>listed</h1>")]);
+    let out = stack.cli(&["deploy", &repo.url]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = stack.cli(&["domains", "add", "listed", "www.listed.test"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let listings: &[(&[&str], &str, &[&str])] = &[
+        (
+            &["projects", "--json"],
+            "projects",
+            &["name", "url", "production_deployment", "role"],
+        ),
+        (&["projects", "ls", "--json"], "projects", &["name"]),
+        (
+            &["deployments", "ls", "listed", "--json"],
+            "deployments",
+            &["id", "status", "production", "url", "created_at"],
+        ),
+        (
+            &["domains", "ls", "listed", "--json"],
+            "domains",
+            &["host", "project", "url"],
+        ),
+        (
+            &["tokens", "ls", "--json"],
+            "tokens",
+            &["id", "name", "role", "expires_at"],
+        ),
+        (&["users", "ls", "--json"], "users", &["name", "admin"]),
+        (
+            &["members", "ls", "listed", "--json"],
+            "members",
+            &["user", "role"],
+        ),
+        (&["env", "ls", "listed", "--json"], "env", &[]),
+        (&["holds", "ls", "--json"], "holds", &[]),
+    ];
+    for (args, key, fields) in listings {
+        let out = stack.cli(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        let doc: serde_json::Value = serde_json::from_str(&stdout(&out))
+            .unwrap_or_else(|e| panic!("{args:?}: not one JSON document ({e}): {}", stdout(&out)));
+        let items = doc[key]
+            .as_array()
+            .unwrap_or_else(|| panic!("{args:?}: no {key}: {doc}"));
+        for item in items {
+            for field in *fields {
+                assert!(
+                    item.get(*field).is_some(),
+                    "{args:?}: {field} missing in {item}"
+                );
+            }
+        }
+    }
+    let whoami: serde_json::Value =
+        serde_json::from_str(&stdout(&stack.cli(&["whoami", "--json"]))).expect("json");
+    assert_eq!(whoami["user"]["name"], "admin");
+
+    for args in [
+        &["deployments", "ls", "no-such-project", "--json"][..],
+        &["members", "ls", "no-such-project", "--json"][..],
+        &["domains", "ls", "no-such-project", "--json"][..],
+    ] {
+        let out = stack.cli(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let doc: serde_json::Value = serde_json::from_str(&stdout(&out))
+            .unwrap_or_else(|e| panic!("{args:?}: the error is not JSON ({e}): {}", stdout(&out)));
+        assert!(doc["error"]["message"].is_string(), "{args:?}: {doc}");
+        assert_eq!(doc["error"]["exit_code"], 1);
+    }
+}
