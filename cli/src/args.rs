@@ -85,6 +85,33 @@ pub enum Command {
     /// Names of deleted projects kept for their owner (admins only): ls, release
     #[command(subcommand)]
     Holds(HoldsCommand),
+    /// Show one deployment: status, source, times, URLs
+    Inspect(InspectArgs),
+    /// Print a project's URL (and open it in a browser, on a terminal)
+    Open(OpenArgs),
+    /// Print shell completions: bash, zsh, fish, elvish or powershell
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The deployment's id
+    pub deployment: String,
+    /// Print the deployment as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct OpenArgs {
+    /// The project [default: the one this folder deploys to]
+    pub project: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]
@@ -110,8 +137,9 @@ pub struct DeployArgs {
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
-    /// A deployment id, or a project name for its latest deployment
-    pub target: String,
+    /// A deployment id, or a project name for its latest deployment [default: the project
+    /// this folder deploys to]
+    pub target: Option<String>,
     /// Keep printing new lines until the build ends
     #[arg(long, short)]
     pub follow: bool,
@@ -187,7 +215,7 @@ pub struct PromoteArgs {
 
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
-    /// The project [default: the project of --to]
+    /// The project [default: the project of --to, else the one this folder deploys to]
     pub project: Option<String>,
     /// The deployment to go back to [default: the one live before the current]
     #[arg(long, value_name = "DEPLOYMENT")]

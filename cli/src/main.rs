@@ -8,6 +8,7 @@ mod display;
 mod error;
 mod escape;
 mod follow;
+mod linked;
 mod pack;
 mod private_file;
 mod secret_input;
@@ -60,6 +61,17 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Members(command) => commands::members::run(&client, command).await,
         Command::Env(command) => commands::env::run(&client, command).await,
         Command::Holds(command) => commands::holds::run(&client, command).await,
+        Command::Inspect(args) => commands::inspect::inspect(&client, args).await,
+        Command::Open(args) => commands::inspect::open(&client, args).await,
+        Command::Completions(args) => {
+            // Made in memory first: a closed pipe (`| head`) is then not a panic.
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(args.shell, &mut command, "scalemesh", &mut script);
+            use std::io::Write;
+            let _ = std::io::stdout().write_all(&script);
+            Ok(0)
+        }
     }
 }
 

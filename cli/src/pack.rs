@@ -11,7 +11,7 @@ use flate2::write::GzEncoder;
 use crate::error::CliError;
 
 /// Folders never uploaded, wherever they are.
-const ALWAYS_SKIPPED: [&str; 2] = ["node_modules", ".git"];
+const ALWAYS_SKIPPED: [&str; 3] = ["node_modules", ".git", ".scalemesh"];
 
 /// Largest folder (before compression) `deploy` packs.
 const MAX_RAW_BYTES: u64 = 1024 * 1024 * 1024;

@@ -32,12 +32,15 @@ pub async fn rollback(client: &Client, args: RollbackArgs) -> anyhow::Result<i32
             .map_err(|e| client.explain(e))?
             .project
             .to_string(),
-        (None, None) => {
-            return Err(CliError::new("no project given")
-                .hint("scalemesh rollback <project> [--to <deployment>]")
-                .code(2)
-                .into());
-        }
+        (None, None) => match crate::linked::here(&client.display_url()) {
+            Some(link) => link.project,
+            None => {
+                return Err(CliError::new("no project given")
+                    .hint("scalemesh rollback <project> [--to <deployment>], or run it in a folder you deployed")
+                    .code(2)
+                    .into());
+            }
+        },
     };
     let dep = client
         .rollback(&project, args.to.as_deref())

@@ -37,7 +37,16 @@ pub async fn run(client: &Client, args: DeployArgs) -> anyhow::Result<i32> {
             .hint("deploy a git URL, or leave --ref out")
             .into());
     }
-    let name = project_name(args.project.as_deref(), &source)?;
+    // A folder deployed before knows its project.
+    let link = match &source {
+        Source::Folder(dir) => crate::linked::find(dir),
+        Source::Git(_) => None,
+    };
+    let explicit = args
+        .project
+        .clone()
+        .or_else(|| link.as_ref().map(|l| l.project.clone()));
+    let name = project_name(explicit.as_deref(), &source)?;
     let promote = !args.preview;
     let view = DeployView::new();
 
@@ -82,6 +91,21 @@ pub async fn run(client: &Client, args: DeployArgs) -> anyhow::Result<i32> {
         "Deploying {} (deployment {})",
         project.name, deployment.id
     ));
+    if let Source::Folder(dir) = &source {
+        let wanted = crate::linked::Link {
+            project: project.name.to_string(),
+            api_url: client.display_url(),
+        };
+        if link.as_ref() != Some(&wanted)
+            && let Ok(path) = crate::linked::write(dir, &wanted)
+        {
+            view.note(&format!(
+                "This folder now deploys to {} ({}): logs, deployments ls and rollback need no project here",
+                project.name,
+                path.display()
+            ));
+        }
+    }
 
     if args.no_wait {
         view.finish();
@@ -91,15 +115,26 @@ pub async fn run(client: &Client, args: DeployArgs) -> anyhow::Result<i32> {
 
     let mut view = view;
     let started = std::time::Instant::now();
-    let end = follow::follow(client, deployment.id.as_str(), 0, |event| match event {
+    let followed = follow::follow(client, deployment.id.as_str(), 0, |event| match event {
         Event::Lines(lines) => view.lines(lines),
         Event::State {
             status,
             phase,
             progress,
         } => view.state(status, phase, progress),
-    })
-    .await;
+    });
+    let end = tokio::select! {
+        end = followed => end,
+        _ = tokio::signal::ctrl_c() => {
+            // Only this terminal stops following: the server goes on with the build.
+            view.finish();
+            eprintln!(
+                "Stopped following. The build continues on the server and goes live when it is ready; `scalemesh cancel {}` stops it, `scalemesh logs {} --follow` follows it again",
+                deployment.id, deployment.id
+            );
+            return Ok(130);
+        }
+    };
     let end = match end {
         Ok(end) => end,
         Err(e) => {
@@ -372,7 +407,10 @@ mod tests {
             Ok(Source::Git(_))
         ));
         assert!(matches!(classify("."), Ok(Source::Folder(_))));
-        assert!(matches!(classify("examples/hello"), Ok(Source::Folder(_))));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = dir.path().to_str().expect("utf-8");
+        assert!(matches!(classify(dir), Ok(Source::Folder(_))));
+        assert!(classify("no-such-folder/here").is_err());
         for bad in [
             "file:///etc",
             "ext::sh -c id",

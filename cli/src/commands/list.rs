@@ -44,9 +44,10 @@ pub async fn deployments(client: &Client, args: DeploymentsArgs) -> anyhow::Resu
         Some(DeploymentsCommand::Ls(list)) => list,
         None => args.list,
     };
-    let Some(project) = args.project else {
+    let linked = || crate::linked::here(&client.display_url()).map(|l| l.project);
+    let Some(project) = args.project.or_else(linked) else {
         return Err(CliError::new("no project given")
-            .hint("scalemesh deployments ls <project>")
+            .hint("scalemesh deployments ls <project>, or run it in a folder you deployed")
             .code(2)
             .into());
     };

@@ -15,7 +15,19 @@ use crate::follow::{self, Event};
 const PAGE: u32 = 10_000;
 
 pub async fn run(client: &Client, args: LogsArgs) -> anyhow::Result<i32> {
-    let id = resolve(client, &args.target).await?;
+    let target = match args.target.clone() {
+        Some(target) => target,
+        None => crate::linked::here(&client.display_url())
+            .map(|link| link.project)
+            .ok_or_else(|| {
+                CliError::new("no deployment or project given")
+                    .hint(
+                        "scalemesh logs <deployment | project>, or run it in a folder you deployed",
+                    )
+                    .code(2)
+            })?,
+    };
+    let id = resolve(client, &target).await?;
     let colors = colors_wanted(std::io::stdout().is_terminal());
     let print = |lines: &[LogLine]| {
         let stdout = std::io::stdout();

@@ -5,6 +5,7 @@ pub mod cancel;
 pub mod deploy;
 pub mod env;
 pub mod holds;
+pub mod inspect;
 pub mod list;
 pub mod login;
 pub mod logout;

@@ -169,3 +169,114 @@ async fn json_output_is_one_document() {
         assert_eq!(doc["error"]["exit_code"], 1);
     }
 }
+
+/// After a folder's first deploy the folder remembers its project: `deploy`, `logs`,
+/// `deployments ls` and `open` need no project there, and `.scalemesh` is never uploaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployed_folder_remembers_its_project() {
+    let stack = Stack::start();
+    let site = tempfile::tempdir().expect("tempdir");
+    std::fs::write(site.path().join("index.html"), "<h1>one</h1>").expect("write");
+    let out = stack
+        .cli_command(&stack.api, &["deploy", ".", "--project", "linked"])
+        .current_dir(site.path())
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let link: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(site.path().join(".scalemesh/project.json")).expect("link"),
+    )
+    .expect("json");
+    assert_eq!(link["project"], "linked");
+
+    // A second deploy from a subfolder of it goes to the same project, without --project.
+    std::fs::write(site.path().join("index.html"), "<h1>two</h1>").expect("write");
+    let sub = site.path().join("assets");
+    std::fs::create_dir_all(&sub).expect("mkdir");
+    let out = stack
+        .cli_command(&stack.api, &["deploy", ".."])
+        .current_dir(&sub)
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let body = stack
+        .site("linked.localhost", "/")
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert_eq!(body, "<h1>two</h1>");
+    assert_eq!(
+        stack
+            .site("linked.localhost", "/.scalemesh/project.json")
+            .await
+            .status(),
+        404,
+        "the link is not uploaded"
+    );
+
+    let here = |args: &[&str]| {
+        stack
+            .cli_command(&stack.api, args)
+            .current_dir(site.path())
+            .output()
+            .expect("runs")
+    };
+    let out = here(&["deployments", "ls", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    let deployments = doc["deployments"].as_array().expect("list");
+    assert_eq!(deployments.len(), 2);
+    let latest = deployments[0]["id"].as_str().expect("id").to_owned();
+
+    let out = here(&["logs"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stdout(&out).is_empty(), "the latest build's log");
+
+    let out = here(&["open"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().count(), 1, "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("linked.localhost"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = here(&["inspect", &latest, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let dep: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(dep["id"], latest.as_str());
+    assert_eq!(dep["production"], true);
+    let out = here(&["inspect", &latest]);
+    let text = stdout(&out);
+    assert!(text.contains("uploaded folder"), "{text}");
+    assert!(text.contains("yes, live now"), "{text}");
+
+    // Elsewhere there is no project to fall back on, and the CLI says how to name one.
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let out = stack
+        .cli_command(&stack.api, &["logs"])
+        .current_dir(elsewhere.path())
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("hint:"), "{}", stderr(&out));
+}
+
+/// `completions` prints a script for each shell clap knows.
+#[test]
+fn completions_are_printed_for_each_shell() {
+    for (shell, says) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef scalemesh"),
+        ("fish", "complete -c scalemesh"),
+    ] {
+        let out = std::process::Command::new(crate::support::bin("scalemesh"))
+            .args(["completions", shell])
+            .output()
+            .expect("runs");
+        assert!(out.status.success(), "{shell}: {}", stderr(&out));
+        assert!(stdout(&out).contains(says), "{shell}");
+        assert!(stdout(&out).contains("deploy"), "{shell}");
+    }
+}
