@@ -50,11 +50,22 @@ impl SiteHosts {
         self.url(&format!("{deployment}--{project}"))
     }
 
-    fn url(&self, label: &str) -> String {
+    /// A custom domain's URL: the same scheme and port as the base domain's sites, since the
+    /// same proxy serves both.
+    pub fn domain_url(&self, host: &str) -> String {
         match self.port {
-            Some(port) => format!("{}://{label}.{}:{port}", self.scheme, self.base_domain),
-            None => format!("{}://{label}.{}", self.scheme, self.base_domain),
+            Some(port) => format!("{}://{host}:{port}", self.scheme),
+            None => format!("{}://{host}", self.scheme),
         }
+    }
+
+    /// What a project's URL looks like, for people: `http://<project>.localhost:8080`.
+    pub fn pattern(&self) -> String {
+        self.url("<project>")
+    }
+
+    fn url(&self, label: &str) -> String {
+        self.domain_url(&format!("{label}.{}", self.base_domain))
     }
 
     /// Which site a `Host` header (or HTTP/2 `:authority`) names, if any. Case, a port and one
@@ -148,8 +159,17 @@ mod tests {
             h.deployment_url(&p, &d),
             "http://abcdefghijkl--site.localhost:8080"
         );
+        assert_eq!(
+            h.domain_url("www.example.com"),
+            "http://www.example.com:8080"
+        );
+        assert_eq!(h.pattern(), "http://<project>.localhost:8080");
         let https = SiteHosts::new("Example.COM.", "https", Some(443));
         assert_eq!(https.project_url(&p), "https://site.example.com");
+        assert_eq!(
+            https.domain_url("www.example.com"),
+            "https://www.example.com"
+        );
     }
 
     #[test]

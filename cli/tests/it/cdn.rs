@@ -121,7 +121,10 @@ async fn custom_domains_serve_their_project_only() {
 
     let out = stack.cli(&["domains", "add", "shop", "WWW.Shop.Test."]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(stdout(&out).trim(), "http://www.shop.test");
+    assert_eq!(
+        stdout(&out).trim(),
+        format!("http://www.shop.test:{}", stack.sites.port())
+    );
     assert_eq!(body(&stack, "www.shop.test", "/").await, "<h1>shop</h1>");
     let out = stack.cli(&["domains", "ls", "shop"]);
     assert!(stdout(&out).contains("www.shop.test"), "{}", stdout(&out));

@@ -280,3 +280,96 @@ fn completions_are_printed_for_each_shell() {
         assert!(stdout(&out).contains("deploy"), "{shell}");
     }
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// `scalemesh up -- --listen … --proxy-listen …` waits on the address it was given, says where
+/// everything is (with the ports it really uses), and `down` stops it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_on_other_ports_says_where_it_is() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let data = home.path().join("data");
+    let (api, proxy) = (free_port(), free_port());
+    let scalemesh = |args: &[&str]| {
+        std::process::Command::new(crate::support::bin("scalemesh"))
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", home.path())
+            .env("SCALEMESH_DATA_DIR", &data)
+            .env("SCALEMESH_CONFIG", home.path().join("config.toml"))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("runs")
+    };
+    let listen = format!("127.0.0.1:{api}");
+    let proxy_listen = format!("127.0.0.1:{proxy}");
+    let out = scalemesh(&[
+        "up",
+        "--",
+        "--listen",
+        &listen,
+        "--proxy-listen",
+        &proxy_listen,
+    ]);
+    let said = stderr(&out);
+    let stop = || scalemesh(&["down"]);
+    if !out.status.success() {
+        stop();
+        panic!("up failed: {said}");
+    }
+    let checks = [
+        format!("API          http://{listen}"),
+        format!("http://<project>.localhost:{proxy}"),
+        format!("{}", data.join("admin-token").display()),
+        format!("export SCALEMESH_API_URL=http://{listen}"),
+    ];
+    let missing: Vec<&String> = checks
+        .iter()
+        .filter(|c| !said.contains(c.as_str()))
+        .collect();
+    let health = reqwest::get(format!("http://{listen}/health")).await;
+    let down = stop();
+    assert!(missing.is_empty(), "{missing:?} not in: {said}");
+    let health: serde_json::Value = health.expect("answers").json().await.expect("json");
+    assert_eq!(
+        health["sites"],
+        format!("http://<project>.localhost:{proxy}")
+    );
+    assert!(down.status.success(), "{}", stderr(&down));
+    assert!(
+        reqwest::get(format!("http://{listen}/health"))
+            .await
+            .is_err(),
+        "down stopped it"
+    );
+}
+
+/// A custom domain's URL carries the proxy's port, like the project's own URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_domain_urls_keep_the_proxy_port() {
+    let stack = Stack::start();
+    let git = GitServer::start().await;
+    let repo = git.repo("ported", &[("index.html", "<h1>ported</h1>")]);
+    assert!(stack.cli(&["deploy", &repo.url]).status.success());
+    let out = stack.cli(&["domains", "add", "ported", "www.ported.test"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let port = stack.sites.port();
+    let url = format!("http://www.ported.test:{port}");
+    assert!(
+        stdout(&out).contains(&url) || stderr(&out).contains(&url),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&stdout(&stack.cli(&["domains", "ls", "ported", "--json"])))
+            .expect("json");
+    assert_eq!(doc["domains"][0]["url"], url.as_str());
+    assert_eq!(stack.site("www.ported.test", "/").await.status(), 200);
+}

@@ -37,6 +37,9 @@ pub struct ApiErrorDetail {
 pub struct Health {
     pub status: String,
     pub version: String,
+    /// What a project's URL looks like here (`http://<project>.localhost:8080`).
+    #[serde(default)]
+    pub sites: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,7 +12,7 @@ mod users;
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use scalemesh_core::ProjectName;
@@ -93,10 +93,11 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-async fn health() -> Json<Health> {
+async fn health(State(app): State<Arc<App>>) -> Json<Health> {
     Json(Health {
         status: "ok".into(),
         version: env!("CARGO_PKG_VERSION").into(),
+        sites: app.hosts.pattern(),
     })
 }
 

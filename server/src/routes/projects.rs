@@ -291,7 +291,7 @@ pub async fn domains(
     Ok(Json(DomainList {
         domains: domains
             .into_iter()
-            .map(|d| domain_view(&project.name, d.host, d.created_at))
+            .map(|d| domain_view(&app, &project.name, d.host, d.created_at))
             .collect(),
     }))
 }
@@ -318,7 +318,10 @@ pub async fn add_domain(
         .into_iter()
         .find(|d| d.host == host)
         .map_or_else(time::OffsetDateTime::now_utc, |d| d.created_at);
-    Ok((status, Json(domain_view(&project.name, host, created))))
+    Ok((
+        status,
+        Json(domain_view(&app, &project.name, host, created)),
+    ))
 }
 
 pub async fn remove_domain(
@@ -334,10 +337,15 @@ pub async fn remove_domain(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn domain_view(project: &ProjectName, host: String, created_at: time::OffsetDateTime) -> Domain {
+fn domain_view(
+    app: &App,
+    project: &ProjectName,
+    host: String,
+    created_at: time::OffsetDateTime,
+) -> Domain {
     Domain {
         project: project.clone(),
-        url: format!("http://{host}"),
+        url: app.hosts.domain_url(&host),
         host,
         created_at,
     }
