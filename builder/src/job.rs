@@ -13,6 +13,7 @@ use scalemesh_core::rules::Routing;
 use scalemesh_core::site_config::{BuildSettings, SITE_CONFIG_FILE};
 use scalemesh_core::storage::Storage;
 use scalemesh_core::wire::Progress;
+use scalemesh_core::words::{human_bytes, plural};
 
 use crate::detect;
 use crate::exec::{self, BuildEnv};
@@ -147,9 +148,9 @@ pub async fn run(cx: &JobContext<'_>) -> anyhow::Result<()> {
     let routing = upload::take_routing(&mut files, config_routing)?;
     if !routing.redirects.is_empty() || !routing.headers.is_empty() {
         log.system(format!(
-            "Routing rules: {} redirects, {} header rules",
-            routing.redirects.len(),
-            routing.headers.len()
+            "Routing rules: {}, {}",
+            plural(routing.redirects.len() as u64, "redirect"),
+            plural(routing.headers.len() as u64, "header rule")
         ));
     }
     if files.is_empty() {
@@ -162,11 +163,12 @@ pub async fn run(cx: &JobContext<'_>) -> anyhow::Result<()> {
     } else {
         output.clone()
     };
+    phase(cx, Phase::Uploading, Some(Progress { done: 0, total })).await?;
     log.system(format!(
-        "Uploading {total} files ({}) from {from}",
+        "Uploading {} ({}) from {from}",
+        plural(total, "file"),
         human_bytes(bytes)
     ));
-    phase(cx, Phase::Uploading, Some(Progress { done: 0, total })).await?;
     let upload_started = Instant::now();
     let reporter = ProgressReporter::new(cx.api.clone());
     let uploaded = upload::upload(
@@ -187,15 +189,16 @@ pub async fn run(cx: &JobContext<'_>) -> anyhow::Result<()> {
             let removed = upload::remove(cx.storage.as_ref(), &job.project, &job.deployment).await;
             if removed > 0 {
                 log.system(format!(
-                    "Removed the {removed} files this upload had stored"
+                    "Removed the {} this upload had stored",
+                    plural(removed as u64, "file")
                 ));
             }
             return Err(e);
         }
     };
     log.system(format!(
-        "Uploaded {} files in {:.1}s; build took {:.1}s",
-        manifest.files.len(),
+        "Uploaded {} in {:.1}s; build took {:.1}s",
+        plural(manifest.files.len() as u64, "file"),
         upload_started.elapsed().as_secs_f64(),
         started.elapsed().as_secs_f64()
     ));
@@ -289,7 +292,8 @@ async fn fetch_archive(
     .await
     .context("unpacking task failed")??;
     log.system(format!(
-        "Unpacked {entries} entries in {:.1}s",
+        "Unpacked {} in {:.1}s",
+        plural(entries as u64, "entry"),
         started.elapsed().as_secs_f64()
     ));
     Ok(())
@@ -344,19 +348,4 @@ fn capitalize(s: &str) -> String {
     c.next()
         .map(|f| f.to_uppercase().chain(c).collect())
         .unwrap_or_default()
-}
-
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KB", "MB", "GB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
 }

@@ -68,7 +68,8 @@ impl DeployView {
         match &self.bar {
             Some(bar) => bar.set_message(label),
             None => {
-                if self.phase != Some(phase) {
+                // The end of a deployment has a line of its own (`==> Live at …`, or why not).
+                if self.phase != Some(phase) && phase != Phase::Done {
                     self.note(&format!("==> {}", phase.label()));
                 }
             }

@@ -23,6 +23,7 @@ pub mod storage;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod wire;
+pub mod words;
 
 pub use id::DeploymentId;
 pub use name::ProjectName;

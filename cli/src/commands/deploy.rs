@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use scalemesh_core::git::{GitRef, GitUrl};
 use scalemesh_core::wire::{CreateDeployment, CreateProject, Deployment, Project};
+use scalemesh_core::words::{human_bytes, plural};
 use scalemesh_core::{DeploymentStatus, ProjectName};
 
 use crate::args::DeployArgs;
@@ -217,9 +218,8 @@ async fn start_deployment(
         }
         (Source::Folder(dir), Some(packed)) => {
             view.note(&format!(
-                "Uploading {} {} from {} ({}, {} compressed)",
-                packed.files,
-                if packed.files == 1 { "file" } else { "files" },
+                "Uploading {} from {} ({}, {} compressed)",
+                plural(packed.files as u64, "file"),
                 dir.display(),
                 human_bytes(packed.raw_bytes),
                 human_bytes(packed.archive.len() as u64),
@@ -379,16 +379,6 @@ async fn ensure_project(
             }
         }
         Err(e) => Err(client.explain(e).into()),
-    }
-}
-
-pub fn human_bytes(bytes: u64) -> String {
-    if bytes < 1024 {
-        format!("{bytes} B")
-    } else if bytes < 1024 * 1024 {
-        format!("{:.1} KB", bytes as f64 / 1024.0)
-    } else {
-        format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0))
     }
 }
 

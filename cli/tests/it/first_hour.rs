@@ -373,3 +373,31 @@ async fn custom_domain_urls_keep_the_proxy_port() {
     assert_eq!(doc["domains"][0]["url"], url.as_str());
     assert_eq!(stack.site("www.ported.test", "/").await.status(), 200);
 }
+
+/// In plain output (CI) each `==>` phase header comes before that phase's lines, there is no
+/// `==> done` ahead of the result, and one file is "1 file".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_output_puts_phases_in_order() {
+    let stack = Stack::start();
+    let site = tempfile::tempdir().expect("tempdir");
+    std::fs::write(site.path().join("index.html"), "<h1>one file</h1>").expect("write");
+    let out = stack
+        .cli_command(&stack.api, &["deploy", ".", "--project", "plain"])
+        .current_dir(site.path())
+        .output()
+        .expect("runs");
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let at = |needle: &str| {
+        err.find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} is not in:\n{err}"))
+    };
+    assert!(at("==> uploading") < at("Uploading 1 file ("), "{err}");
+    assert!(at("Uploaded 1 file in") < at("==> Live"), "{err}");
+    assert!(!err.contains("==> done"), "{err}");
+    assert!(!err.contains("1 files"), "{err}");
+    let headers: Vec<&str> = err.lines().filter(|l| l.starts_with("==> ")).collect();
+    let mut unique = headers.clone();
+    unique.dedup();
+    assert_eq!(headers, unique, "each header once: {err}");
+}

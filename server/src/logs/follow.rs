@@ -1,4 +1,4 @@
-//! One follower of one deployment's log: the state, the backlog after `since`, then live frames,
+//! One follower of one deployment's log: the backlog after `since`, the state, then live frames,
 //! then one `end` frame. Written over any `Sink` so it is tested without a socket. A follower
 //! that does not read holds at most one small frame: a send that cannot finish within the
 //! server's follower timeout ends the follow with [`TooSlow`], saying where to resume.
@@ -55,6 +55,13 @@ where
         return Ok(());
     };
     let mut last = since;
+    // The stored lines come first, then where the deployment stood when the follower came:
+    // a follower printing phase headers puts each after the lines before it, never ahead.
+    catch_up(app, id, &mut last, sink).await?;
+    if let Some(end) = end_if_finished(app, id, &mut last, sink).await? {
+        send(sink, end, last, app.follower_timeout).await?;
+        return Ok(());
+    }
     send(
         sink,
         LogFrame::State {
@@ -66,11 +73,6 @@ where
         app.follower_timeout,
     )
     .await?;
-    catch_up(app, id, &mut last, sink).await?;
-    if let Some(end) = end_if_finished(app, id, &mut last, sink).await? {
-        send(sink, end, last, app.follower_timeout).await?;
-        return Ok(());
-    }
     loop {
         match live.recv().await {
             Ok(frame) => match frame.as_ref() {

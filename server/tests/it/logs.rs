@@ -1,8 +1,8 @@
 //! The log pipeline: builder batches are stored once and in order, followers get the backlog,
 //! then live lines, then the end frame, and can resume from any sequence number.
 
-use scalemesh_core::DeploymentStatus;
 use scalemesh_core::wire::{BuilderReport, LogAck, LogFrame};
+use scalemesh_core::{DeploymentStatus, Phase};
 
 use crate::helpers::{FakeBuilder, batch, lines, spawn_app};
 
@@ -293,4 +293,53 @@ async fn a_follower_that_does_not_read_is_closed_and_resumes() {
         seqs.windows(2).all(|w| w[1] == w[0] + 1),
         "no gap, no repeat"
     );
+}
+
+/// A follower that comes late gets the stored lines before the state, so a phase header never
+/// lands ahead of the lines logged before it; a finished deployment gets no state at all.
+#[tokio::test]
+async fn a_late_follower_gets_the_lines_before_the_state() {
+    let app = spawn_app().await;
+    let (id, job) = app.deploy("site").await;
+    let mut b = FakeBuilder::new(job);
+    b.log(&lines(0..5)).await;
+    b.report(BuilderReport::Phase {
+        phase: Phase::Building,
+        progress: None,
+    })
+    .await;
+    b.log(&lines(5..10)).await;
+
+    let mut follower = app.follow(&id, 0).await;
+    let mut seen = Vec::new();
+    while seen.len() < 10 {
+        match follower.next().await.expect("a frame") {
+            LogFrame::Lines { lines } => seen.extend(lines.into_iter().map(|l| l.text)),
+            other => panic!(
+                "{other:?} came before the stored lines ({} seen)",
+                seen.len()
+            ),
+        }
+    }
+    match follower.next().await.expect("a frame") {
+        LogFrame::State { phase, .. } => assert_eq!(phase, Phase::Building),
+        other => panic!("expected the state after the lines, got {other:?}"),
+    }
+    b.report(BuilderReport::Failed {
+        reason: "stop".into(),
+    })
+    .await;
+    follower.until_end().await;
+
+    let mut after = app.follow(&id, 0).await;
+    loop {
+        match after.next().await.expect("a frame") {
+            LogFrame::Lines { .. } => {}
+            LogFrame::State { .. } => panic!("a finished deployment's stream has no state frame"),
+            LogFrame::End { status, .. } => {
+                assert_eq!(status, DeploymentStatus::Failed);
+                break;
+            }
+        }
+    }
 }
