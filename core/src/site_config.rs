@@ -103,14 +103,23 @@ impl BuildSettings {
     }
 
     pub fn validate(&self) -> Result<(), SettingsError> {
+        match self.problems().into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Every field that is wrong, in the order a form shows them.
+    pub fn problems(&self) -> Vec<SettingsError> {
+        let mut problems = Vec::new();
         for (field, value) in [
-            ("outputDirectory", &self.output_directory),
             ("rootDirectory", &self.root_directory),
+            ("outputDirectory", &self.output_directory),
         ] {
             if let Some(v) = value
                 && !is_relative_folder(v)
             {
-                return Err(SettingsError::Folder {
+                problems.push(SettingsError::Folder {
                     field,
                     value: v.chars().take(100).collect(),
                 });
@@ -123,10 +132,10 @@ impl BuildSettings {
             if let Some(v) = value
                 && (v.len() > MAX_COMMAND_LEN || v.contains('\0'))
             {
-                return Err(SettingsError::Command { field });
+                problems.push(SettingsError::Command { field });
             }
         }
-        Ok(())
+        problems
     }
 
     /// `self`, with every field `over` sets replaced by `over`'s value.

@@ -43,6 +43,10 @@ pub enum ApiError {
     /// Storage failed. What it said (keys, paths, the OS error) is logged, never answered.
     #[error("{0}")]
     StorageUnavailable(String),
+    /// Several fields of one request are wrong: answered as the first, with all of them
+    /// listed in `errors`, so a form can mark every field at once. Made by [`ApiError::all`].
+    #[error("{}", .0.first().map(ToString::to_string).unwrap_or_default())]
+    Fields(Vec<ApiError>),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -74,10 +78,30 @@ impl ApiError {
         self
     }
 
+    /// The errors among `checks`, as one: `Ok` when there are none.
+    pub fn all(checks: impl IntoIterator<Item = Option<ApiError>>) -> ApiResult<()> {
+        let mut errors: Vec<ApiError> = checks.into_iter().flatten().collect();
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.remove(0)),
+            _ => Err(Self::Fields(errors)),
+        }
+    }
+
     fn field(&self) -> Option<&'static str> {
         match self {
             Self::BadRequest { field, .. } | Self::Conflict { field, .. } => *field,
+            Self::Fields(errors) => errors.first().and_then(Self::field),
             _ => None,
+        }
+    }
+
+    fn detail(&self) -> ApiErrorDetail {
+        ApiErrorDetail {
+            code: self.status_and_code().1.to_owned(),
+            message: self.to_string(),
+            field: self.field().map(str::to_owned),
+            errors: Vec::new(),
         }
     }
 
@@ -93,6 +117,10 @@ impl ApiError {
             Self::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
             Self::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             Self::StorageUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
+            Self::Fields(errors) => errors.first().map_or(
+                (StatusCode::BAD_REQUEST, "bad_request"),
+                Self::status_and_code,
+            ),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -119,6 +147,10 @@ impl IntoResponse for ApiError {
                 code: code.to_owned(),
                 message,
                 field: self.field().map(str::to_owned),
+                errors: match &self {
+                    Self::Fields(errors) => errors.iter().map(Self::detail).collect(),
+                    _ => Vec::new(),
+                },
             },
         };
         let mut res = (status, Json(body)).into_response();

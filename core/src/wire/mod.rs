@@ -31,6 +31,9 @@ pub struct ApiErrorDetail {
     /// it is about one: a form shows the message next to that field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// When several fields of the request are wrong: each of them (this error is the first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<ApiErrorDetail>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -246,8 +249,9 @@ pub struct LogLine {
     pub text: String,
 }
 
-/// A frame on the log WebSocket. Followers get `state`, then the backlog and live lines as
-/// `lines`, more `state` frames as the build moves on, and one `end` frame when it is over.
+/// A frame on the log WebSocket. Followers get the backlog as `lines`, then `state` (unless the
+/// deployment has ended), live `lines` and more `state` frames as the build moves on, and one
+/// `end` frame when it is over.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum LogFrame {

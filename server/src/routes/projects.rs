@@ -35,14 +35,19 @@ pub fn parse_git_ref(raw: Option<&str>) -> ApiResult<Option<GitRef>> {
     .transpose()
 }
 
-fn check_build(build: &BuildSettings) -> ApiResult<()> {
-    build.validate().map_err(|e| {
+/// Each wrong field of the build settings, as an error on that field.
+fn build_problems(build: &BuildSettings) -> impl Iterator<Item = Option<ApiError>> {
+    build.problems().into_iter().map(|e| {
         let err = ApiError::bad_request("invalid_build_settings", e.to_string());
-        match e.field() {
+        Some(match e.field() {
             Some(field) => err.on_field(field),
             None => err,
-        }
+        })
     })
+}
+
+fn check_build(build: &BuildSettings) -> ApiResult<()> {
+    ApiError::all(build_problems(build))
 }
 
 fn check_env(env: &BTreeMap<String, String>) -> ApiResult<()> {
@@ -59,6 +64,14 @@ fn check_env(env: &BTreeMap<String, String>) -> ApiResult<()> {
         crate::variables::check(name, value)?;
     }
     Ok(())
+}
+
+/// A result as its value or its error, to check several fields before refusing any.
+fn split<T>(result: ApiResult<T>) -> (Option<T>, Option<ApiError>) {
+    match result {
+        Ok(value) => (Some(value), None),
+        Err(e) => (None, Some(e)),
+    }
 }
 
 /// A project name from the request, or else from the repository's name.
@@ -88,12 +101,27 @@ pub async fn create_project_row(
     body: CreateProject,
 ) -> ApiResult<crate::db::ProjectRow> {
     caller.may(Action::CreateProject)?;
-    let git_url = body.git_url.as_deref().map(parse_git_url).transpose()?;
+    // Every field is checked before any is refused, so a form can mark all of its mistakes.
+    let (git_url, bad_url) = split(body.git_url.as_deref().map(parse_git_url).transpose());
+    let (git_ref, bad_ref) = split(parse_git_ref(body.git_ref.as_deref()));
+    let (name, bad_name) = match (&git_url, body.name.as_deref()) {
+        (Some(url), name) => split(name_for(name, url.as_ref())),
+        // Without a valid URL a name is checked only when one is given.
+        (None, Some(name)) => split(name_for(Some(name), None)),
+        (None, None) => (None, None),
+    };
+    let build = body.build.unwrap_or_default();
+    ApiError::all(
+        [bad_url, bad_ref, bad_name]
+            .into_iter()
+            .chain(build_problems(&build)),
+    )?;
+    let (Some(git_url), Some(git_ref), Some(name)) = (git_url, git_ref, name) else {
+        return Err(anyhow::anyhow!("a checked field has no value").into());
+    };
     if let Some(url) = &git_url {
         app.check_git_host(url)?;
     }
-    let git_ref = parse_git_ref(body.git_ref.as_deref())?;
-    let name = name_for(body.name.as_deref(), git_url.as_ref())?;
     if is_reserved_project_name(name.as_str()) {
         return Err(ApiError::conflict(
             "name_reserved",
@@ -101,8 +129,6 @@ pub async fn create_project_row(
         )
         .on_field("name"));
     }
-    let build = body.build.unwrap_or_default();
-    check_build(&build)?;
     let env = body.env.unwrap_or_default();
     check_env(&env)?;
     if !env.is_empty() && caller.grant().token_role.cap() < Role::Owner {

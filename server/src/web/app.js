@@ -16,11 +16,13 @@ const enc = encodeURIComponent;
 // API
 
 class ApiError extends Error {
-  constructor(status, code, message, field) {
+  constructor(status, code, message, field, errors) {
     super(message);
     this.status = status;
     this.code = code;
     this.field = field || null;
+    /** When several fields were wrong: each of them, as `{code, message, field}`. */
+    this.errors = Array.isArray(errors) ? errors : [];
   }
 }
 
@@ -44,7 +46,7 @@ async function api(method, path, body) {
   if (!res.ok) {
     const detail = (data && data.error) || {};
     const err = new ApiError(res.status, detail.code || `http_${res.status}`,
-      detail.message || `The server answered ${res.status} ${res.statusText}.`, detail.field);
+      detail.message || `The server answered ${res.status} ${res.statusText}.`, detail.field, detail.errors);
     if (res.status === 401) signOut(err.message);
     throw err;
   }
@@ -150,7 +152,7 @@ function refreshRelativeTimes() {
   }
 }
 
-const repoText = (gitUrl) => gitUrl || 'uploaded source';
+const repoText = (gitUrl) => gitUrl || 'uploaded folder';
 
 // ---------------------------------------------------------------------------------------------
 // Messages: #flash for failed actions, #notice for what went well
@@ -172,6 +174,8 @@ function clearMessages() {
 
 /** A message for the page about to be shown: navigating clears #flash, then shows this. */
 let pendingFlash = '';
+/** The same for #notice: news that is not a problem. */
+let pendingNotice = '';
 
 /** Report a failed action in #flash (a 401 has already signed out: nothing to add). */
 function reportError(err) {
@@ -304,7 +308,9 @@ function parseRoute() {
 function route(moveFocus = false) {
   clearMessages();
   showFlash(pendingFlash);
+  showNotice(pendingNotice);
   pendingFlash = '';
+  pendingNotice = '';
   forgetNewSecret();
   if (!getToken()) {
     showSignin('');
@@ -486,16 +492,25 @@ function clearNewProjectErrors() {
   $('np-error').textContent = '';
 }
 
-/** Show an API error next to its field (focusing it), or as the form's general error. */
+/** Show an API error next to each field it names (focusing the first), or as the form's general error. */
 function showNewProjectError(err) {
   if (err.status === 401) return;
-  const inputId = FIELD_INPUTS[err.field] || (!err.field && err.code === 'name_taken' ? 'np-name' : null);
-  if (inputId) {
-    setFieldError(inputId, err.message);
-    $(inputId).focus();
-  } else {
-    $('np-error').textContent = err.message;
+  const all = err.errors.length > 0 ? err.errors : [err];
+  let first = null;
+  const general = [];
+  for (const e of all) {
+    const inputId = FIELD_INPUTS[e.field] || (!e.field && e.code === 'name_taken' ? 'np-name' : null);
+    if (inputId) {
+      // Two settings share one input (install and build command): show both.
+      const shown = $(`${inputId}-error`).textContent;
+      setFieldError(inputId, shown ? `${shown} ${e.message}` : e.message);
+      first = first || inputId;
+    } else {
+      general.push(e.message);
+    }
   }
+  $('np-error').textContent = general.join(' ');
+  if (first) $(first).focus();
 }
 
 /** The create request: only the fields filled in, trimmed; `build` only when one is set. */
@@ -564,6 +579,8 @@ async function loadProject(ctx, name, first) {
     $('deploy').dataset.project = name;
     $('rollback').dataset.project = name;
     for (const id of ['production-link', 'project-repo', 'project-branch']) $(id).textContent = '';
+    $('folder-hint').hidden = true;
+    $('deploy').hidden = false;
     $('production-link').removeAttribute('href');
     $('history-body').replaceChildren();
     $('history-empty').hidden = true;
@@ -597,7 +614,16 @@ function renderProject(project, deployments, ctx) {
   $('project-name').textContent = project.name;
   setLink($('production-link'), project.url);
   setBreakable($('project-repo'), repoText(project.git_url));
+  // A project deployed from a folder is deployed again from that folder, with the CLI: the page
+  // has no source to build, and no branch to show.
+  const fromFolder = !project.git_url;
   $('project-branch').textContent = project.git_ref || 'default branch';
+  $('project-branch-fact').hidden = fromFolder;
+  $('deploy').hidden = fromFolder;
+  $('folder-hint').hidden = !fromFolder;
+  $('history-empty').textContent = fromFolder
+    ? 'No deployments yet. Run “scalemesh deploy” in the project’s folder.'
+    : 'No deployments yet. Press “Deploy now” to build the repository.';
   const body = $('history-body');
   keepingFocus(body, () => body.replaceChildren(...deployments.map((d) => historyRow(d, ctx))));
   $('history-empty').hidden = deployments.length > 0;
@@ -707,7 +733,7 @@ function focusRowAt(tbody, index, cls, fallback) {
 
 function resetSettings() {
   for (const id of ['env-body', 'members-body']) $(id).replaceChildren();
-  for (const id of ['env-wrap', 'env-empty', 'env-form', 'members-wrap', 'member-form']) $(id).hidden = true;
+  for (const id of ['env-wrap', 'env-empty', 'env-form', 'members-wrap', 'member-form', 'danger']) $(id).hidden = true;
   for (const id of ['env-error', 'members-error']) $(id).textContent = '';
   $('env-form').reset();
   $('member-form').reset();
@@ -721,10 +747,34 @@ function loadSettings(ctx, name, role) {
   ctx.settings = { name, role };
   $('env-form').hidden = !atLeast(role, 'developer');
   $('member-form').hidden = !atLeast(role, 'owner');
+  showDanger(name, atLeast(role, 'owner'));
   // A developer sets preview values only: start there.
   if (firstTime) $('env-target').value = atLeast(role, 'owner') ? 'all' : 'preview';
   loadEnv(ctx);
   loadMembers(ctx);
+}
+
+// ---- Deleting the project: owners only, after typing its name.
+
+function showDanger(name, owner) {
+  $('danger').hidden = !owner;
+  $('delete-name').textContent = name;
+  $('delete-confirm').value = '';
+  $('delete-error').textContent = '';
+  $('delete-submit').disabled = true;
+}
+
+async function onDeleteProject(event) {
+  event.preventDefault();
+  const ctx = current;
+  const name = ctx && ctx.settings && ctx.settings.name;
+  if (!name || $('delete-confirm').value.trim() !== name) return;
+  $('delete-error').textContent = '';
+  const ok = await withButton($('delete-submit'), () => api('DELETE', `/projects/${enc(name)}`),
+    sectionError('delete-error'));
+  if (!ok) return;
+  pendingNotice = `Project ${name} was deleted.`;
+  location.hash = '#/';
 }
 
 // ---- Environment variables
@@ -1402,6 +1452,11 @@ function init() {
     if ($('env-key').getAttribute('aria-invalid') === 'true') setFieldError('env-key', '');
   });
   $('member-form').addEventListener('submit', onMemberSubmit);
+  $('delete-form').addEventListener('submit', onDeleteProject);
+  $('delete-confirm').addEventListener('input', () => {
+    const ctx = current;
+    $('delete-submit').disabled = !(ctx && ctx.settings && $('delete-confirm').value.trim() === ctx.settings.name);
+  });
   $('token-form').addEventListener('submit', onNewToken);
   for (const id of Object.values(TOKEN_FIELDS)) {
     $(id).addEventListener('input', () => {

@@ -107,6 +107,50 @@ async fn bad_input_gets_400_in_one_shape_and_changes_nothing() {
 }
 
 #[tokio::test]
+async fn every_wrong_field_is_named_at_once() {
+    let app = spawn_app().await;
+    let (status, answer) = app
+        .post(
+            "/api/v1/projects",
+            json!({
+                "git_url": "ftp://x.org/a/b",
+                "name": "Not A Name",
+                "build": {"rootDirectory": "site", "outputDirectory": "../etc"},
+            }),
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    let error = &answer["error"];
+    assert_eq!(error["code"], "invalid_git_url", "the first is the answer");
+    assert_eq!(error["field"], "git_url");
+    let fields: Vec<_> = error["errors"]
+        .as_array()
+        .expect("each error")
+        .iter()
+        .map(|e| (e["field"].as_str(), e["code"].as_str()))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            (Some("git_url"), Some("invalid_git_url")),
+            (Some("name"), Some("invalid_name")),
+            (
+                Some("build.outputDirectory"),
+                Some("invalid_build_settings")
+            ),
+        ]
+    );
+    // One mistake is answered alone, with no list.
+    let (status, answer) = app
+        .post("/api/v1/projects", json!({"name": "Not A Name"}))
+        .await;
+    assert_eq!(status, 400);
+    assert!(answer["error"].get("errors").is_none(), "{answer}");
+    let (_, list) = app.get("/api/v1/projects").await;
+    assert_eq!(list["projects"], json!([]), "nothing was created");
+}
+
+#[tokio::test]
 async fn unknown_things_are_404_and_malformed_ids_400() {
     let app = spawn_app().await;
     let (status, body) = app.get("/api/v1/projects/nothing-here").await;

@@ -64,10 +64,11 @@ async fn a_person_creates_deploys_and_watches_a_project_in_the_browser() {
         "the token is never in the URL: {stored}"
     );
 
-    // A mistake is shown next to the field it concerns, and nothing is created.
+    // Every mistake is shown at once, next to the field it concerns, and nothing is created.
     b.fill("#np-git-url", &repo.url).await;
     b.fill("#np-name", "Not A Name").await;
     b.fill("#np-root", "../up").await;
+    b.fill("#np-output", "/abs").await;
     b.wait_for("#np-submit")
         .await
         .click()
@@ -79,9 +80,22 @@ async fn a_person_creates_deploys_and_watches_a_project_in_the_browser() {
     )
     .await;
     let invalid = b
-        .script("return document.getElementById('np-name').getAttribute('aria-invalid');")
+        .script(
+            "return ['np-name', 'np-root', 'np-output', 'np-git-url']
+                 .map(id => document.getElementById(id).getAttribute('aria-invalid'));",
+        )
         .await;
-    assert_eq!(invalid, "true");
+    assert_eq!(
+        invalid,
+        serde_json::json!(["true", "true", "true", "false"]),
+        "each wrong field is marked, and only those"
+    );
+    assert_eq!(
+        b.script("return document.activeElement.id;").await,
+        "np-name",
+        "the first wrong field has the focus"
+    );
+    b.fill("#np-output", "").await;
     let projects = stack.api_get("/api/v1/projects").await;
     assert_eq!(projects["projects"].as_array().map(Vec::len), Some(0));
     b.fill("#np-name", "web-site").await;

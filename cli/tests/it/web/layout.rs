@@ -29,6 +29,29 @@ pub(super) const OVERFLOW_JS: &str = "return {
         .map(e => e.tagName + (e.id ? '#' + e.id : '') + '.' + e.className).slice(0, 10),
 };";
 
+/// In the history table: which headers, ids, statuses and times break over lines, and how far
+/// the table scrolls sideways.
+const WRAPPED_JS: &str = "const lines = (e) => {
+        const range = document.createRange();
+        range.selectNodeContents(e);
+        const rects = [...range.getClientRects()].filter(r => r.width > 0)
+            .sort((a, b) => a.top - b.top);
+        let count = 0, bottom = -Infinity;
+        for (const r of rects) {
+            if (r.top >= bottom - 1) count += 1;
+            bottom = Math.max(bottom, r.bottom);
+        }
+        return count;
+    };
+    const wrap = document.querySelector('#history').closest('.table-wrap');
+    return {
+        wrapped: [...document.querySelectorAll(
+                '#history th, #history td code, #history .badges, #history time, #history td.duration')]
+            .filter(e => !e.querySelector('.vh') && lines(e) > 1)
+            .map(e => `${e.tagName} '${e.textContent}' on ${lines(e)} lines`),
+        sideways: wrap.scrollWidth - wrap.clientWidth,
+    };";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pages_fit_narrow_and_wide_screens_in_light_and_dark() {
     let git = GitServer::start().await;
@@ -179,6 +202,34 @@ async fn the_pages_fit_narrow_and_wide_screens_in_light_and_dark() {
                 "project at {width}: {layout}"
             );
             b.save_screenshot(&shot("project")).await;
+            if width == 1280 {
+                // Also with a long name and a build running (a longer duration, a button).
+                for name in ["marketing-site", long_name] {
+                    b.client
+                        .goto(&format!("{}/#/projects/{name}", stack.api))
+                        .await
+                        .expect("project");
+                    b.until(
+                        "the history",
+                        &format!(
+                            "document.getElementById('project-name').textContent === '{name}' \
+                             && document.querySelector('#history tr[data-deployment]') !== null"
+                        ),
+                    )
+                    .await;
+                    let table = b.script(WRAPPED_JS).await;
+                    assert_eq!(
+                        table["wrapped"],
+                        serde_json::json!([]),
+                        "{name}: headers, ids, statuses and times on one line at 1280 px: {table}"
+                    );
+                    assert_eq!(
+                        table["sideways"], 0,
+                        "{name}: the table fits without scrolling: {table}"
+                    );
+                }
+                b.save_screenshot(&shot("project-long-name")).await;
+            }
         }
         browser.close().await;
     }

@@ -9,6 +9,7 @@
 
 mod browser;
 mod deployments;
+mod first_hour;
 mod layout;
 mod security;
 mod team;

@@ -94,8 +94,28 @@ async fn the_log_stream_takes_a_token_subprotocol_and_refuses_other_origins() {
         Some(&b"scalemesh.logs.v1"[..]),
         "the token is never echoed"
     );
-    let first = socket.next().await.expect("a frame").expect("frame");
-    assert!(first.to_text().unwrap_or_default().contains("\"state\""));
+    // The deployment has ended: its stored lines come, then its end.
+    let mut frames = Vec::new();
+    while let Some(Ok(frame)) = socket.next().await {
+        let text = frame.to_text().unwrap_or_default().to_owned();
+        let end = text.contains("\"type\":\"end\"");
+        frames.push(text);
+        if end {
+            break;
+        }
+    }
+    assert!(
+        frames
+            .first()
+            .is_some_and(|f| f.contains("\"type\":\"lines\"")),
+        "{frames:?}"
+    );
+    assert!(
+        frames
+            .last()
+            .is_some_and(|f| f.contains("\"type\":\"end\"")),
+        "{frames:?}"
+    );
 
     // Another site's page, with the same token: refused before the upgrade.
     for origin in [
