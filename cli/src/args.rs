@@ -25,17 +25,22 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// URL of the Scale Mesh API [default: http://127.0.0.1:9000, or api_url in the config file]
-    #[arg(long, global = true, env = "SCALEMESH_API_URL")]
+    #[arg(long, global = true, env = "SCALEMESH_API_URL", hide_env_values = true)]
     pub api_url: Option<String>,
     /// API token [default: the one `scalemesh login` saved in the config file, else the local
     /// server's admin token]
     #[arg(long, global = true, env = "SCALEMESH_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// The local server's data directory, where its admin token is found
-    #[arg(long, global = true, env = "SCALEMESH_DATA_DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "SCALEMESH_DATA_DIR",
+        hide_env_values = true
+    )]
     pub data_dir: Option<PathBuf>,
     /// Config file [default: ~/.config/scalemesh/config.toml]
-    #[arg(long, global = true, env = "SCALEMESH_CONFIG")]
+    #[arg(long, global = true, env = "SCALEMESH_CONFIG", hide_env_values = true)]
     pub config: Option<PathBuf>,
 }
 

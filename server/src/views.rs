@@ -20,6 +20,7 @@ impl App {
             env: row.env_keys.clone(),
             role,
             production_deployment: row.production_deployment.clone(),
+            pinned: row.pinned,
             url: self.hosts.project_url(&row.name),
             created_at: row.created_at,
             updated_at: row.updated_at,

@@ -5,17 +5,17 @@ use reqwest::StatusCode;
 
 use crate::args::{DomainsCommand, PromoteArgs, RollbackArgs};
 use crate::client::Client;
-use crate::commands::explained;
 use crate::commands::list::table;
+use crate::commands::{explained, explained_code};
 use crate::error::CliError;
 
 pub async fn promote(client: &Client, args: PromoteArgs) -> anyhow::Result<i32> {
     let dep = client.promote(&args.deployment).await.map_err(|e| {
-        explained(
+        explained_code(
             client,
             e,
-            StatusCode::CONFLICT,
-            "only a ready deployment can be promoted; see `scalemesh deployments ls <project>`",
+            "not_ready",
+            "`scalemesh deployments ls <project>` lists its deployments and their status",
         )
     })?;
     eprintln!("Promoted {} to production of {}", dep.id, dep.project);

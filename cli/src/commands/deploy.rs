@@ -51,9 +51,11 @@ pub async fn run(client: &Client, args: DeployArgs) -> anyhow::Result<i32> {
     let promote = !args.preview;
     let view = DeployView::new();
 
-    // A folder is packed before anything exists on the server: a mistake there changes nothing.
+    // A folder is checked and packed before anything exists on the server: a mistake there
+    // changes nothing.
     let packed = match &source {
         Source::Folder(dir) => {
+            check_site_config(dir)?;
             let packed = tokio::task::spawn_blocking({
                 let dir = dir.clone();
                 move || pack::pack(&dir)
@@ -303,6 +305,38 @@ fn classify(raw: &str) -> anyhow::Result<Source> {
 }
 
 /// What to say for a source that is neither a folder here nor a URL.
+/// The folder's `scalemesh.json`, checked as the builder will check it, so that a mistake in it
+/// is reported now rather than as a failed build after the upload.
+fn check_site_config(dir: &std::path::Path) -> Result<(), CliError> {
+    use scalemesh_core::site_config::{BuildSettings, SITE_CONFIG_FILE, SettingsError};
+    let path = dir.join(SITE_CONFIG_FILE);
+    let raw = match std::fs::read(&path) {
+        Ok(raw) => raw,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(
+                CliError::new(format!("cannot read {}: {e}", path.display()))
+                    .hint("make it readable, or remove it"),
+            );
+        }
+    };
+    let problem = match std::str::from_utf8(&raw) {
+        Ok(text) => match BuildSettings::from_json(text) {
+            Ok(_) => None,
+            Err(SettingsError::Parse(detail)) => Some(detail),
+            Err(e) => Some(e.to_string()),
+        },
+        Err(_) => Some("it is not UTF-8 text".to_owned()),
+    };
+    match problem {
+        None => Ok(()),
+        Some(problem) => Err(CliError::new(format!("{} is not valid: {problem}", path.display()))
+            .hint(format!(
+                "fix {SITE_CONFIG_FILE} and deploy again (nothing was uploaded); its fields are in the README"
+            ))),
+    }
+}
+
 fn missing_folder(raw: &str) -> CliError {
     let err = CliError::new(format!("no such folder: {raw}"));
     // `github.com/acme/site`: a repository without its scheme.

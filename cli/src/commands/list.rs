@@ -1,5 +1,6 @@
 //! `scalemesh projects` and `scalemesh deployments <project>`: tables on stdout.
 
+use scalemesh_core::wire::Deployment;
 use time::OffsetDateTime;
 
 use crate::args::{DeploymentsArgs, DeploymentsCommand};
@@ -51,36 +52,53 @@ pub async fn deployments(client: &Client, args: DeploymentsArgs) -> anyhow::Resu
             .code(2)
             .into());
     };
-    let list = client
-        .deployments(&project, args.limit)
-        .await
-        .map_err(|e| client.explain(e))?;
+    let (list, project) = tokio::try_join!(
+        client.deployments(&project, args.limit),
+        client.project(&project)
+    )
+    .map_err(|e| client.explain(e))?;
     if args.json {
         super::print_json(&list)?;
         return Ok(0);
     }
     let now = OffsetDateTime::now_utc();
-    let rows: Vec<[String; 5]> = list
+    let rows: Vec<[String; 6]> = list
         .deployments
         .iter()
-        .map(|d| {
-            [
-                d.id.to_string(),
-                if d.production {
-                    format!("{} (live)", d.status)
-                } else {
-                    d.status.to_string()
-                },
-                when::ago(d.created_at, now),
-                d.finished_at
-                    .map(|f| format!("{:.1}s", (f - d.created_at).as_seconds_f64()))
-                    .unwrap_or_else(|| "-".into()),
-                d.url.clone(),
-            ]
-        })
+        .map(|d| deployment_row(d, project.pinned, now))
         .collect();
-    table(["ID", "STATUS", "CREATED", "DURATION", "URL"], &rows);
+    table(
+        ["ID", "STATUS", "TARGET", "CREATED", "DURATION", "URL"],
+        &rows,
+    );
+    if project.pinned
+        && let Some(live) = &project.production_deployment
+    {
+        eprintln!(
+            "Production is pinned to {live} since a rollback: new deployments stay at their own URL until one is promoted (scalemesh promote <id>)"
+        );
+    }
     Ok(0)
+}
+
+/// One deployment as a row of `deployments ls`: what it was built for (production or a
+/// preview), and whether it is live, and pinned there.
+fn deployment_row(d: &Deployment, pinned: bool, now: OffsetDateTime) -> [String; 6] {
+    let status = match (d.production, pinned) {
+        (true, true) => format!("{} (live, pinned)", d.status),
+        (true, false) => format!("{} (live)", d.status),
+        (false, _) => d.status.to_string(),
+    };
+    [
+        d.id.to_string(),
+        status,
+        if d.promote { "production" } else { "preview" }.to_owned(),
+        when::ago(d.created_at, now),
+        d.finished_at
+            .map(|f| format!("{:.1}s", (f - d.created_at).as_seconds_f64()))
+            .unwrap_or_else(|| "-".into()),
+        d.url.clone(),
+    ]
 }
 
 /// Prints an aligned table on stdout. Cells may hold what the server or another user wrote, so
@@ -110,5 +128,71 @@ pub fn table<const N: usize>(head: [&str; N], rows: &[[String; N]]) {
     line(head.to_vec());
     for row in &rows {
         line(row.iter().map(String::as_str).collect());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use scalemesh_core::wire::{Deployment, DeploymentSource};
+    use scalemesh_core::{DeploymentId, DeploymentStatus, Phase, ProjectName};
+    use time::macros::datetime;
+
+    use super::deployment_row;
+
+    fn deployment(status: DeploymentStatus, promote: bool, production: bool) -> Deployment {
+        Deployment {
+            id: DeploymentId::parse("dq3k9x2m1pz0").expect("id"),
+            project: ProjectName::parse("blog").expect("name"),
+            status,
+            phase: Phase::Done,
+            progress: None,
+            reason: None,
+            source: DeploymentSource::Archive,
+            promote,
+            runner_ref: None,
+            production,
+            url: "http://dq3k9x2m1pz0--blog.localhost:8080".into(),
+            project_url: "http://blog.localhost:8080".into(),
+            created_at: datetime!(2026-12-04 12:00:00 UTC),
+            building_at: None,
+            uploading_at: None,
+            finished_at: Some(datetime!(2026-12-04 12:00:02.5 UTC)),
+        }
+    }
+
+    #[test]
+    fn rows_say_the_target_and_what_is_live() {
+        let now = datetime!(2026-12-04 12:05:00 UTC);
+        let ready = DeploymentStatus::Ready;
+        for (d, pinned, status, target) in [
+            (
+                deployment(ready, true, true),
+                false,
+                "ready (live)",
+                "production",
+            ),
+            (
+                deployment(ready, true, true),
+                true,
+                "ready (live, pinned)",
+                "production",
+            ),
+            (deployment(ready, true, false), true, "ready", "production"),
+            (deployment(ready, false, false), false, "ready", "preview"),
+            (
+                deployment(DeploymentStatus::Failed, false, false),
+                true,
+                "failed",
+                "preview",
+            ),
+        ] {
+            let row = deployment_row(&d, pinned, now);
+            assert_eq!(
+                (row[1].as_str(), row[2].as_str()),
+                (status, target),
+                "{row:?}"
+            );
+            assert_eq!(row[4], "2.5s");
+        }
     }
 }

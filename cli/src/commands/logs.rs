@@ -35,11 +35,7 @@ pub async fn run(client: &Client, args: LogsArgs) -> anyhow::Result<i32> {
         for line in lines {
             let text = sanitize(&line.text, colors);
             let _ = if args.timestamps {
-                let ts = line
-                    .ts
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .unwrap_or_default();
-                writeln!(out, "{ts} {text}")
+                writeln!(out, "{} {text}", stamp(line.ts))
             } else {
                 writeln!(out, "{text}")
             };
@@ -75,6 +71,17 @@ pub async fn run(client: &Client, args: LogsArgs) -> anyhow::Result<i32> {
     }
 }
 
+/// A line's time for `--timestamps`: UTC, to the millisecond, always 24 characters, so the
+/// log's text starts in one column.
+fn stamp(ts: time::OffsetDateTime) -> String {
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    ts.to_offset(time::UtcOffset::UTC)
+        .format(FORMAT)
+        .unwrap_or_default()
+}
+
 /// A deployment id as given, or the latest deployment of the project of that name.
 async fn resolve(client: &Client, target: &str) -> anyhow::Result<DeploymentId> {
     if let Ok(id) = DeploymentId::parse(target) {
@@ -108,4 +115,35 @@ async fn resolve(client: &Client, target: &str) -> anyhow::Result<DeploymentId> 
                 .hint("deploy it with `scalemesh deploy`")
                 .into()
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::stamp;
+
+    #[test]
+    fn timestamps_have_one_width() {
+        for (ts, want) in [
+            (
+                datetime!(2026-12-04 15:51:39 UTC),
+                "2026-12-04T15:51:39.000Z",
+            ),
+            (
+                datetime!(2026-12-04 15:51:39.5 UTC),
+                "2026-12-04T15:51:39.500Z",
+            ),
+            (
+                datetime!(2026-12-04 15:51:39.123456789 UTC),
+                "2026-12-04T15:51:39.123Z",
+            ),
+            (
+                datetime!(2026-12-04 16:51:39.02 +1),
+                "2026-12-04T15:51:39.020Z",
+            ),
+        ] {
+            assert_eq!(stamp(ts), want);
+        }
+    }
 }

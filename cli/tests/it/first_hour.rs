@@ -401,3 +401,180 @@ async fn plain_output_puts_phases_in_order() {
     unique.dedup();
     assert_eq!(headers, unique, "each header once: {err}");
 }
+
+/// A folder with `index.html`, deployed to `project` with `extra` arguments; its output.
+fn deploy_folder(stack: &Stack, project: &str, files: &[(&str, &str)], extra: &[&str]) -> String {
+    let site = tempfile::tempdir().expect("tempdir");
+    for (path, text) in files {
+        std::fs::write(site.path().join(path), text).expect("write");
+    }
+    let mut args = vec!["deploy", ".", "--project", project];
+    args.extend_from_slice(extra);
+    let out = stack
+        .cli_command(&stack.api, &args)
+        .current_dir(site.path())
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The deployment's id is the last path segment of the note "(deployment <id>)".
+    let err = stderr(&out);
+    err.split("(deployment ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("no deployment id in:\n{err}"))
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_timestamps_have_one_width() {
+    let stack = Stack::start();
+    deploy_folder(&stack, "stamps", &[("index.html", "<h1>hi</h1>")], &[]);
+    let out = stack.cli(&["logs", "stamps", "--timestamps"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() >= 2, "{text}");
+    for line in lines {
+        let (stamp, _) = line
+            .split_at_checked(24)
+            .unwrap_or_else(|| panic!("{line:?}"));
+        let shape: String = stamp
+            .chars()
+            .map(|c| if c.is_ascii_digit() { 'd' } else { c })
+            .collect();
+        assert_eq!(shape, "dddd-dd-ddTdd:dd:dd.dddZ", "{line:?}");
+        assert!(line[24..].starts_with(' '), "{line:?}");
+    }
+}
+
+#[test]
+fn help_shows_no_empty_environment_values() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = std::process::Command::new(crate::support::bin("scalemesh"))
+        .arg("--help")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .output()
+        .expect("runs");
+    let help = stdout(&out);
+    assert!(help.contains("[env: SCALEMESH_API_URL]"), "{help}");
+    assert!(!help.contains("=]"), "{help}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployments_ls_marks_previews_and_a_pinned_production() {
+    let stack = Stack::start();
+    let page = [("index.html", "<h1>hi</h1>")];
+    let first = deploy_folder(&stack, "marks", &page, &[]);
+    let second = deploy_folder(&stack, "marks", &page, &[]);
+    let preview = deploy_folder(&stack, "marks", &page, &["--preview"]);
+    let out = stack.cli(&["deployments", "ls", "marks"]);
+    let table = stdout(&out);
+    let row = |id: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(id))
+            .unwrap_or_else(|| panic!("{id} is not in:\n{table}"))
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert!(table.starts_with("ID "), "{table}");
+    assert!(
+        table.lines().next().is_some_and(|h| h.contains("TARGET")),
+        "{table}"
+    );
+    assert_eq!(
+        row(&second)[1..4],
+        ["ready", "(live)", "production"],
+        "{table}"
+    );
+    assert_eq!(row(&preview)[1..3], ["ready", "preview"], "{table}");
+    assert!(!stderr(&out).contains("pinned"), "{}", stderr(&out));
+
+    let out = stack.cli(&["rollback", "marks"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = stack.cli(&["deployments", "ls", "marks"]);
+    let table = stdout(&out);
+    let row = |id: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(id))
+            .unwrap_or_else(|| panic!("{id} is not in:\n{table}"))
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        row(&first)[1..5],
+        ["ready", "(live,", "pinned)", "production"],
+        "{table}"
+    );
+    assert_eq!(row(&second)[1..3], ["ready", "production"], "{table}");
+    let note = stderr(&out);
+    assert!(
+        note.contains(&format!("pinned to {first}")) && note.contains("scalemesh promote"),
+        "{note}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_promote_says_why_once() {
+    let stack = Stack::start();
+    let site = tempfile::tempdir().expect("tempdir");
+    std::fs::write(site.path().join("index.html"), "<h1>hi</h1>").expect("write");
+    std::fs::write(
+        site.path().join("scalemesh.json"),
+        r#"{"buildCommand": "exit 3"}"#,
+    )
+    .expect("write");
+    let out = stack
+        .cli_command(&stack.api, &["deploy", ".", "--project", "refused"])
+        .current_dir(site.path())
+        .output()
+        .expect("runs");
+    assert!(!out.status.success(), "the build fails");
+    let deps = stack.api_get("/api/v1/projects/refused/deployments").await;
+    let id = deps["deployments"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let out = stack.cli(&["promote", &id]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.matches("only a ready deployment").count(), 1, "{err}");
+    assert_eq!(err.matches("hint:").count(), 1, "{err}");
+    assert!(err.contains("scalemesh deployments ls"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scalemesh_json_mistakes_are_found_before_the_upload() {
+    let stack = Stack::start();
+    for (config, says) in [
+        (r#"{"outputDirectory": "../out"}"#, "outputDirectory"),
+        (r#"{"buildComand": "npm run build"}"#, "buildComand"),
+        (r#"{"redirects": [{"from": "nope"}]}"#, "must start with /"),
+        ("{not json", "scalemesh.json is not valid"),
+    ] {
+        let site = tempfile::tempdir().expect("tempdir");
+        std::fs::write(site.path().join("index.html"), "<h1>hi</h1>").expect("write");
+        std::fs::write(site.path().join("scalemesh.json"), config).expect("write");
+        let out = stack
+            .cli_command(&stack.api, &["deploy", ".", "--project", "configured"])
+            .current_dir(site.path())
+            .output()
+            .expect("runs");
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{config}: {err}");
+        assert!(err.contains(says), "{config}: {err}");
+        assert!(err.contains("nothing was uploaded"), "{config}: {err}");
+        assert!(!err.contains("Uploading"), "{config}: {err}");
+    }
+    let projects = stack.api_get("/api/v1/projects").await;
+    assert_eq!(
+        projects["projects"],
+        serde_json::json!([]),
+        "nothing was made"
+    );
+}

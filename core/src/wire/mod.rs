@@ -90,6 +90,10 @@ pub struct Project {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<crate::access::Role>,
     pub production_deployment: Option<DeploymentId>,
+    /// Production stays where a rollback put it: ready deployments do not go live by
+    /// themselves until one is promoted.
+    #[serde(default)]
+    pub pinned: bool,
     pub url: String,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,

@@ -20,6 +20,8 @@ pub struct ProjectRow {
     pub git_ref: Option<String>,
     pub build: BuildSettings,
     pub production_deployment: Option<DeploymentId>,
+    /// Production stays where a rollback put it: ready builds do not go live by themselves.
+    pub pinned: bool,
     /// The names of its variables, sorted.
     pub env_keys: Vec<String>,
     pub created_at: OffsetDateTime,
@@ -46,7 +48,7 @@ pub enum Creation {
 
 /// Columns of `projects p`, and the names of its variables.
 const COLUMNS: &str = "p.id, p.name, p.owner_id, p.git_url, p.git_ref, p.build, p.production_deployment, p.created_at, p.updated_at,
-    (SELECT json_group_array(DISTINCT e.key) FROM env_vars e WHERE e.project_id = p.id)";
+    (SELECT json_group_array(DISTINCT e.key) FROM env_vars e WHERE e.project_id = p.id), p.auto_promote";
 
 fn row_to_project(r: &Row<'_>) -> rusqlite::Result<Result<ProjectRow, DbError>> {
     let name: String = r.get(1)?;
@@ -65,6 +67,7 @@ fn row_to_project(r: &Row<'_>) -> rusqlite::Result<Result<ProjectRow, DbError>> 
                 .map(|p| DeploymentId::parse(&p))
                 .transpose()
                 .map_err(|e| DbError::Corrupt(e.to_string()))?,
+            pinned: !r.get::<_, bool>(10)?,
             env_keys: {
                 let mut keys: Vec<String> = match env_keys {
                     Some(json) => {
@@ -159,7 +162,7 @@ impl SqliteStore {
                  {join} members m ON m.project_id = p.id AND m.user_id = ?1 ORDER BY p.name"
             ))?;
             let rows = stmt.query_map(params![user_id], |r| {
-                Ok((row_to_project(r)?, r.get::<_, Option<String>>(10)?))
+                Ok((row_to_project(r)?, r.get::<_, Option<String>>(11)?))
             })?;
             collect(rows)
         })
