@@ -325,6 +325,8 @@ async fn up_on_other_ports_says_where_it_is() {
     }
     let checks = [
         format!("API          http://{listen}"),
+        format!("Web page     http://{listen}/"),
+        "other programs may not".to_owned(),
         format!("http://<project>.localhost:{proxy}"),
         format!("{}", data.join("admin-token").display()),
         format!("export SCALEMESH_API_URL=http://{listen}"),
@@ -460,6 +462,18 @@ fn help_shows_no_empty_environment_values() {
     let help = stdout(&out);
     assert!(help.contains("[env: SCALEMESH_API_URL]"), "{help}");
     assert!(!help.contains("=]"), "{help}");
+    // Each argument of `domains add` says what it is.
+    let out = std::process::Command::new(crate::support::bin("scalemesh"))
+        .args(["domains", "add", "--help"])
+        .env_clear()
+        .env("HOME", home.path())
+        .output()
+        .expect("runs");
+    let help = stdout(&out);
+    for arg in ["<PROJECT>  ", "<HOST>  "] {
+        assert!(help.contains(arg), "{arg} has no help: {help}");
+    }
+    assert!(!help.contains("=]"), "{help}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -577,4 +591,73 @@ async fn scalemesh_json_mistakes_are_found_before_the_upload() {
         serde_json::json!([]),
         "nothing was made"
     );
+}
+
+/// Ctrl-C while a deploy is followed stops the following, says that the build goes on and how
+/// to stop it, and exits 130; the build does go on, and goes live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_during_a_deploy_says_the_build_goes_on() {
+    let stack = Stack::start();
+    let site = tempfile::tempdir().expect("tempdir");
+    std::fs::write(site.path().join("index.html"), "<h1>still built</h1>").expect("write");
+    std::fs::write(
+        site.path().join("scalemesh.json"),
+        r#"{"buildCommand": "echo started; sleep 3"}"#,
+    )
+    .expect("write");
+    let mut child = stack
+        .cli_command(&stack.api, &["deploy", ".", "--project", "interrupted"])
+        .current_dir(site.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    // Wait until the build runs, then press Ctrl-C.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let id = loop {
+        let deps = stack
+            .api_get("/api/v1/projects/interrupted/deployments")
+            .await;
+        if deps["deployments"][0]["status"] == "building" {
+            break deps["deployments"][0]["id"]
+                .as_str()
+                .expect("id")
+                .to_owned();
+        }
+        assert!(std::time::Instant::now() < deadline, "no build: {deps}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("output");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("The build continues on the server")
+            && err.contains(&format!("scalemesh cancel {id}")),
+        "{err}"
+    );
+    // The build went on without the terminal, and went live.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let dep = stack.api_get(&format!("/api/v1/deployments/{id}")).await;
+        if dep["status"] == "ready" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never ready: {dep}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let body = stack
+        .site("interrupted.localhost", "/")
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert!(body.contains("still built"), "{body}");
 }
