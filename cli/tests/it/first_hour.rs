@@ -605,7 +605,7 @@ async fn ctrl_c_during_a_deploy_says_the_build_goes_on() {
         r#"{"buildCommand": "echo started; sleep 3"}"#,
     )
     .expect("write");
-    let mut child = stack
+    let child = stack
         .cli_command(&stack.api, &["deploy", ".", "--project", "interrupted"])
         .current_dir(site.path())
         .stdout(std::process::Stdio::piped())
