@@ -77,7 +77,8 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
 
 /// Whether the command line asked for JSON (`--json` before any `--`).
 fn json_wanted() -> bool {
-    std::env::args()
+    // Arguments need not be UTF-8 (a path): compared as they are, never converted.
+    std::env::args_os()
         .skip(1)
         .take_while(|a| a != "--")
         .any(|a| a == "--json")

@@ -1,6 +1,8 @@
 //! Build settings: what a project's API settings and a repository's `scalemesh.json` may say
 //! about how to build it. Detection fills in whatever neither says.
 
+use std::path::Path;
+
 use serde::{Deserialize, Serialize};
 
 use crate::rules::{HeaderRule, MAX_HEADER_RULES, MAX_REDIRECTS, NotFound, Redirect, Routing};
@@ -9,6 +11,39 @@ use crate::rules::{HeaderRule, MAX_HEADER_RULES, MAX_REDIRECTS, NotFound, Redire
 pub const SITE_CONFIG_FILE: &str = "scalemesh.json";
 
 const MAX_COMMAND_LEN: usize = 4096;
+
+/// Largest configuration file read from a repository or a folder.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// Reads `name` in `dir` if it is there. It must be a regular file (not a link a repository
+/// could point at `/dev/zero` or a host file) of at most 1 MiB. The builder reads a source's
+/// files this way, and the CLI reads a folder's `scalemesh.json` the same way before uploading.
+pub fn read_config_file(dir: &Path, name: &str) -> std::io::Result<Option<String>> {
+    use std::io::{Error, ErrorKind, Read};
+    let path = dir.join(name);
+    let meta = match std::fs::symlink_metadata(&path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::new(e.kind(), format!("reading {name}: {e}"))),
+    };
+    if !meta.is_file() {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("{name} must be a regular file, not a link or a folder"),
+        ));
+    }
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("{name} is larger than 1 MiB"),
+        ));
+    }
+    let mut text = String::new();
+    std::fs::File::open(&path)
+        .and_then(|f| f.take(MAX_CONFIG_BYTES).read_to_string(&mut text))
+        .map_err(|e| Error::new(e.kind(), format!("reading {name}: {e}")))?;
+    Ok(Some(text))
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

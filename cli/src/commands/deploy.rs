@@ -40,7 +40,7 @@ pub async fn run(client: &Client, args: DeployArgs) -> anyhow::Result<i32> {
     }
     // A folder deployed before knows its project.
     let link = match &source {
-        Source::Folder(dir) => crate::linked::find(dir),
+        Source::Folder(dir) => crate::linked::at(dir, &client.display_url()),
         Source::Git(_) => None,
     };
     let explicit = args
@@ -83,9 +83,17 @@ pub async fn run(client: &Client, args: DeployArgs) -> anyhow::Result<i32> {
     let deployment = match started {
         Ok(deployment) => deployment,
         Err(e) => {
-            // A project made for this deploy alone does not outlive its refusal.
-            if created {
-                let _ = client.delete_project(project_name).await;
+            // A project made for this deploy alone does not outlive its refusal. Only a refusal:
+            // after a timeout the server may have taken the deployment after all.
+            let refused = e.status().is_some_and(|s| s.is_client_error());
+            if created
+                && refused
+                && let Err(left) = client.delete_project(project_name).await
+            {
+                eprintln!(
+                    "warning: project {project_name} was made for this deploy and could not be removed ({}); `scalemesh projects rm {project_name}` removes it",
+                    crate::escape::sanitize(&left.to_string(), false)
+                );
             }
             return Err(client.explain(e).into());
         }
@@ -132,7 +140,7 @@ pub async fn run(client: &Client, args: DeployArgs) -> anyhow::Result<i32> {
             // Only this terminal stops following: the server goes on with the build.
             view.finish();
             eprintln!(
-                "Stopped following. The build continues on the server and goes live when it is ready; `scalemesh cancel {}` stops it, `scalemesh logs {} --follow` follows it again",
+                "Stopped following. The build continues on the server: `scalemesh cancel {}` stops it, `scalemesh logs {} --follow` follows it again",
                 deployment.id, deployment.id
             );
             return Ok(130);
@@ -169,9 +177,6 @@ pub async fn run(client: &Client, args: DeployArgs) -> anyhow::Result<i32> {
         }
         status => {
             view.finish();
-            if args.json {
-                print_result(&finished, true, "")?;
-            }
             let reason = end.reason.unwrap_or_else(|| "no reason given".to_owned());
             let what = if status == DeploymentStatus::Canceled {
                 "canceled"
@@ -190,6 +195,12 @@ pub async fn run(client: &Client, args: DeployArgs) -> anyhow::Result<i32> {
                     "see the whole log with `scalemesh logs {}`{live}",
                     deployment.id
                 ));
+            }
+            if args.json {
+                // The deployment, failed as it is, is the one document on stdout; why, on stderr.
+                print_result(&finished, true, "")?;
+                eprintln!("error: {}", crate::escape::sanitize(&err.message, false));
+                return Ok(err.code);
             }
             Err(err.into())
         }
@@ -304,29 +315,21 @@ fn classify(raw: &str) -> anyhow::Result<Source> {
     }
 }
 
-/// What to say for a source that is neither a folder here nor a URL.
 /// The folder's `scalemesh.json`, checked as the builder will check it, so that a mistake in it
 /// is reported now rather than as a failed build after the upload.
 fn check_site_config(dir: &std::path::Path) -> Result<(), CliError> {
-    use scalemesh_core::site_config::{BuildSettings, SITE_CONFIG_FILE, SettingsError};
-    let path = dir.join(SITE_CONFIG_FILE);
-    let raw = match std::fs::read(&path) {
-        Ok(raw) => raw,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => {
-            return Err(
-                CliError::new(format!("cannot read {}: {e}", path.display()))
-                    .hint("make it readable, or remove it"),
-            );
-        }
+    use scalemesh_core::site_config::{
+        BuildSettings, SITE_CONFIG_FILE, SettingsError, read_config_file,
     };
-    let problem = match std::str::from_utf8(&raw) {
-        Ok(text) => match BuildSettings::from_json(text) {
+    let path = dir.join(SITE_CONFIG_FILE);
+    let problem = match read_config_file(dir, SITE_CONFIG_FILE) {
+        Ok(None) => None,
+        Ok(Some(text)) => match BuildSettings::from_json(&text) {
             Ok(_) => None,
             Err(SettingsError::Parse(detail)) => Some(detail),
             Err(e) => Some(e.to_string()),
         },
-        Err(_) => Some("it is not UTF-8 text".to_owned()),
+        Err(e) => Some(e.to_string()),
     };
     match problem {
         None => Ok(()),
@@ -337,6 +340,7 @@ fn check_site_config(dir: &std::path::Path) -> Result<(), CliError> {
     }
 }
 
+/// What to say for a source that is neither a folder here nor a URL.
 fn missing_folder(raw: &str) -> CliError {
     let err = CliError::new(format!("no such folder: {raw}"));
     // `github.com/acme/site`: a repository without its scheme.

@@ -79,8 +79,11 @@ pub async fn open(client: &Client, args: OpenArgs) -> anyhow::Result<i32> {
             .into());
     };
     let project = client.project(&name).await.map_err(|e| client.explain(e))?;
-    println!("{}", project.url);
-    if std::io::stdout().is_terminal() {
+    // The server's answer is text from elsewhere: made safe to print, and opened only when it
+    // is a web address (a browser launcher also opens files and other schemes).
+    println!("{}", crate::escape::sanitize(&project.url, false));
+    let web = project.url.starts_with("http://") || project.url.starts_with("https://");
+    if web && std::io::stdout().is_terminal() {
         // Best effort, and only for a person at a terminal: scripts get the URL alone.
         let opened = std::process::Command::new("xdg-open")
             .arg(&project.url)

@@ -570,10 +570,16 @@ async fn scalemesh_json_mistakes_are_found_before_the_upload() {
         (r#"{"buildComand": "npm run build"}"#, "buildComand"),
         (r#"{"redirects": [{"from": "nope"}]}"#, "must start with /"),
         ("{not json", "scalemesh.json is not valid"),
+        // A link (here to a file that never ends) is refused as the builder refuses it.
+        ("@/dev/zero", "must be a regular file"),
     ] {
         let site = tempfile::tempdir().expect("tempdir");
         std::fs::write(site.path().join("index.html"), "<h1>hi</h1>").expect("write");
-        std::fs::write(site.path().join("scalemesh.json"), config).expect("write");
+        let config_path = site.path().join("scalemesh.json");
+        match config.strip_prefix('@') {
+            Some(target) => std::os::unix::fs::symlink(target, &config_path).expect("symlink"),
+            None => std::fs::write(&config_path, config).expect("write"),
+        }
         let out = stack
             .cli_command(&stack.api, &["deploy", ".", "--project", "configured"])
             .current_dir(site.path())
@@ -605,39 +611,63 @@ async fn ctrl_c_during_a_deploy_says_the_build_goes_on() {
         r#"{"buildCommand": "echo started; sleep 3"}"#,
     )
     .expect("write");
-    let child = stack
+    let mut child = stack
         .cli_command(&stack.api, &["deploy", ".", "--project", "interrupted"])
         .current_dir(site.path())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("runs");
-    // Wait until the build runs, then press Ctrl-C.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let id = loop {
-        let deps = stack
-            .api_get("/api/v1/projects/interrupted/deployments")
-            .await;
-        if deps["deployments"][0]["status"] == "building" {
-            break deps["deployments"][0]["id"]
-                .as_str()
-                .expect("id")
-                .to_owned();
+    // The CLI's stderr, line by line, read as it comes.
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let err_pipe = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(err_pipe)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
         }
-        assert!(std::time::Instant::now() < deadline, "no build: {deps}");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    });
+    // Once the CLI prints the build's own line, it is following: press Ctrl-C.
+    let mut said = Vec::new();
+    let started = loop {
+        match rx.recv_timeout(std::time::Duration::from_secs(30)) {
+            Ok(line) => {
+                let started = line.contains("started");
+                said.push(line);
+                if started {
+                    break true;
+                }
+            }
+            Err(_) => break false,
+        }
     };
+    if !started {
+        let _ = child.kill();
+        panic!("the build never said it started: {said:?}");
+    }
     let sent = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .expect("kill runs");
     assert!(sent.success());
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+    let status = tokio::task::spawn_blocking(move || child.wait())
         .await
         .expect("join")
-        .expect("output");
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(130), "{err}");
+        .expect("exit status");
+    reader.join().expect("reader");
+    said.extend(rx.try_iter());
+    let err = said.join("\n");
+    let deps = stack
+        .api_get("/api/v1/projects/interrupted/deployments")
+        .await;
+    let id = deps["deployments"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert_eq!(status.code(), Some(130), "{err}");
     assert!(
         err.contains("The build continues on the server")
             && err.contains(&format!("scalemesh cancel {id}")),

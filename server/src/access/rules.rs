@@ -38,6 +38,9 @@ pub enum Action {
     ManageDomains,
     ManageMembers,
     DeleteProject,
+    /// Delete a project the caller created that has never had a deployment: whoever could
+    /// create it may take it back (a deploy whose first build was refused cleans up after itself).
+    DiscardNewProject,
 }
 
 /// What an action needs of the caller.
@@ -136,6 +139,11 @@ pub const RULES: &[(Action, Need, &str)] = &[
         Action::DeleteProject,
         Need::Project(Role::Owner),
         "deleting a project",
+    ),
+    (
+        Action::DiscardNewProject,
+        Need::UnlimitedWriter,
+        "taking back a project you just created",
     ),
 ];
 

@@ -51,17 +51,21 @@ where
 {
     // Subscribe before reading anything, so nothing published meanwhile is missed.
     let mut live = app.hub.subscribe(id);
-    let Some(dep) = app.store.deployment(id).await? else {
+    if app.store.deployment(id).await?.is_none() {
         return Ok(());
-    };
+    }
     let mut last = since;
-    // The stored lines come first, then where the deployment stood when the follower came:
-    // a follower printing phase headers puts each after the lines before it, never ahead.
+    // The stored lines come first, then where the deployment stands after them (read after
+    // them, so never older than they are): a follower printing phase headers puts each after
+    // the lines before it, never ahead.
     catch_up(app, id, &mut last, sink).await?;
     if let Some(end) = end_if_finished(app, id, &mut last, sink).await? {
         send(sink, end, last, app.follower_timeout).await?;
         return Ok(());
     }
+    let Some(dep) = app.store.deployment(id).await? else {
+        return Ok(());
+    };
     send(
         sink,
         LogFrame::State {

@@ -256,9 +256,27 @@ pub async fn delete(
     caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let project = app
-        .project_for(&caller, &name, Action::DeleteProject)
-        .await?;
+    let project = match app.project_for(&caller, &name, Action::DeleteProject).await {
+        Ok(project) => project,
+        // Not an owner (a deploy token acts at most as a developer): a project this caller
+        // created and never deployed is still theirs to take back.
+        Err(denied @ ApiError::Forbidden(_)) => {
+            let project = app.project_for(&caller, &name, Action::ViewProject).await?;
+            let untouched = app
+                .store
+                .deployments_of(project.row.id, 1)
+                .await?
+                .is_empty();
+            if project.row.owner_id != caller.user.id
+                || !untouched
+                || caller.may(Action::DiscardNewProject).is_err()
+            {
+                return Err(denied);
+            }
+            project
+        }
+        Err(e) => return Err(e),
+    };
     app.delete_project(&project.row).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -978,3 +978,75 @@ async fn one_user_cannot_fill_the_queue() {
     assert_eq!(status, 200);
     deploy(&app, &app.token, "busy", true).await;
 }
+
+/// A deploy token cannot delete a project (it acts at most as a developer), but a project it
+/// created and never deployed is its to take back: a CI deploy whose first build was refused
+/// leaves nothing behind. Once deployed, or someone else's, the project stays.
+#[tokio::test]
+async fn a_deploy_token_takes_back_only_a_new_empty_project_of_its_own() {
+    let app = spawn_app().await;
+    let olivia = app.add_user("olivia", false).await;
+    let (ci, _) = app
+        .make_token(&olivia, json!({"name": "ci", "role": "deploy"}))
+        .await;
+    let delete = |token: String, name: &'static str| {
+        let app = &app;
+        async move {
+            app.call(&token, "DELETE", &format!("/api/v1/projects/{name}"), None)
+                .await
+        }
+    };
+
+    create(&app, &ci, "fresh").await;
+    let (status, body) = delete(ci.clone(), "fresh").await;
+    assert_eq!(status, 204, "{body}");
+    let (status, _) = app
+        .call(&olivia, "GET", "/api/v1/projects/fresh", None)
+        .await;
+    assert_eq!(status, 404, "it is gone");
+
+    // Deployed once: only an owner deletes it.
+    create(&app, &ci, "deployed").await;
+    deploy(&app, &ci, "deployed", true).await;
+    let (status, body) = delete(ci.clone(), "deployed").await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("owner")),
+        "{body}"
+    );
+
+    // Someone else's empty project, even one the token may deploy to.
+    create(&app, &olivia, "hers").await;
+    let bob = app.add_user("bob", false).await;
+    let (status, _) = app
+        .call(
+            &olivia,
+            "POST",
+            "/api/v1/projects/hers/members",
+            Some(json!({"user": "bob", "role": "developer"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (bob_ci, _) = app
+        .make_token(&bob, json!({"name": "ci", "role": "deploy"}))
+        .await;
+    let (status, body) = delete(bob_ci, "hers").await;
+    assert_eq!(status, 403, "{body}");
+    // A read token never takes anything back.
+    create(&app, &olivia, "kept").await;
+    let (read, _) = app
+        .make_token(&olivia, json!({"name": "ro", "role": "read"}))
+        .await;
+    let (status, body) = delete(read, "kept").await;
+    assert_eq!(status, 403, "{body}");
+    let (_, list) = app.call(&olivia, "GET", "/api/v1/projects", None).await;
+    let names: Vec<&str> = list["projects"]
+        .as_array()
+        .expect("projects")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(names, ["deployed", "hers", "kept"]);
+}
