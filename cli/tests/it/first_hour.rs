@@ -691,3 +691,38 @@ async fn ctrl_c_during_a_deploy_says_the_build_goes_on() {
         .expect("body");
     assert!(body.contains("still built"), "{body}");
 }
+
+/// A deploy refused after its project was made (here the upload is too large) removes the
+/// project again, also when it runs with a CI's deploy token, which may not delete projects
+/// that were ever deployed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_refused_after_its_project_was_made_leaves_nothing() {
+    let stack = Stack::start_with(&["--max-upload-mb", "1"]);
+    let out = stack.cli(&["tokens", "create", "ci", "--role", "deploy"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ci = stdout(&out).trim().to_owned();
+    let site = tempfile::tempdir().expect("tempdir");
+    std::fs::write(site.path().join("index.html"), "<h1>big</h1>").expect("write");
+    // 3 MB that do not compress.
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let noise: Vec<u8> = (0..3_000_000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect();
+    std::fs::write(site.path().join("noise.bin"), noise).expect("write");
+    let out = stack
+        .cli_command(&stack.api, &["deploy", ".", "--project", "too-big"])
+        .env("SCALEMESH_TOKEN", &ci)
+        .current_dir(site.path())
+        .output()
+        .expect("runs");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!err.contains("could not be removed"), "{err}");
+    let projects = stack.api_get("/api/v1/projects").await;
+    assert_eq!(projects["projects"], serde_json::json!([]), "{err}");
+}
