@@ -103,6 +103,22 @@ async fn json_output_is_one_document() {
     assert!(out.status.success(), "{}", stderr(&out));
     let out = stack.cli(&["domains", "add", "listed", "www.listed.test"]);
     assert!(out.status.success(), "{}", stderr(&out));
+    // A variable, and a deleted project's held name, so those listings have rows.
+    let res = reqwest::Client::new()
+        .put(format!("{}/api/v1/projects/listed/env/API_URL", stack.api))
+        .bearer_auth(stack.token())
+        .json(&serde_json::json!({"value": "https://api.example.com"}))
+        .send()
+        .await
+        .expect("api");
+    assert!(res.status().is_success(), "{}", res.status());
+    let site = tempfile::tempdir().expect("tempdir");
+    std::fs::write(site.path().join("index.html"), "<h1>gone</h1>").expect("write");
+    let folder = site.path().to_str().expect("utf-8");
+    let out = stack.cli(&["deploy", folder, "--project", "gone"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = stack.cli(&["projects", "rm", "gone", "--yes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
 
     let listings: &[(&[&str], &str, &[&str])] = &[
         (
@@ -132,8 +148,16 @@ async fn json_output_is_one_document() {
             "members",
             &["user", "role"],
         ),
-        (&["env", "ls", "listed", "--json"], "env", &[]),
-        (&["holds", "ls", "--json"], "holds", &[]),
+        (
+            &["env", "ls", "listed", "--json"],
+            "env",
+            &["key", "target", "sensitive", "value", "updated_at"],
+        ),
+        (
+            &["holds", "ls", "--json"],
+            "holds",
+            &["name", "kind", "held_for", "until"],
+        ),
     ];
     for (args, key, fields) in listings {
         let out = stack.cli(args);
@@ -143,6 +167,7 @@ async fn json_output_is_one_document() {
         let items = doc[key]
             .as_array()
             .unwrap_or_else(|| panic!("{args:?}: no {key}: {doc}"));
+        assert!(!items.is_empty(), "{args:?}: nothing listed: {doc}");
         for item in items {
             for field in *fields {
                 assert!(
