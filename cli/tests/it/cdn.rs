@@ -51,8 +51,9 @@ async fn rollback_and_promote_move_production_without_a_build() {
         "http://shop.localhost:".to_owned() + &stack.sites.port().to_string()
     );
     assert_eq!(body(&stack, "shop.localhost", "/").await, "<h1>v1</h1>");
-    assert!(listed(&stack, "shop", &v1).contains("(live)"));
-    assert!(!listed(&stack, "shop", &v2).contains("(live)"));
+    // Live, and pinned there by the rollback.
+    assert!(listed(&stack, "shop", &v1).contains("(live, pinned)"));
+    assert!(!listed(&stack, "shop", &v2).contains("(live"));
     let log = stdout(&stack.cli(&["logs", &v1]));
     assert!(
         log.contains("Rolled back production to this deployment"),

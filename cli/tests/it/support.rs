@@ -203,6 +203,13 @@ fn launch(
 
 impl Drop for Stack {
     fn drop(&mut self) {
+        // A failing test shows what the server said: the tail of its log.
+        if std::thread::panicking() {
+            let log = self.server_log();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            eprintln!("--- the server's log, last lines ---\n{}", tail.join("\n"));
+        }
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap_or(0)),
             nix::sys::signal::Signal::SIGTERM,
