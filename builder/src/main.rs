@@ -350,4 +350,27 @@ mod tests {
         );
         assert!(forms.windows(2).all(|w| w[0].len() >= w[1].len()));
     }
+
+    #[test]
+    fn log_lines_are_masked_with_the_job_token_and_each_form() {
+        use scalemesh_builder::report::mask;
+        let token = "smj_0123456789abcdef".to_owned();
+        let mut secrets = vec![token.clone()];
+        secrets.extend(masked_forms("line-one-secret\nline-two-secret"));
+        secrets.extend(masked_forms("short"));
+        for (line, want) in [
+            (format!("token {token} here"), "token *** here"),
+            ("first: line-one-secret".to_owned(), "first: ***"),
+            ("second: line-two-secret".to_owned(), "second: ***"),
+            // As JSON prints it, the newline escaped.
+            (
+                r#"{"v":"line-one-secret\nline-two-secret"}"#.to_owned(),
+                r#"{"v":"***"}"#,
+            ),
+            // Values under 6 characters are not masked: they would hide ordinary words.
+            ("a short word".to_owned(), "a short word"),
+        ] {
+            assert_eq!(mask(&line, &secrets), want, "{line}");
+        }
+    }
 }

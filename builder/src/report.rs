@@ -181,6 +181,18 @@ pub struct LogSink {
     sent: std::sync::Arc<std::sync::Mutex<(u64, u64)>>,
 }
 
+/// `text` with every secret in it replaced by `***`, in the order given (the longest first, so
+/// a part of one secret never breaks the match of a whole one).
+pub fn mask(text: &str, secrets: &[String]) -> String {
+    let mut text = text.to_owned();
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        if text.contains(secret.as_str()) {
+            text = text.replace(secret.as_str(), "***");
+        }
+    }
+    text
+}
+
 impl LogSink {
     /// Starts shipping lines to the server.
     pub fn start(api: Api, redact: Vec<String>) -> Self {
@@ -199,12 +211,7 @@ impl LogSink {
 
     /// Queues a line. Lines past what the server keeps are dropped here.
     pub fn line(&self, stream: LogStream, text: &str) {
-        let mut text = text.to_owned();
-        for secret in self.redact.iter() {
-            if text.contains(secret.as_str()) {
-                text = text.replace(secret.as_str(), "***");
-            }
-        }
+        let text = mask(text, &self.redact);
         {
             let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
             // One line past the caps still goes, so the server notes where the log was cut.

@@ -773,4 +773,16 @@ async fn every_thread_follows_the_alias_and_sees_deletions() {
         ["one"],
         "told of the move, every thread forgot"
     );
+
+    // The deployment no longer live, at its own URL: answered by every thread, then deleted
+    // from storage (its manifest, as deleting a project does) and gone within the recheck.
+    let own = format!("{}--site.localhost", versions[1]);
+    assert_eq!(answers(own.clone()).await, ["two"]);
+    storage
+        .delete(&layout::manifest(&project, &versions[1]))
+        .await
+        .expect("delete");
+    // Within the recheck, plus the second a thread may reuse its own copy of a response.
+    tokio::time::sleep(ttl + std::time::Duration::from_millis(1200)).await;
+    assert_eq!(answers(own).await, ["404"], "every thread saw the deletion");
 }

@@ -291,10 +291,13 @@ mod tests {
 
     #[test]
     fn refuses_entries_that_escape() {
+        // An absolute entry aims at a folder of its own, which must stay empty.
+        let outside = tempfile::tempdir().expect("tempdir");
+        let absolute = format!("{}/evil", outside.path().display());
         let cases: Vec<(&str, Vec<u8>)> = vec![
             ("parent", tarball(|b| file(b, "../evil", b"x"))),
             ("nested parent", tarball(|b| file(b, "a/../../evil", b"x"))),
-            ("absolute", tarball(|b| file(b, "/tmp/evil", b"x"))),
+            ("absolute", tarball(|b| file(b, &absolute, b"x"))),
             ("absolute link", tarball(|b| link(b, "l", "/etc/passwd"))),
             (
                 "climbing link",
@@ -329,6 +332,10 @@ mod tests {
             // A link and a file of the same name: the file is written first, the link then fails.
             assert!(result.is_err(), "{name}: accepted");
             assert!(!dir.path().join("evil").exists(), "{name}: wrote outside");
+            assert!(
+                !outside.path().join("evil").exists(),
+                "{name}: wrote at an absolute path"
+            );
         }
     }
 

@@ -84,8 +84,20 @@ async fn deploys_a_static_site_from_git_and_serves_its_files() {
         !res.text().await.expect("body").contains("Hello"),
         "never another project's files"
     );
-    let res = stack.site(&host, "/../../../etc/passwd").await;
-    assert_eq!(res.status(), 404);
+    // Sent as written, not as an HTTP client would clean them up.
+    for path in [
+        "/../../../etc/passwd",
+        "/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+        "/..%2f..%2f..%2fetc%2fpasswd",
+        "/../../../../../admin-token",
+    ] {
+        let (status, body) = stack.site_raw(&host, path);
+        assert!(status == 404 || status == 400, "{path}: {status}");
+        assert!(
+            !body.contains("root:") && !body.contains("smk_"),
+            "{path}: {body}"
+        );
+    }
 
     // The deployment's own URL serves the same files and is not indexed.
     let deployments = stack

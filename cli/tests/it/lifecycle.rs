@@ -178,11 +178,16 @@ async fn builds_beyond_the_limit_wait_in_the_queue() {
     })
     .await;
     let second = deploy_no_wait(&stack, &quick.url);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let dep = stack
-        .api_get(&format!("/api/v1/deployments/{second}"))
-        .await;
-    assert_eq!(dep["status"], "queued", "one build at a time: {dep}");
+    // Queued, and still queued three seconds on (a build of one file takes well under a
+    // second once it starts): one build at a time.
+    let watch = std::time::Instant::now();
+    while watch.elapsed() < Duration::from_secs(3) {
+        let dep = stack
+            .api_get(&format!("/api/v1/deployments/{second}"))
+            .await;
+        assert_eq!(dep["status"], "queued", "one build at a time: {dep}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let out = stack.cli(&["deployments", "quick"]);
     assert!(stdout(&out).contains("queued"), "{}", stdout(&out));
 
@@ -222,11 +227,25 @@ async fn a_build_that_runs_too_long_is_stopped_and_failed() {
             ("build.js", &STUBBORN_BUILD.replace("MARKER", &tag)),
         ],
     );
-    let stack = Stack::start_with(&["--build-timeout", "3s"]);
-    let out = stack.cli(&["deploy", &repo.url]);
+    let stack = Stack::start_with(&["--build-timeout", "8s"]);
+    let deploy = stack
+        .cli_command(&stack.api, &["deploy", &repo.url])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    // The helpers run before the time is up, so "gone" below means they were stopped.
+    eventually(Duration::from_secs(8), "the build's helpers run", || {
+        processes_with(&tag).len() >= 2
+    })
+    .await;
+    let out = tokio::task::spawn_blocking(move || deploy.wait_with_output())
+        .await
+        .expect("join")
+        .expect("output");
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("the build timed out after 3s"),
+        stderr(&out).contains("the build timed out after 8s"),
         "{}",
         stderr(&out)
     );

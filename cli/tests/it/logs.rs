@@ -97,6 +97,56 @@ async fn deploy_streams_the_build_log_live() {
     assert_eq!(numbered(&stderr(&out)), expected());
 }
 
+/// A line reaches the terminal while the build that printed it still runs: when the CLI shows
+/// it, the API still says `building`. (A pipeline that delivered lines only at the end would
+/// show it with the deployment ready.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_reaches_the_terminal_while_its_build_runs() {
+    let git = GitServer::start().await;
+    let build = "console.log('first line');\n\
+        setTimeout(() => {\n\
+          require('fs').mkdirSync('dist', { recursive: true });\n\
+          require('fs').writeFileSync('dist/index.html', 'ok');\n\
+          console.log('last line');\n\
+        }, 6000);\n";
+    let repo = git.repo(
+        "live-lines",
+        &[("package.json", PACKAGE_JSON), ("build.js", build)],
+    );
+    let stack = Stack::start();
+    let (mut child, lines) =
+        crate::support::spawn_reading_stderr(stack.cli_command(&stack.api, &["deploy", &repo.url]));
+    let mut seen = Vec::new();
+    let shown = loop {
+        match lines.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(line) => {
+                let first = line.contains("first line");
+                seen.push(line);
+                if first {
+                    break true;
+                }
+            }
+            Err(_) => break false,
+        }
+    };
+    let deps = stack
+        .api_get("/api/v1/projects/live-lines/deployments")
+        .await;
+    let status = deps["deployments"][0]["status"].clone();
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("exit");
+    seen.extend(lines.try_iter());
+    assert!(shown, "the line never came: {seen:?}");
+    assert_eq!(
+        status, "building",
+        "the line came only after the build: {seen:?}"
+    );
+    assert!(exit.success(), "{seen:?}");
+    assert!(seen.iter().any(|l| l.contains("last line")), "{seen:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_text_cannot_drive_the_terminal() {
     let git = GitServer::start().await;

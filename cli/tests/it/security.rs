@@ -5,7 +5,8 @@ use crate::support::{GitHttpServer, GitServer, PACKAGE_JSON, Stack, stderr, stdo
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_build_sees_neither_the_servers_files_nor_its_secrets() {
     crate::support::require_bwrap();
-    let stack = Stack::start();
+    // The sandbox is required: a bubblewrap that does not work fails the build, never runs it bare.
+    let stack = Stack::start_with(&["--sandbox", "bwrap"]);
     let token_file = stack.data_dir().join("admin-token");
     let build = format!(
         r#"
@@ -40,6 +41,8 @@ fs.writeFileSync("dist/index.html", "ok");
         !env_line.contains("SCALEMESH"),
         "no builder or server variables reach the build: {env_line}"
     );
+    // The build never has the job token (`env` above); the log is masked in case it did
+    // (`log_lines_are_masked_with_the_job_token_and_each_form` in the builder).
     assert!(!log.contains("smj_"), "no job token in the log");
 }
 
@@ -175,7 +178,7 @@ echo "uid $(id -u)"
             ),
         ],
     );
-    let stack = Stack::start();
+    let stack = Stack::start_with(&["--sandbox", "bwrap"]);
     let out = stack.cli(&["deploy", &repo.url]);
     assert!(out.status.success(), "{}", stderr(&out));
     let log = stderr(&out);

@@ -117,6 +117,29 @@ impl Stack {
             .expect("proxy answers")
     }
 
+    /// GET `path` from the proxy exactly as written (an HTTP client would remove `..` and
+    /// `%2e%2e` before sending): the status and the body.
+    pub fn site_raw(&self, host: &str, path: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(self.sites).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .expect("send");
+        let mut bytes = Vec::new();
+        s.read_to_end(&mut bytes).expect("read");
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let status = text
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+        (status, body)
+    }
+
     pub fn server_log(&self) -> String {
         self.log.lock().expect("lock").join("\n")
     }
@@ -216,6 +239,25 @@ impl Drop for Stack {
         );
         let _ = self.child.wait();
     }
+}
+
+/// Starts `cmd` with its stderr read line by line as it comes: the child and the lines.
+pub fn spawn_reading_stderr(mut cmd: Command) -> (Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    let pipe = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
 }
 
 pub fn stdout(out: &Output) -> String {
