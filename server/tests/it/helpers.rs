@@ -407,6 +407,8 @@ impl FakeBuilder {
         ack.acked
     }
 
+    /// Sends a report; the status and answer, which the caller checks (see [`Self::reported`]).
+    #[must_use = "a report the server refused would go unnoticed"]
     pub async fn report(&self, report: BuilderReport) -> (u16, Value) {
         let res = self
             .http
@@ -417,6 +419,13 @@ impl FakeBuilder {
             .await
             .expect("report");
         status_json(res).await
+    }
+
+    /// Sends a report the server must take (2xx).
+    pub async fn reported(&self, report: BuilderReport) {
+        let what = format!("{report:?}");
+        let (status, body) = self.report(report).await;
+        assert!((200..300).contains(&status), "{what} -> {status} {body}");
     }
 
     /// Writes the deployment's files and manifest the way the builder's uploader does.

@@ -68,7 +68,7 @@ async fn a_failed_build_never_replaces_the_live_site() {
         .await;
     let (id2, job2) = app.deploy("site").await;
     let b2 = FakeBuilder::new(job2);
-    b2.report(BuilderReport::Phase {
+    b2.reported(BuilderReport::Phase {
         phase: Phase::Building,
         progress: None,
     })
@@ -98,7 +98,7 @@ async fn ready_without_a_manifest_fails_instead_of_going_live() {
     let (id, job) = app.deploy("site").await;
     let b = FakeBuilder::new(job);
     for phase in [Phase::Fetching, Phase::Uploading] {
-        b.report(BuilderReport::Phase {
+        b.reported(BuilderReport::Phase {
             phase,
             progress: None,
         })
@@ -163,7 +163,7 @@ async fn cancel_stops_the_build_once() {
     let app = spawn_app().await;
     let (id, job) = app.deploy("site").await;
     let b = FakeBuilder::new(job);
-    b.report(BuilderReport::Phase {
+    b.reported(BuilderReport::Phase {
         phase: Phase::Building,
         progress: None,
     })

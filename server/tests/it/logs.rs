@@ -107,7 +107,7 @@ async fn a_follower_resumes_after_the_last_line_it_saw() {
     // Someone saw lines up to seq 700 and comes back.
     let mut follower = app.follow(&id, 700).await;
     b.log(&lines(1000..1200)).await;
-    b.report(BuilderReport::Failed {
+    b.reported(BuilderReport::Failed {
         reason: "boom".into(),
     })
     .await;
@@ -141,7 +141,8 @@ async fn lines_after_the_end_are_refused() {
     let (_, job) = app.deploy("site").await;
     let mut b = FakeBuilder::new(job);
     b.log(&lines(0..3)).await;
-    b.report(BuilderReport::Failed { reason: "x".into() }).await;
+    b.reported(BuilderReport::Failed { reason: "x".into() })
+        .await;
     let (status, body) = b.post_batch(&batch(3, &lines(3..4))).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
@@ -303,7 +304,7 @@ async fn a_late_follower_gets_the_lines_before_the_state() {
     let (id, job) = app.deploy("site").await;
     let mut b = FakeBuilder::new(job);
     b.log(&lines(0..5)).await;
-    b.report(BuilderReport::Phase {
+    b.reported(BuilderReport::Phase {
         phase: Phase::Building,
         progress: None,
     })
@@ -325,7 +326,7 @@ async fn a_late_follower_gets_the_lines_before_the_state() {
         LogFrame::State { phase, .. } => assert_eq!(phase, Phase::Building),
         other => panic!("expected the state after the lines, got {other:?}"),
     }
-    b.report(BuilderReport::Failed {
+    b.reported(BuilderReport::Failed {
         reason: "stop".into(),
     })
     .await;

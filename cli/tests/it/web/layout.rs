@@ -355,7 +355,7 @@ async fn the_page_fits_a_phone_and_loads_nothing_from_elsewhere() {
         )
         .await;
     assert!(
-        layout["wide"].as_u64() <= layout["view"].as_u64(),
+        crate::web::width(&layout["wide"]) <= crate::web::width(&layout["view"]),
         "no sideways scrolling at 360 px: {layout}"
     );
     assert_eq!(layout["unlabelled"], serde_json::json!([]), "{layout}");

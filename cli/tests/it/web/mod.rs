@@ -18,3 +18,11 @@ const FAIL_SH: &str = "printf 'about to fail\\n'\nexit 3\n";
 
 /// A build that says it started, then takes a minute: there is time to cancel it.
 const SLOW_SH: &str = "printf 'started\\n'\nsleep 60\n";
+
+/// A width the page reported, in CSS pixels; a missing one fails the test (rather than
+/// comparing as equal to another missing one).
+fn width(value: &serde_json::Value) -> f64 {
+    value
+        .as_f64()
+        .unwrap_or_else(|| panic!("not a width: {value}"))
+}
