@@ -165,11 +165,13 @@ fs.writeFileSync("dist/video.bin", big);
 
     // The agent's part: run the task.
     let ran = run_task_like_ecs(&environment);
-    assert!(
-        ran.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ran.stderr)
-    );
+    if !ran.status.success() {
+        let dep = stack.api_get(&format!("/api/v1/deployments/{id}")).await;
+        panic!(
+            "the builder failed: {}\nthe deployment: {dep}",
+            String::from_utf8_lossy(&ran.stderr)
+        );
+    }
     let out = stack.cli(&["logs", &id, "--follow"]);
     assert!(out.status.success(), "{}\n{}", stderr(&out), stdout(&out));
     assert!(

@@ -51,7 +51,33 @@ impl Moto {
             std::thread::sleep(Duration::from_millis(50));
         }
         moto.aws(&["s3api", "create-bucket", "--bucket", BUCKET]);
+        // By default moto moves a task one step towards STOPPED on every DescribeTasks, so a
+        // server that polls while a slow builder runs would see it stop. A task runs until it
+        // is stopped, as in ECS.
+        moto.set_transition(
+            r#"{"model_name": "ecs::task", "transition": {"progression": "manual", "times": 1000000}}"#,
+        );
         moto
+    }
+
+    /// Sets how a kind of moto resource moves through its states.
+    fn set_transition(&self, body: &str) {
+        use std::io::{Read, Write};
+        let addr = self.endpoint.trim_start_matches("http://");
+        let mut s = std::net::TcpStream::connect(addr).expect("connect to moto");
+        write!(
+            s,
+            "POST /moto-api/state-manager/set-transition HTTP/1.1\r\nHost: {addr}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("send");
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).expect("read");
+        assert!(
+            answer.starts_with("HTTP/1.1 20"),
+            "set-transition: {answer}"
+        );
     }
 
     /// `aws <args>` against this server, its JSON answer.
