@@ -53,20 +53,7 @@ async fn live_site(dir: &Path, body: &str) -> Arc<dyn Storage> {
 }
 
 async fn fetch(addr: SocketAddr, host: &str) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    s.write_all(format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .expect("send");
-    let mut bytes = Vec::new();
-    s.read_to_end(&mut bytes).await.expect("read");
-    let text = String::from_utf8_lossy(&bytes).to_string();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
-    (status, body)
+    common::get_raw(addr, host, "/").await
 }
 
 /// Serves `proxy` on a port of its own, for the rest of the test; its address.

@@ -14,6 +14,10 @@ use scalemesh_proxy::http::{self, Limits};
 use scalemesh_proxy::{Proxy, ProxyConfig};
 use sha2::{Digest, Sha256};
 
+// Only the raw request of the shared helpers is used here.
+#[allow(dead_code)]
+mod common;
+
 struct Site {
     addr: SocketAddr,
     live: DeploymentId,
@@ -144,30 +148,6 @@ async fn site(storage: Arc<dyn Storage>) -> Site {
     }
 }
 
-/// GET `path` exactly as written (an HTTP client would normalise `..` and `%2e%2e` away before
-/// sending): the status and the body.
-async fn raw_get(site: &Site, host: &str, path: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(site.addr)
-        .await
-        .expect("connect");
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .expect("send");
-    let mut bytes = Vec::new();
-    s.read_to_end(&mut bytes).await.expect("read");
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
-    (status, body)
-}
-
 async fn get(site: &Site, host: &str, path: &str) -> reqwest::Response {
     reqwest::Client::new()
         .get(format!("http://{}{path}", site.addr))
@@ -247,7 +227,7 @@ async fn the_same_expectations(site: Site) {
         "/..\\..\\other\\secret.txt",
     ] {
         // Sent as written: the proxy itself must refuse to climb.
-        let (status, body) = raw_get(&site, "site.localhost", path).await;
+        let (status, body) = common::get_raw(site.addr, "site.localhost", path).await;
         assert!(status == 404 || status == 400, "{path}: {status}");
         assert_ne!(body, "theirs", "{path}");
         assert!(!body.contains("\"deployment\""), "{path}: {body}");

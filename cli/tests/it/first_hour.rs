@@ -636,25 +636,9 @@ async fn ctrl_c_during_a_deploy_says_the_build_goes_on() {
         r#"{"buildCommand": "echo started; sleep 3"}"#,
     )
     .expect("write");
-    let mut child = stack
-        .cli_command(&stack.api, &["deploy", ".", "--project", "interrupted"])
-        .current_dir(site.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("runs");
-    // The CLI's stderr, line by line, read as it comes.
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let err_pipe = child.stderr.take().expect("stderr");
-    let reader = std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(err_pipe)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
+    let mut deploy = stack.cli_command(&stack.api, &["deploy", ".", "--project", "interrupted"]);
+    deploy.current_dir(site.path());
+    let (mut child, rx) = crate::support::spawn_reading_stderr(deploy);
     // Once the CLI prints the build's own line, it is following: press Ctrl-C.
     let mut said = Vec::new();
     let started = loop {
@@ -682,8 +666,7 @@ async fn ctrl_c_during_a_deploy_says_the_build_goes_on() {
         .await
         .expect("join")
         .expect("exit status");
-    reader.join().expect("reader");
-    said.extend(rx.try_iter());
+    said.extend(rx.iter());
     let err = said.join("\n");
     let deps = stack
         .api_get("/api/v1/projects/interrupted/deployments")

@@ -137,7 +137,7 @@ async fn a_line_reaches_the_terminal_while_its_build_runs() {
         .await
         .expect("join")
         .expect("exit");
-    seen.extend(lines.try_iter());
+    seen.extend(lines.iter());
     assert!(shown, "the line never came: {seen:?}");
     assert_eq!(
         status, "building",

@@ -46,3 +46,27 @@ pub async fn h2_send(
         .expect("h2 body");
     (version, status, body)
 }
+
+/// One HTTP/1.1 `GET` of `path` exactly as written (an HTTP client would normalise `..` and
+/// `%2e%2e` away before sending), on a new connection to `addr`: the status (0 when the
+/// connection closed without an answer) and the body.
+#[allow(dead_code)] // not every test binary sends raw requests
+pub async fn get_raw(addr: SocketAddr, host: &str, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .expect("send");
+    let mut bytes = Vec::new();
+    s.read_to_end(&mut bytes).await.expect("read");
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    (status, body)
+}
