@@ -144,4 +144,6 @@ print("%-46s %16s %10s  %s" % ("measure", "value", "target", "verdict"))
 for name, value, target, ok in rows:
     verdict = "" if ok is None else ("ok" if ok else "MISSED")
     print("%-46s %16s %10s  %s" % (name, value, target, verdict))
+# The same verdict for a script as for a reader: a missed target is a failure.
+sys.exit(1 if any(ok is False for _, _, _, ok in rows) else 0)
 PY

@@ -52,7 +52,8 @@ pids+=($!)
 wait_port "$moto_port"
 wait_port "$s3s_port"
 
-python3 - "$bin" "$work" "$runs" "$moto_port" "$s3s_port" <<'PY'
+missed=0
+python3 - "$bin" "$work" "$runs" "$moto_port" "$s3s_port" <<'PY' || missed=1
 import json, os, random, re, shutil, statistics, subprocess, sys, time
 
 bin_dir, work, runs, moto_port, s3s_port = sys.argv[1:]
@@ -103,6 +104,8 @@ for name, label, ours, theirs in rows:
     if label.startswith("1,000"):
         verdict = "ok" if theirs / ours >= 3 else "MISSED"
         print(f"target ≥ 3× on 1,000 files against {name}: {theirs / ours:.1f}× {verdict}")
+sys.exit(1 if any(label.startswith("1,000") and theirs / ours < 3
+                  for _, label, ours, theirs in rows) else 0)
 PY
 
 # Proxy throughput on the S3 backend, warm, against nginx proxying to the same server. moto,
@@ -160,7 +163,7 @@ rps "$proxy_port" >/dev/null  # warm-up
 ours="$(rps "$proxy_port")"
 theirs="$(rps "$nginx_port")"
 rss="$(awk '/VmRSS/ {print $2/1024}' "/proc/$proxy_pid/status")"
-python3 - "$ours" "$theirs" "$rss" <<'PY'
+python3 - "$ours" "$theirs" "$rss" <<'PY' || missed=1
 import sys
 ours, theirs, rss = (float(x) for x in sys.argv[1:])
 print("%-44s %12s" % ("10 KB page from S3 (moto), wrk -t2 -c64 10s", "req/s"))
@@ -168,4 +171,6 @@ print("%-44s %12.0f" % ("scalemesh-proxy (warm cache)", ours))
 print("%-44s %12.0f" % ("nginx proxy_pass to the same S3", theirs))
 ratio = ours / theirs
 print(f"ratio {ratio:.1f}× (target ≥ 5×: {'ok' if ratio >= 5 else 'MISSED'}); proxy RSS after the run {rss:.1f} MB")
+sys.exit(0 if ratio >= 5 else 1)
 PY
+exit "$missed"

@@ -181,11 +181,13 @@ for file, label, _ in files:
     for server in ("proxy", "nginx", "proxy-by-core", "nginx-by-core"):
         print("%-10s %-22s %12.0f %10.2f %16.1f" % (label, names[server], median(file, server, 2),
                                                    median(file, server, 3), median(file, server, 4)))
+missed = False
 for pair, ours, theirs in pairs:
     for file, label, target in files:
         ratio = median(file, ours, 2) / median(file, theirs, 2)
         p99_ok = median(file, ours, 3) <= median(file, theirs, 3)
         ok = ratio >= target and (file != "page.js" or p99_ok)
+        missed = missed or not ok
         # Each run of the proxy is followed by one of its peer: how they compare, run by run.
         mine, peer = runs(file, ours), runs(file, theirs)
         ratios = " ".join(f"{float(a[2]) / float(b[2]):.2f}" for a, b in zip(mine, peer))
@@ -195,4 +197,6 @@ for pair, ours, theirs in pairs:
               f"run by run {ratios}, p99 no worse in {p99s} of {len(mine)}")
 print(f"proxy memory: {rss:.1f} MB resident after the runs, {peak:.1f} MB at most, "
       f"and {memfd:.1f} MB of memory files")
+# The same verdict for a script as for a reader: a missed target is a failure.
+sys.exit(1 if missed else 0)
 PY
