@@ -81,6 +81,29 @@ async fn contract(storage: Arc<dyn Storage>) {
     assert_eq!(storage.list("a").await.expect("list").len(), 4);
     assert!(storage.list("nothing/").await.expect("list").is_empty());
 
+    // More keys than S3 answers in one page (1,000): every one listed, once, in order.
+    let many: Vec<String> = (0..1_050).map(|i| format!("many/{i:05}.txt")).collect();
+    {
+        use futures_util::{StreamExt, TryStreamExt};
+        futures_util::stream::iter(many.iter().map(|key| {
+            let storage = storage.clone();
+            async move {
+                storage
+                    .put(
+                        key,
+                        Body::Bytes(Bytes::from_static(b"m")),
+                        &ObjectMeta::default(),
+                    )
+                    .await
+            }
+        }))
+        .buffer_unordered(32)
+        .try_collect::<Vec<()>>()
+        .await
+        .expect("put many");
+    }
+    assert_eq!(storage.list("many/").await.expect("list"), many);
+
     // Files stream in and out, small and large (large ones in parts).
     let dir = tempfile::tempdir().expect("tempdir");
     for (name, size) in [
