@@ -88,7 +88,7 @@ pub async fn run(client: &Client, args: DeployArgs) -> anyhow::Result<i32> {
             let refused = e.status().is_some_and(|s| s.is_client_error());
             if created
                 && refused
-                && let Err(left) = client.delete_project(project_name).await
+                && let Err(left) = discard(client, project_name).await
             {
                 eprintln!(
                     "warning: project {project_name} was made for this deploy and could not be removed ({}); `scalemesh projects rm {project_name}` removes it",
@@ -203,6 +203,26 @@ pub async fn run(client: &Client, args: DeployArgs) -> anyhow::Result<i32> {
                 return Ok(err.code);
             }
             Err(err.into())
+        }
+    }
+}
+
+/// Deletes a project made for a deploy that was refused. A server that refused an upload may
+/// close the connection the refusal came on, so a failure to reach it is tried again (deleting
+/// is idempotent: a second delete of a deleted project is a 404, taken as done).
+async fn discard(client: &Client, project: &str) -> Result<(), ClientError> {
+    let mut attempt = 0;
+    loop {
+        match client.delete_project(project).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.status().is_some_and(|s| s.as_u16() == 404) && attempt > 0 => {
+                return Ok(());
+            }
+            Err(e) if e.status().is_none() && attempt < 2 => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e),
         }
     }
 }
