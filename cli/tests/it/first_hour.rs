@@ -57,12 +57,7 @@ async fn a_refused_deploy_creates_no_project() {
         assert!(err.contains(says), "{args:?}: {err}");
         assert!(err.contains(hint), "{args:?}: {err}");
     }
-    let projects = stack.api_get("/api/v1/projects").await;
-    assert_eq!(
-        projects["projects"],
-        serde_json::json!([]),
-        "nothing was created"
-    );
+    assert_no_projects(&stack, "nothing was created").await;
 }
 
 /// `projects rm` asks on a terminal and needs `--yes` without one; `rm` is the same.
@@ -616,12 +611,7 @@ async fn scalemesh_json_mistakes_are_found_before_the_upload() {
         assert!(err.contains("nothing was uploaded"), "{config}: {err}");
         assert!(!err.contains("Uploading"), "{config}: {err}");
     }
-    let projects = stack.api_get("/api/v1/projects").await;
-    assert_eq!(
-        projects["projects"],
-        serde_json::json!([]),
-        "nothing was made"
-    );
+    assert_no_projects(&stack, "nothing was made").await;
 }
 
 /// Ctrl-C while a deploy is followed stops the following, says that the build goes on and how
@@ -731,6 +721,11 @@ async fn a_deploy_refused_after_its_project_was_made_leaves_nothing() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(!err.contains("could not be removed"), "{err}");
+    assert_no_projects(&stack, &err).await;
+}
+
+/// The server lists no project at all: `why` says what that shows.
+async fn assert_no_projects(stack: &Stack, why: &str) {
     let projects = stack.api_get("/api/v1/projects").await;
-    assert_eq!(projects["projects"], serde_json::json!([]), "{err}");
+    assert_eq!(projects["projects"], serde_json::json!([]), "{why}");
 }
