@@ -127,11 +127,16 @@ impl Budget {
 
     /// Takes one read, if there is one left.
     fn take(&self) -> bool {
+        self.take_at(Instant::now())
+    }
+
+    /// [`Budget::take`] at the time `now` (never earlier than the last take).
+    fn take_at(&self, now: Instant) -> bool {
         if self.rate == 0.0 {
             return true;
         }
         let mut left = lock(&self.left);
-        let now = Instant::now();
+        let now = now.max(left.1);
         let tokens = (left.0 + now.duration_since(left.1).as_secs_f64() * self.rate).min(self.most);
         let took = tokens >= 1.0;
         *left = (if took { tokens - 1.0 } else { tokens }, now);
@@ -435,13 +440,27 @@ mod tests {
 
     #[test]
     fn a_budget_gives_its_rate_and_no_more() {
+        // (milliseconds after the start, reads asked for then, reads given) for 5 a second.
+        const TABLE: &[(u64, usize, usize)] = &[
+            (0, 20, 5),     // a full budget at once, and no more
+            (100, 5, 0),    // half a read back: none
+            (200, 5, 1),    // one read back after 200 ms
+            (200, 1, 0),    // and it is spent
+            (1_000, 9, 4),  // 800 ms later, four
+            (60_000, 9, 5), // never more than the budget holds
+            (60_000, 1, 0),
+        ];
+        let start = Instant::now();
         let budget = Budget::new(5);
-        let took = (0..20).filter(|_| budget.take()).count();
-        assert_eq!(took, 5);
-        std::thread::sleep(Duration::from_millis(250));
-        assert!(budget.take(), "refilled at 5 a second");
-        assert!(!budget.take());
+        *lock(&budget.left) = (5.0, start);
+        for &(at, asked, given) in TABLE {
+            let now = start + Duration::from_millis(at);
+            let took = (0..asked).filter(|_| budget.take_at(now)).count();
+            assert_eq!(took, given, "{asked} asked for at {at} ms");
+        }
+        // A clock read earlier than the last take gives nothing back.
+        assert!(!budget.take_at(start));
         let unbounded = Budget::new(0);
-        assert!((0..10_000).all(|_| unbounded.take()));
+        assert!((0..10_000).all(|_| unbounded.take_at(start)));
     }
 }

@@ -275,6 +275,83 @@ mod memo {
         let until = fresh_from.map_or(until, |at| until.min(later(at, routes.ttl())));
         Ok(Some((site, preview, until)))
     }
+
+    #[cfg(test)]
+    mod tests {
+        use std::sync::Arc;
+        use std::time::Instant;
+
+        use scalemesh_builder::upload::{self, UploadLimits};
+        use scalemesh_core::layout::{self, Route};
+        use scalemesh_core::rules::Routing;
+        use scalemesh_core::storage::{Body, FsStorage, ObjectMeta, Storage};
+        use scalemesh_core::{DeploymentId, ProjectName};
+
+        use super::{MAX_HOST_LEN, MEMO};
+        use crate::{Proxy, ProxyConfig};
+
+        /// Hosts too long to be real are answered but not remembered: hostile ones cannot fill
+        /// a thread's memory.
+        #[tokio::test]
+        async fn hosts_too_long_to_be_real_are_answered_but_not_remembered() {
+            let d = tempfile::tempdir().expect("tempdir");
+            let storage: Arc<dyn Storage> = Arc::new(FsStorage::new(d.path().join("storage")));
+            let project = ProjectName::parse("site").expect("name");
+            let folder = d.path().join("src");
+            std::fs::create_dir_all(&folder).expect("mkdir");
+            std::fs::write(folder.join("index.html"), "x").expect("write");
+            let id = DeploymentId::generate();
+            let (mut files, _) =
+                upload::collect(&folder, UploadLimits::default()).expect("collect");
+            let routing = upload::take_routing(&mut files, Routing::default()).expect("rules");
+            upload::upload(storage.clone(), &project, &id, files, routing, |_, _| {})
+                .await
+                .expect("upload");
+            upload::publish(storage.as_ref(), &project, &id)
+                .await
+                .expect("publish");
+            let route = Route {
+                project: project.clone(),
+                deployment: id,
+                updated_at: time::OffsetDateTime::now_utc(),
+            };
+            let route = serde_json::to_vec(&route).expect("json");
+            storage
+                .put(
+                    &layout::route(&project),
+                    Body::Bytes(route.into()),
+                    &ObjectMeta::default(),
+                )
+                .await
+                .expect("put");
+            let proxy = Proxy::new(storage, &ProxyConfig::default());
+            let held = || MEMO.with_borrow(|memo| memo.hosts.len());
+
+            let ok = |host: &str| {
+                let host = host.to_owned();
+                let proxy = proxy.clone();
+                async move {
+                    super::site(&proxy, &host, Instant::now())
+                        .await
+                        .expect("read")
+                }
+            };
+            assert!(ok("site.localhost").await.is_some());
+            assert_eq!(held(), 1);
+            // (the host's length, whether it is remembered)
+            let longest = format!("site.localhost:{}", "0".repeat(MAX_HOST_LEN - 15));
+            assert_eq!(longest.len(), MAX_HOST_LEN);
+            assert!(ok(&longest).await.is_some());
+            assert_eq!(held(), 2, "a host of {MAX_HOST_LEN} bytes is remembered");
+            for i in 0..300 {
+                let host = format!("site.localhost:{i}{}", "0".repeat(200_000));
+                assert!(ok(&host).await.is_some(), "host {i} is answered");
+            }
+            let long = format!("site.localhost:{}", "0".repeat(MAX_HOST_LEN - 14));
+            assert!(ok(&long).await.is_some());
+            assert_eq!(held(), 2, "no longer host is remembered");
+        }
+    }
 }
 
 /// `Host`, or the URI's authority when the request carried one (HTTP/2 `:authority`, absolute

@@ -97,43 +97,6 @@ async fn two_proxies_on_one_thread_keep_their_own_hosts() {
     );
 }
 
-/// The tests that measure the whole process (its resident memory, its memory files and what
-/// was sent from them) take turns, so neither counts the other's work.
-static MEASURES_THE_PROCESS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// Hosts too long to be real are answered but not remembered: hostile ones cannot fill memory.
-#[tokio::test]
-async fn long_hosts_are_not_remembered() {
-    let _turn = MEASURES_THE_PROCESS.lock().await;
-    let d = tempfile::tempdir().expect("tempdir");
-    let proxy = Proxy::new(live_site(d.path(), "x").await, &ProxyConfig::default());
-    let addr = serve(&proxy).await;
-    let rss = || {
-        let s = std::fs::read_to_string("/proc/self/status").expect("setup");
-        let line = s
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .expect("setup")
-            .to_owned();
-        line.split_whitespace()
-            .nth(1)
-            .expect("setup")
-            .parse::<u64>()
-            .expect("setup")
-            / 1024
-    };
-    assert_eq!(fetch(addr, "site.localhost").await.0, 200);
-    let before = rss();
-    for i in 0..300 {
-        let host = format!("site.localhost:{i}{}", "0".repeat(200_000));
-        let (status, body) = fetch(addr, &host).await;
-        assert_eq!(status, 200, "host {i}: {}", &body[..body.len().min(300)]);
-    }
-    let grown = rss().saturating_sub(before);
-    eprintln!("RSS grew by {grown} MiB after 300 hostile hosts");
-    assert!(grown < 30, "memo kept {grown} MiB of Host strings");
-}
-
 /// Made-up hosts (any label under the base domain, any custom domain, any deployment id) reach
 /// storage at most `unknown_lookups` times a second. Past that they get a 503 that says when to
 /// try again, while the site that exists still answers, even when its alias must be read again.
@@ -178,27 +141,50 @@ async fn made_up_hosts_cost_a_bounded_number_of_storage_reads() {
     assert!(metric(&proxy, "scalemesh_proxy_unknown_lookups_refused_total") > 0);
 
     // Once the site's alias is due to be read again, and with the bound spent, the site still
-    // answers: storage said it exists.
+    // answers: storage said it exists. The bound is spent when a made-up host gets the 503,
+    // and still spent when the next one gets it too; the site's request between them proves
+    // the point. A slow machine may refill the budget in between: then try again.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    for i in 0..(3 * bound as usize) {
-        fetch(addr, &made_up(i)).await;
-    }
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    s.write_all(b"GET / HTTP/1.1\r\nHost: spent.localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("send");
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).await.expect("read");
-    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
-    assert!(
+    let spent = |host: String| async move {
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let head = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        s.write_all(head.as_bytes()).await.expect("send");
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).await.expect("read");
         answer
-            .to_ascii_lowercase()
-            .contains("\r\nretry-after: 1\r\n"),
-        "{answer}"
-    );
-    let before = reads();
-    assert_eq!(fetch(addr, "site.localhost").await.0, 200);
-    assert!(reads() > before, "the alias was read again");
+    };
+    let mut shown = false;
+    for round in 0..20 {
+        let mut answer = String::new();
+        for i in 0..1_000 {
+            answer = spent(made_up(round * 1_000 + i)).await;
+            if answer.starts_with("HTTP/1.1 503") {
+                break;
+            }
+        }
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+        assert!(
+            answer
+                .to_ascii_lowercase()
+                .contains("\r\nretry-after: 1\r\n"),
+            "{answer}"
+        );
+        let before = reads();
+        assert_eq!(fetch(addr, "site.localhost").await.0, 200);
+        let read_again = reads() > before;
+        if spent(made_up(round * 1_000 + 999))
+            .await
+            .starts_with("HTTP/1.1 503")
+        {
+            assert!(read_again, "the alias was read again");
+            shown = true;
+            break;
+        }
+        // The budget refilled around the site's request; its alias is fresh again for a
+        // second.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    assert!(shown, "the bound was never spent around the site's request");
 
     // A deployment storage does not have is remembered as missing, like an unknown alias.
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -341,7 +327,6 @@ fn metric(proxy: &Proxy, name: &str) -> u64 {
 /// process's: no other test here sends a body over 64 KiB.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_cached_bodies_are_sent_from_memory_files() {
-    let _turn = MEASURES_THE_PROCESS.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let page: String = (0..300_000u32)
         .map(|i| char::from(b'a' + (i * 7 % 26) as u8))
