@@ -64,6 +64,10 @@ impl Sandbox {
         let run_as = nix::unistd::geteuid()
             .is_root()
             .then(|| build_uid.map_or(NOBODY, |uid| (uid, uid)));
+        if let Some((uid, gid)) = run_as {
+            // The build's user must own the work folder it builds in, sandbox or not.
+            chown_tree(work, uid, gid)?;
+        }
         let plain = Self {
             kind: Kind::None,
             run_as,
@@ -77,8 +81,6 @@ impl Sandbox {
         }
         if let Some(bwrap) = find_on_path("bwrap") {
             if let Some((uid, gid)) = run_as {
-                // The build's user must own the work folder it builds in.
-                chown_tree(work, uid, gid)?;
                 write_identity(work, uid, gid)?;
             }
             let candidate = Self {

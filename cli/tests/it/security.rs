@@ -90,7 +90,7 @@ fs.symlinkSync("real.txt", "dist/alias.txt");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_repository_cannot_pull_in_submodules_or_run_hooks() {
+async fn a_repository_cannot_pull_in_submodules() {
     let git = GitServer::start().await;
     let repo = git.repo("subs", &[("index.html", "top")]);
     let gitmodules = "[submodule \"evil\"]\n\tpath = evil\n\turl = ext::sh -c touch% /tmp/scalemesh-submodule-pwned\n";
@@ -103,6 +103,71 @@ async fn a_repository_cannot_pull_in_submodules_or_run_hooks() {
     assert_eq!(
         stack
             .site("subs.localhost", "/")
+            .await
+            .text()
+            .await
+            .expect("body"),
+        "top"
+    );
+}
+
+/// The clone runs no git hook: not one the server's own user has set up (its global config,
+/// `GIT_CONFIG_*` and `GIT_TEMPLATE_DIR` in its environment, its `~/.gitconfig`), even with no
+/// sandbox in between (a host without bubblewrap). A hook that ran would rewrite the page: git
+/// runs `post-checkout` in the new work tree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_clone_runs_no_git_hook() {
+    let git = GitServer::start().await;
+    let repo = git.repo("hooks", &[("index.html", "top")]);
+    let host = tempfile::tempdir().expect("tempdir");
+    let hooks = host.path().join("hooks");
+    let template = host.path().join("template");
+    for dir in [hooks.clone(), template.join("hooks")] {
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let hook = dir.join("post-checkout");
+        std::fs::write(&hook, "#!/bin/sh\necho hooked > index.html\n").expect("hook");
+        std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+    }
+    let config = format!(
+        "[core]\n\thooksPath = {}\n[init]\n\ttemplateDir = {}\n",
+        hooks.display(),
+        template.display()
+    );
+    let global = host.path().join("gitconfig");
+    std::fs::write(&global, &config).expect("config");
+    // The hooks work: a plain clone with this environment runs them.
+    let probe = host.path().join("probe");
+    let cloned = std::process::Command::new("git")
+        .args(["clone", "--quiet", &repo.url])
+        .arg(&probe)
+        .env("GIT_CONFIG_GLOBAL", &global)
+        .output()
+        .expect("git");
+    assert!(cloned.status.success(), "{cloned:?}");
+    assert_eq!(
+        std::fs::read_to_string(probe.join("index.html")).expect("read"),
+        "hooked\n"
+    );
+
+    let data = tempfile::tempdir().expect("tempdir");
+    std::fs::write(data.path().join(".gitconfig"), &config).expect("home config");
+    let stack = Stack::start_in(
+        data,
+        &["--sandbox", "none"],
+        &[
+            ("GIT_CONFIG_GLOBAL", global.to_str().expect("utf-8")),
+            ("GIT_TEMPLATE_DIR", template.to_str().expect("utf-8")),
+            ("GIT_CONFIG_COUNT", "1"),
+            ("GIT_CONFIG_KEY_0", "core.hooksPath"),
+            ("GIT_CONFIG_VALUE_0", hooks.to_str().expect("utf-8")),
+        ],
+    );
+    let out = stack.cli(&["deploy", &repo.url]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stack
+            .site("hooks.localhost", "/")
             .await
             .text()
             .await
