@@ -8,11 +8,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use scalemesh_builder::upload::{self, UploadLimits};
 use scalemesh_core::layout::{self, DomainRoute, Route};
-use scalemesh_core::rules::Routing;
-use scalemesh_core::storage::{Body, FsStorage, ObjectMeta, Storage};
+use scalemesh_core::storage::{FsStorage, Storage};
 use scalemesh_core::testing::S3TestServer;
 use scalemesh_core::{DeploymentId, ProjectName};
 use scalemesh_proxy::http::{self, Limits};
@@ -20,7 +17,7 @@ use scalemesh_proxy::{Proxy, ProxyConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod common;
-use common::h2_get;
+use common::{h2_get, put_json, upload_folder};
 
 const APP_JS: &str = "assets/app.3f9a1c2b.js";
 
@@ -41,34 +38,6 @@ fn write(root: &Path, path: &str, body: &[u8]) {
     let path = root.join(path);
     std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
     std::fs::write(path, body).expect("write");
-}
-
-async fn upload_folder(
-    storage: &Arc<dyn Storage>,
-    project: &ProjectName,
-    dir: &Path,
-) -> DeploymentId {
-    let id = DeploymentId::generate();
-    let (mut files, _) = upload::collect(dir, UploadLimits::default()).expect("collect");
-    let routing = upload::take_routing(&mut files, Routing::default()).expect("rules");
-    upload::upload(storage.clone(), project, &id, files, routing, |_, _| {})
-        .await
-        .expect("upload");
-    upload::publish(storage.as_ref(), project, &id)
-        .await
-        .expect("publish");
-    id
-}
-
-async fn put_json(storage: &dyn Storage, key: &str, value: &impl serde::Serialize) {
-    storage
-        .put(
-            key,
-            Body::Bytes(Bytes::from(serde_json::to_vec(value).expect("json"))),
-            &ObjectMeta::default(),
-        )
-        .await
-        .expect("put");
 }
 
 async fn site(storage: Arc<dyn Storage>) -> Site {
@@ -112,31 +81,13 @@ async fn site(storage: Arc<dyn Storage>) -> Site {
     let v1 = dir.path().join("v1");
     write(&v1, "index.html", b"preview");
     let preview = upload_folder(&storage, &project, &v1).await;
-    put_json(
-        storage.as_ref(),
-        &layout::route(&project),
-        &Route {
-            project: project.clone(),
-            deployment: live,
-            updated_at: time::OffsetDateTime::now_utc(),
-        },
-    )
-    .await;
+    common::go_live(storage.as_ref(), &project, &live).await;
     // Another project, whose files must stay out of reach of this one's hosts.
     let other = ProjectName::parse("other").expect("name");
     let theirs_dir = dir.path().join("theirs");
     write(&theirs_dir, "secret.txt", b"theirs");
     let theirs = upload_folder(&storage, &other, &theirs_dir).await;
-    put_json(
-        storage.as_ref(),
-        &layout::route(&other),
-        &Route {
-            project: other.clone(),
-            deployment: theirs,
-            updated_at: time::OffsetDateTime::now_utc(),
-        },
-    )
-    .await;
+    common::go_live(storage.as_ref(), &other, &theirs).await;
     put_json(
         storage.as_ref(),
         &layout::domain("www.example.test"),

@@ -7,11 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use scalemesh_builder::upload::{self, UploadLimits};
-use scalemesh_core::layout::{self, Route};
-use scalemesh_core::rules::Routing;
-use scalemesh_core::storage::{Body, FsStorage, ObjectMeta, Storage};
+use scalemesh_core::storage::{FsStorage, Storage};
 use scalemesh_core::testing::Counting;
 use scalemesh_core::{DeploymentId, ProjectName};
 use scalemesh_proxy::http::{self, Limits};
@@ -24,31 +20,8 @@ use common::{h2_client, h2_send};
 async fn live_site(dir: &Path, body: &str) -> Arc<dyn Storage> {
     let storage: Arc<dyn Storage> = Arc::new(FsStorage::new(dir.join("storage")));
     let project = ProjectName::parse("site").expect("name");
-    let folder = dir.join("src");
-    std::fs::create_dir_all(&folder).expect("mkdir");
-    std::fs::write(folder.join("index.html"), body).expect("write");
-    let id = DeploymentId::generate();
-    let (mut files, _) = upload::collect(&folder, UploadLimits::default()).expect("collect");
-    let routing = upload::take_routing(&mut files, Routing::default()).expect("rules");
-    upload::upload(storage.clone(), &project, &id, files, routing, |_, _| {})
-        .await
-        .expect("upload");
-    upload::publish(storage.as_ref(), &project, &id)
-        .await
-        .expect("publish");
-    let route = Route {
-        project: project.clone(),
-        deployment: id,
-        updated_at: time::OffsetDateTime::now_utc(),
-    };
-    storage
-        .put(
-            &layout::route(&project),
-            Body::Bytes(Bytes::from(serde_json::to_vec(&route).expect("json"))),
-            &ObjectMeta::default(),
-        )
-        .await
-        .expect("put");
+    let id = common::deploy(&storage, &project, &[("index.html", body.as_bytes())]).await;
+    common::go_live(storage.as_ref(), &project, &id).await;
     storage
 }
 

@@ -1,22 +1,17 @@
 //! The proxy over each storage backend — a local folder and a real S3 server (`s3s` over
 //! `s3s-fs`) — with the same requests and the same expectations.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use scalemesh_core::layout::{self, Manifest, ManifestEntry, Route};
-use scalemesh_core::storage::{Body, FsStorage, ObjectMeta, Storage};
+use scalemesh_core::storage::{FsStorage, Storage};
 use scalemesh_core::testing::S3TestServer;
-use scalemesh_core::{DeploymentId, ProjectName, content_type};
+use scalemesh_core::{DeploymentId, ProjectName};
 use scalemesh_proxy::http::{self, Limits};
 use scalemesh_proxy::{Proxy, ProxyConfig};
-use sha2::{Digest, Sha256};
 
-// Only the raw request of the shared helpers is used here.
-#[allow(dead_code)]
 mod common;
+use common::{deploy, go_live};
 
 struct Site {
     addr: SocketAddr,
@@ -26,103 +21,26 @@ struct Site {
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
-/// Uploads a deployment the way the builder does: files, then the manifest.
-async fn deploy(
-    storage: &dyn Storage,
-    project: &ProjectName,
-    files: &[(&str, Vec<u8>)],
-) -> DeploymentId {
-    let id = DeploymentId::generate();
-    let mut entries = BTreeMap::new();
-    for (path, body) in files {
-        let meta = ObjectMeta {
-            content_type: Some(content_type::for_path(path)),
-            cache_control: None,
-        };
-        storage
-            .put(
-                &layout::output_file(project, &id, path),
-                Body::Bytes(Bytes::from(body.clone())),
-                &meta,
-            )
-            .await
-            .expect("put");
-        entries.insert(
-            (*path).to_owned(),
-            ManifestEntry {
-                size: body.len() as u64,
-                content_type: content_type::for_path(path),
-                sha256: hex::encode(Sha256::digest(body)),
-                immutable: false,
-                br: None,
-                gzip: None,
-            },
-        );
-    }
-    let manifest = Manifest {
-        project: project.clone(),
-        deployment: id.clone(),
-        created_at: time::OffsetDateTime::now_utc(),
-        files: entries,
-        routing: Default::default(),
-    };
-    storage
-        .put(
-            &layout::manifest(project, &id),
-            Body::Bytes(serde_json::to_vec(&manifest).expect("json").into()),
-            &ObjectMeta::default(),
-        )
-        .await
-        .expect("manifest");
-    id
-}
-
-async fn go_live(storage: &dyn Storage, project: &ProjectName, id: &DeploymentId) {
-    let route = Route {
-        project: project.clone(),
-        deployment: id.clone(),
-        updated_at: time::OffsetDateTime::now_utc(),
-    };
-    storage
-        .put(
-            &layout::route(project),
-            Body::Bytes(serde_json::to_vec(&route).expect("json").into()),
-            &ObjectMeta::default(),
-        )
-        .await
-        .expect("route");
-}
-
 async fn site(storage: Arc<dyn Storage>) -> Site {
     let project = ProjectName::parse("site").expect("name");
-    let old = deploy(
-        storage.as_ref(),
-        &project,
-        &[("index.html", b"old".to_vec())],
-    )
-    .await;
+    let old = deploy(&storage, &project, &[("index.html", b"old")]).await;
     let big: Vec<u8> = (0..3 * 1024 * 1024).map(|i| (i % 253) as u8).collect();
     let live = deploy(
-        storage.as_ref(),
+        &storage,
         &project,
         &[
-            ("index.html", b"<h1>home</h1>".to_vec()),
-            ("docs/index.html", b"docs".to_vec()),
-            ("app.js", b"console.log(1)".to_vec()),
-            ("404.html", b"custom 404".to_vec()),
-            ("video.bin", big.clone()),
+            ("index.html", b"<h1>home</h1>"),
+            ("docs/index.html", b"docs"),
+            ("app.js", b"console.log(1)"),
+            ("404.html", b"custom 404"),
+            ("video.bin", &big),
         ],
     )
     .await;
     go_live(storage.as_ref(), &project, &live).await;
     // A deployment of another project, to be out of reach from this one's hosts.
     let other = ProjectName::parse("other").expect("name");
-    let theirs = deploy(
-        storage.as_ref(),
-        &other,
-        &[("secret.txt", b"theirs".to_vec())],
-    )
-    .await;
+    let theirs = deploy(&storage, &other, &[("secret.txt", b"theirs")]).await;
     go_live(storage.as_ref(), &other, &theirs).await;
 
     let proxy = Proxy::new(storage, &ProxyConfig::default());

@@ -1,9 +1,74 @@
-//! What the proxy's test binaries share.
+//! What the proxy's test binaries share: sites uploaded by the builder's own uploader, and
+//! requests the way a client on the wire sends them.
 
 use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
 
 use axum::http::Version;
 use bytes::Bytes;
+use scalemesh_builder::upload::{self, UploadLimits};
+use scalemesh_core::layout::{self, Route};
+use scalemesh_core::rules::Routing;
+use scalemesh_core::storage::{Body, ObjectMeta, Storage};
+use scalemesh_core::{DeploymentId, ProjectName};
+
+/// Uploads the folder `dir` as a new deployment of `project`, as a build does: the builder's
+/// own collection, routing rules, compressed variants, files and then the manifest.
+pub async fn upload_folder(
+    storage: &Arc<dyn Storage>,
+    project: &ProjectName,
+    dir: &Path,
+) -> DeploymentId {
+    let id = DeploymentId::generate();
+    let (mut files, _) = upload::collect(dir, UploadLimits::default()).expect("collect");
+    let routing = upload::take_routing(&mut files, Routing::default()).expect("rules");
+    upload::upload(storage.clone(), project, &id, files, routing, |_, _| {})
+        .await
+        .expect("upload");
+    upload::publish(storage.as_ref(), project, &id)
+        .await
+        .expect("publish");
+    id
+}
+
+/// [`upload_folder`] of a folder holding `files` (path, body).
+#[allow(dead_code)] // not every test binary deploys from a list
+pub async fn deploy(
+    storage: &Arc<dyn Storage>,
+    project: &ProjectName,
+    files: &[(&str, &[u8])],
+) -> DeploymentId {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (path, body) in files {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, body).expect("write");
+    }
+    upload_folder(storage, project, dir.path()).await
+}
+
+/// Points `project`'s production alias at `id`, as the server does when a build goes live.
+pub async fn go_live(storage: &dyn Storage, project: &ProjectName, id: &DeploymentId) {
+    let route = Route {
+        project: project.clone(),
+        deployment: id.clone(),
+        updated_at: time::OffsetDateTime::now_utc(),
+    };
+    put_json(storage, &layout::route(project), &route).await;
+}
+
+/// Writes `value` as JSON at `key`.
+pub async fn put_json(storage: &dyn Storage, key: &str, value: &impl serde::Serialize) {
+    storage
+        .put(
+            key,
+            Body::Bytes(Bytes::from(serde_json::to_vec(value).expect("json"))),
+            &ObjectMeta::default(),
+        )
+        .await
+        .expect("put");
+}
 
 /// One HTTP/2 `GET` of `uri` with prior knowledge, on a new connection to `addr` (`h2_client`):
 /// the response's version, status and body.
