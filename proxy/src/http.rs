@@ -534,6 +534,122 @@ mod tests {
         served.await.expect("served");
     }
 
+    /// Requests in flight on a listener's connections, the most there ever were, and the gate
+    /// that holds each of them until the test lets one go.
+    #[derive(Clone)]
+    struct Held {
+        inside: Arc<std::sync::atomic::AtomicUsize>,
+        most: Arc<std::sync::atomic::AtomicUsize>,
+        gate: Arc<Semaphore>,
+    }
+
+    impl Held {
+        fn new() -> Self {
+            Self {
+                inside: Arc::default(),
+                most: Arc::default(),
+                gate: Arc::new(Semaphore::new(0)),
+            }
+        }
+
+        fn router(&self) -> Router {
+            use std::sync::atomic::Ordering::SeqCst;
+            let held = self.clone();
+            Router::new().fallback(move || {
+                let held = held.clone();
+                async move {
+                    let now = held.inside.fetch_add(1, SeqCst) + 1;
+                    held.most.fetch_max(now, SeqCst);
+                    held.gate.acquire().await.expect("gate").forget();
+                    held.inside.fetch_sub(1, SeqCst);
+                    "ok"
+                }
+            })
+        }
+    }
+
+    /// With every slot of `cap` taken by a request in flight, more connections wait: none is
+    /// served until one of those ends, and then only as many as end. Each is served in turn.
+    async fn the_cap_holds(addr: SocketAddr, held: &Held, cap: usize) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let clients: Vec<_> = (0..cap + 3)
+            .map(|_| {
+                tokio::spawn(async move {
+                    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+                    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                        .await
+                        .expect("write");
+                    let mut answer = String::new();
+                    s.read_to_string(&mut answer).await.expect("read");
+                    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+                })
+            })
+            .collect();
+        let settled = |n: usize| async move {
+            for _ in 0..500 {
+                if held.inside.load(SeqCst) == n {
+                    // Long enough for a connection past the cap to reach the handler too.
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("{} requests in flight, not {n}", held.inside.load(SeqCst));
+        };
+        settled(cap).await;
+        assert_eq!(
+            held.most.load(SeqCst),
+            cap,
+            "connections past the cap were served"
+        );
+        held.gate.add_permits(1);
+        settled(cap).await;
+        assert_eq!(held.most.load(SeqCst), cap);
+        held.gate.add_permits(cap + 2);
+        for client in clients {
+            client.await.expect("answered");
+        }
+        assert_eq!(held.most.load(SeqCst), cap);
+    }
+
+    #[tokio::test]
+    async fn a_listener_never_holds_more_than_its_cap() {
+        let cap = 3;
+        let limits = Limits {
+            max_connections: cap,
+            header_read_timeout: Duration::from_secs(30),
+        };
+        let held = Held::new();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, held.router(), limits, async {
+            let _ = stopped.await;
+        }));
+        the_cap_holds(addr, &held, cap).await;
+        let _ = stop.send(());
+        server.await.expect("join").expect("served");
+
+        // Serving threads share one cap.
+        let held = Held::new();
+        let router = held.router();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (addr, served) = serve_on_threads(
+            "127.0.0.1:0".parse().expect("addr"),
+            2,
+            Spread::Even,
+            || TowerToHyperService::new(router.clone()),
+            limits,
+            async {
+                let _ = stopped.await;
+            },
+        )
+        .expect("bound");
+        the_cap_holds(addr, &held, cap).await;
+        let _ = stop.send(());
+        served.await.expect("served");
+    }
+
     #[tokio::test]
     async fn serving_threads_share_long_lived_connections_evenly() {
         // Each answer names the thread that served it.
