@@ -159,6 +159,62 @@ async fn cancel_stops_the_whole_process_tree() {
     );
 }
 
+/// A build that leaves the same helpers behind, checks they run, writes its page and ends.
+const LITTERING_BUILD: &str = r#"
+const { spawn } = require("child_process");
+const fs = require("fs");
+const loop = "while true; do sleep 0.2; done";
+const child = spawn("sh", ["-c", loop, "MARKER-child"], { stdio: "ignore" });
+const daemon = spawn("sh", ["-c", loop, "MARKER-daemon"], { stdio: "ignore", detached: true });
+daemon.unref();
+setTimeout(() => {
+    process.kill(child.pid, 0);
+    process.kill(daemon.pid, 0);
+    console.log("the helpers run");
+    fs.mkdirSync("dist", { recursive: true });
+    fs.writeFileSync("dist/index.html", "built");
+    process.exit(0);
+}, 500);
+"#;
+
+/// A build that ends well takes its whole process tree with it too, with the sandbox and
+/// without one (where the builder alone must find the helpers).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_that_succeeds_leaves_no_process_behind() {
+    let git = GitServer::start().await;
+    for sandbox in ["auto", "none"] {
+        let tag = marker(&format!("litter-{sandbox}"));
+        let project = format!("litter-{sandbox}");
+        let repo = git.repo(
+            &project,
+            &[
+                ("package.json", PACKAGE_JSON),
+                ("build.js", &LITTERING_BUILD.replace("MARKER", &tag)),
+            ],
+        );
+        let stack = Stack::start_with(&["--sandbox", sandbox]);
+        let out = stack.cli(&["deploy", &repo.url]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stderr(&out).contains("the helpers run"), "{}", stderr(&out));
+        assert_eq!(
+            stack
+                .site(&format!("{project}.localhost"), "/")
+                .await
+                .text()
+                .await
+                .expect("body"),
+            "built"
+        );
+        // The deployment is ready once the builder has reported; it ends its tree before.
+        eventually(
+            Duration::from_secs(10),
+            &format!("no helper left with --sandbox {sandbox}"),
+            || processes_with(&tag).is_empty(),
+        )
+        .await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn builds_beyond_the_limit_wait_in_the_queue() {
     let git = GitServer::start().await;
