@@ -215,6 +215,48 @@ async fn a_build_that_succeeds_leaves_no_process_behind() {
     }
 }
 
+/// A builder that cannot be started fails its deployment at once, saying why, and frees its
+/// slot: the next deployment is not stuck behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_builder_that_cannot_start_fails_its_deployment() {
+    let git = GitServer::start().await;
+    let repo = git.repo("nostart", &[("index.html", "never")]);
+    let bin = tempfile::tempdir().expect("tempdir");
+    let builder = bin.path().join("scalemesh-builder");
+    std::fs::write(&builder, "not a program").expect("write");
+    let stack = Stack::start_with_env(
+        &["--max-builds", "1"],
+        &[("SCALEMESH_BUILDER_BIN", builder.to_str().expect("utf-8"))],
+    );
+    // Both queued at once: the second waits for the first's slot.
+    let ids = [
+        deploy_no_wait(&stack, &repo.url),
+        deploy_no_wait(&stack, &repo.url),
+    ];
+    for id in &ids {
+        let path = format!("/api/v1/deployments/{id}");
+        let started = std::time::Instant::now();
+        let dep = loop {
+            let dep = stack.api_get(&path).await;
+            if dep["status"] != "queued" && dep["status"] != "building" {
+                break dep;
+            }
+            assert!(started.elapsed() < Duration::from_secs(20), "{dep}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(dep["status"], "failed", "{dep}");
+        let reason = dep["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.contains(&format!("could not start {}", builder.display())),
+            "{dep}"
+        );
+    }
+    // Its log says so too.
+    let out = stack.cli(&["logs", &ids[0]]);
+    assert!(stdout(&out).contains("could not start"), "{}", stdout(&out));
+    assert_eq!(stack.site("nostart.localhost", "/").await.status(), 404);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn builds_beyond_the_limit_wait_in_the_queue() {
     let git = GitServer::start().await;
