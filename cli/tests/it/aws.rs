@@ -384,3 +384,70 @@ async fn an_s3_failure_mid_upload_fails_the_deployment_and_the_live_site_stays()
         "<h1>v1</h1>"
     );
 }
+
+/// ECS tasks outlive a server restart, and the new server follows them: a task started before
+/// a crash still reports to it and goes live, and one that ECS stops afterwards fails its
+/// deployment with ECS's reason. Neither is failed for the restart itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_are_followed_again_after_a_restart() {
+    let moto = Moto::start();
+    let proxy = AwsProxy::start(&moto.endpoint).await;
+    let git = GitServer::start().await;
+    let runs = git.repo("survivor", &[("index.html", "ran across a restart")]);
+    let stops = git.repo("stopped", &[("index.html", "never")]);
+    let mut stack = ecs_stack(&moto, &proxy, "builder");
+    let first = deploy_no_wait(&stack, &runs.url);
+    let second = deploy_no_wait(&stack, &stops.url);
+    let (id, arn) = (
+        first["id"].as_str().expect("id").to_owned(),
+        first["runner_ref"].as_str().expect("arn").to_owned(),
+    );
+    let (stopped_id, stopped_arn) = (
+        second["id"].as_str().expect("id").to_owned(),
+        second["runner_ref"].as_str().expect("arn").to_owned(),
+    );
+
+    stack.crash_and_restart();
+    // Several reconciler rounds (1 s apart) pass: both tasks still run, so nothing changes.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    for id in [&id, &stopped_id] {
+        let dep = stack.api_get(&format!("/api/v1/deployments/{id}")).await;
+        assert_eq!(dep["status"], "queued", "{dep}\n{}", stack.server_log());
+    }
+
+    let ran = run_task_like_ecs(&task_environment(&moto.task(&arn)));
+    assert!(
+        ran.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    let out = stack.cli(&["logs", &id, "--follow"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stack
+            .site("survivor.localhost", "/")
+            .await
+            .text()
+            .await
+            .expect("body"),
+        "ran across a restart"
+    );
+
+    moto.aws(&[
+        "ecs",
+        "stop-task",
+        "--cluster",
+        "builds",
+        "--task",
+        &stopped_arn,
+        "--reason",
+        "Essential container in task exited",
+    ]);
+    let out = stack.cli(&["logs", &stopped_id, "--follow"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the build task stopped: Essential container in task exited"),
+        "{}",
+        stderr(&out)
+    );
+}
