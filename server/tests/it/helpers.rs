@@ -1,15 +1,17 @@
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
+use scalemesh_builder::upload::{self, UploadLimits};
 use scalemesh_core::DeploymentId;
 use scalemesh_core::job::BuildJob;
-use scalemesh_core::layout::{self, Manifest, ManifestEntry};
-use scalemesh_core::storage::{Body, FsStorage, ObjectMeta, Storage};
-use scalemesh_core::wire::{BuilderReport, LogAck, LogBatch, LogFrame, LogStream, NewLogLine};
+use scalemesh_core::rules::Routing;
+use scalemesh_core::storage::FsStorage;
+use scalemesh_core::wire::{
+    BuilderReport, LogAck, LogBatch, LogFrame, LogLine, LogStream, NewLogLine,
+};
 use scalemesh_server::runner::{Runner, RunnerError, RunnerEvent};
 use scalemesh_server::settings::Settings;
 use scalemesh_server::{Listeners, Server};
@@ -26,26 +28,45 @@ pub struct Recorded {
     pub changed: Notify,
 }
 
-pub struct FakeRunner(Arc<Recorded>);
+/// Where the fake runner's jobs run, as far as the server can tell.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FakeRunnerKind {
+    /// Like the local runner: jobs have no name and die with the server.
+    #[default]
+    Local,
+    /// Like ECS: each job is named (`task-<deployment>`) and runs on across a restart.
+    Remote,
+}
+
+pub struct FakeRunner {
+    recorded: Arc<Recorded>,
+    kind: FakeRunnerKind,
+}
 
 #[async_trait]
 impl Runner for FakeRunner {
     async fn submit(&self, job: BuildJob) -> Result<Option<String>, RunnerError> {
-        self.0.jobs.lock().expect("lock").push(job);
-        self.0.changed.notify_waiters();
-        Ok(None)
+        let name =
+            (self.kind == FakeRunnerKind::Remote).then(|| format!("task-{}", job.deployment));
+        self.recorded.jobs.lock().expect("lock").push(job);
+        self.recorded.changed.notify_waiters();
+        Ok(name)
     }
 
     async fn cancel(&self, deployment: &DeploymentId, _runner_ref: Option<&str>) {
-        self.0
+        self.recorded
             .canceled
             .lock()
             .expect("lock")
             .push(deployment.clone());
-        self.0.changed.notify_waiters();
+        self.recorded.changed.notify_waiters();
     }
 
     async fn shutdown(&self) {}
+
+    fn survives_restart(&self) -> bool {
+        self.kind == FakeRunnerKind::Remote
+    }
 }
 
 pub struct TestApp {
@@ -87,6 +108,16 @@ pub async fn spawn_app_at(
     data: Option<tempfile::TempDir>,
     configure: impl FnOnce(&mut Settings),
 ) -> TestApp {
+    spawn_app_on(path, data, FakeRunnerKind::Local, configure).await
+}
+
+/// [`spawn_app_at`] with a fake runner of `kind`.
+pub async fn spawn_app_on(
+    path: &std::path::Path,
+    data: Option<tempfile::TempDir>,
+    kind: FakeRunnerKind,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
     let mut settings = Settings::defaults();
     settings.data_dir = Some(path.to_path_buf());
     settings.storage = None;
@@ -109,7 +140,10 @@ pub async fn spawn_app_at(
     let runner_recorded = recorded.clone();
     let server = Server::build_with_runner(&settings, listeners, move |events| {
         let _ = events_tx.send(events);
-        Arc::new(FakeRunner(runner_recorded)) as Arc<dyn Runner>
+        Arc::new(FakeRunner {
+            recorded: runner_recorded,
+            kind,
+        }) as Arc<dyn Runner>
     })
     .await
     .expect("server builds");
@@ -274,6 +308,33 @@ impl TestApp {
         .unwrap_or_else(|_| panic!("deployment {id} never became {status}"))
     }
 
+    /// One answer of the stored log of `id`: the lines after `since`, at most `limit`.
+    pub async fn stored_log(
+        &self,
+        id: &DeploymentId,
+        since: u64,
+        limit: Option<u32>,
+    ) -> Vec<LogLine> {
+        let mut path = format!("/api/v1/deployments/{id}/logs?since={since}");
+        if let Some(limit) = limit {
+            path.push_str(&format!("&limit={limit}"));
+        }
+        let res = self
+            .http
+            .get(self.url(&path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("logs");
+        assert_eq!(res.status(), 200);
+        res.text()
+            .await
+            .expect("body")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a stored line"))
+            .collect()
+    }
+
     /// Fetches `path` from the embedded proxy with `host`.
     pub async fn site(&self, host: &str, path: &str) -> reqwest::Response {
         self.http
@@ -428,47 +489,31 @@ impl FakeBuilder {
         assert!((200..300).contains(&status), "{what} -> {status} {body}");
     }
 
-    /// Writes the deployment's files and manifest the way the builder's uploader does.
+    /// Uploads `files` (site path, contents) with the builder's own uploader: the files, their
+    /// compressed variants and the pending manifest, with real hashes, as a build leaves them.
     pub async fn upload(&self, storage: &FsStorage, files: &[(&str, &str)]) {
-        let mut entries = BTreeMap::new();
+        let output = tempfile::tempdir().expect("tempdir");
         for (path, body) in files {
-            let key = layout::output_file(&self.job.project, &self.job.deployment, path);
-            storage
-                .put(
-                    &key,
-                    Body::Bytes(body.as_bytes().to_vec().into()),
-                    &ObjectMeta::default(),
-                )
-                .await
-                .expect("put");
-            entries.insert(
-                (*path).to_owned(),
-                ManifestEntry {
-                    size: body.len() as u64,
-                    content_type: scalemesh_core::content_type::for_path(path),
-                    sha256: format!("{:064x}", body.len()),
-                    immutable: false,
-                    br: None,
-                    gzip: None,
-                },
-            );
+            let file = output.path().join(path);
+            if let Some(folder) = file.parent() {
+                std::fs::create_dir_all(folder).expect("an output folder");
+            }
+            std::fs::write(&file, body).expect("an output file");
         }
-        let manifest = Manifest {
-            project: self.job.project.clone(),
-            deployment: self.job.deployment.clone(),
-            created_at: time::OffsetDateTime::now_utc(),
-            files: entries,
-            routing: Default::default(),
-        };
-        let key = layout::pending_manifest(&self.job.project, &self.job.deployment);
-        storage
-            .put(
-                &key,
-                Body::Bytes(serde_json::to_vec(&manifest).expect("json").into()),
-                &ObjectMeta::default(),
-            )
-            .await
-            .expect("put");
+        let (mut found, skipped) =
+            upload::collect(output.path(), UploadLimits::default()).expect("the output listed");
+        assert!(skipped.is_empty(), "the uploader skipped {skipped:?}");
+        let routing = upload::take_routing(&mut found, Routing::default()).expect("rules files");
+        upload::upload(
+            Arc::new(storage.clone()),
+            &self.job.project,
+            &self.job.deployment,
+            found,
+            routing,
+            |_, _| {},
+        )
+        .await
+        .expect("the upload");
     }
 
     /// Reports the phases up to `uploading`.

@@ -436,3 +436,33 @@ async fn a_second_ready_report_never_takes_the_site_down() {
         assert_eq!(app.site("site.localhost", "/").await.status(), 200);
     }
 }
+
+/// The test builder uploads with the builder's own uploader: a deployment is served from the
+/// real manifest, with the file's hash in its ETag and its compressed variant when asked for.
+#[tokio::test]
+async fn a_deployment_is_served_as_the_builder_uploaded_it() {
+    use sha2::Digest;
+
+    let app = spawn_app().await;
+    let (_, job) = app.deploy("site").await;
+    let page = format!("<h1>{}</h1>", "hello ".repeat(1000));
+    FakeBuilder::new(job)
+        .succeed(&app.storage, &[("index.html", &page)])
+        .await;
+    let hash = hex::encode(sha2::Sha256::digest(page.as_bytes()));
+    let plain = app.site("site.localhost", "/").await;
+    let etag = plain.headers()["etag"].to_str().expect("etag").to_owned();
+    assert!(etag.contains(&hash[..32]), "{etag} names {hash}");
+    assert_eq!(plain.text().await.expect("body"), page);
+    let packed = app
+        .http
+        .get(format!("http://{}/", app.sites))
+        .header("host", "site.localhost")
+        .header("accept-encoding", "br")
+        .send()
+        .await
+        .expect("proxy request");
+    assert_eq!(packed.headers()["content-encoding"], "br");
+    let body = packed.bytes().await.expect("body");
+    assert!(body.len() < page.len() / 10, "{} bytes", body.len());
+}

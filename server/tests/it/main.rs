@@ -5,6 +5,7 @@
 mod access;
 mod api;
 mod helpers;
+mod invariants;
 mod lifecycle;
 mod logs;
 mod team;
