@@ -233,9 +233,7 @@ impl App {
         id: &DeploymentId,
         lines: Vec<scalemesh_core::wire::LogLine>,
     ) {
-        if !lines.is_empty() {
-            self.hub.publish(id, LogFrame::Lines { lines });
-        }
+        self.hub.publish_lines(id, lines);
     }
 
     /// Tells followers a deployment is over and lets its uploaded source go.

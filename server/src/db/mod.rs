@@ -159,3 +159,45 @@ pub fn from_ms(ms: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+    use super::*;
+
+    /// However many reads are asked for at once (followers catching up), at most
+    /// `MAX_READERS` run, each on a connection of its own, and at most `IDLE_READERS`
+    /// connections are kept afterwards; every read is answered.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_run_a_few_at_once_however_many_are_asked_for() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("db.sqlite")).expect("open");
+        let inside = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let reads: Vec<_> = (0..100)
+            .map(|i| {
+                let (store, inside, most) = (store.clone(), inside.clone(), most.clone());
+                tokio::spawn(async move {
+                    store
+                        .read(move |conn| {
+                            let now = inside.fetch_add(1, SeqCst) + 1;
+                            most.fetch_max(now, SeqCst);
+                            std::thread::sleep(std::time::Duration::from_millis(5));
+                            let n: i64 = conn.query_row("SELECT ?1", [i], |r| r.get(0))?;
+                            inside.fetch_sub(1, SeqCst);
+                            Ok(n)
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for (i, read) in reads.into_iter().enumerate() {
+            assert_eq!(read.await.expect("join").expect("read"), i as i64);
+        }
+        let most = most.load(SeqCst);
+        assert!((2..=MAX_READERS).contains(&most), "{most} reads at once");
+        let idle = store.readers.lock().expect("lock").len();
+        assert!(idle <= IDLE_READERS, "{idle} idle connections kept");
+    }
+}

@@ -8,12 +8,11 @@ use scalemesh_core::DeploymentId;
 use scalemesh_core::wire::LogFrame;
 use tokio::sync::broadcast::error::RecvError;
 
+use super::hub::FRAME_BYTES;
 use crate::App;
 
-/// Lines, and bytes of text, per frame when catching up from storage: what a follower that
-/// stopped reading holds in the server's memory.
+/// Lines per frame when catching up from storage (and bytes: `FRAME_BYTES`, as live ones).
 const BACKLOG_CHUNK: u32 = 500;
-const BACKLOG_CHUNK_BYTES: usize = 64 * 1024;
 
 /// The follower took nothing for `waited`; it has every line up to `last`.
 #[derive(Debug, thiserror::Error)]
@@ -132,7 +131,7 @@ where
     loop {
         let lines = app
             .store
-            .lines_after(id, *last, BACKLOG_CHUNK, BACKLOG_CHUNK_BYTES)
+            .lines_after(id, *last, BACKLOG_CHUNK, FRAME_BYTES)
             .await?;
         let Some(newest) = lines.last() else {
             return Ok(());

@@ -1,15 +1,40 @@
 //! Live fan-out of log frames to followers, one broadcast channel per unfinished deployment.
-//! Frames are published after they are stored, in `seq` order; a follower that falls behind
-//! (the channel reports `Lagged`) reads what it missed from the database instead.
+//! Frames are published after they are stored, in `seq` order, each of at most about
+//! `FRAME_BYTES` of text however large the builder's batch; a follower that falls behind (the
+//! channel reports `Lagged`) reads what it missed from the database instead.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use scalemesh_core::DeploymentId;
-use scalemesh_core::wire::LogFrame;
+use scalemesh_core::wire::{LogFrame, LogLine};
 use tokio::sync::broadcast;
 
 const CHANNEL_FRAMES: usize = 256;
+
+/// Bytes of text per frame, live or caught up from storage: what a follower that stopped
+/// reading holds in the server's memory (a frame is cut after the line that reaches it).
+pub const FRAME_BYTES: usize = 64 * 1024;
+
+/// `lines` cut into frames: each ends with the line that brings its text to `max_bytes` or
+/// more, so a frame holds at least one line and at most `max_bytes` plus one line.
+pub fn frames(lines: Vec<LogLine>, max_bytes: usize) -> Vec<Vec<LogLine>> {
+    let mut frames = Vec::new();
+    let mut frame = Vec::new();
+    let mut bytes = 0;
+    for line in lines {
+        bytes += line.text.len();
+        frame.push(line);
+        if bytes >= max_bytes {
+            frames.push(std::mem::take(&mut frame));
+            bytes = 0;
+        }
+    }
+    if !frame.is_empty() {
+        frames.push(frame);
+    }
+    frames
+}
 
 #[derive(Default)]
 pub struct LogHub {
@@ -43,6 +68,13 @@ impl LogHub {
         {
             // No receiver is left: forget the channel until someone follows again.
             channels.remove(id);
+        }
+    }
+
+    /// Sends `lines` to everyone following `id` now, in frames of about `FRAME_BYTES`.
+    pub fn publish_lines(&self, id: &DeploymentId, lines: Vec<LogLine>) {
+        for lines in frames(lines, FRAME_BYTES) {
+            self.publish(id, LogFrame::Lines { lines });
         }
     }
 
@@ -91,5 +123,40 @@ mod tests {
         assert_eq!(hub.channels().len(), 1);
         drop(b);
         assert!(hub.channels().is_empty(), "no channel is left behind");
+    }
+
+    #[test]
+    fn lines_are_cut_into_frames_of_about_the_bytes_given() {
+        let line = |seq: u64, len: usize| LogLine {
+            seq,
+            ts: time::OffsetDateTime::UNIX_EPOCH,
+            stream: scalemesh_core::wire::LogStream::Stdout,
+            text: "x".repeat(len),
+        };
+        // (the lengths of the lines' text, the frames they make at 10 bytes: seqs in each)
+        let table: &[(&[usize], &[&[u64]])] = &[
+            (&[], &[]),
+            (&[3], &[&[0]]),
+            (&[3, 3, 3], &[&[0, 1, 2]]),
+            (&[3, 3, 3, 1], &[&[0, 1, 2, 3]]),
+            (&[3, 3, 3, 1, 1], &[&[0, 1, 2, 3], &[4]]),
+            (&[10, 10, 0], &[&[0], &[1], &[2]]),
+            // A line longer than a frame is a frame of its own, never split.
+            (&[2, 50, 2], &[&[0, 1], &[2]]),
+            (&[0; 5], &[&[0, 1, 2, 3, 4]]),
+        ];
+        for (lengths, want) in table {
+            let lines = lengths
+                .iter()
+                .enumerate()
+                .map(|(i, len)| line(i as u64, *len))
+                .collect();
+            let got: Vec<Vec<u64>> = frames(lines, 10)
+                .iter()
+                .map(|f| f.iter().map(|l| l.seq).collect())
+                .collect();
+            let want: Vec<Vec<u64>> = want.iter().map(|f| f.to_vec()).collect();
+            assert_eq!(got, want, "{lengths:?}");
+        }
     }
 }

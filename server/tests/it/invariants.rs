@@ -611,3 +611,40 @@ async fn a_5xx_carries_no_internals() {
     assert_eq!(storage_failed.0, 503);
     assert!(answers.iter().all(|(status, _)| *status == 500));
 }
+
+/// A live frame is as bounded as a caught-up one, however large the builder's batch: a
+/// follower that stops reading holds one small frame, not the batch.
+#[tokio::test]
+async fn live_frames_are_bounded_however_large_the_batch() {
+    const FRAME_BYTES: usize = 64 * 1024;
+    let app = spawn_app().await;
+    let (id, job) = app.deploy("batchy").await;
+    let mut b = FakeBuilder::new(job);
+    let mut follower = app.follow(&id, 0).await;
+    // Following before any line is stored: what comes next is live.
+    let texts: Vec<String> = (0..420)
+        .map(|i| format!("{i:06} {}", "y".repeat(15_993)))
+        .collect();
+    assert_eq!(b.log(&texts).await, 420);
+    let mut seen = 0;
+    while seen < texts.len() {
+        match follower.next().await {
+            Some(LogFrame::Lines { lines }) => {
+                let last = lines.last().expect("a line");
+                let bytes: usize = lines.iter().map(|l| l.text.len()).sum();
+                assert!(
+                    bytes - last.text.len() < FRAME_BYTES,
+                    "a live frame of {} lines holds {bytes} bytes",
+                    lines.len()
+                );
+                for line in &lines {
+                    assert_eq!(line.text, texts[seen], "in order, once each");
+                    seen += 1;
+                }
+            }
+            Some(_) => {}
+            None => panic!("the stream ended after {seen} lines"),
+        }
+    }
+    follower.close().await;
+}
