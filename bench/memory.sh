@@ -7,9 +7,10 @@
 # connection: 300 requests whose Host is 200 KB long, 10,000 made-up names under the base
 # domain, and 10,000 made-up custom domains. Reported: each server's resident memory (nginx:
 # its master and workers together) after the real site and after each flood.
-# Target: the proxy grows by less than 30 MB over all the floods (a memo of hosts that kept
-# what it was sent would hold 60 MB for the long hosts alone). nginx's growth is printed beside
-# it as the peer's; nginx refuses Host headers over 8 KB (494), so it never holds the long ones.
+# Target: the proxy never holds 30 MB more than after the real site, after any flood (a memo of
+# hosts that kept what it was sent would hold 60 MB for the long hosts alone). nginx's growth is
+# printed beside it as the peer's: nginx refuses Host headers over 8 KB (400), so it never holds
+# the long ones, and its one server answers every made-up name.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
@@ -98,7 +99,7 @@ floods = [
 ]
 servers = [("proxy", proxy_port, proxy_pid), ("nginx", nginx_port, nginx_pid)]
 start = {name: rss(pid) for name, _, pid in servers}
-after = {}
+after, most = {}, {}
 print(f"{'resident memory (MB)':<30} {'proxy':>8} {'nginx':>8}   statuses (proxy | nginx)")
 print(f"{'at start':<30} {start['proxy']:>8.1f} {start['nginx']:>8.1f}")
 for what, n, host in floods:
@@ -112,12 +113,14 @@ for what, n, host in floods:
     now = {name: rss(pid) for name, _, pid in servers}
     if what.startswith("a real site"):
         after = now
+        most = dict(now)
+    most = {name: max(most[name], now[name]) for name in most}
     fmt = lambda s: ", ".join(f"{k}×{v}" for k, v in sorted(s.items()))
     print(f"{'after ' + what:<30} {now['proxy']:>8.1f} {now['nginx']:>8.1f}   "
           f"{fmt(statuses['proxy'])} | {fmt(statuses['nginx'])}")
-grown = {name: rss(pid) - after[name] for name, _, pid in servers}
+grown = {name: most[name] - after[name] for name in most}
 ok = grown["proxy"] < 30
-print(f"grown over the floods: proxy {grown['proxy']:.1f} MB, nginx {grown['nginx']:.1f} MB "
+print(f"most grown over the real site's: proxy {grown['proxy']:.1f} MB, nginx {grown['nginx']:.1f} MB "
       f"(target: proxy < 30 MB: {'ok' if ok else 'MISSED'})")
 sys.exit(0 if ok else 1)
 PY
