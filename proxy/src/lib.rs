@@ -20,9 +20,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use scalemesh_core::ProjectName;
 use scalemesh_core::hosts::SiteHosts;
 use scalemesh_core::storage::Storage;
+use scalemesh_core::{DeploymentId, ProjectName};
 
 use cache::BodyCache;
 use counter::Counter;
@@ -134,6 +134,13 @@ impl Proxy {
     pub fn forget_project(&self, project: &ProjectName) {
         self.inner.routes.invalidate(project);
         self.inner.routes.forget_manifests(project);
+    }
+
+    /// Forgets `deployment` of `project` (its manifest was taken back: it did not become
+    /// ready) and the project's alias. The server calls this when it withdraws a manifest.
+    pub fn forget_deployment(&self, project: &ProjectName, deployment: &DeploymentId) {
+        self.inner.routes.invalidate(project);
+        self.inner.routes.forget_deployment(project, deployment);
     }
 
     /// Forgets what is cached about a custom domain. The server calls this when it adds or

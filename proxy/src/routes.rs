@@ -236,6 +236,14 @@ impl RouteTable {
         self.forgot();
     }
 
+    /// Forgets `deployment`'s manifest, and that it exists: it was taken back from storage.
+    pub fn forget_deployment(&self, project: &ProjectName, deployment: &DeploymentId) {
+        lock(&self.manifests).remove(deployment);
+        self.deployments
+            .forget(&(project.clone(), deployment.clone()));
+        self.forgot();
+    }
+
     /// The project a custom domain serves, `None` when it is no domain of any, and when that
     /// was read from storage.
     pub async fn domain(
@@ -364,6 +372,9 @@ impl RouteTable {
         if !vouched && !self.deployments.existed(&named) {
             self.unknown_read()?;
         }
+        // Something forgotten while this read runs (a manifest taken back) may be what it
+        // reads: then it answers this request but is not kept.
+        let generation = self.generation();
         let manifest: Manifest = match storage.get_bytes(&key).await {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
                 StorageError::Backend(format!("manifest of {deployment} is unreadable: {e}"))
@@ -378,9 +389,12 @@ impl RouteTable {
             self.deployments.put(named, None, self.ttl);
             return Ok(None);
         }
-        self.deployments.put(named, Some(()), self.ttl);
         let site = Arc::new(Site::new(manifest));
         let now = Instant::now();
+        if self.generation() != generation {
+            return Ok(Some((site, now)));
+        }
+        self.deployments.put(named, Some(()), self.ttl);
         let mut cache = lock(&self.manifests);
         if cache.len() >= self.capacity {
             // Manifests are cheap to read again; dropping an arbitrary one keeps the bound.

@@ -245,13 +245,17 @@ impl App {
             // version published its own, which is taken back here.
             let storage = self.storage.clone();
             let proxy = self.proxy.clone();
-            let (key, project) = (layout::manifest(&row.project, &row.id), row.project.clone());
+            let (key, project, id) = (
+                layout::manifest(&row.project, &row.id),
+                row.project.clone(),
+                row.id.clone(),
+            );
             tokio::spawn(async move {
                 if let Err(e) = storage.delete(&key).await {
                     tracing::warn!(key, error = %e, "could not withdraw a manifest");
                 }
                 if let Some(proxy) = proxy {
-                    proxy.invalidate(&project);
+                    proxy.forget_deployment(&project, &id);
                 }
             });
         }
@@ -467,7 +471,7 @@ impl App {
             tracing::error!(key, error = %e, "could not withdraw the manifest of a deployment that is not ready");
         }
         if let Some(proxy) = &self.proxy {
-            proxy.invalidate(&dep.project);
+            proxy.forget_deployment(&dep.project, &dep.id);
         }
     }
 

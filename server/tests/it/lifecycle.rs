@@ -253,6 +253,8 @@ async fn a_failed_deployment_takes_back_a_manifest_it_published() {
         .await
         .expect("put");
     let preview = format!("{id}--site.localhost");
+    // Served, so the proxy holds the manifest (it would check it again only after 30 s).
+    assert_eq!(app.site(&preview, "/").await.status(), 200);
     let (status, _) = b
         .report(BuilderReport::Failed {
             reason: "late".into(),
