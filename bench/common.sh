@@ -14,6 +14,15 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
+# The release proxy and the uploader the benchmarks run (the workspace is `$root`, set by the
+# script), unless SCALEMESH_BENCH_NO_BUILD=1.
+# shellcheck disable=SC2154  # root: set by the script that sources this
+build_proxy_and_uploader() {
+    [ "${SCALEMESH_BENCH_NO_BUILD:-}" != 1 ] || return 0
+    echo "building release binaries…" >&2
+    cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p scalemesh-proxy --bins
+    cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p scalemesh-builder --example upload
+}
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 wait_port() {
     for _ in $(seq 1 300); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done

@@ -15,15 +15,10 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 command -v nginx >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null
-if [ "${SCALEMESH_BENCH_NO_BUILD:-}" != 1 ]; then
-    echo "building release binaries…" >&2
-    cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p scalemesh-proxy --bins
-    cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p scalemesh-builder --example upload
-fi
-bin="$root/target/release"
-
 # shellcheck source=bench/common.sh
 source "$root/bench/common.sh"
+build_proxy_and_uploader
+bin="$root/target/release"
 
 site="$work/site"
 mkdir -p "$site"
@@ -100,8 +95,8 @@ floods = [
 servers = [("proxy", proxy_port, proxy_pid), ("nginx", nginx_port, nginx_pid)]
 start = {name: rss(pid) for name, _, pid in servers}
 after, most = {}, {}
-print(f"{'resident memory (MB)':<30} {'proxy':>8} {'nginx':>8}   statuses (proxy | nginx)")
-print(f"{'at start':<30} {start['proxy']:>8.1f} {start['nginx']:>8.1f}")
+print(f"{'resident memory (MB)':<36} {'proxy':>8} {'nginx':>8}   statuses (proxy | nginx)")
+print(f"{'at start':<36} {start['proxy']:>8.1f} {start['nginx']:>8.1f}")
 for what, n, host in floods:
     statuses = {}
     for name, port, _ in servers:
@@ -116,7 +111,7 @@ for what, n, host in floods:
         most = dict(now)
     most = {name: max(most[name], now[name]) for name in most}
     fmt = lambda s: ", ".join(f"{k}×{v}" for k, v in sorted(s.items()))
-    print(f"{'after ' + what:<30} {now['proxy']:>8.1f} {now['nginx']:>8.1f}   "
+    print(f"{'after ' + what:<36} {now['proxy']:>8.1f} {now['nginx']:>8.1f}   "
           f"{fmt(statuses['proxy'])} | {fmt(statuses['nginx'])}")
 grown = {name: most[name] - after[name] for name in most}
 ok = grown["proxy"] < 30

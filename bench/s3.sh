@@ -50,15 +50,10 @@ if [ ! -x "$tools/bin/s3s-fs" ]; then
     cargo install --quiet --locked s3s-fs --version '~0.14' --features binary --root "$tools"
 fi
 
-if [ "${SCALEMESH_BENCH_NO_BUILD:-}" != 1 ]; then
-    echo "building release binaries…" >&2
-    cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p scalemesh-proxy --bins
-    cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p scalemesh-builder --example upload
-fi
-bin="$root/target/release"
-
 # shellcheck source=bench/common.sh
 source "$root/bench/common.sh"
+build_proxy_and_uploader
+bin="$root/target/release"
 
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
 

@@ -38,15 +38,10 @@ for tool in nginx wrk curl; do command -v "$tool" >/dev/null 2>&1 || need_apt+=(
 if [ ${#need_apt[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
-if [ "${SCALEMESH_BENCH_NO_BUILD:-}" != 1 ]; then
-    echo "building release binaries…" >&2
-    cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p scalemesh-proxy --bins
-    cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p scalemesh-builder --example upload
-fi
-bin="$root/target/release"
-
 # shellcheck source=bench/common.sh
 source "$root/bench/common.sh"
+build_proxy_and_uploader
+bin="$root/target/release"
 
 echo "writing the site…" >&2
 site="$work/site"
