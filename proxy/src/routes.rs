@@ -340,28 +340,8 @@ impl RouteTable {
         let _flight = self.flights.join(&key).await;
         match cached(self) {
             Some(found) if is_fresh(&found) => return Ok(Some(found)),
-            // Still there? One byte says so without reading the whole manifest again.
             Some((site, _)) => {
-                return match storage.get_range(&key, 0, 1).await {
-                    Err(e) if e.is_not_found() => {
-                        if lock(&self.manifests).remove(deployment).is_some() {
-                            self.forgot();
-                        }
-                        Ok(None)
-                    }
-                    // Storage failing is no reason to stop serving what is in memory; it is
-                    // asked again after another interval.
-                    checked => {
-                        if let Err(e) = checked {
-                            tracing::warn!(error = %e, %deployment, "checking a manifest failed");
-                        }
-                        let now = Instant::now();
-                        if let Some(entry) = lock(&self.manifests).get_mut(deployment) {
-                            entry.0 = now;
-                        }
-                        Ok(Some((site, now)))
-                    }
-                };
+                return Ok(self.recheck_manifest(storage, &key, deployment, site).await);
             }
             None => {}
         }
@@ -405,6 +385,36 @@ impl RouteTable {
         }
         cache.insert(deployment.clone(), (now, site.clone()));
         Ok(Some((site, now)))
+    }
+
+    /// A manifest kept past its recheck: still there? One byte says so without reading the
+    /// whole manifest again. Gone, it is forgotten; storage failing is no reason to stop
+    /// serving what is in memory (it is asked again after another interval).
+    async fn recheck_manifest(
+        &self,
+        storage: &dyn Storage,
+        key: &str,
+        deployment: &DeploymentId,
+        site: Arc<Site>,
+    ) -> Option<(Arc<Site>, Instant)> {
+        match storage.get_range(key, 0, 1).await {
+            Err(e) if e.is_not_found() => {
+                if lock(&self.manifests).remove(deployment).is_some() {
+                    self.forgot();
+                }
+                None
+            }
+            checked => {
+                if let Err(e) = checked {
+                    tracing::warn!(error = %e, %deployment, "checking a manifest failed");
+                }
+                let now = Instant::now();
+                if let Some(entry) = lock(&self.manifests).get_mut(deployment) {
+                    entry.0 = now;
+                }
+                Some((site, now))
+            }
+        }
     }
 }
 
