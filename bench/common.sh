@@ -105,3 +105,20 @@ p99 = times[min(len(times) - 1, int(len(times) * 0.99))] * 1000
 print(len(rows) / sum(times), p99, len(rows), errors)
 PY
 }
+
+# One cold round ($1): the proxy and nginx started afresh (the script's `start_proxy` and
+# `start_nginx cold`), then each path asked for once (`cold_row`), the proxy first in odd rounds
+# and nginx first in even ones; both stopped after. Prints the two result rows.
+# shellcheck disable=SC2154  # proxy_port, nginx_port: set by the script that sources this
+cold_round() {
+    local cold_pid first second
+    start_proxy; cold_pid=$service_pid
+    start_nginx cold
+    # The ports these two just took.
+    first=(proxy "$proxy_port") second=(nginx "$nginx_port")
+    if [ $(($1 % 2)) = 0 ]; then first=(nginx "$nginx_port") second=(proxy "$proxy_port"); fi
+    cold_row "${first[@]}"
+    cold_row "${second[@]}"
+    stop_service "$cold_pid"
+    stop_nginx "$work/nginx-cold.pid"
+}

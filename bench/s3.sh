@@ -257,17 +257,8 @@ for round in $(seq 1 "$rounds"); do
             echo "$case proxy $round $(measure "$case" "$port_of_proxy" "$seconds")" >> "$results"
         fi
     done
-    # Cold: both started afresh with nothing cached, then each path asked for once, in the
-    # same order for both; every first request is a fetch from S3.
-    start_proxy; cold_pid=$service_pid
-    start_nginx cold
-    if [ $((round % 2)) = 1 ]; then
-        cold_row proxy "$proxy_port" >> "$results"; cold_row nginx "$nginx_port" >> "$results"
-    else
-        cold_row nginx "$nginx_port" >> "$results"; cold_row proxy "$proxy_port" >> "$results"
-    fi
-    stop_service "$cold_pid"
-    stop_nginx "$work/nginx-cold.pid"
+    # Cold: both started afresh with nothing cached (every first request is a fetch from S3).
+    cold_round "$round" >> "$results"
 done
 rss="$(awk '/VmRSS/ {print $2/1024}' "/proc/$proxy_pid/status")"
 

@@ -199,15 +199,7 @@ for round in $(seq 1 "$rounds"); do
         esac
     done
     # Cold: both started afresh, then each path asked for once, in the same order for both.
-    start_proxy; cold_pid=$service_pid
-    start_nginx cold
-    if [ $((round % 2)) = 1 ]; then
-        cold_row proxy "$proxy_port" >> "$results"; cold_row nginx "$nginx_port" >> "$results"
-    else
-        cold_row nginx "$nginx_port" >> "$results"; cold_row proxy "$proxy_port" >> "$results"
-    fi
-    stop_service "$cold_pid"
-    stop_nginx "$work/nginx-cold.pid"
+    cold_round "$round" >> "$results"
 done
 
 rss="$(awk '/VmRSS/ {print $2/1024}' "/proc/$proxy_pid/status")"
