@@ -20,6 +20,7 @@ pub mod site_config;
 pub mod size;
 pub mod status;
 pub mod storage;
+pub mod sync;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod wire;

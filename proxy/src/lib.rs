@@ -1,33 +1,30 @@
 //! Serves deployed sites by `Host` from storage. It needs nothing but storage: the production
 //! alias (`__routes/<project>.json`) and each deployment's manifest say what to serve, so any
 //! number of proxies can run beside each other, and `scalemesh-server` embeds one.
+//!
+//! In layers, each behind one call: `respond` (HTTP semantics: host → outcome → response),
+//! `resolve` (host → site, through each thread's memo and the shared table), `bodies` (thread
+//! copy → shared cache → storage). Connections are `scalemesh_net`'s.
 
-mod cache;
-mod counter;
-pub mod http;
-mod local;
-mod pages;
-mod path;
-mod routes;
-mod serve;
-mod share;
-mod site;
-mod spliced;
-mod timer;
+mod bodies;
+mod flights;
+mod resolve;
+mod respond;
+mod values;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::Router;
-use scalemesh_core::hosts::SiteHosts;
+use axum::body::Body;
+use axum::http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use scalemesh_core::storage::Storage;
 use scalemesh_core::{DeploymentId, ProjectName};
+use scalemesh_net::counter::Counter;
+use scalemesh_net::memfile;
 
-use cache::BodyCache;
-use counter::Counter;
-pub use path::{SitePath, parse_request_path};
-use routes::RouteTable;
+use bodies::Bodies;
+use resolve::{Resolver, SiteTable, TableSettings};
+pub use respond::{SitePath, parse_request_path};
 
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
@@ -74,14 +71,9 @@ pub struct Proxy {
 }
 
 struct Inner {
-    /// Unique in the process: what is remembered per thread is remembered per proxy.
-    id: u64,
     storage: Arc<dyn Storage>,
-    hosts: SiteHosts,
-    routes: RouteTable,
-    bodies: BodyCache,
-    /// Each serving thread's budget for its own copies of responses.
-    thread_cache_bytes: usize,
+    resolver: Resolver,
+    bodies: Bodies,
     metrics: Metrics,
 }
 
@@ -92,7 +84,7 @@ struct Metrics {
 }
 
 impl Metrics {
-    fn count(&self, status: axum::http::StatusCode) {
+    fn count(&self, status: StatusCode) {
         let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
         self.responses[class].add(1);
     }
@@ -102,19 +94,20 @@ impl Proxy {
     pub fn new(storage: Arc<dyn Storage>, config: &ProxyConfig) -> Self {
         Self {
             inner: Arc::new(Inner {
-                id: {
-                    static NEXT: AtomicU64 = AtomicU64::new(0);
-                    NEXT.fetch_add(1, Ordering::Relaxed)
-                },
-                hosts: SiteHosts::new(&config.base_domain, "http", None),
-                routes: RouteTable::new(
-                    config.route_ttl,
-                    config.manifest_recheck,
-                    config.manifest_cache_entries,
-                    config.unknown_lookups,
+                resolver: Resolver::new(
+                    &config.base_domain,
+                    SiteTable::new(TableSettings {
+                        ttl: config.route_ttl,
+                        recheck: config.manifest_recheck,
+                        manifests: config.manifest_cache_entries,
+                        unknown_lookups: config.unknown_lookups,
+                    }),
                 ),
-                bodies: BodyCache::new(config.body_cache_bytes, config.body_cache_max_object),
-                thread_cache_bytes: config.thread_cache_bytes,
+                bodies: Bodies::new(
+                    config.body_cache_bytes,
+                    config.body_cache_max_object,
+                    config.thread_cache_bytes,
+                ),
                 metrics: Metrics::default(),
                 storage,
             }),
@@ -125,28 +118,28 @@ impl Proxy {
     /// missing, so the next request reads them again. The server calls this right after it
     /// moves the alias, and when a deployment becomes ready without moving it (a preview).
     pub fn invalidate(&self, project: &ProjectName) {
-        self.inner.routes.invalidate(project);
+        self.table().invalidate(project);
     }
 
     /// Forgets everything cached about `project`: its alias and its deployments' manifests
     /// (which are otherwise kept for good, as they never change). The server calls this when it
     /// deletes the project.
     pub fn forget_project(&self, project: &ProjectName) {
-        self.inner.routes.invalidate(project);
-        self.inner.routes.forget_manifests(project);
+        self.table().invalidate(project);
+        self.table().forget_manifests(project);
     }
 
     /// Forgets `deployment` of `project` (its manifest was taken back: it did not become
     /// ready) and the project's alias. The server calls this when it withdraws a manifest.
     pub fn forget_deployment(&self, project: &ProjectName, deployment: &DeploymentId) {
-        self.inner.routes.invalidate(project);
-        self.inner.routes.forget_deployment(project, deployment);
+        self.table().invalidate(project);
+        self.table().forget_deployment(project, deployment);
     }
 
     /// Forgets what is cached about a custom domain. The server calls this when it adds or
     /// removes one.
     pub fn invalidate_domain(&self, host: &str) {
-        self.inner.routes.invalidate_domain(host);
+        self.table().invalidate_domain(host);
     }
 
     /// The proxy's counters in Prometheus' text format. Served on an operator's listener, never
@@ -188,25 +181,25 @@ impl Proxy {
                 "unknown_lookups_refused_total",
                 "Requests for hosts unknown to this proxy answered 503 because too many such hosts were asked for at once.",
                 "counter",
-                self.inner.routes.refused(),
+                self.table().refused(),
             ),
             (
                 "memory_files",
                 "Memory files holding large cached bodies in this process, sent from with sendfile(2).",
                 "gauge",
-                spliced::open(),
+                memfile::open(),
             ),
             (
                 "sendfile_bytes_total",
                 "Bytes of cached bodies sent from memory files rather than copied, by this process.",
                 "counter",
-                spliced::sent(),
+                memfile::sent(),
             ),
             (
                 "sendfile_working",
                 "1 while bodies are sent with sendfile(2); 0 once it has failed and they are copied.",
                 "gauge",
-                u64::from(spliced::working()),
+                u64::from(memfile::working()),
             ),
         ] {
             let _ = writeln!(out, "# HELP scalemesh_proxy_{name} {help}");
@@ -216,26 +209,13 @@ impl Proxy {
         out
     }
 
-    /// The operator's listener: `/health` and `/metrics`.
-    pub fn admin_router(&self) -> Router {
-        let proxy = self.clone();
-        Router::new()
-            .route("/health", axum::routing::get(|| async { "ok\n" }))
-            .route(
-                "/metrics",
-                axum::routing::get(move || {
-                    let proxy = proxy.clone();
-                    async move {
-                        (
-                            [(
-                                axum::http::header::CONTENT_TYPE,
-                                "text/plain; version=0.0.4; charset=utf-8",
-                            )],
-                            proxy.metrics_text(),
-                        )
-                    }
-                }),
-            )
+    /// What answers the operator's listener: `/health` and `/metrics`.
+    pub fn admin_handler(&self) -> AdminHandler {
+        AdminHandler(self.clone())
+    }
+
+    fn table(&self) -> &SiteTable {
+        self.inner.resolver.table()
     }
 
     /// What answers the sites' listener: every path on every host. Make one per serving
@@ -249,17 +229,71 @@ impl Proxy {
 #[derive(Clone)]
 pub struct SiteHandler(Arc<Proxy>);
 
-impl hyper::service::Service<axum::http::Request<hyper::body::Incoming>> for SiteHandler {
-    type Response = axum::response::Response;
-    type Error = std::convert::Infallible;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
-    >;
+type Answering = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Response<Body>, std::convert::Infallible>> + Send>,
+>;
 
-    fn call(&self, req: axum::http::Request<hyper::body::Incoming>) -> Self::Future {
+impl hyper::service::Service<Request<hyper::body::Incoming>> for SiteHandler {
+    type Response = Response<Body>;
+    type Error = std::convert::Infallible;
+    type Future = Answering;
+
+    fn call(&self, req: Request<hyper::body::Incoming>) -> Self::Future {
         let proxy = self.0.clone();
         // The head only: a body is neither read nor kept.
         let (head, _) = req.into_parts();
-        Box::pin(async move { Ok(serve::handle(&proxy, &head).await) })
+        Box::pin(async move {
+            let inner = &proxy.inner;
+            let layers = respond::Layers {
+                resolver: &inner.resolver,
+                bodies: &inner.bodies,
+                storage: inner.storage.as_ref(),
+            };
+            let res = respond::respond(layers, &head).await;
+            inner.metrics.count(res.status());
+            Ok(res)
+        })
+    }
+}
+
+/// The operator's listener as a hyper service: `/health` and `/metrics`, read with `GET` or
+/// `HEAD`.
+#[derive(Clone)]
+pub struct AdminHandler(Proxy);
+
+impl hyper::service::Service<Request<hyper::body::Incoming>> for AdminHandler {
+    type Response = Response<Body>;
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<Response<Body>, std::convert::Infallible>>;
+
+    fn call(&self, req: Request<hyper::body::Incoming>) -> Self::Future {
+        let (status, content_type, text) = match req.uri().path() {
+            "/health" => (
+                StatusCode::OK,
+                "text/plain; charset=utf-8",
+                "ok\n".to_owned(),
+            ),
+            "/metrics" => (
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                self.0.metrics_text(),
+            ),
+            _ => (StatusCode::NOT_FOUND, "", String::new()),
+        };
+        let mut res = Response::new(Body::empty());
+        if status == StatusCode::NOT_FOUND {
+            *res.status_mut() = status;
+        } else if req.method() != Method::GET && req.method() != Method::HEAD {
+            *res.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+            res.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET,HEAD"));
+        } else {
+            res.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            if req.method() == Method::GET {
+                *res.body_mut() = Body::from(text);
+            }
+        }
+        std::future::ready(Ok(res))
     }
 }

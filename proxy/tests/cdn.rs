@@ -12,7 +12,7 @@ use scalemesh_core::layout::{self, DomainRoute, Route};
 use scalemesh_core::storage::{FsStorage, Storage};
 use scalemesh_core::testing::S3TestServer;
 use scalemesh_core::{DeploymentId, ProjectName};
-use scalemesh_proxy::http::{self, Limits};
+use scalemesh_net::Limits;
 use scalemesh_proxy::{Proxy, ProxyConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -102,10 +102,10 @@ async fn site(storage: Arc<dyn Storage>) -> Site {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     // As `scalemesh-proxy` serves: threads of their own, each with its own socket and memo,
     // over a storage client made on this runtime.
-    let (addr, served) = http::serve_on_threads(
+    let (addr, served) = scalemesh_net::serve_on_threads(
         "127.0.0.1:0".parse().expect("addr"),
         2,
-        http::Spread::Even,
+        scalemesh_net::Spread::Even,
         || proxy.handler(),
         Limits::SITES,
         async {
@@ -522,8 +522,13 @@ async fn attacks(site: &Site) {
         .await
         .expect("bind");
     let admin_addr = admin.local_addr().expect("addr");
-    let router = site.proxy.admin_router();
-    let server = tokio::spawn(async move { axum::serve(admin, router).await });
+    let handler = site.proxy.admin_handler();
+    let server = tokio::spawn(scalemesh_net::serve(
+        admin,
+        handler,
+        Limits::SITES,
+        std::future::pending(),
+    ));
     let client = reqwest::Client::new();
     let health = client
         .get(format!("http://{admin_addr}/health"))
@@ -682,10 +687,10 @@ async fn every_thread_follows_the_alias_and_sees_deletions() {
     };
     let proxy = Proxy::new(storage.clone(), &config);
     let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (addr, served) = http::serve_on_threads(
+    let (addr, served) = scalemesh_net::serve_on_threads(
         "127.0.0.1:0".parse().expect("addr"),
         2,
-        http::Spread::Even,
+        scalemesh_net::Spread::Even,
         || proxy.handler(),
         Limits::SITES,
         async {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use scalemesh_core::storage::{FsStorage, Storage};
 use scalemesh_core::testing::Counting;
 use scalemesh_core::{DeploymentId, ProjectName};
-use scalemesh_proxy::http::{self, Limits};
+use scalemesh_net::Limits;
 use scalemesh_proxy::{Proxy, ProxyConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -35,7 +35,7 @@ async fn serve(proxy: &Proxy) -> SocketAddr {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    tokio::spawn(http::serve_handler(
+    tokio::spawn(scalemesh_net::serve(
         listener,
         proxy.handler(),
         Limits::SITES,
@@ -179,10 +179,10 @@ async fn a_cap_below_the_thread_count_still_serves_everyone() {
         max_connections: 1,
         ..Limits::SITES
     };
-    let (addr, served) = http::serve_on_threads(
+    let (addr, served) = scalemesh_net::serve_on_threads(
         "127.0.0.1:0".parse().expect("setup"),
         2,
-        http::Spread::Even,
+        scalemesh_net::Spread::Even,
         || proxy.handler(),
         limits,
         std::future::pending(),
@@ -203,19 +203,19 @@ async fn a_cap_below_the_thread_count_still_serves_everyone() {
 async fn a_taken_port_is_an_error() {
     let d = tempfile::tempdir().expect("tempdir");
     let proxy = Proxy::new(live_site(d.path(), "x").await, &ProxyConfig::default());
-    let (addr, _served) = http::serve_on_threads(
+    let (addr, _served) = scalemesh_net::serve_on_threads(
         "127.0.0.1:0".parse().expect("setup"),
         1,
-        http::Spread::Even,
+        scalemesh_net::Spread::Even,
         || proxy.handler(),
         Limits::SITES,
         std::future::pending(),
     )
     .expect("setup");
-    let again = http::serve_on_threads(
+    let again = scalemesh_net::serve_on_threads(
         addr,
         1,
-        http::Spread::Even,
+        scalemesh_net::Spread::Even,
         || proxy.handler(),
         Limits::SITES,
         std::future::pending(),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use scalemesh_core::storage::{FsStorage, Storage};
 use scalemesh_core::testing::S3TestServer;
 use scalemesh_core::{DeploymentId, ProjectName};
-use scalemesh_proxy::http::{self, Limits};
+use scalemesh_net::Limits;
 use scalemesh_proxy::{Proxy, ProxyConfig};
 
 mod common;
@@ -49,7 +49,7 @@ async fn site(storage: Arc<dyn Storage>) -> Site {
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(http::serve_handler(
+    tokio::spawn(scalemesh_net::serve(
         listener,
         proxy.handler(),
         Limits::SITES,

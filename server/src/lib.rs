@@ -8,6 +8,7 @@ mod auth;
 mod db;
 mod deployments;
 mod error;
+mod listen;
 mod logs;
 mod routes;
 pub mod runner;
@@ -28,7 +29,7 @@ use std::time::Duration;
 use anyhow::Context;
 use scalemesh_core::hosts::SiteHosts;
 use scalemesh_core::storage::{self, Storage, StorageOptions, StorageUrl};
-use scalemesh_proxy::http::{self, Limits};
+use scalemesh_net::Limits;
 use scalemesh_proxy::{Proxy, ProxyConfig};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -273,7 +274,7 @@ impl Server {
         let stop = CancellationToken::new();
         let supervisor = tokio::spawn(supervisor::run(app.clone(), events, stop.clone()));
 
-        let api = http::serve(
+        let api = listen::serve_router(
             listeners.api,
             routes::router(app.clone()),
             Limits::API,
@@ -283,7 +284,7 @@ impl Server {
             .proxy
             .zip(app.proxy.clone())
             .map(|(listener, proxy)| {
-                http::serve_handler(
+                scalemesh_net::serve(
                     listener,
                     proxy.handler(),
                     Limits::SITES,

@@ -1,6 +1,7 @@
 //! `scalemesh-server`: parse settings, bind, serve until SIGINT or SIGTERM.
 
 use clap::Parser;
+use scalemesh_net::daemon::{init_tracing, shutdown_signal};
 use scalemesh_server::settings::Settings;
 use scalemesh_server::{Listeners, Server};
 
@@ -11,17 +12,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "scalemesh_server=info,scalemesh_proxy=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    init_tracing("scalemesh_server=info,scalemesh_proxy=info");
     // Connections and memory files of the embedded proxy, log streams and builds: more than
     // the usual soft limit of 1024 open files.
-    scalemesh_proxy::http::raise_open_files_limit();
+    scalemesh_net::raise_open_files_limit();
     if let Err(err) = run(Settings::parse()).await {
         eprintln!("error: {err:#}");
         std::process::exit(1);
@@ -41,20 +35,4 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         "scalemesh-server is up"
     );
     server.run_until(shutdown_signal()).await
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("shutting down");
 }

@@ -6,7 +6,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use scalemesh_core::storage::{self, StorageOptions, StorageUrl};
-use scalemesh_proxy::http::{self, Limits, Spread};
+use scalemesh_net::daemon::{init_tracing, shutdown_signal};
+use scalemesh_net::{Limits, Spread};
 use scalemesh_proxy::{Proxy, ProxyConfig};
 
 /// Serving allocates small, short-lived buffers at a high rate; mimalloc does that faster than
@@ -40,11 +41,11 @@ struct Args {
     #[arg(long, env = "SCALEMESH_PROXY_ADMIN_LISTEN")]
     admin_listen: Option<SocketAddr>,
     /// Bytes of small files kept in memory (e.g. 64MB, 1GB).
-    #[arg(long, env = "SCALEMESH_BODY_CACHE", default_value = "64MB", value_parser = parse_bytes)]
+    #[arg(long, env = "SCALEMESH_BODY_CACHE", default_value = "64MB", value_parser = scalemesh_core::size::parse)]
     body_cache: u64,
     /// Bytes of small responses each serving thread also keeps for itself, on top of the
     /// shared cache (0 turns it off).
-    #[arg(long, env = "SCALEMESH_THREAD_CACHE", default_value = "4MB", value_parser = parse_bytes)]
+    #[arg(long, env = "SCALEMESH_THREAD_CACHE", default_value = "4MB", value_parser = scalemesh_core::size::parse)]
     thread_cache: u64,
     /// Storage reads a second for hosts this proxy does not know to exist (a made-up host costs
     /// at least one); past it, such hosts get a 503 until the bound, refilling steadily, allows
@@ -80,43 +81,7 @@ fn kernel_before_6_2() -> Option<String> {
     ((major, minor) < (6, 2)).then(|| release.to_owned())
 }
 
-/// `64MB`, `1GB`, `512KB` or a number of bytes.
-fn parse_bytes(raw: &str) -> Result<u64, String> {
-    let upper = raw.trim().to_ascii_uppercase();
-    let (digits, unit) = match upper.find(|c: char| !c.is_ascii_digit()) {
-        Some(at) => upper.split_at(at),
-        None => (upper.as_str(), ""),
-    };
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{raw:?} is not a size such as 64MB"))?;
-    let scale = match unit.trim() {
-        "" | "B" => 1,
-        "KB" | "K" => 1 << 10,
-        "MB" | "M" => 1 << 20,
-        "GB" | "G" => 1 << 30,
-        _ => return Err(format!("{raw:?}: the unit must be B, KB, MB or GB")),
-    };
-    n.checked_mul(scale)
-        .ok_or_else(|| format!("{raw:?} is too large"))
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
-
-// The sites are served from threads of their own (`http::serve_on_threads`); this one runtime
+// The sites are served from threads of their own (`scalemesh_net::serve_on_threads`); this one runtime
 // only opens storage, answers the admin listener and waits for a signal.
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
@@ -127,57 +92,12 @@ async fn main() {
 }
 
 async fn run() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "scalemesh_proxy=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    init_tracing("scalemesh_proxy=info");
     let args = Args::parse();
-    if let Some(open_files) = http::raise_open_files_limit()
-        && (open_files as usize) < args.max_connections.saturating_add(64)
-    {
-        tracing::warn!(
-            open_files,
-            max_connections = args.max_connections,
-            "the open-file limit is below --max-connections; raise it (ulimit -n) or lower that"
-        );
-    }
-    let url = StorageUrl::parse(&args.storage)?;
-    let options = StorageOptions {
-        s3_endpoint: args.s3_endpoint.clone(),
-    };
-    let storage = storage::open(&url, &options)
-        .await
-        .context("opening storage")?;
-    let proxy = Proxy::new(
-        storage,
-        &ProxyConfig {
-            base_domain: args.base_domain,
-            route_ttl: args.route_ttl,
-            body_cache_bytes: usize::try_from(args.body_cache).unwrap_or(usize::MAX),
-            thread_cache_bytes: usize::try_from(args.thread_cache).unwrap_or(usize::MAX),
-            unknown_lookups: args.unknown_lookups,
-            ..ProxyConfig::default()
-        },
-    );
+    check_open_files(args.max_connections);
+    let proxy = open(&args).await?;
     if let Some(addr) = args.admin_listen {
-        let admin = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("binding {addr}"))?;
-        tracing::info!(addr = %admin.local_addr()?, "health and metrics");
-        let router = proxy.admin_router();
-        tokio::spawn(async move {
-            let limits = Limits {
-                max_connections: 64,
-                ..Limits::SITES
-            };
-            if let Err(e) = http::serve(admin, router, limits, std::future::pending()).await {
-                tracing::error!(error = %e, "the admin listener stopped");
-            }
-        });
+        serve_admin(addr, &proxy).await?;
     }
     let limits = Limits {
         max_connections: args.max_connections,
@@ -187,27 +107,8 @@ async fn run() -> anyhow::Result<()> {
         Some(n) => usize::from(n),
         None => std::thread::available_parallelism().map_or(1, usize::from),
     };
-    let spread = if args.cpu_locality {
-        if let Some(release) = kernel_before_6_2() {
-            anyhow::bail!(
-                "--cpu-locality needs Linux 6.2 or later, whose sockets take the connections their \
-                 core receives; this is {release}\nhint: leave out --cpu-locality"
-            );
-        }
-        let cores = http::usable_cores()?;
-        if threads > cores.len() {
-            anyhow::bail!(
-                "--cpu-locality needs a core per serving thread: {threads} threads, {} cores\n\
-                 hint: give at most {} --threads, or leave out --cpu-locality",
-                cores.len(),
-                cores.len()
-            );
-        }
-        Spread::Cpu
-    } else {
-        Spread::Even
-    };
-    let (addr, served) = http::serve_on_threads(
+    let spread = spread(args.cpu_locality, threads)?;
+    let (addr, served) = scalemesh_net::serve_on_threads(
         args.listen,
         threads,
         spread,
@@ -219,4 +120,82 @@ async fn run() -> anyhow::Result<()> {
     tracing::info!(%addr, threads, ?spread, "serving sites");
     served.await.context("serving")?;
     Ok(())
+}
+
+/// Raises the open-files limit, and warns when it still cannot hold `max_connections`.
+fn check_open_files(max_connections: usize) {
+    if let Some(open_files) = scalemesh_net::raise_open_files_limit()
+        && (open_files as usize) < max_connections.saturating_add(64)
+    {
+        tracing::warn!(
+            open_files,
+            max_connections,
+            "the open-file limit is below --max-connections; raise it (ulimit -n) or lower that"
+        );
+    }
+}
+
+/// The proxy over the storage `args` name, configured as they say.
+async fn open(args: &Args) -> anyhow::Result<Proxy> {
+    let url = StorageUrl::parse(&args.storage)?;
+    let options = StorageOptions {
+        s3_endpoint: args.s3_endpoint.clone(),
+    };
+    let storage = storage::open(&url, &options)
+        .await
+        .context("opening storage")?;
+    Ok(Proxy::new(
+        storage,
+        &ProxyConfig {
+            base_domain: args.base_domain.clone(),
+            route_ttl: args.route_ttl,
+            body_cache_bytes: usize::try_from(args.body_cache).unwrap_or(usize::MAX),
+            thread_cache_bytes: usize::try_from(args.thread_cache).unwrap_or(usize::MAX),
+            unknown_lookups: args.unknown_lookups,
+            ..ProxyConfig::default()
+        },
+    ))
+}
+
+/// `/health` and `/metrics` on `addr`, from this runtime, for as long as the process runs.
+async fn serve_admin(addr: SocketAddr, proxy: &Proxy) -> anyhow::Result<()> {
+    let admin = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    tracing::info!(addr = %admin.local_addr()?, "health and metrics");
+    let handler = proxy.admin_handler();
+    tokio::spawn(async move {
+        let limits = Limits {
+            max_connections: 64,
+            ..Limits::SITES
+        };
+        if let Err(e) = scalemesh_net::serve(admin, handler, limits, std::future::pending()).await {
+            tracing::error!(error = %e, "the admin listener stopped");
+        }
+    });
+    Ok(())
+}
+
+/// How connections are spread over `threads` threads: by core with `--cpu-locality`, where
+/// the kernel and the cores allow it.
+fn spread(cpu_locality: bool, threads: usize) -> anyhow::Result<Spread> {
+    if !cpu_locality {
+        return Ok(Spread::Even);
+    }
+    if let Some(release) = kernel_before_6_2() {
+        anyhow::bail!(
+            "--cpu-locality needs Linux 6.2 or later, whose sockets take the connections their \
+             core receives; this is {release}\nhint: leave out --cpu-locality"
+        );
+    }
+    let cores = scalemesh_net::usable_cores()?;
+    if threads > cores.len() {
+        anyhow::bail!(
+            "--cpu-locality needs a core per serving thread: {threads} threads, {} cores\n\
+             hint: give at most {} --threads, or leave out --cpu-locality",
+            cores.len(),
+            cores.len()
+        );
+    }
+    Ok(Spread::Cpu)
 }

@@ -1,78 +1,19 @@
-//! What the proxy keeps in memory: small file bodies with their response heads (bounded in
-//! bytes, least recently used first out) and, for every key being fetched, one fetch in flight however many requests race
-//! for it.
+//! The bodies every serving thread shares: small file bodies with the heads of their whole
+//! responses, bounded in bytes, least recently used first out, each fetched from storage once
+//! however many requests race for it. A body large enough also gets a memory file
+//! (`scalemesh_net::memfile`), so responses carrying it are sent with `sendfile`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock};
 
 use axum::http::HeaderMap;
-use bytes::Bytes;
 use scalemesh_core::storage::{Storage, StorageError};
+use scalemesh_core::sync::{read, write};
+use scalemesh_net::counter::Counter;
+use scalemesh_net::memfile::{self, Sendable};
 
-use crate::counter::Counter;
-use crate::spliced;
-
-/// Plain data behind the locks: a panic elsewhere leaves nothing half-done.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// One fetch per key at a time: the first caller fetches, the others wait and then find the
-/// result in the cache the first one filled.
-#[derive(Default)]
-pub struct Flights {
-    inflight: Mutex<HashMap<String, Gate>>,
-}
-
-/// A key's gate, and how many callers have joined it and not yet left.
-type Gate = (Arc<tokio::sync::Mutex<()>>, usize);
-
-pub struct Flight<'f> {
-    // Released first, then counted out.
-    _held: tokio::sync::OwnedMutexGuard<()>,
-    _joined: Joined<'f>,
-}
-
-/// One caller counted in; counted out when dropped, even when its wait is abandoned (a request
-/// dropped mid-flight). The last one out removes the key's entry.
-struct Joined<'f> {
-    flights: &'f Flights,
-    key: String,
-}
-
-impl Drop for Joined<'_> {
-    fn drop(&mut self) {
-        let mut inflight = lock(&self.flights.inflight);
-        if let Some((_, users)) = inflight.get_mut(&self.key) {
-            *users -= 1;
-            if *users == 0 {
-                inflight.remove(&self.key);
-            }
-        }
-    }
-}
-
-impl Flights {
-    pub async fn join(&self, key: &str) -> Flight<'_> {
-        let gate = {
-            let mut inflight = lock(&self.inflight);
-            let (gate, users) = inflight
-                .entry(key.to_owned())
-                .or_insert_with(|| (Arc::new(tokio::sync::Mutex::new(())), 0));
-            *users += 1;
-            gate.clone()
-        };
-        let joined = Joined {
-            flights: self,
-            key: key.to_owned(),
-        };
-        Flight {
-            _held: gate.lock_owned().await,
-            _joined: joined,
-        }
-    }
-}
+use crate::flights::Flights;
 
 /// File bodies up to `max_object` bytes, at most `max_bytes` in all, each with the head of its
 /// whole (`200`) response, so a hit builds no header. What a key names never changes (a
@@ -87,6 +28,13 @@ pub struct BodyCache {
     flights: Flights,
     hits: Counter,
     misses: Counter,
+}
+
+/// Where a body came from: memory already, or storage just now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Memory,
+    Storage,
 }
 
 pub struct CacheStats {
@@ -108,7 +56,7 @@ pub fn head_cost(head: &HeaderMap) -> usize {
 }
 
 /// What keeping `body` under `key` with `head` costs, in bytes.
-fn cost(key: &str, body: &Bytes, head: &HeaderMap) -> usize {
+fn cost(key: &str, body: &Sendable, head: &HeaderMap) -> usize {
     body.len() + key.len() + head_cost(head) + ENTRY_FIXED
 }
 
@@ -119,18 +67,10 @@ struct Kept {
 }
 
 struct Entry {
-    body: Bytes,
+    body: Sendable,
     head: HeaderMap,
     used: AtomicU64,
     cost: usize,
-}
-
-fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl BodyCache {
@@ -166,42 +106,43 @@ impl BodyCache {
                 .is_ok_and(|size| size.saturating_add(ENTRY_MOST) <= self.max_bytes)
     }
 
-    /// `take` applied to the body at `key` and its head: from memory, or (once, however many
-    /// ask at the same time) read from storage and kept with the head `head` makes.
+    /// `take` applied to the body at `key` and its head, and where the body came from: from
+    /// memory, or (once, however many ask at the same time) read from storage and kept with the
+    /// head `head` makes.
     pub async fn get<R>(
         &self,
         storage: &dyn Storage,
         key: &str,
         head: impl FnOnce() -> HeaderMap,
-        take: impl Fn(&Bytes, &HeaderMap) -> R,
-    ) -> Result<R, StorageError> {
+        take: impl Fn(&Sendable, &HeaderMap) -> R,
+    ) -> Result<(R, Source), StorageError> {
         if let Some(found) = self.hit(key, &take) {
-            return Ok(found);
+            return Ok((found, Source::Memory));
         }
         let _flight = self.flights.join(key).await;
         if let Some(found) = self.hit(key, &take) {
-            return Ok(found);
+            return Ok((found, Source::Memory));
         }
         self.misses.add(1);
         let body = storage.get_bytes(key).await?;
         // A memory file too when there is room for both: written off the serving thread.
-        let (body, file) = if body.len() >= spliced::MIN
+        let (body, file) = if body.len() >= memfile::MIN
             && body.len().saturating_mul(2).saturating_add(ENTRY_MOST) <= self.max_bytes
         {
-            let plain = body.clone();
-            tokio::task::spawn_blocking(move || spliced::register(body))
+            let plain = Sendable::plain(body.clone());
+            tokio::task::spawn_blocking(move || memfile::register(body))
                 .await
                 .unwrap_or((plain, 0))
         } else {
-            (body, 0)
+            (Sendable::plain(body), 0)
         };
         let head = head();
         let found = take(&body, &head);
         self.insert(key, body, file, head);
-        Ok(found)
+        Ok((found, Source::Storage))
     }
 
-    fn hit<R>(&self, key: &str, take: impl Fn(&Bytes, &HeaderMap) -> R) -> Option<R> {
+    fn hit<R>(&self, key: &str, take: impl Fn(&Sendable, &HeaderMap) -> R) -> Option<R> {
         let kept = read(&self.kept);
         let entry = kept.entries.get(key)?;
         let now = self.clock.load(Ordering::Relaxed);
@@ -214,7 +155,7 @@ impl BodyCache {
     }
 
     /// Keeps `body` (and the `file` bytes of its memory file) under `key`.
-    fn insert(&self, key: &str, body: Bytes, file: usize, head: HeaderMap) {
+    fn insert(&self, key: &str, body: Sendable, file: usize, head: HeaderMap) {
         let now = self.clock.fetch_add(1, Ordering::Relaxed) + 1;
         let cost = cost(key, &body, &head) + file;
         if cost > self.max_bytes {
@@ -269,6 +210,8 @@ mod tests {
     use scalemesh_core::storage::{Body, FsStorage, ObjectMeta};
     use scalemesh_core::testing::Counting;
 
+    use bytes::Bytes;
+
     use super::*;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -292,20 +235,18 @@ mod tests {
             tasks.push(tokio::spawn(async move {
                 cache
                     .get(storage.as_ref(), "k", HeaderMap::new, |body, _| {
-                        body.clone()
+                        body.bytes().clone()
                     })
                     .await
                     .expect("get")
+                    .0
             }));
         }
         for task in tasks {
             assert_eq!(task.await.expect("join"), Bytes::from_static(b"body"));
         }
         assert_eq!(storage.reads(), 1, "one fetch for fifty requests");
-        assert!(
-            lock(&cache.flights.inflight).is_empty(),
-            "no flight is left behind"
-        );
+        assert!(cache.flights.is_empty(), "no flight is left behind");
     }
 
     #[tokio::test]
@@ -319,7 +260,11 @@ mod tests {
                 .await
                 .expect("put");
         }
-        let per_entry = cost("a", &Bytes::from(vec![0; 1000]), &HeaderMap::new());
+        let per_entry = cost(
+            "a",
+            &Sendable::plain(Bytes::from(vec![0; 1000])),
+            &HeaderMap::new(),
+        );
         let cache = BodyCache::new(per_entry * 3, 2000);
         let get = |key: &'static str| {
             let (cache, storage) = (&cache, &storage);
@@ -328,6 +273,7 @@ mod tests {
                     .get(storage, key, HeaderMap::new, |body, _| body.len())
                     .await
                     .expect("get")
+                    .0
             }
         };
         assert_eq!(get("a").await, 1000);
@@ -359,9 +305,9 @@ mod tests {
             h.insert("x-made", axum::http::HeaderValue::from_static("once"));
             h
         };
-        let take = |body: &Bytes, head: &HeaderMap| (body.clone(), head.clone());
-        let (_, first) = cache.get(&storage, "k", head, take).await.expect("get");
-        let (body, again) = cache
+        let take = |body: &Sendable, head: &HeaderMap| (body.bytes().clone(), head.clone());
+        let ((_, first), _) = cache.get(&storage, "k", head, take).await.expect("get");
+        let ((body, again), _) = cache
             .get(&storage, "k", || panic!("made again"), take)
             .await
             .expect("get");

@@ -18,8 +18,8 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use bytes::Bytes;
 use scalemesh_core::layout::Encoding;
 
-use crate::cache::head_cost;
-use crate::serve;
+use super::shared::head_cost;
+use crate::values::common_value;
 
 /// Larger bodies are not copied per thread: copying them out to the socket costs far more
 /// than the shared cache's bookkeeping.
@@ -144,7 +144,7 @@ fn own_head(head: &HeaderMap, empty: bool) -> HeaderMap {
         }
         let name =
             HeaderName::from_bytes(name.as_str().as_bytes()).unwrap_or_else(|_| name.clone());
-        let value = serve::common_value(value.as_bytes()).unwrap_or_else(|| {
+        let value = common_value(value.as_bytes()).unwrap_or_else(|| {
             HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone())
         });
         own.append(name, value);

@@ -4,20 +4,29 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::http::HeaderValue;
 use scalemesh_core::layout::{self, DomainRoute, Manifest, Route};
 use scalemesh_core::storage::{Storage, StorageError};
+use scalemesh_core::sync::lock;
 use scalemesh_core::{DeploymentId, ProjectName};
 
-use crate::cache::Flights;
+use crate::flights::Flights;
+
+/// Who named what is looked up: storage itself (an alias or a domain's record just read), or
+/// only a request's host, which anyone can make up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NamedBy {
+    Storage,
+    Host,
+}
 
 /// Most production aliases remembered at once.
 const MAX_ALIASES: usize = 10_000;
 
-pub struct RouteTable {
+pub struct SiteTable {
     ttl: Duration,
     recheck: Duration,
     capacity: usize,
@@ -35,8 +44,15 @@ pub struct RouteTable {
     /// exists; the project is checked on every hit.
     manifests: Mutex<HashMap<DeploymentId, (Instant, Arc<Site>)>>,
     /// Bumped whenever something is forgotten, so answers remembered elsewhere from this table
-    /// (`crate::serve`'s per-thread memo of hosts) know they are stale.
+    /// (`super::memo`, each thread's memo of hosts) know they are stale.
     generation: AtomicU64,
+}
+
+/// Which answers to forget: all, or only those that said something does not exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answers {
+    All,
+    Missing,
 }
 
 /// Answers read from storage, trusted for a while, at most `MAX_ALIASES` of them. Answers that
@@ -88,9 +104,9 @@ impl<K: std::hash::Hash + Eq + Clone, V: Clone> Fresh<K, V> {
         lock(&self.entries).remove(key);
     }
 
-    /// Forgets the answers for the keys `f` picks; with `missing_only`, only those that said
-    /// the key does not exist.
-    fn forget_where(&self, missing_only: bool, mut f: impl FnMut(&K) -> bool) {
+    /// Forgets the answers of `which` kind for the keys `f` picks.
+    fn forget_where(&self, which: Answers, mut f: impl FnMut(&K) -> bool) {
+        let missing_only = which == Answers::Missing;
         lock(&self.entries).retain(|key, (_, value)| (missing_only && value.is_some()) || !f(key));
     }
 }
@@ -146,25 +162,36 @@ impl Budget {
 
 /// Why the proxy cannot say which site a host is.
 #[derive(Debug)]
-pub enum RouteError {
+pub enum ResolveError {
     Storage(StorageError),
     /// Too many names unknown to the proxy were asked for just now (`Budget`).
     Busy,
 }
 
-impl From<StorageError> for RouteError {
+impl From<StorageError> for ResolveError {
     fn from(e: StorageError) -> Self {
         Self::Storage(e)
     }
 }
 
-/// The caches hold plain data; a panic elsewhere while one was locked leaves nothing half-done.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+/// How long answers are trusted, how many manifests are kept, and the budget for names not
+/// known to exist (`ProxyConfig` says what each is for).
+#[derive(Debug, Clone, Copy)]
+pub struct TableSettings {
+    pub ttl: Duration,
+    pub recheck: Duration,
+    pub manifests: usize,
+    pub unknown_lookups: u32,
 }
 
-impl RouteTable {
-    pub fn new(ttl: Duration, recheck: Duration, capacity: usize, lookups: u32) -> Self {
+impl SiteTable {
+    pub fn new(settings: TableSettings) -> Self {
+        let TableSettings {
+            ttl,
+            recheck,
+            manifests: capacity,
+            unknown_lookups: lookups,
+        } = settings;
         Self {
             ttl,
             recheck,
@@ -200,7 +227,8 @@ impl RouteTable {
     pub fn invalidate(&self, project: &ProjectName) {
         self.aliases.forget(project);
         // A deployment of it may have just become ready.
-        self.deployments.forget_where(true, |(of, _)| of == project);
+        self.deployments
+            .forget_where(Answers::Missing, |(of, _)| of == project);
         self.forgot();
     }
 
@@ -210,7 +238,7 @@ impl RouteTable {
     }
 
     /// Takes a read of storage for a name not known to exist, or says why not.
-    fn unknown_read(&self) -> Result<(), RouteError> {
+    fn unknown_read(&self) -> Result<(), ResolveError> {
         if self.unknown.take() {
             return Ok(());
         }
@@ -221,13 +249,13 @@ impl RouteTable {
                  beyond the bound (--unknown-lookups)"
             );
         }
-        Err(RouteError::Busy)
+        Err(ResolveError::Busy)
     }
 
     pub fn forget_manifests(&self, project: &ProjectName) {
         lock(&self.manifests).retain(|_, (_, site)| site.manifest.project != *project);
         self.deployments
-            .forget_where(false, |(of, _)| of == project);
+            .forget_where(Answers::All, |(of, _)| of == project);
         self.forgot();
     }
 
@@ -250,7 +278,7 @@ impl RouteTable {
         &self,
         storage: &dyn Storage,
         host: &str,
-    ) -> Result<(Instant, Option<ProjectName>), RouteError> {
+    ) -> Result<(Instant, Option<ProjectName>), ResolveError> {
         let host = host.to_owned();
         if let Some(found) = self.domains.get(&host, self.ttl) {
             return Ok(found);
@@ -278,15 +306,14 @@ impl RouteTable {
     }
 
     /// The deployment `project`'s production alias points to, `None` when it has none, and
-    /// when that was read from storage. `vouched`: whether storage has just named the project
-    /// (a custom domain of it), so reading its alias costs nothing of the budget for unknown
-    /// names.
+    /// when that was read from storage. A project named by storage (a custom domain's record)
+    /// costs nothing of the budget for unknown names.
     pub async fn production(
         &self,
         storage: &dyn Storage,
         project: &ProjectName,
-        vouched: bool,
-    ) -> Result<(Instant, Option<DeploymentId>), RouteError> {
+        named_by: NamedBy,
+    ) -> Result<(Instant, Option<DeploymentId>), ResolveError> {
         if let Some(found) = self.aliases.get(project, self.ttl) {
             return Ok(found);
         }
@@ -294,7 +321,7 @@ impl RouteTable {
         if let Some(found) = self.aliases.get(project, self.ttl) {
             return Ok(found);
         }
-        if !vouched && !self.aliases.existed(project) {
+        if named_by == NamedBy::Host && !self.aliases.existed(project) {
             self.unknown_read()?;
         }
         let deployment = match storage.get_bytes(&layout::route(project)).await {
@@ -316,16 +343,15 @@ impl RouteTable {
     /// The manifest of a finished deployment of `project`, `None` when there is none: unknown,
     /// still uploading, deleted, or a deployment of another project; and when storage last said
     /// it exists.
-    ///
-    /// `vouched`: whether an alias storage has just been read for names this deployment, so it
-    /// is known to exist; a deployment named by the host alone (a preview) is not.
+    /// A deployment named by storage (an alias just read) is known to exist; one named by the
+    /// host alone (a preview) costs a read of the budget for unknown names.
     pub async fn manifest(
         &self,
         storage: &dyn Storage,
         project: &ProjectName,
         deployment: &DeploymentId,
-        vouched: bool,
-    ) -> Result<Option<(Arc<Site>, Instant)>, RouteError> {
+        named_by: NamedBy,
+    ) -> Result<Option<(Arc<Site>, Instant)>, ResolveError> {
         let cached = |table: &Self| {
             lock(&table.manifests)
                 .get(deployment)
@@ -349,7 +375,7 @@ impl RouteTable {
         if let Some((_, None)) = self.deployments.get(&named, self.ttl) {
             return Ok(None);
         }
-        if !vouched && !self.deployments.existed(&named) {
+        if named_by == NamedBy::Host && !self.deployments.existed(&named) {
             self.unknown_read()?;
         }
         // Something forgotten while this read runs (a manifest taken back) may be what it

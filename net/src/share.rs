@@ -1,4 +1,4 @@
-//! How the serving threads of `http::serve_on_threads` share connections ([`Spread`]).
+//! How the serving threads of `serve_on_threads` share connections ([`Spread`]).
 //!
 //! By default the kernel spreads new connections over the threads' sockets by a hash of their
 //! addresses, which leaves one thread with many more connections than another (23 and 41 of 64,

@@ -28,6 +28,8 @@ use nix::sys::memfd::{MFdFlags, memfd_create};
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
+use scalemesh_core::sync;
+
 use crate::counter::Counter;
 
 /// Smaller bodies are copied: below this, the extra system call costs more than the copy, and
@@ -72,21 +74,57 @@ pub fn sent() -> u64 {
 }
 
 fn files() -> std::sync::RwLockReadGuard<'static, BTreeMap<usize, File>> {
-    FILES
-        .read()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    sync::read(&FILES)
 }
 
 fn files_mut() -> std::sync::RwLockWriteGuard<'static, BTreeMap<usize, File>> {
-    FILES
-        .write()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    sync::write(&FILES)
+}
+
+/// A body kept in memory, as a response carries it: written through [`Conn`], it goes out
+/// with `sendfile` when [`register`] gave it a memory file, and is copied otherwise. Where a
+/// response is built from one, this type says which way its bytes may leave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sendable(Bytes);
+
+impl Sendable {
+    /// A body with no memory file: always copied.
+    pub fn plain(body: Bytes) -> Self {
+        Self(body)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Part of the body; a part of a registered body is sent from its file too.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Self {
+        Self(self.0.slice(range))
+    }
+
+    pub fn bytes(&self) -> &Bytes {
+        &self.0
+    }
+
+    /// The bytes to put in a response.
+    pub fn into_bytes(self) -> Bytes {
+        self.0
+    }
 }
 
 /// `body`, sent from a memory file of its own from now on when it is large enough and one can
 /// be made; and the bytes that file holds, to be counted with the body. Writes the whole body
 /// once: call it off the serving threads.
-pub fn register(body: Bytes) -> (Bytes, usize) {
+pub fn register(body: Bytes) -> (Sendable, usize) {
+    let (body, file_bytes) = make_file(body);
+    (Sendable(body), file_bytes)
+}
+
+fn make_file(body: Bytes) -> (Bytes, usize) {
     let len = body.len();
     if len < MIN || BROKEN.load(Ordering::Relaxed) {
         return (body, 0);
@@ -357,7 +395,7 @@ mod tests {
     #[test]
     fn a_large_body_is_found_in_its_sealed_file_until_dropped() {
         let body = pattern(MIN + 1000);
-        let (registered, file_bytes) = register(body.clone());
+        let (registered, file_bytes) = make_file(body.clone());
         assert_eq!(file_bytes, body.len());
         assert_eq!(registered, body);
         let part = registered.slice(5000..9000);
@@ -379,7 +417,7 @@ mod tests {
         drop((part, registered, body));
         assert!(files().values().all(|file| file.len != MIN + 1000));
         let small = pattern(MIN - 1);
-        assert_eq!(register(small.clone()), (small, 0));
+        assert_eq!(make_file(small.clone()), (small, 0));
     }
 
     /// The same memory registered twice shares one file: either registration's end leaves it
@@ -388,15 +426,15 @@ mod tests {
     #[test]
     fn memory_registered_twice_is_found_until_both_are_gone() {
         let body = pattern(MIN + 3000);
-        let (first, _) = register(body.clone());
-        let (second, file_bytes) = register(body.clone());
+        let (first, _) = make_file(body.clone());
+        let (second, file_bytes) = make_file(body.clone());
         assert_eq!(file_bytes, 0, "a second file for the same memory");
         assert!(find(&first).is_some() && find(&second).is_some());
         let prefix = body.slice(..MIN + 10);
-        assert_eq!(register(prefix.clone()).1, 0);
+        assert_eq!(make_file(prefix.clone()).1, 0);
         drop(second);
         assert!(find(&first).is_some(), "the first registration was lost");
-        let (third, _) = register(body.clone());
+        let (third, _) = make_file(body.clone());
         drop(first);
         assert!(find(&third).is_some(), "the third registration was lost");
         drop(third);
@@ -412,7 +450,7 @@ mod tests {
     async fn a_connection_sends_registered_bodies_and_everything_around_them_in_order() {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let (registered, _) = register(pattern(3 * 1024 * 1024 + 17));
+        let (registered, _) = make_file(pattern(3 * 1024 * 1024 + 17));
         let plain = pattern(200_000);
         let mut expected = Vec::new();
         let writer = {

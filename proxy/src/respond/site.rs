@@ -10,7 +10,7 @@ use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use scalemesh_core::layout::Manifest;
 use scalemesh_core::rules::{self, Captures, NotFound, Redirect};
 
-use crate::path::{SitePath, parse_request_path};
+use super::path::{SitePath, parse_request_path};
 
 /// Canonicalising redirects are temporary: the next deployment may lay its files out otherwise.
 pub const CANONICAL_REDIRECT: u16 = 307;

@@ -1,32 +1,24 @@
-//! The HTTP serving loop of the proxy and the API: HTTP/1 and HTTP/2, WebSocket upgrades, a
-//! bound on open connections and on the time a client may take to send its request head, so
-//! slow or idle clients cannot take a listener down.
+//! One listener's serving loop, for the API and the sites alike: HTTP/1 and HTTP/2, WebSocket
+//! upgrades, a bound on open connections and on the time a client may take to send its request
+//! head, so slow or idle clients cannot take a listener down, and a graceful drain at shutdown.
 
 use std::convert::Infallible;
+use std::error::Error as StdError;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, Response};
-use futures_util::StreamExt;
-use futures_util::stream::FuturesUnordered;
 use hyper::body::Incoming;
 use hyper::service::Service;
+use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
-use socket2::{Domain, Protocol, Socket, Type};
-use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 
-pub use crate::share::Spread;
+use crate::memfile::Conn;
 use crate::share::{self, Placed, Share};
-use crate::spliced::Conn;
-use crate::timer::{self, Coarse};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -48,329 +40,90 @@ impl Limits {
     };
 }
 
-/// Raises this process's limit on open files to its hard limit, as servers that hold many
-/// connections do (nginx's `worker_rlimit_nofile`): the usual soft limit, 1024, is far below
-/// `Limits::SITES.max_connections`, and past it `accept` fails. Returns the limit in force.
-pub fn raise_open_files_limit() -> Option<u64> {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    // Linux refuses more than `fs.nr_open`, 2^20 by default, even to an unlimited hard limit.
-    const MOST: u64 = 1 << 20;
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
-    let wanted = hard.min(MOST);
-    if soft < wanted && setrlimit(Resource::RLIMIT_NOFILE, wanted, hard).is_ok() {
-        return Some(wanted);
-    }
-    Some(soft)
-}
-
 /// How long open connections get to finish once `shutdown` completes.
 const DRAIN: Duration = Duration::from_secs(10);
 
-/// What answers requests: a hyper service whose responses carry an axum body.
-pub trait Handler:
-    Service<Request<Incoming>, Response = Response<Body>, Error = Infallible, Future: Send>
-    + Clone
+/// What answers one connection's requests: a hyper service with any response body.
+pub trait Answer:
+    Service<Request<Incoming>, Response = Response<Self::Body>, Error = Infallible, Future: Send>
     + Send
-    + Sync
     + 'static
 {
-}
-
-impl<S> Handler for S where
-    S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible, Future: Send>
-        + Clone
+    type Body: hyper::body::Body<Data: Send, Error: Into<Box<dyn StdError + Send + Sync>>>
         + Send
-        + Sync
-        + 'static
-{
+        + 'static;
 }
 
-/// Serves `router` on `listener` until `shutdown` completes. Each request carries the address
-/// of its connection's peer as `axum::extract::ConnectInfo<SocketAddr>`.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    limits: Limits,
-    shutdown: impl Future<Output = ()> + Send,
-) -> std::io::Result<()> {
-    let service = TowerToHyperService::new(router);
-    let tag = move |stream: &tokio::net::TcpStream| WithPeer {
-        inner: service.clone(),
-        peer: stream.peer_addr().ok(),
-    };
-    serve_each(listener, tag, limits, shutdown).await
-}
-
-/// A router's service that tells each request which address its connection comes from, as
-/// axum's `ConnectInfo<SocketAddr>`.
-#[derive(Clone)]
-struct WithPeer<S> {
-    inner: S,
-    peer: Option<SocketAddr>,
-}
-
-impl<S> Service<Request<Incoming>> for WithPeer<S>
+impl<S, B> Answer for S
 where
-    S: Service<Request<Incoming>>,
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible, Future: Send>
+        + Send
+        + 'static,
+    B: hyper::body::Body<Data: Send, Error: Into<Box<dyn StdError + Send + Sync>>> + Send + 'static,
 {
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
-        if let Some(peer) = self.peer {
-            req.extensions_mut()
-                .insert(axum::extract::ConnectInfo(peer));
-        }
-        self.inner.call(req)
-    }
+    type Body = B;
 }
+
+/// What answers every connection of a listener: one service, cloned for each.
+pub trait Handler: Answer + Clone + Sync {}
+
+impl<S: Answer + Clone + Sync> Handler for S {}
 
 /// Serves `handler` on `listener` until `shutdown` completes.
-pub async fn serve_handler(
+pub async fn serve(
     listener: TcpListener,
     handler: impl Handler,
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
-    serve_each(
+    serve_connections(
         listener,
-        move |_: &tokio::net::TcpStream| handler.clone(),
+        move |_: &TcpStream| handler.clone(),
         limits,
         shutdown,
     )
     .await
 }
 
-/// Serves, on this thread's runtime, what `service` makes for each connection.
-async fn serve_each<S>(
+/// Serves, on this thread's runtime, what `service` makes for each connection (from the stream,
+/// say its peer's address) until `shutdown` completes.
+pub async fn serve_connections<S: Answer + Clone>(
     listener: TcpListener,
-    service: impl Fn(&tokio::net::TcpStream) -> S + Send,
+    service: impl Fn(&TcpStream) -> S + Send,
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send,
-) -> std::io::Result<()>
-where
-    S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible, Future: Send>
-        + Clone
-        + Send
-        + 'static,
-{
+) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    serve_with(
-        listener,
-        service,
+    let how = How {
         limits,
         slots,
-        TokioTimer::new(),
-        None,
-        shutdown,
-    )
-    .await
-}
-
-/// The threads of `serve_on_threads`, until they have all stopped.
-pub type Serving = std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>>;
-
-/// Serves a `handler()` per thread on `addr` from `threads` threads, as nginx's workers do: each
-/// thread has its own event loop and its own listening socket on the same address
-/// (`SO_REUSEPORT`), and the kernel spreads new connections over them as `spread` says. A
-/// connection stays on one thread, the one that accepted it or the one it was handed to then
-/// (`share`), so no request waits for another thread or wakes one. Returns once the sockets are
-/// bound; the threads serve until `shutdown` completes, and the returned future ends when all
-/// of them have stopped.
-pub fn serve_on_threads<H: Handler>(
-    addr: SocketAddr,
-    threads: usize,
-    spread: Spread,
-    handler: impl Fn() -> H,
-    limits: Limits,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<(SocketAddr, Serving)> {
-    let threads = threads.max(1);
-    // Under `Spread::Cpu`, thread `i` runs on `cores[i]`.
-    let cores = match spread {
-        Spread::Even => Vec::new(),
-        Spread::Cpu => usable_cores()?,
+        share: None,
     };
-    if spread == Spread::Cpu && threads > cores.len() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!(
-                "{threads} serving threads on {} usable cores: spread by core, each thread needs a core of its own",
-                cores.len()
-            ),
-        ));
-    }
-    let core = |i: usize| cores.get(i).copied();
-    // `SO_REUSEPORT` would let these sockets join another process's on the same port (the
-    // kernel would split the traffic between them): a plain bind first says whether the
-    // address is taken.
-    if addr.port() != 0 {
-        drop(std::net::TcpListener::bind(addr)?);
-    }
-    // Bound and listening here, so a taken address is an error now rather than in a thread and
-    // connections queue from the start; the first socket fixes the port when `addr` asks for
-    // any.
-    let mut sockets = Vec::with_capacity(threads);
-    let mut bound = addr;
-    for i in 0..threads {
-        let socket = Socket::new(
-            Domain::for_address(bound),
-            Type::STREAM,
-            Some(Protocol::TCP),
-        )?;
-        socket.set_reuse_address(true)?;
-        socket.set_reuse_port(true)?;
-        if let Some(core) = core(i) {
-            // The kernel (6.2 and later) prefers, among the sockets on the port, the one whose
-            // core received the connection's first packet.
-            socket.set_cpu_affinity(core).map_err(|e| {
-                std::io::Error::new(
-                    e.kind(),
-                    format!(
-                        "asking for the connections core {core} receives (SO_INCOMING_CPU): {e}"
-                    ),
-                )
-            })?;
-        }
-        socket.set_nonblocking(true)?;
-        socket.bind(&bound.into())?;
-        socket.listen(1024)?;
-        let listener = std::net::TcpListener::from(socket);
-        bound = listener.local_addr()?;
-        sockets.push(listener);
-    }
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let (stop, stopped) = watch::channel(false);
-    let mut done = Vec::with_capacity(threads);
-    for ((i, socket), share) in sockets
-        .into_iter()
-        .enumerate()
-        .zip(Share::split(threads, spread))
-    {
-        let core = core(i);
-        let (handler, slots, mut stopped) = (handler(), slots.clone(), stopped.clone());
-        let (finished, on_finish) = tokio::sync::oneshot::channel();
-        let mut runtime = tokio::runtime::Builder::new_current_thread();
-        if core.is_some() {
-            // The thread this runtime starts for blocking work (reading files) would inherit
-            // the serving thread's core; it may use any.
-            let cores = cores.clone();
-            runtime.on_thread_start(move || pin_to(&cores));
-        }
-        let runtime = runtime.enable_all().build()?;
-        std::thread::Builder::new()
-            .name(format!("serve-{i}"))
-            .spawn(move || {
-                if let Some(core) = core {
-                    pin_to(&[core]);
-                }
-                let served = runtime.block_on(async move {
-                    let listener = TcpListener::from_std(socket)?;
-                    let stop = async move {
-                        let _ = stopped.wait_for(|stop| *stop).await;
-                    };
-                    // This thread's connections stay on it, and so do their deadlines.
-                    let sweeping = tokio::spawn(timer::sweep());
-                    let served = serve_with(
-                        listener,
-                        move |_: &tokio::net::TcpStream| handler.clone(),
-                        limits,
-                        slots,
-                        Coarse,
-                        Some(share),
-                        stop,
-                    )
-                    .await;
-                    sweeping.abort();
-                    served
-                });
-                let _ = finished.send(served);
-            })?;
-        done.push(on_finish);
-    }
-    let all = Box::pin(async move {
-        // Until `shutdown`, a thread that stops has failed (or panicked): the others stop too,
-        // and the failure is the answer.
-        let mut running: FuturesUnordered<_> = done.into_iter().collect();
-        let mut shutdown = std::pin::pin!(shutdown);
-        let mut stopping = false;
-        let mut failure = None;
-        loop {
-            tokio::select! {
-                () = &mut shutdown, if !stopping => {
-                    stopping = true;
-                    let _ = stop.send(true);
-                }
-                finished = running.next() => {
-                    let Some(finished) = finished else { break };
-                    let failed = match finished {
-                        Ok(Ok(())) if stopping => None,
-                        Ok(Ok(())) => Some(std::io::Error::other("a serving thread stopped")),
-                        Ok(Err(e)) => Some(e),
-                        Err(_) => Some(std::io::Error::other("a serving thread panicked")),
-                    };
-                    if let Some(e) = failed {
-                        tracing::error!(error = %e, "serving failed; stopping");
-                        failure.get_or_insert(e);
-                        stopping = true;
-                        let _ = stop.send(true);
-                    }
-                }
-            }
-        }
-        failure.map_or(Ok(()), Err)
-    });
-    Ok((bound, all))
+    serve_with(listener, service, how, TokioTimer::new(), shutdown).await
 }
 
-/// The cores this process may run on, in order (of the first 1024).
-pub fn usable_cores() -> std::io::Result<Vec<usize>> {
-    let allowed = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).map_err(|e| {
-        std::io::Error::new(
-            std::io::Error::from(e).kind(),
-            format!("reading the cores this process may use: {e}"),
-        )
-    })?;
-    Ok((0..nix::sched::CpuSet::count())
-        .filter(|&core| allowed.is_set(core).unwrap_or(false))
-        .collect())
+/// How a listener serves: its limits, the connection slots it shares with others, and its part
+/// of the connections when it is one of several threads on one address (`serve_on_threads`).
+pub(crate) struct How {
+    pub limits: Limits,
+    pub slots: Arc<Semaphore>,
+    pub share: Option<Share>,
 }
 
-/// Keeps the calling thread on `cores`; where that fails, it runs where the kernel puts it.
-fn pin_to(cores: &[usize]) {
-    let mut set = nix::sched::CpuSet::new();
-    let pinned = cores
-        .iter()
-        .try_for_each(|&core| set.set(core))
-        .and_then(|()| nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set));
-    if let Err(e) = pinned {
-        tracing::warn!(
-            ?cores,
-            error = %e,
-            "keeping a thread on its cores failed, so connections may cross cores; check the \
-             process's CPU set (taskset, cgroup cpuset)"
-        );
-    }
-}
-
-/// Serves `service` on `listener`; `h1_timer` times the reading of HTTP/1 request heads, and
-/// `share` is this thread's part when it is one of several (`serve_on_threads`).
-async fn serve_with<S>(
+/// Serves `service` on `listener` as `how` says; `h1_timer` times the reading of HTTP/1
+/// request heads.
+pub(crate) async fn serve_with<S: Answer + Clone>(
     listener: TcpListener,
-    service: impl Fn(&tokio::net::TcpStream) -> S + Send,
-    limits: Limits,
-    slots: Arc<Semaphore>,
+    service: impl Fn(&TcpStream) -> S + Send,
+    how: How,
     h1_timer: impl hyper::rt::Timer + Send + Sync + 'static,
-    mut share: Option<Share>,
     shutdown: impl Future<Output = ()> + Send,
-) -> std::io::Result<()>
-where
-    S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible, Future: Send>
-        + Clone
-        + Send
-        + 'static,
-{
+) -> std::io::Result<()> {
+    let How {
+        limits,
+        slots,
+        mut share,
+    } = how;
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -381,6 +134,10 @@ where
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(Duration::from_secs(30)));
     let graceful = GracefulShutdown::new();
+    let serve = |placed: Placed| {
+        let answer = service(&placed.0);
+        serve_connection(&builder, &graceful, placed, answer);
+    };
     let mut shutdown = std::pin::pin!(shutdown);
     'serving: loop {
         // Accepted first, then given a slot: a listener of several (`serve_on_threads`) never
@@ -396,8 +153,7 @@ where
                 }
             },
             placed = share::arrival(&mut share) => {
-                let service = service(&placed.0);
-                serve_connection(&builder, &graceful, placed, service);
+                serve(placed);
                 continue;
             }
             () = &mut shutdown => break,
@@ -409,10 +165,7 @@ where
                     Err(_) => break 'serving,
                 },
                 // Handed over with their slots: they need not wait for one.
-                placed = share::arrival(&mut share) => {
-                    let service = service(&placed.0);
-                serve_connection(&builder, &graceful, placed, service);
-                }
+                placed = share::arrival(&mut share) => serve(placed),
                 () = &mut shutdown => break 'serving,
             }
         };
@@ -422,31 +175,26 @@ where
             None => Some((stream, permit, None)),
         };
         if let Some(placed) = placed {
-            let service = service(&placed.0);
-            serve_connection(&builder, &graceful, placed, service);
+            serve(placed);
         }
     }
     // Connections already handed over are served; no more are taken.
     for placed in share.as_mut().map(Share::close).unwrap_or_default() {
-        let service = service(&placed.0);
-        serve_connection(&builder, &graceful, placed, service);
+        serve(placed);
     }
-    drop(listener);
+    drop((serve, listener));
     let _ = tokio::time::timeout(DRAIN, graceful.shutdown()).await;
     Ok(())
 }
 
-/// Serves one connection on this thread, holding its slot and its count until it closes.
-fn serve_connection<S>(
+/// Serves one connection on this thread, holding its slot and its count until it closes. Its
+/// writes go through `memfile::Conn`, which sends memory-file bodies with `sendfile`.
+fn serve_connection<S: Answer>(
     builder: &Builder<TokioExecutor>,
     graceful: &GracefulShutdown,
     (stream, permit, open): Placed,
     service: S,
-) where
-    S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible, Future: Send>
-        + Send
-        + 'static,
-{
+) {
     let connection = builder
         .serve_connection_with_upgrades(TokioIo::new(Conn::new(stream)), service)
         .into_owned();
@@ -461,7 +209,14 @@ fn serve_connection<S>(
 mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+    use std::net::SocketAddr;
+
+    use axum::Router;
+    use hyper_util::service::TowerToHyperService;
+
     use super::*;
+    use crate::share::Spread;
+    use crate::threads::{Serving, serve_on_threads, usable_cores};
 
     /// A client that sends part of a head, and one that sends a request and then nothing, are
     /// cut off after `limits`' deadline; a prompt client is answered.
@@ -506,9 +261,14 @@ mod tests {
         let addr = listener.local_addr().expect("addr");
         let router = Router::new().fallback(|| async { "ok" });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve(listener, router, QUICK, async {
-            let _ = stopped.await;
-        }));
+        let server = tokio::spawn(serve(
+            listener,
+            TowerToHyperService::new(router),
+            QUICK,
+            async {
+                let _ = stopped.await;
+            },
+        ));
         slow_clients_are_cut_off(addr, QUICK).await;
         let _ = stop.send(());
         server.await.expect("join").expect("served");
@@ -623,9 +383,14 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve(listener, held.router(), limits, async {
-            let _ = stopped.await;
-        }));
+        let server = tokio::spawn(serve(
+            listener,
+            TowerToHyperService::new(held.router()),
+            limits,
+            async {
+                let _ = stopped.await;
+            },
+        ));
         the_cap_holds(addr, &held, cap).await;
         let _ = stop.send(());
         server.await.expect("join").expect("served");

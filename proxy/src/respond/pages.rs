@@ -1,4 +1,12 @@
-//! The proxy's own pages, for when a site has none of its own.
+//! The proxy's own pages, for when a site has none of its own, and the responses built around
+//! them.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use scalemesh_core::storage::StorageError;
+
+use super::headers::{REVALIDATE, security_headers};
 
 pub const NOT_FOUND: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>404: not found</title>\
@@ -27,3 +35,47 @@ pub const NOT_ALLOWED: &str = "<!doctype html>\n<html lang=\"en\"><head><meta ch
 pub const NO_RANGE: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
 <title>416: range not satisfiable</title></head><body><h1>416: range not satisfiable</h1>\
 <p>The requested bytes are past the end of the file.</p></body></html>\n";
+
+pub fn redirect(location: &str, status: u16) -> Response {
+    let Ok(location) = HeaderValue::from_str(location) else {
+        return page(StatusCode::NOT_FOUND, NOT_FOUND);
+    };
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::TEMPORARY_REDIRECT);
+    let mut headers = HeaderMap::new();
+    headers.insert(header::LOCATION, location);
+    headers.insert(header::CACHE_CONTROL, REVALIDATE);
+    security_headers(&mut headers);
+    response(status, headers, Body::empty())
+}
+
+pub fn page(status: StatusCode, html: &'static str) -> Response {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    security_headers(&mut headers);
+    response(status, headers, Body::from(html))
+}
+
+/// A response whose headers are `headers` as built (not copied over one by one).
+pub fn response(status: StatusCode, headers: HeaderMap, body: Body) -> Response {
+    let mut res = Response::new(body);
+    *res.status_mut() = status;
+    *res.headers_mut() = headers;
+    res
+}
+
+/// Too many hosts this proxy does not know were asked for at once (the budget of `resolve`'s table).
+pub fn busy() -> Response {
+    let mut res = page(StatusCode::SERVICE_UNAVAILABLE, BUSY);
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    res
+}
+
+pub fn unavailable(err: &StorageError) -> Response {
+    tracing::warn!(error = %err, "storage read failed");
+    page(StatusCode::BAD_GATEWAY, UNAVAILABLE)
+}
