@@ -207,17 +207,17 @@ impl Client {
     }
 
     pub async fn projects(&self) -> Result<ProjectList, ClientError> {
-        self.send(self.request(Method::GET, "/api/v1/projects"))
+        self.send(self.request(Method::GET, &api(&["projects"])))
             .await
     }
 
     pub async fn project(&self, name: &str) -> Result<Project, ClientError> {
-        self.send(self.request(Method::GET, &format!("/api/v1/projects/{}", segment(name))))
+        self.send(self.request(Method::GET, &api(&["projects", name])))
             .await
     }
 
     pub async fn create_project(&self, body: &CreateProject) -> Result<Project, ClientError> {
-        self.send(self.request(Method::POST, "/api/v1/projects").json(body))
+        self.send(self.request(Method::POST, &api(&["projects"])).json(body))
             .await
     }
 
@@ -230,12 +230,9 @@ impl Client {
         key: &IdempotencyKey,
     ) -> Result<Deployment, ClientError> {
         self.send(
-            self.request(
-                Method::POST,
-                &format!("/api/v1/projects/{}/deployments", segment(project)),
-            )
-            .header(IdempotencyKey::HEADER, key.as_str())
-            .json(body),
+            self.request(Method::POST, &api(&["projects", project, "deployments"]))
+                .header(IdempotencyKey::HEADER, key.as_str())
+                .json(body),
         )
         .await
     }
@@ -249,13 +246,11 @@ impl Client {
         promote: bool,
         key: &IdempotencyKey,
     ) -> Result<Deployment, ClientError> {
+        let path = api(&["projects", project, "deployments"]);
         let req = self
             .request(
                 Method::POST,
-                &format!(
-                    "/api/v1/projects/{}/deployments?promote={promote}",
-                    segment(project)
-                ),
+                &query(path, &[("promote", &promote.to_string())]),
             )
             .header(IdempotencyKey::HEADER, key.as_str())
             .header(reqwest::header::CONTENT_TYPE, "application/gzip")
@@ -264,7 +259,7 @@ impl Client {
     }
 
     pub async fn deployment(&self, id: &str) -> Result<Deployment, ClientError> {
-        self.send(self.request(Method::GET, &format!("/api/v1/deployments/{}", segment(id))))
+        self.send(self.request(Method::GET, &api(&["deployments", id])))
             .await
     }
 
@@ -273,22 +268,14 @@ impl Client {
         project: &str,
         limit: u32,
     ) -> Result<DeploymentList, ClientError> {
-        self.send(self.request(
-            Method::GET,
-            &format!(
-                "/api/v1/projects/{}/deployments?limit={limit}",
-                segment(project)
-            ),
-        ))
-        .await
+        let path = api(&["projects", project, "deployments"]);
+        let path = query(path, &[("limit", &limit.to_string())]);
+        self.send(self.request(Method::GET, &path)).await
     }
 
     pub async fn promote(&self, id: &str) -> Result<Deployment, ClientError> {
-        self.send(self.request(
-            Method::POST,
-            &format!("/api/v1/deployments/{}/promote", segment(id)),
-        ))
-        .await
+        self.send(self.request(Method::POST, &api(&["deployments", id, "promote"])))
+            .await
     }
 
     pub async fn rollback(
@@ -300,65 +287,46 @@ impl Client {
             to: to.map(str::to_owned),
         };
         self.send(
-            self.request(
-                Method::POST,
-                &format!("/api/v1/projects/{}/rollback", segment(project)),
-            )
-            .json(&body),
+            self.request(Method::POST, &api(&["projects", project, "rollback"]))
+                .json(&body),
         )
         .await
     }
 
     pub async fn domains(&self, project: &str) -> Result<DomainList, ClientError> {
-        self.send(self.request(
-            Method::GET,
-            &format!("/api/v1/projects/{}/domains", segment(project)),
-        ))
-        .await
+        self.send(self.request(Method::GET, &api(&["projects", project, "domains"])))
+            .await
     }
 
     pub async fn add_domain(&self, project: &str, host: &str) -> Result<Domain, ClientError> {
         self.send(
-            self.request(
-                Method::POST,
-                &format!("/api/v1/projects/{}/domains", segment(project)),
-            )
-            .json(&AddDomain {
-                host: host.to_owned(),
-            }),
+            self.request(Method::POST, &api(&["projects", project, "domains"]))
+                .json(&AddDomain {
+                    host: host.to_owned(),
+                }),
         )
         .await
     }
 
     /// Deletes a project: its builds stop, its sites stop answering, its files go.
     pub async fn delete_project(&self, project: &str) -> Result<(), ClientError> {
-        self.send_raw(self.request(
-            Method::DELETE,
-            &format!("/api/v1/projects/{}", segment(project)),
-        ))
-        .await
-        .map(|_| ())
+        self.send_raw(self.request(Method::DELETE, &api(&["projects", project])))
+            .await
+            .map(|_| ())
     }
 
     pub async fn remove_domain(&self, project: &str, host: &str) -> Result<(), ClientError> {
         self.send_raw(self.request(
             Method::DELETE,
-            &format!(
-                "/api/v1/projects/{}/domains/{}",
-                segment(project),
-                segment(host)
-            ),
+            &api(&["projects", project, "domains", host]),
         ))
         .await
         .map(|_| ())
     }
 
     pub async fn cancel(&self, id: &str) -> Result<Deployment, ClientError> {
-        self.send(self.request(
-            Method::POST,
-            &format!("/api/v1/deployments/{}/cancel", segment(id)),
-        ))
-        .await
+        self.send(self.request(Method::POST, &api(&["deployments", id, "cancel"])))
+            .await
     }
 
     /// Stored lines after `since`, at most `limit`.
@@ -368,13 +336,12 @@ impl Client {
         since: u64,
         limit: u32,
     ) -> Result<Vec<LogLine>, ClientError> {
-        let req = self.request(
-            Method::GET,
-            &format!(
-                "/api/v1/deployments/{}/logs?since={since}&limit={limit}",
-                segment(id)
-            ),
+        let path = api(&["deployments", id, "logs"]);
+        let path = query(
+            path,
+            &[("since", &since.to_string()), ("limit", &limit.to_string())],
         );
+        let req = self.request(Method::GET, &path);
         let body = self.send_raw(req).await?;
         let text = std::str::from_utf8(&body).map_err(|e| ClientError::Decode(e.to_string()))?;
         text.lines()
@@ -389,10 +356,9 @@ impl Client {
         let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
         let _ = url.set_scheme(scheme);
         let base = url.as_str().trim_end_matches('/').to_owned();
-        format!(
-            "{base}/api/v1/deployments/{}/logs/stream?since={since}",
-            segment(id)
-        )
+        let path = api(&["deployments", id, "logs", "stream"]);
+        let path = query(path, &[("since", &since.to_string())]);
+        format!("{base}{path}")
     }
 }
 
@@ -411,17 +377,83 @@ fn root_cause(err: &reqwest::Error) -> String {
 }
 
 /// A user's word as one path segment: `..`, `/` or `?` in it can never reach another endpoint.
+/// An API path: `/api/v1` and `parts`, each encoded as one path segment, so no name or id can
+/// add a segment, a query or a fragment. Every request path the CLI sends is built here.
+pub(crate) fn api(parts: &[&str]) -> String {
+    let mut path = String::from("/api/v1");
+    for part in parts {
+        path.push('/');
+        path.push_str(&segment(part));
+    }
+    path
+}
+
+/// `path` with a query of `pairs`, each value percent-encoded as a segment is.
+pub(crate) fn query(mut path: String, pairs: &[(&str, &str)]) -> String {
+    for (i, (name, value)) in pairs.iter().enumerate() {
+        path.push(if i == 0 { '?' } else { '&' });
+        path.push_str(name);
+        path.push('=');
+        path.push_str(&encode(value));
+    }
+    path
+}
+
 fn segment(raw: &str) -> String {
+    if raw.is_empty() || raw.chars().all(|c| c == '.') {
+        // URL parsers take `.`/`..` (even as `%2E`) for dot-segments: send a name the API
+        // refuses instead.
+        return raw.replace('.', "%252E") + "%2500";
+    }
+    encode(raw)
+}
+
+/// `raw` with everything but letters, digits and `.-_~` percent-encoded.
+fn encode(raw: &str) -> String {
     use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
     const SET: &percent_encoding::AsciiSet = &NON_ALPHANUMERIC
         .remove(b'.')
         .remove(b'-')
         .remove(b'_')
         .remove(b'~');
-    if raw.is_empty() || raw.chars().all(|c| c == '.') {
-        // URL parsers take `.`/`..` (even as `%2E`) for dot-segments: send a name the API
-        // refuses instead.
-        return raw.replace('.', "%252E") + "%2500";
-    }
     utf8_percent_encode(raw, SET).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{api, query};
+
+    /// Whatever a name or an id holds, it stays one segment (or one query value) of the path.
+    #[test]
+    fn every_part_of_a_path_stays_one_segment() {
+        // (parts, path)
+        let table: &[(&[&str], &str)] = &[
+            (&["projects"], "/api/v1/projects"),
+            (
+                &["projects", "site", "deployments"],
+                "/api/v1/projects/site/deployments",
+            ),
+            (&["projects", "a b"], "/api/v1/projects/a%20b"),
+            (&["projects", "a/b?c#d"], "/api/v1/projects/a%2Fb%3Fc%23d"),
+            (&["projects", ".."], "/api/v1/projects/%252E%252E%2500"),
+            (&["projects", "."], "/api/v1/projects/%252E%2500"),
+            (&["projects", ""], "/api/v1/projects/%2500"),
+            (&["projects", "x.y-z_~"], "/api/v1/projects/x.y-z_~"),
+            (&["users", "é"], "/api/v1/users/%C3%A9"),
+        ];
+        for (parts, path) in table {
+            assert_eq!(api(parts), *path, "{parts:?}");
+        }
+        assert_eq!(
+            query(
+                api(&["deployments", "d1", "logs"]),
+                &[("since", "5"), ("limit", "10")]
+            ),
+            "/api/v1/deployments/d1/logs?since=5&limit=10"
+        );
+        assert_eq!(
+            query("/x".to_owned(), &[("to", "a&b=c d"), ("empty", "")]),
+            "/x?to=a%26b%3Dc%20d&empty="
+        );
+    }
 }

@@ -3,33 +3,16 @@
 //! plans the build; planning reads files but runs nothing.
 
 mod node;
+mod plan;
 
 use std::path::Path;
 
 use scalemesh_core::site_config::BuildSettings;
 
+pub use plan::{DetectError, Plan};
+
 /// Folders that commonly hold a built site, in the order they are tried.
 pub const OUTPUT_CANDIDATES: [&str; 4] = ["dist", "build", "out", "public"];
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
-    /// What was recognised, for the log: `static site`, `Node.js (npm)`.
-    pub provider: String,
-    pub install: Option<String>,
-    pub build: Option<String>,
-    /// `None`: look for an output folder once the build is done.
-    pub output: Option<String>,
-    /// Why install was left out, for the log.
-    pub notes: Vec<String>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum DetectError {
-    #[error("package.json is not valid JSON: {0}")]
-    PackageJson(String),
-    #[error("{0}")]
-    Read(String),
-}
 
 /// Plans the build of the app in `root` with `settings` (the project's, overlaid with
 /// `scalemesh.json`) taking precedence over detection.

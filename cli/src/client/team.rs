@@ -8,34 +8,35 @@ use scalemesh_core::wire::{
     NameHoldList, PutEnv, TokenList, UserList,
 };
 
-use super::{Client, ClientError, segment};
+use super::{Client, ClientError, api, query};
 
 impl Client {
     pub async fn me(&self) -> Result<Me, ClientError> {
-        self.send(self.request(Method::GET, "/api/v1/me")).await
+        self.send(self.request(Method::GET, &api(&["me"]))).await
     }
 
     pub async fn tokens(&self) -> Result<TokenList, ClientError> {
-        self.send(self.request(Method::GET, "/api/v1/tokens")).await
+        self.send(self.request(Method::GET, &api(&["tokens"])))
+            .await
     }
 
     pub async fn create_token(&self, body: &CreateToken) -> Result<CreatedToken, ClientError> {
-        self.send(self.request(Method::POST, "/api/v1/tokens").json(body))
+        self.send(self.request(Method::POST, &api(&["tokens"])).json(body))
             .await
     }
 
     pub async fn revoke_token(&self, id: i64) -> Result<(), ClientError> {
-        self.send_raw(self.request(Method::DELETE, &format!("/api/v1/tokens/{id}")))
+        self.send_raw(self.request(Method::DELETE, &api(&["tokens", &id.to_string()])))
             .await
             .map(|_| ())
     }
 
     pub async fn users(&self) -> Result<UserList, ClientError> {
-        self.send(self.request(Method::GET, "/api/v1/users")).await
+        self.send(self.request(Method::GET, &api(&["users"]))).await
     }
 
     pub async fn create_user(&self, body: &CreateUser) -> Result<CreatedUser, ClientError> {
-        self.send(self.request(Method::POST, "/api/v1/users").json(body))
+        self.send(self.request(Method::POST, &api(&["users"])).json(body))
             .await
     }
 
@@ -45,33 +46,26 @@ impl Client {
         name: &str,
         transfer_to: Option<&str>,
     ) -> Result<(), ClientError> {
-        let query = transfer_to
-            .map(|to| format!("?transfer_to={}", segment(to)))
-            .unwrap_or_default();
-        self.send_raw(self.request(
-            Method::DELETE,
-            &format!("/api/v1/users/{}{query}", segment(name)),
-        ))
-        .await
-        .map(|_| ())
+        let path = api(&["users", name]);
+        let path = match transfer_to {
+            Some(to) => query(path, &[("transfer_to", to)]),
+            None => path,
+        };
+        self.send_raw(self.request(Method::DELETE, &path))
+            .await
+            .map(|_| ())
     }
 
     pub async fn members(&self, project: &str) -> Result<MemberList, ClientError> {
-        self.send(self.request(
-            Method::GET,
-            &format!("/api/v1/projects/{}/members", segment(project)),
-        ))
-        .await
+        self.send(self.request(Method::GET, &api(&["projects", project, "members"])))
+            .await
     }
 
     /// Adds a member, or changes their role.
     pub async fn add_member(&self, project: &str, body: &AddMember) -> Result<Member, ClientError> {
         self.send(
-            self.request(
-                Method::POST,
-                &format!("/api/v1/projects/{}/members", segment(project)),
-            )
-            .json(body),
+            self.request(Method::POST, &api(&["projects", project, "members"]))
+                .json(body),
         )
         .await
     }
@@ -79,11 +73,7 @@ impl Client {
     pub async fn remove_member(&self, project: &str, user: &str) -> Result<(), ClientError> {
         self.send_raw(self.request(
             Method::DELETE,
-            &format!(
-                "/api/v1/projects/{}/members/{}",
-                segment(project),
-                segment(user)
-            ),
+            &api(&["projects", project, "members", user]),
         ))
         .await
         .map(|_| ())
@@ -91,11 +81,8 @@ impl Client {
 
     /// A project's variables, with the values the caller may read.
     pub async fn env(&self, project: &str) -> Result<EnvList, ClientError> {
-        self.send(self.request(
-            Method::GET,
-            &format!("/api/v1/projects/{}/env", segment(project)),
-        ))
-        .await
+        self.send(self.request(Method::GET, &api(&["projects", project, "env"])))
+            .await
     }
 
     /// Sets a variable; answers what was written, one entry per target.
@@ -106,11 +93,8 @@ impl Client {
         body: &PutEnv,
     ) -> Result<EnvList, ClientError> {
         self.send(
-            self.request(
-                Method::PUT,
-                &format!("/api/v1/projects/{}/env/{}", segment(project), segment(key)),
-            )
-            .json(body),
+            self.request(Method::PUT, &api(&["projects", project, "env", key]))
+                .json(body),
         )
         .await
     }
@@ -121,26 +105,20 @@ impl Client {
         key: &str,
         target: EnvTargets,
     ) -> Result<(), ClientError> {
-        self.send_raw(self.request(
-            Method::DELETE,
-            &format!(
-                "/api/v1/projects/{}/env/{}?target={}",
-                segment(project),
-                segment(key),
-                target.as_str()
-            ),
-        ))
-        .await
-        .map(|_| ())
+        let path = api(&["projects", project, "env", key]);
+        let path = query(path, &[("target", target.as_str())]);
+        self.send_raw(self.request(Method::DELETE, &path))
+            .await
+            .map(|_| ())
     }
 
     pub async fn holds(&self) -> Result<NameHoldList, ClientError> {
-        self.send(self.request(Method::GET, "/api/v1/holds")).await
+        self.send(self.request(Method::GET, &api(&["holds"]))).await
     }
 
     /// Frees a held name or domain for anyone.
     pub async fn release_hold(&self, name: &str) -> Result<(), ClientError> {
-        self.send_raw(self.request(Method::DELETE, &format!("/api/v1/holds/{}", segment(name))))
+        self.send_raw(self.request(Method::DELETE, &api(&["holds", name])))
             .await
             .map(|_| ())
     }
