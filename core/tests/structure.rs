@@ -555,3 +555,159 @@ fn the_checks_see_what_they_look_for() {
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(found[0].contains("long (82 lines)"), "{found:?}");
 }
+
+/// The identifiers in the code of `files` outside tests, with the file each is in.
+fn words_outside_tests(files: &[PathBuf]) -> Vec<(PathBuf, Vec<String>)> {
+    files
+        .iter()
+        .map(|file| {
+            let code = without_tests(&code_only(
+                &std::fs::read_to_string(file).expect("read source"),
+            ));
+            (file.clone(), tokens(&code))
+        })
+        .collect()
+}
+
+fn sources_under(root: &Path, dirs: &[&str]) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for dir in dirs {
+        rust_files(&root.join(dir), &mut files);
+    }
+    files
+}
+
+/// ARCHITECTURE.md's rules of what never happens in a layer, each as the code it would take.
+#[test]
+fn the_layers_keep_their_rules() {
+    let root = workspace();
+    // (rule, folders, identifiers their code outside tests never uses)
+    let rules: &[(&str, &[&str], &[&str])] = &[
+        (
+            "respond/ keeps no caches, thread-locals or statics",
+            &["proxy/src/respond"],
+            &[
+                "thread_local",
+                "Mutex",
+                "RwLock",
+                "RefCell",
+                "Cell",
+                "HashMap",
+                "BTreeMap",
+                "AtomicU64",
+                "AtomicUsize",
+                "AtomicBool",
+                "LazyLock",
+                "OnceLock",
+            ],
+        ),
+        (
+            "net/ knows nothing of sites, nor of any framework above hyper",
+            &["net/src"],
+            &[
+                "scalemesh_proxy",
+                "Manifest",
+                "layout",
+                "SiteHost",
+                "SiteHosts",
+                "Site",
+                "axum",
+            ],
+        ),
+        (
+            "no crate below the server uses axum's Router",
+            &["core/src", "net/src", "proxy/src", "builder/src"],
+            &["Router"],
+        ),
+    ];
+    let mut broken = Vec::new();
+    for (rule, dirs, banned) in rules {
+        for (file, words) in words_outside_tests(&sources_under(&root, dirs)) {
+            for word in words.iter().filter(|w| banned.contains(&w.as_str())) {
+                broken.push(format!("{rule}: {} uses {word}", file.display()));
+            }
+            if rule.starts_with("respond/") {
+                let statics = words
+                    .windows(3)
+                    .filter(|w| w[0] == "static" && is_ident(&w[1]) && w[2] == ":");
+                for w in statics {
+                    broken.push(format!("{rule}: {} has static {}", file.display(), w[1]));
+                }
+            }
+        }
+    }
+    // Only the memory-file module reads the address of memory.
+    let all = sources_under(
+        &root,
+        &[
+            "core/src",
+            "net/src",
+            "proxy/src",
+            "server/src",
+            "builder/src",
+            "cli/src",
+        ],
+    );
+    for (file, words) in words_outside_tests(&all) {
+        if !file.ends_with("net/src/memfile.rs") && words.iter().any(|w| w == "as_ptr") {
+            broken.push(format!(
+                "only net/src/memfile.rs reads pointer addresses: {} does",
+                file.display()
+            ));
+        }
+    }
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
+}
+
+/// Which crate may depend on which (`[dependencies]`; tests may use more).
+#[test]
+fn crates_depend_only_on_the_crates_below_them() {
+    // (crate folder, the workspace crates it may depend on)
+    let allowed: &[(&str, &[&str])] = &[
+        ("core", &[]),
+        ("net", &["scalemesh-core"]),
+        ("proxy", &["scalemesh-core", "scalemesh-net"]),
+        ("builder", &["scalemesh-core"]),
+        (
+            "server",
+            &["scalemesh-core", "scalemesh-net", "scalemesh-proxy"],
+        ),
+        ("cli", &["scalemesh-core"]),
+    ];
+    let root = workspace();
+    let mut broken = Vec::new();
+    for (krate, may) in allowed {
+        let manifest =
+            std::fs::read_to_string(root.join(krate).join("Cargo.toml")).expect("Cargo.toml");
+        let mut section = "";
+        for line in manifest.lines() {
+            let line = line.trim();
+            if line.starts_with('[') {
+                section = line;
+                continue;
+            }
+            let name = line.split(['=', '.', ' ']).next().unwrap_or("");
+            if section == "[dependencies]" && name.starts_with("scalemesh-") && !may.contains(&name)
+            {
+                broken.push(format!("{krate} depends on {name}"));
+            }
+        }
+    }
+    let listed: Vec<&str> = allowed.iter().map(|(k, _)| *k).collect();
+    let members = std::fs::read_to_string(root.join("Cargo.toml")).expect("Cargo.toml");
+    for member in members
+        .lines()
+        .find(|l| l.starts_with("members"))
+        .expect("members")
+        .split('"')
+        .skip(1)
+        .step_by(2)
+    {
+        if !listed.contains(&member) {
+            broken.push(format!(
+                "{member} is not in the table of who may depend on whom"
+            ));
+        }
+    }
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
+}
