@@ -213,7 +213,7 @@ impl LogSink {
     pub fn line(&self, stream: LogStream, text: &str) {
         let text = mask(text, &self.redact);
         {
-            let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+            let mut sent = scalemesh_core::sync::lock(&self.sent);
             // One line past the caps still goes, so the server notes where the log was cut.
             if sent.0 > SERVER_MAX_LINES || sent.1 > SERVER_MAX_BYTES {
                 return;

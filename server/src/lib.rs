@@ -185,7 +185,7 @@ impl Server {
                 storage.clone(),
                 &ProxyConfig {
                     base_domain: settings.base_domain.clone(),
-                    body_cache_bytes: settings.body_cache_mb.saturating_mul(1024 * 1024),
+                    body_cache_bytes: settings.body_cache_bytes(),
                     ..ProxyConfig::default()
                 },
             )

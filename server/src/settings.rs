@@ -149,9 +149,14 @@ pub struct Settings {
     #[arg(long, env = "SCALEMESH_FOLLOWER_TIMEOUT", default_value = "30s", value_parser = scalemesh_core::duration::parse)]
     pub follower_timeout: Duration,
 
-    /// Megabytes of small site files the embedded proxy keeps in memory.
-    #[arg(long, env = "SCALEMESH_BODY_CACHE_MB", default_value_t = 64)]
-    pub body_cache_mb: usize,
+    /// Bytes of small site files the embedded proxy keeps in memory (e.g. 64MB, 1GB), as
+    /// scalemesh-proxy's `--body-cache` [default: 64MB].
+    #[arg(long, env = "SCALEMESH_BODY_CACHE", value_parser = scalemesh_core::size::parse)]
+    pub body_cache: Option<u64>,
+
+    /// The same in megabytes, as earlier versions spelled it; `--body-cache` wins over it.
+    #[arg(long, env = "SCALEMESH_BODY_CACHE_MB", hide = true)]
+    pub body_cache_mb: Option<u64>,
 
     /// The key that seals project variables: a file of 64 hex digits. Defaults to secret-key
     /// in the data directory, made on first start.
@@ -200,9 +205,50 @@ impl Settings {
         Self::parse_from(["scalemesh-server"])
     }
 
+    /// Bytes of bodies the embedded proxy keeps: `--body-cache`, or the older `--body-cache-mb`
+    /// when only that one is given, or 64 MiB.
+    pub fn body_cache_bytes(&self) -> usize {
+        const MIB: u64 = 1024 * 1024;
+        let bytes = self
+            .body_cache
+            .or(self.body_cache_mb.map(|mb| mb.saturating_mul(MIB)))
+            .unwrap_or(64 * MIB);
+        usize::try_from(bytes).unwrap_or(usize::MAX)
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.data_dir
             .clone()
             .unwrap_or_else(scalemesh_core::local::default_data_dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Settings;
+
+    /// `--body-cache 64MB` as on scalemesh-proxy; the older `--body-cache-mb` still works.
+    #[test]
+    fn the_body_cache_is_spelled_as_on_the_proxy_and_the_old_way_still_works() {
+        const MIB: usize = 1024 * 1024;
+        // (flags, bytes)
+        let table: &[(&[&str], usize)] = &[
+            (&[], 64 * MIB),
+            (&["--body-cache", "128MB"], 128 * MIB),
+            (&["--body-cache", "1GiB"], 1024 * MIB),
+            (&["--body-cache", "512KB"], 512 * 1024),
+            (&["--body-cache-mb", "32"], 32 * MIB),
+            (&["--body-cache-mb", "32", "--body-cache", "16MB"], 16 * MIB),
+        ];
+        for (flags, bytes) in table {
+            let args = std::iter::once("scalemesh-server").chain(flags.iter().copied());
+            let settings = Settings::try_parse_from(args).expect("parses");
+            assert_eq!(settings.body_cache_bytes(), *bytes, "{flags:?}");
+        }
+        let wrong = Settings::try_parse_from(["scalemesh-server", "--body-cache", "lots"]);
+        let message = wrong.expect_err("refused").to_string();
+        assert!(message.contains("not a size"), "{message}");
     }
 }

@@ -43,7 +43,7 @@ pub struct LogHub {
 
 impl LogHub {
     fn channels(&self) -> MutexGuard<'_, HashMap<DeploymentId, broadcast::Sender<Arc<LogFrame>>>> {
-        self.channels.lock().unwrap_or_else(|p| p.into_inner())
+        scalemesh_core::sync::lock(&self.channels)
     }
 
     /// Follows `id`. The channel is dropped with its last subscription.

@@ -105,7 +105,7 @@ impl LocalRunner {
 
 impl Inner {
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        scalemesh_core::sync::lock(&self.state)
     }
 
     /// Starts queued jobs while there is room.
