@@ -135,7 +135,7 @@ pub(crate) async fn serve_with<S: Answer + Clone>(
         .keep_alive_interval(Some(Duration::from_secs(30)));
     let graceful = GracefulShutdown::new();
     let serve = |placed: Placed| {
-        let answer = service(&placed.0);
+        let answer = service(&placed.stream);
         serve_connection(&builder, &graceful, placed, answer);
     };
     let mut shutdown = std::pin::pin!(shutdown);
@@ -172,7 +172,11 @@ pub(crate) async fn serve_with<S: Answer + Clone>(
         let _ = stream.set_nodelay(true);
         let placed = match &share {
             Some(share) => share.place(stream, permit),
-            None => Some((stream, permit, None)),
+            None => Some(Placed {
+                stream,
+                slot: permit,
+                counted: None,
+            }),
         };
         if let Some(placed) = placed {
             serve(placed);
@@ -192,7 +196,11 @@ pub(crate) async fn serve_with<S: Answer + Clone>(
 fn serve_connection<S: Answer>(
     builder: &Builder<TokioExecutor>,
     graceful: &GracefulShutdown,
-    (stream, permit, open): Placed,
+    Placed {
+        stream,
+        slot,
+        counted,
+    }: Placed,
     service: S,
 ) {
     let connection = builder
@@ -201,7 +209,7 @@ fn serve_connection<S: Answer>(
     let connection = graceful.watch(connection);
     tokio::spawn(async move {
         let _ = connection.await;
-        drop((open, permit));
+        drop((counted, slot));
     });
 }
 

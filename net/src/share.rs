@@ -44,8 +44,13 @@ pub(crate) const LOPSIDED_FOR: Duration = Duration::from_secs(1);
 /// A connection handed to another thread, with its slot among the open connections.
 pub type Moved = (std::net::TcpStream, OwnedSemaphorePermit);
 
-/// A connection to serve on this thread: its slot, and what counts it as this thread's.
-pub type Placed = (TcpStream, OwnedSemaphorePermit, Option<Open>);
+/// A connection to serve on this thread: its slot, and what counts it as this thread's (none
+/// when the listener serves from one thread).
+pub struct Placed {
+    pub stream: TcpStream,
+    pub slot: OwnedSemaphorePermit,
+    pub counted: Option<Open>,
+}
 
 /// One thread's part: the counts of connections every thread serves, a way to each of them,
 /// and where connections handed to this one arrive.
@@ -108,7 +113,11 @@ impl Share {
             }
             _ => (stream, permit),
         };
-        Some((stream, permit, Some(self.count(self.me))))
+        Some(Placed {
+            stream,
+            slot: permit,
+            counted: Some(self.count(self.me)),
+        })
     }
 
     /// Whether a connection accepted here at `now`, while this thread serves `mine` and another
@@ -149,7 +158,11 @@ impl Share {
             thread: self.me,
         };
         match TcpStream::from_std(stream) {
-            Ok(stream) => Some((stream, permit, Some(open))),
+            Ok(stream) => Some(Placed {
+                stream,
+                slot: permit,
+                counted: Some(open),
+            }),
             Err(e) => {
                 tracing::warn!(error = %e, "taking over a connection failed");
                 None

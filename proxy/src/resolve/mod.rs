@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use scalemesh_core::hosts::{SiteHost, SiteHosts};
 use scalemesh_core::storage::Storage;
 
-use table::NamedBy;
+use table::{NamedBy, Read};
 pub use table::{ResolveError, Site, SiteTable, TableSettings};
 
 /// Host → site for one proxy.
@@ -175,29 +175,26 @@ async fn find(
     };
     let (project, deployment, fresh_from, served) = match site_host {
         SiteHost::Project(project) => {
-            match table.production(storage, &project, NamedBy::Host).await? {
-                (at, Some(deployment)) => (project, deployment, Some(at), Served::Production),
-                (_, None) => return Ok(None),
-            }
+            let alias = table.production(storage, &project, NamedBy::Host).await?;
+            let Some(deployment) = alias.value else {
+                return Ok(None);
+            };
+            (project, deployment, Some(alias.at), Served::Production)
         }
         SiteHost::Domain(domain) => {
-            let (domain_at, project) = table.domain(storage, &domain).await?;
-            let Some(project) = project else {
+            let record = table.domain(storage, &domain).await?;
+            let Some(project) = record.value else {
                 return Ok(None);
             };
             // The domain's record names the project: reading its alias is no guess.
-            match table
+            let alias = table
                 .production(storage, &project, NamedBy::Storage)
-                .await?
-            {
-                (at, Some(deployment)) => (
-                    project,
-                    deployment,
-                    Some(at.min(domain_at)),
-                    Served::Production,
-                ),
-                (_, None) => return Ok(None),
-            }
+                .await?;
+            let Some(deployment) = alias.value else {
+                return Ok(None);
+            };
+            let fresh_from = alias.at.min(record.at);
+            (project, deployment, Some(fresh_from), Served::Production)
         }
         // A preview names its deployment: no alias to go stale.
         SiteHost::Deployment {
@@ -210,7 +207,10 @@ async fn find(
         Served::Production => NamedBy::Storage,
         Served::Preview => NamedBy::Host,
     };
-    let Some((site, checked)) = table
+    let Some(Read {
+        value: site,
+        at: checked,
+    }) = table
         .manifest(storage, &project, &deployment, named_by)
         .await?
     else {

@@ -15,6 +15,13 @@ use scalemesh_core::{DeploymentId, ProjectName};
 
 use crate::flights::Flights;
 
+/// An answer read from storage, and when: the last time storage said so.
+#[derive(Debug, Clone)]
+pub struct Read<T> {
+    pub value: T,
+    pub at: Instant,
+}
+
 /// Who named what is looked up: storage itself (an alias or a domain's record just read), or
 /// only a request's host, which anyone can make up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,11 +77,14 @@ impl<K: std::hash::Hash + Eq + Clone, V: Clone> Fresh<K, V> {
     }
 
     /// The answer and when it was read from storage, while it is fresh.
-    fn get(&self, key: &K, ttl: Duration) -> Option<(Instant, Option<V>)> {
+    fn get(&self, key: &K, ttl: Duration) -> Option<Read<Option<V>>> {
         lock(&self.entries)
             .get(key)
             .filter(|(at, _)| at.elapsed() < ttl)
-            .map(|(at, value)| (*at, value.clone()))
+            .map(|(at, value)| Read {
+                value: value.clone(),
+                at: *at,
+            })
     }
 
     /// Whether storage said, the last time it was asked, that `key` exists.
@@ -278,7 +288,7 @@ impl SiteTable {
         &self,
         storage: &dyn Storage,
         host: &str,
-    ) -> Result<(Instant, Option<ProjectName>), ResolveError> {
+    ) -> Result<Read<Option<ProjectName>>, ResolveError> {
         let host = host.to_owned();
         if let Some(found) = self.domains.get(&host, self.ttl) {
             return Ok(found);
@@ -302,7 +312,7 @@ impl SiteTable {
             Err(e) => return Err(e.into()),
         };
         let at = self.domains.put(host, project.clone(), self.ttl);
-        Ok((at, project))
+        Ok(Read { value: project, at })
     }
 
     /// The deployment `project`'s production alias points to, `None` when it has none, and
@@ -313,7 +323,7 @@ impl SiteTable {
         storage: &dyn Storage,
         project: &ProjectName,
         named_by: NamedBy,
-    ) -> Result<(Instant, Option<DeploymentId>), ResolveError> {
+    ) -> Result<Read<Option<DeploymentId>>, ResolveError> {
         if let Some(found) = self.aliases.get(project, self.ttl) {
             return Ok(found);
         }
@@ -337,7 +347,10 @@ impl SiteTable {
         let at = self
             .aliases
             .put(project.clone(), deployment.clone(), self.ttl);
-        Ok((at, deployment))
+        Ok(Read {
+            value: deployment,
+            at,
+        })
     }
 
     /// The manifest of a finished deployment of `project`, `None` when there is none: unknown,
@@ -351,14 +364,17 @@ impl SiteTable {
         project: &ProjectName,
         deployment: &DeploymentId,
         named_by: NamedBy,
-    ) -> Result<Option<(Arc<Site>, Instant)>, ResolveError> {
+    ) -> Result<Option<Read<Arc<Site>>>, ResolveError> {
         let cached = |table: &Self| {
             lock(&table.manifests)
                 .get(deployment)
                 .filter(|(_, site)| site.manifest.project == *project)
-                .map(|(checked, site)| (site.clone(), *checked))
+                .map(|(checked, site)| Read {
+                    value: site.clone(),
+                    at: *checked,
+                })
         };
-        let is_fresh = |(_, checked): &(Arc<Site>, Instant)| checked.elapsed() < self.recheck;
+        let is_fresh = |found: &Read<Arc<Site>>| found.at.elapsed() < self.recheck;
         if let Some(found) = cached(self).filter(is_fresh) {
             return Ok(Some(found));
         }
@@ -366,13 +382,13 @@ impl SiteTable {
         let _flight = self.flights.join(&key).await;
         match cached(self) {
             Some(found) if is_fresh(&found) => return Ok(Some(found)),
-            Some((site, _)) => {
+            Some(Read { value: site, .. }) => {
                 return Ok(self.recheck_manifest(storage, &key, deployment, site).await);
             }
             None => {}
         }
         let named = (project.clone(), deployment.clone());
-        if let Some((_, None)) = self.deployments.get(&named, self.ttl) {
+        if let Some(Read { value: None, .. }) = self.deployments.get(&named, self.ttl) {
             return Ok(None);
         }
         if named_by == NamedBy::Host && !self.deployments.existed(&named) {
@@ -398,7 +414,10 @@ impl SiteTable {
         let site = Arc::new(Site::new(manifest));
         let now = Instant::now();
         if self.generation() != generation {
-            return Ok(Some((site, now)));
+            return Ok(Some(Read {
+                value: site,
+                at: now,
+            }));
         }
         self.deployments.put(named, Some(()), self.ttl);
         let mut cache = lock(&self.manifests);
@@ -410,7 +429,10 @@ impl SiteTable {
             }
         }
         cache.insert(deployment.clone(), (now, site.clone()));
-        Ok(Some((site, now)))
+        Ok(Some(Read {
+            value: site,
+            at: now,
+        }))
     }
 
     /// A manifest kept past its recheck: still there? One byte says so without reading the
@@ -422,7 +444,7 @@ impl SiteTable {
         key: &str,
         deployment: &DeploymentId,
         site: Arc<Site>,
-    ) -> Option<(Arc<Site>, Instant)> {
+    ) -> Option<Read<Arc<Site>>> {
         match storage.get_range(key, 0, 1).await {
             Err(e) if e.is_not_found() => {
                 if lock(&self.manifests).remove(deployment).is_some() {
@@ -438,7 +460,10 @@ impl SiteTable {
                 if let Some(entry) = lock(&self.manifests).get_mut(deployment) {
                     entry.0 = now;
                 }
-                Some((site, now))
+                Some(Read {
+                    value: site,
+                    at: now,
+                })
             }
         }
     }
