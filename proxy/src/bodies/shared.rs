@@ -214,12 +214,8 @@ mod tests {
 
     use super::*;
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn racing_requests_fetch_once() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let storage = Arc::new(Counting::new(Arc::new(FsStorage::new(
-            dir.path().to_path_buf(),
-        ))));
+    /// `body` under the key `k`.
+    async fn put_body(storage: &dyn Storage) {
         storage
             .put(
                 "k",
@@ -228,6 +224,15 @@ mod tests {
             )
             .await
             .expect("put");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn racing_requests_fetch_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Arc::new(Counting::new(Arc::new(FsStorage::new(
+            dir.path().to_path_buf(),
+        ))));
+        put_body(storage.as_ref()).await;
         let cache = Arc::new(BodyCache::new(1 << 20, 100));
         let mut tasks = Vec::new();
         for _ in 0..50 {
@@ -291,14 +296,7 @@ mod tests {
     async fn a_hit_returns_the_head_made_when_the_body_was_read() {
         let dir = tempfile::tempdir().expect("tempdir");
         let storage = FsStorage::new(dir.path().to_path_buf());
-        storage
-            .put(
-                "k",
-                Body::Bytes(Bytes::from_static(b"body")),
-                &ObjectMeta::default(),
-            )
-            .await
-            .expect("put");
+        put_body(&storage).await;
         let cache = BodyCache::new(1 << 20, 100);
         let head = || {
             let mut h = HeaderMap::new();

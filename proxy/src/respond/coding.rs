@@ -43,15 +43,8 @@ pub fn negotiate(request: &HeaderMap, entry: &ManifestEntry) -> Option<Encoding>
 
 #[cfg(test)]
 mod tests {
-    use axum::http::{HeaderName, HeaderValue};
-
     use super::*;
-
-    fn with(name: HeaderName, value: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(name, HeaderValue::from_str(value).expect("value"));
-        h
-    }
+    use crate::respond::headers::tests::with;
 
     #[test]
     fn negotiates_codings() {

@@ -76,3 +76,15 @@ pub fn security_headers(headers: &mut HeaderMap) {
         HeaderValue::from_static("strict-origin-when-cross-origin"),
     );
 }
+
+#[cfg(test)]
+pub mod tests {
+    use axum::http::{HeaderMap, HeaderName, HeaderValue};
+
+    /// Request headers with one `name: value`.
+    pub fn with(name: HeaderName, value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(name, HeaderValue::from_str(value).expect("value"));
+        h
+    }
+}

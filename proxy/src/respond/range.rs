@@ -70,15 +70,8 @@ pub fn byte_range(request: &HeaderMap, size: u64) -> Range {
 
 #[cfg(test)]
 mod tests {
-    use axum::http::{HeaderName, HeaderValue};
-
     use super::*;
-
-    fn with(name: HeaderName, value: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(name, HeaderValue::from_str(value).expect("value"));
-        h
-    }
+    use crate::respond::headers::tests::with;
 
     #[test]
     fn parses_single_byte_ranges() {
