@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use scalemesh_core::layout::{self, DomainRoute, Route};
+use scalemesh_core::layout::{self, DomainRoute};
 use scalemesh_core::storage::{FsStorage, Storage};
 use scalemesh_core::testing::S3TestServer;
 use scalemesh_core::{DeploymentId, ProjectName};
@@ -40,6 +40,60 @@ fn write(root: &Path, path: &str, body: &[u8]) {
     std::fs::write(path, body).expect("write");
 }
 
+/// The live deployment's folder: pages, assets of every size, rules files, and files that must
+/// never be served.
+fn write_live_folder(out: &Path, js: &[u8], big: &[u8], large: &[u8]) {
+    write(
+        out,
+        "index.html",
+        &b"<!doctype html><title>home</title><h1>home</h1>\n".repeat(20),
+    );
+    write(out, "about.html", b"<h1>about</h1>");
+    write(out, "docs/index.html", b"<h1>docs</h1>");
+    write(out, "docs/guide.html", b"<h1>guide</h1>");
+    write(out, "docs/404.html", b"docs 404");
+    write(out, "404.html", b"site 404");
+    write(out, "dir/index.html", b"dir");
+    write(out, APP_JS, js);
+    write(out, "video.bin", big);
+    write(out, "large.bin", large);
+    write(
+        out,
+        ".well-known/security.txt",
+        b"Contact: mailto:security@example.test",
+    );
+    write(out, ".env", b"SECRET=1");
+    write(
+        out,
+        "_redirects",
+        b"/old            /about        301\n/blog/:slug     /docs/:slug   302\n/app/*          /index.html   200\n/gone           /404.html     410\n/about          /nowhere      301\n/force          /docs/        308!\n",
+    );
+    write(
+        out,
+        "_headers",
+        b"/docs/*\n  X-Frame-Options: DENY\n/assets/*\n  Access-Control-Allow-Origin: *\n",
+    );
+}
+
+/// Serves `proxy` as `scalemesh-proxy` does, on two threads, until the sender is dropped: its
+/// address, and that sender.
+fn serve_on_two_threads(proxy: &Proxy) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (addr, served) = scalemesh_net::serve_on_threads(
+        "127.0.0.1:0".parse().expect("addr"),
+        2,
+        scalemesh_net::Spread::Even,
+        || proxy.handler(),
+        Limits::SITES,
+        async {
+            let _ = stopped.await;
+        },
+    )
+    .expect("bind");
+    tokio::spawn(served);
+    (addr, stop)
+}
+
 async fn site(storage: Arc<dyn Storage>) -> Site {
     let dir = tempfile::tempdir().expect("tempdir");
     let project = ProjectName::parse("site").expect("name");
@@ -47,36 +101,7 @@ async fn site(storage: Arc<dyn Storage>) -> Site {
     let big: Vec<u8> = (0..3 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
     let large: Vec<u8> = (0..300_000).map(|i| (i * 7 % 253) as u8).collect();
     let out = dir.path().join("v2");
-    write(
-        &out,
-        "index.html",
-        &b"<!doctype html><title>home</title><h1>home</h1>\n".repeat(20),
-    );
-    write(&out, "about.html", b"<h1>about</h1>");
-    write(&out, "docs/index.html", b"<h1>docs</h1>");
-    write(&out, "docs/guide.html", b"<h1>guide</h1>");
-    write(&out, "docs/404.html", b"docs 404");
-    write(&out, "404.html", b"site 404");
-    write(&out, "dir/index.html", b"dir");
-    write(&out, APP_JS, &js);
-    write(&out, "video.bin", &big);
-    write(&out, "large.bin", &large);
-    write(
-        &out,
-        ".well-known/security.txt",
-        b"Contact: mailto:security@example.test",
-    );
-    write(&out, ".env", b"SECRET=1");
-    write(
-        &out,
-        "_redirects",
-        b"/old            /about        301\n/blog/:slug     /docs/:slug   302\n/app/*          /index.html   200\n/gone           /404.html     410\n/about          /nowhere      301\n/force          /docs/        308!\n",
-    );
-    write(
-        &out,
-        "_headers",
-        b"/docs/*\n  X-Frame-Options: DENY\n/assets/*\n  Access-Control-Allow-Origin: *\n",
-    );
+    write_live_folder(&out, &js, &big, &large);
     let live = upload_folder(&storage, &project, &out).await;
     let v1 = dir.path().join("v1");
     write(&v1, "index.html", b"preview");
@@ -99,21 +124,9 @@ async fn site(storage: Arc<dyn Storage>) -> Site {
     .await;
 
     let proxy = Proxy::new(storage.clone(), &ProxyConfig::default());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     // As `scalemesh-proxy` serves: threads of their own, each with its own socket and memo,
     // over a storage client made on this runtime.
-    let (addr, served) = scalemesh_net::serve_on_threads(
-        "127.0.0.1:0".parse().expect("addr"),
-        2,
-        scalemesh_net::Spread::Even,
-        || proxy.handler(),
-        Limits::SITES,
-        async {
-            let _ = stopped.await;
-        },
-    )
-    .expect("bind");
-    tokio::spawn(served);
+    let (addr, stop) = serve_on_two_threads(&proxy);
     Site {
         addr,
         preview,
@@ -192,6 +205,19 @@ async fn home(site: &Site, target: &str, extra: &[(&str, &str)]) -> Raw {
 }
 
 async fn validators_and_ranges(site: &Site) {
+    validators(site).await;
+    // Ranges, from memory (small) and streamed from storage (large).
+    for (path, whole) in [
+        (format!("/{APP_JS}"), &site.js),
+        ("/video.bin".to_owned(), &site.big),
+    ] {
+        ranges_of(site, &path, whole).await;
+    }
+    head_has_the_headers_of_get(site).await;
+}
+
+/// The home page's validators and cache headers, and the conditional requests they answer.
+async fn validators(site: &Site) {
     let res = home(site, "/", &[]).await;
     assert_eq!(res.status, 200);
     let etag = res.header("etag").expect("etag").to_owned();
@@ -230,51 +256,51 @@ async fn validators_and_ranges(site: &Site) {
     )
     .await;
     assert_eq!(res.status, 200);
+}
 
-    // Ranges, from memory (small) and streamed from storage (large).
-    for (path, whole) in [
-        (format!("/{APP_JS}"), &site.js),
-        ("/video.bin".to_owned(), &site.big),
-    ] {
-        let size = whole.len();
-        let res = home(site, &path, &[("Range", "bytes=10-19")]).await;
-        assert_eq!(res.status, 206, "{path}");
-        assert_eq!(
-            res.header("content-range"),
-            Some(format!("bytes 10-19/{size}").as_str())
-        );
-        assert_eq!(res.body, whole[10..20]);
-        let res = home(site, &path, &[("Range", "bytes=-5")]).await;
-        assert_eq!(res.body, whole[size - 5..]);
-        let res = home(site, &path, &[("Range", &format!("bytes={size}-"))]).await;
-        assert_eq!(res.status, 416);
-        assert_eq!(
-            res.header("content-range"),
-            Some(format!("bytes */{size}").as_str())
-        );
-        let res = home(site, &path, &[("Range", "bytes=0-1,5-6")]).await;
-        assert_eq!(
-            (res.status, res.body.len()),
-            (200, size),
-            "several ranges: the whole file"
-        );
-        let tag = home(site, &path, &[])
-            .await
-            .header("etag")
-            .expect("etag")
-            .to_owned();
-        let res = home(site, &path, &[("Range", "bytes=0-3"), ("If-Range", &tag)]).await;
-        assert_eq!(res.status, 206);
-        let res = home(
-            site,
-            &path,
-            &[("Range", "bytes=0-3"), ("If-Range", "\"stale\"")],
-        )
-        .await;
-        assert_eq!((res.status, res.body.len()), (200, size));
-    }
+/// Single ranges, suffixes, an unsatisfiable range, several ranges and `If-Range`, on `path`,
+/// whose bytes are `whole`.
+async fn ranges_of(site: &Site, path: &str, whole: &[u8]) {
+    let size = whole.len();
+    let res = home(site, path, &[("Range", "bytes=10-19")]).await;
+    assert_eq!(res.status, 206, "{path}");
+    assert_eq!(
+        res.header("content-range"),
+        Some(format!("bytes 10-19/{size}").as_str())
+    );
+    assert_eq!(res.body, whole[10..20]);
+    let res = home(site, path, &[("Range", "bytes=-5")]).await;
+    assert_eq!(res.body, whole[size - 5..]);
+    let res = home(site, path, &[("Range", &format!("bytes={size}-"))]).await;
+    assert_eq!(res.status, 416);
+    assert_eq!(
+        res.header("content-range"),
+        Some(format!("bytes */{size}").as_str())
+    );
+    let res = home(site, path, &[("Range", "bytes=0-1,5-6")]).await;
+    assert_eq!(
+        (res.status, res.body.len()),
+        (200, size),
+        "several ranges: the whole file"
+    );
+    let tag = home(site, path, &[])
+        .await
+        .header("etag")
+        .expect("etag")
+        .to_owned();
+    let res = home(site, path, &[("Range", "bytes=0-3"), ("If-Range", &tag)]).await;
+    assert_eq!(res.status, 206);
+    let res = home(
+        site,
+        path,
+        &[("Range", "bytes=0-3"), ("If-Range", "\"stale\"")],
+    )
+    .await;
+    assert_eq!((res.status, res.body.len()), (200, size));
+}
 
-    // HEAD: the headers of GET, no body.
+/// HEAD: the headers of GET, no body.
+async fn head_has_the_headers_of_get(site: &Site) {
     let res = raw(site, "HEAD /video.bin HTTP/1.1\r\nHost: site.localhost").await;
     assert_eq!(res.status, 200);
     assert_eq!(
@@ -457,7 +483,14 @@ async fn hosts_and_domains(site: &Site) {
 }
 
 async fn attacks(site: &Site) {
-    // Never out of the deployment, in any encoding; never another project's file.
+    never_out_of_the_deployment(site).await;
+    redirects_never_leave_the_site(site).await;
+    only_get_and_head(site).await;
+    health_and_metrics_only_for_the_operator(site).await;
+}
+
+/// Never out of the deployment, in any encoding; never another project's file.
+async fn never_out_of_the_deployment(site: &Site) {
     for target in [
         "/../other/secret.txt",
         "/%2e%2e/%2e%2e/__routes/site.json",
@@ -482,7 +515,10 @@ async fn attacks(site: &Site) {
         );
         assert!(res.header("location").is_none(), "{target}");
     }
-    // Redirects never leave the site.
+}
+
+/// Redirects never leave the site.
+async fn redirects_never_leave_the_site(site: &Site) {
     for target in [
         "//evil.test/dir",
         "//dir",
@@ -507,7 +543,10 @@ async fn attacks(site: &Site) {
         home(site, "/dir", &[]).await.header("location"),
         Some("/dir/")
     );
-    // Methods other than GET and HEAD.
+}
+
+/// Methods other than GET and HEAD.
+async fn only_get_and_head(site: &Site) {
     let res = raw(
         site,
         "POST / HTTP/1.1\r\nHost: site.localhost\r\nContent-Length: 0",
@@ -515,7 +554,10 @@ async fn attacks(site: &Site) {
     .await;
     assert_eq!(res.status, 405);
     assert_eq!(res.header("allow"), Some("GET, HEAD"));
-    // Health and metrics answer on the operator's listener, never on a site's host.
+}
+
+/// Health and metrics answer on the operator's listener, never on a site's host.
+async fn health_and_metrics_only_for_the_operator(site: &Site) {
     assert_eq!(home(site, "/metrics", &[]).await.status, 404);
     assert_eq!(home(site, "/health", &[]).await.status, 404);
     let admin = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -653,6 +695,24 @@ async fn s3() {
     all(site(Arc::new(server.storage("prod/").await)).await).await;
 }
 
+/// The distinct answers (a body, or the status when not 200) to `GET /` on `host` over many
+/// connections, so the kernel hands some to each thread.
+async fn answers_of_every_thread(addr: SocketAddr, host: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    for _ in 0..24 {
+        let res = raw_at(addr, &format!("GET / HTTP/1.1\r\nHost: {host}")).await;
+        let body = String::from_utf8(res.body).expect("utf-8");
+        seen.push(if res.status == 200 {
+            body
+        } else {
+            res.status.to_string()
+        });
+    }
+    seen.sort();
+    seen.dedup();
+    seen
+}
+
 /// A standalone proxy learns of a moved alias from storage alone within its alias TTL, on every
 /// serving thread however recently each served the old deployment; told of the move, at once.
 /// A deleted deployment stops answering within the manifest recheck interval.
@@ -667,18 +727,7 @@ async fn every_thread_follows_the_alias_and_sees_deletions() {
         write(&folder, "index.html", version.as_bytes());
         versions.push(upload_folder(&storage, &project, &folder).await);
     }
-    let go_live = |deployment: &DeploymentId| {
-        let (storage, project, deployment) = (storage.clone(), project.clone(), deployment.clone());
-        async move {
-            let route = Route {
-                project,
-                deployment,
-                updated_at: time::OffsetDateTime::now_utc(),
-            };
-            put_json(storage.as_ref(), &layout::route(&route.project), &route).await;
-        }
-    };
-    go_live(&versions[0]).await;
+    common::go_live(storage.as_ref(), &project, &versions[0]).await;
     let ttl = std::time::Duration::from_millis(300);
     let config = ProxyConfig {
         route_ttl: ttl,
@@ -686,43 +735,15 @@ async fn every_thread_follows_the_alias_and_sees_deletions() {
         ..ProxyConfig::default()
     };
     let proxy = Proxy::new(storage.clone(), &config);
-    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (addr, served) = scalemesh_net::serve_on_threads(
-        "127.0.0.1:0".parse().expect("addr"),
-        2,
-        scalemesh_net::Spread::Even,
-        || proxy.handler(),
-        Limits::SITES,
-        async {
-            let _ = stopped.await;
-        },
-    )
-    .expect("bind");
-    tokio::spawn(served);
-    // Many connections, so the kernel hands some to each thread.
-    let answers = |host: String| async move {
-        let mut seen = Vec::new();
-        for _ in 0..24 {
-            let res = raw_at(addr, &format!("GET / HTTP/1.1\r\nHost: {host}")).await;
-            let body = String::from_utf8(res.body).expect("utf-8");
-            seen.push(if res.status == 200 {
-                body
-            } else {
-                res.status.to_string()
-            });
-        }
-        seen.sort();
-        seen.dedup();
-        seen
-    };
-    let bodies = || answers("site.localhost".to_owned());
+    let (addr, _stop) = serve_on_two_threads(&proxy);
+    let bodies = || answers_of_every_thread(addr, "site.localhost");
     assert_eq!(bodies().await, ["one"]);
 
-    go_live(&versions[1]).await;
+    common::go_live(storage.as_ref(), &project, &versions[1]).await;
     tokio::time::sleep(ttl + std::time::Duration::from_millis(100)).await;
     assert_eq!(bodies().await, ["two"], "every thread read the alias again");
 
-    go_live(&versions[0]).await;
+    common::go_live(storage.as_ref(), &project, &versions[0]).await;
     proxy.invalidate(&project);
     assert_eq!(
         bodies().await,
@@ -733,12 +754,16 @@ async fn every_thread_follows_the_alias_and_sees_deletions() {
     // The deployment no longer live, at its own URL: answered by every thread, then deleted
     // from storage (its manifest, as deleting a project does) and gone within the recheck.
     let own = format!("{}--site.localhost", versions[1]);
-    assert_eq!(answers(own.clone()).await, ["two"]);
+    assert_eq!(answers_of_every_thread(addr, &own).await, ["two"]);
     storage
         .delete(&layout::manifest(&project, &versions[1]))
         .await
         .expect("delete");
     // Within the recheck, plus the second a thread may reuse its own copy of a response.
     tokio::time::sleep(ttl + std::time::Duration::from_millis(1200)).await;
-    assert_eq!(answers(own).await, ["404"], "every thread saw the deletion");
+    assert_eq!(
+        answers_of_every_thread(addr, &own).await,
+        ["404"],
+        "every thread saw the deletion"
+    );
 }

@@ -70,6 +70,26 @@ async fn two_proxies_on_one_thread_keep_their_own_hosts() {
     );
 }
 
+/// A host that names no site: a label under the base domain, a custom domain or a deployment
+/// id, by turns.
+fn made_up(i: usize) -> String {
+    match i % 3 {
+        0 => format!("made-up-{i}.localhost"),
+        1 => format!("www.made-up-{i}.example"),
+        _ => format!("{}--site.localhost", DeploymentId::generate()),
+    }
+}
+
+/// The whole answer to `GET /` on `host`, head and body, as the wire carries it.
+async fn whole_answer(addr: SocketAddr, host: String) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    s.write_all(head.as_bytes()).await.expect("send");
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).await.expect("read");
+    answer
+}
+
 /// Made-up hosts (any label under the base domain, any custom domain, any deployment id) reach
 /// storage at most `unknown_lookups` times a second. Past that they get a 503 that says when to
 /// try again, while the site that exists still answers, even when its alias must be read again.
@@ -77,7 +97,6 @@ async fn two_proxies_on_one_thread_keep_their_own_hosts() {
 async fn made_up_hosts_cost_a_bounded_number_of_storage_reads() {
     let d = tempfile::tempdir().expect("tempdir");
     let storage = Arc::new(Counting::new(live_site(d.path(), "x").await));
-    let reads = || storage.reads();
     let bound = 20;
     let proxy = Proxy::new(
         storage.clone(),
@@ -89,11 +108,20 @@ async fn made_up_hosts_cost_a_bounded_number_of_storage_reads() {
     let addr = serve(&proxy).await;
     assert_eq!(fetch(addr, "site.localhost").await.0, 200);
 
-    let made_up = |i: usize| match i % 3 {
-        0 => format!("made-up-{i}.localhost"),
-        1 => format!("www.made-up-{i}.example"),
-        _ => format!("{}--site.localhost", DeploymentId::generate()),
-    };
+    three_hundred_made_up_hosts_stay_within_the_bound(&proxy, addr, &storage, bound).await;
+    the_site_answers_with_the_bound_spent(addr, &storage).await;
+    a_missing_deployment_is_remembered(addr, &storage).await;
+}
+
+/// 300 made-up hosts in a row read storage no more than the bound allows for the time they
+/// took; some get a 404, and some a 503.
+async fn three_hundred_made_up_hosts_stay_within_the_bound(
+    proxy: &Proxy,
+    addr: SocketAddr,
+    storage: &Counting,
+    bound: u32,
+) {
+    let reads = || storage.reads();
     let (before, started) = (reads(), std::time::Instant::now());
     let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
     for i in 0..300 {
@@ -111,21 +139,17 @@ async fn made_up_hosts_cost_a_bounded_number_of_storage_reads() {
         statuses.get(&503).is_some_and(|&n| n > 0) && statuses.get(&404).is_some_and(|&n| n > 0),
         "{statuses:?}"
     );
-    assert!(metric(&proxy, "scalemesh_proxy_unknown_lookups_refused_total") > 0);
+    assert!(metric(proxy, "scalemesh_proxy_unknown_lookups_refused_total") > 0);
+}
 
-    // Once the site's alias is due to be read again, and with the bound spent, the site still
-    // answers: storage said it exists. The bound is spent when a made-up host gets the 503,
-    // and still spent when the next one gets it too; the site's request between them proves
-    // the point. A slow machine may refill the budget in between: then try again.
+/// Once the site's alias is due to be read again, and with the bound spent, the site still
+/// answers: storage said it exists. The bound is spent when a made-up host gets the 503,
+/// and still spent when the next one gets it too; the site's request between them proves
+/// the point. A slow machine may refill the budget in between: then try again.
+async fn the_site_answers_with_the_bound_spent(addr: SocketAddr, storage: &Counting) {
+    let reads = || storage.reads();
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let spent = |host: String| async move {
-        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        let head = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-        s.write_all(head.as_bytes()).await.expect("send");
-        let mut answer = String::new();
-        s.read_to_string(&mut answer).await.expect("read");
-        answer
-    };
+    let spent = |host: String| whole_answer(addr, host);
     let mut shown = false;
     for round in 0..20 {
         let mut answer = String::new();
@@ -158,8 +182,11 @@ async fn made_up_hosts_cost_a_bounded_number_of_storage_reads() {
         tokio::time::sleep(Duration::from_millis(1100)).await;
     }
     assert!(shown, "the bound was never spent around the site's request");
+}
 
-    // A deployment storage does not have is remembered as missing, like an unknown alias.
+/// A deployment storage does not have is remembered as missing, like an unknown alias.
+async fn a_missing_deployment_is_remembered(addr: SocketAddr, storage: &Counting) {
+    let reads = || storage.reads();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let ghost = format!("{}--site.localhost", DeploymentId::generate());
     let before = reads();

@@ -294,10 +294,9 @@ async fn send(
     app.call(&p.token, case.method, path, body).await
 }
 
-#[tokio::test]
-async fn every_route_answers_every_caller_as_the_rules_say() {
-    let app = spawn_app().await;
-    let admin_token = app.token.clone();
+/// Olivia, dave, vera and sam, whose tokens those are; tim and una are added too, to be
+/// members of the tested projects.
+async fn users(app: &TestApp) -> [String; 4] {
     let olivia = app.add_user("olivia", false).await;
     let dave = app.add_user("dave", false).await;
     let vera = app.add_user("vera", false).await;
@@ -305,17 +304,60 @@ async fn every_route_answers_every_caller_as_the_rules_say() {
     for user in ["tim", "una"] {
         app.add_user(user, false).await;
     }
+    [olivia, dave, vera, sam]
+}
+
+/// Olivia's other tokens: one limited to a project the tested ones are not, a read-only one,
+/// one about to expire, and a revoked one.
+async fn olivias_other_tokens(app: &TestApp, olivia: &str) -> [String; 4] {
     // A project of olivia's that the tested ones are not, for the limited token.
     let (status, body) = app
         .call(
-            &olivia,
+            olivia,
             "POST",
             "/api/v1/projects",
             Some(json!({"name": "elsewhere"})),
         )
         .await;
     assert_eq!(status, 201, "{body}");
+    let limited = app
+        .make_token(
+            olivia,
+            json!({"name": "limited", "projects": ["elsewhere"]}),
+        )
+        .await
+        .0;
+    let read = app
+        .make_token(olivia, json!({"name": "read", "role": "read"}))
+        .await
+        .0;
+    let expiring = app
+        .make_token(olivia, json!({"name": "expiring", "expires": "1s"}))
+        .await
+        .0;
+    let (revoked, revoked_id) = app.make_token(olivia, json!({"name": "revoked"})).await;
+    let (status, body) = app
+        .call(
+            olivia,
+            "DELETE",
+            &format!("/api/v1/tokens/{revoked_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    [limited, read, expiring, revoked]
+}
 
+/// Another token of the user of `token`, for the revoke route: its id.
+async fn spare(app: &TestApp, token: &str) -> i64 {
+    app.make_token(token, json!({"name": "spare"})).await.1
+}
+
+/// Every kind of caller, each with a spare token of its user's.
+async fn principals(app: &TestApp, users: [String; 4], others: [String; 4]) -> Vec<Principal> {
+    let admin_token = app.token.clone();
+    let [olivia, dave, vera, sam] = users;
+    let [limited, read, expiring, revoked] = others;
     let works = |admin, member, token_role, limited| Kind::Works {
         admin,
         member,
@@ -323,103 +365,74 @@ async fn every_route_answers_every_caller_as_the_rules_say() {
         limited,
     };
     let owner = Some(Role::Owner);
-    let spare = |token: &str| {
-        let token = token.to_owned();
-        let app = &app;
-        async move { app.make_token(&token, json!({"name": "spare"})).await.1 }
-    };
-    let limited = app
-        .make_token(
-            &olivia,
-            json!({"name": "limited", "projects": ["elsewhere"]}),
-        )
-        .await
-        .0;
-    let read = app
-        .make_token(&olivia, json!({"name": "read", "role": "read"}))
-        .await
-        .0;
-    let expiring = app
-        .make_token(&olivia, json!({"name": "expiring", "expires": "1s"}))
-        .await
-        .0;
-    let (revoked, revoked_id) = app.make_token(&olivia, json!({"name": "revoked"})).await;
-    let (status, body) = app
-        .call(
-            &olivia,
-            "DELETE",
-            &format!("/api/v1/tokens/{revoked_id}"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 204, "{body}");
-
-    let principals = vec![
+    vec![
         Principal {
             label: "admin",
-            spare_token: spare(&admin_token).await,
+            spare_token: spare(app, &admin_token).await,
             token: admin_token.clone(),
             kind: works(true, None, TokenRole::Full, false),
         },
         Principal {
             label: "owner",
-            spare_token: spare(&olivia).await,
+            spare_token: spare(app, &olivia).await,
             token: olivia.clone(),
             kind: works(false, owner, TokenRole::Full, false),
         },
         Principal {
             label: "developer",
-            spare_token: spare(&dave).await,
+            spare_token: spare(app, &dave).await,
             token: dave.clone(),
             kind: works(false, Some(Role::Developer), TokenRole::Full, false),
         },
         Principal {
             label: "viewer",
-            spare_token: spare(&vera).await,
+            spare_token: spare(app, &vera).await,
             token: vera.clone(),
             kind: works(false, Some(Role::Viewer), TokenRole::Full, false),
         },
         Principal {
             label: "stranger",
-            spare_token: spare(&sam).await,
+            spare_token: spare(app, &sam).await,
             token: sam.clone(),
             kind: works(false, None, TokenRole::Full, false),
         },
         Principal {
             label: "token limited to another project",
-            spare_token: spare(&olivia).await,
+            spare_token: spare(app, &olivia).await,
             token: limited,
             kind: works(false, owner, TokenRole::Full, true),
         },
         Principal {
             label: "read-only token",
-            spare_token: spare(&olivia).await,
+            spare_token: spare(app, &olivia).await,
             token: read,
             kind: works(false, owner, TokenRole::Read, false),
         },
         Principal {
             label: "expired token",
-            spare_token: spare(&olivia).await,
+            spare_token: spare(app, &olivia).await,
             token: expiring,
             kind: Kind::Refused,
         },
         Principal {
             label: "revoked token",
-            spare_token: spare(&olivia).await,
+            spare_token: spare(app, &olivia).await,
             token: revoked,
             kind: Kind::Refused,
         },
-    ];
+    ]
+}
 
-    // Each caller gets its own project, users to remove and names to release.
+/// Each caller gets its own project, users to remove and names to release.
+async fn fixtures(app: &TestApp, olivia: &str, callers: usize) -> Vec<Fixture> {
     let mut fixtures = Vec::new();
-    for i in 0..principals.len() {
-        fixtures.push(project(&app, &olivia, &format!("tested-{i}"), i).await);
+    for i in 0..callers {
+        fixtures.push(project(app, olivia, &format!("tested-{i}"), i).await);
         app.add_user(&format!("gone-{i}"), false).await;
         let name = format!("held-{i}");
         let (status, body) = app
             .call(
-                &olivia,
+                olivia,
                 "POST",
                 "/api/v1/projects",
                 Some(json!({"name": name})),
@@ -427,10 +440,89 @@ async fn every_route_answers_every_caller_as_the_rules_say() {
             .await;
         assert_eq!(status, 201, "{body}");
         let (status, body) = app
-            .call(&olivia, "DELETE", &format!("/api/v1/projects/{name}"), None)
+            .call(olivia, "DELETE", &format!("/api/v1/projects/{name}"), None)
             .await;
         assert_eq!(status, 204, "{body}");
     }
+    fixtures
+}
+
+/// The path of `ROUTES` that the case's path template stands for.
+fn route_path(case: &Case) -> String {
+    let route_path = case.path.split('?').next().unwrap_or(case.path);
+    route_path
+        .replace("{spare}", "{id}")
+        .replace("gone-{i}", "{name}")
+        .replace("held-{i}", "{name}")
+        .replace("{p}", "{name}")
+        .replace("www-{i}.example.com", "{host}")
+        .replace("/tim", "/{user}")
+        .replace("SHARED_KEY", "{key}")
+        .replace("NEW_KEY", "{key}")
+        .replace("OTHER_KEY", "{key}")
+        .replace("THIRD_KEY", "{key}")
+        .replace("{r}", "{id}")
+        .replace("{q}", "{id}")
+        .replace("{j}", "{id}")
+}
+
+/// Sends `case` as the `i`th caller `p`, on its fixture `f`; a wrong answer goes to `failures`.
+/// The route of `ROUTES` it tried.
+async fn try_case(
+    app: &TestApp,
+    i: usize,
+    p: &Principal,
+    f: &Fixture,
+    case: &Case,
+    failures: &mut Vec<String>,
+) -> (&'static str, &'static str) {
+    let route_path = route_path(case);
+    let route = ROUTES
+        .iter()
+        .find(|r| r.method == case.method && r.path == route_path)
+        .unwrap_or_else(|| panic!("{} {route_path} is not in access::ROUTES", case.method));
+    let action = case.action.unwrap_or(route.action);
+    let path = fill(case.path, i, f, p);
+    let body = case.body.as_ref().map(|b| fill_json(b, i, f, p));
+    let (status, answer) = send(app, case, &path, body, p).await;
+    assert!(
+        !answer.to_string().contains("there is no endpoint"),
+        "{} {path} is not routed",
+        case.method
+    );
+    let ok = match p.expected(action) {
+        Expect::Success => (200..300).contains(&status) || status == 101,
+        Expect::Status(want) => status == want,
+    };
+    if !ok {
+        failures.push(format!(
+            "{}: {} {path} ({action:?}) → {status}, expected {:?}: {answer}",
+            p.label,
+            case.method,
+            p.expected(action)
+        ));
+    }
+    check_listing(
+        app,
+        p,
+        f,
+        case,
+        route_path.as_str(),
+        status,
+        &answer,
+        failures,
+    );
+    (route.method, route.path)
+}
+
+#[tokio::test]
+async fn every_route_answers_every_caller_as_the_rules_say() {
+    let app = spawn_app().await;
+    let users = users(&app).await;
+    let olivia = users[0].clone();
+    let others = olivias_other_tokens(&app, &olivia).await;
+    let principals = principals(&app, users, others).await;
+    let fixtures = fixtures(&app, &olivia, principals.len()).await;
     // The expiring token has expired by now (the setup takes longer than a second).
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
 
@@ -439,57 +531,7 @@ async fn every_route_answers_every_caller_as_the_rules_say() {
     let mut failures = Vec::new();
     for (i, (p, f)) in principals.iter().zip(&fixtures).enumerate() {
         for case in cases() {
-            let route_path = case.path.split('?').next().unwrap_or(case.path);
-            let route_path = route_path
-                .replace("{spare}", "{id}")
-                .replace("gone-{i}", "{name}")
-                .replace("held-{i}", "{name}")
-                .replace("{p}", "{name}")
-                .replace("www-{i}.example.com", "{host}")
-                .replace("/tim", "/{user}")
-                .replace("SHARED_KEY", "{key}")
-                .replace("NEW_KEY", "{key}")
-                .replace("OTHER_KEY", "{key}")
-                .replace("THIRD_KEY", "{key}")
-                .replace("{r}", "{id}")
-                .replace("{q}", "{id}")
-                .replace("{j}", "{id}");
-            let route = ROUTES
-                .iter()
-                .find(|r| r.method == case.method && r.path == route_path)
-                .unwrap_or_else(|| panic!("{} {route_path} is not in access::ROUTES", case.method));
-            covered.insert((route.method, route.path));
-            let action = case.action.unwrap_or(route.action);
-            let path = fill(case.path, i, f, p);
-            let body = case.body.as_ref().map(|b| fill_json(b, i, f, p));
-            let (status, answer) = send(&app, &case, &path, body, p).await;
-            assert!(
-                !answer.to_string().contains("there is no endpoint"),
-                "{} {path} is not routed",
-                case.method
-            );
-            let ok = match p.expected(action) {
-                Expect::Success => (200..300).contains(&status) || status == 101,
-                Expect::Status(want) => status == want,
-            };
-            if !ok {
-                failures.push(format!(
-                    "{}: {} {path} ({action:?}) → {status}, expected {:?}: {answer}",
-                    p.label,
-                    case.method,
-                    p.expected(action)
-                ));
-            }
-            check_listing(
-                &app,
-                p,
-                f,
-                &case,
-                route_path.as_str(),
-                status,
-                &answer,
-                &mut failures,
-            );
+            covered.insert(try_case(&app, i, p, f, &case, &mut failures).await);
         }
     }
     assert!(

@@ -1,10 +1,13 @@
 //! The log pipeline: builder batches are stored once and in order, followers get the backlog,
 //! then live lines, then the end frame, and can resume from any sequence number.
 
+use futures_util::StreamExt;
 use scalemesh_core::wire::{BuilderReport, LogAck, LogFrame};
-use scalemesh_core::{DeploymentStatus, Phase};
+use scalemesh_core::{DeploymentId, DeploymentStatus, Phase};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
-use crate::helpers::{FakeBuilder, batch, lines, spawn_app};
+use crate::helpers::{FakeBuilder, TestApp, batch, lines, spawn_app};
 
 #[tokio::test]
 async fn retried_and_overlapping_batches_are_stored_once() {
@@ -204,27 +207,14 @@ async fn a_deployment_keeps_a_bounded_log_and_says_where_it_is_cut() {
     assert_eq!(tail[5].seq, 200_001);
 }
 
-/// A follower that stops reading is closed with a reason that says where to resume, and gets
-/// every line after that from there.
-#[tokio::test]
-async fn a_follower_that_does_not_read_is_closed_and_resumes() {
-    use futures_util::StreamExt;
-    use tokio_tungstenite::tungstenite::Message;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+/// A WebSocket as a client holds it.
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-    let app = crate::helpers::spawn_app_with(|s| {
-        s.follower_timeout = std::time::Duration::from_secs(1);
-    })
-    .await;
-    let (id, job) = app.deploy("site").await;
-    let mut b = FakeBuilder::new(job);
-    // About 40 MB: more than the sockets between the two hold.
-    let long: Vec<String> = (0..80_000)
-        .map(|i| format!("{i:08} {}", "x".repeat(500)))
-        .collect();
-    for chunk in long.chunks(2000) {
-        b.log(chunk).await;
-    }
+/// Opens the log WebSocket of `id` from its first line, as `app`'s admin, with a socket that
+/// sends without delay.
+async fn follow_from_the_start(app: &TestApp, id: &DeploymentId) -> Socket {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let url = format!(
         "{}/api/v1/deployments/{id}/logs/stream?since=0",
         app.api.replacen("http", "ws", 1)
@@ -234,11 +224,14 @@ async fn a_follower_that_does_not_read_is_closed_and_resumes() {
         "authorization",
         format!("Bearer {}", app.token).parse().expect("header"),
     );
-    let (mut socket, _) = tokio_tungstenite::connect_async_with_config(req, None, false)
+    let (socket, _) = tokio_tungstenite::connect_async_with_config(req, None, false)
         .await
         .expect("websocket");
-    // Read nothing for a while.
-    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    socket
+}
+
+/// Reads `socket` until it closes: the close frame, and the last line received before it.
+async fn read_until_closed(socket: &mut Socket) -> (CloseFrame, u64) {
     let mut last = 0;
     let close = loop {
         match tokio::time::timeout(std::time::Duration::from_secs(20), socket.next())
@@ -255,6 +248,11 @@ async fn a_follower_that_does_not_read_is_closed_and_resumes() {
             other => panic!("the stream ended without a close frame: {other:?}"),
         }
     };
+    (close, last)
+}
+
+/// The close says the follower was too slow, and names a line it received to resume from.
+fn the_close_names_where_to_resume(close: &CloseFrame, last: u64) {
     assert_eq!(u16::from(close.code), 4008);
     // The frame being sent when it gave up may or may not have arrived: the reason names the
     // last line surely sent, and a client resumes from its own last line anyway.
@@ -270,8 +268,11 @@ async fn a_follower_that_does_not_read_is_closed_and_resumes() {
         close.reason
     );
     assert!(last < 80_000, "it was cut before the end");
-    // From there, the rest arrives once each.
-    let mut follower = app.follow(&id, last).await;
+}
+
+/// Followed from after `last`, the rest of `id`'s log arrives once each, up to its end.
+async fn the_rest_arrives_once_each(app: &TestApp, id: &DeploymentId, b: &FakeBuilder, last: u64) {
+    let mut follower = app.follow(id, last).await;
     let rest = tokio::spawn(async move {
         let mut seqs = Vec::new();
         loop {
@@ -294,6 +295,32 @@ async fn a_follower_that_does_not_read_is_closed_and_resumes() {
         seqs.windows(2).all(|w| w[1] == w[0] + 1),
         "no gap, no repeat"
     );
+}
+
+/// A follower that stops reading is closed with a reason that says where to resume, and gets
+/// every line after that from there.
+#[tokio::test]
+async fn a_follower_that_does_not_read_is_closed_and_resumes() {
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.follower_timeout = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let (id, job) = app.deploy("site").await;
+    let mut b = FakeBuilder::new(job);
+    // About 40 MB: more than the sockets between the two hold.
+    let long: Vec<String> = (0..80_000)
+        .map(|i| format!("{i:08} {}", "x".repeat(500)))
+        .collect();
+    for chunk in long.chunks(2000) {
+        b.log(chunk).await;
+    }
+    let mut socket = follow_from_the_start(&app, &id).await;
+    // Read nothing for a while.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let (close, last) = read_until_closed(&mut socket).await;
+    the_close_names_where_to_resume(&close, last);
+    // From there, the rest arrives once each.
+    the_rest_arrives_once_each(&app, &id, &b, last).await;
 }
 
 /// A follower that comes late gets the stored lines before the state, so a phase header never

@@ -133,7 +133,26 @@ async fn tokens_say_why_they_stop_working() {
     let (ci, ci_id) = app
         .make_token(&olivia, json!({"name": "ci", "role": "deploy"}))
         .await;
-    let (status, me) = app.call(&ci, "GET", "/api/v1/me", None).await;
+    a_deploy_token_lasts_90_days_and_can_revoke_itself(&app, &ci, ci_id).await;
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, body) = app.call(&short, "GET", "/api/v1/me", None).await;
+    assert_eq!(status, 401);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("expired on")),
+        "{body}"
+    );
+
+    tokens_are_listed_without_secrets(&app, &olivia, &short).await;
+    malformed_token_requests_are_refused(&app, &olivia).await;
+}
+
+/// A deploy token lasts 90 days unless told otherwise; it may not mint tokens, but may revoke
+/// itself, and then says so.
+async fn a_deploy_token_lasts_90_days_and_can_revoke_itself(app: &TestApp, ci: &str, ci_id: i64) {
+    let (status, me) = app.call(ci, "GET", "/api/v1/me", None).await;
     assert_eq!(status, 200);
     assert_eq!(me["token"]["role"], "deploy");
     let expires = me["token"]["expires_at"]
@@ -147,14 +166,14 @@ async fn tokens_say_why_they_stop_working() {
 
     // A deploy token may not mint tokens, but may revoke itself.
     let (status, body) = app
-        .call(&ci, "POST", "/api/v1/tokens", Some(json!({"name": "x"})))
+        .call(ci, "POST", "/api/v1/tokens", Some(json!({"name": "x"})))
         .await;
     assert_eq!(status, 403, "{body}");
     let (status, body) = app
-        .call(&ci, "DELETE", &format!("/api/v1/tokens/{ci_id}"), None)
+        .call(ci, "DELETE", &format!("/api/v1/tokens/{ci_id}"), None)
         .await;
     assert_eq!(status, 204, "{body}");
-    let (status, body) = app.call(&ci, "GET", "/api/v1/me", None).await;
+    let (status, body) = app.call(ci, "GET", "/api/v1/me", None).await;
     assert_eq!(status, 401);
     assert!(
         body["error"]["message"]
@@ -162,22 +181,14 @@ async fn tokens_say_why_they_stop_working() {
             .is_some_and(|m| m.contains("was revoked on")),
         "{body}"
     );
+}
 
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let (status, body) = app.call(&short, "GET", "/api/v1/me", None).await;
-    assert_eq!(status, 401);
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("expired on")),
-        "{body}"
-    );
-
-    // Listed: never a secret, never a revoked token; used ones say when.
-    let (status, list) = app.call(&olivia, "GET", "/api/v1/tokens", None).await;
+/// Listed: never a secret, never a revoked token; used ones say when.
+async fn tokens_are_listed_without_secrets(app: &TestApp, olivia: &str, short: &str) {
+    let (status, list) = app.call(olivia, "GET", "/api/v1/tokens", None).await;
     assert_eq!(status, 200);
     let text = list.to_string();
-    assert!(!text.contains(&olivia) && !text.contains(&short), "{text}");
+    assert!(!text.contains(olivia) && !text.contains(short), "{text}");
     let names: Vec<_> = list["tokens"]
         .as_array()
         .expect("tokens")
@@ -186,7 +197,11 @@ async fn tokens_say_why_they_stop_working() {
         .collect();
     assert_eq!(names, ["short", "first token"]);
     assert!(list["tokens"][1]["last_used_at"].is_string(), "{list}");
+}
 
+/// Tokens with an empty name, a made-up expiry or role, or no project to cover are not made;
+/// tokens that do not exist are not revoked.
+async fn malformed_token_requests_are_refused(app: &TestApp, olivia: &str) {
     for bad in [
         json!({"name": ""}),
         json!({"name": "x", "expires": "soon"}),
@@ -195,17 +210,15 @@ async fn tokens_say_why_they_stop_working() {
         json!({"name": "x", "projects": ["no-such-project"]}),
     ] {
         let (status, body) = app
-            .call(&olivia, "POST", "/api/v1/tokens", Some(bad.clone()))
+            .call(olivia, "POST", "/api/v1/tokens", Some(bad.clone()))
             .await;
         assert!(status == 400 || status == 404, "{bad}: {status} {body}");
     }
     let (status, _) = app
-        .call(&olivia, "DELETE", "/api/v1/tokens/999999", None)
+        .call(olivia, "DELETE", "/api/v1/tokens/999999", None)
         .await;
     assert_eq!(status, 404);
-    let (status, _) = app
-        .call(&olivia, "DELETE", "/api/v1/tokens/abc", None)
-        .await;
+    let (status, _) = app.call(olivia, "DELETE", "/api/v1/tokens/abc", None).await;
     assert_eq!(status, 404);
 }
 
@@ -226,6 +239,20 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
         .any(|w| w == needle.as_bytes())
 }
 
+/// Sets the variable `key` of the project `vars` as the admin, with `body`: the answer.
+async fn put_var(app: &TestApp, key: &str, body: serde_json::Value) -> serde_json::Value {
+    let (status, answer) = app
+        .call(
+            &app.token,
+            "PUT",
+            &format!("/api/v1/projects/vars/env/{key}"),
+            Some(body),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    answer
+}
+
 #[tokio::test]
 async fn variables_are_sealed_and_reach_only_their_builds() {
     let app = spawn_app().await;
@@ -238,22 +265,8 @@ async fn variables_are_sealed_and_reach_only_their_builds() {
         )
         .await;
     assert_eq!(status, 201, "{body}");
-    let put = |key: &'static str, body: serde_json::Value| {
-        let app = &app;
-        async move {
-            let (status, answer) = app
-                .call(
-                    &app.token,
-                    "PUT",
-                    &format!("/api/v1/projects/vars/env/{key}"),
-                    Some(body),
-                )
-                .await;
-            assert_eq!(status, 200, "{answer}");
-            answer
-        }
-    };
-    let answer = put(
+    let answer = put_var(
+        &app,
         "API_SECRET",
         json!({"value": "prod-secret-4f9a2c", "target": "production", "sensitive": true}),
     )
@@ -262,19 +275,36 @@ async fn variables_are_sealed_and_reach_only_their_builds() {
         !answer.to_string().contains("prod-secret-4f9a2c"),
         "{answer}"
     );
-    put(
+    put_var(
+        &app,
         "API_SECRET",
         json!({"value": "preview-secret-77b1", "target": "preview", "sensitive": true}),
     )
     .await;
-    put("SITE_NAME", json!({"value": "Plain Site"})).await;
-    put(
+    put_var(&app, "SITE_NAME", json!({"value": "Plain Site"})).await;
+    put_var(
+        &app,
         "PREVIEW_ONLY",
         json!({"value": "only-in-preview", "target": "preview"}),
     )
     .await;
 
-    // Values an owner may read are shown, sensitive ones never.
+    an_owner_reads_values_but_never_sensitive_ones(&app).await;
+    a_developer_reads_and_writes_preview_values_only(&app, &dave).await;
+    names_a_build_relies_on_are_refused(&app).await;
+    // Each build gets its target's values, fetched with its job token; none are in its job.
+    for (promote, secret, absent) in [
+        (true, "prod-secret-4f9a2c", "only-in-preview"),
+        (false, "preview-secret-77b1", "prod-secret-4f9a2c"),
+    ] {
+        a_build_gets_its_targets_values_while_it_runs(&app, promote, secret, absent).await;
+    }
+    nothing_in_the_database_files_is_in_clear(&app);
+    the_whole_map_form_replaces_every_variable(&app).await;
+}
+
+/// Values an owner may read are shown, sensitive ones never.
+async fn an_owner_reads_values_but_never_sensitive_ones(app: &TestApp) {
     let (status, list) = app.get("/api/v1/projects/vars/env").await;
     assert_eq!(status, 200);
     let text = list.to_string();
@@ -291,9 +321,12 @@ async fn variables_are_sealed_and_reach_only_their_builds() {
         project["env"],
         json!(["API_SECRET", "PREVIEW_ONLY", "SITE_NAME"])
     );
-    // A developer reads preview values only.
+}
+
+/// A developer reads preview values only, and may not write production ones.
+async fn a_developer_reads_and_writes_preview_values_only(app: &TestApp, dave: &str) {
     let (status, list) = app
-        .call(&dave, "GET", "/api/v1/projects/vars/env/SITE_NAME", None)
+        .call(dave, "GET", "/api/v1/projects/vars/env/SITE_NAME", None)
         .await;
     assert_eq!(status, 200, "{list}");
     for var in list["env"].as_array().expect("env") {
@@ -306,7 +339,7 @@ async fn variables_are_sealed_and_reach_only_their_builds() {
     assert_eq!(list["env"][0]["updated_by"], "admin");
     let (status, _) = app
         .call(
-            &dave,
+            dave,
             "PUT",
             "/api/v1/projects/vars/env/X",
             Some(json!({"value": "v", "target": "production"})),
@@ -314,9 +347,13 @@ async fn variables_are_sealed_and_reach_only_their_builds() {
         .await;
     assert_eq!(status, 403);
     let (status, _) = app
-        .call(&dave, "GET", "/api/v1/projects/vars/env/NOPE", None)
+        .call(dave, "GET", "/api/v1/projects/vars/env/NOPE", None)
         .await;
     assert_eq!(status, 404);
+}
+
+/// Names the build's own environment uses, and names no shell takes, are refused.
+async fn names_a_build_relies_on_are_refused(app: &TestApp) {
     for bad in ["PATH", "SCALEMESH_JOB_TOKEN", "1ABC", "A-B"] {
         let (status, body) = app
             .call(
@@ -328,52 +365,58 @@ async fn variables_are_sealed_and_reach_only_their_builds() {
             .await;
         assert_eq!(status, 400, "{bad}: {body}");
     }
+}
 
-    // Each build gets its target's values, fetched with its job token; none are in its job.
-    for (promote, secret, absent) in [
-        (true, "prod-secret-4f9a2c", "only-in-preview"),
-        (false, "preview-secret-77b1", "prod-secret-4f9a2c"),
-    ] {
-        let id = deploy(&app, &app.token, "vars", promote).await;
-        let job = app.job_for(&id).await;
-        let in_job = format!("{:?}", job.to_env());
-        assert!(
-            !in_job.contains(secret) && !in_job.contains("Plain Site"),
-            "{in_job}"
-        );
-        let (status, env) = app
-            .call(
-                &job.job_token,
-                "GET",
-                &format!("/api/v1/deployments/{id}/env"),
-                None,
-            )
-            .await;
-        assert_eq!(status, 200, "{env}");
-        assert_eq!(env["env"]["API_SECRET"], secret);
-        assert_eq!(env["env"]["SITE_NAME"], "Plain Site");
-        assert!(!env.to_string().contains(absent), "{env}");
-        let builder = FakeBuilder::new(job);
-        let (status, _) = builder
-            .report(BuilderReport::Failed {
-                reason: "done".into(),
-            })
-            .await;
-        assert_eq!(status, 200);
-        // A finished build's token opens nothing.
-        let (status, _) = app
-            .call(
-                &builder.job.job_token,
-                "GET",
-                &format!("/api/v1/deployments/{id}/env"),
-                None,
-            )
-            .await;
-        assert_ne!(status, 200);
-    }
+/// A build of `vars` (to production when `promote`) gets `secret` and the plain value, but not
+/// `absent`, fetched with its job token and never in its job; once finished, its token opens
+/// nothing.
+async fn a_build_gets_its_targets_values_while_it_runs(
+    app: &TestApp,
+    promote: bool,
+    secret: &str,
+    absent: &str,
+) {
+    let id = deploy(app, &app.token, "vars", promote).await;
+    let job = app.job_for(&id).await;
+    let in_job = format!("{:?}", job.to_env());
+    assert!(
+        !in_job.contains(secret) && !in_job.contains("Plain Site"),
+        "{in_job}"
+    );
+    let (status, env) = app
+        .call(
+            &job.job_token,
+            "GET",
+            &format!("/api/v1/deployments/{id}/env"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{env}");
+    assert_eq!(env["env"]["API_SECRET"], secret);
+    assert_eq!(env["env"]["SITE_NAME"], "Plain Site");
+    assert!(!env.to_string().contains(absent), "{env}");
+    let builder = FakeBuilder::new(job);
+    let (status, _) = builder
+        .report(BuilderReport::Failed {
+            reason: "done".into(),
+        })
+        .await;
+    assert_eq!(status, 200);
+    // A finished build's token opens nothing.
+    let (status, _) = app
+        .call(
+            &builder.job.job_token,
+            "GET",
+            &format!("/api/v1/deployments/{id}/env"),
+            None,
+        )
+        .await;
+    assert_ne!(status, 200);
+}
 
-    // Nothing in the database files is in clear.
-    let bytes = database_bytes(&app);
+/// Nothing in the database files is in clear.
+fn nothing_in_the_database_files_is_in_clear(app: &TestApp) {
+    let bytes = database_bytes(app);
     for value in [
         "prod-secret-4f9a2c",
         "preview-secret-77b1",
@@ -385,8 +428,10 @@ async fn variables_are_sealed_and_reach_only_their_builds() {
             "{value} is in the database in clear"
         );
     }
+}
 
-    // The whole-map form replaces every variable.
+/// The whole-map form replaces every variable; a variable of both targets is deleted from one.
+async fn the_whole_map_form_replaces_every_variable(app: &TestApp) {
     let (status, body) = app
         .call(
             &app.token,
@@ -483,10 +528,17 @@ async fn deleted_names_and_domains_stay_with_their_owner() {
     assert_eq!(status, 201, "{body}");
     create(&app, &sam, "sams").await;
 
-    // A domain in use: taken, without saying by which project.
+    a_domain_in_use_is_taken_without_saying_by_whom(&app, &sam).await;
+    a_deleted_name_is_held_for_its_owner(&app, &olivia, &sam).await;
+    an_admin_lists_and_releases_what_is_held(&app, &sam).await;
+    reserved_names_are_never_given(&app, &sam).await;
+}
+
+/// A domain in use: taken, without saying by which project.
+async fn a_domain_in_use_is_taken_without_saying_by_whom(app: &TestApp, sam: &str) {
     let (status, body) = app
         .call(
-            &sam,
+            sam,
             "POST",
             "/api/v1/projects/sams/domains",
             Some(json!({"host": "shop.example.com"})),
@@ -498,14 +550,18 @@ async fn deleted_names_and_domains_stay_with_their_owner() {
         !body.to_string().contains("\"shop\"") && !body.to_string().contains(" shop "),
         "{body}"
     );
+}
 
+/// Once `shop` is deleted, neither its name nor its domain goes to anyone else; its owner takes
+/// the name back.
+async fn a_deleted_name_is_held_for_its_owner(app: &TestApp, olivia: &str, sam: &str) {
     let (status, _) = app
-        .call(&olivia, "DELETE", "/api/v1/projects/shop", None)
+        .call(olivia, "DELETE", "/api/v1/projects/shop", None)
         .await;
     assert_eq!(status, 204);
     let (status, body) = app
         .call(
-            &sam,
+            sam,
             "POST",
             "/api/v1/projects",
             Some(json!({"name": "shop"})),
@@ -515,7 +571,7 @@ async fn deleted_names_and_domains_stay_with_their_owner() {
     assert_eq!(body["error"]["code"], "name_held");
     let (status, body) = app
         .call(
-            &sam,
+            sam,
             "POST",
             "/api/v1/projects/sams/domains",
             Some(json!({"host": "SHOP.example.com."})),
@@ -524,12 +580,15 @@ async fn deleted_names_and_domains_stay_with_their_owner() {
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"]["code"], "name_held");
     // Its owner takes it back.
-    create(&app, &olivia, "shop").await;
+    create(app, olivia, "shop").await;
     let (status, _) = app
-        .call(&olivia, "DELETE", "/api/v1/projects/shop", None)
+        .call(olivia, "DELETE", "/api/v1/projects/shop", None)
         .await;
     assert_eq!(status, 204);
+}
 
+/// The admin sees what is held and for whom, and may release a name for anyone to take.
+async fn an_admin_lists_and_releases_what_is_held(app: &TestApp, sam: &str) {
     let (status, holds) = app.get("/api/v1/holds").await;
     assert_eq!(status, 200);
     let mut held: Vec<_> = holds["holds"]
@@ -562,18 +621,21 @@ async fn deleted_names_and_domains_stay_with_their_owner() {
     assert_eq!(status, 404);
     let (status, body) = app
         .call(
-            &sam,
+            sam,
             "POST",
             "/api/v1/projects",
             Some(json!({"name": "shop"})),
         )
         .await;
     assert_eq!(status, 201, "{body}");
+}
 
+/// Names the server uses itself are never a project's.
+async fn reserved_names_are_never_given(app: &TestApp, sam: &str) {
     for reserved in ["www", "api", "admin", "localhost"] {
         let (status, body) = app
             .call(
-                &sam,
+                sam,
                 "POST",
                 "/api/v1/projects",
                 Some(json!({"name": reserved})),
@@ -584,36 +646,62 @@ async fn deleted_names_and_domains_stay_with_their_owner() {
     }
 }
 
+/// Starts a deployment of `once` with `body` and the idempotency key `key`: the status, the
+/// answer, and whether it was replayed.
+async fn deploy_once(
+    app: &TestApp,
+    key: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value, bool) {
+    let res = app
+        .http
+        .post(app.url("/api/v1/projects/once/deployments"))
+        .bearer_auth(&app.token)
+        .header("idempotency-key", key)
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    let replayed = res.headers().get("idempotent-replayed").is_some();
+    let (status, body) = crate::helpers::status_json(res).await;
+    (status, body, replayed)
+}
+
+/// Uploads `body` as an archive of `once` with the idempotency key `key`: the status and answer.
+async fn upload_once(app: &TestApp, key: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
+    let res = app
+        .http
+        .post(app.url("/api/v1/projects/once/deployments?promote=false"))
+        .bearer_auth(&app.token)
+        .header("idempotency-key", key)
+        .header("content-type", "application/gzip")
+        .body(body)
+        .send()
+        .await
+        .expect("request");
+    crate::helpers::status_json(res).await
+}
+
+/// A gzip header and 16 bytes of `byte`.
+fn archive(byte: u8) -> Vec<u8> {
+    let mut gz = vec![0x1f, 0x8b];
+    gz.extend([byte; 16]);
+    gz
+}
+
 #[tokio::test]
 async fn a_retried_deploy_makes_one_deployment() {
     let app = spawn_app().await;
     create(&app, &app.token, "once").await;
-    let post = |key: &'static str, body: serde_json::Value| {
-        let app = &app;
-        async move {
-            let res = app
-                .http
-                .post(app.url("/api/v1/projects/once/deployments"))
-                .bearer_auth(&app.token)
-                .header("idempotency-key", key)
-                .json(&body)
-                .send()
-                .await
-                .expect("request");
-            let replayed = res.headers().get("idempotent-replayed").is_some();
-            let (status, body) = crate::helpers::status_json(res).await;
-            (status, body, replayed)
-        }
-    };
-    let (status, first, replayed) = post("key-1", json!({})).await;
+    let (status, first, replayed) = deploy_once(&app, "key-1", json!({})).await;
     assert_eq!((status, replayed), (201, false), "{first}");
-    let (status, again, replayed) = post("key-1", json!({})).await;
+    let (status, again, replayed) = deploy_once(&app, "key-1", json!({})).await;
     assert_eq!((status, replayed), (201, true), "{again}");
     assert_eq!(first["id"], again["id"]);
-    let (status, body, _) = post("key-1", json!({"promote": false})).await;
+    let (status, body, _) = deploy_once(&app, "key-1", json!({"promote": false})).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"]["code"], "idempotency_key_reused");
-    let (status, other, _) = post("key-2", json!({})).await;
+    let (status, other, _) = deploy_once(&app, "key-2", json!({})).await;
     assert_eq!(status, 201);
     assert_ne!(other["id"], first["id"]);
     assert_eq!(
@@ -622,34 +710,7 @@ async fn a_retried_deploy_makes_one_deployment() {
         "two builds, not three"
     );
 
-    // Archives are compared by their bytes.
-    let archive = |byte: u8| {
-        let mut gz = vec![0x1f, 0x8b];
-        gz.extend([byte; 16]);
-        gz
-    };
-    let upload = |key: &'static str, body: Vec<u8>| {
-        let app = &app;
-        async move {
-            let res = app
-                .http
-                .post(app.url("/api/v1/projects/once/deployments?promote=false"))
-                .bearer_auth(&app.token)
-                .header("idempotency-key", key)
-                .header("content-type", "application/gzip")
-                .body(body)
-                .send()
-                .await
-                .expect("request");
-            crate::helpers::status_json(res).await
-        }
-    };
-    let (status, a) = upload("key-3", archive(1)).await;
-    assert_eq!(status, 201, "{a}");
-    let (_, b) = upload("key-3", archive(1)).await;
-    assert_eq!(a["id"], b["id"]);
-    let (status, _) = upload("key-3", archive(2)).await;
-    assert_eq!(status, 409);
+    archives_are_compared_by_their_bytes(&app).await;
 
     // A project deleted and made again: its old keys start new deployments.
     let (status, _) = app
@@ -657,10 +718,25 @@ async fn a_retried_deploy_makes_one_deployment() {
         .await;
     assert_eq!(status, 204);
     create(&app, &app.token, "once").await;
-    let (status, again, replayed) = post("key-1", json!({})).await;
+    let (status, again, replayed) = deploy_once(&app, "key-1", json!({})).await;
     assert_eq!((status, replayed), (201, false), "{again}");
     assert_ne!(again["id"], first["id"]);
 
+    malformed_keys_are_refused(&app).await;
+}
+
+/// Archives are compared by their bytes.
+async fn archives_are_compared_by_their_bytes(app: &TestApp) {
+    let (status, a) = upload_once(app, "key-3", archive(1)).await;
+    assert_eq!(status, 201, "{a}");
+    let (_, b) = upload_once(app, "key-3", archive(1)).await;
+    assert_eq!(a["id"], b["id"]);
+    let (status, _) = upload_once(app, "key-3", archive(2)).await;
+    assert_eq!(status, 409);
+}
+
+/// An empty key, one too long, and one with a space are refused.
+async fn malformed_keys_are_refused(app: &TestApp) {
     let long = "k".repeat(256);
     for bad in ["", long.as_str(), "with space"] {
         let res = app
