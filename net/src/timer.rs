@@ -1,9 +1,9 @@
-//! The timer behind the deadline for a request's head on the serving threads of `serve_on_threads`. hyper
-//! starts that deadline whenever a connection waits for a request and drops it when the head
-//! arrives, almost always long before it is due; tokio's timer would put it into its wheel and
-//! take it out again for every request. Here a deadline is a slot in its thread's list, and once
-//! a second each serving thread (`sweep`) wakes the connections whose deadline has passed: a
-//! deadline fires up to a second late, which a limit of seconds does not notice.
+//! The timer behind the deadline for a request's head on the serving threads of `serve_on_threads`.
+//! hyper starts that deadline whenever a connection waits for a request and drops it when the head
+//! arrives, almost always long before it is due; tokio's timer would put it into its wheel and take
+//! it out again for every request. Here a deadline is a slot in its thread's list, and once a
+//! second each serving thread (`sweep`) wakes the connections whose deadline has passed: a deadline
+//! fires up to a second late, which a limit of seconds does not notice.
 
 use std::cell::RefCell;
 use std::future::Future;
