@@ -9,6 +9,7 @@ mod db;
 mod deployments;
 mod error;
 mod logs;
+mod manifests;
 mod routes;
 pub mod runner;
 mod secrets;
