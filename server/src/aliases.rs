@@ -7,7 +7,7 @@ use scalemesh_core::hosts;
 use scalemesh_core::layout::{self, DomainRoute};
 use scalemesh_core::storage::{Body, ObjectMeta};
 
-use crate::App;
+use crate::app::App;
 use crate::db::{AliasAction, DeploymentRow, DomainRow, DomainTaken, ProjectRow};
 use crate::error::{ApiError, ApiResult};
 

@@ -14,7 +14,7 @@ use scalemesh_core::wire::{BuilderReport, LogAck, LogFrame, NewLogLine};
 use scalemesh_core::{DeploymentId, DeploymentStatus, Phase};
 use time::OffsetDateTime;
 
-use crate::App;
+use crate::app::App;
 use crate::auth::{hash_token, new_job_token};
 use crate::db::{
     AppendOutcome, DeploymentRow, NewDeployment, ProjectRow, Readied, Transition, TransitionOutcome,

@@ -4,12 +4,14 @@
 
 pub mod access;
 mod aliases;
+mod app;
 mod auth;
 mod db;
 mod deployments;
 mod error;
 mod logs;
 mod manifests;
+mod private_file;
 mod routes;
 pub mod runner;
 mod secrets;
@@ -24,68 +26,22 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use scalemesh_core::hosts::SiteHosts;
-use scalemesh_core::storage::{self, Storage, StorageOptions, StorageUrl};
+use scalemesh_core::storage::{self, StorageOptions, StorageUrl};
 use scalemesh_proxy::http::{self, Limits};
 use scalemesh_proxy::{Proxy, ProxyConfig};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use app::App;
 use db::SqliteStore;
 use logs::LogHub;
 use runner::{EcsRunner, EcsSettings, LocalRunner, Runner, RunnerEvent};
 use scalemesh_core::job::SandboxMode;
 use settings::{RunnerKind, Settings};
-
-/// Everything request handlers share.
-pub struct App {
-    store: SqliteStore,
-    storage: Arc<dyn Storage>,
-    hub: LogHub,
-    runner: Arc<dyn Runner>,
-    hosts: SiteHosts,
-    proxy: Option<Proxy>,
-    builder_api_url: String,
-    s3_endpoint: Option<String>,
-    build_timeout: Duration,
-    /// How often the runner is asked about jobs it runs elsewhere.
-    reconcile_every: Duration,
-    max_upload_bytes: u64,
-    /// Held while log lines are stored and published, so followers get them in `seq` order.
-    log_order: tokio::sync::Mutex<()>,
-    /// Held while a production alias moves.
-    promotion: tokio::sync::Mutex<()>,
-    /// Seals and opens project variables.
-    secrets: secrets::SecretBox,
-    /// How long a deleted project's names stay held.
-    name_hold: Duration,
-    /// Failed authentications by client address.
-    throttle: std::sync::Mutex<auth::throttle::Throttle>,
-    /// Proxies whose `X-Forwarded-For` is believed.
-    trusted_proxies: Vec<ipnet::IpNet>,
-    /// Repository hosts builds may fetch from although they are not public.
-    allow_private_git_hosts: scalemesh_core::netguard::AllowList,
-    /// Builds one user may have waiting in the queue (0: no limit).
-    max_queued_per_user: u64,
-    /// Cancelled when the server begins to stop: log followers are told so.
-    stopping: CancellationToken,
-    /// How long a log follower may take to read a frame before it is closed.
-    follower_timeout: Duration,
-    /// How fast request bodies must come.
-    body_rate: slow_body::MinRate,
-    /// What each build may use.
-    build_limits: scalemesh_core::job::BuildLimits,
-}
-
-impl App {
-    fn throttle(&self) -> std::sync::MutexGuard<'_, auth::throttle::Throttle> {
-        self.throttle.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
 
 /// The sockets the server answers on, bound by the caller (so tests can use port 0).
 pub struct Listeners {

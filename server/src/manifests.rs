@@ -8,7 +8,7 @@ use scalemesh_core::DeploymentStatus;
 use scalemesh_core::layout::{self, Manifest};
 use scalemesh_core::storage::{Body, ObjectMeta, StorageError};
 
-use crate::App;
+use crate::app::App;
 use crate::db::DeploymentRow;
 use crate::error::{ApiError, ApiResult};
 

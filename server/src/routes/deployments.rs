@@ -14,8 +14,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::projects::{parse_git_ref, parse_git_url};
-use crate::App;
 use crate::access::Action;
+use crate::app::App;
 use crate::auth::Caller;
 use crate::db::{Claim, DeploymentRow, ProjectRow};
 use crate::deployments::NewSource;
@@ -120,7 +120,7 @@ pub async fn create(
             Upload::Archive(upload, q.promote.unwrap_or(true))
         }
         "application/json" | "" => {
-            let bytes = axum::body::to_bytes(body, super::JSON_LIMIT)
+            let bytes = axum::body::to_bytes(body, super::parse::JSON_LIMIT)
                 .await
                 .map_err(|e| crate::error::body_error(&e, e.to_string()))?;
             request.update(&bytes);
