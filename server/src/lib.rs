@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use scalemesh_core::hosts::SiteHosts;
-use scalemesh_core::storage::{self, StorageOptions, StorageUrl};
+use scalemesh_core::storage::{self, Storage, StorageOptions, StorageUrl};
 use scalemesh_proxy::http::{self, Limits};
 use scalemesh_proxy::{Proxy, ProxyConfig};
 use tokio::net::TcpListener;
@@ -115,37 +115,13 @@ impl Server {
         auth::bootstrap_admin(&store, &data_dir).await?;
         let secrets = open_secrets(&store, &data_dir, settings.secret_key_file.as_deref()).await?;
 
-        let storage_url = match &settings.storage {
-            Some(raw) => StorageUrl::parse(raw)?,
-            None => StorageUrl::Folder(data_dir.join("sites")),
-        };
-        let storage_options = StorageOptions {
-            s3_endpoint: settings.s3_endpoint.clone(),
-        };
-        let storage = storage::open(&storage_url, &storage_options)
-            .await
-            .context("opening storage")?;
-
+        let storage = open_storage(settings, &data_dir).await?;
         let api_addr = listeners.api.local_addr()?;
-        let proxy_port = match &listeners.proxy {
-            Some(l) => Some(l.local_addr()?.port()),
-            None => None,
-        };
-        let hosts = SiteHosts::new(
-            &settings.base_domain,
-            &settings.sites_scheme,
-            settings.sites_port.or(proxy_port),
-        );
-        let proxy = listeners.proxy.as_ref().map(|_| {
-            Proxy::new(
-                storage.clone(),
-                &ProxyConfig {
-                    base_domain: settings.base_domain.clone(),
-                    body_cache_bytes: settings.body_cache_mb.saturating_mul(1024 * 1024),
-                    ..ProxyConfig::default()
-                },
-            )
-        });
+        let hosts = site_hosts(settings, &listeners)?;
+        let proxy = listeners
+            .proxy
+            .as_ref()
+            .map(|_| embedded_proxy(settings, &storage));
 
         let (events_tx, events) = mpsc::unbounded_channel();
         let runner = make_runner(events_tx);
@@ -266,6 +242,48 @@ impl Server {
         let _ = supervisor.await;
         served.context("serving")
     }
+}
+
+/// Where sites are stored: the setting, else the data directory's `sites` folder.
+async fn open_storage(
+    settings: &Settings,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<Arc<dyn Storage>> {
+    let storage_url = match &settings.storage {
+        Some(raw) => StorageUrl::parse(raw)?,
+        None => StorageUrl::Folder(data_dir.join("sites")),
+    };
+    let storage_options = StorageOptions {
+        s3_endpoint: settings.s3_endpoint.clone(),
+    };
+    storage::open(&storage_url, &storage_options)
+        .await
+        .context("opening storage")
+}
+
+/// Sites' addresses: on the proxy's own port unless the settings name the one users reach.
+fn site_hosts(settings: &Settings, listeners: &Listeners) -> anyhow::Result<SiteHosts> {
+    let proxy_port = match &listeners.proxy {
+        Some(l) => Some(l.local_addr()?.port()),
+        None => None,
+    };
+    Ok(SiteHosts::new(
+        &settings.base_domain,
+        &settings.sites_scheme,
+        settings.sites_port.or(proxy_port),
+    ))
+}
+
+/// The site proxy the server runs itself.
+fn embedded_proxy(settings: &Settings, storage: &Arc<dyn Storage>) -> Proxy {
+    Proxy::new(
+        storage.clone(),
+        &ProxyConfig {
+            base_domain: settings.base_domain.clone(),
+            body_cache_bytes: settings.body_cache_mb.saturating_mul(1024 * 1024),
+            ..ProxyConfig::default()
+        },
+    )
 }
 
 /// The key of project variables, checked against one stored value; variables an older version
