@@ -8,6 +8,7 @@ pub mod access;
 pub mod content_type;
 pub mod duration;
 pub mod git;
+pub mod going_live;
 pub mod hosts;
 pub mod id;
 pub mod job;

@@ -5,10 +5,9 @@
 use anyhow::Context;
 use scalemesh_core::hosts;
 use scalemesh_core::layout::{self, DomainRoute};
-use scalemesh_core::status::DeploymentStatus;
 use scalemesh_core::storage::{Body, ObjectMeta};
 
-use crate::App;
+use crate::app::App;
 use crate::db::{AliasAction, DeploymentRow, DomainRow, DomainTaken, ProjectRow};
 use crate::error::{ApiError, ApiResult};
 
@@ -66,21 +65,7 @@ impl App {
         action: AliasAction,
         actor: &str,
     ) -> ApiResult<DeploymentRow> {
-        if dep.status != DeploymentStatus::Ready {
-            return Err(ApiError::conflict(
-                "not_ready",
-                format!(
-                    "deployment {} is {}: only a ready deployment can serve production",
-                    dep.id, dep.status
-                ),
-            ));
-        }
-        if let Err(problem) = self.check_manifest(dep).await {
-            return Err(ApiError::conflict(
-                "files_missing",
-                format!("deployment {} cannot be served: {problem}", dep.id),
-            ));
-        }
+        self.check_servable(dep).await?;
         let _one_at_a_time = self.promotion.lock().await;
         let moved = self
             .store

@@ -6,14 +6,15 @@ use std::path::Path;
 
 use anyhow::Context;
 use scalemesh_core::git::{GitRef, GitUrl};
+use scalemesh_core::going_live::GoingLive;
 use scalemesh_core::job::{BuildJob, JobSource};
-use scalemesh_core::layout::{self, Manifest, Route};
+use scalemesh_core::layout::{self, Route};
 use scalemesh_core::storage::{Body, ObjectMeta};
 use scalemesh_core::wire::{BuilderReport, LogAck, LogFrame, NewLogLine};
 use scalemesh_core::{DeploymentId, DeploymentStatus, Phase};
 use time::OffsetDateTime;
 
-use crate::App;
+use crate::app::App;
 use crate::auth::{hash_token, new_job_token};
 use crate::db::{
     AppendOutcome, DeploymentRow, NewDeployment, ProjectRow, Readied, Transition, TransitionOutcome,
@@ -192,23 +193,21 @@ impl App {
         status: DeploymentStatus,
         reason: String,
     ) -> anyhow::Result<TransitionOutcome> {
-        let note = match status {
-            DeploymentStatus::Canceled => format!("Canceled: {reason}"),
-            _ => format!("Failed: {reason}"),
-        };
-        let transition = Transition {
-            to: status,
-            phase: Phase::Done,
-            progress: None,
-            reason: Some(reason),
-            note: Some(note),
-        };
-        self.apply(id, transition).await
+        self.apply(id, ending(status, reason)).await
     }
 
     /// Applies a transition and tells followers about it.
     async fn apply(&self, id: &DeploymentId, t: Transition) -> anyhow::Result<TransitionOutcome> {
         let _order = self.log_order.lock().await;
+        self.apply_in_order(id, t).await
+    }
+
+    /// [`App::apply`] for a caller that holds `log_order`.
+    async fn apply_in_order(
+        &self,
+        id: &DeploymentId,
+        t: Transition,
+    ) -> anyhow::Result<TransitionOutcome> {
         let outcome = self.store.transition(id, t).await?;
         if let TransitionOutcome::Applied { row, lines } = &outcome {
             self.publish_lines(id, lines.clone());
@@ -335,8 +334,9 @@ impl App {
         }
     }
 
-    /// A builder says its upload is complete: check the manifest, then make the deployment ready
-    /// and (when asked, and no newer deployment is live) live.
+    /// A builder says its upload is complete: check its manifest, then apply what
+    /// [`GoingLive::decide`] makes of the deployment, which the store decides as it marks it
+    /// ready.
     async fn ready(&self, dep: &DeploymentRow) -> ApiResult<DeploymentRow> {
         if dep.status != DeploymentStatus::Uploading {
             return Err(ApiError::conflict(
@@ -347,50 +347,72 @@ impl App {
                 ),
             ));
         }
-        let manifest = match self.pending_manifest(dep).await {
-            Ok(manifest) => manifest,
-            Err(problem) => {
-                let reason =
-                    format!("the build reported success but its upload is not complete: {problem}");
-                applied(
-                    &dep.id,
-                    self.finish(&dep.id, DeploymentStatus::Failed, reason)
-                        .await?,
-                )?;
-                return Err(ApiError::conflict(
-                    "upload_incomplete",
-                    "the deployment's manifest is missing or wrong",
-                ));
-            }
-        };
+        let manifest = self.pending_manifest(dep).await;
         // Published before the deployment is ready, so a ready deployment always answers; taken
         // back at once if it does not become ready after all (a cancel won).
-        let published = self.publish_manifest(dep, manifest).await?;
+        let published = match &manifest {
+            Ok(bytes) => self.publish_manifest(dep, bytes.clone()).await?,
+            Err(_) => false,
+        };
         let _one_at_a_time = self.promotion.lock().await;
         let _order = self.log_order.lock().await;
         let live_url = self.hosts.project_url(&dep.project);
+        let servable = manifest.is_ok();
+        let readied = match self.store.mark_ready(&dep.id, servable, live_url).await? {
+            Ok(readied) => readied,
+            Err(outcome) => return self.not_readied(dep, outcome, published).await,
+        };
+        match (readied.going_live, manifest) {
+            // Decided only for a manifest that could not be read.
+            (GoingLive::NotServable, Err(problem)) => self.unservable(dep, problem).await,
+            _ => self.went_ready(readied).await,
+        }
+    }
+
+    /// Answers a `ready` that did not apply; the manifest published for it is taken back only
+    /// when the deployment will never be ready: a second `ready` for one that is ready already
+    /// must not take its site down.
+    async fn not_readied(
+        &self,
+        dep: &DeploymentRow,
+        outcome: TransitionOutcome,
+        published: bool,
+    ) -> ApiResult<DeploymentRow> {
+        let never_ready = matches!(
+            outcome,
+            TransitionOutcome::Refused(DeploymentStatus::Failed | DeploymentStatus::Canceled)
+                | TransitionOutcome::NotFound
+        );
+        if published && never_ready {
+            self.withdraw_manifest(dep).await;
+        }
+        applied(&dep.id, outcome)
+    }
+
+    /// Fails a deployment whose manifest cannot be served, saying why. The caller holds
+    /// `log_order`.
+    async fn unservable(&self, dep: &DeploymentRow, problem: String) -> ApiResult<DeploymentRow> {
+        let reason =
+            format!("the build reported success but its upload is not complete: {problem}");
+        let failed = ending(DeploymentStatus::Failed, reason);
+        applied(&dep.id, self.apply_in_order(&dep.id, failed).await?)?;
+        Err(ApiError::conflict(
+            "upload_incomplete",
+            "the deployment's manifest is missing or wrong",
+        ))
+    }
+
+    /// Carries a deployment that became ready out of the database: the production alias written
+    /// to storage when it went live (and put back in the database if storage refuses), proxies
+    /// told, its lines and its end published. The caller holds `promotion` and `log_order`.
+    async fn went_ready(&self, readied: Readied) -> ApiResult<DeploymentRow> {
         let Readied {
+            going_live,
             mut row,
             mut lines,
-            moved_from,
-        } = match self.store.mark_ready(&dep.id, live_url).await? {
-            Ok(readied) => readied,
-            Err(outcome) => {
-                // Taken back only when the deployment will never be ready: a second `ready` for
-                // one that is ready already must not take its site down.
-                let never_ready = matches!(
-                    outcome,
-                    TransitionOutcome::Refused(
-                        DeploymentStatus::Failed | DeploymentStatus::Canceled
-                    ) | TransitionOutcome::NotFound
-                );
-                if published && never_ready {
-                    self.withdraw_manifest(dep).await;
-                }
-                return applied(&dep.id, outcome);
-            }
-        };
-        if let Some(previous) = moved_from {
+            previous,
+        } = readied;
+        if going_live == GoingLive::GoLive {
             if let Err(e) = self.write_route(&row).await {
                 // The alias in storage did not move: neither does the database's.
                 tracing::error!(deployment = %row.id, error = format!("{e:#}"), "could not move the production alias");
@@ -416,78 +438,6 @@ impl App {
         self.publish_lines(&row.id, lines);
         self.ended(&row);
         Ok(row)
-    }
-
-    /// The manifest the builder left for `dep`: the pending one, or (from a builder of an earlier
-    /// version) the served one already, as `None`.
-    async fn pending_manifest(&self, dep: &DeploymentRow) -> Result<Option<bytes::Bytes>, String> {
-        let key = layout::pending_manifest(&dep.project, &dep.id);
-        let bytes = match self.storage.get_bytes(&key).await {
-            Ok(bytes) => bytes,
-            Err(e) if e.is_not_found() => {
-                self.check_manifest(dep).await?;
-                return Ok(None);
-            }
-            Err(e) => return Err(e.to_string()),
-        };
-        let manifest: Manifest =
-            serde_json::from_slice(&bytes).map_err(|e| format!("{key} is unreadable: {e}"))?;
-        if manifest.project != dep.project || manifest.deployment != dep.id {
-            return Err(format!("{key} describes another deployment"));
-        }
-        Ok(Some(bytes))
-    }
-
-    /// Writes the manifest proxies serve `dep` from; whether it wrote one. A storage failure is
-    /// a 503, which the builder retries.
-    async fn publish_manifest(
-        &self,
-        dep: &DeploymentRow,
-        manifest: Option<bytes::Bytes>,
-    ) -> ApiResult<bool> {
-        let Some(bytes) = manifest else {
-            return Ok(false);
-        };
-        let meta = ObjectMeta {
-            content_type: Some("application/json".into()),
-            cache_control: Some("no-cache".into()),
-        };
-        self.storage
-            .put(
-                &layout::manifest(&dep.project, &dep.id),
-                Body::Bytes(bytes),
-                &meta,
-            )
-            .await
-            .map_err(|e| ApiError::StorageUnavailable(format!("publishing a manifest: {e}")))?;
-        Ok(true)
-    }
-
-    /// Takes back the served manifest of a deployment that did not become ready, so its URL
-    /// stops answering.
-    async fn withdraw_manifest(&self, dep: &DeploymentRow) {
-        let key = layout::manifest(&dep.project, &dep.id);
-        if let Err(e) = self.storage.delete(&key).await {
-            tracing::error!(key, error = %e, "could not withdraw the manifest of a deployment that is not ready");
-        }
-        if let Some(proxy) = &self.proxy {
-            proxy.forget_deployment(&dep.project, &dep.id);
-        }
-    }
-
-    pub(crate) async fn check_manifest(&self, dep: &DeploymentRow) -> Result<(), String> {
-        let key = layout::manifest(&dep.project, &dep.id);
-        let bytes = self
-            .storage
-            .get_bytes(&key)
-            .await
-            .map_err(|e| e.to_string())?;
-        let manifest: Manifest =
-            serde_json::from_slice(&bytes).map_err(|e| format!("{key} is unreadable: {e}"))?;
-        if manifest.project != dep.project || manifest.deployment != dep.id {
-            return Err(format!("{key} describes another deployment"));
-        }
-        Ok(())
     }
 
     /// Writes the project's production alias — one object, in one put — pointing at `dep`.
@@ -585,6 +535,21 @@ impl App {
         )?;
         self.runner.cancel(&dep.id, dep.runner_ref.as_deref()).await;
         Ok(row)
+    }
+}
+
+/// The move to `failed` or `canceled` with `reason`, and the log line saying so.
+fn ending(status: DeploymentStatus, reason: String) -> Transition {
+    let note = match status {
+        DeploymentStatus::Canceled => format!("Canceled: {reason}"),
+        _ => format!("Failed: {reason}"),
+    };
+    Transition {
+        to: status,
+        phase: Phase::Done,
+        progress: None,
+        reason: Some(reason),
+        note: Some(note),
     }
 }
 

@@ -4,12 +4,15 @@
 
 pub mod access;
 mod aliases;
+mod app;
 mod auth;
 mod db;
 mod deployments;
 mod error;
 mod listen;
 mod logs;
+mod manifests;
+mod private_file;
 mod routes;
 pub mod runner;
 mod secrets;
@@ -24,7 +27,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use scalemesh_core::hosts::SiteHosts;
@@ -35,57 +37,12 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use app::App;
 use db::SqliteStore;
 use logs::LogHub;
 use runner::{EcsRunner, EcsSettings, LocalRunner, Runner, RunnerEvent};
 use scalemesh_core::job::SandboxMode;
 use settings::{RunnerKind, Settings};
-
-/// Everything request handlers share.
-pub struct App {
-    store: SqliteStore,
-    storage: Arc<dyn Storage>,
-    hub: LogHub,
-    runner: Arc<dyn Runner>,
-    hosts: SiteHosts,
-    proxy: Option<Proxy>,
-    builder_api_url: String,
-    s3_endpoint: Option<String>,
-    build_timeout: Duration,
-    /// How often the runner is asked about jobs it runs elsewhere.
-    reconcile_every: Duration,
-    max_upload_bytes: u64,
-    /// Held while log lines are stored and published, so followers get them in `seq` order.
-    log_order: tokio::sync::Mutex<()>,
-    /// Held while a production alias moves.
-    promotion: tokio::sync::Mutex<()>,
-    /// Seals and opens project variables.
-    secrets: secrets::SecretBox,
-    /// How long a deleted project's names stay held.
-    name_hold: Duration,
-    /// Failed authentications by client address.
-    throttle: std::sync::Mutex<auth::throttle::Throttle>,
-    /// Proxies whose `X-Forwarded-For` is believed.
-    trusted_proxies: Vec<ipnet::IpNet>,
-    /// Repository hosts builds may fetch from although they are not public.
-    allow_private_git_hosts: scalemesh_core::netguard::AllowList,
-    /// Builds one user may have waiting in the queue (0: no limit).
-    max_queued_per_user: u64,
-    /// Cancelled when the server begins to stop: log followers are told so.
-    stopping: CancellationToken,
-    /// How long a log follower may take to read a frame before it is closed.
-    follower_timeout: Duration,
-    /// How fast request bodies must come.
-    body_rate: slow_body::MinRate,
-    /// What each build may use.
-    build_limits: scalemesh_core::job::BuildLimits,
-}
-
-impl App {
-    fn throttle(&self) -> std::sync::MutexGuard<'_, auth::throttle::Throttle> {
-        self.throttle.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
 
 /// The sockets the server answers on, bound by the caller (so tests can use port 0).
 pub struct Listeners {
@@ -159,37 +116,13 @@ impl Server {
         auth::bootstrap_admin(&store, &data_dir).await?;
         let secrets = open_secrets(&store, &data_dir, settings.secret_key_file.as_deref()).await?;
 
-        let storage_url = match &settings.storage {
-            Some(raw) => StorageUrl::parse(raw)?,
-            None => StorageUrl::Folder(data_dir.join("sites")),
-        };
-        let storage_options = StorageOptions {
-            s3_endpoint: settings.s3_endpoint.clone(),
-        };
-        let storage = storage::open(&storage_url, &storage_options)
-            .await
-            .context("opening storage")?;
-
+        let storage = open_storage(settings, &data_dir).await?;
         let api_addr = listeners.api.local_addr()?;
-        let proxy_port = match &listeners.proxy {
-            Some(l) => Some(l.local_addr()?.port()),
-            None => None,
-        };
-        let hosts = SiteHosts::new(
-            &settings.base_domain,
-            &settings.sites_scheme,
-            settings.sites_port.or(proxy_port),
-        );
-        let proxy = listeners.proxy.as_ref().map(|_| {
-            Proxy::new(
-                storage.clone(),
-                &ProxyConfig {
-                    base_domain: settings.base_domain.clone(),
-                    body_cache_bytes: settings.body_cache_bytes(),
-                    ..ProxyConfig::default()
-                },
-            )
-        });
+        let hosts = site_hosts(settings, &listeners)?;
+        let proxy = listeners
+            .proxy
+            .as_ref()
+            .map(|_| embedded_proxy(settings, &storage));
 
         let (events_tx, events) = mpsc::unbounded_channel();
         let runner = make_runner(events_tx);
@@ -310,6 +243,48 @@ impl Server {
         let _ = supervisor.await;
         served.context("serving")
     }
+}
+
+/// Where sites are stored: the setting, else the data directory's `sites` folder.
+async fn open_storage(
+    settings: &Settings,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<Arc<dyn Storage>> {
+    let storage_url = match &settings.storage {
+        Some(raw) => StorageUrl::parse(raw)?,
+        None => StorageUrl::Folder(data_dir.join("sites")),
+    };
+    let storage_options = StorageOptions {
+        s3_endpoint: settings.s3_endpoint.clone(),
+    };
+    storage::open(&storage_url, &storage_options)
+        .await
+        .context("opening storage")
+}
+
+/// Sites' addresses: on the proxy's own port unless the settings name the one users reach.
+fn site_hosts(settings: &Settings, listeners: &Listeners) -> anyhow::Result<SiteHosts> {
+    let proxy_port = match &listeners.proxy {
+        Some(l) => Some(l.local_addr()?.port()),
+        None => None,
+    };
+    Ok(SiteHosts::new(
+        &settings.base_domain,
+        &settings.sites_scheme,
+        settings.sites_port.or(proxy_port),
+    ))
+}
+
+/// The site proxy the server runs itself.
+fn embedded_proxy(settings: &Settings, storage: &Arc<dyn Storage>) -> Proxy {
+    Proxy::new(
+        storage.clone(),
+        &ProxyConfig {
+            base_domain: settings.base_domain.clone(),
+            body_cache_bytes: settings.body_cache_bytes(),
+            ..ProxyConfig::default()
+        },
+    )
 }
 
 /// The key of project variables, checked against one stored value; variables an older version

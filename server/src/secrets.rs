@@ -45,7 +45,7 @@ impl SecretBox {
             Ok(raw) => raw,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => {
                 let key = scalemesh_core::id::random_bytes::<32>();
-                crate::auth::write_private(&path, &format!("{}\n", hex::encode(key)))
+                crate::private_file::write_private(&path, &format!("{}\n", hex::encode(key)))
                     .with_context(|| format!("saving a new secret key to {}", path.display()))?;
                 tracing::info!(path = %path.display(), "created the secret key for project variables");
                 hex::encode(key)

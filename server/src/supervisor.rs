@@ -10,7 +10,7 @@ use scalemesh_core::{DeploymentStatus, Phase};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::App;
+use crate::app::App;
 use crate::runner::{JobOutcome, RunnerEvent};
 
 /// How often deployments are checked against the build timeout.

@@ -7,8 +7,8 @@ use scalemesh_core::access::EnvTarget;
 use scalemesh_core::job::is_allowed_env_name;
 use scalemesh_core::wire;
 
-use crate::App;
 use crate::access::{Action, ProjectAccess};
+use crate::app::App;
 use crate::auth::Caller;
 use crate::db::{DeploymentRow, EnvRow, NewEnv, ProjectRow, TooManyKeys};
 use crate::error::{ApiError, ApiResult};

@@ -6,7 +6,7 @@ use scalemesh_core::git::GitUrl;
 use scalemesh_core::wire::{self, LogFrame};
 use time::OffsetDateTime;
 
-use crate::App;
+use crate::app::App;
 use crate::db::{DeploymentRow, ProjectRow};
 
 impl App {

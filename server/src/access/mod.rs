@@ -8,7 +8,7 @@ pub use rules::{Action, Decision, Grant, Need, ROUTES, RULES, Route, Standing, d
 use scalemesh_core::DeploymentId;
 use scalemesh_core::access::Role;
 
-use crate::App;
+use crate::app::App;
 use crate::auth::Caller;
 use crate::db::{DeploymentRow, ProjectRow};
 use crate::error::{ApiError, ApiResult};
@@ -47,6 +47,16 @@ fn answer(decision: Decision, missing: impl FnOnce() -> ApiError) -> ApiResult<(
 }
 
 impl Caller {
+    /// What the caller holds, whatever the project: the user's admin flag and the token's role
+    /// and reach.
+    pub fn grant(&self) -> Grant {
+        Grant {
+            admin: self.user.admin,
+            token_role: self.token.role,
+            limited: self.token.projects.is_some(),
+        }
+    }
+
     /// Refuses an action on no project (tokens, users, creating a project) the caller may not
     /// take.
     pub fn may(&self, action: Action) -> ApiResult<()> {
@@ -73,7 +83,7 @@ impl App {
         name: &str,
         action: Action,
     ) -> ApiResult<ProjectAccess> {
-        let name = crate::routes::parse_project_name(name)?;
+        let name = crate::routes::parse::parse_project_name(name)?;
         let missing = || ApiError::NotFound(format!("project {name} does not exist"));
         let row = self.store.project(&name).await?.ok_or_else(missing)?;
         self.access(caller, row, action, missing).await

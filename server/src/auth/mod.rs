@@ -20,10 +20,10 @@ use axum::http::request::Parts;
 use scalemesh_core::access::TokenRole;
 use time::OffsetDateTime;
 
-use crate::App;
-use crate::access::Grant;
+use crate::app::App;
 use crate::db::{NewToken, SqliteStore, TokenRow, User};
 use crate::error::ApiError;
+use crate::private_file::write_private;
 
 use scalemesh_core::local::ADMIN_TOKEN_FILE;
 
@@ -84,22 +84,6 @@ pub async fn bootstrap_admin(store: &SqliteStore, data_dir: &Path) -> anyhow::Re
     Ok(())
 }
 
-/// Writes `content` to `path` through a temporary file, readable by its owner only.
-pub fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    file.write_all(content.as_bytes())?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
-}
-
 /// The bearer token of a request, if it has one.
 pub fn bearer(parts: &Parts) -> Option<&str> {
     bearer_header(&parts.headers)
@@ -139,14 +123,6 @@ pub struct Caller {
 }
 
 impl Caller {
-    pub fn grant(&self) -> Grant {
-        Grant {
-            admin: self.user.admin,
-            token_role: self.token.role,
-            limited: self.token.projects.is_some(),
-        }
-    }
-
     /// Whether the token covers the project `id`.
     pub fn covers(&self, project_id: i64) -> bool {
         match &self.token.projects {

@@ -5,7 +5,8 @@ use rusqlite::{OptionalExtension, params};
 use scalemesh_core::DeploymentId;
 use time::OffsetDateTime;
 
-use super::{DbError, DbResult, SqliteStore, from_ms, now_ms};
+use super::error::{DbError, DbResult};
+use super::store::{SqliteStore, from_ms, now_ms};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AliasAction {

@@ -8,7 +8,8 @@ use rusqlite::params;
 use scalemesh_core::access::EnvTarget;
 use time::OffsetDateTime;
 
-use super::{DbError, DbResult, SqliteStore, from_ms, now_ms};
+use super::error::{DbError, DbResult};
+use super::store::{SqliteStore, from_ms, now_ms};
 use crate::secrets::{RowId, SecretBox};
 
 /// Most variables (keys) a project has.

@@ -4,7 +4,8 @@
 use rusqlite::{OptionalExtension, params};
 use time::OffsetDateTime;
 
-use super::{DbResult, SqliteStore, from_ms, now_ms};
+use super::error::DbResult;
+use super::store::{SqliteStore, from_ms, now_ms};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HoldRow {

@@ -4,7 +4,8 @@
 use rusqlite::{OptionalExtension, params};
 use scalemesh_core::DeploymentId;
 
-use super::{DbError, DbResult, SqliteStore, now_ms};
+use super::error::{DbError, DbResult};
+use super::store::{SqliteStore, now_ms};
 
 /// How long a key is remembered.
 const KEEP_MS: i64 = 24 * 3600 * 1000;

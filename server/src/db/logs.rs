@@ -8,8 +8,9 @@ use scalemesh_core::wire::{LogLine, LogStream, MAX_LOG_LINE_BYTES, NewLogLine};
 use scalemesh_core::{DeploymentId, DeploymentStatus};
 use time::OffsetDateTime;
 
-use super::deployments::deployment_by_id;
-use super::{DbError, DbResult, SqliteStore, from_ms, to_ms};
+use super::deployment_row::DeploymentTx;
+use super::error::{DbError, DbResult};
+use super::store::{SqliteStore, from_ms, to_ms};
 
 /// Most lines kept for one deployment.
 pub const MAX_LINES: u64 = 200_000;
@@ -98,12 +99,11 @@ impl SqliteStore {
     ) -> DbResult<AppendOutcome> {
         let id = id.to_string();
         self.call(move |conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let Some(dep) = deployment_by_id(&tx, &id)? else {
+            let Some(DeploymentTx { tx, current, .. }) = DeploymentTx::open(conn, &id)? else {
                 return Ok(AppendOutcome::NotFound);
             };
-            if dep.status.is_terminal() {
-                return Ok(AppendOutcome::Finished(dep.status));
+            if current.status.is_terminal() {
+                return Ok(AppendOutcome::Finished(current.status));
             }
             let acked_before: i64 = tx.query_row(
                 "SELECT builder_lines FROM deployments WHERE id = ?1",

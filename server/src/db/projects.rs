@@ -8,8 +8,9 @@ use scalemesh_core::site_config::BuildSettings;
 use scalemesh_core::{DeploymentId, ProjectName};
 use time::OffsetDateTime;
 
+use super::error::{DbError, DbResult};
 use super::holds::{self, Held, HoldKind};
-use super::{DbError, DbResult, SqliteStore, from_ms, now_ms};
+use super::store::{SqliteStore, from_ms, now_ms};
 
 #[derive(Debug, Clone)]
 pub struct ProjectRow {
@@ -185,7 +186,7 @@ impl SqliteStore {
     /// Deletes a project; its name and domains stay held for the user it belonged to until
     /// `hold_until`.
     pub async fn delete_project(&self, id: i64, hold_until: OffsetDateTime) -> DbResult<()> {
-        let until = super::to_ms(hold_until);
+        let until = super::store::to_ms(hold_until);
         self.call(move |conn| {
             let tx = conn.transaction()?;
             let found: Option<(String, i64)> = tx

@@ -2,7 +2,7 @@
 
 use rusqlite::Connection;
 
-use super::DbResult;
+use super::error::DbResult;
 
 const MIGRATIONS: &[&str] = &[
     r#"

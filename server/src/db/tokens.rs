@@ -5,8 +5,9 @@ use rusqlite::{OptionalExtension, Row, params};
 use scalemesh_core::access::TokenRole;
 use time::OffsetDateTime;
 
+use super::error::{DbError, DbResult};
+use super::store::{SqliteStore, from_ms, now_ms};
 use super::users::{USER_COLUMNS, User, row_to_user};
-use super::{DbError, DbResult, SqliteStore, from_ms, now_ms};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRow {
@@ -70,7 +71,7 @@ impl SqliteStore {
                     new.prefix,
                     new.role.as_str(),
                     new.projects.is_some(),
-                    new.expires_at.map(super::to_ms),
+                    new.expires_at.map(super::store::to_ms),
                     now_ms()
                 ],
             )?;
@@ -125,7 +126,7 @@ impl SqliteStore {
         let now = now_ms();
         let fresh = token
             .last_used_at
-            .is_some_and(|t| now - super::to_ms(t) < LAST_USED_GRAIN_MS);
+            .is_some_and(|t| now - super::store::to_ms(t) < LAST_USED_GRAIN_MS);
         if fresh {
             return Ok(());
         }

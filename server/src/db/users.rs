@@ -4,7 +4,8 @@ use rusqlite::{OptionalExtension, Row, params};
 use scalemesh_core::access::Role;
 use time::OffsetDateTime;
 
-use super::{DbError, DbResult, SqliteStore, from_ms, now_ms};
+use super::error::{DbError, DbResult};
+use super::store::{SqliteStore, from_ms, now_ms};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {

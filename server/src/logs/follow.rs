@@ -9,7 +9,7 @@ use scalemesh_core::wire::LogFrame;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::hub::FRAME_BYTES;
-use crate::App;
+use crate::app::App;
 
 /// Lines per frame when catching up from storage (and bytes: `FRAME_BYTES`, as live ones).
 const BACKLOG_CHUNK: u32 = 500;

@@ -8,8 +8,8 @@ use axum::extract::State;
 use scalemesh_core::wire::{CompatCreateProject, CompatCreated, CreateProject};
 
 use super::projects::{create_project_row, name_for, parse_git_ref, parse_git_url};
-use crate::App;
 use crate::access::Action;
+use crate::app::App;
 use crate::auth::Caller;
 use crate::deployments::NewSource;
 use crate::error::{ApiError, ApiJson, ApiResult};

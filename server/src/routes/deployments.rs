@@ -14,8 +14,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::projects::{parse_git_ref, parse_git_url};
-use crate::App;
 use crate::access::Action;
+use crate::app::App;
 use crate::auth::Caller;
 use crate::db::{Claim, DeploymentRow, ProjectRow};
 use crate::deployments::NewSource;
@@ -95,6 +95,25 @@ pub async fn create(
 ) -> ApiResult<Response> {
     let project = app.project_for(&caller, &name, Action::Deploy).await?.row;
     let key = idempotency_key(&headers)?;
+    let (source, request) = receive(&app, &project, &headers, q.promote, body).await?;
+    match key {
+        None => {
+            let row = start(&app, &project, source, caller.user.id).await?;
+            Ok(answer(&app, &row, false))
+        }
+        Some(key) => start_once(&app, &project, source, caller.user.id, key, request).await,
+    }
+}
+
+/// A deploy request's source, and a digest of the whole request (project, content type, promote
+/// flag and body) that tells a retry from another request under the same `Idempotency-Key`.
+async fn receive(
+    app: &App,
+    project: &ProjectRow,
+    headers: &HeaderMap,
+    promote: Option<bool>,
+    body: Body,
+) -> ApiResult<(Upload, Vec<u8>)> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -108,19 +127,19 @@ pub async fn create(
     for part in [
         &project.id.to_string(),
         &content_type,
-        &format!("{:?}", q.promote),
+        &format!("{promote:?}"),
     ] {
         request.update(part.as_bytes());
         request.update([0]);
     }
     let source = match content_type.as_str() {
         "application/gzip" | "application/x-gzip" | "application/x-tar+gzip" => {
-            let (upload, digest) = receive_archive(&app, body).await?;
+            let (upload, digest) = receive_archive(app, body).await?;
             request.update(digest);
-            Upload::Archive(upload, q.promote.unwrap_or(true))
+            Upload::Archive(upload, promote.unwrap_or(true))
         }
         "application/json" | "" => {
-            let bytes = axum::body::to_bytes(body, super::JSON_LIMIT)
+            let bytes = axum::body::to_bytes(body, super::parse::JSON_LIMIT)
                 .await
                 .map_err(|e| crate::error::body_error(&e, e.to_string()))?;
             request.update(&bytes);
@@ -129,8 +148,8 @@ pub async fn create(
             } else {
                 crate::error::json_object(&bytes)?
             };
-            let promote = req.promote.or(q.promote).unwrap_or(true);
-            Upload::Git(git_source(&project, &req)?, promote)
+            let promote = req.promote.or(promote).unwrap_or(true);
+            Upload::Git(git_source(project, &req)?, promote)
         }
         other => {
             return Err(ApiError::bad_request(
@@ -141,20 +160,24 @@ pub async fn create(
             ));
         }
     };
-    let Some(key) = key else {
-        let row = start(&app, &project, source, caller.user.id).await?;
-        return Ok(answer(&app, &row, false));
-    };
-    let user = caller.user.id;
-    match app
-        .store
-        .claim_idempotency(user, &key, request.finalize().to_vec())
-        .await?
-    {
-        Claim::New => match start(&app, &project, source, user).await {
+    Ok((source, request.finalize().to_vec()))
+}
+
+/// Starts the deployment unless `user` sent this request under `key` before: then answers the
+/// deployment the first one made.
+async fn start_once(
+    app: &App,
+    project: &ProjectRow,
+    source: Upload,
+    user: i64,
+    key: String,
+    request: Vec<u8>,
+) -> ApiResult<Response> {
+    match app.store.claim_idempotency(user, &key, request).await? {
+        Claim::New => match start(app, project, source, user).await {
             Ok(row) => {
                 app.store.finish_idempotency(user, &key, &row.id).await?;
-                Ok(answer(&app, &row, false))
+                Ok(answer(app, &row, false))
             }
             Err(e) => {
                 app.store.drop_idempotency(user, &key).await?;
@@ -167,7 +190,7 @@ pub async fn create(
                 .deployment(&id)
                 .await?
                 .ok_or_else(|| ApiError::NotFound(format!("deployment {id} does not exist")))?;
-            Ok(answer(&app, &row, true))
+            Ok(answer(app, &row, true))
         }
         Claim::Mismatch => Err(ApiError::conflict(
             "idempotency_key_reused",

@@ -10,8 +10,8 @@ use scalemesh_core::access::EnvTargets;
 use scalemesh_core::wire::{EnvList, PutEnv};
 use serde::Deserialize;
 
-use crate::App;
 use crate::access::{Action, ProjectAccess};
+use crate::app::App;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
 use crate::variables;

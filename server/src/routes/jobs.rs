@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use scalemesh_core::DeploymentId;
 use scalemesh_core::wire::{BuildEnv, BuilderReport, Deployment, LogAck, LogBatch};
 
-use crate::App;
+use crate::app::App;
 use crate::auth::{JobToken, secret};
 use crate::db::DeploymentRow;
 use crate::error::{ApiError, ApiResult, json_object};
@@ -74,7 +74,7 @@ pub async fn report(
 
 /// A builder's body, read only once its token is known to be good.
 async fn read_body(body: Body) -> ApiResult<Bytes> {
-    axum::body::to_bytes(body, super::JSON_LIMIT)
+    axum::body::to_bytes(body, super::parse::JSON_LIMIT)
         .await
         .map_err(|e| crate::error::body_error(&e, e.to_string()))
 }

@@ -13,8 +13,8 @@ use scalemesh_core::DeploymentId;
 use scalemesh_core::wire::LogFrame;
 use serde::Deserialize;
 
-use crate::App;
 use crate::access::Action;
+use crate::app::App;
 use crate::auth::{Caller, ClientIp};
 use crate::error::{ApiError, ApiQuery, ApiResult};
 
@@ -159,11 +159,11 @@ async fn serve_socket(app: Arc<App>, id: DeploymentId, since: u64, socket: WebSo
         }
     };
     let close = tokio::select! {
-        result = crate::logs::follow(&app, &id, since, &mut frames) => match result {
+        result = crate::logs::follow::follow(&app, &id, since, &mut frames) => match result {
             Ok(()) => None,
             Err(e) => {
                 tracing::debug!(deployment = %id, error = %e, "log follower ended");
-                e.downcast_ref::<crate::logs::TooSlow>()
+                e.downcast_ref::<crate::logs::follow::TooSlow>()
                     .map(|slow| (CLOSE_TOO_SLOW, slow.to_string()))
             }
         },

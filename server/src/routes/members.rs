@@ -8,8 +8,8 @@ use axum::http::StatusCode;
 use scalemesh_core::access::UserName;
 use scalemesh_core::wire::{AddMember, Member, MemberList};
 
-use crate::App;
 use crate::access::{Action, ProjectAccess};
+use crate::app::App;
 use crate::auth::Caller;
 use crate::db::{MemberChange, MemberRow, User};
 use crate::error::{ApiError, ApiJson, ApiResult};

@@ -6,6 +6,7 @@ mod env;
 mod jobs;
 mod logs;
 mod members;
+pub mod parse;
 mod projects;
 mod tokens;
 mod users;
@@ -15,14 +16,11 @@ use std::sync::Arc;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use scalemesh_core::ProjectName;
 use scalemesh_core::wire::Health;
 
-use crate::App;
-use crate::error::{ApiError, ApiResult};
-
-/// Largest JSON body (builder log batches are the big ones).
-const JSON_LIMIT: usize = 8 * 1024 * 1024;
+use crate::app::App;
+use crate::error::ApiError;
+use parse::JSON_LIMIT;
 
 /// Every route here is in `access::ROUTES`, with the action it is; a test holds the two and
 /// docs/api.md together.
@@ -115,8 +113,4 @@ async fn method_not_allowed(req: Request) -> ApiError {
         req.method(),
         req.uri().path()
     ))
-}
-
-pub fn parse_project_name(raw: &str) -> ApiResult<ProjectName> {
-    ProjectName::parse(raw).map_err(|e| ApiError::bad_request("invalid_name", e.to_string()))
 }

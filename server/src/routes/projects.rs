@@ -15,9 +15,9 @@ use scalemesh_core::wire::{
     RollbackRequest, UpdateProject,
 };
 
-use super::parse_project_name;
-use crate::App;
+use super::parse::parse_project_name;
 use crate::access::{Action, Standing};
+use crate::app::App;
 use crate::auth::Caller;
 use crate::db::{Creation, NewProject};
 use crate::error::{ApiError, ApiJson, ApiResult};

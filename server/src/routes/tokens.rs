@@ -9,8 +9,8 @@ use scalemesh_core::access::{TokenRole, UserName};
 use scalemesh_core::wire::{self, CreateToken, CreatedToken, Me, TokenList};
 use time::OffsetDateTime;
 
-use crate::App;
 use crate::access::Action;
+use crate::app::App;
 use crate::auth::{Caller, hash_token, secret};
 use crate::db::{NewToken, TokenRow, User};
 use crate::error::{ApiError, ApiJson, ApiResult};

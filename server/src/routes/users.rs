@@ -11,8 +11,8 @@ use scalemesh_core::wire::{CreateUser, CreatedUser, NameHold, NameHoldList, User
 use serde::Deserialize;
 
 use super::tokens::{token_view, user_view};
-use crate::App;
 use crate::access::Action;
+use crate::app::App;
 use crate::auth::{Caller, hash_token, secret};
 use crate::db::{NewToken, Removal};
 use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};

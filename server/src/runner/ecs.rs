@@ -16,7 +16,7 @@ use aws_sdk_ecs::types::{
 use scalemesh_core::DeploymentId;
 use scalemesh_core::job::BuildJob;
 
-use super::{JobOutcome, Runner, RunnerError, RunnerEvent};
+use super::contract::{JobOutcome, Runner, RunnerError, RunnerEvent};
 
 /// Where and how build tasks run.
 #[derive(Debug, Clone)]

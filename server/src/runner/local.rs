@@ -19,8 +19,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot};
 
+use super::contract::{JobOutcome, Runner, RunnerError, RunnerEvent};
 use super::fair::FairQueue;
-use super::{JobOutcome, Runner, RunnerError, RunnerEvent};
 
 /// How long a builder gets between SIGTERM and SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(10);

@@ -1,0 +1,65 @@
+//! [`App`]: what request handlers, the supervisor and log followers share. Its methods live with
+//! what they do (`deployments.rs`, `aliases.rs`, `access/`, …); this file imports none of them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use scalemesh_core::hosts::SiteHosts;
+use scalemesh_core::job::BuildLimits;
+use scalemesh_core::netguard::AllowList;
+use scalemesh_core::storage::Storage;
+use scalemesh_proxy::Proxy;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::throttle::Throttle;
+use crate::db::SqliteStore;
+use crate::logs::LogHub;
+use crate::runner::Runner;
+use crate::secrets::SecretBox;
+use crate::slow_body::MinRate;
+
+/// Everything request handlers share.
+pub struct App {
+    pub(crate) store: SqliteStore,
+    pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) hub: LogHub,
+    pub(crate) runner: Arc<dyn Runner>,
+    pub(crate) hosts: SiteHosts,
+    pub(crate) proxy: Option<Proxy>,
+    pub(crate) builder_api_url: String,
+    pub(crate) s3_endpoint: Option<String>,
+    pub(crate) build_timeout: Duration,
+    /// How often the runner is asked about jobs it runs elsewhere.
+    pub(crate) reconcile_every: Duration,
+    pub(crate) max_upload_bytes: u64,
+    /// Held while log lines are stored and published, so followers get them in `seq` order.
+    pub(crate) log_order: tokio::sync::Mutex<()>,
+    /// Held while a production alias moves.
+    pub(crate) promotion: tokio::sync::Mutex<()>,
+    /// Seals and opens project variables.
+    pub(crate) secrets: SecretBox,
+    /// How long a deleted project's names stay held.
+    pub(crate) name_hold: Duration,
+    /// Failed authentications by client address.
+    pub(crate) throttle: std::sync::Mutex<Throttle>,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
+    /// Repository hosts builds may fetch from although they are not public.
+    pub(crate) allow_private_git_hosts: AllowList,
+    /// Builds one user may have waiting in the queue (0: no limit).
+    pub(crate) max_queued_per_user: u64,
+    /// Cancelled when the server begins to stop: log followers are told so.
+    pub(crate) stopping: CancellationToken,
+    /// How long a log follower may take to read a frame before it is closed.
+    pub(crate) follower_timeout: Duration,
+    /// How fast request bodies must come.
+    pub(crate) body_rate: MinRate,
+    /// What each build may use.
+    pub(crate) build_limits: BuildLimits,
+}
+
+impl App {
+    pub(crate) fn throttle(&self) -> std::sync::MutexGuard<'_, Throttle> {
+        scalemesh_core::sync::lock(&self.throttle)
+    }
+}
