@@ -46,6 +46,12 @@ struct Args {
     output_directory: Option<String>,
     #[arg(long, env = env::ROOT_DIRECTORY)]
     root_directory: Option<String>,
+    /// The preset to build with (`astro`), or `none`, instead of the detected one.
+    #[arg(long, env = env::FRAMEWORK)]
+    framework: Option<String>,
+    /// The Node.js version the build needs, instead of the repository's.
+    #[arg(long, env = env::NODE_VERSION)]
+    node_version: Option<String>,
     /// The API to report to.
     #[arg(long, env = env::API_URL)]
     api_url: String,
@@ -229,6 +235,8 @@ fn job_from(args: Args) -> anyhow::Result<(BuildJob, SandboxSetting)> {
         build_command: args.build_command,
         output_directory: args.output_directory,
         root_directory: args.root_directory,
+        framework: args.framework,
+        node_version: args.node_version,
     };
     let job = BuildJob {
         deployment: args.deployment,

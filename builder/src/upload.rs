@@ -276,7 +276,7 @@ pub async fn upload(
                     .await
                     .context("hashing task failed")?
                     .with_context(|| format!("reading {}", file.path))?;
-                let immutable = rules::is_fingerprinted(&file.path);
+                let immutable = scalemesh_core::fingerprint::is_fingerprinted(&file.path);
                 let meta = ObjectMeta {
                     content_type: Some(content_type.clone()),
                     cache_control: Some(if immutable { IMMUTABLE } else { REVALIDATE }.to_owned()),

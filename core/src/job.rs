@@ -19,6 +19,8 @@ pub mod env {
     pub const BUILD_COMMAND: &str = "SCALEMESH_BUILD_COMMAND";
     pub const OUTPUT_DIRECTORY: &str = "SCALEMESH_OUTPUT_DIRECTORY";
     pub const ROOT_DIRECTORY: &str = "SCALEMESH_ROOT_DIRECTORY";
+    pub const FRAMEWORK: &str = "SCALEMESH_FRAMEWORK";
+    pub const NODE_VERSION: &str = "SCALEMESH_NODE_VERSION";
     pub const API_URL: &str = "SCALEMESH_API_URL";
     pub const JOB_TOKEN: &str = "SCALEMESH_JOB_TOKEN";
     pub const STORAGE: &str = "SCALEMESH_STORAGE";
@@ -170,6 +172,8 @@ impl BuildJob {
             (env::BUILD_COMMAND, &self.settings.build_command),
             (env::OUTPUT_DIRECTORY, &self.settings.output_directory),
             (env::ROOT_DIRECTORY, &self.settings.root_directory),
+            (env::FRAMEWORK, &self.settings.framework),
+            (env::NODE_VERSION, &self.settings.node_version),
         ];
         for (name, value) in settings {
             if let Some(v) = value {

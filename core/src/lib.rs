@@ -7,6 +7,7 @@
 pub mod access;
 pub mod content_type;
 pub mod duration;
+pub mod fingerprint;
 pub mod git;
 pub mod going_live;
 pub mod hosts;

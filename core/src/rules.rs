@@ -527,30 +527,6 @@ pub fn parse_headers(text: &str) -> Result<Vec<HeaderRule>, RulesError> {
     Ok(rules)
 }
 
-/// Whether a file name carries a content hash (`app.3f9a1c2b.js`, `index-BQk3h7xK.css`), so
-/// its content can never change under that name. HTML never counts.
-pub fn is_fingerprinted(path: &str) -> bool {
-    let name = path.rsplit('/').next().unwrap_or(path);
-    let Some((stem, ext)) = name.rsplit_once('.') else {
-        return false;
-    };
-    if ext.eq_ignore_ascii_case("html") || ext.eq_ignore_ascii_case("htm") {
-        return false;
-    }
-    if path.starts_with("_next/static/") || path.starts_with("_astro/") {
-        return true;
-    }
-    stem.rsplit(['.', '-', '_']).next().is_some_and(|token| {
-        let letters = token.chars().filter(char::is_ascii_alphabetic).count();
-        let digits = token.chars().filter(char::is_ascii_digit).count();
-        let mixed_case = token.chars().any(|c| c.is_ascii_uppercase())
-            && token.chars().any(|c| c.is_ascii_lowercase());
-        (8..=64).contains(&token.len())
-            && letters + digits == token.len()
-            && ((letters > 0 && digits > 0) || mixed_case)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -667,31 +643,6 @@ mod tests {
             ..Routing::default()
         };
         assert!(routing.headers_for("/x").is_empty());
-    }
-
-    #[test]
-    fn fingerprints_are_recognised() {
-        for yes in [
-            "assets/index-BQk3h7xK.js",
-            "app.3f9a1c2b.js",
-            "static/css/main.8c8b27cf.css",
-            "_next/static/chunks/main.js",
-            "img/logo.a1b2c3d4e5.png",
-        ] {
-            assert!(is_fingerprinted(yes), "{yes}");
-        }
-        for no in [
-            "index.html",
-            "page.3f9a1c2b.html",
-            "bootstrap.min.js",
-            "jquery-3.7.1.min.js",
-            "landing-page.css",
-            "favicon.ico",
-            "README",
-            "components.js",
-        ] {
-            assert!(!is_fingerprinted(no), "{no}");
-        }
     }
 
     #[test]

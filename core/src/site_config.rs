@@ -56,6 +56,14 @@ pub struct BuildSettings {
     pub output_directory: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root_directory: Option<String>,
+    /// The preset to build with instead of the detected one (`astro`), or `none` for no
+    /// preset at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub framework: Option<String>,
+    /// The Node.js version the build needs (`22`, `20.11.1`, `>=18 <23`), instead of the one
+    /// `.nvmrc`, `.node-version` or `engines.node` asks for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_version: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -66,6 +74,12 @@ pub enum SettingsError {
     Folder { field: &'static str, value: String },
     #[error("{field} is longer than {MAX_COMMAND_LEN} characters or contains a NUL byte")]
     Command { field: &'static str },
+    #[error("{field} must be {what} (got {value:?})")]
+    Word {
+        field: &'static str,
+        what: &'static str,
+        value: String,
+    },
 }
 
 impl SettingsError {
@@ -73,13 +87,17 @@ impl SettingsError {
     pub fn field(&self) -> Option<&'static str> {
         let key = match self {
             Self::Parse(_) => return None,
-            Self::Folder { field, .. } | Self::Command { field } => *field,
+            Self::Folder { field, .. } | Self::Command { field } | Self::Word { field, .. } => {
+                *field
+            }
         };
         Some(match key {
             "outputDirectory" => "build.outputDirectory",
             "rootDirectory" => "build.rootDirectory",
             "installCommand" => "build.installCommand",
             "buildCommand" => "build.buildCommand",
+            "framework" => "build.framework",
+            "nodeVersion" => "build.nodeVersion",
             _ => return None,
         })
     }
@@ -170,6 +188,24 @@ impl BuildSettings {
                 problems.push(SettingsError::Command { field });
             }
         }
+        if let Some(v) = &self.framework
+            && !is_preset_name(v)
+        {
+            problems.push(SettingsError::Word {
+                field: "framework",
+                what: "a preset name such as \"astro\" or \"none\" (see the README's table)",
+                value: v.chars().take(100).collect(),
+            });
+        }
+        if let Some(v) = &self.node_version
+            && !is_version_range(v)
+        {
+            problems.push(SettingsError::Word {
+                field: "nodeVersion",
+                what: "a Node.js version or range such as \"22\", \"20.11.1\" or \">=18 <23\"",
+                value: v.chars().take(100).collect(),
+            });
+        }
         problems
     }
 
@@ -192,8 +228,35 @@ impl BuildSettings {
                 .root_directory
                 .clone()
                 .or_else(|| self.root_directory.clone()),
+            framework: over.framework.clone().or_else(|| self.framework.clone()),
+            node_version: over
+                .node_version
+                .clone()
+                .or_else(|| self.node_version.clone()),
         }
     }
+}
+
+/// A preset's name as settings spell it: lower-case letters, digits and `-`.
+fn is_preset_name(raw: &str) -> bool {
+    (1..=40).contains(&raw.len())
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// What a version range may be made of: digits, `x`, `*`, dots, comparison signs, `||`,
+/// spaces, a leading `v` and the words `lts`, `latest` and `node`. Whether it means anything
+/// is the builder's to say.
+fn is_version_range(raw: &str) -> bool {
+    (1..=64).contains(&raw.len())
+        && raw.chars().all(|c| {
+            c.is_ascii_alphanumeric()
+                || matches!(
+                    c,
+                    '.' | '*' | '^' | '~' | '<' | '>' | '=' | '|' | ' ' | '-' | '/'
+                )
+        })
 }
 
 /// `.`, or a relative `/`-separated path with no `..`, empty segment, backslash or control char,
@@ -241,6 +304,18 @@ mod tests {
         }
         assert!(BuildSettings::from_json(r#"{"outputDirectory":"./dist/"}"#).is_ok());
         assert!(BuildSettings::from_json(r#"{"rootDirectory":"."}"#).is_ok());
+        for raw in [
+            r#"{"framework":"Astro"}"#,
+            r#"{"framework":"a/../b"}"#,
+            r#"{"nodeVersion":"22; rm -rf /"}"#,
+            r#"{"nodeVersion":""}"#,
+        ] {
+            assert!(BuildSettings::from_json(raw).is_err(), "{raw}");
+        }
+        let (s, _) = BuildSettings::from_json(r#"{"framework":"astro","nodeVersion":">=18 <23"}"#)
+            .expect("valid");
+        assert_eq!(s.framework.as_deref(), Some("astro"));
+        assert_eq!(s.node_version.as_deref(), Some(">=18 <23"));
     }
 
     #[test]

@@ -182,7 +182,7 @@ mod tests {
                     install_command: Some("".into()),
                     build_command: Some("make site".into()),
                     output_directory: Some("_site".into()),
-                    root_directory: None,
+                    ..Default::default()
                 },
                 Plan {
                     provider: "Node.js (npm)".into(),
