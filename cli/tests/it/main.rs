@@ -12,6 +12,7 @@ mod lifecycle;
 mod limits;
 mod logs;
 mod moto;
+mod presets;
 mod security;
 mod support;
 mod team;
