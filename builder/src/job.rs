@@ -107,20 +107,27 @@ pub async fn run(cx: &JobContext<'_>) -> anyhow::Result<()> {
         None => src.clone(),
     };
     let plan = detect::plan(&root, &settings)?;
-    log.system(format!("Detected: {}", plan.provider));
+    log.system(plan.detected());
     for note in &plan.notes {
         log.system(note);
     }
 
-    if plan.install.is_some() || plan.build.is_some() {
-        let env = BuildEnv::new(cx.work, cx.build_env);
+    if plan.setup.is_some() || plan.install.is_some() || plan.build.is_some() {
+        let mut env = BuildEnv::new(cx.work, cx.build_env);
+        let path: Vec<PathBuf> = plan.path.iter().map(|p| p.resolve(&root, &home)).collect();
+        env.extend(&plan.env, &path);
         let steps = [
+            ("setup", &plan.setup, Phase::Installing),
             ("install", &plan.install, Phase::Installing),
             ("build", &plan.build, Phase::Building),
         ];
+        let mut reported = None;
         for (name, cmd, step_phase) in steps {
             let Some(cmd) = cmd else { continue };
-            phase(cx, step_phase, None).await?;
+            if reported != Some(step_phase) {
+                phase(cx, step_phase, None).await?;
+                reported = Some(step_phase);
+            }
             let ran = enforcer
                 .watching(cx.work, run_step(name, cmd, &root, &env, &sandbox, log))
                 .await;
@@ -138,6 +145,15 @@ pub async fn run(cx: &JobContext<'_>) -> anyhow::Result<()> {
     let output = detect::output_folder(&root, &plan).map_err(anyhow::Error::msg)?;
     let output_dir = root.join(&output);
     ensure_inside(&output_dir, &src, "output folder")?;
+    let checked = {
+        let (root, output) = (root.clone(), output.clone());
+        tokio::task::spawn_blocking(move || detect::check_output(&root, &output))
+            .await
+            .context("checking task failed")?
+    };
+    for warning in checked.map_err(anyhow::Error::msg)? {
+        log.system(warning);
+    }
     let (mut files, skipped) =
         tokio::task::spawn_blocking(move || upload::collect(&output_dir, UploadLimits::default()))
             .await
