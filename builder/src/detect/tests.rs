@@ -326,3 +326,288 @@ fn detected_names_the_preset_and_its_reasons() {
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/presets")
 }
+
+/// What detection must plan for a fixture app.
+struct Expect {
+    preset: &'static str,
+    reasons: &'static [&'static str],
+    setup: Option<&'static str>,
+    install: Option<&'static str>,
+    build: Option<&'static str>,
+    output: Output,
+}
+
+/// `Some` fixture's expected plan, or `Err` with words its refusal must hold.
+fn expected(fixture: &str) -> Result<Expect, &'static str> {
+    let folder = |dir: &str| Output::Folder(dir.to_owned());
+    let npm = |preset, reasons, install, build, output| Expect {
+        preset,
+        reasons,
+        setup: None,
+        install,
+        build,
+        output,
+    };
+    let corepack_if_missing = |tool: &str| {
+        format!(
+            "command -v {tool} >/dev/null || corepack enable --install-directory \"$HOME/.scalemesh/bin\" {tool}"
+        )
+    };
+    let leak = |s: String| -> Option<&'static str> { Some(Box::leak(s.into_boxed_str())) };
+    Ok(match fixture {
+        "vite" => npm(
+            "vite",
+            &["vite in devDependencies", "vite.config.ts"],
+            Some("npm ci"),
+            Some("npm run build"),
+            folder("dist"),
+        ),
+        "nextjs" => npm(
+            "nextjs",
+            &["next in dependencies", "next.config.mjs"],
+            Some("npm install"),
+            Some("npm run build"),
+            folder("out"),
+        ),
+        "nextjs-server" => return Err("add `output: 'export'` to next.config.ts"),
+        "astro" => npm(
+            "astro",
+            &["astro in dependencies", "astro.config.mjs"],
+            Some("npm install"),
+            Some("npm run build"),
+            folder("dist"),
+        ),
+        "astro-server" => return Err("`output: 'server'` in astro.config.mjs"),
+        "sveltekit" => npm(
+            "sveltekit",
+            &["@sveltejs/kit in devDependencies", "svelte.config.js"],
+            Some("npm install"),
+            Some("npm run build"),
+            folder("build"),
+        ),
+        "sveltekit-auto" => return Err("uses @sveltejs/adapter-auto"),
+        "nuxt" => npm(
+            "nuxt",
+            &["nuxt in dependencies", "nuxt.config.ts"],
+            Some("npm install"),
+            Some("npm run generate"),
+            folder(".output/public"),
+        ),
+        "nuxt-server" => return Err("`nuxt build`, which makes a server"),
+        "angular" => npm(
+            "angular",
+            &["@angular/cli in devDependencies", "angular.json"],
+            Some("npm install"),
+            Some("npm run build"),
+            Output::BrowserIn("dist/shop".into()),
+        ),
+        "react-router" => npm(
+            "react-router",
+            &[
+                "@react-router/dev in devDependencies",
+                "react-router.config.ts",
+            ],
+            Some("npm install"),
+            Some("npm run build"),
+            folder("build/client"),
+        ),
+        "gatsby" => Expect {
+            setup: leak(corepack_if_missing("yarn")),
+            ..npm(
+                "gatsby",
+                &["gatsby in dependencies", "gatsby-config.js"],
+                Some("yarn install --frozen-lockfile"),
+                Some("yarn run build"),
+                folder("public"),
+            )
+        },
+        "docusaurus" => npm(
+            "docusaurus",
+            &["@docusaurus/core in dependencies", "docusaurus.config.js"],
+            Some("npm install"),
+            Some("npm run build"),
+            folder("build"),
+        ),
+        "eleventy" => npm(
+            "eleventy",
+            &["@11ty/eleventy in devDependencies", "eleventy.config.js"],
+            Some("npm install"),
+            Some("node_modules/.bin/eleventy"),
+            folder("_site"),
+        ),
+        "vitepress" => npm(
+            "vitepress",
+            &["vitepress in devDependencies", "docs/.vitepress/config.mts"],
+            Some("npm install"),
+            Some("npm run docs:build"),
+            folder("docs/.vitepress/dist"),
+        ),
+        "hexo" => npm(
+            "hexo",
+            &["hexo in dependencies", "_config.yml"],
+            Some("npm install"),
+            Some("npm run build"),
+            folder("public"),
+        ),
+        "create-react-app" => npm(
+            "create-react-app",
+            &["react-scripts in dependencies"],
+            Some("npm install"),
+            Some("npm run build"),
+            folder("build"),
+        ),
+        "node" => npm(
+            "node",
+            &["package.json"],
+            Some("npm install"),
+            Some("npm run build"),
+            Output::Find,
+        ),
+        "static" => Expect {
+            preset: "static",
+            reasons: &[],
+            setup: None,
+            install: None,
+            build: None,
+            output: Output::Find,
+        },
+        "mkdocs" => Expect {
+            preset: "mkdocs",
+            reasons: &["mkdocs.yml"],
+            setup: None,
+            install: Some("python3 -m venv .venv && .venv/bin/pip install -r requirements.txt"),
+            build: Some(".venv/bin/mkdocs build"),
+            output: folder("site"),
+        },
+        "mkdocs-site-dir" => Expect {
+            preset: "mkdocs",
+            reasons: &["mkdocs.yml"],
+            setup: None,
+            install: None,
+            build: Some("mkdocs build"),
+            output: folder("public"),
+        },
+        "sphinx" => Expect {
+            preset: "sphinx",
+            reasons: &["docs/conf.py"],
+            setup: None,
+            install: Some("python3 -m venv .venv && .venv/bin/pip install ."),
+            build: Some(".venv/bin/sphinx-build -b html docs docs/_build/html"),
+            output: folder("docs/_build/html"),
+        },
+        "pnpm" => Expect {
+            setup: leak(corepack_if_missing("pnpm")),
+            ..npm(
+                "vite",
+                &["vite in devDependencies"],
+                Some("pnpm install --frozen-lockfile"),
+                Some("pnpm run build"),
+                folder("dist"),
+            )
+        },
+        "yarn1" => Expect {
+            setup: leak(corepack_if_missing("yarn")),
+            ..npm(
+                "node",
+                &["package.json"],
+                Some("yarn install --frozen-lockfile"),
+                Some("yarn run build"),
+                Output::Find,
+            )
+        },
+        "yarn-berry" => Expect {
+            setup: leak(corepack_if_missing("yarn")),
+            ..npm(
+                "node",
+                &["package.json"],
+                Some("yarn install --immutable"),
+                Some("yarn run build"),
+                Output::Find,
+            )
+        },
+        "bun" => npm(
+            "node",
+            &["package.json"],
+            Some("bun install --frozen-lockfile"),
+            Some("bun run build"),
+            Output::Find,
+        ),
+        "corepack" => Expect {
+            setup: Some("corepack enable --install-directory \"$HOME/.scalemesh/bin\" pnpm"),
+            ..npm(
+                "astro",
+                &["astro in dependencies", "astro.config.mjs"],
+                Some("pnpm install --frozen-lockfile"),
+                Some("pnpm run build"),
+                folder("dist"),
+            )
+        },
+        other => panic!("fixture {other} has no expected plan in this table"),
+    })
+}
+
+#[test]
+fn plans_the_fixture_apps() {
+    let mut names: Vec<String> = fs::read_dir(fixtures())
+        .expect("fixtures")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(names.len() >= 25, "{names:?}");
+    for name in names {
+        let got = plan(&fixtures().join(&name), &BuildSettings::default());
+        match (expected(&name), got) {
+            (Ok(want), Ok(got)) => {
+                let got_reasons: Vec<&str> = got.reasons.iter().map(String::as_str).collect();
+                assert_eq!(
+                    (got.preset, got_reasons.as_slice(), got.setup.as_deref()),
+                    (want.preset, want.reasons, want.setup),
+                    "{name}"
+                );
+                assert_eq!(
+                    (got.install.as_deref(), got.build.as_deref(), &got.output),
+                    (want.install, want.build, &want.output),
+                    "{name}"
+                );
+            }
+            (Err(words), Err(error)) => {
+                assert!(
+                    matches!(error, DetectError::NotStatic(_)),
+                    "{name}: {error}"
+                );
+                assert!(error.to_string().contains(words), "{name}: {error}");
+            }
+            (want, got) => panic!("{name}: wanted {:?}, got {got:?}", want.err()),
+        }
+    }
+}
+
+#[test]
+fn package_managers_bring_their_caches_and_setup() {
+    let got = plan(&fixtures().join("yarn-berry"), &BuildSettings::default()).expect("berry");
+    assert_eq!(
+        got.caches,
+        [Place::app(".yarn/cache"), Place::home(".yarn/berry/cache")]
+    );
+    let got = plan(&fixtures().join("corepack"), &BuildSettings::default()).expect("corepack");
+    let Runtime::Node(node) = &got.runtime else {
+        panic!("node")
+    };
+    assert_eq!(node.declared.as_deref(), Some("pnpm@9.12.0"));
+    assert_eq!(node.lockfile.as_deref(), Some("pnpm-lock.yaml"));
+    assert_eq!(got.path, [Place::home(".scalemesh/bin")]);
+    assert_eq!(
+        got.caches,
+        [
+            Place::app("node_modules/.astro"),
+            Place::app(".astro"),
+            Place::app("node_modules"),
+            Place::home(".local/share/pnpm/store"),
+        ]
+    );
+    let got = plan(&fixtures().join("mkdocs"), &BuildSettings::default()).expect("mkdocs");
+    assert_eq!(
+        (got.runtime, got.caches),
+        (Runtime::Python, vec![Place::home(".cache/pip")])
+    );
+}
