@@ -55,6 +55,19 @@ impl BuildEnv {
     pub fn vars(&self) -> &BTreeMap<String, String> {
         &self.vars
     }
+
+    /// Adds variables a build plan needs (the project's own of the same name win), and puts
+    /// `dirs` first on PATH.
+    pub fn extend(&mut self, vars: &[(String, String)], dirs: &[PathBuf]) {
+        for (k, v) in vars {
+            self.vars.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        if !dirs.is_empty() {
+            let mut path: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+            path.extend(self.vars.get("PATH").cloned());
+            self.vars.insert("PATH".to_owned(), path.join(":"));
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

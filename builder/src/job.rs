@@ -107,37 +107,27 @@ pub async fn run(cx: &JobContext<'_>) -> anyhow::Result<()> {
         None => src.clone(),
     };
     let plan = detect::plan(&root, &settings)?;
-    log.system(format!("Detected: {}", plan.provider));
+    log.system(plan.detected());
     for note in &plan.notes {
         log.system(note);
     }
 
-    if plan.install.is_some() || plan.build.is_some() {
-        let env = BuildEnv::new(cx.work, cx.build_env);
-        let steps = [
-            ("install", &plan.install, Phase::Installing),
-            ("build", &plan.build, Phase::Building),
-        ];
-        for (name, cmd, step_phase) in steps {
-            let Some(cmd) = cmd else { continue };
-            phase(cx, step_phase, None).await?;
-            let ran = enforcer
-                .watching(cx.work, run_step(name, cmd, &root, &env, &sandbox, log))
-                .await;
-            // Measured after every step too: a fast writer can fill the folder between checks.
-            let failed = !matches!(ran, Some(Ok(())));
-            match (ran, enforcer.verdict(cx.work, failed)) {
-                (_, Some(verdict)) => anyhow::bail!("the {name} command was stopped: {verdict}"),
-                (Some(Ok(())), None) => {}
-                (Some(Err(e)), None) => return Err(e),
-                (None, None) => anyhow::bail!("the {name} command was stopped"),
-            }
-        }
+    if plan.setup.is_some() || plan.install.is_some() || plan.build.is_some() {
+        run_plan(cx, &plan, &root, &home, &enforcer, &sandbox).await?;
     }
 
     let output = detect::output_folder(&root, &plan).map_err(anyhow::Error::msg)?;
     let output_dir = root.join(&output);
     ensure_inside(&output_dir, &src, "output folder")?;
+    let checked = {
+        let (root, output) = (root.clone(), output.clone());
+        tokio::task::spawn_blocking(move || detect::check_output(&root, &output))
+            .await
+            .context("checking task failed")?
+    };
+    for warning in checked.map_err(anyhow::Error::msg)? {
+        log.system(warning);
+    }
     let (mut files, skipped) =
         tokio::task::spawn_blocking(move || upload::collect(&output_dir, UploadLimits::default()))
             .await
@@ -202,6 +192,46 @@ pub async fn run(cx: &JobContext<'_>) -> anyhow::Result<()> {
         upload_started.elapsed().as_secs_f64(),
         started.elapsed().as_secs_f64()
     ));
+    Ok(())
+}
+
+/// Runs the plan's setup, install and build commands, each within the build's limits.
+async fn run_plan(
+    cx: &JobContext<'_>,
+    plan: &detect::Plan,
+    root: &Path,
+    home: &Path,
+    enforcer: &Enforcer,
+    sandbox: &Sandbox,
+) -> anyhow::Result<()> {
+    let log = cx.log;
+    let mut env = BuildEnv::new(cx.work, cx.build_env);
+    let path: Vec<PathBuf> = plan.path.iter().map(|p| p.resolve(root, home)).collect();
+    env.extend(&plan.env, &path);
+    let steps = [
+        ("setup", &plan.setup, Phase::Installing),
+        ("install", &plan.install, Phase::Installing),
+        ("build", &plan.build, Phase::Building),
+    ];
+    let mut reported = None;
+    for (name, cmd, step_phase) in steps {
+        let Some(cmd) = cmd else { continue };
+        if reported != Some(step_phase) {
+            phase(cx, step_phase, None).await?;
+            reported = Some(step_phase);
+        }
+        let ran = enforcer
+            .watching(cx.work, run_step(name, cmd, root, &env, sandbox, log))
+            .await;
+        // Measured after every step too: a fast writer can fill the folder between checks.
+        let failed = !matches!(ran, Some(Ok(())));
+        match (ran, enforcer.verdict(cx.work, failed)) {
+            (_, Some(verdict)) => anyhow::bail!("the {name} command was stopped: {verdict}"),
+            (Some(Ok(())), None) => {}
+            (Some(Err(e)), None) => return Err(e),
+            (None, None) => anyhow::bail!("the {name} command was stopped"),
+        }
+    }
     Ok(())
 }
 

@@ -1,32 +1,41 @@
 //! Build detection: what to install, what to build and which folder to upload, from the files
-//! of the app and its settings. Each provider looks at a folder and, when it recognises it,
-//! plans the build; planning reads files but runs nothing.
+//! of the app and its settings. Each preset (`presets/`) recognises one framework and plans its
+//! build; planning reads files but runs nothing. A preset that would publish a server instead
+//! of a site refuses, and says how to make it static.
 
-mod node;
+mod app;
+mod error;
+mod output;
+mod package_json;
+mod package_manager;
+mod place;
 mod plan;
+mod preset;
+mod presets;
+mod python;
 
 use std::path::Path;
 
 use scalemesh_core::site_config::BuildSettings;
 
-pub use plan::{DetectError, Plan};
+use app::App;
+use preset::{Clearance, Framework, Preset, RuntimeKind};
+use presets::{PLAIN, PRESETS};
 
-/// Folders that commonly hold a built site, in the order they are tried.
-pub const OUTPUT_CANDIDATES: [&str; 4] = ["dist", "build", "out", "public"];
+pub use error::DetectError;
+pub use output::{OUTPUT_CANDIDATES, check_output, output_folder};
+pub use package_manager::{NodeRuntime, PackageManager};
+pub use place::Place;
+pub use plan::{Output, Plan, Runtime};
 
 /// Plans the build of the app in `root` with `settings` (the project's, overlaid with
 /// `scalemesh.json`) taking precedence over detection.
 pub fn plan(root: &Path, settings: &BuildSettings) -> Result<Plan, DetectError> {
-    let mut plan = match node::detect(root)? {
-        Some(plan) => plan,
-        None => Plan {
-            provider: "static site".to_owned(),
-            install: None,
-            build: None,
-            output: None,
-            notes: Vec::new(),
-        },
-    };
+    let app = App::read(root)?;
+    let (preset, reasons) = choose(&app, settings.framework.as_deref())?;
+    let framework = (preset.plan)(&app);
+    refuse_a_server(&framework, settings)?;
+    let mut plan = assemble(&app, preset, reasons, framework);
     if let Some(cmd) = &settings.install_command {
         plan.install = (!cmd.trim().is_empty()).then(|| cmd.clone());
     }
@@ -34,208 +43,109 @@ pub fn plan(root: &Path, settings: &BuildSettings) -> Result<Plan, DetectError> 
         plan.build = (!cmd.trim().is_empty()).then(|| cmd.clone());
     }
     if let Some(dir) = &settings.output_directory {
-        plan.output = Some(dir.clone());
+        plan.output = Output::Folder(dir.clone());
     }
     Ok(plan)
 }
 
-/// The folder to upload once the build is done: the planned one, else the first of
-/// [`OUTPUT_CANDIDATES`] that exists, else the app's root when it has an `index.html`.
-pub fn output_folder(root: &Path, plan: &Plan) -> Result<String, String> {
-    if let Some(dir) = &plan.output {
-        return if root.join(dir).is_dir() {
-            Ok(dir.clone())
-        } else {
-            Err(format!(
-                "the output folder {dir:?} does not exist after the build; check outputDirectory"
-            ))
-        };
+/// The ids `framework` may name, besides `none`.
+pub fn preset_ids() -> Vec<&'static str> {
+    PRESETS.iter().map(|p| p.id).collect()
+}
+
+/// The preset the settings name, else the first that recognises the app.
+fn choose(
+    app: &App,
+    framework: Option<&str>,
+) -> Result<(&'static Preset, Vec<String>), DetectError> {
+    let detect = |presets: &[&'static Preset]| {
+        presets
+            .iter()
+            .find_map(|preset| Some((*preset, (preset.detect)(app)?)))
+    };
+    let found = match framework {
+        None => detect(&PRESETS),
+        Some("none") => detect(&PLAIN).map(|(preset, mut reasons)| {
+            reasons.push("framework \"none\" in the settings".to_owned());
+            (preset, reasons)
+        }),
+        Some(id) => {
+            let preset = PRESETS.iter().find(|p| p.id == id).ok_or_else(|| {
+                DetectError::UnknownFramework {
+                    given: id.to_owned(),
+                    known: preset_ids().join(", "),
+                }
+            })?;
+            Some((*preset, vec![format!("framework \"{id}\" in the settings")]))
+        }
+    };
+    // The static site preset recognises anything, so this is only a fallback's fallback.
+    Ok(found.unwrap_or((PLAIN[1], Vec::new())))
+}
+
+/// Refuses a build that would make a server, unless the user's settings say what to build
+/// and publish instead.
+fn refuse_a_server(framework: &Framework, settings: &BuildSettings) -> Result<(), DetectError> {
+    let Some(problem) = &framework.not_static else {
+        return Ok(());
+    };
+    let cleared = match problem.cleared_by {
+        Clearance::BuildCommand => settings.build_command.is_some(),
+        Clearance::BuildAndOutput => {
+            settings.build_command.is_some() && settings.output_directory.is_some()
+        }
+    };
+    if cleared {
+        Ok(())
+    } else {
+        Err(DetectError::NotStatic(problem.message.clone()))
     }
-    if let Some(found) = OUTPUT_CANDIDATES.iter().find(|d| root.join(d).is_dir()) {
-        return Ok((*found).to_owned());
+}
+
+/// The preset's plan, with the runtime's install, setup and caches around it.
+fn assemble(app: &App, preset: &Preset, reasons: Vec<String>, framework: Framework) -> Plan {
+    let mut plan = Plan {
+        preset: preset.id,
+        name: preset.name,
+        reasons,
+        runtime: Runtime::None,
+        setup: None,
+        install: None,
+        build: framework.build,
+        output: framework.output,
+        path: Vec::new(),
+        env: Vec::new(),
+        caches: framework.caches,
+        notes: framework.notes,
+    };
+    match (preset.runtime, &app.node, &app.package) {
+        (RuntimeKind::Node, Some(node), Some(package)) => {
+            if package.has_dependencies() {
+                plan.install = Some(node.install());
+            } else {
+                plan.notes.insert(
+                    0,
+                    "No dependencies in package.json: skipping install".to_owned(),
+                );
+            }
+            plan.setup = node.setup();
+            (plan.path, plan.env) = node.path_and_env();
+            plan.caches.extend(node.caches());
+            plan.notes.extend(node.note());
+            plan.runtime = Runtime::Node(node.clone());
+        }
+        (RuntimeKind::Python, _, _) => {
+            match python::install(app) {
+                python::Install::Venv(cmd) => plan.install = Some(cmd),
+                python::Install::Skip(note) => plan.notes.insert(0, note),
+            }
+            plan.caches.push(Place::home(".cache/pip"));
+            plan.runtime = Runtime::Python;
+        }
+        _ => {}
     }
-    if root.join("index.html").is_file() {
-        return Ok(".".to_owned());
-    }
-    Err(format!(
-        "no output folder: looked for {} and for an index.html at the root; set outputDirectory in scalemesh.json",
-        OUTPUT_CANDIDATES.join(", ")
-    ))
+    plan
 }
 
 #[cfg(test)]
-mod tests {
-    use std::fs;
-
-    use super::*;
-
-    fn app(files: &[(&str, &str)]) -> tempfile::TempDir {
-        let dir = tempfile::tempdir().expect("tempdir");
-        for (path, body) in files {
-            let p = dir.path().join(path);
-            if let Some(parent) = p.parent() {
-                fs::create_dir_all(parent).expect("mkdir");
-            }
-            fs::write(p, body).expect("write");
-        }
-        dir
-    }
-
-    #[test]
-    fn plans_fixture_apps() {
-        type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, BuildSettings, Plan);
-        let cases: Vec<Case> = vec![
-            (
-                "plain static site",
-                vec![("index.html", "<h1>hi</h1>")],
-                BuildSettings::default(),
-                Plan {
-                    provider: "static site".into(),
-                    install: None,
-                    build: None,
-                    output: None,
-                    notes: vec![],
-                },
-            ),
-            (
-                "node without dependencies",
-                vec![("package.json", r#"{"scripts":{"build":"node build.js"}}"#)],
-                BuildSettings::default(),
-                Plan {
-                    provider: "Node.js (npm)".into(),
-                    install: None,
-                    build: Some("npm run build".into()),
-                    output: None,
-                    notes: vec!["No dependencies in package.json: skipping install".into()],
-                },
-            ),
-            (
-                "npm with a lockfile",
-                vec![
-                    (
-                        "package.json",
-                        r#"{"dependencies":{"a":"1"},"scripts":{"build":"vite build"}}"#,
-                    ),
-                    ("package-lock.json", "{}"),
-                ],
-                BuildSettings::default(),
-                Plan {
-                    provider: "Node.js (npm)".into(),
-                    install: Some("npm ci".into()),
-                    build: Some("npm run build".into()),
-                    output: None,
-                    notes: vec![],
-                },
-            ),
-            (
-                "yarn",
-                vec![
-                    (
-                        "package.json",
-                        r#"{"devDependencies":{"a":"1"},"scripts":{"build":"x"}}"#,
-                    ),
-                    ("yarn.lock", ""),
-                ],
-                BuildSettings::default(),
-                Plan {
-                    provider: "Node.js (yarn)".into(),
-                    install: Some("yarn install --frozen-lockfile".into()),
-                    build: Some("yarn run build".into()),
-                    output: None,
-                    notes: vec![],
-                },
-            ),
-            (
-                "pnpm without a build script",
-                vec![
-                    ("package.json", r#"{"dependencies":{"a":"1"}}"#),
-                    ("pnpm-lock.yaml", ""),
-                ],
-                BuildSettings::default(),
-                Plan {
-                    provider: "Node.js (pnpm)".into(),
-                    install: Some("pnpm install --frozen-lockfile".into()),
-                    build: None,
-                    output: None,
-                    notes: vec![],
-                },
-            ),
-            (
-                "npm without a lockfile",
-                vec![("package.json", r#"{"dependencies":{"a":"1"}}"#)],
-                BuildSettings::default(),
-                Plan {
-                    provider: "Node.js (npm)".into(),
-                    install: Some("npm install".into()),
-                    build: None,
-                    output: None,
-                    notes: vec![],
-                },
-            ),
-            (
-                "settings override detection",
-                vec![(
-                    "package.json",
-                    r#"{"dependencies":{"a":"1"},"scripts":{"build":"x"}}"#,
-                )],
-                BuildSettings {
-                    install_command: Some("".into()),
-                    build_command: Some("make site".into()),
-                    output_directory: Some("_site".into()),
-                    ..Default::default()
-                },
-                Plan {
-                    provider: "Node.js (npm)".into(),
-                    install: None,
-                    build: Some("make site".into()),
-                    output: Some("_site".into()),
-                    notes: vec![],
-                },
-            ),
-        ];
-        for (name, files, settings, want) in cases {
-            let dir = app(&files);
-            let got = plan(dir.path(), &settings).expect(name);
-            assert_eq!(got, want, "{name}");
-        }
-    }
-
-    #[test]
-    fn broken_package_json_is_an_error() {
-        let dir = app(&[("package.json", "{nope")]);
-        assert!(matches!(
-            plan(dir.path(), &BuildSettings::default()),
-            Err(DetectError::PackageJson(_))
-        ));
-    }
-
-    #[test]
-    fn finds_the_output_folder() {
-        let plan = Plan {
-            provider: String::new(),
-            install: None,
-            build: None,
-            output: None,
-            notes: vec![],
-        };
-        let dir = app(&[
-            ("public/favicon.ico", ""),
-            ("build/index.html", ""),
-            ("index.html", ""),
-        ]);
-        assert_eq!(output_folder(dir.path(), &plan), Ok("build".into()));
-        let dir = app(&[("index.html", "")]);
-        assert_eq!(output_folder(dir.path(), &plan), Ok(".".into()));
-        let dir = app(&[("README.md", "")]);
-        assert!(
-            output_folder(dir.path(), &plan)
-                .expect_err("none")
-                .contains("outputDirectory")
-        );
-        let explicit = Plan {
-            output: Some("site".into()),
-            ..plan
-        };
-        assert!(output_folder(dir.path(), &explicit).is_err());
-    }
-}
+mod tests;
