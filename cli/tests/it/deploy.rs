@@ -143,7 +143,7 @@ console.log("wrote dist");
     );
     let log = stderr(&out);
     for expected in [
-        "Detected: Node.js (npm)",
+        "Detected Node.js (package.json)",
         "Running build command: npm run build",
         "wrote dist",
         "(ref release)",
