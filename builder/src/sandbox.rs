@@ -334,7 +334,8 @@ fn chown_tree(root: &Path, uid: u32, gid: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn find_on_path(name: &str) -> Option<PathBuf> {
+/// The first `name` on the builder's `PATH`.
+pub(crate) fn find_on_path(name: &str) -> Option<PathBuf> {
     let paths = std::env::var_os("PATH")?;
     std::env::split_paths(&paths)
         .map(|d| d.join(name))
