@@ -92,6 +92,48 @@ impl NodeRuntime {
     pub fn path_entry(&self) -> Option<&Path> {
         self.folder.as_ref().map(|_| self.bin_dir.as_path())
     }
+
+    /// This runtime, where a build running as another user can be given it. The sandbox is
+    /// set up as the build's user, who cannot pass through a private folder (a server's data
+    /// directory) to a store inside it: then the version is copied into `work` for this build.
+    pub fn within_reach(self, work: &Path, other_user: bool) -> anyhow::Result<Self> {
+        let Some(folder) = &self.folder else {
+            return Ok(self);
+        };
+        // The work folder belongs to the build's user: a store inside it is in reach.
+        if !other_user || folder.starts_with(work) || folder.ancestors().all(passable) {
+            return Ok(self);
+        }
+        let copy = work.join("toolchains/node").join(self.version.to_string());
+        std::fs::create_dir_all(copy.join("bin"))
+            .with_context(|| format!("creating {}", copy.display()))?;
+        for (file, mode) in [("bin/node", 0o755), ("LICENSE", 0o644)] {
+            if folder.join(file).is_file() {
+                std::fs::copy(folder.join(file), copy.join(file))
+                    .with_context(|| format!("copying Node.js into {}", copy.display()))?;
+                set_mode(&copy.join(file), mode)?;
+            }
+        }
+        for dir in [copy.as_path(), &copy.join("bin")] {
+            set_mode(dir, 0o755)?;
+        }
+        Ok(Self {
+            bin_dir: copy.join("bin"),
+            folder: Some(copy),
+            ..self
+        })
+    }
+}
+
+/// Whether any user may pass through `dir`.
+fn passable(dir: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o001 != 0)
+}
+
+fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
 }
 
 /// The Node.js the app in `root` builds on, given the `nodeVersion` setting: found or
@@ -250,8 +292,7 @@ fn create_shared_dirs(store: &Path, versions: &Path) -> anyhow::Result<()> {
 
 /// Gives a folder mode 0755: everyone may read it, only its owner write.
 fn share(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+    set_mode(dir, 0o755)
 }
 
 /// What `node --version` says, when it runs within 20 seconds.
@@ -499,6 +540,36 @@ mod tests {
             err.contains("no Node.js release matches 99; the newest available is 23.0.0"),
             "{err}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_store_in_a_private_folder_is_copied_for_another_user() {
+        let registry = FakeRegistry::start().await;
+        let tgz = node_tarball("v22.3.0");
+        registry.publish(&tgz, tgz.clone());
+        let (dir, toolchains) = setup("22", &registry.url);
+        let found = run(&dir, &toolchains).await.expect("downloads");
+        let work = dir.path().join("work");
+        let same = found.clone().within_reach(&work, true).expect("reachable");
+        assert_eq!(
+            same.folder, found.folder,
+            "every folder up to it is passable"
+        );
+        share_file(dir.path(), 0o700);
+        let copied = found.within_reach(&work, true).expect("copied");
+        let folder = work.join("toolchains/node/22.3.0");
+        assert_eq!(copied.folder.as_deref(), Some(folder.as_path()));
+        assert_eq!(copied.path_entry(), Some(folder.join("bin").as_path()));
+        assert_eq!(entries(&folder.join("bin")), ["node"]);
+        let again = copied
+            .clone()
+            .within_reach(&work, true)
+            .expect("in the work folder");
+        assert_eq!(again.folder, copied.folder, "never copied onto itself");
+        let size = std::fs::metadata(folder.join("bin/node"))
+            .expect("meta")
+            .len();
+        assert!(size > 0);
     }
 
     #[tokio::test]
