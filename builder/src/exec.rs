@@ -52,6 +52,16 @@ impl BuildEnv {
         }
     }
 
+    /// Puts `dir` first on `PATH`, so its programs win over the machine's.
+    pub fn prepend_path(&mut self, dir: &Path) {
+        let rest = self.vars.get("PATH").cloned().unwrap_or_default();
+        let path = match rest.as_str() {
+            "" => dir.display().to_string(),
+            rest => format!("{}:{rest}", dir.display()),
+        };
+        self.vars.insert("PATH".to_owned(), path);
+    }
+
     pub fn vars(&self) -> &BTreeMap<String, String> {
         &self.vars
     }
@@ -269,5 +279,21 @@ pub async fn sweep_strays() {
         if kill_strays() == 0 {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_folder_goes_first_on_path() {
+        let mut env = BuildEnv::new(Path::new("/w"), &BTreeMap::new());
+        let before = env.vars()["PATH"].clone();
+        env.prepend_path(Path::new("/store/node/22.3.0/bin"));
+        assert_eq!(
+            env.vars()["PATH"],
+            format!("/store/node/22.3.0/bin:{before}")
+        );
     }
 }

@@ -21,6 +21,7 @@ use crate::limits::{Enforcer, Limits};
 use crate::report::{Api, LogSink};
 use crate::sandbox::Sandbox;
 use crate::source::{self, UnpackLimits};
+use crate::toolchain::{self, node::Toolchains};
 use crate::upload::{self, UploadLimits};
 
 pub struct JobContext<'a> {
@@ -54,7 +55,7 @@ pub async fn run(cx: &JobContext<'_>) -> anyhow::Result<()> {
     };
     let (enforcer, limits_note) =
         Enforcer::create(job.deployment.as_str(), limits, cx.own_filesystem);
-    let (sandbox, sandbox_note) = Sandbox::choose(
+    let (mut sandbox, sandbox_note) = Sandbox::choose(
         cx.sandbox_setting,
         cx.work,
         job.build_uid,
@@ -113,7 +114,7 @@ pub async fn run(cx: &JobContext<'_>) -> anyhow::Result<()> {
     }
 
     if plan.setup.is_some() || plan.install.is_some() || plan.build.is_some() {
-        run_plan(cx, &plan, &root, &home, &enforcer, &sandbox).await?;
+        run_plan(cx, &plan, &settings, &root, &home, &enforcer, &mut sandbox).await?;
     }
 
     let output = detect::output_folder(&root, &plan).map_err(anyhow::Error::msg)?;
@@ -199,15 +200,20 @@ pub async fn run(cx: &JobContext<'_>) -> anyhow::Result<()> {
 async fn run_plan(
     cx: &JobContext<'_>,
     plan: &detect::Plan,
+    settings: &BuildSettings,
     root: &Path,
     home: &Path,
     enforcer: &Enforcer,
-    sandbox: &Sandbox,
+    sandbox: &mut Sandbox,
 ) -> anyhow::Result<()> {
     let log = cx.log;
     let mut env = BuildEnv::new(cx.work, cx.build_env);
     let path: Vec<PathBuf> = plan.path.iter().map(|p| p.resolve(root, home)).collect();
     env.extend(&plan.env, &path);
+    if matches!(plan.runtime, detect::Runtime::Node(_)) || settings.node_version.is_some() {
+        use_node(cx, root, settings, &mut env, sandbox).await?;
+    }
+    let sandbox = &*sandbox;
     let steps = [
         ("setup", &plan.setup, Phase::Installing),
         ("install", &plan.install, Phase::Installing),
@@ -263,6 +269,35 @@ async fn run_step(
         capitalize(what),
         started.elapsed().as_secs_f64()
     ));
+    Ok(())
+}
+
+/// Finds or installs the Node.js the app asks for (when it is a Node.js app or asks for one),
+/// puts it first on the build's `PATH` and lets the sandbox read it.
+async fn use_node(
+    cx: &JobContext<'_>,
+    root: &Path,
+    settings: &BuildSettings,
+    env: &mut BuildEnv,
+    sandbox: &mut Sandbox,
+) -> anyhow::Result<()> {
+    let mirror = cx.job.node_mirror.as_deref();
+    let toolchains = match &cx.job.toolchains {
+        Some(store) => Toolchains::new(PathBuf::from(store), true, mirror),
+        None => Toolchains::new(cx.work.join("toolchains"), false, mirror),
+    };
+    let say = |line: String| cx.log.system(line);
+    let wanted = settings.node_version.as_deref();
+    let Some(node) = toolchain::node::prepare(root, wanted, &toolchains, &say).await? else {
+        return Ok(());
+    };
+    let other_user = nix::unistd::geteuid().is_root();
+    let node = node.within_reach(cx.work, other_user)?;
+    cx.log.system(node.describe());
+    if let (Some(bin), Some(folder)) = (node.path_entry(), &node.folder) {
+        env.prepend_path(bin);
+        sandbox.add_read_only(folder);
+    }
     Ok(())
 }
 

@@ -9,4 +9,5 @@ pub mod limits;
 pub mod report;
 pub mod sandbox;
 pub mod source;
+pub mod toolchain;
 pub mod upload;

@@ -52,6 +52,13 @@ struct Args {
     /// The Node.js version the build needs, instead of the repository's.
     #[arg(long, env = env::NODE_VERSION)]
     node_version: Option<String>,
+    /// The npm registry, or a mirror of it, to download Node.js from (https://registry.npmjs.org).
+    #[arg(long, env = env::NODE_MIRROR)]
+    node_mirror: Option<String>,
+    /// A folder to keep downloaded Node.js versions in for later builds; without one, a
+    /// download serves this build only.
+    #[arg(long, env = env::TOOLCHAINS)]
+    toolchains: Option<String>,
     /// The API to report to.
     #[arg(long, env = env::API_URL)]
     api_url: String,
@@ -256,6 +263,8 @@ fn job_from(args: Args) -> anyhow::Result<(BuildJob, SandboxSetting)> {
             disk: args.build_disk,
         },
         build_uid: args.build_uid,
+        node_mirror: args.node_mirror,
+        toolchains: args.toolchains,
     };
     Ok((job, args.sandbox))
 }

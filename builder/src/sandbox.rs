@@ -23,6 +23,9 @@ pub struct Sandbox {
     /// The user and group to become before running a command, when the builder is root.
     run_as: Option<(u32, u32)>,
     limits: Option<Arc<Enforcer>>,
+    /// Folders outside the work folder that commands may read (never write), at their own
+    /// paths: the Node.js a build runs on.
+    read_only: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -72,6 +75,7 @@ impl Sandbox {
             kind: Kind::None,
             run_as,
             limits: limits.clone(),
+            read_only: Vec::new(),
         };
         if setting == SandboxSetting::None {
             return Ok((
@@ -90,6 +94,7 @@ impl Sandbox {
                 },
                 run_as,
                 limits,
+                read_only: Vec::new(),
             };
             if candidate.works(work).await {
                 return Ok((candidate, None));
@@ -164,7 +169,12 @@ impl Sandbox {
             Kind::None => {}
             Kind::Bwrap { bwrap, work } => {
                 argv.push(bwrap.display().to_string());
-                argv.extend(bwrap_args(work, cwd, self.run_as.is_some()));
+                argv.extend(bwrap_args(
+                    work,
+                    cwd,
+                    self.run_as.is_some(),
+                    &self.read_only,
+                ));
                 argv.push("--".into());
             }
         }
@@ -201,6 +211,12 @@ impl Sandbox {
 }
 
 impl Sandbox {
+    /// Lets commands read `dir` (and run what it holds) at its own path, without writing to
+    /// it. Without bubblewrap, commands see the whole machine already.
+    pub fn add_read_only(&mut self, dir: &Path) {
+        self.read_only.push(dir.to_path_buf());
+    }
+
     /// Gives what the builder itself made under the work folder (an unpacked source) to the
     /// build's user.
     pub fn hand_over(&self, path: &Path) -> anyhow::Result<()> {
@@ -211,8 +227,9 @@ impl Sandbox {
     }
 }
 
-/// bubblewrap's arguments for a command in `cwd`, with `work` its only writable folder.
-fn bwrap_args(work: &Path, cwd: &Path, own_identity: bool) -> Vec<String> {
+/// bubblewrap's arguments for a command in `cwd`, with `work` its only writable folder and
+/// `read_only` folders it may read besides the system's.
+fn bwrap_args(work: &Path, cwd: &Path, own_identity: bool, read_only: &[PathBuf]) -> Vec<String> {
     let mut args: Vec<String> = [
         "--die-with-parent",
         "--new-session",
@@ -273,6 +290,11 @@ fn bwrap_args(work: &Path, cwd: &Path, own_identity: bool) -> Vec<String> {
         work.display().to_string(),
         work.display().to_string(),
     ]);
+    // After the work folder: one inside it is read-only too.
+    for dir in read_only {
+        let dir = dir.display().to_string();
+        args.extend(["--ro-bind".into(), dir.clone(), dir]);
+    }
     args.extend(["--chdir".into(), cwd.display().to_string()]);
     args
 }
@@ -334,7 +356,8 @@ fn chown_tree(root: &Path, uid: u32, gid: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn find_on_path(name: &str) -> Option<PathBuf> {
+/// The first `name` on the builder's `PATH`.
+pub(crate) fn find_on_path(name: &str) -> Option<PathBuf> {
     let paths = std::env::var_os("PATH")?;
     std::env::split_paths(&paths)
         .map(|d| d.join(name))
@@ -354,6 +377,7 @@ mod tests {
             kind: Kind::None,
             run_as: None,
             limits: None,
+            read_only: Vec::new(),
         };
         let vars = std::collections::BTreeMap::from([
             ("LD_AUDIT".to_owned(), "./evil.so".to_owned()),
@@ -381,5 +405,40 @@ mod tests {
             String::from_utf8_lossy(&out.stdout),
             "./evil.so|it's \"fine\" $HOME `x`"
         );
+    }
+
+    /// A folder added read-only is there, at its own path, also inside the work folder, and
+    /// cannot be written to; the rest of the work folder can.
+    #[tokio::test]
+    async fn read_only_folders_are_read_only() {
+        let bwrap = find_on_path("bwrap").expect("this test needs bubblewrap (bwrap) installed");
+        let work = tempfile::tempdir().expect("tempdir");
+        let kept = work.path().join("toolchains/node/22.3.0");
+        std::fs::create_dir_all(&kept).expect("mkdir");
+        std::fs::create_dir(work.path().join("tmp")).expect("mkdir");
+        std::fs::write(kept.join("LICENSE"), "MIT").expect("write");
+        let mut sandbox = Sandbox {
+            kind: Kind::Bwrap {
+                bwrap,
+                work: work.path().to_path_buf(),
+            },
+            run_as: None,
+            limits: None,
+            read_only: Vec::new(),
+        };
+        sandbox.add_read_only(&kept);
+        let script = format!(
+            "cat {kept}/LICENSE && if touch {kept}/x 2>/dev/null; then echo wrote; fi; touch {work}/ok",
+            kept = kept.display(),
+            work = work.path().display()
+        );
+        let out = sandbox
+            .shell_command(&script, work.path())
+            .output()
+            .await
+            .expect("runs");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "MIT", "{out:?}");
+        assert!(!kept.join("x").exists());
+        assert!(work.path().join("ok").exists());
     }
 }

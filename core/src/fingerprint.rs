@@ -49,13 +49,14 @@ fn last_word_is_hash(stem: &str) -> bool {
     let digits = word.chars().filter(char::is_ascii_digit).count();
     let upper = word.chars().any(|c| c.is_ascii_uppercase());
     let lower = word.chars().any(|c| c.is_ascii_lowercase());
+    let hex_with_digit = digits > 0 && word.chars().all(|c| c.is_ascii_hexdigit());
+    let upper_with_digit = digits > 0 && upper && !lower;
+    let mixed_case = upper && lower;
+    // esbuild's base-32 hashes, upper case, may hold no digit (`chunk-ZXQHFSSA`).
+    let esbuild = after_dash && word.len() == 8 && !lower;
     (8..=64).contains(&word.len())
         && letters + digits == word.len()
-        && ((digits > 0 && word.chars().all(|c| c.is_ascii_hexdigit()))
-            || (digits > 0 && upper && !lower)
-            || (upper && lower)
-            // esbuild's base-32 hashes, upper case, may hold no digit (`chunk-ZXQHFSSA`).
-            || (after_dash && word.len() == 8 && !lower))
+        && (hex_with_digit || upper_with_digit || mixed_case || esbuild)
 }
 
 /// Rollup's `[name]-[hash]` and `[name].[hash]`: 8 characters of base64url (which holds `-`

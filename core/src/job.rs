@@ -32,6 +32,8 @@ pub mod env {
     pub const BUILD_PROCESSES: &str = "SCALEMESH_BUILD_PROCESSES";
     pub const BUILD_DISK: &str = "SCALEMESH_BUILD_DISK";
     pub const BUILD_UID: &str = "SCALEMESH_BUILD_UID";
+    pub const NODE_MIRROR: &str = "SCALEMESH_NODE_MIRROR";
+    pub const TOOLCHAINS: &str = "SCALEMESH_TOOLCHAINS";
 }
 
 /// Where install and build commands run (`SCALEMESH_SANDBOX`).
@@ -102,6 +104,12 @@ pub struct BuildJob {
     /// The user id the build's commands run as, when the builder runs as root: one per build
     /// running at once, so builds cannot touch each other's files or processes.
     pub build_uid: Option<u32>,
+    /// The npm registry (or a mirror of it) Node.js versions are downloaded from, instead of
+    /// registry.npmjs.org.
+    pub node_mirror: Option<String>,
+    /// A folder where downloaded Node.js versions are kept for later builds; without one, a
+    /// download serves one build only.
+    pub toolchains: Option<String>,
 }
 
 /// The control groups of a build named `name` (its deployment id) under the hierarchy at
@@ -138,8 +146,15 @@ impl BuildJob {
             (env::STORAGE, self.storage.clone()),
             (env::BUILD_TIMEOUT, self.timeout_secs.to_string()),
         ];
-        if let Some(endpoint) = &self.s3_endpoint {
-            vars.push((env::S3_ENDPOINT, endpoint.clone()));
+        let options = [
+            (env::S3_ENDPOINT, &self.s3_endpoint),
+            (env::NODE_MIRROR, &self.node_mirror),
+            (env::TOOLCHAINS, &self.toolchains),
+        ];
+        for (name, value) in options {
+            if let Some(v) = value {
+                vars.push((name, v.clone()));
+            }
         }
         let limits = [
             (env::BUILD_MEMORY, self.limits.memory),
@@ -234,6 +249,8 @@ mod tests {
                 disk: None,
             },
             build_uid: Some(200_001),
+            node_mirror: Some("http://127.0.0.1:4873".into()),
+            toolchains: None,
         };
         let vars: std::collections::BTreeMap<_, _> = job.to_env().into_iter().collect();
         assert_eq!(vars[env::GIT_REF], "main");
@@ -243,6 +260,8 @@ mod tests {
         assert_eq!(vars[env::BUILD_MEMORY], "1073741824");
         assert_eq!(vars[env::BUILD_UID], "200001");
         assert!(!vars.contains_key(env::BUILD_PROCESSES));
+        assert_eq!(vars[env::NODE_MIRROR], "http://127.0.0.1:4873");
+        assert!(!vars.contains_key(env::TOOLCHAINS));
     }
 
     #[test]

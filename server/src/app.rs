@@ -28,6 +28,8 @@ pub struct App {
     pub(crate) proxy: Option<Proxy>,
     pub(crate) builder_api_url: String,
     pub(crate) s3_endpoint: Option<String>,
+    /// The npm registry (or mirror) builds download Node.js from, when not the public one.
+    pub(crate) node_mirror: Option<String>,
     pub(crate) build_timeout: Duration,
     /// How often the runner is asked about jobs it runs elsewhere.
     pub(crate) reconcile_every: Duration,

@@ -182,6 +182,8 @@ impl App {
             owner: dep.created_by.to_string(),
             limits: self.build_limits,
             build_uid: None,
+            node_mirror: self.node_mirror.clone(),
+            toolchains: None,
         })
     }
 

@@ -88,6 +88,7 @@ impl Server {
                     build_timeout: settings.build_timeout,
                     sandbox: settings.sandbox,
                     build_uid_base: settings.build_uid_base,
+                    toolchains: settings.data_dir().join("toolchains"),
                 };
                 Self::build_with_runner(settings, listeners, move |events| {
                     Arc::new(LocalRunner::new(local, events))
@@ -140,6 +141,7 @@ impl Server {
             proxy,
             builder_api_url,
             s3_endpoint: settings.s3_endpoint.clone(),
+            node_mirror: settings.node_mirror.clone(),
             build_timeout: settings.build_timeout,
             reconcile_every: settings.reconcile_interval,
             max_upload_bytes: settings.max_upload_mb.saturating_mul(1024 * 1024),

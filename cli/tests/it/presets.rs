@@ -16,7 +16,10 @@ fn tool(name: &str, command: &str, script: &str) -> [(String, String); 2] {
             format!("{dir}/package.json"),
             format!(r#"{{"name":"{name}","version":"1.0.0","bin":{{"{command}":"cli.cjs"}}}}"#),
         ),
-        (format!("{dir}/cli.cjs"), format!("#!/usr/bin/env node\n{script}")),
+        (
+            format!("{dir}/cli.cjs"),
+            format!("#!/usr/bin/env node\n{script}"),
+        ),
     ]
 }
 
@@ -82,7 +85,10 @@ fn angular_app() -> Vec<(String, String)> {
             r#"{"version":1,"projects":{"shop":{"projectType":"application","architect":{"build":{"builder":"@angular/build:application","options":{"outputPath":"dist/shop","browser":"src/main.ts"}}}}}}"#,
         ),
         ("src/main.ts", "bootstrapApplication(App);\n"),
-        ("vendor/angular-core/package.json", r#"{"name":"@angular/core","version":"1.0.0"}"#),
+        (
+            "vendor/angular-core/package.json",
+            r#"{"name":"@angular/core","version":"1.0.0"}"#,
+        ),
     ]);
     files.extend(tool("@angular/cli", "ng", &script));
     files
@@ -100,8 +106,14 @@ fn vite_app() -> Vec<(String, String)> {
 "scripts":{"dev":"vite","build":"vite build","preview":"vite preview"},
 "devDependencies":{"vite":"file:vendor/vite"}}"#,
         ),
-        ("index.html", "<div id=\"app\"></div><script type=\"module\" src=\"/src/main.js\"></script>"),
-        ("src/main.js", "document.querySelector('#app').textContent = 'hi';\n"),
+        (
+            "index.html",
+            "<div id=\"app\"></div><script type=\"module\" src=\"/src/main.js\"></script>",
+        ),
+        (
+            "src/main.js",
+            "document.querySelector('#app').textContent = 'hi';\n",
+        ),
     ]);
     files.extend(tool("vite", "vite", &script));
     files
@@ -142,7 +154,10 @@ async fn node_presets_build_into_their_frameworks_folders() {
         res.text().await.expect("body"),
         "<h1>Notes from Eleventy</h1>"
     );
-    assert_eq!(stack.site("blog.localhost", "/robots.txt").await.status(), 200);
+    assert_eq!(
+        stack.site("blog.localhost", "/robots.txt").await.status(),
+        200
+    );
 
     let angular = repo_with(&git, "shop", angular_app());
     let log = deploy_ok(&stack, &angular.url, "shop");
@@ -161,7 +176,10 @@ async fn node_presets_build_into_their_frameworks_folders() {
         res.headers()
     );
     assert_eq!(
-        stack.site("shop.localhost", "/3rdpartylicenses.txt").await.status(),
+        stack
+            .site("shop.localhost", "/3rdpartylicenses.txt")
+            .await
+            .status(),
         404,
         "only the browser folder is published"
     );
@@ -169,7 +187,9 @@ async fn node_presets_build_into_their_frameworks_folders() {
     let vite = repo_with(&git, "vite-app", vite_app());
     let log = deploy_ok(&stack, &vite.url, "vite-app");
     assert_logged(&log, &["Detected Vite (vite in devDependencies"]);
-    let res = stack.site("vite-app.localhost", "/assets/index-CAoPt-vL.js").await;
+    let res = stack
+        .site("vite-app.localhost", "/assets/index-CAoPt-vL.js")
+        .await;
     assert_eq!(res.status(), 200);
     assert!(
         res.headers()["cache-control"]
@@ -193,7 +213,12 @@ async fn a_second_build_restores_the_first_ones_cache_unless_told_not_to() {
     let second = deploy_ok(&stack, &repo.url, "blog");
     assert_logged(&second, &["Restored the build cache"]);
     assert_eq!(
-        stack.site("blog.localhost", "/").await.text().await.expect("body"),
+        stack
+            .site("blog.localhost", "/")
+            .await
+            .text()
+            .await
+            .expect("body"),
         "<h1>Notes from Eleventy</h1>"
     );
 
@@ -246,9 +271,15 @@ async fn python_sites_build_in_a_virtual_environment() {
     let repo = git.repo(
         "docs",
         &[
-            ("mkdocs.yml", "site_name: Handbook\nnav:\n  - Home: index.md\n"),
+            (
+                "mkdocs.yml",
+                "site_name: Handbook\nnav:\n  - Home: index.md\n",
+            ),
             ("docs/index.md", "The handbook"),
-            ("requirements.txt", "./wheels/mkdocs-1.6.1-py3-none-any.whl\n"),
+            (
+                "requirements.txt",
+                "./wheels/mkdocs-1.6.1-py3-none-any.whl\n",
+            ),
         ],
     );
     write_mkdocs_wheel(&repo.path.join("wheels"));
@@ -256,14 +287,14 @@ async fn python_sites_build_in_a_virtual_environment() {
     let log = deploy_ok(&stack, &repo.url, "handbook");
     assert_logged(
         &log,
-        &[
-            "Detected MkDocs (mkdocs.yml",
-            "Documentation built",
-        ],
+        &["Detected MkDocs (mkdocs.yml", "Documentation built"],
     );
     let res = stack.site("handbook.localhost", "/").await;
     assert_eq!(res.text().await.expect("body"), "<h1>The handbook</h1>");
-    assert_eq!(stack.site("handbook.localhost", "/about/").await.status(), 200);
+    assert_eq!(
+        stack.site("handbook.localhost", "/about/").await.status(),
+        200
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -281,8 +312,14 @@ async fn a_server_app_fails_with_how_to_make_it_static_and_production_stays() {
                     "package.json",
                     r#"{"name":"web","scripts":{"build":"next build"},"dependencies":{"next":"15.1.0","react":"19.0.0","react-dom":"19.0.0"}}"#,
                 ),
-                ("next.config.mjs", "const nextConfig = {};\nexport default nextConfig;\n"),
-                ("app/page.js", "export default function Page() { return 'hi'; }\n"),
+                (
+                    "next.config.mjs",
+                    "const nextConfig = {};\nexport default nextConfig;\n",
+                ),
+                (
+                    "app/page.js",
+                    "export default function Page() { return 'hi'; }\n",
+                ),
             ],
             "output: 'export'",
         ),

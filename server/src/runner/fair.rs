@@ -80,6 +80,8 @@ mod tests {
             owner: owner.into(),
             limits: Default::default(),
             build_uid: None,
+            node_mirror: None,
+            toolchains: None,
         }
     }
 

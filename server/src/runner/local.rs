@@ -42,6 +42,8 @@ pub struct LocalSettings {
     pub sandbox: SandboxMode,
     /// The first user id builds run as; each running build has its own.
     pub build_uid_base: u32,
+    /// Where builds keep the Node.js versions they download, for later builds.
+    pub toolchains: PathBuf,
 }
 
 struct Inner {
@@ -50,6 +52,7 @@ struct Inner {
     hard_timeout: Duration,
     sandbox: SandboxMode,
     build_uid_base: u32,
+    toolchains: PathBuf,
     events: mpsc::UnboundedSender<RunnerEvent>,
     state: Mutex<State>,
 }
@@ -96,6 +99,7 @@ impl LocalRunner {
                 hard_timeout: settings.build_timeout + TIMEOUT_GRACE,
                 sandbox: settings.sandbox,
                 build_uid_base: settings.build_uid_base,
+                toolchains: settings.toolchains,
                 events,
                 state: Mutex::new(State::default()),
             }),
@@ -122,6 +126,7 @@ impl Inner {
                 };
                 let uid = state.free_uid(self.build_uid_base);
                 job.build_uid = Some(uid);
+                job.toolchains = Some(self.toolchains.display().to_string());
                 let (stop_tx, stop_rx) = oneshot::channel();
                 state.running.insert(
                     job.deployment.clone(),

@@ -1002,6 +1002,23 @@ async fn repositories_inside_the_network_are_refused() {
     );
 }
 
+/// The Node.js mirror the server is given reaches every build job.
+#[tokio::test]
+async fn the_node_mirror_reaches_the_builder() {
+    let app = spawn_app_with(|s| s.node_mirror = Some("http://127.0.0.1:4873".into())).await;
+    let (id, job) = app.deploy("mirrored").await;
+    assert_eq!(
+        job.node_mirror.as_deref(),
+        Some("http://127.0.0.1:4873"),
+        "{id}"
+    );
+    assert!(
+        job.to_env()
+            .iter()
+            .any(|(k, v)| *k == "SCALEMESH_NODE_MIRROR" && v == "http://127.0.0.1:4873")
+    );
+}
+
 /// One user cannot fill the queue: past their share, deploys are refused with 429 and the
 /// reason, and other users deploy as before.
 #[tokio::test]
