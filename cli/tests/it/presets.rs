@@ -339,9 +339,14 @@ async fn a_server_app_fails_with_how_to_make_it_static_and_production_stays() {
             "static",
         ),
     ];
+    let mut previous: Vec<&str> = Vec::new();
     for (name, files, how) in cases {
-        let repo = git.repo(name, files);
-        let out = stack.cli(&["deploy", &repo.url, "--project", "web"]);
+        // The same repository, now holding the server app in place of the last one.
+        let mut change: Vec<(&str, &str)> = previous.iter().map(|p| (*p, "")).collect();
+        change.extend_from_slice(files);
+        good.commit(&change, name);
+        previous = files.iter().map(|(p, _)| *p).collect();
+        let out = stack.cli(&["deploy", &good.url, "--project", "web"]);
         assert!(!out.status.success(), "{name} must fail");
         let log = stderr(&out);
         assert!(log.contains(how), "{name}: {how:?} in\n{log}");
