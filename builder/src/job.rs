@@ -15,6 +15,7 @@ use scalemesh_core::storage::Storage;
 use scalemesh_core::wire::Progress;
 use scalemesh_core::words::{human_bytes, plural};
 
+use crate::cache::{self, BuildCache, Roots};
 use crate::detect;
 use crate::exec::{self, BuildEnv};
 use crate::limits::{Enforcer, Limits};
@@ -113,6 +114,16 @@ pub async fn run(cx: &JobContext<'_>) -> anyhow::Result<()> {
     }
 
     if plan.install.is_some() || plan.build.is_some() {
+        let say = |line: String| log.system(line);
+        let cache = BuildCache::open(job, cx.storage.clone(), cx.work, &say);
+        let cached = cache::defaults(&root, &plan.provider, settings.node_version.as_deref());
+        let roots = Roots {
+            app: &root,
+            home: &home,
+        };
+        let session = cache
+            .restore(&cached.parts, &cached.dirs, roots, &sandbox)
+            .await;
         let env = BuildEnv::new(cx.work, cx.build_env);
         let steps = [
             ("install", &plan.install, Phase::Installing),
@@ -133,6 +144,7 @@ pub async fn run(cx: &JobContext<'_>) -> anyhow::Result<()> {
                 (None, None) => anyhow::bail!("the {name} command was stopped"),
             }
         }
+        cache.save(&session, &cached.dirs, roots).await;
     }
 
     let output = detect::output_folder(&root, &plan).map_err(anyhow::Error::msg)?;

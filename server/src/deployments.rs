@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::Context;
 use scalemesh_core::git::{GitRef, GitUrl};
 use scalemesh_core::going_live::GoingLive;
-use scalemesh_core::job::{BuildJob, JobSource};
+use scalemesh_core::job::{BuildCacheSetting, BuildJob, JobSource};
 use scalemesh_core::layout::{self, Route};
 use scalemesh_core::storage::{Body, ObjectMeta};
 use scalemesh_core::wire::{BuilderReport, LogAck, LogFrame, NewLogLine};
@@ -20,6 +20,24 @@ use crate::db::{
     AppendOutcome, DeploymentRow, NewDeployment, ProjectRow, Readied, Transition, TransitionOutcome,
 };
 use crate::error::{ApiError, ApiResult};
+
+/// What a deploy request asked for besides its source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeployOptions {
+    /// Move the production alias when the build is ready.
+    pub promote: bool,
+    /// Build without restoring the build cache.
+    pub no_cache: bool,
+}
+
+impl Default for DeployOptions {
+    fn default() -> Self {
+        Self {
+            promote: true,
+            no_cache: false,
+        }
+    }
+}
 
 /// Where a new deployment's source comes from.
 pub enum NewSource<'a> {
@@ -53,7 +71,7 @@ impl App {
         &self,
         project: &ProjectRow,
         source: NewSource<'_>,
-        promote: bool,
+        options: DeployOptions,
         by: i64,
     ) -> ApiResult<DeploymentRow> {
         let id = DeploymentId::generate();
@@ -103,8 +121,9 @@ impl App {
                 source_kind,
                 git_url,
                 git_ref,
-                promote,
+                promote: options.promote,
                 created_by: by,
+                no_cache: options.no_cache,
             })
             .await;
         let row = match inserted {
@@ -182,6 +201,10 @@ impl App {
             owner: dep.created_by.to_string(),
             limits: self.build_limits,
             build_uid: None,
+            build_cache: self.build_cache.clone().map(|cache| BuildCacheSetting {
+                restore: cache.restore && !dep.no_cache,
+                ..cache
+            }),
         })
     }
 

@@ -104,6 +104,12 @@ pub struct Settings {
     #[arg(long, env = "SCALEMESH_BUILD_MEMORY", default_value = "2GiB", value_parser = scalemesh_core::size::parse)]
     pub build_memory: u64,
 
+    /// Most disk the build cache may take (e.g. 5GB; 0 turns it off): dependencies and framework
+    /// caches kept between builds of a project, in <data dir>/build-cache with the local runner,
+    /// in storage (`__cache/`) with ECS.
+    #[arg(long, env = "SCALEMESH_BUILD_CACHE_SIZE", default_value = "5GB", value_parser = scalemesh_core::size::parse)]
+    pub build_cache: u64,
+
     /// Most processes one build may run at once.
     #[arg(long, env = "SCALEMESH_BUILD_PROCESSES", default_value_t = 512)]
     pub build_processes: u64,

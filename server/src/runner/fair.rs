@@ -80,6 +80,7 @@ mod tests {
             owner: owner.into(),
             limits: Default::default(),
             build_uid: None,
+            build_cache: None,
         }
     }
 
