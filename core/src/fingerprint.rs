@@ -51,8 +51,7 @@ fn last_word_is_hash(stem: &str) -> bool {
     let lower = word.chars().any(|c| c.is_ascii_lowercase());
     (8..=64).contains(&word.len())
         && letters + digits == word.len()
-        && ((digits > 0 && word.chars().all(|c| c.is_ascii_hexdigit()))
-            || (digits > 0 && upper && !lower)
+        && ((digits > 0 && (word.chars().all(|c| c.is_ascii_hexdigit()) || (upper && !lower)))
             || (upper && lower)
             // esbuild's base-32 hashes, upper case, may hold no digit (`chunk-ZXQHFSSA`).
             || (after_dash && word.len() == 8 && !lower))
