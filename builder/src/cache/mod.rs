@@ -223,3 +223,6 @@ impl<'a> BuildCache<'a> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
