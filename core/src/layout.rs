@@ -67,6 +67,11 @@ pub fn source_archive(deployment: &DeploymentId) -> String {
     format!("__sources/{deployment}.tar.gz")
 }
 
+/// Every build cache of `project`.
+pub fn build_cache_prefix(project: &ProjectName) -> String {
+    format!("__cache/{project}/")
+}
+
 /// A project's build cache for one key (a hex digest of what decides its contents). Only
 /// builders read it: no proxy or server path looks under `__cache/`.
 pub fn build_cache(project: &ProjectName, key: &str) -> String {
@@ -193,6 +198,7 @@ mod tests {
         assert_eq!(source_archive(&d), "__sources/abcdefghijkl.tar.gz");
         assert_eq!(project_prefix(&p), "__output/site/");
         assert_eq!(build_cache(&p, "ab12"), "__cache/site/ab12.tar.zst");
+        assert!(build_cache(&p, "ab12").starts_with(&build_cache_prefix(&p)));
     }
 
     #[test]

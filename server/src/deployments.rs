@@ -9,9 +9,9 @@ use scalemesh_core::git::{GitRef, GitUrl};
 use scalemesh_core::going_live::GoingLive;
 use scalemesh_core::job::{BuildCacheSetting, BuildJob, JobSource};
 use scalemesh_core::layout::{self, Route};
-use scalemesh_core::storage::{Body, ObjectMeta};
+use scalemesh_core::storage::{Body, ObjectMeta, StorageUrl};
 use scalemesh_core::wire::{BuilderReport, LogAck, LogFrame, NewLogLine};
-use scalemesh_core::{DeploymentId, DeploymentStatus, Phase};
+use scalemesh_core::{DeploymentId, DeploymentStatus, Phase, ProjectName};
 use time::OffsetDateTime;
 
 use crate::app::App;
@@ -522,14 +522,21 @@ impl App {
                 .delete_project(project.id, OffsetDateTime::now_utc() + self.name_hold)
                 .await?;
         }
+        self.forget_build_cache(&project.name);
         let storage = self.storage.clone();
         let name = project.name.clone();
         tokio::spawn(async move {
-            // Everything of the project: files, their compressed variants, manifests.
+            // Everything of the project: files, their compressed variants, manifests, caches.
             let mut keys = storage
                 .list(&layout::project_prefix(&name))
                 .await
                 .unwrap_or_default();
+            keys.extend(
+                storage
+                    .list(&layout::build_cache_prefix(&name))
+                    .await
+                    .unwrap_or_default(),
+            );
             keys.extend(
                 deployments
                     .iter()
@@ -544,6 +551,23 @@ impl App {
             }
         });
         Ok(())
+    }
+
+    /// Removes a deleted project's local build caches: a project made later under the same name
+    /// starts from nothing of the one before.
+    fn forget_build_cache(&self, project: &ProjectName) {
+        let folder = self
+            .build_cache
+            .as_ref()
+            .and_then(|cache| StorageUrl::parse(&cache.location).ok());
+        if let Some(StorageUrl::Folder(root)) = folder {
+            let dir = root.join(project.as_str());
+            if let Err(e) = std::fs::remove_dir_all(&dir)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(folder = %dir.display(), error = %e, "could not remove a deleted project's build cache");
+            }
+        }
     }
 
     pub async fn cancel(&self, dep: &DeploymentRow, by: &str) -> ApiResult<DeploymentRow> {

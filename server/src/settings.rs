@@ -257,4 +257,20 @@ mod tests {
         let message = wrong.expect_err("refused").to_string();
         assert!(message.contains("not a size"), "{message}");
     }
+
+    /// `--build-cache` is a size too; 0 turns the cache off.
+    #[test]
+    fn the_build_cache_is_a_size() {
+        let table: &[(&[&str], u64)] = &[
+            (&[], 5 << 30),
+            (&["--build-cache", "0"], 0),
+            (&["--build-cache", "20GiB"], 20 << 30),
+        ];
+        for (flags, bytes) in table {
+            let args = std::iter::once("scalemesh-server").chain(flags.iter().copied());
+            let settings = Settings::try_parse_from(args).expect("parses");
+            assert_eq!(settings.build_cache, *bytes, "{flags:?}");
+        }
+        assert!(Settings::try_parse_from(["scalemesh-server", "--build-cache", "lots"]).is_err());
+    }
 }

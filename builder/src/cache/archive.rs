@@ -6,6 +6,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -50,13 +51,17 @@ pub struct Contents {
 }
 
 /// Packs those of `dirs` that exist as real folders under `roots` into `out`. A folder inside
-/// another listed one is packed once, with it.
+/// another listed one is packed once, with it. Every file packed must really be inside
+/// `within` (the build's work folder) once opened: a process the build left running could
+/// swap a folder for a link while it is packed.
 pub fn pack(
     dirs: &[CachedDir],
     roots: Roots<'_>,
+    within: &Path,
     out: &Path,
     limits: Limits,
 ) -> Result<Contents, ArchiveError> {
+    let within = within.canonicalize()?;
     let file = File::create(out)?;
     let encoder = zstd::stream::write::Encoder::new(file, 3)?;
     let mut tar = tar::Builder::new(encoder);
@@ -70,11 +75,22 @@ pub fn pack(
             continue;
         };
         let name = format!("{}/{}", dir.under().name(), dir.path());
-        pack_tree(&mut tar, &path, &name, &mut contents, limits)?;
+        let walk = Walk {
+            within: &within,
+            limits,
+        };
+        pack_tree(&mut tar, &path, &name, &mut contents, walk)?;
         contents.dirs.push(dir.clone());
     }
     tar.into_inner()?.finish()?.sync_all()?;
     Ok(contents)
+}
+
+/// What a packing walk keeps to.
+#[derive(Clone, Copy)]
+struct Walk<'a> {
+    within: &'a Path,
+    limits: Limits,
 }
 
 /// Appends the folder at `path` and everything below it as `name/…`, depth first, sorted.
@@ -83,8 +99,9 @@ fn pack_tree<W: Write>(
     path: &Path,
     name: &str,
     contents: &mut Contents,
-    limits: Limits,
+    walk: Walk<'_>,
 ) -> Result<(), ArchiveError> {
+    let limits = walk.limits;
     let mut stack = vec![(path.to_path_buf(), name.to_owned())];
     while let Some((path, name)) = stack.pop() {
         contents.entries += 1;
@@ -118,7 +135,7 @@ fn pack_tree<W: Write>(
                 }
             }
         } else if kind.is_file() {
-            pack_file(tar, &path, &name, &mut header, contents, limits)?;
+            pack_file(tar, &path, &name, &mut header, contents, walk)?;
         }
     }
     Ok(())
@@ -130,8 +147,9 @@ fn pack_file<W: Write>(
     name: &str,
     header: &mut tar::Header,
     contents: &mut Contents,
-    limits: Limits,
+    walk: Walk<'_>,
 ) -> Result<(), ArchiveError> {
+    let limits = walk.limits;
     // Opened without following a link, nor blocking on a pipe put in its place since.
     let flags = nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK;
     let file = std::fs::OpenOptions::new()
@@ -141,6 +159,13 @@ fn pack_file<W: Write>(
     let meta = file.metadata()?;
     if !meta.file_type().is_file() {
         return Ok(());
+    }
+    // Where the kernel says the open file is, whatever the path went through.
+    let real = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
+    if !real.starts_with(walk.within) {
+        return Err(ArchiveError::Refused(format!(
+            "{name} is outside the work folder"
+        )));
     }
     contents.bytes += meta.len();
     if contents.bytes > limits.bytes {
@@ -296,7 +321,14 @@ mod tests {
             home: home.path(),
         };
         let out = work.path().join("cache.tar.zst");
-        let packed = pack(&dirs, roots, &out, Limits::default()).expect("packed");
+        let within = tmp();
+        let refused = pack(&dirs, roots, within.path(), &out, Limits::default());
+        assert!(
+            matches!(refused, Err(ArchiveError::Refused(_))),
+            "files outside the work folder: {refused:?}"
+        );
+        let everything = Path::new("/");
+        let packed = pack(&dirs, roots, everything, &out, Limits::default()).expect("packed");
         assert_eq!(packed.dirs, [dirs[0].clone(), dirs[4].clone()]);
         assert_eq!(packed.bytes, 13 + 6, "links are not followed");
 
@@ -409,10 +441,10 @@ mod tests {
             entries: 10,
         };
         assert!(matches!(
-            pack(&dirs, roots, &out, small),
+            pack(&dirs, roots, Path::new("/"), &out, small),
             Err(ArchiveError::TooLarge { .. })
         ));
-        pack(&dirs, roots, &out, Limits::default()).expect("packed");
+        pack(&dirs, roots, Path::new("/"), &out, Limits::default()).expect("packed");
         let staging = work.path().join("staging");
         std::fs::create_dir(&staging).expect("mkdir");
         let few = Limits {

@@ -195,12 +195,13 @@ impl<'a> BuildCache<'a> {
         let staged = store.staging(&self.project, key, &self.scratch)?;
         let (limits, dirs_owned, staged_owned) = (self.limits, dirs.to_vec(), staged.clone());
         let (app, home) = (roots.app.to_path_buf(), roots.home.to_path_buf());
+        let within = self.scratch.clone();
         let packed = tokio::task::spawn_blocking(move || {
             let roots = Roots {
                 app: &app,
                 home: &home,
             };
-            archive::pack(&dirs_owned, roots, &staged_owned, limits)
+            archive::pack(&dirs_owned, roots, &within, &staged_owned, limits)
         })
         .await?;
         let contents = match packed {
