@@ -155,11 +155,15 @@ impl<'a> BuildCache<'a> {
             let _ = std::fs::remove_file(&fetched.path);
         }
         let (contents, placed) = unpacked??;
-        let mut labels = Vec::new();
-        for place in &placed {
-            sandbox.hand_over(&place.handed)?;
-            labels.push(place.dir.label());
+        let handed = placed.iter().try_for_each(|p| sandbox.hand_over(&p.handed));
+        if let Err(e) = handed {
+            // Files the build's user cannot write would fail its install: none rather.
+            for place in &placed {
+                let _ = std::fs::remove_dir_all(&place.handed);
+            }
+            return Err(e);
         }
+        let labels: Vec<_> = placed.iter().map(|p| p.dir.label()).collect();
         (self.say)(format!(
             "Restored the build cache ({}: {}) in {:.1}s",
             human_bytes(contents.bytes),
