@@ -15,6 +15,7 @@ use scalemesh_core::storage::Storage;
 use scalemesh_core::wire::Progress;
 use scalemesh_core::words::{human_bytes, plural};
 
+use crate::cache::{self, BuildCache, Roots};
 use crate::detect;
 use crate::exec::{self, BuildEnv};
 use crate::limits::{Enforcer, Limits};
@@ -210,10 +211,20 @@ async fn run_plan(
     let mut env = BuildEnv::new(cx.work, cx.build_env);
     let path: Vec<PathBuf> = plan.path.iter().map(|p| p.resolve(root, home)).collect();
     env.extend(&plan.env, &path);
-    if matches!(plan.runtime, detect::Runtime::Node(_)) || settings.node_version.is_some() {
-        use_node(cx, root, settings, &mut env, sandbox).await?;
-    }
+    let node =
+        if matches!(plan.runtime, detect::Runtime::Node(_)) || settings.node_version.is_some() {
+            use_node(cx, root, settings, &mut env, sandbox).await?
+        } else {
+            None
+        };
     let sandbox = &*sandbox;
+    let say = |line: String| log.system(line);
+    let cache = BuildCache::open(cx.job, cx.storage.clone(), cx.work, &say);
+    let cached = cache::Entry::of(plan, root, node.as_deref());
+    let roots = Roots { app: root, home };
+    let session = cache
+        .restore(&cached.parts, &cached.dirs, roots, sandbox)
+        .await;
     let steps = [
         ("setup", &plan.setup, Phase::Installing),
         ("install", &plan.install, Phase::Installing),
@@ -238,6 +249,7 @@ async fn run_plan(
             (None, None) => anyhow::bail!("the {name} command was stopped"),
         }
     }
+    cache.save(&session, &cached.dirs, roots).await;
     Ok(())
 }
 
@@ -280,7 +292,7 @@ async fn use_node(
     settings: &BuildSettings,
     env: &mut BuildEnv,
     sandbox: &mut Sandbox,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<String>> {
     let mirror = cx.job.node_mirror.as_deref();
     let toolchains = match &cx.job.toolchains {
         Some(store) => Toolchains::new(PathBuf::from(store), true, mirror),
@@ -289,7 +301,7 @@ async fn use_node(
     let say = |line: String| cx.log.system(line);
     let wanted = settings.node_version.as_deref();
     let Some(node) = toolchain::node::prepare(root, wanted, &toolchains, &say).await? else {
-        return Ok(());
+        return Ok(None);
     };
     let other_user = nix::unistd::geteuid().is_root();
     let node = node.within_reach(cx.work, other_user)?;
@@ -298,7 +310,7 @@ async fn use_node(
         env.prepend_path(bin);
         sandbox.add_read_only(folder);
     }
-    Ok(())
+    Ok(Some(node.version.to_string()))
 }
 
 /// The project's settings overlaid with the repository's `scalemesh.json`, which wins.

@@ -2,6 +2,7 @@
 //! in the sandbox, uploading the output, reporting to the API. `main.rs` puts them together;
 //! `examples/upload.rs` (the upload benchmark) uses the uploader alone.
 
+pub mod cache;
 pub mod detect;
 pub mod exec;
 pub mod job;

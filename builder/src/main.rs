@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use scalemesh_core::git::{GitRef, GitUrl};
-use scalemesh_core::job::{BuildJob, BuildLimits, JobSource, env};
+use scalemesh_core::job::{BuildCacheSetting, BuildJob, BuildLimits, JobSource, env};
 use scalemesh_core::netguard::AllowList;
 use scalemesh_core::site_config::BuildSettings;
 use scalemesh_core::storage::{self, StorageOptions, StorageUrl};
@@ -90,6 +90,16 @@ struct Args {
     /// How long the whole job may take.
     #[arg(long, env = env::BUILD_TIMEOUT, default_value = "15m", value_parser = duration::parse)]
     timeout: Duration,
+    /// Where the build cache is kept: file:///folder (this machine's), or `storage` (the job's
+    /// storage, under __cache/). Unset: no cache.
+    #[arg(long, env = env::BUILD_CACHE)]
+    build_cache: Option<String>,
+    /// Most bytes a build cache folder keeps, across projects.
+    #[arg(long, env = env::BUILD_CACHE_LIMIT)]
+    build_cache_limit: Option<u64>,
+    /// `false`: build without restoring the cache (a fresh one is still saved).
+    #[arg(long, env = env::BUILD_CACHE_RESTORE, default_value_t = true, action = clap::ArgAction::Set)]
+    build_cache_restore: bool,
     /// Where install and build commands run.
     #[arg(long, env = env::SANDBOX, default_value = "auto", value_parser = |s: &str| s.parse::<SandboxSetting>())]
     sandbox: SandboxSetting,
@@ -265,6 +275,11 @@ fn job_from(args: Args) -> anyhow::Result<(BuildJob, SandboxSetting)> {
         build_uid: args.build_uid,
         node_mirror: args.node_mirror,
         toolchains: args.toolchains,
+        build_cache: args.build_cache.map(|location| BuildCacheSetting {
+            location,
+            limit: args.build_cache_limit,
+            restore: args.build_cache_restore,
+        }),
     };
     Ok((job, args.sandbox))
 }

@@ -132,6 +132,10 @@ pub struct DeployArgs {
     /// Build without making the deployment live; it answers at its own URL only
     #[arg(long, alias = "no-promote")]
     pub preview: bool,
+    /// Build without restoring the build cache (dependencies are installed afresh; the new
+    /// cache is still saved)
+    #[arg(long)]
+    pub no_cache: bool,
     /// Return as soon as the deployment is queued, printing its URL
     #[arg(long)]
     pub no_wait: bool,

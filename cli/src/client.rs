@@ -243,15 +243,17 @@ impl Client {
         &self,
         project: &str,
         archive: bytes::Bytes,
-        promote: bool,
+        flags: DeployFlags,
         key: &IdempotencyKey,
     ) -> Result<Deployment, ClientError> {
         let path = api(&["projects", project, "deployments"]);
+        let promote = flags.promote.to_string();
+        let mut params = vec![("promote", promote.as_str())];
+        if flags.no_cache {
+            params.push(("no_cache", "true"));
+        }
         let req = self
-            .request(
-                Method::POST,
-                &query(path, &[("promote", &promote.to_string())]),
-            )
+            .request(Method::POST, &query(path, &params))
             .header(IdempotencyKey::HEADER, key.as_str())
             .header(reqwest::header::CONTENT_TYPE, "application/gzip")
             .body(archive);
@@ -417,6 +419,15 @@ fn encode(raw: &str) -> String {
         .remove(b'_')
         .remove(b'~');
     utf8_percent_encode(raw, SET).to_string()
+}
+
+/// What a deploy asks for besides its source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeployFlags {
+    /// Make the deployment live when it is ready.
+    pub promote: bool,
+    /// Build without restoring the build cache.
+    pub no_cache: bool,
 }
 
 #[cfg(test)]

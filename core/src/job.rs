@@ -34,6 +34,9 @@ pub mod env {
     pub const BUILD_UID: &str = "SCALEMESH_BUILD_UID";
     pub const NODE_MIRROR: &str = "SCALEMESH_NODE_MIRROR";
     pub const TOOLCHAINS: &str = "SCALEMESH_TOOLCHAINS";
+    pub const BUILD_CACHE: &str = "SCALEMESH_BUILD_CACHE";
+    pub const BUILD_CACHE_LIMIT: &str = "SCALEMESH_BUILD_CACHE_LIMIT";
+    pub const BUILD_CACHE_RESTORE: &str = "SCALEMESH_BUILD_CACHE_RESTORE";
 }
 
 /// Where install and build commands run (`SCALEMESH_SANDBOX`).
@@ -110,7 +113,25 @@ pub struct BuildJob {
     /// A folder where downloaded Node.js versions are kept for later builds; without one, a
     /// download serves one build only.
     pub toolchains: Option<String>,
+    /// Where the build keeps what a next build can reuse; `None`: nowhere.
+    pub build_cache: Option<BuildCacheSetting>,
 }
+
+/// Where a project's build cache lives, and whether this build starts from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildCacheSetting {
+    /// `file:///abs/folder` (one machine's cache) or `storage` (the job's storage, shared by
+    /// every task).
+    pub location: String,
+    /// Most bytes a local cache folder keeps, across projects.
+    pub limit: Option<u64>,
+    /// `false` when the user asked for a build without the cache: it is not restored, but the
+    /// build still saves a fresh one.
+    pub restore: bool,
+}
+
+/// `SCALEMESH_BUILD_CACHE=storage`: the cache is kept in the job's own storage.
+pub const BUILD_CACHE_IN_STORAGE: &str = "storage";
 
 /// The control groups of a build named `name` (its deployment id) under the hierarchy at
 /// `root`: the one folder of cgroup v2, or one per v1 controller. The builder makes them; the
@@ -165,6 +186,15 @@ impl BuildJob {
         for (name, value) in limits {
             if let Some(v) = value {
                 vars.push((name, v.to_string()));
+            }
+        }
+        if let Some(cache) = &self.build_cache {
+            vars.push((env::BUILD_CACHE, cache.location.clone()));
+            if let Some(limit) = cache.limit {
+                vars.push((env::BUILD_CACHE_LIMIT, limit.to_string()));
+            }
+            if !cache.restore {
+                vars.push((env::BUILD_CACHE_RESTORE, "false".to_owned()));
             }
         }
         if !self.allow_private_git_hosts.is_empty() {
@@ -251,6 +281,11 @@ mod tests {
             build_uid: Some(200_001),
             node_mirror: Some("http://127.0.0.1:4873".into()),
             toolchains: None,
+            build_cache: Some(BuildCacheSetting {
+                location: BUILD_CACHE_IN_STORAGE.into(),
+                limit: None,
+                restore: false,
+            }),
         };
         let vars: std::collections::BTreeMap<_, _> = job.to_env().into_iter().collect();
         assert_eq!(vars[env::GIT_REF], "main");
@@ -262,6 +297,9 @@ mod tests {
         assert!(!vars.contains_key(env::BUILD_PROCESSES));
         assert_eq!(vars[env::NODE_MIRROR], "http://127.0.0.1:4873");
         assert!(!vars.contains_key(env::TOOLCHAINS));
+        assert_eq!(vars[env::BUILD_CACHE], "storage");
+        assert_eq!(vars[env::BUILD_CACHE_RESTORE], "false");
+        assert!(!vars.contains_key(env::BUILD_CACHE_LIMIT));
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //! __routes/<project>.json                  the production alias, written last, in one put
 //! __domains/<host>.json                    a custom domain: which project it serves
 //! __sources/<deployment>.tar.gz            uploaded local sources
+//! __cache/<project>/<key>.tar.zst          a build cache (dependencies, framework caches);
+//!                                          builders only, never a site
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -63,6 +65,17 @@ pub fn route(project: &ProjectName) -> String {
 
 pub fn source_archive(deployment: &DeploymentId) -> String {
     format!("__sources/{deployment}.tar.gz")
+}
+
+/// Every build cache of `project`.
+pub fn build_cache_prefix(project: &ProjectName) -> String {
+    format!("__cache/{project}/")
+}
+
+/// A project's build cache for one key (a hex digest of what decides its contents). Only
+/// builders read it: no proxy or server path looks under `__cache/`.
+pub fn build_cache(project: &ProjectName, key: &str) -> String {
+    format!("__cache/{project}/{key}.tar.zst")
 }
 
 /// The content of `__routes/<project>.json`: which deployment the project's host serves.
@@ -184,6 +197,8 @@ mod tests {
         assert_eq!(route(&p), "__routes/site.json");
         assert_eq!(source_archive(&d), "__sources/abcdefghijkl.tar.gz");
         assert_eq!(project_prefix(&p), "__output/site/");
+        assert_eq!(build_cache(&p, "ab12"), "__cache/site/ab12.tar.zst");
+        assert!(build_cache(&p, "ab12").starts_with(&build_cache_prefix(&p)));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use scalemesh_core::hosts::SiteHosts;
-use scalemesh_core::job::BuildLimits;
+use scalemesh_core::job::{BuildCacheSetting, BuildLimits};
 use scalemesh_core::netguard::AllowList;
 use scalemesh_core::storage::Storage;
 use scalemesh_proxy::Proxy;
@@ -58,6 +58,8 @@ pub struct App {
     pub(crate) body_rate: MinRate,
     /// What each build may use.
     pub(crate) build_limits: BuildLimits,
+    /// Where builds keep their cache; `None` when it is turned off.
+    pub(crate) build_cache: Option<BuildCacheSetting>,
 }
 
 impl App {

@@ -7,11 +7,11 @@ use std::path::Path;
 use anyhow::Context;
 use scalemesh_core::git::{GitRef, GitUrl};
 use scalemesh_core::going_live::GoingLive;
-use scalemesh_core::job::{BuildJob, JobSource};
+use scalemesh_core::job::{BuildCacheSetting, BuildJob, JobSource};
 use scalemesh_core::layout::{self, Route};
-use scalemesh_core::storage::{Body, ObjectMeta};
+use scalemesh_core::storage::{Body, ObjectMeta, StorageUrl};
 use scalemesh_core::wire::{BuilderReport, LogAck, LogFrame, NewLogLine};
-use scalemesh_core::{DeploymentId, DeploymentStatus, Phase};
+use scalemesh_core::{DeploymentId, DeploymentStatus, Phase, ProjectName};
 use time::OffsetDateTime;
 
 use crate::app::App;
@@ -20,6 +20,24 @@ use crate::db::{
     AppendOutcome, DeploymentRow, NewDeployment, ProjectRow, Readied, Transition, TransitionOutcome,
 };
 use crate::error::{ApiError, ApiResult};
+
+/// What a deploy request asked for besides its source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeployOptions {
+    /// Move the production alias when the build is ready.
+    pub promote: bool,
+    /// Build without restoring the build cache.
+    pub no_cache: bool,
+}
+
+impl Default for DeployOptions {
+    fn default() -> Self {
+        Self {
+            promote: true,
+            no_cache: false,
+        }
+    }
+}
 
 /// Where a new deployment's source comes from.
 pub enum NewSource<'a> {
@@ -53,7 +71,7 @@ impl App {
         &self,
         project: &ProjectRow,
         source: NewSource<'_>,
-        promote: bool,
+        options: DeployOptions,
         by: i64,
     ) -> ApiResult<DeploymentRow> {
         let id = DeploymentId::generate();
@@ -103,8 +121,9 @@ impl App {
                 source_kind,
                 git_url,
                 git_ref,
-                promote,
+                promote: options.promote,
                 created_by: by,
+                no_cache: options.no_cache,
             })
             .await;
         let row = match inserted {
@@ -184,6 +203,10 @@ impl App {
             build_uid: None,
             node_mirror: self.node_mirror.clone(),
             toolchains: None,
+            build_cache: self.build_cache.clone().map(|cache| BuildCacheSetting {
+                restore: cache.restore && !dep.no_cache,
+                ..cache
+            }),
         })
     }
 
@@ -501,14 +524,21 @@ impl App {
                 .delete_project(project.id, OffsetDateTime::now_utc() + self.name_hold)
                 .await?;
         }
+        self.forget_build_cache(&project.name);
         let storage = self.storage.clone();
         let name = project.name.clone();
         tokio::spawn(async move {
-            // Everything of the project: files, their compressed variants, manifests.
+            // Everything of the project: files, their compressed variants, manifests, caches.
             let mut keys = storage
                 .list(&layout::project_prefix(&name))
                 .await
                 .unwrap_or_default();
+            keys.extend(
+                storage
+                    .list(&layout::build_cache_prefix(&name))
+                    .await
+                    .unwrap_or_default(),
+            );
             keys.extend(
                 deployments
                     .iter()
@@ -523,6 +553,23 @@ impl App {
             }
         });
         Ok(())
+    }
+
+    /// Removes a deleted project's local build caches: a project made later under the same name
+    /// starts from nothing of the one before.
+    fn forget_build_cache(&self, project: &ProjectName) {
+        let folder = self
+            .build_cache
+            .as_ref()
+            .and_then(|cache| StorageUrl::parse(&cache.location).ok());
+        if let Some(StorageUrl::Folder(root)) = folder {
+            let dir = root.join(project.as_str());
+            if let Err(e) = std::fs::remove_dir_all(&dir)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(folder = %dir.display(), error = %e, "could not remove a deleted project's build cache");
+            }
+        }
     }
 
     pub async fn cancel(&self, dep: &DeploymentRow, by: &str) -> ApiResult<DeploymentRow> {

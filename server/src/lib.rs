@@ -41,7 +41,7 @@ use app::App;
 use db::SqliteStore;
 use logs::LogHub;
 use runner::{EcsRunner, EcsSettings, LocalRunner, Runner, RunnerEvent};
-use scalemesh_core::job::SandboxMode;
+use scalemesh_core::job::{BUILD_CACHE_IN_STORAGE, BuildCacheSetting, SandboxMode};
 use settings::{RunnerKind, Settings};
 
 /// The sockets the server answers on, bound by the caller (so tests can use port 0).
@@ -66,6 +66,29 @@ impl Listeners {
         };
         Ok(Self { api, proxy })
     }
+}
+
+/// Where builds keep their cache: a folder of the data directory for local builds, the shared
+/// storage for ECS tasks (which share no disk).
+fn build_cache(settings: &Settings, data_dir: &std::path::Path) -> Option<BuildCacheSetting> {
+    if settings.build_cache == 0 {
+        return None;
+    }
+    let (location, limit) = match settings.runner {
+        RunnerKind::Local => {
+            let folder = data_dir.join("build-cache");
+            (
+                format!("file://{}", folder.display()),
+                Some(settings.build_cache),
+            )
+        }
+        RunnerKind::Ecs => (BUILD_CACHE_IN_STORAGE.to_owned(), None),
+    };
+    Some(BuildCacheSetting {
+        location,
+        limit,
+        restore: true,
+    })
 }
 
 pub struct Server {
@@ -164,6 +187,7 @@ impl Server {
                 processes: Some(settings.build_processes),
                 disk: Some(settings.build_disk),
             },
+            build_cache: build_cache(settings, &data_dir),
         });
         Ok(Self {
             app,

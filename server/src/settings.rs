@@ -104,6 +104,12 @@ pub struct Settings {
     #[arg(long, env = "SCALEMESH_BUILD_MEMORY", default_value = "2GiB", value_parser = scalemesh_core::size::parse)]
     pub build_memory: u64,
 
+    /// Most disk the build cache may take (e.g. 5GB; 0 turns it off): dependencies and framework
+    /// caches kept between builds of a project, in <data dir>/build-cache with the local runner,
+    /// in storage (`__cache/`) with ECS.
+    #[arg(long, env = "SCALEMESH_BUILD_CACHE_SIZE", default_value = "5GB", value_parser = scalemesh_core::size::parse)]
+    pub build_cache: u64,
+
     /// Most processes one build may run at once.
     #[arg(long, env = "SCALEMESH_BUILD_PROCESSES", default_value_t = 512)]
     pub build_processes: u64,
@@ -279,5 +285,21 @@ mod tests {
         for bad in ["npm.corp.lan", "ftp://npm.corp.lan", "file:///srv/npm", ""] {
             assert!(parse_http_url(bad).is_err(), "{bad}");
         }
+    }
+
+    /// `--build-cache` is a size too; 0 turns the cache off.
+    #[test]
+    fn the_build_cache_is_a_size() {
+        let table: &[(&[&str], u64)] = &[
+            (&[], 5 << 30),
+            (&["--build-cache", "0"], 0),
+            (&["--build-cache", "20GiB"], 20 << 30),
+        ];
+        for (flags, bytes) in table {
+            let args = std::iter::once("scalemesh-server").chain(flags.iter().copied());
+            let settings = Settings::try_parse_from(args).expect("parses");
+            assert_eq!(settings.build_cache, *bytes, "{flags:?}");
+        }
+        assert!(Settings::try_parse_from(["scalemesh-server", "--build-cache", "lots"]).is_err());
     }
 }

@@ -10,7 +10,7 @@ use scalemesh_core::words::{human_bytes, plural};
 use scalemesh_core::{DeploymentStatus, ProjectName};
 
 use crate::args::DeployArgs;
-use crate::client::{Client, ClientError, IdempotencyKey};
+use crate::client::{Client, ClientError, DeployFlags, IdempotencyKey};
 use crate::display::DeployView;
 use crate::error::CliError;
 use crate::escape::sanitize;
@@ -48,7 +48,10 @@ pub async fn run(client: &Client, args: DeployArgs) -> anyhow::Result<i32> {
         .clone()
         .or_else(|| link.as_ref().map(|l| l.project.clone()));
     let name = project_name(explicit.as_deref(), &source)?;
-    let promote = !args.preview;
+    let flags = DeployFlags {
+        promote: !args.preview,
+        no_cache: args.no_cache,
+    };
     let view = DeployView::new();
 
     // A folder is checked and packed before anything exists on the server: a mistake there
@@ -75,7 +78,7 @@ pub async fn run(client: &Client, args: DeployArgs) -> anyhow::Result<i32> {
         &source,
         packed,
         git_ref,
-        promote,
+        flags,
         project_name,
         &key,
     )
@@ -235,7 +238,7 @@ async fn start_deployment(
     source: &Source,
     packed: Option<pack::Packed>,
     git_ref: Option<GitRef>,
-    promote: bool,
+    flags: DeployFlags,
     project: &str,
     key: &IdempotencyKey,
 ) -> Result<Deployment, ClientError> {
@@ -244,7 +247,8 @@ async fn start_deployment(
             let body = CreateDeployment {
                 git_url: Some(url.as_str().to_owned()),
                 git_ref: git_ref.map(String::from),
-                promote: Some(promote),
+                promote: Some(flags.promote),
+                no_cache: flags.no_cache.then_some(true),
             };
             let body = &body;
             with_retries(view, move || client.deploy_git(project, body, key)).await
@@ -259,7 +263,7 @@ async fn start_deployment(
             ));
             let archive = bytes::Bytes::from(packed.archive);
             with_retries(view, move || {
-                client.deploy_archive(project, archive.clone(), promote, key)
+                client.deploy_archive(project, archive.clone(), flags, key)
             })
             .await
         }

@@ -304,7 +304,9 @@ async fn a_server_app_fails_with_how_to_make_it_static_and_production_stays() {
     let good = git.repo("good", &[("index.html", "<h1>live</h1>")]);
     deploy_ok(&stack, &good.url, "web");
 
-    let cases: [(&str, &[(&str, &str)], &str); 2] = [
+    // A name, the app's files, and what the failure must say.
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 2] = [
         (
             "next-server",
             &[

@@ -117,6 +117,9 @@ pub struct CreateDeployment {
     /// Move the production alias when the build is ready (default true).
     #[serde(default)]
     pub promote: Option<bool>,
+    /// Build without restoring the build cache (a fresh one is still saved).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_cache: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

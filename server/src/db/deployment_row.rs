@@ -28,6 +28,8 @@ pub struct DeploymentRow {
     pub created_by: i64,
     /// The runner's name for the job (an ECS task ARN).
     pub runner_ref: Option<String>,
+    /// Built without restoring the build cache, as asked.
+    pub no_cache: bool,
     pub production: bool,
     pub created_at: OffsetDateTime,
     pub building_at: Option<OffsetDateTime>,
@@ -38,7 +40,7 @@ pub struct DeploymentRow {
 pub(super) const SELECT: &str = "SELECT d.id, d.project_id, p.name, d.status, d.phase, d.progress_done, d.progress_total,
     d.reason, d.source_kind, d.git_url, d.git_ref, d.promote, d.job_token_hash,
     COALESCE(p.production_deployment = d.id, 0), d.created_at, d.building_at, d.uploading_at, d.finished_at,
-    d.runner_ref, COALESCE(d.created_by, p.owner_id)
+    d.runner_ref, COALESCE(d.created_by, p.owner_id), d.no_cache
     FROM deployments d JOIN projects p ON p.id = d.project_id";
 
 fn row_to_deployment(r: &Row<'_>) -> rusqlite::Result<Result<DeploymentRow, DbError>> {
@@ -73,6 +75,7 @@ fn row_to_deployment(r: &Row<'_>) -> rusqlite::Result<Result<DeploymentRow, DbEr
             job_token_hash: r.get(12)?,
             runner_ref: r.get(18)?,
             created_by: r.get(19)?,
+            no_cache: r.get(20)?,
             production: r.get(13)?,
             created_at: from_ms(r.get(14)?),
             building_at: building_at.map(from_ms),

@@ -148,6 +148,10 @@ CREATE TABLE idempotency_keys (
 ALTER TABLE deployments ADD COLUMN created_by INTEGER REFERENCES users(id) ON DELETE SET NULL;
 CREATE INDEX deployments_queued_by ON deployments(created_by) WHERE status = 'queued';
 "#,
+    // A deployment asked to build without restoring the build cache.
+    r#"
+ALTER TABLE deployments ADD COLUMN no_cache INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> DbResult<()> {

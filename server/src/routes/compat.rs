@@ -11,7 +11,7 @@ use super::projects::{create_project_row, name_for, parse_git_ref, parse_git_url
 use crate::access::Action;
 use crate::app::App;
 use crate::auth::Caller;
-use crate::deployments::NewSource;
+use crate::deployments::{DeployOptions, NewSource};
 use crate::error::{ApiError, ApiJson, ApiResult};
 
 pub async fn create_project(
@@ -52,7 +52,7 @@ pub async fn create_project(
         .create_deployment(
             &project,
             NewSource::Git { url, git_ref },
-            true,
+            DeployOptions::default(),
             caller.user.id,
         )
         .await?;

@@ -18,13 +18,15 @@ use crate::access::Action;
 use crate::app::App;
 use crate::auth::Caller;
 use crate::db::{Claim, DeploymentRow, ProjectRow};
-use crate::deployments::NewSource;
+use crate::deployments::{DeployOptions, NewSource};
 use crate::error::{ApiError, ApiQuery, ApiResult};
 
 #[derive(Debug, Deserialize)]
 pub struct DeployQuery {
     /// For archive uploads, which carry no JSON body: move the production alias when ready.
     promote: Option<bool>,
+    /// For archive uploads: build without restoring the build cache.
+    no_cache: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,7 +97,7 @@ pub async fn create(
 ) -> ApiResult<Response> {
     let project = app.project_for(&caller, &name, Action::Deploy).await?.row;
     let key = idempotency_key(&headers)?;
-    let (source, request) = receive(&app, &project, &headers, q.promote, body).await?;
+    let (source, request) = receive(&app, &project, &headers, &q, body).await?;
     match key {
         None => {
             let row = start(&app, &project, source, caller.user.id).await?;
@@ -105,13 +107,13 @@ pub async fn create(
     }
 }
 
-/// A deploy request's source, and a digest of the whole request (project, content type, promote
-/// flag and body) that tells a retry from another request under the same `Idempotency-Key`.
+/// A deploy request's source, and a digest of the whole request (project, content type, query
+/// flags and body) that tells a retry from another request under the same `Idempotency-Key`.
 async fn receive(
     app: &App,
     project: &ProjectRow,
     headers: &HeaderMap,
-    promote: Option<bool>,
+    query: &DeployQuery,
     body: Body,
 ) -> ApiResult<(Upload, Vec<u8>)> {
     let content_type = headers
@@ -127,7 +129,8 @@ async fn receive(
     for part in [
         &project.id.to_string(),
         &content_type,
-        &format!("{promote:?}"),
+        &format!("{:?}", query.promote),
+        &format!("{:?}", query.no_cache),
     ] {
         request.update(part.as_bytes());
         request.update([0]);
@@ -136,7 +139,11 @@ async fn receive(
         "application/gzip" | "application/x-gzip" | "application/x-tar+gzip" => {
             let (upload, digest) = receive_archive(app, body).await?;
             request.update(digest);
-            Upload::Archive(upload, promote.unwrap_or(true))
+            let options = DeployOptions {
+                promote: query.promote.unwrap_or(true),
+                no_cache: query.no_cache.unwrap_or(false),
+            };
+            Upload::Archive(upload, options)
         }
         "application/json" | "" => {
             let bytes = axum::body::to_bytes(body, super::parse::JSON_LIMIT)
@@ -148,8 +155,11 @@ async fn receive(
             } else {
                 crate::error::json_object(&bytes)?
             };
-            let promote = req.promote.or(promote).unwrap_or(true);
-            Upload::Git(git_source(project, &req)?, promote)
+            let options = DeployOptions {
+                promote: req.promote.or(query.promote).unwrap_or(true),
+                no_cache: req.no_cache.or(query.no_cache).unwrap_or(false),
+            };
+            Upload::Git(git_source(project, &req)?, options)
         }
         other => {
             return Err(ApiError::bad_request(
@@ -205,8 +215,8 @@ async fn start_once(
 
 /// A deploy request's source, received.
 enum Upload {
-    Git(NewSource<'static>, bool),
-    Archive(tempfile::NamedTempFile, bool),
+    Git(NewSource<'static>, DeployOptions),
+    Archive(tempfile::NamedTempFile, DeployOptions),
 }
 
 async fn start(
@@ -216,9 +226,9 @@ async fn start(
     by: i64,
 ) -> ApiResult<DeploymentRow> {
     match source {
-        Upload::Git(source, promote) => app.create_deployment(project, source, promote, by).await,
-        Upload::Archive(file, promote) => {
-            app.create_deployment(project, NewSource::Archive(file.path()), promote, by)
+        Upload::Git(source, options) => app.create_deployment(project, source, options, by).await,
+        Upload::Archive(file, options) => {
+            app.create_deployment(project, NewSource::Archive(file.path()), options, by)
                 .await
         }
     }

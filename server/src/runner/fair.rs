@@ -82,6 +82,7 @@ mod tests {
             build_uid: None,
             node_mirror: None,
             toolchains: None,
+            build_cache: None,
         }
     }
 

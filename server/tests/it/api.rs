@@ -428,3 +428,38 @@ async fn a_body_that_trickles_is_refused() {
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
 }
+
+/// Builds keep their cache in the data directory, bounded by `--build-cache`; a deploy that asks
+/// for no cache gets a job that does not restore it (and still saves a fresh one).
+#[tokio::test]
+async fn a_deploy_can_skip_the_build_cache() {
+    use scalemesh_core::job::env;
+    let app = spawn_app().await;
+    let (_, job) = app.deploy("cached").await;
+    let vars: std::collections::BTreeMap<_, _> = job.to_env().into_iter().collect();
+    let location = &vars[env::BUILD_CACHE];
+    assert!(
+        location.starts_with("file:///") && location.ends_with("/build-cache"),
+        "{location}"
+    );
+    assert_eq!(vars[env::BUILD_CACHE_LIMIT], (5u64 << 30).to_string());
+    assert!(
+        !vars.contains_key(env::BUILD_CACHE_RESTORE),
+        "restored by default"
+    );
+
+    for (body, query) in [
+        (json!({"no_cache": true}), ""),
+        (json!({}), "?no_cache=true"),
+    ] {
+        let (status, dep) = app
+            .post(&format!("/api/v1/projects/cached/deployments{query}"), body)
+            .await;
+        assert_eq!(status, 201, "{dep}");
+        let id =
+            scalemesh_core::DeploymentId::parse(dep["id"].as_str().expect("id")).expect("valid id");
+        let job = app.job_for(&id).await;
+        let vars: std::collections::BTreeMap<_, _> = job.to_env().into_iter().collect();
+        assert_eq!(vars[env::BUILD_CACHE_RESTORE], "false", "{query}");
+    }
+}
