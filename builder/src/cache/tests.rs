@@ -111,7 +111,7 @@ async fn a_second_build_starts_from_what_the_first_saved() {
     let second = build(&work, &job(store.path(), true)).await;
     assert!(
         second[0].starts_with("Restored the build cache (")
-            && second[0].contains("~/.npm, node_modules"),
+            && second[0].contains("node_modules, ~/.npm"),
         "{second:?}"
     );
     let restored = std::fs::read_to_string(work.app().join("node_modules/x/index.js"));
