@@ -28,7 +28,15 @@ fn repo_with(git: &GitServer, name: &str, files: Vec<(String, String)>) -> Repo 
         .iter()
         .map(|(p, b)| (p.as_str(), b.as_str()))
         .collect();
-    git.repo(name, &refs)
+    let repo = git.repo(name, &refs);
+    // A package's commands are committed executable, as a package's files are published.
+    for (path, _) in files.iter().filter(|(p, _)| p.ends_with("cli.cjs")) {
+        use std::os::unix::fs::PermissionsExt;
+        let perms = std::fs::Permissions::from_mode(0o755);
+        std::fs::set_permissions(repo.path.join(path), perms).expect("chmod");
+    }
+    repo.commit(&[], "commands are executable");
+    repo
 }
 
 fn owned(files: &[(&str, &str)]) -> Vec<(String, String)> {
