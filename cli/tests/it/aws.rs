@@ -451,3 +451,64 @@ async fn tasks_are_followed_again_after_a_restart() {
         stderr(&out)
     );
 }
+
+/// The build cache on ECS: one task saves it to the bucket, the next task (another machine as
+/// far as it knows: a fresh work folder, nothing kept) restores it from there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_saved_by_one_task_is_restored_by_the_next() {
+    let moto = Moto::start();
+    let proxy = AwsProxy::start(&moto.endpoint).await;
+    let git = GitServer::start().await;
+    let repo = crate::presets::repo_with(&git, "blog", crate::presets::eleventy_site());
+    let stack = ecs_stack(&moto, &proxy, "builder");
+    let mut logs = Vec::new();
+    for _ in 0..2 {
+        let dep = deploy_no_wait(&stack, &repo.url);
+        let id = dep["id"].as_str().expect("id").to_owned();
+        let task = moto.task(dep["runner_ref"].as_str().expect("task ARN"));
+        let environment = task_environment(&task);
+        assert!(
+            environment
+                .iter()
+                .any(|(k, v)| k == "SCALEMESH_BUILD_CACHE" && v == "storage"),
+            "the task keeps its cache in the bucket: {environment:?}"
+        );
+        let ran = run_task_like_ecs(&environment);
+        assert!(
+            ran.status.success(),
+            "{}",
+            String::from_utf8_lossy(&ran.stderr)
+        );
+        let out = stack.cli(&["logs", &id, "--follow"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        logs.push(stdout(&out));
+    }
+    assert!(logs[0].contains("No build cache yet"), "{}", logs[0]);
+    assert!(logs[0].contains("Saved the build cache"), "{}", logs[0]);
+    assert!(logs[1].contains("Restored the build cache"), "{}", logs[1]);
+    let listed = moto.aws(&[
+        "s3api",
+        "list-objects-v2",
+        "--bucket",
+        BUCKET,
+        "--prefix",
+        "prod/__cache/blog/",
+    ]);
+    let keys: Vec<&str> = listed["Contents"]
+        .as_array()
+        .expect("a cache in the bucket")
+        .iter()
+        .filter_map(|o| o["Key"].as_str())
+        .collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(keys[0].ends_with(".tar.zst"), "{keys:?}");
+    assert_eq!(
+        stack
+            .site("blog.localhost", "/")
+            .await
+            .text()
+            .await
+            .expect("body"),
+        "<h1>Notes from Eleventy</h1>"
+    );
+}

@@ -23,7 +23,7 @@ fn tool(name: &str, command: &str, script: &str) -> [(String, String); 2] {
     ]
 }
 
-fn repo_with(git: &GitServer, name: &str, files: Vec<(String, String)>) -> Repo {
+pub fn repo_with(git: &GitServer, name: &str, files: Vec<(String, String)>) -> Repo {
     let refs: Vec<(&str, &str)> = files
         .iter()
         .map(|(p, b)| (p.as_str(), b.as_str()))
@@ -52,7 +52,7 @@ const fs = require("fs"), path = require("path");
 const write = (p, body) => { fs.mkdirSync(path.dirname(p), { recursive: true }); fs.writeFileSync(p, body); };
 "#;
 
-fn eleventy_site() -> Vec<(String, String)> {
+pub fn eleventy_site() -> Vec<(String, String)> {
     let script = format!(
         "{WRITE}write('_site/index.html', '<h1>' + fs.readFileSync('index.md', 'utf8').trim() + '</h1>');\n\
          write('_site/robots.txt', fs.readFileSync('public/robots.txt'));\nconsole.log('[11ty] Wrote 1 file');"
