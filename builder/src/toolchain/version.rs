@@ -144,6 +144,37 @@ impl Range {
         })
     }
 
+    /// The versions every one of `ranges` admits (what a set of packages' `engines` allow
+    /// together). Sets that cannot hold a version are dropped as they appear, and at most
+    /// [`MAX_SETS`] are kept.
+    pub fn all_of(ranges: &[Range]) -> Self {
+        let mut any_of: Vec<Vec<Bound>> = vec![Vec::new()];
+        for range in ranges {
+            let mut next: Vec<Vec<Bound>> = Vec::new();
+            for set in &any_of {
+                for other in &range.any_of {
+                    let mut joined = set.clone();
+                    joined.extend(other.iter().copied().filter(|b| !set.contains(b)));
+                    if could_hold(&joined) && !next.contains(&joined) {
+                        next.push(joined);
+                    }
+                }
+            }
+            next.truncate(MAX_SETS);
+            any_of = next;
+        }
+        let mut raws: Vec<&str> = Vec::new();
+        for range in ranges {
+            if !raws.contains(&range.raw.as_str()) {
+                raws.push(&range.raw);
+            }
+        }
+        Self {
+            raw: raws.join(" and "),
+            any_of,
+        }
+    }
+
     pub fn matches(&self, v: Version) -> bool {
         self.any_of
             .iter()
@@ -163,6 +194,32 @@ impl Range {
 impl fmt::Display for Range {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.raw)
+    }
+}
+
+/// Most alternatives a range built by [`Range::all_of`] keeps.
+const MAX_SETS: usize = 256;
+
+/// Whether some version could meet every bound of `set`: its highest lower bound is not above
+/// its lowest upper bound.
+fn could_hold(set: &[Bound]) -> bool {
+    let low = set
+        .iter()
+        .filter_map(|b| match b {
+            Bound::AtLeast(v) | Bound::Above(v) | Bound::Exactly(v) => Some(*v),
+            _ => None,
+        })
+        .max();
+    let high = set
+        .iter()
+        .filter_map(|b| match b {
+            Bound::Below(v) | Bound::AtMost(v) | Bound::Exactly(v) => Some(*v),
+            _ => None,
+        })
+        .min();
+    match (low, high) {
+        (Some(low), Some(high)) => low <= high,
+        _ => true,
     }
 }
 
@@ -396,5 +453,34 @@ mod tests {
         assert_eq!(Version::parse("v20.20.2\n"), Some(v("20.20.2")));
         assert_eq!(Version::parse("20.1"), None);
         assert_eq!(v("22.3.0").to_string(), "22.3.0");
+    }
+
+    #[test]
+    fn ranges_together_admit_what_each_admits() {
+        let parse = |raw: &str| Range::parse(raw).expect(raw);
+        let v = |raw: &str| Version::parse(raw).expect(raw);
+        let both = Range::all_of(&[
+            parse(">=18"),
+            parse("^18.18.0 || ^20.9.0 || >=21.1.0"),
+            parse(">=22.12.0"),
+        ]);
+        for (version, admitted) in [
+            ("20.20.2", false),
+            ("22.11.0", false),
+            ("22.12.0", true),
+            ("24.1.0", true),
+        ] {
+            assert_eq!(both.matches(v(version)), admitted, "{version}");
+        }
+        assert_eq!(
+            both.to_string(),
+            ">=18 and ^18.18.0 || ^20.9.0 || >=21.1.0 and >=22.12.0"
+        );
+        let none = Range::all_of(&[parse("^18"), parse(">=20")]);
+        assert!(!none.matches(v("18.20.0")) && !none.matches(v("20.1.0")));
+        assert!(
+            Range::all_of(&[]).matches(v("20.1.0")),
+            "nothing asked admits all"
+        );
     }
 }

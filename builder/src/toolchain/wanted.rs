@@ -16,6 +16,8 @@ pub enum Origin {
     Nvmrc,
     NodeVersionFile,
     PackageEngines,
+    /// The `engines.node` of the app's own dependencies, as `package-lock.json` records them.
+    DependencyEngines,
     /// Nothing asks: any Node.js, preferring the machine's, else the newest long-term one.
     Default,
 }
@@ -27,6 +29,7 @@ impl fmt::Display for Origin {
             Self::Nvmrc => ".nvmrc",
             Self::NodeVersionFile => ".node-version",
             Self::PackageEngines => "package.json engines.node",
+            Self::DependencyEngines => "its dependencies' engines in package-lock.json",
             Self::Default => "no version asked",
         })
     }
@@ -80,14 +83,47 @@ pub fn wanted(root: &Path, setting: Option<&str>) -> Result<Option<Wanted>, Want
             Range::parse(&raw).map_err(|source| WantedError::Range { origin, source })?,
             origin,
         ),
-        None if package.is_some() => (Range::any(), Origin::Default),
-        None => return Ok(None),
+        None => match package.as_deref() {
+            Some(text) => match dependency_engines(root, text) {
+                Some(range) => (range, Origin::DependencyEngines),
+                None => (Range::any(), Origin::Default),
+            },
+            None => return Ok(None),
+        },
     };
     Ok(Some(Wanted { range, origin }))
 }
 
 /// The version in an `.nvmrc` or `.node-version`: its first line that is not empty or a
 /// comment, without a trailing comment.
+/// Largest `package-lock.json` read for its engines.
+const MAX_LOCKFILE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// What the app's direct dependencies ask of Node.js together, from the `engines` that
+/// `package-lock.json` records for each (a framework that needs Node.js 22 says so there even
+/// when the app says nothing). `None` when there is no lockfile or none of them asks. A lockfile
+/// that cannot be read is passed over: the build then runs as if nothing were asked.
+fn dependency_engines(root: &Path, package: &str) -> Option<Range> {
+    let path = root.join("package-lock.json");
+    let meta = std::fs::symlink_metadata(&path).ok()?;
+    if !meta.is_file() || meta.len() > MAX_LOCKFILE_BYTES {
+        return None;
+    }
+    let lock: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
+    let package: serde_json::Value = serde_json::from_str(package).ok()?;
+    let direct = ["dependencies", "devDependencies"]
+        .iter()
+        .filter_map(|field| package.get(*field)?.as_object())
+        .flat_map(|deps| deps.keys());
+    let ranges: Vec<Range> = direct
+        .filter_map(|name| {
+            let entry = lock.get("packages")?.get(format!("node_modules/{name}"))?;
+            Range::parse(entry.get("engines")?.get("node")?.as_str()?).ok()
+        })
+        .collect();
+    (!ranges.is_empty()).then(|| Range::all_of(&ranges))
+}
+
 fn version_file(text: Option<String>) -> Option<String> {
     text?
         .lines()
@@ -173,5 +209,46 @@ mod tests {
             wanted(dir.path(), None),
             Err(WantedError::Read { file: ".nvmrc", .. })
         ));
+    }
+
+    #[test]
+    fn an_app_that_asks_nothing_gets_what_its_dependencies_ask() {
+        let package = r#"{"dependencies":{"astro":"^5"},"devDependencies":{"typescript":"^5"}}"#;
+        let lock = r#"{"lockfileVersion":3,"packages":{
+            "": {"name":"site"},
+            "node_modules/astro": {"version":"5.9.0","engines":{"node":">=22.12.0"}},
+            "node_modules/typescript": {"version":"5.7.0","engines":{"node":">=14.17"}},
+            "node_modules/deep": {"version":"1.0.0","engines":{"node":">=99"}}
+        }}"#;
+        assert_eq!(
+            asked(
+                &[("package.json", package), ("package-lock.json", lock)],
+                None
+            ),
+            Some((
+                ">=22.12.0 and >=14.17".to_owned(),
+                Origin::DependencyEngines
+            )),
+            "only direct dependencies count"
+        );
+        assert_eq!(
+            asked(
+                &[
+                    ("package.json", package),
+                    ("package-lock.json", lock),
+                    (".nvmrc", "24")
+                ],
+                None
+            ),
+            Some(("24".to_owned(), Origin::Nvmrc)),
+            "what the app asks wins"
+        );
+        assert_eq!(
+            asked(
+                &[("package.json", package), ("package-lock.json", "{broken")],
+                None
+            ),
+            Some(("*".to_owned(), Origin::Default))
+        );
     }
 }
