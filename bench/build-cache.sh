@@ -111,7 +111,8 @@ def deploy(app, *flags):
     steps = STEP.findall(out.stderr)
     if not steps:
         sys.exit(f"{app}: no install step in the log:\n{out.stderr[-4000:]}")
-    cache = [l for l in out.stderr.splitlines() if "build cache" in l or "Node.js" in l]
+    cache = [l for l in out.stderr.splitlines()
+             if any(w in l for w in ("build cache", "Node.js", "finished in", "Uploaded", "Unpacked", "restored for"))]
     return total, float(steps[-1]), cache
 
 rows, ok = [], True

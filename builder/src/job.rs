@@ -225,9 +225,19 @@ async fn run_plan(
     let session = cache
         .restore(&cached.parts, &cached.dirs, roots, sandbox)
         .await;
+    let install = plan.install.as_deref().map(|planned| {
+        let modules = session.restored_in_app("node_modules");
+        let install = cache::install_over_cache(planned, modules);
+        if install != planned {
+            log.system(format!(
+                "node_modules was restored for this lockfile: running {install} instead of {planned}, which would remove it"
+            ));
+        }
+        install.to_owned()
+    });
     let steps = [
         ("setup", &plan.setup, Phase::Installing),
-        ("install", &plan.install, Phase::Installing),
+        ("install", &install, Phase::Installing),
         ("build", &plan.build, Phase::Building),
     ];
     let mut reported = None;
@@ -286,6 +296,9 @@ async fn run_step(
 
 /// Finds or installs the Node.js the app asks for (when it is a Node.js app or asks for one),
 /// puts it first on the build's `PATH` and lets the sandbox read it.
+/// The machine's certificate authorities, where Debian and Ubuntu keep them.
+const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
 async fn use_node(
     cx: &JobContext<'_>,
     root: &Path,
@@ -309,6 +322,15 @@ async fn use_node(
     if let (Some(bin), Some(folder)) = (node.path_entry(), &node.folder) {
         env.prepend_path(bin);
         sandbox.add_read_only(folder);
+        // The official binaries trust their own list of certificate authorities; the machine's
+        // (which may hold a company's own) is what the machine's Node trusts, and so do they.
+        if Path::new(SYSTEM_CA_BUNDLE).is_file() {
+            let trust = [(
+                "NODE_EXTRA_CA_CERTS".to_owned(),
+                SYSTEM_CA_BUNDLE.to_owned(),
+            )];
+            env.extend(&trust, &[]);
+        }
     }
     Ok(Some(node.version.to_string()))
 }

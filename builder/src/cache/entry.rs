@@ -65,11 +65,58 @@ impl Entry {
     }
 }
 
+/// What install runs once the cache is in place: `npm ci` throws `node_modules` away before it
+/// installs, so over a `node_modules` restored under this very key (the same lockfile and
+/// dependency lists, made by a frozen install that succeeded) `npm install` runs instead, which
+/// keeps what already fits and so changes nothing. Other package managers' frozen installs keep
+/// a fitting `node_modules` themselves.
+pub fn install_over_cache(planned: &str, node_modules_restored: bool) -> &str {
+    match planned {
+        "npm ci" if node_modules_restored => "npm install --prefer-offline --no-audit --no-fund",
+        _ => planned,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use scalemesh_core::site_config::BuildSettings;
 
     use super::*;
+
+    #[test]
+    fn only_npm_ci_over_a_restored_node_modules_changes() {
+        let table = [
+            (
+                "npm ci",
+                true,
+                "npm install --prefer-offline --no-audit --no-fund",
+            ),
+            ("npm ci", false, "npm ci"),
+            ("npm install", true, "npm install"),
+            (
+                "pnpm install --frozen-lockfile",
+                true,
+                "pnpm install --frozen-lockfile",
+            ),
+            (
+                "yarn install --frozen-lockfile",
+                true,
+                "yarn install --frozen-lockfile",
+            ),
+            (
+                "npm ci && npm run prepare-assets",
+                true,
+                "npm ci && npm run prepare-assets",
+            ),
+        ];
+        for (planned, restored, want) in table {
+            assert_eq!(
+                install_over_cache(planned, restored),
+                want,
+                "{planned} {restored}"
+            );
+        }
+    }
 
     #[test]
     fn the_plan_names_the_folders_and_the_key() {

@@ -24,11 +24,17 @@ pub struct KeyParts {
 pub struct CacheKey(String);
 
 impl CacheKey {
-    /// The key for `parts`, reading the lockfile, or else `package.json` in `app` (only its
-    /// dependency lists count, so a change of scripts keeps the cache).
+    /// The key for `parts`, reading the lockfile and the dependency lists of `package.json` in
+    /// `app` (only those lists count, so a change of scripts keeps the cache).
     pub fn of(parts: &KeyParts, app: &Path) -> std::io::Result<Self> {
         let lock = match &parts.lockfile {
-            Some(path) => hex::encode(Sha256::digest(std::fs::read(path)?)),
+            // The dependency lists count too: a `node_modules` kept for this key is then what a
+            // frozen install of exactly these files made.
+            Some(path) => format!(
+                "{}:{}",
+                hex::encode(Sha256::digest(std::fs::read(path)?)),
+                declared_dependencies(app)
+            ),
             None => format!("nolock:{}", declared_dependencies(app)),
         };
         Ok(Self::from_parts(
@@ -126,7 +132,18 @@ mod tests {
         std::fs::write(&lock, "{\"v\":1}").expect("write");
         let first = of(&parts(Some(lock.clone())));
         std::fs::write(&lock, "{\"v\":2}").expect("write");
-        assert_ne!(first, of(&parts(Some(lock.clone()))));
+        let second = of(&parts(Some(lock.clone())));
+        assert_ne!(first, second);
+        std::fs::write(
+            app.path().join("package.json"),
+            r#"{"dependencies":{"c":"1"}}"#,
+        )
+        .expect("write");
+        assert_ne!(
+            second,
+            of(&parts(Some(lock.clone()))),
+            "a dependency beside the lock"
+        );
 
         let manifest = app.path().join("package.json");
         std::fs::write(

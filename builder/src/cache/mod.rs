@@ -20,7 +20,7 @@ use scalemesh_core::words::human_bytes;
 
 pub use archive::{ArchiveError, Limits};
 pub use dirs::{BadDir, CachedDir, Placed, Roots, Under};
-pub use entry::Entry;
+pub use entry::{Entry, install_over_cache};
 pub use key::{CacheKey, KeyParts};
 pub use store::Store;
 
@@ -44,6 +44,17 @@ pub struct BuildCache<'a> {
 #[derive(Debug)]
 pub struct Session {
     key: Option<CacheKey>,
+    /// What was put in place from the cache kept under that very key.
+    restored: Vec<CachedDir>,
+}
+
+impl Session {
+    /// Whether `path` of the app came from the cache of this key (`node_modules`).
+    pub fn restored_in_app(&self, path: &str) -> bool {
+        self.restored
+            .iter()
+            .any(|d| d.under() == Under::App && d.path() == path)
+    }
 }
 
 impl<'a> BuildCache<'a> {
@@ -79,7 +90,10 @@ impl<'a> BuildCache<'a> {
         sandbox: &Sandbox,
     ) -> Session {
         let Some(store) = &self.store else {
-            return Session { key: None };
+            return Session {
+                key: None,
+                restored: Vec::new(),
+            };
         };
         let key = match CacheKey::of(parts, roots.app) {
             Ok(key) => key,
@@ -87,17 +101,27 @@ impl<'a> BuildCache<'a> {
                 (self.say)(format!(
                     "The build cache is not used: reading the lockfile failed: {e}"
                 ));
-                return Session { key: None };
+                return Session {
+                    key: None,
+                    restored: Vec::new(),
+                };
             }
         };
+        let mut restored = Vec::new();
         if !self.restore {
             (self.say)("Not restoring the build cache, as asked; a fresh one is saved".into());
-        } else if let Err(e) = self.restore_key(store, &key, dirs, roots, sandbox).await {
-            (self.say)(format!(
-                "The build cache could not be restored ({e:#}); building without it"
-            ));
+        } else {
+            match self.restore_key(store, &key, dirs, roots, sandbox).await {
+                Ok(placed) => restored = placed,
+                Err(e) => (self.say)(format!(
+                    "The build cache could not be restored ({e:#}); building without it"
+                )),
+            }
         }
-        Session { key: Some(key) }
+        Session {
+            key: Some(key),
+            restored,
+        }
     }
 
     async fn restore_key(
@@ -107,11 +131,11 @@ impl<'a> BuildCache<'a> {
         dirs: &[CachedDir],
         roots: Roots<'_>,
         sandbox: &Sandbox,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Vec<CachedDir>> {
         let started = Instant::now();
         let Some(fetched) = store.fetch(&self.project, key, &self.scratch).await? else {
             (self.say)("No build cache yet for this lockfile".into());
-            return Ok(());
+            return Ok(Vec::new());
         };
         let staging = self.scratch.join("cache-staging");
         let (limits, dirs_owned) = (self.limits, dirs.to_vec());
@@ -154,7 +178,7 @@ impl<'a> BuildCache<'a> {
             },
             started.elapsed().as_secs_f64()
         ));
-        Ok(())
+        Ok(placed.into_iter().map(|p| p.dir).collect())
     }
 
     /// Packs `dirs` and keeps them under the session's key. Call it after a successful build
@@ -163,6 +187,12 @@ impl<'a> BuildCache<'a> {
         let (Some(store), Some(key)) = (&self.store, &session.key) else {
             return;
         };
+        if !session.restored.is_empty() {
+            // What is kept under this key already made this build: packing it again would
+            // cost every warm build the time the cache saves. A `--no-cache` build refreshes it.
+            (self.say)("The build cache is kept as it was restored".into());
+            return;
+        }
         if let Err(e) = self.save_key(store, key, dirs, roots).await {
             (self.say)(format!("The build cache was not saved: {e:#}"));
         }
