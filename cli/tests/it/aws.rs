@@ -216,12 +216,7 @@ fs.writeFileSync("dist/video.bin", big);
 
     // Served by the proxy from S3, the large file whole.
     assert_eq!(
-        stack
-            .site("cloud-site.localhost", "/")
-            .await
-            .text()
-            .await
-            .expect("body"),
+        crate::presets::page(&stack, "cloud-site.localhost").await,
         "<h1>built on ECS</h1>"
     );
     let big = stack
@@ -327,12 +322,7 @@ async fn an_s3_failure_mid_upload_fails_the_deployment_and_the_live_site_stays()
     let out = stack.cli(&["deploy", &repo.url]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
-        stack
-            .site("steady.localhost", "/")
-            .await
-            .text()
-            .await
-            .expect("body"),
+        crate::presets::page(&stack, "steady.localhost").await,
         "<h1>v1</h1>"
     );
 
@@ -349,12 +339,7 @@ async fn an_s3_failure_mid_upload_fails_the_deployment_and_the_live_site_stays()
         "the S3 error is in the log: {err}"
     );
     assert_eq!(
-        stack
-            .site("steady.localhost", "/")
-            .await
-            .text()
-            .await
-            .expect("body"),
+        crate::presets::page(&stack, "steady.localhost").await,
         "<h1>v1</h1>"
     );
 
@@ -375,12 +360,7 @@ async fn an_s3_failure_mid_upload_fails_the_deployment_and_the_live_site_stays()
     );
     faulty.failing.store(false, Ordering::SeqCst);
     assert_eq!(
-        stack
-            .site("steady.localhost", "/")
-            .await
-            .text()
-            .await
-            .expect("body"),
+        crate::presets::page(&stack, "steady.localhost").await,
         "<h1>v1</h1>"
     );
 }
@@ -424,12 +404,7 @@ async fn tasks_are_followed_again_after_a_restart() {
     let out = stack.cli(&["logs", &id, "--follow"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
-        stack
-            .site("survivor.localhost", "/")
-            .await
-            .text()
-            .await
-            .expect("body"),
+        crate::presets::page(&stack, "survivor.localhost").await,
         "ran across a restart"
     );
 
@@ -503,12 +478,7 @@ async fn a_cache_saved_by_one_task_is_restored_by_the_next() {
     assert_eq!(keys.len(), 1, "{keys:?}");
     assert!(keys[0].ends_with(".tar.zst"), "{keys:?}");
     assert_eq!(
-        stack
-            .site("blog.localhost", "/")
-            .await
-            .text()
-            .await
-            .expect("body"),
+        crate::presets::page(&stack, "blog.localhost").await,
         "<h1>Notes from Eleventy</h1>"
     );
 }

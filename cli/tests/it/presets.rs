@@ -142,6 +142,11 @@ fn deploy_ok(stack: &Stack, url: &str, project: &str) -> String {
     stderr(&out)
 }
 
+/// The front page of the site at `host`.
+pub async fn page(stack: &Stack, host: &str) -> String {
+    stack.site(host, "/").await.text().await.expect("body")
+}
+
 fn assert_logged(log: &str, lines: &[&str]) {
     for expected in lines {
         assert!(log.contains(expected), "missing {expected:?} in\n{log}");
@@ -221,12 +226,7 @@ async fn a_second_build_restores_the_first_ones_cache_unless_told_not_to() {
     let second = deploy_ok(&stack, &repo.url, "blog");
     assert_logged(&second, &["Restored the build cache"]);
     assert_eq!(
-        stack
-            .site("blog.localhost", "/")
-            .await
-            .text()
-            .await
-            .expect("body"),
+        page(&stack, "blog.localhost").await,
         "<h1>Notes from Eleventy</h1>"
     );
 
@@ -455,12 +455,7 @@ async fn a_build_runs_on_the_node_its_app_asks_for() {
         ],
     );
     assert_eq!(
-        stack
-            .site("modern.localhost", "/")
-            .await
-            .text()
-            .await
-            .expect("body"),
+        page(&stack, "modern.localhost").await,
         "v22.3.0",
         "the build's commands run on the Node asked for"
     );
@@ -474,12 +469,7 @@ async fn a_build_runs_on_the_node_its_app_asks_for() {
     assert!(!out.status.success());
     assert_logged(&stderr(&out), &["no Node.js release matches 99", "22.3.0"]);
     assert_eq!(
-        stack
-            .site("modern.localhost", "/")
-            .await
-            .text()
-            .await
-            .expect("body"),
+        page(&stack, "modern.localhost").await,
         "v22.3.0",
         "production is as it was"
     );
