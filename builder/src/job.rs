@@ -211,6 +211,15 @@ async fn run_plan(
     let mut env = BuildEnv::new(cx.work, cx.build_env);
     let path: Vec<PathBuf> = plan.path.iter().map(|p| p.resolve(root, home)).collect();
     env.extend(&plan.env, &path);
+    // Node.js binaries and the tools that bring their own HTTP client (Yarn 2+) trust their own
+    // list of certificate authorities; the machine's (which may hold a company's own) counts too.
+    if Path::new(SYSTEM_CA_BUNDLE).is_file() {
+        let trust = [(
+            "NODE_EXTRA_CA_CERTS".to_owned(),
+            SYSTEM_CA_BUNDLE.to_owned(),
+        )];
+        env.extend(&trust, &[]);
+    }
     let node =
         if matches!(plan.runtime, detect::Runtime::Node(_)) || settings.node_version.is_some() {
             use_node(cx, root, settings, &mut env, sandbox).await?
@@ -322,15 +331,6 @@ async fn use_node(
     if let (Some(bin), Some(folder)) = (node.path_entry(), &node.folder) {
         env.prepend_path(bin);
         sandbox.add_read_only(folder);
-        // The official binaries trust their own list of certificate authorities; the machine's
-        // (which may hold a company's own) is what the machine's Node trusts, and so do they.
-        if Path::new(SYSTEM_CA_BUNDLE).is_file() {
-            let trust = [(
-                "NODE_EXTRA_CA_CERTS".to_owned(),
-                SYSTEM_CA_BUNDLE.to_owned(),
-            )];
-            env.extend(&trust, &[]);
-        }
     }
     Ok(Some(node.version.to_string()))
 }

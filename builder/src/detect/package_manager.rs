@@ -28,8 +28,9 @@ const LOCKFILES: [(&str, PackageManager); 6] = [
     ("bun.lockb", PackageManager::Bun),
 ];
 
-/// Where corepack puts its `pnpm` and `yarn` shims, relative to the build's HOME.
-const SHIMS: &str = ".scalemesh/bin";
+/// Where a package manager the machine lacks (or has in another version) is installed from the
+/// npm registry, relative to the build's HOME; its `bin` goes first on PATH.
+const TOOLS: &str = ".scalemesh/tools";
 
 impl PackageManager {
     pub fn name(self) -> &'static str {
@@ -46,7 +47,7 @@ impl PackageManager {
     }
 }
 
-/// `packageManager` in package.json, as corepack reads it: `pnpm@9.12.0+sha512.…`.
+/// `packageManager` in package.json, as Node.js's corepack defined it: `pnpm@9.12.0+sha512.…`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PackageManagerField {
     pub manager: PackageManager,
@@ -166,33 +167,46 @@ impl NodeRuntime {
         format!("{} run {script}", self.package_manager.name())
     }
 
-    /// Makes `pnpm` or `yarn` available through corepack, run before the install.
-    ///
-    /// Corepack's shims go in a folder of the build's HOME that the plan puts first on PATH,
-    /// rather than each command being prefixed with `corepack pnpm`: a `build` script that
-    /// itself calls `pnpm` then gets the same, declared version. With a declared version the
-    /// shims are always used; without one, only when the machine has no such tool.
+    /// Makes the package manager available, in the version `packageManager` declares, before
+    /// the install: installed with npm from the registry (whose integrity npm checks) into a
+    /// folder of the build's HOME that the plan puts first on PATH, so a `build` script that
+    /// itself calls `pnpm` gets the same version. Corepack is not used: the one that Node.js
+    /// 20 and 22 bring fails on the registry's current signing keys, and Node.js 25 brings none.
+    /// Without a declared version the machine's own tool is used when it has one.
     pub fn setup(&self) -> Option<String> {
-        let tool = match self.package_manager {
-            PackageManager::Pnpm => "pnpm",
-            PackageManager::Yarn | PackageManager::YarnBerry => "yarn",
-            PackageManager::Npm | PackageManager::Bun => return None,
+        let (tool, package) = match self.package_manager {
+            PackageManager::Pnpm => ("pnpm", "pnpm"),
+            PackageManager::Yarn => ("yarn", "yarn"),
+            PackageManager::YarnBerry => ("yarn", "@yarnpkg/cli-dist"),
+            PackageManager::Bun => ("bun", "bun"),
+            PackageManager::Npm => return None,
         };
-        let enable = format!("corepack enable --install-directory \"$HOME/{SHIMS}\" {tool}");
-        Some(match self.declared {
-            Some(_) => enable,
-            None => format!("command -v {tool} >/dev/null || {enable}"),
+        let version = self.declared_version();
+        // `--prefix` moves npm's global configuration along with it: the machine's (a registry
+        // mirror, its certificate authorities) is named so that it still counts.
+        let install = format!(
+            "npm install --global --prefix \"$HOME/{TOOLS}\" --globalconfig \"$(npm config get globalconfig)\" --no-audit --no-fund {package}@{}",
+            version.unwrap_or(match self.package_manager {
+                PackageManager::Yarn => "1",
+                _ => "latest",
+            })
+        );
+        Some(match version {
+            Some(v) => format!("[ \"$({tool} --version 2>/dev/null)\" = \"{v}\" ] || {install}"),
+            None => format!("command -v {tool} >/dev/null || {install}"),
         })
+    }
+
+    /// The version `packageManager` names for this package manager, as parsed and checked
+    /// (digits, dots and a plain pre-release tag only).
+    fn declared_version(&self) -> Option<&str> {
+        self.declared.as_deref()?.split_once('@').map(|(_, v)| v)
     }
 
     /// Folders to put first on PATH, and the variables the commands need.
     pub fn path_and_env(&self) -> (Vec<Place>, Vec<(String, String)>) {
         match self.setup() {
-            Some(_) => (
-                vec![Place::home(SHIMS)],
-                // Corepack asks before downloading a package manager; a build cannot answer.
-                vec![("COREPACK_ENABLE_DOWNLOAD_PROMPT".into(), "0".into())],
-            ),
+            Some(_) => (vec![Place::home(format!("{TOOLS}/bin"))], Vec::new()),
             None => (Vec::new(), Vec::new()),
         }
     }
@@ -200,11 +214,8 @@ impl NodeRuntime {
     /// Said in the log when a declared version is not the one that runs.
     pub fn note(&self) -> Option<String> {
         let declared = self.declared.as_ref()?;
-        matches!(
-            self.package_manager,
-            PackageManager::Npm | PackageManager::Bun
-        )
-        .then(|| format!("packageManager asks for {declared}: using the builder's own"))
+        matches!(self.package_manager, PackageManager::Npm)
+            .then(|| format!("packageManager asks for {declared}: using the builder's own"))
     }
 
     /// What is worth keeping between builds: the installed packages in the app, and the
@@ -224,7 +235,12 @@ impl NodeRuntime {
             PackageManager::YarnBerry => ".yarn/berry/cache",
             PackageManager::Bun => ".bun/install/cache",
         };
-        vec![installed, Place::home(downloads)]
+        let mut caches = vec![installed, Place::home(downloads)];
+        if self.setup().is_some() {
+            // The package manager itself, as the setup installed it.
+            caches.push(Place::home(TOOLS));
+        }
+        caches
     }
 }
 

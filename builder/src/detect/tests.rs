@@ -345,9 +345,11 @@ impl Want {
     }
 }
 
-const YARN_SHIM: &str = "command -v yarn >/dev/null || corepack enable --install-directory \"$HOME/.scalemesh/bin\" yarn";
-const PNPM_SHIM: &str = "command -v pnpm >/dev/null || corepack enable --install-directory \"$HOME/.scalemesh/bin\" pnpm";
-const PNPM_DECLARED: &str = "corepack enable --install-directory \"$HOME/.scalemesh/bin\" pnpm";
+const YARN_SHIM: &str = "command -v yarn >/dev/null || npm install --global --prefix \"$HOME/.scalemesh/tools\" --globalconfig \"$(npm config get globalconfig)\" --no-audit --no-fund yarn@1";
+const PNPM_SHIM: &str = "command -v pnpm >/dev/null || npm install --global --prefix \"$HOME/.scalemesh/tools\" --globalconfig \"$(npm config get globalconfig)\" --no-audit --no-fund pnpm@latest";
+const BERRY_SHIM: &str = "command -v yarn >/dev/null || npm install --global --prefix \"$HOME/.scalemesh/tools\" --globalconfig \"$(npm config get globalconfig)\" --no-audit --no-fund @yarnpkg/cli-dist@latest";
+const BUN_SHIM: &str = "command -v bun >/dev/null || npm install --global --prefix \"$HOME/.scalemesh/tools\" --globalconfig \"$(npm config get globalconfig)\" --no-audit --no-fund bun@latest";
+const PNPM_DECLARED: &str = "[ \"$(pnpm --version 2>/dev/null)\" = \"9.12.0\" ] || npm install --global --prefix \"$HOME/.scalemesh/tools\" --globalconfig \"$(npm config get globalconfig)\" --no-audit --no-fund pnpm@9.12.0";
 
 /// Fixture, preset, reasons, setup, install, build, output.
 type Row = (
@@ -540,7 +542,7 @@ const PLANNED: &[Row] = &[
         "yarn-berry",
         "node",
         &["package.json"],
-        Some(YARN_SHIM),
+        Some(BERRY_SHIM),
         Some("yarn install --immutable"),
         Some("yarn run build"),
         Want::Find,
@@ -549,13 +551,13 @@ const PLANNED: &[Row] = &[
         "bun",
         "node",
         &["package.json"],
-        None,
+        Some(BUN_SHIM),
         Some("bun install --frozen-lockfile"),
         Some("bun run build"),
         Want::Find,
     ),
     (
-        "corepack",
+        "declared-pnpm",
         "astro",
         &["astro in dependencies", "astro.config.mjs"],
         Some(PNPM_DECLARED),
@@ -622,15 +624,20 @@ fn package_managers_bring_their_caches_and_setup() {
     let got = plan(&fixtures().join("yarn-berry"), &BuildSettings::default()).expect("berry");
     assert_eq!(
         got.caches,
-        [Place::app(".yarn/cache"), Place::home(".yarn/berry/cache")]
+        [
+            Place::app(".yarn/cache"),
+            Place::home(".yarn/berry/cache"),
+            Place::home(".scalemesh/tools")
+        ]
     );
-    let got = plan(&fixtures().join("corepack"), &BuildSettings::default()).expect("corepack");
+    let got =
+        plan(&fixtures().join("declared-pnpm"), &BuildSettings::default()).expect("declared-pnpm");
     let Runtime::Node(node) = &got.runtime else {
         panic!("node")
     };
     assert_eq!(node.declared.as_deref(), Some("pnpm@9.12.0"));
     assert_eq!(node.lockfile.as_deref(), Some("pnpm-lock.yaml"));
-    assert_eq!(got.path, [Place::home(".scalemesh/bin")]);
+    assert_eq!(got.path, [Place::home(".scalemesh/tools/bin")]);
     assert_eq!(
         got.caches,
         [
@@ -638,6 +645,7 @@ fn package_managers_bring_their_caches_and_setup() {
             Place::app(".astro"),
             Place::app("node_modules"),
             Place::home(".local/share/pnpm/store"),
+            Place::home(".scalemesh/tools"),
         ]
     );
     let got = plan(&fixtures().join("mkdocs"), &BuildSettings::default()).expect("mkdocs");
