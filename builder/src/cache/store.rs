@@ -289,6 +289,20 @@ mod tests {
         // Reading a marks it used: now b is the older one.
         let fetched = store.fetch(&a, &key, root.path()).await.expect("fetch");
         assert!(fetched.is_some_and(|f| f.size == 10 && !f.temporary));
+        let used = std::fs::metadata(&a_path)
+            .and_then(|m| m.modified())
+            .expect("mtime");
+        assert!(
+            used > old + Duration::from_secs(30),
+            "reading marked it used"
+        );
+        // Used before b is written again: a clock tick apart, however coarse the clock.
+        let file = std::fs::File::options()
+            .write(true)
+            .open(&a_path)
+            .expect("open");
+        file.set_modified(SystemTime::now() - Duration::from_secs(30))
+            .expect("age");
         let b_path = local_path(root.path(), &b, &key);
         let file = std::fs::File::options()
             .write(true)
