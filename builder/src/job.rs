@@ -40,15 +40,37 @@ pub struct JobContext<'a> {
 
 /// Runs the job. `Err` carries the reason the build failed, said for the user.
 pub async fn run(cx: &JobContext<'_>) -> anyhow::Result<()> {
-    let job = cx.job;
-    let log = cx.log;
     let started = Instant::now();
     let src = cx.work.join("src");
     let home = cx.work.join("home");
     std::fs::create_dir_all(&home)?;
     std::fs::create_dir_all(cx.work.join("tmp"))?;
+    let (enforcer, mut sandbox) = fetch_source(cx, &src, &home).await?;
 
-    // The sources are fetched as the build's user, within its limits, in its sandbox.
+    let (settings, config_routing) = effective_settings(&cx.job.settings, &src)?;
+    let root = app_root(&settings, &src, cx.log)?;
+    let plan = detect::plan(&root, &settings)?;
+    cx.log.system(plan.detected());
+    for note in &plan.notes {
+        cx.log.system(note);
+    }
+    if plan.setup.is_some() || plan.install.is_some() || plan.build.is_some() {
+        run_plan(cx, &plan, &settings, &root, &home, &enforcer, &mut sandbox).await?;
+    }
+
+    let output = detect::output_folder(&root, &plan).map_err(anyhow::Error::msg)?;
+    let (files, routing) = collect_output(cx.log, &root, &src, &output, config_routing).await?;
+    upload_output(cx, files, routing, &output, started).await
+}
+
+/// Fetches the source into `src` as the build's user, within its limits, in its sandbox;
+/// returns those limits and that sandbox for the build's commands.
+async fn fetch_source(
+    cx: &JobContext<'_>,
+    src: &Path,
+    home: &Path,
+) -> anyhow::Result<(Arc<Enforcer>, Sandbox)> {
+    let job = cx.job;
     let limits = Limits {
         memory: job.limits.memory,
         processes: job.limits.processes,
@@ -56,7 +78,7 @@ pub async fn run(cx: &JobContext<'_>) -> anyhow::Result<()> {
     };
     let (enforcer, limits_note) =
         Enforcer::create(job.deployment.as_str(), limits, cx.own_filesystem);
-    let (mut sandbox, sandbox_note) = Sandbox::choose(
+    let (sandbox, sandbox_note) = Sandbox::choose(
         cx.sandbox_setting,
         cx.work,
         job.build_uid,
@@ -70,59 +92,71 @@ pub async fn run(cx: &JobContext<'_>) -> anyhow::Result<()> {
             let clone = source::clone(
                 url,
                 git_ref.as_ref(),
-                &src,
-                &home,
+                src,
+                home,
                 &job.allow_private_git_hosts,
                 &sandbox,
-                log,
+                cx.log,
             );
             enforcer.watching(cx.work, clone).await
         }
         JobSource::Archive { key } => {
-            fetch_archive(cx.storage.as_ref(), key, &src, cx.work, log).await?;
-            Some(sandbox.hand_over(&src))
+            fetch_archive(cx.storage.as_ref(), key, src, cx.work, cx.log).await?;
+            Some(sandbox.hand_over(src))
         }
     };
-    let failed = !matches!(fetched, Some(Ok(())));
-    match (fetched, enforcer.verdict(cx.work, failed)) {
-        (_, Some(verdict)) => anyhow::bail!("fetching the source was stopped: {verdict}"),
-        (Some(Ok(())), None) => {}
-        (Some(Err(e)), None) => return Err(e),
-        (None, None) => anyhow::bail!("fetching the source was stopped"),
-    }
-    log.system(limits_note);
+    judged("fetching the source", fetched, &enforcer, cx.work)?;
+    cx.log.system(limits_note);
     if let Some(note) = sandbox_note {
-        log.system(note);
+        cx.log.system(note);
     }
+    Ok((enforcer, sandbox))
+}
 
-    let (settings, config_routing) = effective_settings(&job.settings, &src)?;
-    let root = match &settings.root_directory {
-        Some(dir) => {
-            let root = src.join(dir);
-            if !root.is_dir() {
-                anyhow::bail!("the root directory {dir:?} does not exist in the repository");
-            }
-            ensure_inside(&root, &src, "root directory")?;
-            log.system(format!("Root directory: {dir}"));
-            root
-        }
-        None => src.clone(),
+/// What a step that ran within the build's limits came to: its own error, or the limit that
+/// stopped it (measured after the step too: a fast writer can fill the folder between checks).
+fn judged(
+    what: &str,
+    ran: Option<anyhow::Result<()>>,
+    enforcer: &Enforcer,
+    work: &Path,
+) -> anyhow::Result<()> {
+    let failed = !matches!(ran, Some(Ok(())));
+    match (ran, enforcer.verdict(work, failed)) {
+        (_, Some(verdict)) => anyhow::bail!("{what} was stopped: {verdict}"),
+        (Some(Ok(())), None) => Ok(()),
+        (Some(Err(e)), None) => Err(e),
+        (None, None) => anyhow::bail!("{what} was stopped"),
+    }
+}
+
+/// The app's folder: the repository's root, or the root directory the settings name.
+fn app_root(settings: &BuildSettings, src: &Path, log: &LogSink) -> anyhow::Result<PathBuf> {
+    let Some(dir) = &settings.root_directory else {
+        return Ok(src.to_path_buf());
     };
-    let plan = detect::plan(&root, &settings)?;
-    log.system(plan.detected());
-    for note in &plan.notes {
-        log.system(note);
+    let root = src.join(dir);
+    if !root.is_dir() {
+        anyhow::bail!("the root directory {dir:?} does not exist in the repository");
     }
+    ensure_inside(&root, src, "root directory")?;
+    log.system(format!("Root directory: {dir}"));
+    Ok(root)
+}
 
-    if plan.setup.is_some() || plan.install.is_some() || plan.build.is_some() {
-        run_plan(cx, &plan, &settings, &root, &home, &enforcer, &mut sandbox).await?;
-    }
-
-    let output = detect::output_folder(&root, &plan).map_err(anyhow::Error::msg)?;
-    let output_dir = root.join(&output);
-    ensure_inside(&output_dir, &src, "output folder")?;
+/// The files of the output folder to upload, checked to be a site, and the routing rules
+/// they and `scalemesh.json` carry.
+async fn collect_output(
+    log: &LogSink,
+    root: &Path,
+    src: &Path,
+    output: &str,
+    config_routing: Routing,
+) -> anyhow::Result<(Vec<upload::OutputFile>, Routing)> {
+    let output_dir = root.join(output);
+    ensure_inside(&output_dir, src, "output folder")?;
     let checked = {
-        let (root, output) = (root.clone(), output.clone());
+        let (root, output) = (root.to_path_buf(), output.to_owned());
         tokio::task::spawn_blocking(move || detect::check_output(&root, &output))
             .await
             .context("checking task failed")?
@@ -148,12 +182,24 @@ pub async fn run(cx: &JobContext<'_>) -> anyhow::Result<()> {
     if files.is_empty() {
         anyhow::bail!("the output folder {output:?} has no files to deploy");
     }
+    Ok((files, routing))
+}
+
+/// Uploads the output and its manifest, reporting progress; what a failed upload stored goes.
+async fn upload_output(
+    cx: &JobContext<'_>,
+    files: Vec<upload::OutputFile>,
+    routing: Routing,
+    output: &str,
+    started: Instant,
+) -> anyhow::Result<()> {
+    let (job, log) = (cx.job, cx.log);
     let total = files.len() as u64;
     let bytes: u64 = files.iter().map(|f| f.size).sum();
     let from = if output == "." {
-        "the app's root folder".to_owned()
+        "the app's root folder"
     } else {
-        output.clone()
+        output
     };
     phase(cx, Phase::Uploading, Some(Progress { done: 0, total })).await?;
     log.system(format!(
@@ -208,18 +254,7 @@ async fn run_plan(
     sandbox: &mut Sandbox,
 ) -> anyhow::Result<()> {
     let log = cx.log;
-    let mut env = BuildEnv::new(cx.work, cx.build_env);
-    let path: Vec<PathBuf> = plan.path.iter().map(|p| p.resolve(root, home)).collect();
-    env.extend(&plan.env, &path);
-    // Node.js binaries and the tools that bring their own HTTP client (Yarn 2+) trust their own
-    // list of certificate authorities; the machine's (which may hold a company's own) counts too.
-    if Path::new(SYSTEM_CA_BUNDLE).is_file() {
-        let trust = [(
-            "NODE_EXTRA_CA_CERTS".to_owned(),
-            SYSTEM_CA_BUNDLE.to_owned(),
-        )];
-        env.extend(&trust, &[]);
-    }
+    let mut env = plan_env(cx, plan, root, home);
     let node =
         if matches!(plan.runtime, detect::Runtime::Node(_)) || settings.node_version.is_some() {
             use_node(cx, root, settings, &mut env, sandbox).await?
@@ -234,16 +269,7 @@ async fn run_plan(
     let session = cache
         .restore(&cached.parts, &cached.dirs, roots, sandbox)
         .await;
-    let install = plan.install.as_deref().map(|planned| {
-        let modules = session.restored_in_app("node_modules");
-        let install = cache::install_over_cache(planned, modules);
-        if install != planned {
-            log.system(format!(
-                "node_modules was restored for this lockfile: running {install} instead of {planned}, which would remove it"
-            ));
-        }
-        install.to_owned()
-    });
+    let install = install_command(plan, &session, log);
     let steps = [
         ("setup", &plan.setup, Phase::Installing),
         ("install", &install, Phase::Installing),
@@ -259,17 +285,40 @@ async fn run_plan(
         let ran = enforcer
             .watching(cx.work, run_step(name, cmd, root, &env, sandbox, log))
             .await;
-        // Measured after every step too: a fast writer can fill the folder between checks.
-        let failed = !matches!(ran, Some(Ok(())));
-        match (ran, enforcer.verdict(cx.work, failed)) {
-            (_, Some(verdict)) => anyhow::bail!("the {name} command was stopped: {verdict}"),
-            (Some(Ok(())), None) => {}
-            (Some(Err(e)), None) => return Err(e),
-            (None, None) => anyhow::bail!("the {name} command was stopped"),
-        }
+        judged(&format!("the {name} command"), ran, enforcer, cx.work)?;
     }
     cache.save(&session, &cached.dirs, roots).await;
     Ok(())
+}
+
+/// The environment the plan's commands see: the project's variables, the plan's own and its
+/// folders first on PATH.
+fn plan_env(cx: &JobContext<'_>, plan: &detect::Plan, root: &Path, home: &Path) -> BuildEnv {
+    let mut env = BuildEnv::new(cx.work, cx.build_env);
+    let path: Vec<PathBuf> = plan.path.iter().map(|p| p.resolve(root, home)).collect();
+    env.extend(&plan.env, &path);
+    // Node.js binaries and the tools that bring their own HTTP client (Yarn 2+) trust their own
+    // list of certificate authorities; the machine's (which may hold a company's own) counts too.
+    if Path::new(SYSTEM_CA_BUNDLE).is_file() {
+        let trust = [(
+            "NODE_EXTRA_CA_CERTS".to_owned(),
+            SYSTEM_CA_BUNDLE.to_owned(),
+        )];
+        env.extend(&trust, &[]);
+    }
+    env
+}
+
+/// The plan's install command, as it runs over what the cache restored.
+fn install_command(plan: &detect::Plan, session: &cache::Session, log: &LogSink) -> Option<String> {
+    let planned = plan.install.as_deref()?;
+    let install = cache::install_over_cache(planned, session.restored_in_app("node_modules"));
+    if install != planned {
+        log.system(format!(
+            "node_modules was restored for this lockfile: running {install} instead of {planned}, which would remove it"
+        ));
+    }
+    Some(install.to_owned())
 }
 
 /// Reports a new phase once the log lines before it are delivered, so followers see them in

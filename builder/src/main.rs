@@ -153,41 +153,16 @@ async fn run(args: Args) -> anyhow::Result<i32> {
         s3_endpoint: job.s3_endpoint.clone(),
     };
     let storage = storage::open(&StorageUrl::parse(&job.storage)?, &options).await?;
-    let work = tempfile::Builder::new()
-        .prefix("scalemesh-build-")
-        .tempdir()
-        .context("creating the work folder")?;
-    // As root, the work folder is a filesystem of the build's disk allowance (unmounted before
-    // the folder goes, being declared after it).
-    let disk = match job.limits.disk {
-        Some(bytes) if nix::unistd::geteuid().is_root() => {
-            match scalemesh_builder::limits::DiskImage::mount(work.path(), bytes) {
-                Ok(disk) => Some(disk),
-                Err(e) => {
-                    eprintln!(
-                        "the work folder is not a filesystem of its own ({e}); its disk use is watched instead"
-                    );
-                    None
-                }
-            }
-        }
-        _ => None,
-    };
-    {
-        // Other users of the machine (and other builds) have no business in it.
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o700))
-            .context("closing the work folder")?;
-    }
+    let work = WorkFolder::create(job.limits.disk)?;
     let cx = job::JobContext {
         job: &job,
         api: &api,
         log: &log,
         storage,
         sandbox_setting: sandbox,
-        work: work.path(),
+        work: work.dir.path(),
         build_env: &build_env,
-        own_filesystem: disk.is_some(),
+        own_filesystem: work.disk.is_some(),
     };
 
     let timeout = Duration::from_secs(job.timeout_secs.max(1));
@@ -224,6 +199,42 @@ async fn run(args: Args) -> anyhow::Result<i32> {
             Ok(3)
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// The build's work folder, closed to everyone else: as root, a filesystem of the build's
+/// disk allowance.
+struct WorkFolder {
+    /// Declared first, so it is unmounted before the folder goes.
+    disk: Option<scalemesh_builder::limits::DiskImage>,
+    dir: tempfile::TempDir,
+}
+
+impl WorkFolder {
+    fn create(disk: Option<u64>) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("scalemesh-build-")
+            .tempdir()
+            .context("creating the work folder")?;
+        let disk = match disk {
+            Some(bytes) if nix::unistd::geteuid().is_root() => {
+                match scalemesh_builder::limits::DiskImage::mount(dir.path(), bytes) {
+                    Ok(disk) => Some(disk),
+                    Err(e) => {
+                        eprintln!(
+                            "the work folder is not a filesystem of its own ({e}); its disk use is watched instead"
+                        );
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        // Other users of the machine (and other builds) have no business in it.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
+            .context("closing the work folder")?;
+        Ok(Self { disk, dir })
     }
 }
 

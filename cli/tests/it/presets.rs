@@ -147,6 +147,13 @@ pub async fn page(stack: &Stack, host: &str) -> String {
     stack.site(host, "/").await.text().await.expect("body")
 }
 
+/// `res` answered 200 and may be cached for good.
+fn assert_immutable(res: &reqwest::Response, why: &str) {
+    assert_eq!(res.status(), 200);
+    let cache = res.headers()["cache-control"].to_str().expect("ascii");
+    assert!(cache.contains("immutable"), "{why}: {:?}", res.headers());
+}
+
 fn assert_logged(log: &str, lines: &[&str]) {
     for expected in lines {
         assert!(log.contains(expected), "missing {expected:?} in\n{log}");
@@ -179,15 +186,7 @@ async fn node_presets_build_into_their_frameworks_folders() {
     assert_eq!(res.status(), 200);
     assert!(res.text().await.expect("body").contains("<app-root>shop"));
     let res = stack.site("shop.localhost", "/main-7GT3ZTYO.js").await;
-    assert_eq!(res.status(), 200);
-    assert!(
-        res.headers()["cache-control"]
-            .to_str()
-            .expect("ascii")
-            .contains("immutable"),
-        "Angular's hashed files are immutable: {:?}",
-        res.headers()
-    );
+    assert_immutable(&res, "Angular's hashed files are immutable");
     assert_eq!(
         stack
             .site("shop.localhost", "/3rdpartylicenses.txt")
@@ -203,15 +202,7 @@ async fn node_presets_build_into_their_frameworks_folders() {
     let res = stack
         .site("vite-app.localhost", "/assets/index-CAoPt-vL.js")
         .await;
-    assert_eq!(res.status(), 200);
-    assert!(
-        res.headers()["cache-control"]
-            .to_str()
-            .expect("ascii")
-            .contains("immutable"),
-        "a Rollup hash with a dash is a hash: {:?}",
-        res.headers()
-    );
+    assert_immutable(&res, "a Rollup hash with a dash is a hash");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
