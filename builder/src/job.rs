@@ -209,21 +209,28 @@ async fn upload_output(
     ));
     let upload_started = Instant::now();
     let reporter = ProgressReporter::new(cx.api.clone());
-    let uploaded = upload::upload(
-        cx.storage.clone(),
+    let sink = upload::StorageSink {
+        storage: cx.storage.clone(),
+        project: &job.project,
+        deployment: &job.deployment,
+        api: Some(cx.api),
+    };
+    let progress = |p: scalemesh_core::upload::Progress| reporter.update(p.files, p.files_total);
+    let uploaded = upload::send(
+        &sink,
         &job.project,
         &job.deployment,
         files,
         routing,
-        |done, total| reporter.update(done, total),
+        &progress,
     )
     .await;
     reporter.finish();
-    let manifest = match uploaded {
-        Ok(manifest) => manifest,
+    let uploaded = match uploaded {
+        Ok(uploaded) => uploaded,
         Err(e) => {
-            // What did get stored is of no use now, and may be what filled the disk: it goes,
-            // so the failure itself can be recorded.
+            // What only this upload used is of no use now, and may be what filled the disk: it
+            // goes, so the failure itself can be recorded.
             let removed = upload::remove(cx.storage.as_ref(), &job.project, &job.deployment).await;
             if removed > 0 {
                 log.system(format!(
@@ -235,9 +242,11 @@ async fn upload_output(
         }
     };
     log.system(format!(
-        "Uploaded {} in {:.1}s; build took {:.1}s",
-        plural(manifest.files.len() as u64, "file"),
+        "Uploaded {} ({}) in {:.1}s, {} unchanged; build took {:.1}s",
+        plural(uploaded.sent as u64, "new file"),
+        human_bytes(uploaded.sent_bytes),
         upload_started.elapsed().as_secs_f64(),
+        uploaded.reused,
         started.elapsed().as_secs_f64()
     ));
     Ok(())

@@ -142,6 +142,14 @@ impl Api {
         Ok(())
     }
 
+    /// Which of the output's blobs the project holds already, and which to send.
+    pub async fn check_blobs(
+        &self,
+        check: &scalemesh_core::wire::BlobCheck,
+    ) -> Result<scalemesh_core::wire::BlobCheckAnswer, ReportError> {
+        self.post("blobs", check).await
+    }
+
     pub async fn phase(&self, phase: Phase, progress: Option<Progress>) -> Result<(), ReportError> {
         self.report(&BuilderReport::Phase { phase, progress }).await
     }

@@ -2,8 +2,12 @@
 //! these keys are a contract between the builder, the server and every proxy.
 //!
 //! ```text
-//! __output/<project>/<deployment>/<path>   the site's files, immutable once the deployment is ready
-//! __output/<project>/<deployment>.br/<path>  precompressed variants (also `.gz/`)
+//! __blobs/<project>/<sha256>              a file's bytes, stored once for every deployment of the
+//!                                          project that has them, its br and gzip variants after
+//!                                          them in the same object (the manifest says where)
+//! __output/<project>/<deployment>/<path>   a file of a deployment made before blobs (manifests
+//!                                          without `"layout": "blobs"`), and its variants in
+//! __output/<project>/<deployment>.br/<path>  `.br/` and `.gz/`; still served, never written
 //! __output/<project>/<deployment>.pending.json  the builder's manifest, written after every file
 //! __output/<project>/<deployment>.json     the manifest proxies serve from: copied from the
 //!                                          pending one by the server when the deployment is ready
@@ -19,7 +23,26 @@ use serde::{Deserialize, Serialize};
 use crate::rules::Routing;
 use crate::{DeploymentId, ProjectName};
 
-/// Every file, variant and manifest of every deployment of `project`.
+/// Every blob of `project`.
+pub fn blob_prefix(project: &ProjectName) -> String {
+    format!("__blobs/{project}/")
+}
+
+/// The object holding the file whose bytes have the hex SHA-256 `sha256`, followed by its
+/// variants. Blobs are per project: a deployment can only name the bytes of its own project, and
+/// asking which digests are missing tells nothing about another project's files.
+pub fn blob(project: &ProjectName, sha256: &str) -> String {
+    format!("__blobs/{project}/{sha256}")
+}
+
+/// Whether `s` is a hex SHA-256 as blobs are named: 64 lower-case hex digits.
+pub fn is_sha256(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Every manifest of `project` and the files of its deployments made before blobs.
 pub fn project_prefix(project: &ProjectName) -> String {
     format!("__output/{project}/")
 }
@@ -134,6 +157,75 @@ pub struct Manifest {
     /// Redirects, header rules and what a miss serves.
     #[serde(default, skip_serializing_if = "Routing::is_empty")]
     pub routing: Routing,
+    /// Where the files' bytes are.
+    #[serde(default, skip_serializing_if = "FileLayout::is_folders")]
+    pub layout: FileLayout,
+}
+
+/// Where a manifest's files are stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileLayout {
+    /// Each deployment in its own folder (`__output/<project>/<deployment>/<path>`): how
+    /// deployments were stored before blobs. Read, never written.
+    #[default]
+    Folders,
+    /// By content, once per project (`__blobs/<project>/<sha256>`).
+    Blobs,
+}
+
+impl FileLayout {
+    fn is_folders(&self) -> bool {
+        *self == Self::Folders
+    }
+}
+
+/// Where the bytes of one coding of a file are: `len` bytes from `start` of the object `key`,
+/// or, when `whole`, the object itself (a deployment made before blobs), whose size must be
+/// `len`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub key: String,
+    pub start: u64,
+    pub len: u64,
+    pub whole: bool,
+}
+
+impl Location {
+    /// A name for these bytes, for caches: the object, and the part of it.
+    pub fn cache_key(&self) -> String {
+        if self.whole {
+            self.key.clone()
+        } else {
+            format!("{}#{}+{}", self.key, self.start, self.len)
+        }
+    }
+}
+
+impl Manifest {
+    /// Where the `coding` variant of `path` (the file itself for `None`) is stored, if the
+    /// manifest lists it in that coding.
+    pub fn locate(&self, path: &str, coding: Option<Encoding>) -> Option<Location> {
+        let entry = self.files.get(path)?;
+        let (start, len) = entry.part(coding)?;
+        let (key, start, whole) = match (self.layout, coding) {
+            (FileLayout::Blobs, _) => (blob(&self.project, &entry.sha256), start, false),
+            (FileLayout::Folders, None) => {
+                (output_file(&self.project, &self.deployment, path), 0, true)
+            }
+            (FileLayout::Folders, Some(e)) => (
+                output_variant(&self.project, &self.deployment, e, path),
+                0,
+                true,
+            ),
+        };
+        Some(Location {
+            key,
+            start,
+            len,
+            whole,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,6 +246,21 @@ pub struct ManifestEntry {
 }
 
 impl ManifestEntry {
+    /// Where the `coding` variant (the file itself for `None`) is in a blob: the file's bytes,
+    /// then its brotli variant, then its gzip one.
+    pub fn part(&self, coding: Option<Encoding>) -> Option<(u64, u64)> {
+        match coding {
+            None => Some((0, self.size)),
+            Some(Encoding::Brotli) => self.br.map(|len| (self.size, len)),
+            Some(Encoding::Gzip) => self.gzip.map(|len| (self.size + self.br.unwrap_or(0), len)),
+        }
+    }
+
+    /// The size of the blob holding the file and its variants.
+    pub fn blob_size(&self) -> u64 {
+        self.size + self.br.unwrap_or(0) + self.gzip.unwrap_or(0)
+    }
+
     /// The size of the stored `encoding` variant, if there is one.
     pub fn variant(&self, encoding: Encoding) -> Option<u64> {
         match encoding {
@@ -199,6 +306,99 @@ mod tests {
         assert_eq!(project_prefix(&p), "__output/site/");
         assert_eq!(build_cache(&p, "ab12"), "__cache/site/ab12.tar.zst");
         assert!(build_cache(&p, "ab12").starts_with(&build_cache_prefix(&p)));
+    }
+
+    #[test]
+    fn files_are_found_in_their_layout() {
+        let p = ProjectName::parse("site").expect("valid");
+        let d = DeploymentId::parse("abcdefghijkl").expect("valid");
+        let sha = "ab".repeat(32);
+        let entry = |br: Option<u64>, gzip: Option<u64>| ManifestEntry {
+            size: 100,
+            content_type: "text/html".into(),
+            sha256: sha.clone(),
+            immutable: false,
+            br,
+            gzip,
+        };
+        let mut manifest = Manifest {
+            project: p.clone(),
+            deployment: d.clone(),
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+            files: [
+                ("a.html".to_owned(), entry(Some(30), Some(40))),
+                ("b.html".to_owned(), entry(None, Some(40))),
+            ]
+            .into(),
+            routing: Routing::default(),
+            layout: FileLayout::Blobs,
+        };
+        let at = |m: &Manifest, path, coding| {
+            m.locate(path, coding)
+                .map(|l: Location| (l.key, l.start, l.len, l.whole))
+        };
+        let blob_key = format!("__blobs/site/{sha}");
+        let table = [
+            ("a.html", None, Some((blob_key.clone(), 0, 100, false))),
+            (
+                "a.html",
+                Some(Encoding::Brotli),
+                Some((blob_key.clone(), 100, 30, false)),
+            ),
+            (
+                "a.html",
+                Some(Encoding::Gzip),
+                Some((blob_key.clone(), 130, 40, false)),
+            ),
+            ("b.html", Some(Encoding::Brotli), None),
+            (
+                "b.html",
+                Some(Encoding::Gzip),
+                Some((blob_key.clone(), 100, 40, false)),
+            ),
+            ("c.html", None, None),
+        ];
+        for (path, coding, want) in table {
+            assert_eq!(at(&manifest, path, coding), want, "{path} {coding:?}");
+        }
+        assert_eq!(manifest.files["a.html"].blob_size(), 170);
+        manifest.layout = FileLayout::Folders;
+        let folder = "__output/site/abcdefghijkl";
+        let table = [
+            (
+                "a.html",
+                None,
+                Some((format!("{folder}/a.html"), 0, 100, true)),
+            ),
+            (
+                "a.html",
+                Some(Encoding::Brotli),
+                Some((format!("{folder}.br/a.html"), 0, 30, true)),
+            ),
+            (
+                "a.html",
+                Some(Encoding::Gzip),
+                Some((format!("{folder}.gz/a.html"), 0, 40, true)),
+            ),
+            ("b.html", Some(Encoding::Brotli), None),
+        ];
+        for (path, coding, want) in table {
+            assert_eq!(at(&manifest, path, coding), want, "{path} {coding:?}");
+        }
+        // A manifest of before blobs reads as folders, and one in folders is written as before.
+        let json = serde_json::to_value(&manifest).expect("json");
+        assert!(json.get("layout").is_none());
+        manifest.layout = FileLayout::Blobs;
+        let json = serde_json::to_string(&manifest).expect("json");
+        assert!(json.contains(r#""layout":"blobs""#));
+        assert!(is_sha256(&sha));
+        for bad in [
+            "AB".repeat(32),
+            "ab".repeat(31),
+            format!("{}g", "a".repeat(63)),
+        ] {
+            assert!(!is_sha256(&bad), "{bad}");
+        }
     }
 
     #[test]

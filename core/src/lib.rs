@@ -17,6 +17,7 @@ pub mod layout;
 pub mod local;
 pub mod name;
 pub mod netguard;
+pub mod retention;
 pub mod rules;
 pub mod site_config;
 pub mod size;
@@ -25,6 +26,7 @@ pub mod storage;
 pub mod sync;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod upload;
 pub mod wire;
 pub mod words;
 

@@ -38,6 +38,11 @@ pub struct App {
     pub(crate) log_order: tokio::sync::Mutex<()>,
     /// Held while a production alias moves.
     pub(crate) promotion: tokio::sync::Mutex<()>,
+    /// Written while a project's unnamed blobs are swept, read while a handshake claims blobs:
+    /// a blob is never answered present and then swept.
+    pub(crate) sweeping: tokio::sync::RwLock<()>,
+    /// How often deployments past their project's retention and unnamed blobs are removed.
+    pub(crate) sweep_every: Duration,
     /// Seals and opens project variables.
     pub(crate) secrets: SecretBox,
     /// How long a deleted project's names stay held.

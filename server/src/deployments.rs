@@ -222,7 +222,11 @@ impl App {
     }
 
     /// Applies a transition and tells followers about it.
-    async fn apply(&self, id: &DeploymentId, t: Transition) -> anyhow::Result<TransitionOutcome> {
+    pub(crate) async fn apply(
+        &self,
+        id: &DeploymentId,
+        t: Transition,
+    ) -> anyhow::Result<TransitionOutcome> {
         let _order = self.log_order.lock().await;
         self.apply_in_order(id, t).await
     }

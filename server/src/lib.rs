@@ -6,6 +6,7 @@ pub mod access;
 mod aliases;
 mod app;
 mod auth;
+mod blobs;
 mod db;
 mod deployments;
 mod error;
@@ -13,6 +14,7 @@ mod listen;
 mod logs;
 mod manifests;
 mod private_file;
+mod retention;
 mod routes;
 pub mod runner;
 mod secrets;
@@ -170,6 +172,8 @@ impl Server {
             max_upload_bytes: settings.max_upload_mb.saturating_mul(1024 * 1024),
             log_order: tokio::sync::Mutex::new(()),
             promotion: tokio::sync::Mutex::new(()),
+            sweeping: tokio::sync::RwLock::new(()),
+            sweep_every: settings.sweep_every,
             secrets,
             name_hold: settings.name_hold,
             throttle: std::sync::Mutex::new(auth::throttle::Throttle::new(settings.auth_failures)),

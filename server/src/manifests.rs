@@ -56,7 +56,12 @@ impl App {
     ) -> Result<Option<Bytes>, String> {
         let key = layout::pending_manifest(&dep.project, &dep.id);
         match self.checked_manifest(dep, &key).await {
-            Ok(bytes) => Ok(Some(bytes)),
+            Ok(bytes) => {
+                let manifest: Manifest = serde_json::from_slice(&bytes)
+                    .map_err(|e| format!("{key} is unreadable: {e}"))?;
+                self.verify_blobs(dep, &manifest).await?;
+                Ok(Some(bytes))
+            }
             Err(ManifestError::Storage(e)) if e.is_not_found() => {
                 self.check_published_manifest(dep).await.map(|()| None)
             }

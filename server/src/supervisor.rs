@@ -1,6 +1,7 @@
 //! Keeps every deployment moving to a finished status: on start it picks up what the previous run
 //! left unfinished; then it fails deployments whose builder ended without a report and those no
-//! builder has reported on within the build timeout.
+//! builder has reported on within the build timeout, and sweeps storage (`retention/`) at start
+//! and every `--sweep-interval`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,9 +28,17 @@ pub async fn run(
 ) {
     let mut reap = tokio::time::interval(REAP_EVERY);
     let mut reconcile = tokio::time::interval(app.reconcile_every);
+    // The first tick is at once: what a previous run left (a disk that filled) goes at start.
+    let mut sweep = tokio::time::interval(app.sweep_every.max(Duration::from_secs(1)));
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
+            _ = sweep.tick() => {
+                if let Err(e) = app.sweep().await {
+                    tracing::error!(error = format!("{e:#}"), "sweeping storage failed");
+                }
+            }
             _ = reconcile.tick() => {
                 if let Err(e) = reconcile_jobs(&app).await {
                     tracing::error!(error = format!("{e:#}"), "reconciling runner jobs failed");

@@ -22,6 +22,7 @@ impl App {
             production_deployment: row.production_deployment.clone(),
             pinned: row.pinned,
             url: self.hosts.project_url(&row.name),
+            retention: row.retention,
             created_at: row.created_at,
             updated_at: row.updated_at,
         }
@@ -33,6 +34,7 @@ impl App {
                 url: row.git_url.as_deref().map(redact).unwrap_or_default(),
                 git_ref: row.git_ref.clone(),
             },
+            crate::blobs::PREBUILT => wire::DeploymentSource::Prebuilt,
             _ => wire::DeploymentSource::Archive,
         };
         wire::Deployment {

@@ -28,6 +28,7 @@ pub async fn inspect(client: &Client, args: InspectArgs) -> anyhow::Result<i32> 
             None => format!("{url} (default branch)"),
         },
         DeploymentSource::Archive => "uploaded folder".to_owned(),
+        DeploymentSource::Prebuilt => "prebuilt folder (no build)".to_owned(),
     };
     let took = |from: Option<OffsetDateTime>, to: Option<OffsetDateTime>| match (from, to) {
         (Some(a), Some(b)) => format!("{:.1}s", (b - a).as_seconds_f64()),

@@ -93,6 +93,23 @@ impl Storage for FsStorage {
         })
     }
 
+    async fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
+        let path = self.path_of(key)?;
+        match tokio::fs::metadata(&path).await {
+            Ok(meta) if meta.is_file() => Ok(Some(meta.len())),
+            Ok(_) => Ok(None),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(io_err("read", key)(e)),
+        }
+    }
+
     async fn get_range(&self, key: &str, start: u64, len: u64) -> Result<Object, StorageError> {
         use tokio::io::{AsyncReadExt, AsyncSeekExt};
         let path = self.path_of(key)?;

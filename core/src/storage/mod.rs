@@ -14,6 +14,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 
+pub use crate::wire::PresignedPut;
 pub use fs::FsStorage;
 #[cfg(feature = "s3")]
 pub use s3::S3Storage;
@@ -126,20 +127,48 @@ pub trait Storage: Send + Sync + 'static {
         })
     }
 
+    /// Reads `len` bytes of the object at `key` from `start` into memory.
+    async fn get_part_bytes(&self, key: &str, start: u64, len: u64) -> Result<Bytes, StorageError> {
+        if len == 0 {
+            return Ok(Bytes::new());
+        }
+        let object = self.get_range(key, start, len).await?;
+        collect(key, object).await
+    }
+
+    /// The size of the object at `key`, or `None` when there is none.
+    async fn size(&self, key: &str) -> Result<Option<u64>, StorageError>;
+
+    /// A URL that stores one object at `key` when `PUT` to with the headers given, valid for
+    /// `valid`; `None` where the backend has no such thing (a folder), and uploads go through
+    /// the server.
+    async fn presign_put(
+        &self,
+        key: &str,
+        valid: std::time::Duration,
+    ) -> Result<Option<PresignedPut>, StorageError> {
+        let _ = (key, valid);
+        Ok(None)
+    }
+
     /// Reads the whole object at `key`; for small objects such as manifests and routes.
     async fn get_bytes(&self, key: &str) -> Result<Bytes, StorageError> {
-        let mut object = self.get(key).await?;
-        let mut buf = BytesMut::with_capacity(usize::try_from(object.size).unwrap_or(0));
-        while let Some(chunk) = object.body.next().await {
-            let chunk = chunk.map_err(|source| StorageError::Io {
-                op: "read",
-                key: key.to_owned(),
-                source,
-            })?;
-            buf.extend_from_slice(&chunk);
-        }
-        Ok(buf.freeze())
+        let object = self.get(key).await?;
+        collect(key, object).await
     }
+}
+
+async fn collect(key: &str, mut object: Object) -> Result<Bytes, StorageError> {
+    let mut buf = BytesMut::with_capacity(usize::try_from(object.size).unwrap_or(0));
+    while let Some(chunk) = object.body.next().await {
+        let chunk = chunk.map_err(|source| StorageError::Io {
+            op: "read",
+            key: key.to_owned(),
+            source,
+        })?;
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
 }
 
 /// A storage location as users write it.

@@ -16,12 +16,13 @@ use aws_config::timeout::TimeoutConfig;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use futures_util::StreamExt;
 use tokio_util::io::ReaderStream;
 
-use super::{Body, Object, ObjectMeta, Storage, StorageError, is_valid_key};
+use super::{Body, Object, ObjectMeta, PresignedPut, Storage, StorageError, is_valid_key};
 
 /// Files larger than this are uploaded in parts.
 const MULTIPART_THRESHOLD: u64 = 16 * 1024 * 1024;
@@ -367,6 +368,56 @@ impl Storage for S3Storage {
             .await
             .map_err(|e| s3_error("delete", &full_key, e))?;
         Ok(())
+    }
+
+    async fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
+        let full_key = self.key(key)?;
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(&full_key)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(
+                out.content_length()
+                    .and_then(|n| u64::try_from(n).ok())
+                    .unwrap_or(0),
+            )),
+            Err(e)
+                if e.as_service_error().is_some_and(|s| s.is_not_found())
+                    || e.raw_response().is_some_and(|r| r.status().as_u16() == 404) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(s3_error("look up", &full_key, e)),
+        }
+    }
+
+    async fn presign_put(
+        &self,
+        key: &str,
+        valid: Duration,
+    ) -> Result<Option<PresignedPut>, StorageError> {
+        let full_key = self.key(key)?;
+        let config = PresigningConfig::expires_in(valid)
+            .map_err(|e| StorageError::Backend(format!("presigning {full_key}: {e}")))?;
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&full_key)
+            .presigned(config)
+            .await
+            .map_err(|e| s3_error("presign an upload of", &full_key, e))?;
+        Ok(Some(PresignedPut {
+            url: request.uri().to_owned(),
+            headers: request
+                .headers()
+                .map(|(name, value)| (name.to_owned(), value.to_owned()))
+                .collect(),
+        }))
     }
 
     fn url(&self) -> String {

@@ -1,5 +1,6 @@
 //! The JSON the API speaks, shared by the server that writes it and the clients that read it.
 
+mod blobs;
 mod team;
 
 use std::collections::BTreeMap;
@@ -10,6 +11,10 @@ use time::OffsetDateTime;
 use crate::site_config::BuildSettings;
 use crate::{DeploymentId, DeploymentStatus, Phase, ProjectName};
 
+pub use blobs::{
+    BlobCheck, BlobCheckAnswer, BlobLayout, BlobParts, BlobWant, BlobsAbsent, BlobsStored,
+    MAX_FILES, MissingBlob, PrebuiltStarted, PresignedPut, StartPrebuilt, StoredBlob, SweepReport,
+};
 pub use team::{
     AddMember, BuildEnv, CreateToken, CreateUser, CreatedToken, CreatedUser, EnvList, EnvVar, Me,
     Member, MemberList, NameHold, NameHoldList, PutEnv, Token, TokenList, User, UserList,
@@ -75,6 +80,9 @@ pub struct UpdateProject {
     /// sensitive (the per-variable routes set one at a time).
     #[serde(default)]
     pub env: Option<BTreeMap<String, String>>,
+    /// How long deployments are kept: `{"keep": 20, "days": 30}`; `{}` keeps all.
+    #[serde(default)]
+    pub retention: Option<crate::retention::Retention>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +103,9 @@ pub struct Project {
     #[serde(default)]
     pub pinned: bool,
     pub url: String,
+    /// How long its deployments are kept (unset: all of them).
+    #[serde(default, skip_serializing_if = "crate::retention::Retention::is_unset")]
+    pub retention: crate::retention::Retention,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -130,6 +141,8 @@ pub enum DeploymentSource {
         git_ref: Option<String>,
     },
     Archive,
+    /// A folder deployed as it is, with no build.
+    Prebuilt,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,7 +12,7 @@ use std::time::Instant;
 use axum::http::HeaderMap;
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
-use scalemesh_core::layout::{self, Encoding};
+use scalemesh_core::layout::{Encoding, Location};
 use scalemesh_core::storage::{Storage, StorageError};
 use scalemesh_net::memfile::Sendable;
 
@@ -38,15 +38,13 @@ pub struct File<'a> {
 }
 
 impl File<'_> {
-    /// Where storage keeps it: the key names the deployment, the path and the coding.
-    fn key(&self) -> String {
-        let manifest = &self.site.manifest;
-        match self.coding {
-            Some(e) => {
-                layout::output_variant(&manifest.project, &manifest.deployment, e, self.path)
-            }
-            None => layout::output_file(&manifest.project, &manifest.deployment, self.path),
-        }
+    /// Where storage keeps it: a blob named by the project and the file's digest, or the
+    /// deployment's own folder for a deployment made before blobs.
+    fn location(&self) -> Result<Location, StorageError> {
+        self.site
+            .manifest
+            .locate(self.path, self.coding)
+            .ok_or_else(|| StorageError::Backend(format!("{} is not in its manifest", self.path)))
     }
 }
 
@@ -105,12 +103,12 @@ impl Bodies {
                 body: Sendable::plain(body),
             });
         }
-        let key = file.key();
+        let location = file.location()?;
         let take = |body: &Sendable, head: &HeaderMap| {
             (body.len() as u64 == file.size).then(|| (body.clone(), head.clone()))
         };
-        let (found, source) = self.shared.get(storage, &key, head, take).await?;
-        let (body, head) = found.ok_or_else(|| wrong_size(&key))?;
+        let (found, source) = self.shared.get(storage, &location, head, take).await?;
+        let (body, head) = found.ok_or_else(|| wrong_size(&location.key))?;
         if source == Source::Memory {
             thread::keep(
                 self.thread_bytes,
@@ -134,9 +132,11 @@ impl Bodies {
         Window { start, len }: Window,
         head: impl FnOnce() -> HeaderMap,
     ) -> Result<Part, StorageError> {
-        let key = file.key();
+        let location = file.location()?;
         if !self.shared.holds(file.size) {
-            let object = storage.get_range(&key, start, len).await?;
+            let object = storage
+                .get_range(&location.key, location.start + start, len)
+                .await?;
             return Ok(Part::Stream(object.body));
         }
         let slice = |body: &Sendable, _: &HeaderMap| {
@@ -148,8 +148,9 @@ impl Bodies {
                 .filter(|_| usable)
                 .map(|(start, end)| body.slice(start..end))
         };
-        let (part, _) = self.shared.get(storage, &key, head, slice).await?;
-        part.map(Part::Memory).ok_or_else(|| wrong_size(&key))
+        let (part, _) = self.shared.get(storage, &location, head, slice).await?;
+        part.map(Part::Memory)
+            .ok_or_else(|| wrong_size(&location.key))
     }
 }
 

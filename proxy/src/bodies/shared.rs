@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use axum::http::HeaderMap;
+use scalemesh_core::layout::Location;
 use scalemesh_core::storage::{Storage, StorageError};
 use scalemesh_core::sync::{read, write};
 use scalemesh_net::counter::Counter;
@@ -112,10 +113,11 @@ impl BodyCache {
     pub async fn get<R>(
         &self,
         storage: &dyn Storage,
-        key: &str,
+        location: &Location,
         head: impl FnOnce() -> HeaderMap,
         take: impl Fn(&Sendable, &HeaderMap) -> R,
     ) -> Result<(R, Source), StorageError> {
+        let key = &location.cache_key();
         if let Some(found) = self.hit(key, &take) {
             return Ok((found, Source::Memory));
         }
@@ -124,7 +126,13 @@ impl BodyCache {
             return Ok((found, Source::Memory));
         }
         self.misses.add(1);
-        let body = storage.get_bytes(key).await?;
+        let body = if location.whole {
+            storage.get_bytes(&location.key).await?
+        } else {
+            storage
+                .get_part_bytes(&location.key, location.start, location.len)
+                .await?
+        };
         // A memory file too when there is room for both: written off the serving thread.
         let (body, file) = if body.len() >= memfile::MIN
             && body.len().saturating_mul(2).saturating_add(ENTRY_MOST) <= self.max_bytes

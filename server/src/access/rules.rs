@@ -23,10 +23,14 @@ pub enum Action {
     ManageUsers,
     /// List and release names held after a project was deleted.
     ManageHolds,
+    /// Sweep storage now, as the server does every `--sweep-interval`.
+    Sweep,
     /// See a project, its deployments, logs, domains, members and variable names.
     ViewProject,
     Deploy,
     Cancel,
+    /// Remove a finished deployment that is not production.
+    RemoveDeployment,
     Promote,
     Rollback,
     ReadPreviewEnv,
@@ -79,6 +83,7 @@ pub const RULES: &[(Action, Need, &str)] = &[
     ),
     (Action::ManageUsers, Need::Admin, "managing users"),
     (Action::ManageHolds, Need::Admin, "managing held names"),
+    (Action::Sweep, Need::Admin, "sweeping storage"),
     (
         Action::ViewProject,
         Need::Project(Role::Viewer),
@@ -89,6 +94,11 @@ pub const RULES: &[(Action, Need, &str)] = &[
         Action::Cancel,
         Need::Project(Role::Developer),
         "canceling a deployment",
+    ),
+    (
+        Action::RemoveDeployment,
+        Need::Project(Role::Developer),
+        "removing a deployment",
     ),
     (
         Action::Promote,
@@ -247,7 +257,13 @@ pub const ROUTES: &[Route] = &[
         "/api/v1/projects/{name}/env/{key}",
         Action::WritePreviewEnv,
     ),
+    route("POST", "/api/v1/projects/{name}/prebuilt", Action::Deploy),
     route("GET", "/api/v1/deployments/{id}", Action::ViewProject),
+    route(
+        "DELETE",
+        "/api/v1/deployments/{id}",
+        Action::RemoveDeployment,
+    ),
     route("POST", "/api/v1/deployments/{id}/promote", Action::Promote),
     route("POST", "/api/v1/deployments/{id}/cancel", Action::Cancel),
     route("GET", "/api/v1/deployments/{id}/logs", Action::ViewProject),
@@ -259,6 +275,15 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/api/v1/deployments/{id}/logs", Action::Job),
     route("POST", "/api/v1/deployments/{id}/report", Action::Job),
     route("GET", "/api/v1/deployments/{id}/env", Action::Job),
+    route("POST", "/api/v1/deployments/{id}/blobs", Action::Job),
+    route("POST", "/api/v1/deployments/{id}/blobs/stored", Action::Job),
+    route(
+        "PUT",
+        "/api/v1/deployments/{id}/blobs/{sha256}",
+        Action::Job,
+    ),
+    route("PUT", "/api/v1/deployments/{id}/manifest", Action::Job),
+    route("POST", "/api/v1/sweep", Action::Sweep),
 ];
 
 /// What a caller is, as far as the rules care.

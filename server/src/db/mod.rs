@@ -3,6 +3,7 @@
 //! the connections; each other file one kind of row.
 
 mod aliases;
+mod blobs;
 mod deployment_row;
 mod deployments;
 mod env;
@@ -17,6 +18,7 @@ mod tokens;
 mod users;
 
 pub use aliases::{AliasAction, DomainRow, DomainTaken};
+pub use blobs::BlobRow;
 pub use deployment_row::DeploymentRow;
 pub use deployments::{NewDeployment, Readied, Transition, TransitionOutcome};
 pub use env::{EnvRow, MAX_KEYS as MAX_ENV_KEYS, NewEnv, TooManyKeys};
@@ -24,6 +26,6 @@ pub use error::DbError;
 pub use idempotency::Claim;
 pub use logs::AppendOutcome;
 pub use projects::{Creation, NewProject, ProjectRow};
-pub use store::SqliteStore;
+pub use store::{SqliteStore, to_ms};
 pub use tokens::{NewToken, TokenRow};
 pub use users::{MemberChange, MemberRow, Removal, User};

@@ -4,6 +4,7 @@
 
 use rusqlite::{OptionalExtension, Row, params};
 use scalemesh_core::access::Role;
+use scalemesh_core::retention::Retention;
 use scalemesh_core::site_config::BuildSettings;
 use scalemesh_core::{DeploymentId, ProjectName};
 use time::OffsetDateTime;
@@ -23,6 +24,8 @@ pub struct ProjectRow {
     pub production_deployment: Option<DeploymentId>,
     /// Production stays where a rollback put it: ready builds do not go live by themselves.
     pub pinned: bool,
+    /// How long its deployments are kept.
+    pub retention: Retention,
     /// The names of its variables, sorted.
     pub env_keys: Vec<String>,
     pub created_at: OffsetDateTime,
@@ -49,13 +52,14 @@ pub enum Creation {
 
 /// Columns of `projects p`, and the names of its variables.
 const COLUMNS: &str = "p.id, p.name, p.owner_id, p.git_url, p.git_ref, p.build, p.production_deployment, p.created_at, p.updated_at,
-    (SELECT json_group_array(DISTINCT e.key) FROM env_vars e WHERE e.project_id = p.id), p.auto_promote";
+    (SELECT json_group_array(DISTINCT e.key) FROM env_vars e WHERE e.project_id = p.id), p.auto_promote, p.retention";
 
 fn row_to_project(r: &Row<'_>) -> rusqlite::Result<Result<ProjectRow, DbError>> {
     let name: String = r.get(1)?;
     let build: String = r.get(5)?;
     let production: Option<String> = r.get(6)?;
     let env_keys: Option<String> = r.get(9)?;
+    let retention: Option<String> = r.get(11)?;
     let parsed = (|| {
         Ok(ProjectRow {
             id: r.get(0)?,
@@ -69,6 +73,12 @@ fn row_to_project(r: &Row<'_>) -> rusqlite::Result<Result<ProjectRow, DbError>> 
                 .transpose()
                 .map_err(|e| DbError::Corrupt(e.to_string()))?,
             pinned: !r.get::<_, bool>(10)?,
+            retention: match retention {
+                Some(json) => {
+                    serde_json::from_str(&json).map_err(|e| DbError::Corrupt(e.to_string()))?
+                }
+                None => Retention::default(),
+            },
             env_keys: {
                 let mut keys: Vec<String> = match env_keys {
                     Some(json) => {
@@ -173,9 +183,13 @@ impl SqliteStore {
     pub async fn update_project(&self, row: ProjectRow) -> DbResult<ProjectRow> {
         self.call(move |conn| {
             let build = serde_json::to_string(&row.build).map_err(|e| DbError::Corrupt(e.to_string()))?;
+            let retention = (!row.retention.is_unset())
+                .then(|| serde_json::to_string(&row.retention))
+                .transpose()
+                .map_err(|e| DbError::Corrupt(e.to_string()))?;
             conn.execute(
-                "UPDATE projects SET git_url = ?2, git_ref = ?3, build = ?4, updated_at = ?5 WHERE id = ?1",
-                params![row.id, row.git_url, row.git_ref, build, now_ms()],
+                "UPDATE projects SET git_url = ?2, git_ref = ?3, build = ?4, retention = ?5, updated_at = ?6 WHERE id = ?1",
+                params![row.id, row.git_url, row.git_ref, build, retention, now_ms()],
             )?;
             project_by_name(conn, row.name.as_str())?
                 .ok_or_else(|| DbError::Corrupt("updated project vanished".into()))

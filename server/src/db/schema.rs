@@ -152,6 +152,26 @@ CREATE INDEX deployments_queued_by ON deployments(created_by) WHERE status = 'qu
     r#"
 ALTER TABLE deployments ADD COLUMN no_cache INTEGER NOT NULL DEFAULT 0;
 "#,
+    // Files stored by content: the blobs each project holds, the ones each deployment names,
+    // and how long a project keeps its deployments.
+    r#"
+CREATE TABLE blobs (
+    project_id  INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    sha256      TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    br          INTEGER,
+    gzip        INTEGER,
+    stored_at   INTEGER NOT NULL,
+    PRIMARY KEY (project_id, sha256)
+) WITHOUT ROWID;
+CREATE TABLE deployment_blobs (
+    deployment_id   TEXT NOT NULL REFERENCES deployments(id) ON DELETE CASCADE,
+    sha256          TEXT NOT NULL,
+    PRIMARY KEY (deployment_id, sha256)
+) WITHOUT ROWID;
+CREATE INDEX deployment_blobs_by_sha ON deployment_blobs(sha256);
+ALTER TABLE projects ADD COLUMN retention TEXT;
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> DbResult<()> {

@@ -20,7 +20,11 @@ const MAX_BATCH_LINES: usize = 10_000;
 /// The deployment a job token is valid for. The token is checked first: without it, nothing
 /// about the deployment is told, not even whether it exists. A finished deployment's token is
 /// void, and its builder is told so (409).
-async fn job_deployment(app: &App, id: &str, token: &JobToken) -> ApiResult<DeploymentRow> {
+pub(super) async fn job_deployment(
+    app: &App,
+    id: &str,
+    token: &JobToken,
+) -> ApiResult<DeploymentRow> {
     let unauthorized =
         || ApiError::Unauthorized("the job token is not valid for this deployment".into());
     let id = DeploymentId::parse(id).map_err(|_| unauthorized())?;
@@ -73,7 +77,7 @@ pub async fn report(
 }
 
 /// A builder's body, read only once its token is known to be good.
-async fn read_body(body: Body) -> ApiResult<Bytes> {
+pub(super) async fn read_body(body: Body) -> ApiResult<Bytes> {
     axum::body::to_bytes(body, super::parse::JSON_LIMIT)
         .await
         .map_err(|e| crate::error::body_error(&e, e.to_string()))

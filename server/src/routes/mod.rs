@@ -1,5 +1,6 @@
 //! The HTTP API. Handlers parse and authorise at the edge, then call [`App`] methods.
 
+mod blobs;
 mod compat;
 mod deployments;
 mod env;
@@ -64,7 +65,25 @@ pub fn router(app: Arc<App>) -> Router {
             "/projects/{name}/env/{key}",
             get(env::show).put(env::put).delete(env::remove),
         )
-        .route("/deployments/{id}", get(deployments::show))
+        .route(
+            "/projects/{name}/prebuilt",
+            axum::routing::post(blobs::start_prebuilt),
+        )
+        .route(
+            "/deployments/{id}",
+            get(deployments::show).delete(blobs::remove),
+        )
+        .route("/deployments/{id}/blobs", post(blobs::check))
+        .route("/deployments/{id}/blobs/stored", post(blobs::stored))
+        .route(
+            "/deployments/{id}/blobs/{sha256}",
+            axum::routing::put(blobs::put),
+        )
+        .route(
+            "/deployments/{id}/manifest",
+            axum::routing::put(blobs::manifest),
+        )
+        .route("/sweep", post(blobs::sweep))
         .route("/deployments/{id}/promote", post(deployments::promote))
         .route("/deployments/{id}/cancel", post(deployments::cancel))
         .route(

@@ -241,6 +241,9 @@ pub async fn update(
         project.check(&caller, Action::WriteProductionEnv)?;
         check_env(env)?;
     }
+    if let Some(retention) = body.retention {
+        row.retention = retention;
+    }
     let row = app.store.update_project(row).await?;
     if let Some(env) = &body.env {
         app.replace_env(&row, env, caller.user.id).await?;

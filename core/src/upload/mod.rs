@@ -1,0 +1,245 @@
+//! Uploading a deployment's files by content: every file is hashed, the digests go to the server
+//! in one handshake, and only the blobs the project does not hold yet are packed (compressed)
+//! and sent, several at once; the manifest, mapping each path to its digest, goes last. The
+//! builder sends its output folder this way and the CLI a prebuilt one; each says through a
+//! [`BlobSink`] where things go.
+
+pub mod folder;
+pub mod pack;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::Context;
+use async_trait::async_trait;
+use futures_util::{StreamExt, TryStreamExt};
+
+pub use folder::{OutputFile, UploadLimits, collect, take_routing};
+use pack::Packed;
+
+use crate::layout::{FileLayout, Manifest, ManifestEntry, is_sha256};
+use crate::rules::Routing;
+use crate::wire::{BlobCheck, BlobCheckAnswer, BlobLayout, BlobParts, BlobWant, PresignedPut};
+use crate::{DeploymentId, ProjectName, content_type};
+
+/// Files hashed, and blobs sent, at once.
+const PARALLEL: usize = 16;
+
+/// Bytes of file contents and their compressed copies held in memory at once, across the blobs
+/// being packed and sent: the builder runs outside the build's memory limit.
+const MEMORY_BUDGET: u64 = 64 * 1024 * 1024;
+
+/// Where an upload's pieces go.
+#[async_trait]
+pub trait BlobSink: Send + Sync {
+    /// Which of these blobs the project holds, and which to send.
+    async fn check(&self, check: &BlobCheck) -> anyhow::Result<BlobCheckAnswer>;
+    /// Sends one missing blob, straight to storage when `direct` says how.
+    async fn put(&self, blob: &Packed, direct: Option<&PresignedPut>) -> anyhow::Result<()>;
+    /// Sends the manifest, once every blob it names is stored.
+    async fn put_manifest(&self, manifest: &Manifest) -> anyhow::Result<()>;
+}
+
+/// How far the sending of blobs is: files and bytes (of the files themselves) sent of those to
+/// send.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub files: u64,
+    pub files_total: u64,
+    pub bytes: u64,
+    pub bytes_total: u64,
+}
+
+/// What an upload did.
+#[derive(Debug)]
+pub struct Uploaded {
+    pub manifest: Manifest,
+    /// Blobs sent, and the bytes of their files.
+    pub sent: usize,
+    pub sent_bytes: u64,
+    /// Files whose blob the project held already.
+    pub reused: usize,
+}
+
+/// A file as the manifest will list it, before its variants are known.
+struct Described {
+    file: OutputFile,
+    sha256: String,
+    content_type: String,
+}
+
+/// Uploads `files` of a deployment by content, then its manifest; `progress` is called as blobs
+/// are sent.
+pub async fn upload(
+    sink: &dyn BlobSink,
+    project: &ProjectName,
+    deployment: &DeploymentId,
+    files: Vec<OutputFile>,
+    routing: Routing,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+) -> anyhow::Result<Uploaded> {
+    let described = describe(files).await?;
+    // One blob per digest, packed as the first file with it says (its type decides compression).
+    let mut wanted: BTreeMap<&str, &Described> = BTreeMap::new();
+    for d in &described {
+        wanted.entry(d.sha256.as_str()).or_insert(d);
+    }
+    let check = BlobCheck {
+        blobs: wanted
+            .values()
+            .map(|d| BlobWant {
+                sha256: d.sha256.clone(),
+                size: d.file.size,
+            })
+            .collect(),
+    };
+    let answer = sink
+        .check(&check)
+        .await
+        .context("asking which files are new")?;
+    let mut parts: HashMap<String, BlobParts> = answer.present.clone().into_iter().collect();
+    let to_send = to_send(&wanted, &answer)?;
+    let sent = to_send.len();
+    let sent_bytes = to_send.iter().map(|(d, _)| d.file.size).sum();
+    let packed = send(sink, to_send, sent_bytes, progress).await?;
+    parts.extend(packed);
+    let mut entries = BTreeMap::new();
+    for d in &described {
+        let p = parts
+            .get(&d.sha256)
+            .copied()
+            .context("the server's answer left out a file")?;
+        entries.insert(
+            d.file.path.clone(),
+            ManifestEntry {
+                size: d.file.size,
+                content_type: d.content_type.clone(),
+                sha256: d.sha256.clone(),
+                immutable: crate::fingerprint::is_fingerprinted(&d.file.path),
+                br: p.br,
+                gzip: p.gzip,
+            },
+        );
+    }
+    let manifest = Manifest {
+        project: project.clone(),
+        deployment: deployment.clone(),
+        created_at: time::OffsetDateTime::now_utc(),
+        files: entries,
+        routing,
+        layout: FileLayout::Blobs,
+    };
+    sink.put_manifest(&manifest)
+        .await
+        .context("sending the manifest")?;
+    Ok(Uploaded {
+        manifest,
+        sent,
+        sent_bytes,
+        reused: described.len() - sent,
+    })
+}
+
+/// Every file hashed, several at once.
+async fn describe(files: Vec<OutputFile>) -> anyhow::Result<Vec<Described>> {
+    futures_util::stream::iter(files)
+        .map(|file| async move {
+            let source = file.source.clone();
+            let sha256 = tokio::task::spawn_blocking(move || pack::sha256_of(&source))
+                .await
+                .context("hashing task failed")?
+                .with_context(|| format!("reading {}", file.path))?;
+            let content_type = content_type::for_path(&file.path);
+            anyhow::Ok(Described {
+                file,
+                sha256,
+                content_type,
+            })
+        })
+        .buffered(PARALLEL)
+        .try_collect()
+        .await
+}
+
+/// The blobs the answer says to send, each with its direct URL if it has one; an answer that
+/// leaves a digest out, or names one not asked about, is refused.
+fn to_send<'a>(
+    wanted: &BTreeMap<&str, &'a Described>,
+    answer: &BlobCheckAnswer,
+) -> anyhow::Result<Vec<(&'a Described, Option<PresignedPut>)>> {
+    let mut out = Vec::new();
+    for missing in &answer.missing {
+        let d = wanted.get(missing.sha256.as_str()).with_context(|| {
+            format!(
+                "the server asked for a blob never offered: {:.80}",
+                missing.sha256
+            )
+        })?;
+        out.push((*d, missing.upload.clone()));
+    }
+    let answered = answer.present.len() + out.len();
+    if answered != wanted.len()
+        || answer
+            .present
+            .keys()
+            .any(|k| !is_sha256(k) || !wanted.contains_key(k.as_str()))
+    {
+        anyhow::bail!("the server's answer does not cover the files asked about");
+    }
+    Ok(out)
+}
+
+/// Packs and sends `blobs`, several at once within the memory budget; where each one's variants
+/// are.
+async fn send(
+    sink: &dyn BlobSink,
+    blobs: Vec<(&Described, Option<PresignedPut>)>,
+    bytes_total: u64,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+) -> anyhow::Result<Vec<(String, BlobParts)>> {
+    let files_total = blobs.len() as u64;
+    let (files, bytes) = (AtomicU64::new(0), AtomicU64::new(0));
+    let budget = Arc::new(tokio::sync::Semaphore::new(
+        usize::try_from(MEMORY_BUDGET / 1024).unwrap_or(usize::MAX),
+    ));
+    progress(Progress {
+        files: 0,
+        files_total,
+        bytes: 0,
+        bytes_total,
+    });
+    futures_util::stream::iter(blobs)
+        .map(|(d, direct)| {
+            let budget = budget.clone();
+            let (files, bytes) = (&files, &bytes);
+            async move {
+                let compress = pack::compressible(&d.content_type, d.file.size);
+                let held = pack::held_bytes(d.file.size, compress).min(MEMORY_BUDGET);
+                let _held = budget
+                    .acquire_many_owned(u32::try_from(held.div_ceil(1024)).unwrap_or(u32::MAX))
+                    .await
+                    .context("the upload's memory budget closed")?;
+                let (source, sha) = (d.file.source.clone(), d.sha256.clone());
+                let packed =
+                    tokio::task::spawn_blocking(move || pack::pack(&source, compress, Some(&sha)))
+                        .await
+                        .context("packing task failed")?
+                        .with_context(|| format!("reading {}", d.file.path))?;
+                sink.put(&packed, direct.as_ref())
+                    .await
+                    .with_context(|| format!("uploading {}", d.file.path))?;
+                progress(Progress {
+                    files: files.fetch_add(1, Ordering::Relaxed) + 1,
+                    files_total,
+                    bytes: bytes.fetch_add(d.file.size, Ordering::Relaxed) + d.file.size,
+                    bytes_total,
+                });
+                let BlobLayout { br, gzip, .. } = packed.layout;
+                anyhow::Ok((packed.sha256, BlobParts { br, gzip }))
+            }
+        })
+        .buffer_unordered(PARALLEL)
+        .try_collect()
+        .await
+}

@@ -1,0 +1,139 @@
+//! The digest handshake: whoever uploads a deployment's files (the builder, or the CLI for a
+//! prebuilt folder) sends the digest of every file at once; the server answers which blobs the
+//! project holds already (with where their variants are) and which to send, each with a URL
+//! straight to storage where storage has them.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Most files in one deployment, and in one handshake.
+pub const MAX_FILES: usize = 50_000;
+
+/// `POST /api/v1/deployments/{id}/blobs`: every file's digest and size, once each.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlobCheck {
+    pub blobs: Vec<BlobWant>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlobWant {
+    /// Hex SHA-256 of the file's bytes.
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// The answer: every digest asked about is either present or missing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobCheckAnswer {
+    /// Blobs the project holds: the sizes of the variants stored after the file's bytes.
+    pub present: BTreeMap<String, BlobParts>,
+    /// Blobs to send, with a URL straight to storage when there is one (else `PUT
+    /// /api/v1/deployments/{id}/blobs/{sha256}`).
+    pub missing: Vec<MissingBlob>,
+}
+
+/// The variants after a file's bytes in its blob: brotli first, then gzip.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobParts {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub br: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gzip: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MissingBlob {
+    pub sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload: Option<PresignedPut>,
+}
+
+/// An upload straight to storage: `PUT` the body to `url` with exactly these headers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresignedPut {
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+}
+
+/// The query of `PUT /api/v1/deployments/{id}/blobs/{sha256}`: how the body is laid out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlobLayout {
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub br: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gzip: Option<u64>,
+}
+
+impl BlobLayout {
+    pub fn total(&self) -> Option<u64> {
+        self.size
+            .checked_add(self.br.unwrap_or(0))?
+            .checked_add(self.gzip.unwrap_or(0))
+    }
+}
+
+/// `POST /api/v1/deployments/{id}/blobs/stored`: blobs sent straight to storage, so an upload
+/// cut off is resumed without sending them again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlobsStored {
+    pub blobs: Vec<StoredBlob>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoredBlob {
+    pub sha256: String,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub br: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gzip: Option<u64>,
+}
+
+impl StoredBlob {
+    pub fn layout(&self) -> BlobLayout {
+        BlobLayout {
+            size: self.size,
+            br: self.br,
+            gzip: self.gzip,
+        }
+    }
+}
+
+/// `POST /api/v1/projects/{name}/prebuilt`: starts a deployment of a folder as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartPrebuilt {
+    /// Go live when ready (the default), or stay a preview.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promote: Option<bool>,
+}
+
+/// The deployment started, and the token its uploader sends its blobs, manifest and `ready`
+/// with (as a builder does); shown once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrebuiltStarted {
+    pub deployment: super::Deployment,
+    pub job_token: String,
+}
+
+/// The answer to blobs reported stored: those not found in storage as said.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobsAbsent {
+    pub absent: Vec<String>,
+}
+
+/// What a sweep of storage removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweepReport {
+    pub deployments: u64,
+    pub blobs: u64,
+    /// Other objects: manifests and files of deployments that are gone or never became ready.
+    pub files: u64,
+}

@@ -1,0 +1,424 @@
+//! Files by content on the server's side: the digest handshake (which blobs a deployment must
+//! send, with a URL straight to storage where there is one), blobs sent through the server
+//! (checked against their digest before they are stored), blobs reported stored straight to
+//! storage (looked up), a prebuilt deployment's manifest, and the check of a blob manifest
+//! before its deployment becomes ready: every blob it names is stored with the variants it
+//! says.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use axum::body::Body as HttpBody;
+use futures_util::{StreamExt, TryStreamExt};
+use scalemesh_core::layout::{self, FileLayout, Manifest, is_sha256, is_site_path};
+use scalemesh_core::storage::{Body, ObjectMeta};
+use scalemesh_core::upload::pack;
+use scalemesh_core::wire::{
+    BlobCheck, BlobCheckAnswer, BlobLayout, BlobParts, MAX_FILES, MissingBlob, StoredBlob,
+};
+use tokio::io::AsyncWriteExt;
+
+use scalemesh_core::{DeploymentId, DeploymentStatus, Phase};
+
+use crate::app::App;
+use crate::auth::{hash_token, new_job_token};
+use crate::db::{BlobRow, DeploymentRow, NewDeployment, ProjectRow, Transition};
+use crate::error::{ApiError, ApiResult};
+
+/// How long a URL straight to storage stays good.
+const DIRECT_UPLOAD_VALID: Duration = Duration::from_secs(3600);
+
+/// Storage lookups at once.
+const LOOKUPS_AT_ONCE: usize = 16;
+
+/// Where a deployment made from a prebuilt folder came from.
+pub const PREBUILT: &str = "prebuilt";
+
+fn row_of(layout: BlobLayout) -> BlobRow {
+    BlobRow {
+        size: layout.size,
+        br: layout.br,
+        gzip: layout.gzip,
+    }
+}
+
+impl App {
+    /// Starts a deployment of a prebuilt folder: no build, so it is uploading at once, and its
+    /// uploader (the CLI) gets the job token a builder would, for this deployment only.
+    pub async fn start_prebuilt(
+        &self,
+        project: &ProjectRow,
+        promote: bool,
+        by: i64,
+    ) -> ApiResult<(DeploymentRow, String)> {
+        let row = self
+            .store
+            .insert_deployment(NewDeployment {
+                id: DeploymentId::generate(),
+                project_id: project.id,
+                source_kind: PREBUILT,
+                git_url: None,
+                git_ref: None,
+                promote,
+                created_by: by,
+                no_cache: false,
+            })
+            .await
+            .map_err(|e| {
+                if e.is_constraint_violation() {
+                    ApiError::NotFound(format!("project {} does not exist", project.name))
+                } else {
+                    e.into()
+                }
+            })?;
+        let token = new_job_token();
+        self.store
+            .set_job_token(&row.id, hash_token(&token))
+            .await?;
+        for (to, phase, note) in [
+            (
+                DeploymentStatus::Building,
+                Phase::Building,
+                Some("A prebuilt folder: no install, no build".to_owned()),
+            ),
+            (DeploymentStatus::Uploading, Phase::Uploading, None),
+        ] {
+            let t = Transition {
+                to,
+                phase,
+                progress: None,
+                reason: None,
+                note,
+            };
+            self.apply(&row.id, t).await?;
+        }
+        let row = self.store.deployment(&row.id).await?.unwrap_or(row);
+        Ok((row, token))
+    }
+
+    /// The handshake: claims every digest for `dep` (so no sweep takes them while it uploads)
+    /// and answers which the project holds.
+    pub async fn check_blobs(
+        &self,
+        dep: &DeploymentRow,
+        check: BlobCheck,
+    ) -> ApiResult<BlobCheckAnswer> {
+        if check.blobs.len() > MAX_FILES {
+            return Err(ApiError::bad_request(
+                "too_many_files",
+                format!("a deployment has at most {MAX_FILES} files"),
+            ));
+        }
+        let mut sizes = BTreeMap::new();
+        for want in &check.blobs {
+            if !is_sha256(&want.sha256) {
+                return Err(ApiError::bad_request(
+                    "invalid_digest",
+                    "each blob is named by the lower-case hex SHA-256 of its bytes (64 digits)",
+                ));
+            }
+            sizes.insert(want.sha256.clone(), want.size);
+        }
+        let claimed = {
+            let _no_sweep = self.sweeping.read().await;
+            self.store
+                .claim_blobs(&dep.id, dep.project_id, sizes.keys().cloned().collect())
+                .await?
+        };
+        let mut answer = BlobCheckAnswer::default();
+        for (sha, row) in claimed.present {
+            if sizes.get(&sha) != Some(&row.size) {
+                return Err(ApiError::bad_request(
+                    "wrong_size",
+                    format!(
+                        "the blob {sha} is stored with {} bytes, not as many as sent",
+                        row.size
+                    ),
+                ));
+            }
+            answer.present.insert(
+                sha,
+                BlobParts {
+                    br: row.br,
+                    gzip: row.gzip,
+                },
+            );
+        }
+        let direct = dep.source_kind == PREBUILT;
+        answer.missing = futures_util::stream::iter(claimed.missing)
+            .map(|sha| async move {
+                let upload = if direct {
+                    self.storage
+                        .presign_put(&layout::blob(&dep.project, &sha), DIRECT_UPLOAD_VALID)
+                        .await
+                        .map_err(|e| ApiError::StorageUnavailable(format!("presigning: {e}")))?
+                } else {
+                    None
+                };
+                ApiResult::Ok(MissingBlob {
+                    sha256: sha,
+                    upload,
+                })
+            })
+            .buffered(LOOKUPS_AT_ONCE)
+            .try_collect()
+            .await?;
+        Ok(answer)
+    }
+
+    /// A blob sent through the server: written to a temporary file as it comes, checked against
+    /// its digest and layout, then stored and recorded.
+    pub async fn receive_blob(
+        &self,
+        dep: &DeploymentRow,
+        sha256: &str,
+        layout: BlobLayout,
+        body: HttpBody,
+    ) -> ApiResult<()> {
+        if !is_sha256(sha256) {
+            return Err(ApiError::NotFound(format!(
+                "{sha256:.80} is not a blob name (a lower-case hex SHA-256)"
+            )));
+        }
+        let total = layout
+            .total()
+            .filter(|total| *total <= self.max_upload_bytes)
+            .ok_or_else(|| {
+                ApiError::PayloadTooLarge(format!(
+                    "a blob may have at most {} bytes",
+                    self.max_upload_bytes
+                ))
+            })?;
+        {
+            let _no_sweep = self.sweeping.read().await;
+            self.store
+                .claim_blobs(&dep.id, dep.project_id, vec![sha256.to_owned()])
+                .await?;
+        }
+        let tmp = tempfile::NamedTempFile::new()
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("a temporary file: {e}")))?;
+        let mut file = tokio::fs::File::from_std(
+            tmp.reopen()
+                .map_err(|e| ApiError::Internal(anyhow::anyhow!("a temporary file: {e}")))?,
+        );
+        let mut stream = body.into_data_stream();
+        let mut received: u64 = 0;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| crate::error::body_error(&e, e.to_string()))?;
+            received += chunk.len() as u64;
+            if received > total {
+                return Err(ApiError::bad_request(
+                    "wrong_length",
+                    format!("the body is longer than its layout's {total} bytes"),
+                ));
+            }
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| ApiError::Internal(anyhow::anyhow!("writing a blob: {e}")))?;
+        }
+        file.flush()
+            .await
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("writing a blob: {e}")))?;
+        let (path, sha) = (tmp.path().to_path_buf(), sha256.to_owned());
+        tokio::task::spawn_blocking(move || pack::verify_file(&path, &sha, layout))
+            .await
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("checking a blob: {e}")))?
+            .map_err(|problem| {
+                ApiError::bad_request(
+                    "blob_mismatch",
+                    format!("the blob was not stored: {problem}"),
+                )
+            })?;
+        self.storage
+            .put(
+                &layout::blob(&dep.project, sha256),
+                Body::File(tmp.path().to_path_buf()),
+                &ObjectMeta::default(),
+            )
+            .await
+            .map_err(|e| ApiError::StorageUnavailable(format!("storing a blob: {e}")))?;
+        self.store
+            .record_blobs(dep.project_id, vec![(sha256.to_owned(), row_of(layout))])
+            .await?;
+        Ok(())
+    }
+
+    /// Blobs an uploader says it stored straight into storage: each is looked up and recorded
+    /// when there with the size its layout says; the answer names those that are not.
+    pub async fn blobs_stored(
+        &self,
+        dep: &DeploymentRow,
+        blobs: Vec<StoredBlob>,
+    ) -> ApiResult<Vec<String>> {
+        if blobs.len() > MAX_FILES || blobs.iter().any(|b| !is_sha256(&b.sha256)) {
+            return Err(ApiError::bad_request(
+                "invalid_digest",
+                format!("send at most {MAX_FILES} blobs, each named by its lower-case hex SHA-256"),
+            ));
+        }
+        {
+            let _no_sweep = self.sweeping.read().await;
+            let digests = blobs.iter().map(|b| b.sha256.clone()).collect();
+            self.store
+                .claim_blobs(&dep.id, dep.project_id, digests)
+                .await?;
+        }
+        let wanted = blobs
+            .into_iter()
+            .map(|b| {
+                let layout = b.layout();
+                (b.sha256, layout)
+            })
+            .collect();
+        let (found, absent) = self.look_up(dep, wanted).await?;
+        self.store.record_blobs(dep.project_id, found).await?;
+        Ok(absent)
+    }
+
+    /// Which of `wanted` are in storage with the size their layout says.
+    async fn look_up(
+        &self,
+        dep: &DeploymentRow,
+        wanted: Vec<(String, BlobLayout)>,
+    ) -> ApiResult<(Vec<(String, BlobRow)>, Vec<String>)> {
+        let looked: Vec<(String, BlobLayout, bool)> = futures_util::stream::iter(wanted)
+            .map(|(sha, layout)| async move {
+                let size = self
+                    .storage
+                    .size(&layout::blob(&dep.project, &sha))
+                    .await
+                    .map_err(|e| ApiError::StorageUnavailable(format!("looking up a blob: {e}")))?;
+                let there = size.is_some() && size == layout.total();
+                ApiResult::Ok((sha, layout, there))
+            })
+            .buffer_unordered(LOOKUPS_AT_ONCE)
+            .try_collect()
+            .await?;
+        let mut found = Vec::new();
+        let mut absent = Vec::new();
+        for (sha, layout, there) in looked {
+            if there {
+                found.push((sha, row_of(layout)));
+            } else {
+                absent.push(sha);
+            }
+        }
+        Ok((found, absent))
+    }
+
+    /// A prebuilt deployment's manifest, from its uploader: checked to describe `dep` by blobs,
+    /// then left pending, as a builder leaves its own.
+    pub async fn receive_manifest(&self, dep: &DeploymentRow, bytes: &[u8]) -> ApiResult<()> {
+        let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| {
+            ApiError::bad_request(
+                "invalid_manifest",
+                format!("the manifest is not readable: {e}"),
+            )
+        })?;
+        if manifest.project != dep.project || manifest.deployment != dep.id {
+            return Err(ApiError::bad_request(
+                "invalid_manifest",
+                "the manifest describes another deployment",
+            ));
+        }
+        if manifest.layout != FileLayout::Blobs {
+            return Err(ApiError::bad_request(
+                "invalid_manifest",
+                "a manifest sent to the server stores its files by content (\"layout\": \"blobs\")",
+            ));
+        }
+        if let Some(path) = manifest.files.keys().find(|p| !is_site_path(p)) {
+            return Err(ApiError::bad_request(
+                "invalid_manifest",
+                format!("{path:.200?} is not a usable file name"),
+            ));
+        }
+        if let Err(problem) = self.verify_blobs(dep, &manifest).await {
+            return Err(ApiError::bad_request("blobs_missing", problem));
+        }
+        self.storage
+            .put(
+                &layout::pending_manifest(&dep.project, &dep.id),
+                Body::Bytes(bytes.to_vec().into()),
+                &ObjectMeta {
+                    content_type: Some("application/json".into()),
+                    cache_control: Some("no-cache".into()),
+                },
+            )
+            .await
+            .map_err(|e| ApiError::StorageUnavailable(format!("storing a manifest: {e}")))?;
+        Ok(())
+    }
+
+    /// Whether every blob `manifest` names is stored with the variants it says; those stored
+    /// but not recorded yet (sent straight to storage) are recorded, and `dep` names exactly
+    /// the manifest's blobs from then on. What is wrong, if anything.
+    pub(crate) async fn verify_blobs(
+        &self,
+        dep: &DeploymentRow,
+        manifest: &Manifest,
+    ) -> Result<(), String> {
+        if manifest.layout != FileLayout::Blobs {
+            return Ok(());
+        }
+        let mut wanted: BTreeMap<&str, BlobLayout> = BTreeMap::new();
+        for entry in manifest.files.values() {
+            if !is_sha256(&entry.sha256) {
+                return Err("a file of the manifest has no usable digest".into());
+            }
+            let layout = BlobLayout {
+                size: entry.size,
+                br: entry.br,
+                gzip: entry.gzip,
+            };
+            if wanted
+                .insert(&entry.sha256, layout)
+                .is_some_and(|l| l != layout)
+            {
+                return Err(format!(
+                    "the blob {} is listed with two layouts",
+                    entry.sha256
+                ));
+            }
+        }
+        let digests: Vec<String> = wanted.keys().map(|s| (*s).to_owned()).collect();
+        let known = self
+            .store
+            .known_blobs(dep.project_id, digests.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut unknown = Vec::new();
+        for (sha, layout) in &wanted {
+            match known.get(*sha) {
+                Some(row) if *row == row_of(*layout) => {}
+                Some(_) => {
+                    return Err(format!(
+                        "the blob {sha} is stored with other variants than the manifest says; deploy again"
+                    ));
+                }
+                None => unknown.push(((*sha).to_owned(), *layout)),
+            }
+        }
+        if !unknown.is_empty() {
+            let (found, absent) = self
+                .look_up(dep, unknown)
+                .await
+                .map_err(|e| e.to_string())?;
+            if let Some(sha) = absent.first() {
+                return Err(format!(
+                    "{} of its files are not stored (the first: blob {sha})",
+                    absent.len()
+                ));
+            }
+            self.store
+                .record_blobs(dep.project_id, found)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let named: HashSet<String> = digests.into_iter().collect();
+        self.store
+            .set_deployment_blobs(&dep.id, named.into_iter().collect())
+            .await
+            .map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,288 @@
+//! Which blobs each project holds, and which each deployment names. A blob is recorded once its
+//! object is known to be stored (sent through the server, or found in storage when its
+//! deployment becomes ready); a deployment names its blobs from its digest handshake on (a
+//! claim) and, once ready, exactly those of its manifest. The sweep deletes only blobs no
+//! deployment names.
+
+use std::collections::{HashMap, HashSet};
+
+use rusqlite::params;
+use scalemesh_core::DeploymentId;
+
+use super::error::DbResult;
+use super::store::{SqliteStore, now_ms};
+
+/// A stored blob: the file's size and its variants after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobRow {
+    pub size: u64,
+    pub br: Option<u64>,
+    pub gzip: Option<u64>,
+}
+
+fn size(v: Option<i64>) -> Option<u64> {
+    v.and_then(|v| u64::try_from(v).ok())
+}
+
+fn int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// What a handshake finds of the digests it claims.
+#[derive(Debug, Default)]
+pub struct Claimed {
+    pub present: HashMap<String, BlobRow>,
+    /// Not recorded; among them, `elsewhere` are named by another deployment of the project (an
+    /// upload cut off may have stored them).
+    pub missing: Vec<String>,
+    pub elsewhere: HashSet<String>,
+}
+
+impl SqliteStore {
+    /// Records that `deployment` names these digests, and answers which the project holds.
+    pub async fn claim_blobs(
+        &self,
+        deployment: &DeploymentId,
+        project_id: i64,
+        digests: Vec<String>,
+    ) -> DbResult<Claimed> {
+        let deployment = deployment.to_string();
+        self.call(move |conn| {
+            let tx = conn.transaction()?;
+            let mut claimed = Claimed::default();
+            {
+                let mut claim = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO deployment_blobs (deployment_id, sha256) VALUES (?1, ?2)",
+                )?;
+                let mut known = tx.prepare_cached(
+                    "SELECT size, br, gzip FROM blobs WHERE project_id = ?1 AND sha256 = ?2",
+                )?;
+                let mut other = tx.prepare_cached(
+                    "SELECT 1 FROM deployment_blobs db JOIN deployments d ON d.id = db.deployment_id
+                     WHERE db.sha256 = ?1 AND d.project_id = ?2 AND d.id <> ?3 LIMIT 1",
+                )?;
+                for sha in digests {
+                    claim.execute(params![deployment, sha])?;
+                    let row = known
+                        .query_map(params![project_id, sha], |r| {
+                            Ok(BlobRow {
+                                size: size(r.get(0)?).unwrap_or(0),
+                                br: size(r.get(1)?),
+                                gzip: size(r.get(2)?),
+                            })
+                        })?
+                        .next()
+                        .transpose()?;
+                    match row {
+                        Some(row) => {
+                            claimed.present.insert(sha, row);
+                        }
+                        None => {
+                            if other.exists(params![sha, project_id, deployment])? {
+                                claimed.elsewhere.insert(sha.clone());
+                            }
+                            claimed.missing.push(sha);
+                        }
+                    }
+                }
+            }
+            tx.commit()?;
+            Ok(claimed)
+        })
+        .await
+    }
+
+    /// Records blobs known to be stored for `project_id`; a blob stored again replaces the
+    /// record (its object was replaced).
+    pub async fn record_blobs(
+        &self,
+        project_id: i64,
+        rows: Vec<(String, BlobRow)>,
+    ) -> DbResult<()> {
+        self.call(move |conn| {
+            let tx = conn.transaction()?;
+            {
+                let mut put = tx.prepare_cached(
+                    "INSERT INTO blobs (project_id, sha256, size, br, gzip, stored_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (project_id, sha256) DO UPDATE
+                     SET size = excluded.size, br = excluded.br, gzip = excluded.gzip,
+                         stored_at = excluded.stored_at",
+                )?;
+                let now = now_ms();
+                for (sha, row) in rows {
+                    put.execute(params![
+                        project_id,
+                        sha,
+                        int(row.size),
+                        row.br.map(int),
+                        row.gzip.map(int),
+                        now
+                    ])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The recorded blobs of `project_id` among `digests`.
+    pub async fn known_blobs(
+        &self,
+        project_id: i64,
+        digests: Vec<String>,
+    ) -> DbResult<HashMap<String, BlobRow>> {
+        self.call(move |conn| {
+            let mut known = conn.prepare_cached(
+                "SELECT size, br, gzip FROM blobs WHERE project_id = ?1 AND sha256 = ?2",
+            )?;
+            let mut found = HashMap::new();
+            for sha in digests {
+                let row = known
+                    .query_map(params![project_id, sha], |r| {
+                        Ok(BlobRow {
+                            size: size(r.get(0)?).unwrap_or(0),
+                            br: size(r.get(1)?),
+                            gzip: size(r.get(2)?),
+                        })
+                    })?
+                    .next()
+                    .transpose()?;
+                if let Some(row) = row {
+                    found.insert(sha, row);
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    /// `deployment` names exactly these blobs from now on (those of its manifest).
+    pub async fn set_deployment_blobs(
+        &self,
+        deployment: &DeploymentId,
+        digests: Vec<String>,
+    ) -> DbResult<()> {
+        let deployment = deployment.to_string();
+        self.call(move |conn| {
+            let tx = conn.transaction()?;
+            tx.execute(
+                "DELETE FROM deployment_blobs WHERE deployment_id = ?1",
+                params![deployment],
+            )?;
+            {
+                let mut claim = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO deployment_blobs (deployment_id, sha256) VALUES (?1, ?2)",
+                )?;
+                for sha in digests {
+                    claim.execute(params![deployment, sha])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Lets go of the blobs named by deployments of `project_id` that ended without becoming
+    /// ready before `finished_before` (milliseconds); how many claims went.
+    pub async fn release_claims(&self, project_id: i64, finished_before: i64) -> DbResult<usize> {
+        self.call(move |conn| {
+            Ok(conn.execute(
+                "DELETE FROM deployment_blobs WHERE deployment_id IN (
+                     SELECT id FROM deployments WHERE project_id = ?1
+                     AND status IN ('failed', 'canceled') AND finished_at < ?2)",
+                params![project_id, finished_before],
+            )?)
+        })
+        .await
+    }
+
+    /// Forgets the blobs of `project_id` that no deployment names, and answers them: their
+    /// objects are the sweep's to delete.
+    pub async fn take_unnamed_blobs(&self, project_id: i64) -> DbResult<Vec<String>> {
+        self.call(move |conn| {
+            let tx = conn.transaction()?;
+            let unnamed: Vec<String> = {
+                let mut q = tx.prepare(
+                    "SELECT b.sha256 FROM blobs b WHERE b.project_id = ?1 AND NOT EXISTS (
+                         SELECT 1 FROM deployment_blobs db JOIN deployments d ON d.id = db.deployment_id
+                         WHERE db.sha256 = b.sha256 AND d.project_id = ?1)",
+                )?;
+                q.query_map(params![project_id], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?
+            };
+            {
+                let mut forget =
+                    tx.prepare("DELETE FROM blobs WHERE project_id = ?1 AND sha256 = ?2")?;
+                for sha in &unnamed {
+                    forget.execute(params![project_id, sha])?;
+                }
+            }
+            tx.commit()?;
+            Ok(unnamed)
+        })
+        .await
+    }
+
+    /// Every digest of `project_id` that is recorded or named by a deployment.
+    pub async fn blobs_in_use(&self, project_id: i64) -> DbResult<HashSet<String>> {
+        self.call(move |conn| {
+            let mut q = conn.prepare(
+                "SELECT sha256 FROM blobs WHERE project_id = ?1
+                 UNION SELECT db.sha256 FROM deployment_blobs db
+                 JOIN deployments d ON d.id = db.deployment_id WHERE d.project_id = ?1",
+            )?;
+            let used = q
+                .query_map(params![project_id], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            Ok(used)
+        })
+        .await
+    }
+}
+
+impl SqliteStore {
+    /// Deletes a deployment that is finished and not production, with its claims and log;
+    /// whether it did.
+    pub async fn delete_deployment(&self, id: &DeploymentId) -> DbResult<bool> {
+        let id = id.to_string();
+        self.call(move |conn| {
+            Ok(conn.execute(
+                "DELETE FROM deployments WHERE id = ?1
+                 AND status IN ('ready', 'failed', 'canceled')
+                 AND NOT EXISTS (SELECT 1 FROM projects WHERE production_deployment = ?1)",
+                params![id],
+            )? > 0)
+        })
+        .await
+    }
+
+    /// The deployments of the project's most recent production moves, newest first.
+    pub async fn recent_production(&self, project_id: i64, n: usize) -> DbResult<Vec<String>> {
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            let mut q = conn.prepare(
+                "SELECT deployment_id FROM alias_events WHERE project_id = ?1 ORDER BY id DESC LIMIT ?2",
+            )?;
+            let ids = q
+                .query_map(params![project_id, n], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            Ok(ids)
+        })
+        .await
+    }
+
+    /// Every project's id and name.
+    pub async fn project_ids(&self) -> DbResult<Vec<(i64, String)>> {
+        self.read(|conn| {
+            let mut q = conn.prepare("SELECT id, name FROM projects ORDER BY id")?;
+            let rows = q
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+}

@@ -1,0 +1,115 @@
+//! Files by content: a prebuilt deployment's start, the digest handshake, blobs sent through the
+//! server or reported sent straight to storage, a prebuilt deployment's manifest; removing a
+//! deployment, and sweeping storage now.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use scalemesh_core::wire::{
+    BlobCheck, BlobCheckAnswer, BlobLayout, BlobsAbsent, BlobsStored, PrebuiltStarted,
+    StartPrebuilt, SweepReport,
+};
+
+use super::jobs::{job_deployment, read_body};
+use crate::access::Action;
+use crate::app::App;
+use crate::auth::{Caller, JobToken};
+use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult, json_object};
+
+/// `POST /projects/{name}/prebuilt`
+pub async fn start_prebuilt(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<StartPrebuilt>,
+) -> ApiResult<(StatusCode, Json<PrebuiltStarted>)> {
+    let project = app.project_for(&caller, &name, Action::Deploy).await?.row;
+    let (row, job_token) = app
+        .start_prebuilt(&project, body.promote.unwrap_or(true), caller.user.id)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(PrebuiltStarted {
+            deployment: app.deployment_view(&row),
+            job_token,
+        }),
+    ))
+}
+
+/// `POST /deployments/{id}/blobs`
+pub async fn check(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    token: JobToken,
+    body: Body,
+) -> ApiResult<Json<BlobCheckAnswer>> {
+    let dep = job_deployment(&app, &id, &token).await?;
+    let check: BlobCheck = json_object(&read_body(body).await?)?;
+    Ok(Json(app.check_blobs(&dep, check).await?))
+}
+
+/// `PUT /deployments/{id}/blobs/{sha256}?size=…&br=…&gzip=…`
+pub async fn put(
+    State(app): State<Arc<App>>,
+    Path((id, sha256)): Path<(String, String)>,
+    token: JobToken,
+    ApiQuery(layout): ApiQuery<BlobLayout>,
+    body: Body,
+) -> ApiResult<StatusCode> {
+    let dep = job_deployment(&app, &id, &token).await?;
+    app.receive_blob(&dep, &sha256, layout, body).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /deployments/{id}/blobs/stored`
+pub async fn stored(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    token: JobToken,
+    body: Body,
+) -> ApiResult<Json<BlobsAbsent>> {
+    let dep = job_deployment(&app, &id, &token).await?;
+    let stored: BlobsStored = json_object(&read_body(body).await?)?;
+    let absent = app.blobs_stored(&dep, stored.blobs).await?;
+    Ok(Json(BlobsAbsent { absent }))
+}
+
+/// `PUT /deployments/{id}/manifest`
+pub async fn manifest(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    token: JobToken,
+    body: Body,
+) -> ApiResult<StatusCode> {
+    let dep = job_deployment(&app, &id, &token).await?;
+    if dep.source_kind != crate::blobs::PREBUILT {
+        return Err(ApiError::conflict(
+            "not_prebuilt",
+            "only a prebuilt deployment's uploader sends its manifest here; a builder stores its own",
+        ));
+    }
+    app.receive_manifest(&dep, &read_body(body).await?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /deployments/{id}`
+pub async fn remove(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let (dep, _) = app
+        .deployment_for(&caller, &id, Action::RemoveDeployment)
+        .await?;
+    app.remove_deployment(&dep).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /sweep`
+pub async fn sweep(State(app): State<Arc<App>>, caller: Caller) -> ApiResult<Json<SweepReport>> {
+    caller.may(Action::Sweep)?;
+    Ok(Json(app.sweep().await?))
+}
