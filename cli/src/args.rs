@@ -136,6 +136,10 @@ pub struct DeployArgs {
     /// cache is still saved)
     #[arg(long)]
     pub no_cache: bool,
+    /// Deploy the folder as it is, already built: no install, no build; only files the
+    /// project does not hold yet are uploaded
+    #[arg(long, conflicts_with_all = ["git_ref", "no_cache"])]
+    pub prebuilt: bool,
     /// Return as soon as the deployment is queued, printing its URL
     #[arg(long)]
     pub no_wait: bool,
@@ -202,6 +206,14 @@ pub struct DeploymentsArgs {
 pub enum DeploymentsCommand {
     /// List a project's deployments, newest first; the live one is marked
     Ls(DeploymentsList),
+    /// Remove a deployment that is not production: its URL stops answering, its files go
+    Rm(RemoveDeploymentArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RemoveDeploymentArgs {
+    /// The deployment to remove
+    pub deployment: String,
 }
 
 #[derive(Debug, Args)]

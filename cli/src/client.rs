@@ -14,6 +14,7 @@ use url::Url;
 
 use crate::settings::Settings;
 
+mod blobs;
 mod explain;
 mod team;
 
@@ -31,6 +32,9 @@ pub enum ClientError {
     },
     #[error("the API answered something unexpected: {0}")]
     Decode(String),
+    /// Storage, reached straight with a URL the server presigned.
+    #[error("could not store a file at {url}: {reason}")]
+    Storage { url: String, reason: String },
 }
 
 impl ClientError {
@@ -73,6 +77,7 @@ impl ClientError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Unreachable { .. } => true,
+            Self::Storage { .. } => true,
             // The first attempt is still being handled: ask again for its answer.
             Self::Api { status, code, .. }
                 if *status == StatusCode::CONFLICT && code == "idempotency_key_in_use" =>
@@ -366,7 +371,7 @@ impl Client {
 
 /// The innermost cause of a reqwest error, which is what tells the user something
 /// ("Connection refused").
-fn root_cause(err: &reqwest::Error) -> String {
+pub(crate) fn root_cause(err: &reqwest::Error) -> String {
     let mut source: &dyn std::error::Error = err;
     while let Some(next) = source.source() {
         source = next;

@@ -19,6 +19,8 @@ pub struct DeployView {
     bar: Option<ProgressBar>,
     colors: bool,
     phase: Option<Phase>,
+    /// Quarters of an upload said so far, as plain lines (CI).
+    upload_told: std::sync::atomic::AtomicU64,
 }
 
 impl DeployView {
@@ -38,6 +40,7 @@ impl DeployView {
             bar,
             colors: colors_wanted(tty),
             phase: None,
+            upload_told: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -75,6 +78,50 @@ impl DeployView {
             }
         }
         self.phase = Some(phase);
+    }
+
+    /// How far an upload of files is: a bar of files and bytes on a terminal, a line at each
+    /// quarter elsewhere.
+    pub fn upload(&self, p: scalemesh_core::upload::Progress) {
+        use scalemesh_core::words::human_bytes;
+        let bytes = format!("{}/{}", human_bytes(p.bytes), human_bytes(p.bytes_total));
+        match &self.bar {
+            Some(bar) => {
+                if bar.length() != Some(p.files_total) {
+                    let style = ProgressStyle::with_template(
+                        "{spinner:.cyan} uploading [{bar:30.cyan/blue}] {pos}/{len} files, {msg} {elapsed:.dim}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> ");
+                    bar.set_style(style);
+                    bar.set_length(p.files_total);
+                }
+                bar.set_position(p.files);
+                bar.set_message(bytes);
+            }
+            None => {
+                use std::sync::atomic::Ordering;
+                let quarter = (p.files * 4).checked_div(p.files_total).unwrap_or(4);
+                let told = self.upload_told.load(Ordering::Relaxed);
+                let first = p.files == 0 && told == 0;
+                if (quarter > told || first)
+                    && self
+                        .upload_told
+                        .compare_exchange(
+                            told,
+                            quarter.max(1),
+                            Ordering::Relaxed,
+                            Ordering::Relaxed,
+                        )
+                        .is_ok()
+                {
+                    self.note(&format!(
+                        "==> uploading {}/{} files, {bytes}",
+                        p.files, p.files_total
+                    ));
+                }
+            }
+        }
     }
 
     pub fn finish(&self) {

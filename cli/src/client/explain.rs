@@ -28,6 +28,11 @@ fn hint(err: &ClientError, settings: &Settings) -> Option<String> {
             );
         }
         ClientError::Decode(_) => return None,
+        ClientError::Storage { .. } => {
+            return Some(
+                "run the same command again: files already stored are not sent twice".to_owned(),
+            );
+        }
         ClientError::Api {
             status,
             message,

@@ -54,6 +54,18 @@ pub async fn run(client: &Client, args: DeployArgs) -> anyhow::Result<i32> {
     };
     let view = DeployView::new();
 
+    if args.prebuilt {
+        let Source::Folder(dir) = &source else {
+            return Err(
+                CliError::new("--prebuilt deploys a folder as it is, not a repository")
+                    .hint(
+                        "give the folder your build wrote, e.g. scalemesh deploy ./dist --prebuilt",
+                    )
+                    .into(),
+            );
+        };
+        return prebuilt(client, view, &args, dir, &name, flags).await;
+    }
     // A folder is checked and packed before anything exists on the server: a mistake there
     // changes nothing.
     let packed = match &source {
@@ -208,6 +220,55 @@ pub async fn run(client: &Client, args: DeployArgs) -> anyhow::Result<i32> {
             Err(err.into())
         }
     }
+}
+
+/// `deploy <folder> --prebuilt`: the folder read before anything exists on the server, then
+/// deployed as it is (`prebuilt.rs`).
+async fn prebuilt(
+    client: &Client,
+    view: DeployView,
+    args: &DeployArgs,
+    dir: &Path,
+    name: &ProjectName,
+    flags: DeployFlags,
+) -> anyhow::Result<i32> {
+    let folder = {
+        let dir = dir.to_path_buf();
+        tokio::task::spawn_blocking(move || super::prebuilt::read(&dir)).await??
+    };
+    let source = Source::Folder(dir.to_path_buf());
+    let (project, _) = ensure_project(client, name, &source).await?;
+    let started = std::time::Instant::now();
+    let finished = super::prebuilt::deploy(client, &view, &project, folder, flags.promote).await?;
+    if finished.status != DeploymentStatus::Ready {
+        view.finish();
+        let reason = finished
+            .reason
+            .clone()
+            .unwrap_or_else(|| "no reason given".into());
+        return Err(
+            CliError::new(format!("deployment {} failed: {reason}", finished.id))
+                .code(super::exit_code(finished.status))
+                .hint(format!("see its log with `scalemesh logs {}`", finished.id))
+                .into(),
+        );
+    }
+    let what = if finished.production {
+        "Live"
+    } else {
+        "Ready (preview)"
+    };
+    view.success(&format!(
+        "{what} in {:.1}s",
+        started.elapsed().as_secs_f64()
+    ));
+    let url = if finished.production {
+        finished.project_url.clone()
+    } else {
+        finished.url.clone()
+    };
+    print_result(&finished, args.json, &url)?;
+    Ok(0)
 }
 
 /// Deletes a project made for a deploy that was refused. A server that refused an upload may

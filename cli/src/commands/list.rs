@@ -40,9 +40,23 @@ pub async fn projects(client: &Client, json: bool) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// `scalemesh deployments rm <id>`.
+async fn remove(client: &Client, id: &str) -> anyhow::Result<i32> {
+    client
+        .remove_deployment(id)
+        .await
+        .map_err(|e| client.explain(e))?;
+    eprintln!(
+        "Removed deployment {}: its URL no longer answers",
+        crate::escape::sanitize(id, false)
+    );
+    Ok(0)
+}
+
 pub async fn deployments(client: &Client, args: DeploymentsArgs) -> anyhow::Result<i32> {
     let args = match args.command {
         Some(DeploymentsCommand::Ls(list)) => list,
+        Some(DeploymentsCommand::Rm(rm)) => return remove(client, &rm.deployment).await,
         None => args.list,
     };
     let linked = || crate::linked::here(&client.display_url()).map(|l| l.project);

@@ -11,6 +11,7 @@ pub mod login;
 pub mod logout;
 pub mod logs;
 pub mod members;
+pub mod prebuilt;
 pub mod projects;
 pub mod tokens;
 pub mod up;

@@ -1,0 +1,216 @@
+//! `scalemesh deploy <folder> --prebuilt`: a folder deployed as it is, with no install, no build
+//! and no unpacking on the server. Every file is hashed, the server says which blobs the project
+//! lacks, only those are sent (through the API, or straight to S3 with URLs the server
+//! presigned), then the manifest; the deployment goes live as a built one does. A run cut off is
+//! resumed by running it again: blobs stored already are not sent twice.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use scalemesh_core::layout::Manifest;
+use scalemesh_core::rules::Routing;
+use scalemesh_core::site_config::{BuildSettings, SITE_CONFIG_FILE};
+use scalemesh_core::upload::pack::Packed;
+use scalemesh_core::upload::{self, BlobSink, OutputFile, UploadLimits};
+use scalemesh_core::wire::{
+    BlobCheck, BlobCheckAnswer, BuilderReport, Deployment, PresignedPut, Project, StoredBlob,
+};
+use scalemesh_core::words::{human_bytes, plural};
+
+use crate::client::Client;
+use crate::display::DeployView;
+use crate::error::CliError;
+
+/// Blobs sent straight to storage are reported to the server this many at a time, so a run cut
+/// off loses at most this many.
+const REPORT_EVERY: usize = 100;
+
+/// A prebuilt folder's files and routing rules, read before anything exists on the server.
+pub struct Folder {
+    files: Vec<OutputFile>,
+    routing: Routing,
+    bytes: u64,
+}
+
+/// Reads `dir` as a site: its files (as a builder reads an output folder), the rules of its
+/// `_redirects`, `_headers` and `scalemesh.json`, which are not served.
+pub fn read(dir: &Path) -> anyhow::Result<Folder> {
+    let (mut files, skipped) = upload::collect(dir, UploadLimits::default())
+        .map_err(|e| CliError::new(format!("{e:#}")).hint("deploy a folder of a site's files"))?;
+    for line in skipped {
+        eprintln!("{line}");
+    }
+    let config = match files.iter().position(|f| f.path == SITE_CONFIG_FILE) {
+        Some(at) => {
+            let file = files.remove(at);
+            let text = std::fs::read_to_string(&file.source)
+                .with_context(|| format!("reading {}", file.source.display()))?;
+            BuildSettings::from_json(&text)
+                .map_err(|e| {
+                    CliError::new(format!("{} is not valid: {e}", file.source.display())).hint(
+                        format!("fix {SITE_CONFIG_FILE} and deploy again (nothing was uploaded)"),
+                    )
+                })?
+                .1
+        }
+        None => Routing::default(),
+    };
+    let routing = upload::take_routing(&mut files, config).map_err(|e| {
+        CliError::new(format!("{e:#}")).hint("fix the file and deploy again (nothing was uploaded)")
+    })?;
+    if files.is_empty() {
+        return Err(
+            CliError::new(format!("{} has no files to deploy", dir.display()))
+                .hint("give the folder your build writes, e.g. scalemesh deploy ./dist --prebuilt")
+                .into(),
+        );
+    }
+    if !files.iter().any(|f| f.path == "index.html") {
+        eprintln!(
+            "warning: {} has no index.html; its address answers 404 at /",
+            dir.display()
+        );
+    }
+    let bytes = files.iter().map(|f| f.size).sum();
+    Ok(Folder {
+        files,
+        routing,
+        bytes,
+    })
+}
+
+/// Deploys `folder` to `project`: the deployment as it ends (ready, or failed with why).
+pub async fn deploy(
+    client: &Client,
+    view: &DeployView,
+    project: &Project,
+    folder: Folder,
+    promote: bool,
+) -> anyhow::Result<Deployment> {
+    let started = client
+        .start_prebuilt(project.name.as_str(), promote)
+        .await
+        .map_err(|e| client.explain(e))?;
+    let id = started.deployment.id.to_string();
+    view.note(&format!(
+        "Deploying {} (deployment {id}): {} ({}), prebuilt",
+        project.name,
+        plural(folder.files.len() as u64, "file"),
+        human_bytes(folder.bytes)
+    ));
+    let sink = Sink {
+        job: client.with_token(&started.job_token),
+        deployment: id.clone(),
+        stored: Mutex::new(Vec::new()),
+    };
+    let began = Instant::now();
+    let progress = |p: upload::Progress| view.upload(p);
+    let uploading = upload::upload(
+        &sink,
+        &project.name,
+        &started.deployment.id,
+        folder.files,
+        folder.routing,
+        &progress,
+    );
+    let uploaded = tokio::select! {
+        uploaded = uploading => uploaded,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("the upload was interrupted")),
+    };
+    let uploaded = match uploaded {
+        Ok(uploaded) => uploaded,
+        Err(e) => {
+            // Recorded so that running the command again skips what went up.
+            let _ = sink.flush().await;
+            let reason = format!("{e:#}");
+            let _ = sink
+                .job
+                .report(
+                    &id,
+                    &BuilderReport::Failed {
+                        reason: reason.clone(),
+                    },
+                )
+                .await;
+            view.finish();
+            return Err(CliError::new(format!("deployment {id} failed: {reason}"))
+                .hint("run the same command again: files already stored are not sent again")
+                .into());
+        }
+    };
+    view.note(&format!(
+        "Uploaded {} ({}) in {:.1}s, {} already stored",
+        plural(uploaded.sent as u64, "new file"),
+        human_bytes(uploaded.sent_bytes),
+        began.elapsed().as_secs_f64(),
+        uploaded.reused
+    ));
+    sink.job
+        .report(&id, &BuilderReport::Ready)
+        .await
+        .map_err(|e| client.explain(e).into())
+}
+
+/// Where a prebuilt deploy's pieces go: the API, with the deployment's job token, or storage
+/// straight, where the server presigned a URL.
+struct Sink {
+    job: Client,
+    deployment: String,
+    /// Blobs stored straight to storage and not yet reported.
+    stored: Mutex<Vec<StoredBlob>>,
+}
+
+impl Sink {
+    async fn flush(&self) -> anyhow::Result<()> {
+        let batch = std::mem::take(&mut *scalemesh_core::sync::lock(&self.stored));
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let absent = self.job.blobs_stored(&self.deployment, batch).await?;
+        if let Some(sha) = absent.first() {
+            anyhow::bail!("storage does not hold blob {sha} after it was sent");
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl BlobSink for Sink {
+    async fn check(&self, check: &BlobCheck) -> anyhow::Result<BlobCheckAnswer> {
+        Ok(self.job.check_blobs(&self.deployment, check).await?)
+    }
+
+    async fn put(&self, blob: &Packed, direct: Option<&PresignedPut>) -> anyhow::Result<()> {
+        let body = blob.body();
+        let Some(direct) = direct else {
+            self.job
+                .put_blob(&self.deployment, &blob.sha256, blob.layout, &body)
+                .await?;
+            return Ok(());
+        };
+        self.job.put_direct(direct, &body).await?;
+        let full = {
+            let mut stored = scalemesh_core::sync::lock(&self.stored);
+            stored.push(StoredBlob {
+                sha256: blob.sha256.clone(),
+                size: blob.layout.size,
+                br: blob.layout.br,
+                gzip: blob.layout.gzip,
+            });
+            stored.len() >= REPORT_EVERY
+        };
+        if full {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn put_manifest(&self, manifest: &Manifest) -> anyhow::Result<()> {
+        self.flush().await?;
+        let bytes = serde_json::to_vec(manifest)?;
+        Ok(self.job.put_manifest(&self.deployment, bytes).await?)
+    }
+}
