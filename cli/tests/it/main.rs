@@ -4,6 +4,7 @@
 //! with `git daemon`; builds run with the machine's Node.js.
 
 mod aws;
+mod blobs;
 mod cdn;
 mod deploy;
 mod disk;

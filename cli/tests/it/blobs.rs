@@ -1,0 +1,129 @@
+//! Files by content end to end: a prebuilt folder deployed, one file changed, deployed again:
+//! the second upload stores exactly one new blob and touches no other, and the first
+//! deployment's own URL still serves the old file. Removal and what it leaves.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use crate::support::{Stack, stderr, stdout};
+
+/// Every blob object of `project` in the stack's storage: name → (inode, modified ns).
+fn blobs(stack: &Stack, project: &str) -> BTreeMap<String, (u64, i128)> {
+    let dir = stack.data_dir().join("sites/__blobs").join(project);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return BTreeMap::new();
+    };
+    entries
+        .map(|e| {
+            let e = e.expect("entry");
+            let meta = e.metadata().expect("meta");
+            let modified = meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128;
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                (meta.ino(), modified),
+            )
+        })
+        .collect()
+}
+
+/// A page of about 2 KB that differs in its number, as a documentation site's pages do.
+fn page(n: usize, version: &str) -> String {
+    format!(
+        "<!doctype html><title>Page {n}</title><h1>Page {n} ({version})</h1>{}",
+        "<p>Lorem ipsum dolor sit amet, consectetur adipiscing elit.</p>\n".repeat(30)
+    )
+}
+
+fn write_site(dir: &Path, changed: Option<usize>) {
+    std::fs::create_dir_all(dir.join("pages")).expect("mkdir");
+    std::fs::write(dir.join("index.html"), "<h1>Docs</h1>").expect("write");
+    for n in 0..999 {
+        let version = if changed == Some(n) { "v2" } else { "v1" };
+        std::fs::write(dir.join(format!("pages/{n}.html")), page(n, version)).expect("write");
+    }
+}
+
+/// `deploy <dir> --prebuilt --json` for `project`: the finished deployment.
+fn deploy_prebuilt(stack: &Stack, dir: &Path, project: &str) -> (serde_json::Value, String) {
+    let dir = dir.to_str().expect("utf-8");
+    let out = stack.cli(&["deploy", dir, "--prebuilt", "--project", project, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let deployment = serde_json::from_str(&stdout(&out)).expect("json");
+    (deployment, stderr(&out))
+}
+
+fn host_of(url: &str) -> String {
+    url.split("://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .expect("host")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redeploy_stores_only_the_file_that_changed() {
+    let stack = Stack::start();
+    let site = tempfile::tempdir().expect("tempdir");
+    write_site(site.path(), None);
+
+    let (first, said) = deploy_prebuilt(&stack, site.path(), "docs");
+    assert_eq!(first["status"], "ready", "{first}");
+    assert!(
+        said.contains("1,000 new files") || said.contains("1000 new files"),
+        "{said}"
+    );
+    let before = blobs(&stack, "docs");
+    assert_eq!(before.len(), 1000, "one blob per distinct file");
+
+    write_site(site.path(), Some(7));
+    let (second, said) = deploy_prebuilt(&stack, site.path(), "docs");
+    assert_eq!(second["status"], "ready", "{second}");
+    assert!(
+        said.contains("1 new file ") && said.contains("999 already stored"),
+        "{said}"
+    );
+    let after = blobs(&stack, "docs");
+    let added: Vec<_> = after.keys().filter(|k| !before.contains_key(*k)).collect();
+    assert_eq!(added.len(), 1, "exactly one blob written: {added:?}");
+    let rewritten: Vec<_> = before
+        .iter()
+        .filter(|(k, v)| after.get(*k) != Some(v))
+        .map(|(k, _)| k)
+        .collect();
+    assert!(rewritten.is_empty(), "no blob written again: {rewritten:?}");
+
+    // Production serves the new page; the first deployment's own URL the old one.
+    let live = stack.site("docs.localhost", "/pages/7.html").await;
+    assert_eq!(live.status(), 200);
+    assert!(live.text().await.expect("body").contains("(v2)"));
+    let old_host = host_of(first["url"].as_str().expect("url"));
+    let old = stack.site(&old_host, "/pages/7.html").await;
+    assert_eq!(old.status(), 200);
+    assert!(old.text().await.expect("body").contains("(v1)"));
+    // Compressed variants come from the same blob.
+    let gz = reqwest::Client::new()
+        .get(format!("http://{}/pages/8.html", stack.sites))
+        .header("host", "docs.localhost")
+        .header("accept-encoding", "br")
+        .send()
+        .await
+        .expect("proxy answers");
+    assert_eq!(gz.headers()["content-encoding"], "br");
+
+    // The first deployment is not production: it can be removed, and then no longer answers.
+    let first_id = first["id"].as_str().expect("id");
+    let second_id = second["id"].as_str().expect("id");
+    let refused = stack.cli(&["deployments", "rm", second_id]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("serves production"),
+        "{}",
+        stderr(&refused)
+    );
+    let removed = stack.cli(&["deployments", "rm", first_id]);
+    assert!(removed.status.success(), "{}", stderr(&removed));
+    assert_eq!(stack.site(&old_host, "/pages/7.html").await.status(), 404);
+    let live = stack.site("docs.localhost", "/pages/7.html").await;
+    assert_eq!(live.status(), 200, "production is untouched");
+}
