@@ -123,6 +123,9 @@ impl crate::storage::Storage for Counting {
     async fn delete(&self, key: &str) -> Result<(), crate::storage::StorageError> {
         self.inner.delete(key).await
     }
+    async fn size(&self, key: &str) -> Result<Option<u64>, crate::storage::StorageError> {
+        self.inner.size(key).await
+    }
     fn url(&self) -> String {
         self.inner.url()
     }

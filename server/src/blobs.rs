@@ -22,7 +22,7 @@ use scalemesh_core::{DeploymentId, DeploymentStatus, Phase};
 
 use crate::app::App;
 use crate::auth::{hash_token, new_job_token};
-use crate::db::{BlobRow, DeploymentRow, NewDeployment, ProjectRow, Transition};
+use crate::db::{BlobRow, DeploymentRow, NewDeployment, PREBUILT, ProjectRow, Transition};
 use crate::error::{ApiError, ApiResult};
 
 /// How long a URL straight to storage stays good.
@@ -30,9 +30,6 @@ const DIRECT_UPLOAD_VALID: Duration = Duration::from_secs(3600);
 
 /// Storage lookups at once.
 const LOOKUPS_AT_ONCE: usize = 16;
-
-/// Where a deployment made from a prebuilt folder came from.
-pub const PREBUILT: &str = "prebuilt";
 
 fn row_of(layout: BlobLayout) -> BlobRow {
     BlobRow {
@@ -240,6 +237,7 @@ impl App {
         self.store
             .record_blobs(dep.project_id, vec![(sha256.to_owned(), row_of(layout))])
             .await?;
+        tracing::info!(deployment = %dep.id, blob = sha256, bytes = total, "received a blob through the API");
         Ok(())
     }
 

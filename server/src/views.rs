@@ -34,7 +34,7 @@ impl App {
                 url: row.git_url.as_deref().map(redact).unwrap_or_default(),
                 git_ref: row.git_ref.clone(),
             },
-            crate::blobs::PREBUILT => wire::DeploymentSource::Prebuilt,
+            crate::db::PREBUILT => wire::DeploymentSource::Prebuilt,
             _ => wire::DeploymentSource::Archive,
         };
         wire::Deployment {

@@ -127,3 +127,122 @@ async fn a_redeploy_stores_only_the_file_that_changed() {
     let live = stack.site("docs.localhost", "/pages/7.html").await;
     assert_eq!(live.status(), 200, "production is untouched");
 }
+
+/// A prebuilt folder on S3: every blob goes to the bucket with a URL the server presigned,
+/// none through the API; a `package.json` in it is a file like any other, never built.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prebuilt_folder_on_s3_goes_straight_to_the_bucket_unbuilt() {
+    use crate::moto::{AWS_ENV, BUCKET, Moto};
+    let moto = Moto::start();
+    let storage = format!("s3://{BUCKET}/direct/");
+    let mut env: Vec<(&str, &str)> = AWS_ENV.to_vec();
+    env.extend([
+        ("SCALEMESH_STORAGE", storage.as_str()),
+        ("SCALEMESH_S3_ENDPOINT", moto.endpoint.as_str()),
+    ]);
+    let stack = Stack::start_with_env(&[], &env);
+    let site = tempfile::tempdir().expect("tempdir");
+    let built = site.path().join("built-by-a-build");
+    let package = format!(
+        r#"{{"name":"s","scripts":{{"build":"node -e \"require('fs').writeFileSync('{}','x')\""}}}}"#,
+        built.display()
+    );
+    std::fs::write(site.path().join("package.json"), package).expect("write");
+    std::fs::write(site.path().join("index.html"), "<h1>prebuilt</h1>").expect("write");
+    std::fs::write(
+        site.path().join("app.js"),
+        "console.log('hello');\n".repeat(500),
+    )
+    .expect("write");
+
+    let (first, said) = deploy_prebuilt(&stack, site.path(), "straight");
+    assert_eq!(first["status"], "ready", "{said}");
+    assert_eq!(first["source"]["kind"], "prebuilt");
+    assert!(said.contains("3 new files"), "{said}");
+    assert_eq!(
+        crate::presets::page(&stack, "straight.localhost").await,
+        "<h1>prebuilt</h1>"
+    );
+    let js = reqwest::Client::new()
+        .get(format!("http://{}/app.js", stack.sites))
+        .header("host", "straight.localhost")
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .expect("proxy answers");
+    assert_eq!(js.headers()["content-encoding"], "gzip");
+    assert!(!built.exists(), "nothing was built");
+    let log = stdout(&stack.cli(&["logs", "straight"]));
+    assert!(log.contains("no install, no build"), "{log}");
+
+    // The blobs are in the bucket, and none of them passed through the API.
+    let listed = moto.aws(&[
+        "s3api",
+        "list-objects-v2",
+        "--bucket",
+        BUCKET,
+        "--prefix",
+        "direct/__blobs/straight/",
+    ]);
+    let keys = listed["Contents"].as_array().map_or(0, Vec::len);
+    assert_eq!(keys, 3, "{listed}");
+    let server_log = stack.server_log();
+    assert!(
+        !server_log.contains("received a blob through the API"),
+        "{server_log}"
+    );
+
+    // The same folder again sends nothing.
+    let (_, said) = deploy_prebuilt(&stack, site.path(), "straight");
+    assert!(
+        said.contains("0 new files") && said.contains("3 already stored"),
+        "{said}"
+    );
+}
+
+/// An upload cut off (here: one file the server refuses) fails the deployment with how to go
+/// on, leaves production as it was, and running the command again sends only what had not
+/// gone up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_prebuilt_deploy_resumes_where_it_stopped() {
+    let stack = Stack::start_with(&["--max-upload-mb", "1"]);
+    let site = tempfile::tempdir().expect("tempdir");
+    std::fs::write(site.path().join("index.html"), "<h1>v1</h1>").expect("write");
+    let (_, said) = deploy_prebuilt(&stack, site.path(), "resume");
+    assert!(said.contains("1 new file "), "{said}");
+
+    std::fs::write(site.path().join("index.html"), "<h1>v2</h1>").expect("write");
+    for n in 0..60 {
+        std::fs::write(site.path().join(format!("page-{n:02}.html")), page(n, "v2"))
+            .expect("write");
+    }
+    // Sent last (files go in path order), and larger than the server takes.
+    let noise: Vec<u8> = (0..1_500_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(site.path().join("zz-large.bin"), &noise).expect("write");
+    let dir = site.path().to_str().expect("utf-8");
+    let out = stack.cli(&["deploy", dir, "--prebuilt", "--project", "resume"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("run the same command again"), "{err}");
+    assert_eq!(
+        crate::presets::page(&stack, "resume.localhost").await,
+        "<h1>v1</h1>"
+    );
+
+    std::fs::remove_file(site.path().join("zz-large.bin")).expect("remove");
+    let (second, said) = deploy_prebuilt(&stack, site.path(), "resume");
+    assert_eq!(second["status"], "ready", "{said}");
+    let stored: usize = said
+        .split(" already stored")
+        .next()
+        .and_then(|s| s.rsplit(", ").next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no count in {said}"));
+    assert!(stored >= 40, "most pages went up the first time: {said}");
+    assert_eq!(
+        crate::presets::page(&stack, "resume.localhost").await,
+        "<h1>v2</h1>"
+    );
+}

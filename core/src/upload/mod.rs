@@ -99,7 +99,7 @@ pub async fn upload(
         .await
         .context("asking which files are new")?;
     let mut parts: HashMap<String, BlobParts> = answer.present.clone().into_iter().collect();
-    let to_send = to_send(&wanted, &answer)?;
+    let to_send = to_send(&described, &wanted, &answer)?;
     let sent = to_send.len();
     let sent_bytes = to_send.iter().map(|(d, _)| d.file.size).sum();
     let packed = send(sink, to_send, sent_bytes, progress).await?;
@@ -162,23 +162,25 @@ async fn describe(files: Vec<OutputFile>) -> anyhow::Result<Vec<Described>> {
         .await
 }
 
-/// The blobs the answer says to send, each with its direct URL if it has one; an answer that
-/// leaves a digest out, or names one not asked about, is refused.
+/// The blobs the answer says to send, in the order of the files' paths, each with its direct
+/// URL if it has one; an answer that leaves a digest out, or names one not asked about, is
+/// refused.
 fn to_send<'a>(
+    described: &'a [Described],
     wanted: &BTreeMap<&str, &'a Described>,
     answer: &BlobCheckAnswer,
 ) -> anyhow::Result<Vec<(&'a Described, Option<PresignedPut>)>> {
-    let mut out = Vec::new();
-    for missing in &answer.missing {
-        let d = wanted.get(missing.sha256.as_str()).with_context(|| {
-            format!(
+    let mut missing: HashMap<&str, Option<PresignedPut>> = HashMap::new();
+    for m in &answer.missing {
+        if !wanted.contains_key(m.sha256.as_str()) {
+            anyhow::bail!(
                 "the server asked for a blob never offered: {:.80}",
-                missing.sha256
-            )
-        })?;
-        out.push((*d, missing.upload.clone()));
+                m.sha256
+            );
+        }
+        missing.insert(&m.sha256, m.upload.clone());
     }
-    let answered = answer.present.len() + out.len();
+    let answered = answer.present.len() + missing.len();
     if answered != wanted.len()
         || answer
             .present
@@ -186,6 +188,12 @@ fn to_send<'a>(
             .any(|k| !is_sha256(k) || !wanted.contains_key(k.as_str()))
     {
         anyhow::bail!("the server's answer does not cover the files asked about");
+    }
+    let mut out = Vec::new();
+    for d in described {
+        if let Some(direct) = missing.remove(d.sha256.as_str()) {
+            out.push((d, direct));
+        }
     }
     Ok(out)
 }

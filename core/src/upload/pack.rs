@@ -330,10 +330,11 @@ mod tests {
         let mut bad_variant = good.clone();
         let last = bad_variant.len() - 5;
         bad_variant[last] ^= 0xff;
+        let other = "a".repeat(64);
         let cases: Vec<(&str, Vec<u8>, &str, BlobLayout)> = vec![
             ("file bytes changed", flipped, sha, layout),
             ("a variant changed", bad_variant, sha, layout),
-            ("another digest", good.clone(), &"a".repeat(64), layout),
+            ("another digest", good.clone(), &other, layout),
             ("too short", good[..good.len() - 1].to_vec(), sha, layout),
             (
                 "layout past the body",

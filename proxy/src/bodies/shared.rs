@@ -222,6 +222,49 @@ mod tests {
 
     use super::*;
 
+    /// The object `key` as a whole body.
+    fn whole(key: &str) -> Location {
+        Location {
+            key: key.to_owned(),
+            start: 0,
+            len: 0,
+            whole: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn parts_of_a_blob_are_read_and_kept_each_on_its_own() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Counting::new(Arc::new(FsStorage::new(dir.path().to_path_buf())));
+        let blob = Body::Bytes(Bytes::from_static(b"fileBRgz"));
+        storage
+            .put("b", blob, &ObjectMeta::default())
+            .await
+            .expect("put");
+        let cache = BodyCache::new(1 << 20, 100);
+        let part = |start, len| Location {
+            key: "b".into(),
+            start,
+            len,
+            whole: false,
+        };
+        for (start, len, want) in [(0, 4, "file"), (4, 2, "BR"), (6, 2, "gz"), (4, 2, "BR")] {
+            let (got, _) = cache
+                .get(&storage, &part(start, len), HeaderMap::new, |body, _| {
+                    body.bytes().clone()
+                })
+                .await
+                .expect("get");
+            assert_eq!(got, Bytes::from(want), "{start}+{len}");
+        }
+        assert_eq!(storage.reads(), 3, "each part read once");
+        let (empty, _) = cache
+            .get(&storage, &part(8, 0), HeaderMap::new, |body, _| body.len())
+            .await
+            .expect("an empty part");
+        assert_eq!(empty, 0);
+    }
+
     /// `body` under the key `k`.
     async fn put_body(storage: &dyn Storage) {
         storage
@@ -247,7 +290,7 @@ mod tests {
             let (cache, storage) = (cache.clone(), storage.clone());
             tasks.push(tokio::spawn(async move {
                 cache
-                    .get(storage.as_ref(), "k", HeaderMap::new, |body, _| {
+                    .get(storage.as_ref(), &whole("k"), HeaderMap::new, |body, _| {
                         body.bytes().clone()
                     })
                     .await
@@ -283,7 +326,7 @@ mod tests {
             let (cache, storage) = (&cache, &storage);
             async move {
                 cache
-                    .get(storage, key, HeaderMap::new, |body, _| body.len())
+                    .get(storage, &whole(key), HeaderMap::new, |body, _| body.len())
                     .await
                     .expect("get")
                     .0
@@ -312,9 +355,12 @@ mod tests {
             h
         };
         let take = |body: &Sendable, head: &HeaderMap| (body.bytes().clone(), head.clone());
-        let ((_, first), _) = cache.get(&storage, "k", head, take).await.expect("get");
+        let ((_, first), _) = cache
+            .get(&storage, &whole("k"), head, take)
+            .await
+            .expect("get");
         let ((body, again), _) = cache
-            .get(&storage, "k", || panic!("made again"), take)
+            .get(&storage, &whole("k"), || panic!("made again"), take)
             .await
             .expect("get");
         assert_eq!(body, Bytes::from_static(b"body"));

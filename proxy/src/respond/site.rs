@@ -340,6 +340,7 @@ mod tests {
                 })
                 .collect::<BTreeMap<_, _>>(),
             routing,
+            layout: Default::default(),
         }
     }
 

@@ -6,6 +6,9 @@ use scalemesh_core::wire::Progress;
 use scalemesh_core::{DeploymentId, DeploymentStatus, Phase, ProjectName};
 use time::OffsetDateTime;
 
+/// The source kind of a deployment made from a prebuilt folder (no build).
+pub const PREBUILT: &str = "prebuilt";
+
 use super::error::{DbError, DbResult};
 use super::store::from_ms;
 

@@ -19,7 +19,7 @@ mod users;
 
 pub use aliases::{AliasAction, DomainRow, DomainTaken};
 pub use blobs::BlobRow;
-pub use deployment_row::DeploymentRow;
+pub use deployment_row::{DeploymentRow, PREBUILT};
 pub use deployments::{NewDeployment, Readied, Transition, TransitionOutcome};
 pub use env::{EnvRow, MAX_KEYS as MAX_ENV_KEYS, NewEnv, TooManyKeys};
 pub use error::DbError;

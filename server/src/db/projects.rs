@@ -173,7 +173,7 @@ impl SqliteStore {
                  {join} members m ON m.project_id = p.id AND m.user_id = ?1 ORDER BY p.name"
             ))?;
             let rows = stmt.query_map(params![user_id], |r| {
-                Ok((row_to_project(r)?, r.get::<_, Option<String>>(11)?))
+                Ok((row_to_project(r)?, r.get::<_, Option<String>>(12)?))
             })?;
             collect(rows)
         })

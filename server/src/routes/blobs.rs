@@ -85,7 +85,7 @@ pub async fn manifest(
     body: Body,
 ) -> ApiResult<StatusCode> {
     let dep = job_deployment(&app, &id, &token).await?;
-    if dep.source_kind != crate::blobs::PREBUILT {
+    if dep.source_kind != crate::db::PREBUILT {
         return Err(ApiError::conflict(
             "not_prebuilt",
             "only a prebuilt deployment's uploader sends its manifest here; a builder stores its own",

@@ -66,24 +66,9 @@ pub fn router(app: Arc<App>) -> Router {
             get(env::show).put(env::put).delete(env::remove),
         )
         .route(
-            "/projects/{name}/prebuilt",
-            axum::routing::post(blobs::start_prebuilt),
-        )
-        .route(
             "/deployments/{id}",
             get(deployments::show).delete(blobs::remove),
         )
-        .route("/deployments/{id}/blobs", post(blobs::check))
-        .route("/deployments/{id}/blobs/stored", post(blobs::stored))
-        .route(
-            "/deployments/{id}/blobs/{sha256}",
-            axum::routing::put(blobs::put),
-        )
-        .route(
-            "/deployments/{id}/manifest",
-            axum::routing::put(blobs::manifest),
-        )
-        .route("/sweep", post(blobs::sweep))
         .route("/deployments/{id}/promote", post(deployments::promote))
         .route("/deployments/{id}/cancel", post(deployments::cancel))
         .route(
@@ -92,7 +77,8 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/deployments/{id}/logs/stream", get(logs::stream))
         .route("/deployments/{id}/report", post(jobs::report))
-        .route("/deployments/{id}/env", get(jobs::env));
+        .route("/deployments/{id}/env", get(jobs::env))
+        .merge(blob_routes());
     Router::new()
         .route("/health", get(health))
         .route("/project", post(compat::create_project))
@@ -108,6 +94,18 @@ pub fn router(app: Arc<App>) -> Router {
             crate::slow_body::hold_to_rate(body_rate, req, next)
         }))
         .with_state(app)
+}
+
+/// Files by content: prebuilt deploys, the digest handshake, blobs, the sweep.
+fn blob_routes() -> Router<Arc<App>> {
+    use axum::routing::put;
+    Router::new()
+        .route("/projects/{name}/prebuilt", post(blobs::start_prebuilt))
+        .route("/deployments/{id}/blobs", post(blobs::check))
+        .route("/deployments/{id}/blobs/stored", post(blobs::stored))
+        .route("/deployments/{id}/blobs/{sha256}", put(blobs::put))
+        .route("/deployments/{id}/manifest", put(blobs::manifest))
+        .route("/sweep", post(blobs::sweep))
 }
 
 async fn health(State(app): State<Arc<App>>) -> Json<Health> {

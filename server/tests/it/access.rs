@@ -160,12 +160,20 @@ fn cases() -> Vec<Case> {
         case("GET", "/api/v1/deployments/{r}"),
         case("POST", "/api/v1/deployments/{r}/promote"),
         case("POST", "/api/v1/deployments/{q}/cancel"),
+        // Canceled just above by whoever may; removing needs the same role.
+        case("DELETE", "/api/v1/deployments/{q}"),
+        case("POST", "/api/v1/projects/{p}/prebuilt").body(json!({"promote": false})),
+        case("POST", "/api/v1/sweep"),
         case("GET", "/api/v1/deployments/{r}/logs"),
         case("GET", "/api/v1/deployments/{r}/logs/stream"),
         case("POST", "/api/v1/deployments/{j}/logs").body(json!({"first": 0, "lines": []})),
         case("POST", "/api/v1/deployments/{j}/report")
             .body(json!({"kind": "phase", "phase": "building"})),
         case("GET", "/api/v1/deployments/{j}/env"),
+        case("POST", "/api/v1/deployments/{j}/blobs").body(json!({"blobs": []})),
+        case("POST", "/api/v1/deployments/{j}/blobs/stored").body(json!({"blobs": []})),
+        case("PUT", "/api/v1/deployments/{j}/blobs/BLOB?size=1"),
+        case("PUT", "/api/v1/deployments/{j}/manifest"),
         case("DELETE", "/api/v1/projects/{p}"),
     ]
 }
@@ -185,6 +193,7 @@ fn fill(template: &str, i: usize, f: &Fixture, p: &Principal) -> String {
         .replace("{q}", &f.queued)
         .replace("{j}", &f.job)
         .replace("{spare}", &p.spare_token.to_string())
+        .replace("BLOB", &"a".repeat(64))
         .replace("{i}", &i.to_string())
 }
 
@@ -464,6 +473,7 @@ fn route_path(case: &Case) -> String {
         .replace("{r}", "{id}")
         .replace("{q}", "{id}")
         .replace("{j}", "{id}")
+        .replace("BLOB", "{sha256}")
 }
 
 /// Sends `case` as the `i`th caller `p`, on its fixture `f`; a wrong answer goes to `failures`.
@@ -657,9 +667,23 @@ async fn builder_routes_take_their_own_job_token_only() {
         })
         .await;
     assert_eq!(status, 200);
-    for tail in ["env", "logs", "report"] {
+    let blob = format!("blobs/{}?size=1", "a".repeat(64));
+    for tail in [
+        "env",
+        "logs",
+        "report",
+        "blobs",
+        "blobs/stored",
+        &blob,
+        "manifest",
+    ] {
         let path = format!("/api/v1/deployments/{a}/{tail}");
-        let method = if tail == "env" { "GET" } else { "POST" };
+        let method = match tail {
+            "env" => "GET",
+            "manifest" => "PUT",
+            t if t.starts_with("blobs/a") => "PUT",
+            _ => "POST",
+        };
         let body = (tail != "env").then(|| json!({"kind": "ready"}));
         let (status, answer) = app.call("smj_guess", method, &path, body.clone()).await;
         assert_eq!(status, 401, "{tail}: {answer}");

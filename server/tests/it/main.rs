@@ -4,6 +4,7 @@
 
 mod access;
 mod api;
+mod blobs;
 mod helpers;
 mod invariants;
 mod lifecycle;

@@ -1,0 +1,412 @@
+//! Files by content through the API: the digest handshake, blobs sent through the server,
+//! prebuilt manifests, removal, retention policies, and the sweep, which never takes a blob an
+//! upload in flight has named and takes everything nobody names.
+
+use scalemesh_core::layout::{self, FileLayout, Manifest, ManifestEntry};
+use scalemesh_core::storage::{Body, ObjectMeta, Storage};
+use scalemesh_core::{DeploymentId, ProjectName};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::helpers::{TestApp, spawn_app};
+
+fn sha(content: &str) -> String {
+    hex::encode(Sha256::digest(content.as_bytes()))
+}
+
+/// A prebuilt deployment being uploaded, with its job token.
+struct Upload {
+    id: String,
+    token: String,
+    project: String,
+}
+
+impl Upload {
+    async fn start(app: &TestApp, project: &str, promote: bool) -> Self {
+        let (status, body) = app
+            .post(
+                &format!("/api/v1/projects/{project}/prebuilt"),
+                json!({ "promote": promote }),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(body["deployment"]["status"], "uploading", "{body}");
+        Self {
+            id: body["deployment"]["id"].as_str().expect("id").to_owned(),
+            token: body["job_token"].as_str().expect("token").to_owned(),
+            project: project.to_owned(),
+        }
+    }
+
+    /// The handshake for these contents: (present, missing) digests.
+    async fn check(&self, app: &TestApp, contents: &[&str]) -> (Vec<String>, Vec<String>) {
+        let blobs: Vec<Value> = contents
+            .iter()
+            .map(|c| json!({"sha256": sha(c), "size": c.len()}))
+            .collect();
+        let (status, body) = app
+            .call(
+                &self.token,
+                "POST",
+                &format!("/api/v1/deployments/{}/blobs", self.id),
+                Some(json!({ "blobs": blobs })),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let present = body["present"]
+            .as_object()
+            .expect("present")
+            .keys()
+            .cloned()
+            .collect();
+        let missing = body["missing"]
+            .as_array()
+            .expect("missing")
+            .iter()
+            .map(|m| m["sha256"].as_str().expect("sha").to_owned())
+            .collect();
+        (present, missing)
+    }
+
+    /// Sends `body` through the API as the blob named `name`.
+    async fn put_as(&self, app: &TestApp, name: &str, body: &str) -> (u16, Value) {
+        let url = app.url(&format!(
+            "/api/v1/deployments/{}/blobs/{name}?size={}",
+            self.id,
+            body.len()
+        ));
+        let res = app
+            .http
+            .put(url)
+            .bearer_auth(&self.token)
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("put");
+        crate::helpers::status_json(res).await
+    }
+
+    async fn put(&self, app: &TestApp, content: &str) {
+        let (status, body) = self.put_as(app, &sha(content), content).await;
+        assert_eq!(status, 204, "{body}");
+    }
+
+    fn manifest(&self, files: &[(&str, &str)]) -> Manifest {
+        Manifest {
+            project: ProjectName::parse(&self.project).expect("name"),
+            deployment: DeploymentId::parse(&self.id).expect("id"),
+            created_at: time::OffsetDateTime::now_utc(),
+            files: files
+                .iter()
+                .map(|(path, content)| {
+                    let entry = ManifestEntry {
+                        size: content.len() as u64,
+                        content_type: "text/html".into(),
+                        sha256: sha(content),
+                        immutable: false,
+                        br: None,
+                        gzip: None,
+                    };
+                    ((*path).to_owned(), entry)
+                })
+                .collect(),
+            routing: Default::default(),
+            layout: FileLayout::Blobs,
+        }
+    }
+
+    async fn send_manifest(&self, app: &TestApp, manifest: &Manifest) -> (u16, Value) {
+        let res = app
+            .http
+            .put(app.url(&format!("/api/v1/deployments/{}/manifest", self.id)))
+            .bearer_auth(&self.token)
+            .json(manifest)
+            .send()
+            .await
+            .expect("manifest");
+        crate::helpers::status_json(res).await
+    }
+
+    /// Sends the manifest of `files` and reports ready: the deployment as it then is.
+    async fn finish(&self, app: &TestApp, files: &[(&str, &str)]) -> Value {
+        let (status, body) = self.send_manifest(app, &self.manifest(files)).await;
+        assert_eq!(status, 204, "{body}");
+        let (status, body) = self.report(app, json!({"kind": "ready"})).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    async fn report(&self, app: &TestApp, report: Value) -> (u16, Value) {
+        app.call(
+            &self.token,
+            "POST",
+            &format!("/api/v1/deployments/{}/report", self.id),
+            Some(report),
+        )
+        .await
+    }
+
+    /// All of it: handshake, the missing blobs, manifest, ready.
+    async fn deploy(app: &TestApp, project: &str, promote: bool, files: &[(&str, &str)]) -> Value {
+        let upload = Self::start(app, project, promote).await;
+        let contents: Vec<&str> = files.iter().map(|(_, c)| *c).collect();
+        let (_, missing) = upload.check(app, &contents).await;
+        for content in &contents {
+            if missing.contains(&sha(content)) {
+                upload.put(app, content).await;
+            }
+        }
+        upload.finish(app, files).await
+    }
+}
+
+async fn project(app: &TestApp, name: &str) {
+    let (status, body) = app.post("/api/v1/projects", json!({ "name": name })).await;
+    assert_eq!(status, 201, "{body}");
+}
+
+async fn stored(app: &TestApp, project: &str, content: &str) -> bool {
+    let project = ProjectName::parse(project).expect("name");
+    app.storage
+        .size(&layout::blob(&project, &sha(content)))
+        .await
+        .expect("storage")
+        .is_some()
+}
+
+fn host(dep: &Value) -> String {
+    let url = dep["url"].as_str().expect("url");
+    url.split("://")
+        .nth(1)
+        .expect("scheme")
+        .split('/')
+        .next()
+        .expect("host")
+        .to_owned()
+}
+
+async fn page(app: &TestApp, host: &str, path: &str) -> (u16, String) {
+    let res = app.site(host, path).await;
+    (res.status().as_u16(), res.text().await.expect("body"))
+}
+
+async fn sweep(app: &TestApp) -> Value {
+    let (status, body) = app.post("/api/v1/sweep", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_keeps_what_an_upload_in_flight_named_and_takes_what_nobody_names() {
+    let app = spawn_app().await;
+    project(&app, "gc").await;
+    let first = Upload::deploy(&app, "gc", true, &[("a.html", "x"), ("b.html", "y")]).await;
+    assert_eq!(first["production"], true, "{first}");
+    Upload::deploy(&app, "gc", true, &[("c.html", "w")]).await;
+
+    // An upload starts and names x, which the first deployment holds; then the first
+    // deployment is removed and storage swept while the upload is still going.
+    let late = Upload::start(&app, "gc", true).await;
+    let (present, missing) = late.check(&app, &["x", "z"]).await;
+    assert_eq!((present, missing), (vec![sha("x")], vec![sha("z")]));
+    let first_id = first["id"].as_str().expect("id");
+    let (status, body) = app
+        .call(
+            &app.token,
+            "DELETE",
+            &format!("/api/v1/deployments/{first_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(
+        page(&app, &host(&first), "/a.html").await.0,
+        404,
+        "its URL stops answering"
+    );
+
+    // A failed upload's blob stays a while (running the deploy again resumes with it); a blob
+    // nobody ever named, and files of a deployment that does not exist, go.
+    let failed = Upload::start(&app, "gc", true).await;
+    failed.check(&app, &["q"]).await;
+    failed.put(&app, "q").await;
+    let (status, body) = failed
+        .report(&app, json!({"kind": "failed", "reason": "cut off"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let gc = ProjectName::parse("gc").expect("name");
+    let meta = ObjectMeta::default();
+    let orphan = layout::blob(&gc, &sha("orphan"));
+    let leftover = "__output/gc/zzzzzzzzzzzz/x.html";
+    for key in [orphan.as_str(), leftover] {
+        app.storage
+            .put(key, Body::Bytes("orphan".into()), &meta)
+            .await
+            .expect("put");
+    }
+
+    let swept = sweep(&app).await;
+    assert_eq!(swept["blobs"], 2, "y and the orphan: {swept}");
+    assert_eq!(swept["files"], 1, "{swept}");
+    assert!(
+        stored(&app, "gc", "x").await,
+        "named by the upload in flight"
+    );
+    assert!(stored(&app, "gc", "w").await, "named by production");
+    assert!(
+        stored(&app, "gc", "q").await,
+        "a failed upload's, within the grace"
+    );
+    assert!(!stored(&app, "gc", "y").await, "named by nobody");
+    assert!(!stored(&app, "gc", "orphan").await);
+    assert!(app.storage.size(leftover).await.expect("size").is_none());
+
+    // The upload finishes with what it was told was there.
+    late.put(&app, "z").await;
+    let done = late.finish(&app, &[("a.html", "x"), ("d.html", "z")]).await;
+    assert_eq!(done["status"], "ready", "{done}");
+    assert_eq!(
+        page(&app, "gc.localhost", "/a.html").await,
+        (200, "x".into())
+    );
+    assert_eq!(
+        page(&app, "gc.localhost", "/d.html").await,
+        (200, "z".into())
+    );
+    assert_eq!(sweep(&app).await["blobs"], 0, "nothing more to take");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retention_policy_removes_old_previews_never_production_or_its_history() {
+    let app = spawn_app().await;
+    project(&app, "keep").await;
+    let live = Upload::deploy(&app, "keep", true, &[("index.html", "live")]).await;
+    let mut previews = Vec::new();
+    for n in 0..3 {
+        let content = format!("preview {n}");
+        previews.push(Upload::deploy(&app, "keep", false, &[("index.html", &content)]).await);
+    }
+    assert_eq!(
+        sweep(&app).await["deployments"],
+        0,
+        "no policy keeps everything"
+    );
+    let (status, body) = app
+        .call(
+            &app.token,
+            "PATCH",
+            "/api/v1/projects/keep",
+            Some(json!({"retention": {"keep": 1}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["retention"], json!({"keep": 1}));
+    let swept = sweep(&app).await;
+    assert_eq!(swept["deployments"], 2, "{swept}");
+    assert_eq!(swept["blobs"], 2, "{swept}");
+    let (_, list) = app.get("/api/v1/projects/keep/deployments").await;
+    let ids: Vec<&str> = list["deployments"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|d| d["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            previews[2]["id"].as_str().expect("id"),
+            live["id"].as_str().expect("id")
+        ]
+    );
+    assert_eq!(page(&app, &host(&previews[0]), "/").await.0, 404);
+    assert_eq!(
+        page(&app, &host(&previews[2]), "/").await,
+        (200, "preview 2".into())
+    );
+    assert_eq!(
+        page(&app, "keep.localhost", "/").await,
+        (200, "live".into())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_that_lie_are_refused_and_change_nothing() {
+    let app = spawn_app().await;
+    project(&app, "liar").await;
+    let live = Upload::deploy(&app, "liar", true, &[("index.html", "truth")]).await;
+    let upload = Upload::start(&app, "liar", true).await;
+    let blobs_url = format!("/api/v1/deployments/{}/blobs", upload.id);
+    for (blobs, why) in [
+        (json!([{"sha256": "ABC", "size": 1}]), "not a digest"),
+        (
+            json!([{"sha256": sha("truth"), "size": 99}]),
+            "another size than stored",
+        ),
+        (
+            json!([{"sha256": sha("x"), "size": 1, "extra": true}]),
+            "an unknown field",
+        ),
+    ] {
+        let (status, body) = app
+            .call(
+                &upload.token,
+                "POST",
+                &blobs_url,
+                Some(json!({ "blobs": blobs })),
+            )
+            .await;
+        assert_eq!(status, 400, "{why}: {body}");
+    }
+    let (status, _) = app
+        .call(&app.token, "POST", &blobs_url, Some(json!({"blobs": []})))
+        .await;
+    assert_eq!(status, 401, "a user's token is not the job's");
+
+    upload.check(&app, &["lie"]).await;
+    let (status, body) = upload.put_as(&app, &sha("lie"), "not the same bytes").await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = upload.put_as(&app, &sha("lie"), "eil").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("digest"),
+        "{body}"
+    );
+    assert!(!stored(&app, "liar", "lie").await);
+
+    let mut manifest = upload.manifest(&[("index.html", "lie")]);
+    let (status, body) = upload.send_manifest(&app, &manifest).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("blobs_missing")),
+        "{body}"
+    );
+    manifest.deployment = DeploymentId::parse(live["id"].as_str().expect("id")).expect("id");
+    let (status, body) = upload.send_manifest(&app, &manifest).await;
+    assert_eq!(status, 400, "another deployment's: {body}");
+    let (status, body) = upload.report(&app, json!({"kind": "ready"})).await;
+    assert_eq!(status, 409, "no manifest, no ready: {body}");
+
+    let live_id = live["id"].as_str().expect("id");
+    let (status, body) = app
+        .call(
+            &app.token,
+            "DELETE",
+            &format!("/api/v1/deployments/{live_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 409, "production stays: {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("promote another")
+    );
+    assert_eq!(
+        page(&app, "liar.localhost", "/").await,
+        (200, "truth".into())
+    );
+}
