@@ -242,7 +242,7 @@ async fn upload_output(
         }
     };
     log.system(format!(
-        "Uploaded {} ({}) in {:.1}s, {} unchanged; build took {:.1}s",
+        "Uploaded {} ({}) in {:.1}s, {} already stored; build took {:.1}s",
         plural(uploaded.sent as u64, "new file"),
         human_bytes(uploaded.sent_bytes),
         upload_started.elapsed().as_secs_f64(),

@@ -182,6 +182,24 @@ pub enum ProjectsCommand {
     Ls(JsonArgs),
     /// Delete a project: its builds stop, its sites and domains stop answering, its files go
     Rm(RemoveProjectArgs),
+    /// How long a project keeps its deployments: the newest --keep and those of the last
+    /// --days; production and its rollback history always stay
+    Retention(RetentionArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RetentionArgs {
+    /// The project
+    pub project: String,
+    /// Keep this many of the newest ready deployments
+    #[arg(long)]
+    pub keep: Option<u32>,
+    /// Keep the deployments of this many last days
+    #[arg(long)]
+    pub days: Option<u32>,
+    /// Keep every deployment (no policy)
+    #[arg(long, conflicts_with_all = ["keep", "days"])]
+    pub all: bool,
 }
 
 #[derive(Debug, Args)]

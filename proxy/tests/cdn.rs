@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use scalemesh_core::layout::{self, DomainRoute};
+use scalemesh_core::layout::{self, DomainRoute, FileLayout};
 use scalemesh_core::storage::{FsStorage, Storage};
 use scalemesh_core::testing::S3TestServer;
 use scalemesh_core::{DeploymentId, ProjectName};
@@ -17,7 +17,7 @@ use scalemesh_proxy::{Proxy, ProxyConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod common;
-use common::{h2_get, put_json, upload_folder};
+use common::{h2_get, put_json, upload_folder, upload_folder_as};
 
 const APP_JS: &str = "assets/app.3f9a1c2b.js";
 
@@ -94,7 +94,7 @@ fn serve_on_two_threads(proxy: &Proxy) -> (SocketAddr, tokio::sync::oneshot::Sen
     (addr, stop)
 }
 
-async fn site(storage: Arc<dyn Storage>) -> Site {
+async fn site(storage: Arc<dyn Storage>, layout: FileLayout) -> Site {
     let dir = tempfile::tempdir().expect("tempdir");
     let project = ProjectName::parse("site").expect("name");
     let js: Vec<u8> = "console.log('hello, world');\n".repeat(200).into_bytes();
@@ -102,16 +102,16 @@ async fn site(storage: Arc<dyn Storage>) -> Site {
     let large: Vec<u8> = (0..300_000).map(|i| (i * 7 % 253) as u8).collect();
     let out = dir.path().join("v2");
     write_live_folder(&out, &js, &big, &large);
-    let live = upload_folder(&storage, &project, &out).await;
+    let live = upload_folder_as(&storage, &project, &out, layout).await;
     let v1 = dir.path().join("v1");
     write(&v1, "index.html", b"preview");
-    let preview = upload_folder(&storage, &project, &v1).await;
+    let preview = upload_folder_as(&storage, &project, &v1, layout).await;
     common::go_live(storage.as_ref(), &project, &live).await;
     // Another project, whose files must stay out of reach of this one's hosts.
     let other = ProjectName::parse("other").expect("name");
     let theirs_dir = dir.path().join("theirs");
     write(&theirs_dir, "secret.txt", b"theirs");
-    let theirs = upload_folder(&storage, &other, &theirs_dir).await;
+    let theirs = upload_folder_as(&storage, &other, &theirs_dir, layout).await;
     common::go_live(storage.as_ref(), &other, &theirs).await;
     put_json(
         storage.as_ref(),
@@ -686,13 +686,28 @@ async fn all(site: Site) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_local_folder() {
     let dir = tempfile::tempdir().expect("tempdir");
-    all(site(Arc::new(FsStorage::new(dir.path().to_path_buf()))).await).await;
+    let storage = Arc::new(FsStorage::new(dir.path().to_path_buf()));
+    all(site(storage, FileLayout::Blobs).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3() {
     let server = S3TestServer::start().await.expect("S3 server");
-    all(site(Arc::new(server.storage("prod/").await)).await).await;
+    all(site(Arc::new(server.storage("prod/").await), FileLayout::Blobs).await).await;
+}
+
+/// Deployments stored in their own folders, as before blobs, are served the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_folder_of_deployments_made_before_blobs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = Arc::new(FsStorage::new(dir.path().to_path_buf()));
+    all(site(storage, FileLayout::Folders).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_of_deployments_made_before_blobs() {
+    let server = S3TestServer::start().await.expect("S3 server");
+    all(site(Arc::new(server.storage("prod/").await), FileLayout::Folders).await).await;
 }
 
 /// The distinct answers (a body, or the status when not 200) to `GET /` on `host` over many

@@ -532,17 +532,16 @@ impl App {
         let storage = self.storage.clone();
         let name = project.name.clone();
         tokio::spawn(async move {
-            // Everything of the project: files, their compressed variants, manifests, caches.
-            let mut keys = storage
-                .list(&layout::project_prefix(&name))
-                .await
-                .unwrap_or_default();
-            keys.extend(
-                storage
-                    .list(&layout::build_cache_prefix(&name))
-                    .await
-                    .unwrap_or_default(),
-            );
+            // Everything of the project: manifests, blobs, files of deployments made before
+            // blobs, caches.
+            let mut keys = Vec::new();
+            for prefix in [
+                layout::project_prefix(&name),
+                layout::blob_prefix(&name),
+                layout::build_cache_prefix(&name),
+            ] {
+                keys.extend(storage.list(&prefix).await.unwrap_or_default());
+            }
             keys.extend(
                 deployments
                     .iter()

@@ -173,7 +173,7 @@ impl Server {
             log_order: tokio::sync::Mutex::new(()),
             promotion: tokio::sync::Mutex::new(()),
             sweeping: tokio::sync::RwLock::new(()),
-            sweep_every: settings.sweep_every,
+            sweep_every: settings.sweep_interval,
             secrets,
             name_hold: settings.name_hold,
             throttle: std::sync::Mutex::new(auth::throttle::Throttle::new(settings.auth_failures)),

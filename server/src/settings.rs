@@ -94,7 +94,7 @@ pub struct Settings {
     /// swept of blobs no deployment names and of what failed uploads left (e.g. 1h; also once
     /// at start).
     #[arg(long, env = "SCALEMESH_SWEEP_INTERVAL", default_value = "1h", value_parser = scalemesh_core::duration::parse)]
-    pub sweep_every: Duration,
+    pub sweep_interval: Duration,
 
     /// How many builds the local runner runs at once; the rest wait in the queue.
     #[arg(long, env = "SCALEMESH_MAX_BUILDS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]

@@ -145,6 +145,18 @@ impl Client {
         .await
     }
 
+    pub async fn update_project(
+        &self,
+        project: &str,
+        body: &scalemesh_core::wire::UpdateProject,
+    ) -> Result<scalemesh_core::wire::Project, ClientError> {
+        self.send(
+            self.request(Method::PATCH, &api(&["projects", project]))
+                .json(body),
+        )
+        .await
+    }
+
     /// Removes a finished deployment that is not production.
     pub async fn remove_deployment(&self, id: &str) -> Result<(), ClientError> {
         self.send_raw(self.request(Method::DELETE, &api(&["deployments", id])))

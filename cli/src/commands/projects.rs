@@ -12,8 +12,43 @@ pub async fn run(client: &Client, args: ProjectsArgs) -> anyhow::Result<i32> {
     match args.command {
         Some(ProjectsCommand::Ls(list)) => super::list::projects(client, list.json).await,
         Some(ProjectsCommand::Rm(rm)) => remove(client, rm).await,
+        Some(ProjectsCommand::Retention(args)) => retention(client, args).await,
         None => super::list::projects(client, args.list.json).await,
     }
+}
+
+/// Sets (or with neither flag, shows) how long a project keeps its deployments.
+async fn retention(client: &Client, args: crate::args::RetentionArgs) -> anyhow::Result<i32> {
+    use scalemesh_core::retention::Retention;
+    let wanted = Retention {
+        keep: args.keep,
+        days: args.days,
+    };
+    let project = if args.all || !wanted.is_unset() {
+        let body = scalemesh_core::wire::UpdateProject {
+            retention: Some(wanted),
+            ..Default::default()
+        };
+        client.update_project(&args.project, &body).await
+    } else {
+        client.project(&args.project).await
+    }
+    .map_err(|e| client.explain(e))?;
+    let r = project.retention;
+    let said = match (r.keep, r.days) {
+        (None, None) => "every deployment is kept".to_owned(),
+        (Some(n), None) => format!("the newest {n} ready deployments are kept"),
+        (None, Some(d)) => format!("deployments of the last {d} days are kept"),
+        (Some(n), Some(d)) => {
+            format!("the newest {n} ready deployments and those of the last {d} days are kept")
+        }
+    };
+    println!(
+        "{}: {said}; production and the deployments of its last {} moves always are",
+        project.name,
+        scalemesh_core::retention::HISTORY
+    );
+    Ok(0)
 }
 
 /// Deletes a project, after asking on a terminal; without one, `--yes` must say so.

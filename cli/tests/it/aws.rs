@@ -175,7 +175,7 @@ fs.writeFileSync("dist/video.bin", big);
     let out = stack.cli(&["logs", &id, "--follow"]);
     assert!(out.status.success(), "{}\n{}", stderr(&out), stdout(&out));
     assert!(
-        stdout(&out).contains("Uploaded 3 files"),
+        stdout(&out).contains("Uploaded 3 new files"),
         "{}",
         stdout(&out)
     );

@@ -126,6 +126,27 @@ async fn a_redeploy_stores_only_the_file_that_changed() {
     assert_eq!(stack.site(&old_host, "/pages/7.html").await.status(), 404);
     let live = stack.site("docs.localhost", "/pages/7.html").await;
     assert_eq!(live.status(), 200, "production is untouched");
+
+    let set = stack.cli(&[
+        "projects",
+        "retention",
+        "docs",
+        "--keep",
+        "5",
+        "--days",
+        "30",
+    ]);
+    assert!(set.status.success(), "{}", stderr(&set));
+    assert!(
+        stdout(&set)
+            .contains("the newest 5 ready deployments and those of the last 30 days are kept"),
+        "{}",
+        stdout(&set)
+    );
+    let shown = stdout(&stack.cli(&["projects", "retention", "docs"]));
+    assert!(shown.contains("the newest 5"), "{shown}");
+    let reset = stdout(&stack.cli(&["projects", "retention", "docs", "--all"]));
+    assert!(reset.contains("every deployment is kept"), "{reset}");
 }
 
 /// A prebuilt folder on S3: every blob goes to the bucket with a URL the server presigned,

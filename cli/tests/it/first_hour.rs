@@ -415,7 +415,7 @@ async fn plain_output_puts_phases_in_order() {
             .unwrap_or_else(|| panic!("{needle:?} is not in:\n{err}"))
     };
     assert!(at("==> uploading") < at("Uploading 1 file ("), "{err}");
-    assert!(at("Uploaded 1 file in") < at("==> Live"), "{err}");
+    assert!(at("Uploaded 1 new file (") < at("==> Live"), "{err}");
     assert!(!err.contains("==> done"), "{err}");
     assert!(!err.contains("1 files"), "{err}");
     let headers: Vec<&str> = err.lines().filter(|l| l.starts_with("==> ")).collect();

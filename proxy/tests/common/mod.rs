@@ -8,6 +8,7 @@ use std::sync::Arc;
 use axum::http::Version;
 use bytes::Bytes;
 use scalemesh_builder::upload::{self, UploadLimits};
+use scalemesh_core::layout::FileLayout;
 use scalemesh_core::layout::{self, Route};
 use scalemesh_core::rules::Routing;
 use scalemesh_core::storage::{Body, ObjectMeta, Storage};
@@ -20,12 +21,31 @@ pub async fn upload_folder(
     project: &ProjectName,
     dir: &Path,
 ) -> DeploymentId {
+    upload_folder_as(storage, project, dir, FileLayout::Blobs).await
+}
+
+/// [`upload_folder`] stored in `layout`: by content, or in the deployment's own folder as
+/// deployments made before blobs are.
+#[allow(dead_code)] // not every test binary stores both ways
+pub async fn upload_folder_as(
+    storage: &Arc<dyn Storage>,
+    project: &ProjectName,
+    dir: &Path,
+    layout: FileLayout,
+) -> DeploymentId {
     let id = DeploymentId::generate();
     let (mut files, _) = upload::collect(dir, UploadLimits::default()).expect("collect");
     let routing = upload::take_routing(&mut files, Routing::default()).expect("rules");
-    upload::upload(storage.clone(), project, &id, files, routing, |_, _| {})
-        .await
-        .expect("upload");
+    match layout {
+        FileLayout::Blobs => {
+            upload::upload(storage.clone(), project, &id, files, routing, |_, _| {})
+                .await
+                .expect("upload")
+        }
+        FileLayout::Folders => upload::in_folders(storage.clone(), project, &id, files, routing)
+            .await
+            .expect("upload"),
+    };
     upload::publish(storage.as_ref(), project, &id)
         .await
         .expect("publish");

@@ -386,11 +386,18 @@ async fn deleting_a_project_takes_its_site_down_and_frees_its_name() {
     assert_eq!(status, 404);
     // The files go, and the name can be taken again.
     let started = std::time::Instant::now();
-    while !scalemesh_core::storage::Storage::list(&app.storage, "__output/site/")
-        .await
-        .expect("list")
-        .is_empty()
-    {
+    let left = || async {
+        let mut keys = Vec::new();
+        for prefix in ["__output/site/", "__blobs/site/"] {
+            keys.extend(
+                scalemesh_core::storage::Storage::list(&app.storage, prefix)
+                    .await
+                    .expect("list"),
+            );
+        }
+        keys
+    };
+    while !left().await.is_empty() {
         assert!(
             started.elapsed() < std::time::Duration::from_secs(10),
             "files remain"
