@@ -231,7 +231,8 @@ async fn upload_output(
         Err(e) => {
             // What only this upload used is of no use now, and may be what filled the disk: it
             // goes, so the failure itself can be recorded.
-            let removed = upload::remove(cx.storage.as_ref(), &job.project, &job.deployment).await;
+            let removed = upload::remove(cx.storage.as_ref(), &job.project, &job.deployment).await
+                + usize::try_from(cx.api.abandon_blobs().await.unwrap_or(0)).unwrap_or(0);
             if removed > 0 {
                 log.system(format!(
                     "Removed the {} this upload had stored",

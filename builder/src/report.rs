@@ -150,6 +150,12 @@ impl Api {
         self.post("blobs", check).await
     }
 
+    /// Gives back the blobs only this failed upload stored; how many.
+    pub async fn abandon_blobs(&self) -> Result<u64, ReportError> {
+        let answer: serde_json::Value = self.post("blobs/abandon", &serde_json::json!({})).await?;
+        Ok(answer["removed"].as_u64().unwrap_or(0))
+    }
+
     pub async fn phase(&self, phase: Phase, progress: Option<Progress>) -> Result<(), ReportError> {
         self.report(&BuilderReport::Phase { phase, progress }).await
     }

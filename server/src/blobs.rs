@@ -268,6 +268,7 @@ impl App {
                 (b.sha256, layout)
             })
             .collect();
+        let _no_abandon = self.sweeping.read().await;
         let (found, absent) = self.look_up(dep, wanted).await?;
         self.store.record_blobs(dep.project_id, found).await?;
         Ok(absent)
@@ -302,6 +303,21 @@ impl App {
             }
         }
         Ok((found, absent))
+    }
+
+    /// An upload that failed gives back what only it stored (a disk it filled is free again
+    /// for the failure to be recorded); how many blobs went. Run while no handshake claims and
+    /// no upload is recorded, so nothing another deployment was told is stored goes.
+    pub async fn abandon_blobs(&self, dep: &DeploymentRow) -> ApiResult<usize> {
+        let _alone = self.sweeping.write().await;
+        let mut removed = 0;
+        for sha in self.store.blobs_only_of(&dep.id, dep.project_id).await? {
+            let key = layout::blob(&dep.project, &sha);
+            if self.storage.delete(&key).await.is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// A prebuilt deployment's manifest, from its uploader: checked to describe `dep` by blobs,
@@ -398,6 +414,7 @@ impl App {
             }
         }
         if !unknown.is_empty() {
+            let _no_abandon = self.sweeping.read().await;
             let (found, absent) = self
                 .look_up(dep, unknown)
                 .await

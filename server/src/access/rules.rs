@@ -278,6 +278,11 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/api/v1/deployments/{id}/blobs", Action::Job),
     route("POST", "/api/v1/deployments/{id}/blobs/stored", Action::Job),
     route(
+        "POST",
+        "/api/v1/deployments/{id}/blobs/abandon",
+        Action::Job,
+    ),
+    route(
         "PUT",
         "/api/v1/deployments/{id}/blobs/{sha256}",
         Action::Job,

@@ -226,6 +226,29 @@ impl SqliteStore {
         .await
     }
 
+    /// The blobs `deployment` named that no other deployment names and that are not recorded:
+    /// those only its upload can have stored.
+    pub async fn blobs_only_of(
+        &self,
+        deployment: &DeploymentId,
+        project_id: i64,
+    ) -> DbResult<Vec<String>> {
+        let deployment = deployment.to_string();
+        self.read(move |conn| {
+            let mut q = conn.prepare(
+                "SELECT db.sha256 FROM deployment_blobs db WHERE db.deployment_id = ?1
+                 AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.project_id = ?2 AND b.sha256 = db.sha256)
+                 AND NOT EXISTS (SELECT 1 FROM deployment_blobs o JOIN deployments d ON d.id = o.deployment_id
+                                 WHERE o.sha256 = db.sha256 AND d.project_id = ?2 AND o.deployment_id <> ?1)",
+            )?;
+            let shas = q
+                .query_map(params![deployment, project_id], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            Ok(shas)
+        })
+        .await
+    }
+
     /// Every digest of `project_id` that is recorded or named by a deployment.
     pub async fn blobs_in_use(&self, project_id: i64) -> DbResult<HashSet<String>> {
         self.call(move |conn| {

@@ -77,6 +77,17 @@ pub async fn stored(
     Ok(Json(BlobsAbsent { absent }))
 }
 
+/// `POST /deployments/{id}/blobs/abandon`
+pub async fn abandon(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    token: JobToken,
+) -> ApiResult<Json<serde_json::Value>> {
+    let dep = job_deployment(&app, &id, &token).await?;
+    let removed = app.abandon_blobs(&dep).await?;
+    Ok(Json(serde_json::json!({ "removed": removed })))
+}
+
 /// `PUT /deployments/{id}/manifest`
 pub async fn manifest(
     State(app): State<Arc<App>>,

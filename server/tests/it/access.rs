@@ -172,6 +172,7 @@ fn cases() -> Vec<Case> {
         case("GET", "/api/v1/deployments/{j}/env"),
         case("POST", "/api/v1/deployments/{j}/blobs").body(json!({"blobs": []})),
         case("POST", "/api/v1/deployments/{j}/blobs/stored").body(json!({"blobs": []})),
+        case("POST", "/api/v1/deployments/{j}/blobs/abandon"),
         case("PUT", "/api/v1/deployments/{j}/blobs/BLOB?size=1"),
         case("PUT", "/api/v1/deployments/{j}/manifest"),
         case("DELETE", "/api/v1/projects/{p}"),
@@ -674,6 +675,7 @@ async fn builder_routes_take_their_own_job_token_only() {
         "report",
         "blobs",
         "blobs/stored",
+        "blobs/abandon",
         &blob,
         "manifest",
     ] {
@@ -681,7 +683,7 @@ async fn builder_routes_take_their_own_job_token_only() {
         let method = match tail {
             "env" => "GET",
             "manifest" => "PUT",
-            t if t.starts_with("blobs/a") => "PUT",
+            t if t.starts_with("blobs/aaaa") => "PUT",
             _ => "POST",
         };
         let body = (tail != "env").then(|| json!({"kind": "ready"}));
