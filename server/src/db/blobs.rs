@@ -186,13 +186,16 @@ impl SqliteStore {
     }
 
     /// Lets go of the blobs named by deployments of `project_id` that ended without becoming
-    /// ready before `finished_before` (milliseconds); how many claims went.
+    /// ready: builds at once (a build is never resumed), prebuilt uploads when they ended before
+    /// `finished_before` (milliseconds; until then, running the deploy again resumes); how many
+    /// claims went.
     pub async fn release_claims(&self, project_id: i64, finished_before: i64) -> DbResult<usize> {
         self.call(move |conn| {
             Ok(conn.execute(
                 "DELETE FROM deployment_blobs WHERE deployment_id IN (
                      SELECT id FROM deployments WHERE project_id = ?1
-                     AND status IN ('failed', 'canceled') AND finished_at < ?2)",
+                     AND status IN ('failed', 'canceled')
+                     AND (source_kind <> 'prebuilt' OR finished_at < ?2))",
                 params![project_id, finished_before],
             )?)
         })

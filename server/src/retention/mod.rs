@@ -1,8 +1,8 @@
 //! What storage lets go of, and when: a deployment removed by hand (`DELETE
 //! /api/v1/deployments/{id}`) or by its project's retention policy, and the sweep, which runs at
 //! start and then every `--sweep-interval`: it applies each project's policy, lets go of the
-//! blobs of deployments that failed more than [`GRACE`] ago (an upload cut off can be resumed
-//! until then), then deletes blobs no deployment names and what failed uploads left in
+//! blobs of failed builds, and of prebuilt deploys that failed more than [`GRACE`] ago (one cut
+//! off can be resumed until then), then deletes blobs no deployment names and what failed uploads left in
 //! storage. A blob a handshake has claimed is never deleted: the handshake and the sweep of a
 //! project never run at once.
 
@@ -18,7 +18,8 @@ use crate::app::App;
 use crate::db::{DeploymentRow, ProjectRow};
 use crate::error::{ApiError, ApiResult};
 
-/// How long blobs a failed or canceled deployment had sent stay named by it.
+/// How long blobs a failed or canceled prebuilt deploy had sent stay named by it (a build's
+/// go at once: it is never resumed).
 pub const GRACE: Duration = Duration::from_secs(3600);
 
 type Swept = SweepReport;

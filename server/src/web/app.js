@@ -1172,7 +1172,8 @@ function applyDeployment(ctx, dep) {
   $('project-link').setAttribute('href', `#/projects/${enc(dep.project)}`);
   const src = dep.source || {};
   setBreakable($('deployment-source'), src.kind === 'git'
-    ? `${src.url}${src.git_ref ? ` @ ${src.git_ref}` : ''}` : 'uploaded source');
+    ? `${src.url}${src.git_ref ? ` @ ${src.git_ref}` : ''}`
+    : src.kind === 'prebuilt' ? 'prebuilt folder (no build)' : 'uploaded source');
   setLink($('deployment-url'), dep.url);
   setLink($('deployment-production-url'), dep.project_url);
   renderDeploymentState(ctx);

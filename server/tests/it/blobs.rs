@@ -245,8 +245,39 @@ async fn a_sweep_keeps_what_an_upload_in_flight_named_and_takes_what_nobody_name
             .expect("put");
     }
 
+    // A build that stored a blob and then failed (a build is never resumed: its blobs go at once).
+    let (_, job) = app.deploy("gc-build").await;
+    let builder = crate::helpers::FakeBuilder::new(job.clone());
+    builder.reach_uploading().await;
+    let (status, body) = app
+        .call(
+            &job.job_token,
+            "POST",
+            &format!("/api/v1/deployments/{}/blobs", job.deployment),
+            Some(json!({"blobs": [{"sha256": sha("built"), "size": 5}]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    app.storage
+        .put(
+            &layout::blob(&job.project, &sha("built")),
+            Body::Bytes("built".into()),
+            &meta,
+        )
+        .await
+        .expect("put");
+    builder
+        .reported(scalemesh_core::wire::BuilderReport::Failed {
+            reason: "the build broke".into(),
+        })
+        .await;
+
     let swept = sweep(&app).await;
-    assert_eq!(swept["blobs"], 2, "y and the orphan: {swept}");
+    assert_eq!(
+        swept["blobs"], 3,
+        "y, the orphan and the failed build's: {swept}"
+    );
+    assert!(!stored(&app, "gc-build", "built").await);
     assert_eq!(swept["files"], 1, "{swept}");
     assert!(
         stored(&app, "gc", "x").await,
