@@ -226,6 +226,24 @@ impl App {
                     format!("the blob was not stored: {problem}"),
                 )
             })?;
+        // A recorded blob is never stored again: deployments read it as recorded.
+        let _no_abandon = self.sweeping.read().await;
+        let known = self
+            .store
+            .known_blobs(dep.project_id, vec![sha256.to_owned()])
+            .await?;
+        match known.get(sha256) {
+            Some(row) if *row == row_of(layout) => return Ok(()),
+            Some(_) => {
+                return Err(ApiError::conflict(
+                    "stored_otherwise",
+                    format!(
+                        "the blob {sha256} is stored already, with other variants; use the stored one"
+                    ),
+                ));
+            }
+            None => {}
+        }
         self.storage
             .put(
                 &layout::blob(&dep.project, sha256),
@@ -310,13 +328,16 @@ impl App {
     /// no upload is recorded, so nothing another deployment was told is stored goes.
     pub async fn abandon_blobs(&self, dep: &DeploymentRow) -> ApiResult<usize> {
         let _alone = self.sweeping.write().await;
-        let mut removed = 0;
-        for sha in self.store.blobs_only_of(&dep.id, dep.project_id).await? {
-            let key = layout::blob(&dep.project, &sha);
-            if self.storage.delete(&key).await.is_ok() {
-                removed += 1;
-            }
-        }
+        let doomed = self.store.blobs_only_of(&dep.id, dep.project_id).await?;
+        let removed = futures_util::stream::iter(doomed)
+            .map(|sha| async move {
+                let key = layout::blob(&dep.project, &sha);
+                self.storage.delete(&key).await.is_ok()
+            })
+            .buffer_unordered(LOOKUPS_AT_ONCE)
+            .filter(|gone| std::future::ready(*gone))
+            .count()
+            .await;
         Ok(removed)
     }
 
@@ -339,6 +360,12 @@ impl App {
             return Err(ApiError::bad_request(
                 "invalid_manifest",
                 "a manifest sent to the server stores its files by content (\"layout\": \"blobs\")",
+            ));
+        }
+        if manifest.files.len() > MAX_FILES {
+            return Err(ApiError::bad_request(
+                "too_many_files",
+                format!("a deployment has at most {MAX_FILES} files"),
             ));
         }
         if let Some(path) = manifest.files.keys().find(|p| !is_site_path(p)) {

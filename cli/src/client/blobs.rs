@@ -82,7 +82,8 @@ impl Client {
                 .await
                 .map_err(|e| ClientError::Storage {
                     url: origin(&put.url),
-                    reason: super::root_cause(&e),
+                    // Never the URL itself: its query is a credential.
+                    reason: super::root_cause(&e.without_url()),
                 })?;
         if res.status().is_success() {
             return Ok(());
@@ -91,10 +92,7 @@ impl Client {
         let text = res.text().await.unwrap_or_default();
         Err(ClientError::Storage {
             url: origin(&put.url),
-            reason: format!(
-                "it answered {status}: {}",
-                text.chars().take(300).collect::<String>()
-            ),
+            reason: format!("it answered {status}{}", s3_error(&text)),
         })
     }
 
@@ -162,6 +160,22 @@ impl Client {
         self.send_raw(self.request(Method::DELETE, &api(&["deployments", id])))
             .await?;
         Ok(())
+    }
+}
+
+/// `: <Code>: <Message>` of an S3 error document, and nothing else of it (a signature error
+/// carries the string that was signed).
+fn s3_error(xml: &str) -> String {
+    let field = |name: &str| {
+        let open = format!("<{name}>");
+        let start = xml.find(&open)? + open.len();
+        let end = xml[start..].find('<')? + start;
+        Some(xml[start..end].chars().take(200).collect::<String>())
+    };
+    match (field("Code"), field("Message")) {
+        (Some(code), Some(message)) => format!(": {code}: {message}"),
+        (Some(code), None) => format!(": {code}"),
+        _ => String::new(),
     }
 }
 

@@ -16,7 +16,7 @@ use crate::wire::BlobLayout;
 const MIN_COMPRESS: u64 = 256;
 const MAX_COMPRESS: u64 = 16 * 1024 * 1024;
 /// High enough to matter, low enough for large bundles to compress in a build's time.
-const BROTLI_QUALITY: i32 = 10;
+const BROTLI_QUALITY: i32 = 5;
 
 /// Files up to this size are read once and sent from memory; larger ones without variants are
 /// streamed from disk.
@@ -172,7 +172,7 @@ fn compressed(bytes: &[u8], encoding: Encoding) -> std::io::Result<Vec<u8>> {
     use std::io::Write;
     match encoding {
         Encoding::Gzip => {
-            let mut out = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            let mut out = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
             out.write_all(bytes)?;
             out.finish()
         }

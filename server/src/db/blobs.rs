@@ -92,8 +92,8 @@ impl SqliteStore {
         .await
     }
 
-    /// Records blobs known to be stored for `project_id`; a blob stored again replaces the
-    /// record (its object was replaced).
+    /// Records blobs known to be stored for `project_id`; a blob recorded already keeps its
+    /// record (deployments read it as recorded; one that says otherwise fails its check).
     pub async fn record_blobs(
         &self,
         project_id: i64,
@@ -105,9 +105,7 @@ impl SqliteStore {
                 let mut put = tx.prepare_cached(
                     "INSERT INTO blobs (project_id, sha256, size, br, gzip, stored_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                     ON CONFLICT (project_id, sha256) DO UPDATE
-                     SET size = excluded.size, br = excluded.br, gzip = excluded.gzip,
-                         stored_at = excluded.stored_at",
+                     ON CONFLICT (project_id, sha256) DO NOTHING",
                 )?;
                 let now = now_ms();
                 for (sha, row) in rows {

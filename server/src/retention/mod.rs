@@ -49,6 +49,12 @@ impl App {
             self.store.delete_deployment(&dep.id).await?
         };
         if !removed {
+            if self.store.deployment(&dep.id).await?.is_none() {
+                return Err(ApiError::NotFound(format!(
+                    "deployment {} does not exist",
+                    dep.id
+                )));
+            }
             return Err(ApiError::conflict(
                 "production",
                 format!(

@@ -88,6 +88,9 @@ pub async fn abandon(
     Ok(Json(serde_json::json!({ "removed": removed })))
 }
 
+/// Largest manifest: 50,000 files with long paths.
+const MANIFEST_LIMIT: usize = 64 * 1024 * 1024;
+
 /// `PUT /deployments/{id}/manifest`
 pub async fn manifest(
     State(app): State<Arc<App>>,
@@ -102,7 +105,10 @@ pub async fn manifest(
             "only a prebuilt deployment's uploader sends its manifest here; a builder stores its own",
         ));
     }
-    app.receive_manifest(&dep, &read_body(body).await?).await?;
+    let bytes = axum::body::to_bytes(body, MANIFEST_LIMIT)
+        .await
+        .map_err(|e| crate::error::body_error(&e, e.to_string()))?;
+    app.receive_manifest(&dep, &bytes).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
