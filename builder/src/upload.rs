@@ -216,6 +216,7 @@ pub async fn in_folders(
                     immutable,
                     br: variant(Encoding::Brotli),
                     gzip: variant(Encoding::Gzip),
+                    pack: None,
                 };
                 anyhow::Ok((file.path, entry))
             }

@@ -209,7 +209,14 @@ impl Manifest {
         let entry = self.files.get(path)?;
         let (start, len) = entry.part(coding)?;
         let (key, start, whole) = match (self.layout, coding) {
-            (FileLayout::Blobs, _) => (blob(&self.project, &entry.sha256), start, false),
+            (FileLayout::Blobs, _) => match &entry.pack {
+                Some(pack) => (
+                    blob(&self.project, &pack.sha256),
+                    pack.offset.checked_add(start)?,
+                    false,
+                ),
+                None => (blob(&self.project, &entry.sha256), start, false),
+            },
             (FileLayout::Folders, None) => {
                 (output_file(&self.project, &self.deployment, path), 0, true)
             }
@@ -243,6 +250,18 @@ pub struct ManifestEntry {
     /// Size of the gzip variant, when one was stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gzip: Option<u64>,
+    /// Where the blob is when it is one of many in a pack (small files sent straight to
+    /// storage go in packs, one object for many files); else it is an object of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pack: Option<InPack>,
+}
+
+/// A blob inside a pack: the pack's name (the hex SHA-256 of its bytes, an object in
+/// `__blobs/<project>/` like any blob) and where in it the blob starts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct InPack {
+    pub sha256: String,
+    pub offset: u64,
 }
 
 impl ManifestEntry {
@@ -320,6 +339,7 @@ mod tests {
             immutable: false,
             br,
             gzip,
+            pack: None,
         };
         let mut manifest = Manifest {
             project: p.clone(),
@@ -328,6 +348,16 @@ mod tests {
             files: [
                 ("a.html".to_owned(), entry(Some(30), Some(40))),
                 ("b.html".to_owned(), entry(None, Some(40))),
+                (
+                    "c.html".to_owned(),
+                    ManifestEntry {
+                        pack: Some(InPack {
+                            sha256: "cd".repeat(32),
+                            offset: 1000,
+                        }),
+                        ..entry(Some(30), None)
+                    },
+                ),
             ]
             .into(),
             routing: Routing::default(),
@@ -356,7 +386,13 @@ mod tests {
                 Some(Encoding::Gzip),
                 Some((blob_key.clone(), 100, 40, false)),
             ),
-            ("c.html", None, None),
+            ("d.html", None, None),
+            (
+                "c.html",
+                Some(Encoding::Brotli),
+                Some((format!("__blobs/site/{}", "cd".repeat(32)), 1100, 30, false)),
+            ),
+            ("c.html", Some(Encoding::Gzip), None),
         ];
         for (path, coding, want) in table {
             assert_eq!(at(&manifest, path, coding), want, "{path} {coding:?}");

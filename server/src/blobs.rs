@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use axum::body::Body as HttpBody;
 use futures_util::{StreamExt, TryStreamExt};
-use scalemesh_core::layout::{self, FileLayout, Manifest, is_sha256, is_site_path};
+use scalemesh_core::layout::{self, FileLayout, InPack, Manifest, is_sha256, is_site_path};
 use scalemesh_core::storage::{Body, ObjectMeta};
 use scalemesh_core::upload::pack;
 use scalemesh_core::wire::{
-    BlobCheck, BlobCheckAnswer, BlobLayout, BlobParts, MAX_FILES, MissingBlob, StoredBlob,
+    BlobCheck, BlobCheckAnswer, BlobLayout, BlobParts, MAX_FILES, MissingBlob, PackRequest,
+    PackUploads, StoredBlob,
 };
 use tokio::io::AsyncWriteExt;
 
@@ -31,12 +32,22 @@ const DIRECT_UPLOAD_VALID: Duration = Duration::from_secs(3600);
 /// Storage lookups at once.
 const LOOKUPS_AT_ONCE: usize = 16;
 
-fn row_of(layout: BlobLayout) -> BlobRow {
+fn row_of(layout: BlobLayout, pack: Option<InPack>) -> BlobRow {
     BlobRow {
         size: layout.size,
         br: layout.br,
         gzip: layout.gzip,
+        pack,
     }
+}
+
+fn total(row: &BlobRow) -> Option<u64> {
+    BlobLayout {
+        size: row.size,
+        br: row.br,
+        gzip: row.gzip,
+    }
+    .total()
 }
 
 impl App {
@@ -138,6 +149,7 @@ impl App {
                 BlobParts {
                     br: row.br,
                     gzip: row.gzip,
+                    pack: row.pack,
                 },
             );
         }
@@ -161,6 +173,51 @@ impl App {
             .try_collect()
             .await?;
         Ok(answer)
+    }
+
+    /// URLs straight to storage for packs of small blobs a prebuilt deploy is about to send,
+    /// each claimed for the deployment first.
+    pub async fn pack_uploads(
+        &self,
+        dep: &DeploymentRow,
+        request: PackRequest,
+    ) -> ApiResult<PackUploads> {
+        if dep.source_kind != PREBUILT {
+            return Err(ApiError::conflict(
+                "not_prebuilt",
+                "only a prebuilt deploy sends packs; a builder stores its blobs itself",
+            ));
+        }
+        if request.packs.len() > 64 || request.packs.iter().any(|p| !is_sha256(&p.sha256)) {
+            return Err(ApiError::bad_request(
+                "invalid_digest",
+                "ask for at most 64 packs at once, each named by the lower-case hex SHA-256 of its bytes",
+            ));
+        }
+        {
+            let _no_sweep = self.sweeping.read().await;
+            let names = request.packs.iter().map(|p| p.sha256.clone()).collect();
+            self.store
+                .claim_blobs(&dep.id, dep.project_id, names)
+                .await?;
+        }
+        let mut uploads = Vec::with_capacity(request.packs.len());
+        for pack in &request.packs {
+            let key = layout::blob(&dep.project, &pack.sha256);
+            let put = self
+                .storage
+                .presign_put(&key, DIRECT_UPLOAD_VALID)
+                .await
+                .map_err(|e| ApiError::StorageUnavailable(format!("presigning: {e}")))?
+                .ok_or_else(|| {
+                    ApiError::conflict(
+                        "no_direct_uploads",
+                        "this server's storage takes no uploads straight from clients; send each blob through the API",
+                    )
+                })?;
+            uploads.push(put);
+        }
+        Ok(PackUploads { uploads })
     }
 
     /// A blob sent through the server: written to a temporary file as it comes, checked against
@@ -233,7 +290,7 @@ impl App {
             .known_blobs(dep.project_id, vec![sha256.to_owned()])
             .await?;
         match known.get(sha256) {
-            Some(row) if *row == row_of(layout) => return Ok(()),
+            Some(row) if *row == row_of(layout, None) => return Ok(()),
             Some(_) => {
                 return Err(ApiError::conflict(
                     "stored_otherwise",
@@ -253,7 +310,10 @@ impl App {
             .await
             .map_err(|e| ApiError::StorageUnavailable(format!("storing a blob: {e}")))?;
         self.store
-            .record_blobs(dep.project_id, vec![(sha256.to_owned(), row_of(layout))])
+            .record_blobs(
+                dep.project_id,
+                vec![(sha256.to_owned(), row_of(layout, None))],
+            )
             .await?;
         tracing::info!(deployment = %dep.id, blob = sha256, bytes = total, "received a blob through the API");
         Ok(())
@@ -266,7 +326,10 @@ impl App {
         dep: &DeploymentRow,
         blobs: Vec<StoredBlob>,
     ) -> ApiResult<Vec<String>> {
-        if blobs.len() > MAX_FILES || blobs.iter().any(|b| !is_sha256(&b.sha256)) {
+        let named = |b: &StoredBlob| {
+            is_sha256(&b.sha256) && b.pack.as_ref().is_none_or(|p| is_sha256(&p.sha256))
+        };
+        if blobs.len() > MAX_FILES || !blobs.iter().all(named) {
             return Err(ApiError::bad_request(
                 "invalid_digest",
                 format!("send at most {MAX_FILES} blobs, each named by its lower-case hex SHA-256"),
@@ -282,8 +345,8 @@ impl App {
         let wanted = blobs
             .into_iter()
             .map(|b| {
-                let layout = b.layout();
-                (b.sha256, layout)
+                let row = row_of(b.layout(), b.pack.clone());
+                (b.sha256, row)
             })
             .collect();
         let _no_abandon = self.sweeping.read().await;
@@ -292,30 +355,49 @@ impl App {
         Ok(absent)
     }
 
-    /// Which of `wanted` are in storage with the size their layout says.
+    /// Which of `wanted` are in storage as their rows say: an object of their own of the
+    /// size of their layout, or a pack that reaches at least to their end.
     async fn look_up(
         &self,
         dep: &DeploymentRow,
-        wanted: Vec<(String, BlobLayout)>,
+        wanted: Vec<(String, BlobRow)>,
     ) -> ApiResult<(Vec<(String, BlobRow)>, Vec<String>)> {
-        let looked: Vec<(String, BlobLayout, bool)> = futures_util::stream::iter(wanted)
-            .map(|(sha, layout)| async move {
+        let mut objects: BTreeMap<String, Option<u64>> = BTreeMap::new();
+        for (sha, row) in &wanted {
+            let name = row.pack.as_ref().map_or(sha, |p| &p.sha256);
+            objects.insert(name.clone(), None);
+        }
+        let sizes: Vec<(String, Option<u64>)> = futures_util::stream::iter(objects.into_keys())
+            .map(|name| async move {
                 let size = self
                     .storage
-                    .size(&layout::blob(&dep.project, &sha))
+                    .size(&layout::blob(&dep.project, &name))
                     .await
                     .map_err(|e| ApiError::StorageUnavailable(format!("looking up a blob: {e}")))?;
-                let there = size.is_some() && size == layout.total();
-                ApiResult::Ok((sha, layout, there))
+                ApiResult::Ok((name, size))
             })
             .buffer_unordered(LOOKUPS_AT_ONCE)
             .try_collect()
             .await?;
+        let sizes: BTreeMap<String, Option<u64>> = sizes.into_iter().collect();
         let mut found = Vec::new();
         let mut absent = Vec::new();
-        for (sha, layout, there) in looked {
+        for (sha, row) in wanted {
+            let there = match (&row.pack, total(&row)) {
+                (Some(pack), Some(total)) => {
+                    let end = pack.offset.checked_add(total);
+                    sizes
+                        .get(&pack.sha256)
+                        .copied()
+                        .flatten()
+                        .zip(end)
+                        .is_some_and(|(size, end)| size >= end)
+                }
+                (None, Some(total)) => sizes.get(&sha).copied().flatten() == Some(total),
+                (_, None) => false,
+            };
             if there {
-                found.push((sha, row_of(layout)));
+                found.push((sha, row));
             } else {
                 absent.push(sha);
             }
@@ -402,9 +484,10 @@ impl App {
         if manifest.layout != FileLayout::Blobs {
             return Ok(());
         }
-        let mut wanted: BTreeMap<&str, BlobLayout> = BTreeMap::new();
+        let mut wanted: BTreeMap<&str, BlobRow> = BTreeMap::new();
         for entry in manifest.files.values() {
-            if !is_sha256(&entry.sha256) {
+            let pack_named = entry.pack.as_ref().is_none_or(|p| is_sha256(&p.sha256));
+            if !is_sha256(&entry.sha256) || !pack_named {
                 return Err("a file of the manifest has no usable digest".into());
             }
             let layout = BlobLayout {
@@ -412,9 +495,10 @@ impl App {
                 br: entry.br,
                 gzip: entry.gzip,
             };
+            let row = row_of(layout, entry.pack.clone());
             if wanted
-                .insert(&entry.sha256, layout)
-                .is_some_and(|l| l != layout)
+                .insert(&entry.sha256, row.clone())
+                .is_some_and(|r| r != row)
             {
                 return Err(format!(
                     "the blob {} is listed with two layouts",
@@ -429,15 +513,15 @@ impl App {
             .await
             .map_err(|e| e.to_string())?;
         let mut unknown = Vec::new();
-        for (sha, layout) in &wanted {
+        for (sha, wanted_row) in &wanted {
             match known.get(*sha) {
-                Some(row) if *row == row_of(*layout) => {}
+                Some(row) if row == wanted_row => {}
                 Some(_) => {
                     return Err(format!(
                         "the blob {sha} is stored with other variants than the manifest says; deploy again"
                     ));
                 }
-                None => unknown.push(((*sha).to_owned(), *layout)),
+                None => unknown.push(((*sha).to_owned(), wanted_row.clone())),
             }
         }
         if !unknown.is_empty() {

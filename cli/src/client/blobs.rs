@@ -116,6 +116,19 @@ impl Client {
         Ok(absent.absent)
     }
 
+    /// With the job token: URLs straight to storage for packs of small blobs.
+    pub async fn pack_uploads(
+        &self,
+        deployment: &str,
+        request: &scalemesh_core::wire::PackRequest,
+    ) -> Result<scalemesh_core::wire::PackUploads, ClientError> {
+        self.send(
+            self.request(Method::POST, &api(&["deployments", deployment, "packs"]))
+                .json(request),
+        )
+        .await
+    }
+
     /// With the job token: the manifest, once every blob it names is stored.
     pub async fn put_manifest(
         &self,

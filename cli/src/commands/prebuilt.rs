@@ -10,13 +10,16 @@ use std::time::Instant;
 
 use anyhow::Context;
 use async_trait::async_trait;
+use scalemesh_core::layout::InPack;
 use scalemesh_core::layout::Manifest;
 use scalemesh_core::rules::Routing;
 use scalemesh_core::site_config::{BuildSettings, SITE_CONFIG_FILE};
+use scalemesh_core::upload::pack::BlobBody;
 use scalemesh_core::upload::pack::Packed;
 use scalemesh_core::upload::{self, BlobSink, OutputFile, UploadLimits};
 use scalemesh_core::wire::{
-    BlobCheck, BlobCheckAnswer, BuilderReport, Deployment, PresignedPut, Project, StoredBlob,
+    BlobCheck, BlobCheckAnswer, BlobWant, BuilderReport, Deployment, PackRequest, PresignedPut,
+    Project, StoredBlob,
 };
 use scalemesh_core::words::{human_bytes, plural};
 
@@ -199,11 +202,51 @@ impl BlobSink for Sink {
                 size: blob.layout.size,
                 br: blob.layout.br,
                 gzip: blob.layout.gzip,
+                pack: None,
             });
             stored.len() >= REPORT_EVERY
         };
         if full {
             self.flush().await?;
+        }
+        Ok(())
+    }
+
+    fn packs(&self) -> bool {
+        true
+    }
+
+    async fn put_pack(&self, pack: &upload::Pack) -> anyhow::Result<()> {
+        let request = PackRequest {
+            packs: vec![BlobWant {
+                sha256: pack.sha256.clone(),
+                size: pack.body.len() as u64,
+            }],
+        };
+        let answer = self.job.pack_uploads(&self.deployment, &request).await?;
+        let direct = answer
+            .uploads
+            .first()
+            .context("the server gave no URL for a pack")?;
+        let body = BlobBody::Bytes(pack.body.clone());
+        self.job.put_direct(direct, &body).await?;
+        let members = pack
+            .members
+            .iter()
+            .map(|(sha256, layout, offset)| StoredBlob {
+                sha256: sha256.clone(),
+                size: layout.size,
+                br: layout.br,
+                gzip: layout.gzip,
+                pack: Some(InPack {
+                    sha256: pack.sha256.clone(),
+                    offset: *offset,
+                }),
+            })
+            .collect();
+        let absent = self.job.blobs_stored(&self.deployment, members).await?;
+        if let Some(sha) = absent.first() {
+            anyhow::bail!("storage does not hold blob {sha} after its pack was sent");
         }
         Ok(())
     }

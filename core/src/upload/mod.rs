@@ -39,6 +39,17 @@ pub trait BlobSink: Send + Sync {
     async fn put(&self, blob: &Packed, direct: Option<&PresignedPut>) -> anyhow::Result<()>;
     /// Sends the manifest, once every blob it names is stored.
     async fn put_manifest(&self, manifest: &Manifest) -> anyhow::Result<()>;
+
+    /// Whether small blobs sent straight to storage go many to an object ([`Pack`]).
+    fn packs(&self) -> bool {
+        false
+    }
+
+    /// Sends a pack straight to storage.
+    async fn put_pack(&self, pack: &Pack) -> anyhow::Result<()> {
+        let _ = pack;
+        anyhow::bail!("this upload sends no packs")
+    }
 }
 
 /// How far the sending of blobs is: files and bytes (of the files themselves) sent of those to
@@ -102,13 +113,18 @@ pub async fn upload(
     let to_send = to_send(&described, &wanted, &answer)?;
     let sent = to_send.len();
     let sent_bytes = to_send.iter().map(|(d, _)| d.file.size).sum();
-    let packed = send(sink, to_send, sent_bytes, progress).await?;
-    parts.extend(packed);
+    let tally = Tally::new(progress, sent as u64, sent_bytes);
+    // Small files that go straight to storage go many to an object, when the sink can.
+    let (packable, single): (Vec<_>, Vec<_>) = to_send
+        .into_iter()
+        .partition(|(d, direct)| direct.is_some() && sink.packs() && d.file.size <= PACKABLE);
+    parts.extend(send(sink, single, &tally).await?);
+    parts.extend(send_packs(sink, packable, &tally).await?);
     let mut entries = BTreeMap::new();
     for d in &described {
         let p = parts
             .get(&d.sha256)
-            .copied()
+            .cloned()
             .context("the server's answer left out a file")?;
         entries.insert(
             d.file.path.clone(),
@@ -119,6 +135,7 @@ pub async fn upload(
                 immutable: crate::fingerprint::is_fingerprinted(&d.file.path),
                 br: p.br,
                 gzip: p.gzip,
+                pack: p.pack,
             },
         );
     }
@@ -198,29 +215,59 @@ fn to_send<'a>(
     Ok(out)
 }
 
-/// Packs and sends `blobs`, several at once within the memory budget; where each one's variants
-/// are.
+/// How far the sending is, told to `progress` as blobs and packs go.
+struct Tally<'a> {
+    progress: &'a (dyn Fn(Progress) + Send + Sync),
+    files: AtomicU64,
+    bytes: AtomicU64,
+    files_total: u64,
+    bytes_total: u64,
+}
+
+impl<'a> Tally<'a> {
+    fn new(
+        progress: &'a (dyn Fn(Progress) + Send + Sync),
+        files_total: u64,
+        bytes_total: u64,
+    ) -> Self {
+        progress(Progress {
+            files: 0,
+            files_total,
+            bytes: 0,
+            bytes_total,
+        });
+        Self {
+            progress,
+            files: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            files_total,
+            bytes_total,
+        }
+    }
+
+    fn add(&self, files: u64, bytes: u64) {
+        (self.progress)(Progress {
+            files: self.files.fetch_add(files, Ordering::Relaxed) + files,
+            files_total: self.files_total,
+            bytes: self.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes,
+            bytes_total: self.bytes_total,
+        });
+    }
+}
+
+/// Packs and sends `blobs` each as an object of its own, several at once within the memory
+/// budget; where each one's variants are.
 async fn send(
     sink: &dyn BlobSink,
     blobs: Vec<(&Described, Option<PresignedPut>)>,
-    bytes_total: u64,
-    progress: &(dyn Fn(Progress) + Send + Sync),
+    tally: &Tally<'_>,
 ) -> anyhow::Result<Vec<(String, BlobParts)>> {
-    let files_total = blobs.len() as u64;
-    let (files, bytes) = (AtomicU64::new(0), AtomicU64::new(0));
     let budget = Arc::new(tokio::sync::Semaphore::new(
         usize::try_from(MEMORY_BUDGET / 1024).unwrap_or(usize::MAX),
     ));
-    progress(Progress {
-        files: 0,
-        files_total,
-        bytes: 0,
-        bytes_total,
-    });
     futures_util::stream::iter(blobs)
         .map(|(d, direct)| {
             let budget = budget.clone();
-            let (files, bytes) = (&files, &bytes);
             async move {
                 let compress = pack::compressible(&d.content_type, d.file.size);
                 let held = pack::held_bytes(d.file.size, compress).min(MEMORY_BUDGET);
@@ -228,26 +275,125 @@ async fn send(
                     .acquire_many_owned(u32::try_from(held.div_ceil(1024)).unwrap_or(u32::MAX))
                     .await
                     .context("the upload's memory budget closed")?;
-                let (source, sha) = (d.file.source.clone(), d.sha256.clone());
-                let packed =
-                    tokio::task::spawn_blocking(move || pack::pack(&source, compress, Some(&sha)))
-                        .await
-                        .context("packing task failed")?
-                        .with_context(|| format!("reading {}", d.file.path))?;
+                let packed = pack_one(d).await?;
                 sink.put(&packed, direct.as_ref())
                     .await
                     .with_context(|| format!("uploading {}", d.file.path))?;
-                progress(Progress {
-                    files: files.fetch_add(1, Ordering::Relaxed) + 1,
-                    files_total,
-                    bytes: bytes.fetch_add(d.file.size, Ordering::Relaxed) + d.file.size,
-                    bytes_total,
-                });
+                tally.add(1, d.file.size);
                 let BlobLayout { br, gzip, .. } = packed.layout;
-                anyhow::Ok((packed.sha256, BlobParts { br, gzip }))
+                let parts = BlobParts {
+                    br,
+                    gzip,
+                    pack: None,
+                };
+                anyhow::Ok((packed.sha256, parts))
             }
         })
         .buffer_unordered(PARALLEL)
         .try_collect()
         .await
+}
+
+/// A file's blob, made off the async threads.
+async fn pack_one(d: &Described) -> anyhow::Result<Packed> {
+    let compress = pack::compressible(&d.content_type, d.file.size);
+    let (source, sha) = (d.file.source.clone(), d.sha256.clone());
+    tokio::task::spawn_blocking(move || pack::pack(&source, compress, Some(&sha)))
+        .await
+        .context("packing task failed")?
+        .with_context(|| format!("reading {}", d.file.path))
+}
+
+/// Files at most this large, when sent straight to storage, go into packs.
+const PACKABLE: u64 = 256 * 1024;
+/// A pack holds files of at most this many bytes in all, or this many files.
+const PACK_BYTES: u64 = 2 * 1024 * 1024;
+const PACK_FILES: usize = 256;
+/// Packs made and sent at once.
+const PACKS_AT_ONCE: usize = 4;
+
+/// Sends small blobs many to an object: each pack holds its members' blobs one after the
+/// other and is named by the SHA-256 of its bytes; where each member is.
+async fn send_packs(
+    sink: &dyn BlobSink,
+    blobs: Vec<(&Described, Option<PresignedPut>)>,
+    tally: &Tally<'_>,
+) -> anyhow::Result<Vec<(String, BlobParts)>> {
+    let mut groups: Vec<Vec<&Described>> = Vec::new();
+    let mut bytes = 0;
+    for (d, _) in blobs {
+        match groups.last_mut() {
+            Some(group) if group.len() < PACK_FILES && bytes + d.file.size <= PACK_BYTES => {
+                group.push(d);
+                bytes += d.file.size;
+            }
+            _ => {
+                groups.push(vec![d]);
+                bytes = d.file.size;
+            }
+        }
+    }
+    let placed: Vec<Vec<(String, BlobParts)>> = futures_util::stream::iter(groups)
+        .map(|group| async move {
+            let mut members = Vec::with_capacity(group.len());
+            for d in &group {
+                members.push(pack_one(d).await?);
+            }
+            let pack = Pack::of(members)?;
+            sink.put_pack(&pack)
+                .await
+                .context("uploading a pack of small files")?;
+            tally.add(group.len() as u64, group.iter().map(|d| d.file.size).sum());
+            anyhow::Ok(pack.placed())
+        })
+        .buffer_unordered(PACKS_AT_ONCE)
+        .try_collect()
+        .await?;
+    Ok(placed.into_iter().flatten().collect())
+}
+
+/// Blobs one after the other in one object.
+pub struct Pack {
+    pub sha256: String,
+    pub body: bytes::Bytes,
+    /// Each blob's digest, layout and where it starts.
+    pub members: Vec<(String, BlobLayout, u64)>,
+}
+
+impl Pack {
+    fn of(blobs: Vec<Packed>) -> std::io::Result<Self> {
+        let mut body = Vec::new();
+        let mut members = Vec::with_capacity(blobs.len());
+        for blob in blobs {
+            let offset = body.len() as u64;
+            match blob.body() {
+                pack::BlobBody::Bytes(bytes) => body.extend_from_slice(&bytes),
+                pack::BlobBody::File(path) => body.extend_from_slice(&std::fs::read(path)?),
+            }
+            members.push((blob.sha256, blob.layout, offset));
+        }
+        let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body));
+        Ok(Self {
+            sha256,
+            body: body.into(),
+            members,
+        })
+    }
+
+    fn placed(&self) -> Vec<(String, BlobParts)> {
+        self.members
+            .iter()
+            .map(|(sha, layout, offset)| {
+                let parts = BlobParts {
+                    br: layout.br,
+                    gzip: layout.gzip,
+                    pack: Some(crate::layout::InPack {
+                        sha256: self.sha256.clone(),
+                        offset: *offset,
+                    }),
+                };
+                (sha.clone(), parts)
+            })
+            .collect()
+    }
 }

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::layout::InPack;
+
 /// Most files in one deployment, and in one handshake.
 pub const MAX_FILES: usize = 50_000;
 
@@ -35,13 +37,16 @@ pub struct BlobCheckAnswer {
     pub missing: Vec<MissingBlob>,
 }
 
-/// The variants after a file's bytes in its blob: brotli first, then gzip.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The variants after a file's bytes in its blob (brotli first, then gzip), and the pack the
+/// blob is in, if it is in one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlobParts {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub br: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gzip: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pack: Option<InPack>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +99,23 @@ pub struct StoredBlob {
     pub br: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gzip: Option<u64>,
+    /// The pack it was stored in, if it went in one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pack: Option<InPack>,
+}
+
+/// `POST /api/v1/deployments/{id}/packs`: packs of small blobs about to be sent straight to
+/// storage, each named by the SHA-256 of its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackRequest {
+    pub packs: Vec<BlobWant>,
+}
+
+/// A presigned `PUT` for each pack asked for, in the same order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackUploads {
+    pub uploads: Vec<PresignedPut>,
 }
 
 impl StoredBlob {

@@ -13,7 +13,8 @@ use crate::{DeploymentId, DeploymentStatus, Phase, ProjectName};
 
 pub use blobs::{
     BlobCheck, BlobCheckAnswer, BlobLayout, BlobParts, BlobWant, BlobsAbsent, BlobsStored,
-    MAX_FILES, MissingBlob, PrebuiltStarted, PresignedPut, StartPrebuilt, StoredBlob, SweepReport,
+    MAX_FILES, MissingBlob, PackRequest, PackUploads, PrebuiltStarted, PresignedPut, StartPrebuilt,
+    StoredBlob, SweepReport,
 };
 pub use team::{
     AddMember, BuildEnv, CreateToken, CreateUser, CreatedToken, CreatedUser, EnvList, EnvVar, Me,

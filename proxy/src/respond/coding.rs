@@ -55,6 +55,7 @@ mod tests {
             immutable: false,
             br: Some(5),
             gzip: Some(6),
+            pack: None,
         };
         let pick = |v: &str| negotiate(&with(header::ACCEPT_ENCODING, v), &entry);
         assert_eq!(pick("gzip, deflate, br"), Some(Encoding::Brotli));

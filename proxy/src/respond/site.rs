@@ -335,6 +335,7 @@ mod tests {
                             immutable: false,
                             br: None,
                             gzip: None,
+                            pack: None,
                         },
                     )
                 })

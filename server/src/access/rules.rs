@@ -282,6 +282,7 @@ pub const ROUTES: &[Route] = &[
         "/api/v1/deployments/{id}/blobs/abandon",
         Action::Job,
     ),
+    route("POST", "/api/v1/deployments/{id}/packs", Action::Job),
     route(
         "PUT",
         "/api/v1/deployments/{id}/blobs/{sha256}",

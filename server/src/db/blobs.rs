@@ -8,17 +8,35 @@ use std::collections::{HashMap, HashSet};
 
 use rusqlite::params;
 use scalemesh_core::DeploymentId;
+use scalemesh_core::layout::InPack;
 
 use super::error::DbResult;
 use super::store::{SqliteStore, now_ms};
 
-/// A stored blob: the file's size and its variants after it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A stored blob: the file's size, its variants after it, and the pack it is in, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobRow {
     pub size: u64,
     pub br: Option<u64>,
     pub gzip: Option<u64>,
+    pub pack: Option<InPack>,
 }
+
+fn blob_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BlobRow> {
+    let pack: Option<String> = r.get(3)?;
+    let offset: Option<i64> = r.get(4)?;
+    Ok(BlobRow {
+        size: size(r.get(0)?).unwrap_or(0),
+        br: size(r.get(1)?),
+        gzip: size(r.get(2)?),
+        pack: pack.map(|sha256| InPack {
+            sha256,
+            offset: size(offset).unwrap_or(0),
+        }),
+    })
+}
+
+const BLOB_COLUMNS: &str = "size, br, gzip, pack, pack_offset";
 
 fn size(v: Option<i64>) -> Option<u64> {
     v.and_then(|v| u64::try_from(v).ok())
@@ -54,9 +72,9 @@ impl SqliteStore {
                 let mut claim = tx.prepare_cached(
                     "INSERT OR IGNORE INTO deployment_blobs (deployment_id, sha256) VALUES (?1, ?2)",
                 )?;
-                let mut known = tx.prepare_cached(
-                    "SELECT size, br, gzip FROM blobs WHERE project_id = ?1 AND sha256 = ?2",
-                )?;
+                let mut known = tx.prepare_cached(&format!(
+                    "SELECT {BLOB_COLUMNS} FROM blobs WHERE project_id = ?1 AND sha256 = ?2"
+                ))?;
                 let mut other = tx.prepare_cached(
                     "SELECT 1 FROM deployment_blobs db JOIN deployments d ON d.id = db.deployment_id
                      WHERE db.sha256 = ?1 AND d.project_id = ?2 AND d.id <> ?3 LIMIT 1",
@@ -64,13 +82,7 @@ impl SqliteStore {
                 for sha in digests {
                     claim.execute(params![deployment, sha])?;
                     let row = known
-                        .query_map(params![project_id, sha], |r| {
-                            Ok(BlobRow {
-                                size: size(r.get(0)?).unwrap_or(0),
-                                br: size(r.get(1)?),
-                                gzip: size(r.get(2)?),
-                            })
-                        })?
+                        .query_map(params![project_id, sha], blob_row)?
                         .next()
                         .transpose()?;
                     match row {
@@ -103,8 +115,8 @@ impl SqliteStore {
             let tx = conn.transaction()?;
             {
                 let mut put = tx.prepare_cached(
-                    "INSERT INTO blobs (project_id, sha256, size, br, gzip, stored_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                    "INSERT INTO blobs (project_id, sha256, size, br, gzip, pack, pack_offset, stored_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                      ON CONFLICT (project_id, sha256) DO NOTHING",
                 )?;
                 let now = now_ms();
@@ -115,6 +127,8 @@ impl SqliteStore {
                         int(row.size),
                         row.br.map(int),
                         row.gzip.map(int),
+                        row.pack.as_ref().map(|p| p.sha256.as_str()),
+                        row.pack.as_ref().map(|p| int(p.offset)),
                         now
                     ])?;
                 }
@@ -132,19 +146,13 @@ impl SqliteStore {
         digests: Vec<String>,
     ) -> DbResult<HashMap<String, BlobRow>> {
         self.call(move |conn| {
-            let mut known = conn.prepare_cached(
-                "SELECT size, br, gzip FROM blobs WHERE project_id = ?1 AND sha256 = ?2",
-            )?;
+            let mut known = conn.prepare_cached(&format!(
+                "SELECT {BLOB_COLUMNS} FROM blobs WHERE project_id = ?1 AND sha256 = ?2"
+            ))?;
             let mut found = HashMap::new();
             for sha in digests {
                 let row = known
-                    .query_map(params![project_id, sha], |r| {
-                        Ok(BlobRow {
-                            size: size(r.get(0)?).unwrap_or(0),
-                            br: size(r.get(1)?),
-                            gzip: size(r.get(2)?),
-                        })
-                    })?
+                    .query_map(params![project_id, sha], blob_row)?
                     .next()
                     .transpose()?;
                 if let Some(row) = row {
@@ -238,7 +246,8 @@ impl SqliteStore {
         self.read(move |conn| {
             let mut q = conn.prepare(
                 "SELECT db.sha256 FROM deployment_blobs db WHERE db.deployment_id = ?1
-                 AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.project_id = ?2 AND b.sha256 = db.sha256)
+                 AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.project_id = ?2
+                                 AND (b.sha256 = db.sha256 OR b.pack = db.sha256))
                  AND NOT EXISTS (SELECT 1 FROM deployment_blobs o JOIN deployments d ON d.id = o.deployment_id
                                  WHERE o.sha256 = db.sha256 AND d.project_id = ?2 AND o.deployment_id <> ?1)",
             )?;
@@ -255,6 +264,7 @@ impl SqliteStore {
         self.call(move |conn| {
             let mut q = conn.prepare(
                 "SELECT sha256 FROM blobs WHERE project_id = ?1
+                 UNION SELECT pack FROM blobs WHERE project_id = ?1 AND pack IS NOT NULL
                  UNION SELECT db.sha256 FROM deployment_blobs db
                  JOIN deployments d ON d.id = db.deployment_id WHERE d.project_id = ?1",
             )?;

@@ -161,6 +161,8 @@ CREATE TABLE blobs (
     size        INTEGER NOT NULL,
     br          INTEGER,
     gzip        INTEGER,
+    pack        TEXT,
+    pack_offset INTEGER,
     stored_at   INTEGER NOT NULL,
     PRIMARY KEY (project_id, sha256)
 ) WITHOUT ROWID;

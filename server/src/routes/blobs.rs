@@ -77,6 +77,18 @@ pub async fn stored(
     Ok(Json(BlobsAbsent { absent }))
 }
 
+/// `POST /deployments/{id}/packs`
+pub async fn packs(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    token: JobToken,
+    body: Body,
+) -> ApiResult<Json<scalemesh_core::wire::PackUploads>> {
+    let dep = job_deployment(&app, &id, &token).await?;
+    let request = json_object(&read_body(body).await?)?;
+    Ok(Json(app.pack_uploads(&dep, request).await?))
+}
+
 /// `POST /deployments/{id}/blobs/abandon`
 pub async fn abandon(
     State(app): State<Arc<App>>,

@@ -104,6 +104,7 @@ fn blob_routes() -> Router<Arc<App>> {
         .route("/deployments/{id}/blobs", post(blobs::check))
         .route("/deployments/{id}/blobs/stored", post(blobs::stored))
         .route("/deployments/{id}/blobs/abandon", post(blobs::abandon))
+        .route("/deployments/{id}/packs", post(blobs::packs))
         .route("/deployments/{id}/blobs/{sha256}", put(blobs::put))
         .route("/deployments/{id}/manifest", put(blobs::manifest))
         .route("/sweep", post(blobs::sweep))

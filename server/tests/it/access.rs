@@ -173,6 +173,7 @@ fn cases() -> Vec<Case> {
         case("POST", "/api/v1/deployments/{j}/blobs").body(json!({"blobs": []})),
         case("POST", "/api/v1/deployments/{j}/blobs/stored").body(json!({"blobs": []})),
         case("POST", "/api/v1/deployments/{j}/blobs/abandon"),
+        case("POST", "/api/v1/deployments/{j}/packs").body(json!({"packs": []})),
         case("PUT", "/api/v1/deployments/{j}/blobs/BLOB?size=1"),
         case("PUT", "/api/v1/deployments/{j}/manifest"),
         case("DELETE", "/api/v1/projects/{p}"),
@@ -676,6 +677,7 @@ async fn builder_routes_take_their_own_job_token_only() {
         "blobs",
         "blobs/stored",
         "blobs/abandon",
+        "packs",
         &blob,
         "manifest",
     ] {

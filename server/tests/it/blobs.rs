@@ -106,6 +106,7 @@ impl Upload {
                         immutable: false,
                         br: None,
                         gzip: None,
+                        pack: None,
                     };
                     ((*path).to_owned(), entry)
                 })
