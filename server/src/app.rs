@@ -41,6 +41,10 @@ pub struct App {
     /// Written while a project's unnamed blobs are swept, read while a handshake claims blobs:
     /// a blob is never answered present and then swept.
     pub(crate) sweeping: tokio::sync::RwLock<()>,
+    /// Prebuilt manifests checked as they came, until their deployment is ready: `ready` takes
+    /// them from here rather than reading and checking them again.
+    pub(crate) checked_manifests:
+        std::sync::Mutex<std::collections::HashMap<scalemesh_core::DeploymentId, bytes::Bytes>>,
     /// How often deployments past their project's retention and unnamed blobs are removed.
     pub(crate) sweep_every: Duration,
     /// Seals and opens project variables.

@@ -424,7 +424,7 @@ impl App {
     }
 
     /// A prebuilt deployment's manifest, from its uploader: checked to describe `dep` by blobs,
-    /// then left pending, as a builder leaves its own.
+    /// then kept until its uploader says it is ready.
     pub async fn receive_manifest(&self, dep: &DeploymentRow, bytes: &[u8]) -> ApiResult<()> {
         let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| {
             ApiError::bad_request(
@@ -459,17 +459,11 @@ impl App {
         if let Err(problem) = self.verify_blobs(dep, &manifest).await {
             return Err(ApiError::bad_request("blobs_missing", problem));
         }
-        self.storage
-            .put(
-                &layout::pending_manifest(&dep.project, &dep.id),
-                Body::Bytes(bytes.to_vec().into()),
-                &ObjectMeta {
-                    content_type: Some("application/json".into()),
-                    cache_control: Some("no-cache".into()),
-                },
-            )
-            .await
-            .map_err(|e| ApiError::StorageUnavailable(format!("storing a manifest: {e}")))?;
+        // Kept here until `ready`, which publishes it: a prebuilt deployment does not outlive a
+        // restart of the server (it fails, and the deploy is run again), so it needs no pending
+        // copy in storage.
+        let bytes = bytes::Bytes::copy_from_slice(bytes);
+        scalemesh_core::sync::lock(&self.checked_manifests).insert(dep.id.clone(), bytes);
         Ok(())
     }
 

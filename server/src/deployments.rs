@@ -266,6 +266,7 @@ impl App {
 
     /// Tells followers a deployment is over and lets its uploaded source go.
     fn ended(&self, row: &DeploymentRow) {
+        scalemesh_core::sync::lock(&self.checked_manifests).remove(&row.id);
         self.hub.publish(&row.id, self.end_frame(row));
         self.hub.close(&row.id);
         if row.status != DeploymentStatus::Ready {

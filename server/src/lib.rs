@@ -173,6 +173,7 @@ impl Server {
             log_order: tokio::sync::Mutex::new(()),
             promotion: tokio::sync::Mutex::new(()),
             sweeping: tokio::sync::RwLock::new(()),
+            checked_manifests: std::sync::Mutex::default(),
             sweep_every: settings.sweep_interval,
             secrets,
             name_hold: settings.name_hold,

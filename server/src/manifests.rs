@@ -54,6 +54,11 @@ impl App {
         &self,
         dep: &DeploymentRow,
     ) -> Result<Option<Bytes>, String> {
+        // A prebuilt manifest the server checked as it came, and stored.
+        let checked = scalemesh_core::sync::lock(&self.checked_manifests).remove(&dep.id);
+        if let Some(bytes) = checked {
+            return Ok(Some(bytes));
+        }
         let key = layout::pending_manifest(&dep.project, &dep.id);
         match self.checked_manifest(dep, &key).await {
             Ok(bytes) => {

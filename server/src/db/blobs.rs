@@ -173,15 +173,25 @@ impl SqliteStore {
         let deployment = deployment.to_string();
         self.call(move |conn| {
             let tx = conn.transaction()?;
-            tx.execute(
-                "DELETE FROM deployment_blobs WHERE deployment_id = ?1",
-                params![deployment],
-            )?;
+            let named: HashSet<String> = {
+                let mut q =
+                    tx.prepare("SELECT sha256 FROM deployment_blobs WHERE deployment_id = ?1")?;
+                q.query_map(params![deployment], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?
+            };
+            let wanted: HashSet<String> = digests.into_iter().collect();
             {
+                // Only what differs is written: a handshake claimed these already, as a rule.
+                let mut drop = tx.prepare_cached(
+                    "DELETE FROM deployment_blobs WHERE deployment_id = ?1 AND sha256 = ?2",
+                )?;
+                for sha in named.difference(&wanted) {
+                    drop.execute(params![deployment, sha])?;
+                }
                 let mut claim = tx.prepare_cached(
                     "INSERT OR IGNORE INTO deployment_blobs (deployment_id, sha256) VALUES (?1, ?2)",
                 )?;
-                for sha in digests {
+                for sha in wanted.difference(&named) {
                     claim.execute(params![deployment, sha])?;
                 }
             }
