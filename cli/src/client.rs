@@ -151,6 +151,11 @@ impl Client {
         }
     }
 
+    /// Where this machine keeps Scale Mesh's local state.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.settings.data_dir
+    }
+
     /// The API's URL as people write it (no trailing `/`).
     pub fn display_url(&self) -> String {
         self.base.as_str().trim_end_matches('/').to_owned()

@@ -78,6 +78,15 @@ mod tests {
         DeploymentId::parse(&format!("dep{n:09}")).expect("id")
     }
 
+    /// A policy, production, the history of moves, and the deployments (by age in days)
+    /// removed.
+    type Case<'a> = (
+        Retention,
+        Option<&'a DeploymentId>,
+        Vec<DeploymentId>,
+        Vec<usize>,
+    );
+
     #[test]
     fn removes_what_the_policy_lets_go_and_nothing_protected() {
         let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(100);
@@ -93,12 +102,7 @@ mod tests {
         let ids = |ns: &[usize]| ns.iter().map(|n| id(*n)).collect::<Vec<_>>();
         let prod = id(9);
         // (policy, production, history, removed)
-        let table: Vec<(
-            Retention,
-            Option<&DeploymentId>,
-            Vec<DeploymentId>,
-            Vec<usize>,
-        )> = vec![
+        let table: Vec<Case> = vec![
             (p(None, None), None, vec![], vec![]),
             // The newest 3 ready are 0, 1, 2; 3 and 7 are never candidates.
             (p(Some(3), None), None, vec![], vec![4, 5, 6, 8, 9, 10, 11]),

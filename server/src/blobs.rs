@@ -32,6 +32,33 @@ const DIRECT_UPLOAD_VALID: Duration = Duration::from_secs(3600);
 /// Storage lookups at once.
 const LOOKUPS_AT_ONCE: usize = 16;
 
+/// A blob's body written to a temporary file as it comes; refused once longer than `total`.
+async fn received_to_file(body: HttpBody, total: u64) -> ApiResult<tempfile::NamedTempFile> {
+    let failed = |what: &str, e: std::io::Error| ApiError::Internal(anyhow::anyhow!("{what}: {e}"));
+    let tmp = tempfile::NamedTempFile::new().map_err(|e| failed("a temporary file", e))?;
+    let mut file =
+        tokio::fs::File::from_std(tmp.reopen().map_err(|e| failed("a temporary file", e))?);
+    let mut stream = body.into_data_stream();
+    let mut received: u64 = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| crate::error::body_error(&e, e.to_string()))?;
+        received += chunk.len() as u64;
+        if received > total {
+            return Err(ApiError::bad_request(
+                "wrong_length",
+                format!("the body is longer than its layout's {total} bytes"),
+            ));
+        }
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| failed("writing a blob", e))?;
+    }
+    file.flush()
+        .await
+        .map_err(|e| failed("writing a blob", e))?;
+    Ok(tmp)
+}
+
 fn row_of(layout: BlobLayout, pack: Option<InPack>) -> BlobRow {
     BlobRow {
         size: layout.size,
@@ -249,30 +276,7 @@ impl App {
                 .claim_blobs(&dep.id, dep.project_id, vec![sha256.to_owned()])
                 .await?;
         }
-        let tmp = tempfile::NamedTempFile::new()
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!("a temporary file: {e}")))?;
-        let mut file = tokio::fs::File::from_std(
-            tmp.reopen()
-                .map_err(|e| ApiError::Internal(anyhow::anyhow!("a temporary file: {e}")))?,
-        );
-        let mut stream = body.into_data_stream();
-        let mut received: u64 = 0;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| crate::error::body_error(&e, e.to_string()))?;
-            received += chunk.len() as u64;
-            if received > total {
-                return Err(ApiError::bad_request(
-                    "wrong_length",
-                    format!("the body is longer than its layout's {total} bytes"),
-                ));
-            }
-            file.write_all(&chunk)
-                .await
-                .map_err(|e| ApiError::Internal(anyhow::anyhow!("writing a blob: {e}")))?;
-        }
-        file.flush()
-            .await
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!("writing a blob: {e}")))?;
+        let tmp = received_to_file(body, total).await?;
         let (path, sha) = (tmp.path().to_path_buf(), sha256.to_owned());
         tokio::task::spawn_blocking(move || pack::verify_file(&path, &sha, layout))
             .await

@@ -14,6 +14,7 @@ use scalemesh_core::layout::InPack;
 use scalemesh_core::layout::Manifest;
 use scalemesh_core::rules::Routing;
 use scalemesh_core::site_config::{BuildSettings, SITE_CONFIG_FILE};
+use scalemesh_core::upload::digests::KnownDigests;
 use scalemesh_core::upload::pack::BlobBody;
 use scalemesh_core::upload::pack::Packed;
 use scalemesh_core::upload::{self, BlobSink, OutputFile, UploadLimits};
@@ -33,6 +34,7 @@ const REPORT_EVERY: usize = 100;
 
 /// A prebuilt folder's files and routing rules, read before anything exists on the server.
 pub struct Folder {
+    dir: std::path::PathBuf,
     files: Vec<OutputFile>,
     routing: Routing,
     bytes: u64,
@@ -79,6 +81,7 @@ pub fn read(dir: &Path) -> anyhow::Result<Folder> {
     }
     let bytes = files.iter().map(|f| f.size).sum();
     Ok(Folder {
+        dir: dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()),
         files,
         routing,
         bytes,
@@ -111,13 +114,20 @@ pub async fn deploy(
     };
     let began = Instant::now();
     let progress = |p: upload::Progress| view.upload(p);
-    let uploading = upload::upload(
+    // The digests of the last upload of this folder: only files changed since are read.
+    let saved = digests_file(client, &folder.dir);
+    let known = {
+        let saved = saved.clone();
+        tokio::task::spawn_blocking(move || KnownDigests::load(&saved)).await?
+    };
+    let uploading = upload::upload_known(
         &sink,
         &project.name,
         &started.deployment.id,
         folder.files,
         folder.routing,
         &progress,
+        std::sync::Arc::new(known),
     );
     let uploaded = tokio::select! {
         uploaded = uploading => uploaded,
@@ -144,6 +154,8 @@ pub async fn deploy(
                 .into());
         }
     };
+    let digests = uploaded.digests.clone();
+    let remembered = tokio::task::spawn_blocking(move || KnownDigests::save(&saved, &digests));
     view.note(&format!(
         "Uploaded {} ({}) in {:.1}s, {} already stored",
         plural(uploaded.sent as u64, "new file"),
@@ -151,10 +163,21 @@ pub async fn deploy(
         began.elapsed().as_secs_f64(),
         uploaded.reused
     ));
-    sink.job
-        .report(&id, &BuilderReport::Ready)
-        .await
-        .map_err(|e| client.explain(e).into())
+    let ready = sink.job.report(&id, &BuilderReport::Ready).await;
+    // A digest not remembered is only read again next time.
+    let _ = remembered.await;
+    ready.map_err(|e| client.explain(e).into())
+}
+
+/// Where the digests of the last upload of `dir` are kept: one file per folder, named by a
+/// digest of its path, in this machine's Scale Mesh folder.
+fn digests_file(client: &Client, dir: &Path) -> std::path::PathBuf {
+    use sha2::Digest;
+    let name = hex::encode(sha2::Sha256::digest(dir.as_os_str().as_encoded_bytes()));
+    client
+        .data_dir()
+        .join("digests")
+        .join(format!("{}.json", &name[..32]))
 }
 
 /// Where a prebuilt deploy's pieces go: the API, with the deployment's job token, or storage

@@ -4,6 +4,7 @@
 //! builder sends its output folder this way and the CLI a prebuilt one; each says through a
 //! [`BlobSink`] where things go.
 
+pub mod digests;
 pub mod folder;
 pub mod pack;
 
@@ -71,6 +72,8 @@ pub struct Uploaded {
     pub sent_bytes: u64,
     /// Files whose blob the project held already.
     pub reused: usize,
+    /// Each file's source and digest.
+    pub digests: Vec<(std::path::PathBuf, String)>,
 }
 
 /// A file as the manifest will list it, before its variants are known.
@@ -90,7 +93,21 @@ pub async fn upload(
     routing: Routing,
     progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> anyhow::Result<Uploaded> {
-    let described = describe(files).await?;
+    let known = Arc::new(digests::KnownDigests::default());
+    upload_known(sink, project, deployment, files, routing, progress, known).await
+}
+
+/// [`upload`], reading again only the files whose digests `known` does not hold.
+pub async fn upload_known(
+    sink: &dyn BlobSink,
+    project: &ProjectName,
+    deployment: &DeploymentId,
+    files: Vec<OutputFile>,
+    routing: Routing,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+    known: Arc<digests::KnownDigests>,
+) -> anyhow::Result<Uploaded> {
+    let described = describe(files, known).await?;
     // One blob per digest, packed as the first file with it says (its type decides compression).
     let mut wanted: BTreeMap<&str, &Described> = BTreeMap::new();
     for d in &described {
@@ -151,6 +168,10 @@ pub async fn upload(
         .await
         .context("sending the manifest")?;
     Ok(Uploaded {
+        digests: described
+            .iter()
+            .map(|d| (d.file.source.clone(), d.sha256.clone()))
+            .collect(),
         manifest,
         sent,
         sent_bytes,
@@ -158,25 +179,47 @@ pub async fn upload(
     })
 }
 
-/// Every file hashed, several at once.
-async fn describe(files: Vec<OutputFile>) -> anyhow::Result<Vec<Described>> {
-    futures_util::stream::iter(files)
-        .map(|file| async move {
-            let source = file.source.clone();
-            let sha256 = tokio::task::spawn_blocking(move || pack::sha256_of(&source))
+/// Every file hashed (unless `known` holds its digest), in a few batches at once.
+async fn describe(
+    files: Vec<OutputFile>,
+    known: Arc<digests::KnownDigests>,
+) -> anyhow::Result<Vec<Described>> {
+    let per_batch = files.len().div_ceil(PARALLEL).max(1);
+    let mut batches = Vec::new();
+    let mut files = files.into_iter().peekable();
+    while files.peek().is_some() {
+        batches.push(files.by_ref().take(per_batch).collect::<Vec<_>>());
+    }
+    let described: Vec<Vec<Described>> = futures_util::stream::iter(batches)
+        .map(|batch| {
+            let known = known.clone();
+            async move {
+                tokio::task::spawn_blocking(move || {
+                    batch
+                        .into_iter()
+                        .map(|file| {
+                            let sha256 = match known.get(&file.source) {
+                                Some(sha256) => sha256,
+                                None => pack::sha256_of(&file.source)
+                                    .with_context(|| format!("reading {}", file.path))?,
+                            };
+                            let content_type = content_type::for_path(&file.path);
+                            anyhow::Ok(Described {
+                                file,
+                                sha256,
+                                content_type,
+                            })
+                        })
+                        .collect::<anyhow::Result<Vec<_>>>()
+                })
                 .await
                 .context("hashing task failed")?
-                .with_context(|| format!("reading {}", file.path))?;
-            let content_type = content_type::for_path(&file.path);
-            anyhow::Ok(Described {
-                file,
-                sha256,
-                content_type,
-            })
+            }
         })
-        .buffered(PARALLEL)
+        .buffered(4)
         .try_collect()
-        .await
+        .await?;
+    Ok(described.into_iter().flatten().collect())
 }
 
 /// The blobs the answer says to send, in the order of the files' paths, each with its direct

@@ -197,6 +197,52 @@ async fn sweep(app: &TestApp) -> Value {
     body
 }
 
+/// A build of project `gc-build` that stored the blob of `built` and then failed (a build is
+/// never resumed: its blobs go at the next sweep).
+async fn a_build_stores_a_blob_and_fails(app: &TestApp) {
+    let meta = ObjectMeta::default();
+    let (_, job) = app.deploy("gc-build").await;
+    let builder = crate::helpers::FakeBuilder::new(job.clone());
+    builder.reach_uploading().await;
+    let (status, body) = app
+        .call(
+            &job.job_token,
+            "POST",
+            &format!("/api/v1/deployments/{}/blobs", job.deployment),
+            Some(json!({"blobs": [{"sha256": sha("built"), "size": 5}]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    app.storage
+        .put(
+            &layout::blob(&job.project, &sha("built")),
+            Body::Bytes("built".into()),
+            &meta,
+        )
+        .await
+        .expect("put");
+    builder
+        .reported(scalemesh_core::wire::BuilderReport::Failed {
+            reason: "the build broke".into(),
+        })
+        .await;
+}
+
+/// A blob of `gc` nobody ever named, and a file of a deployment that does not exist; the
+/// latter's key.
+async fn leave_what_nobody_names(app: &TestApp) -> &'static str {
+    let gc = ProjectName::parse("gc").expect("name");
+    let orphan = layout::blob(&gc, &sha("orphan"));
+    let leftover = "__output/gc/zzzzzzzzzzzz/x.html";
+    for key in [orphan.as_str(), leftover] {
+        app.storage
+            .put(key, Body::Bytes("orphan".into()), &ObjectMeta::default())
+            .await
+            .expect("put");
+    }
+    leftover
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sweep_keeps_what_an_upload_in_flight_named_and_takes_what_nobody_names() {
     let app = spawn_app().await;
@@ -235,43 +281,9 @@ async fn a_sweep_keeps_what_an_upload_in_flight_named_and_takes_what_nobody_name
         .report(&app, json!({"kind": "failed", "reason": "cut off"}))
         .await;
     assert_eq!(status, 200, "{body}");
-    let gc = ProjectName::parse("gc").expect("name");
-    let meta = ObjectMeta::default();
-    let orphan = layout::blob(&gc, &sha("orphan"));
-    let leftover = "__output/gc/zzzzzzzzzzzz/x.html";
-    for key in [orphan.as_str(), leftover] {
-        app.storage
-            .put(key, Body::Bytes("orphan".into()), &meta)
-            .await
-            .expect("put");
-    }
+    let leftover = leave_what_nobody_names(&app).await;
 
-    // A build that stored a blob and then failed (a build is never resumed: its blobs go at once).
-    let (_, job) = app.deploy("gc-build").await;
-    let builder = crate::helpers::FakeBuilder::new(job.clone());
-    builder.reach_uploading().await;
-    let (status, body) = app
-        .call(
-            &job.job_token,
-            "POST",
-            &format!("/api/v1/deployments/{}/blobs", job.deployment),
-            Some(json!({"blobs": [{"sha256": sha("built"), "size": 5}]})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    app.storage
-        .put(
-            &layout::blob(&job.project, &sha("built")),
-            Body::Bytes("built".into()),
-            &meta,
-        )
-        .await
-        .expect("put");
-    builder
-        .reported(scalemesh_core::wire::BuilderReport::Failed {
-            reason: "the build broke".into(),
-        })
-        .await;
+    a_build_stores_a_blob_and_fails(&app).await;
 
     let swept = sweep(&app).await;
     assert_eq!(
