@@ -175,11 +175,14 @@ async fn a_prebuilt_folder_on_s3_goes_straight_to_the_bucket_unbuilt() {
         "console.log('hello');\n".repeat(500),
     )
     .expect("write");
+    for n in 0..10 {
+        std::fs::write(site.path().join(format!("page-{n}.html")), page(n, "v1")).expect("write");
+    }
 
     let (first, said) = deploy_prebuilt(&stack, site.path(), "straight");
     assert_eq!(first["status"], "ready", "{said}");
     assert_eq!(first["source"]["kind"], "prebuilt");
-    assert!(said.contains("3 new files"), "{said}");
+    assert!(said.contains("13 new files"), "{said}");
     assert_eq!(
         crate::presets::page(&stack, "straight.localhost").await,
         "<h1>prebuilt</h1>"
@@ -206,7 +209,7 @@ async fn a_prebuilt_folder_on_s3_goes_straight_to_the_bucket_unbuilt() {
         "direct/__blobs/straight/",
     ]);
     let keys = listed["Contents"].as_array().map_or(0, Vec::len);
-    assert_eq!(keys, 1, "three small files in one pack: {listed}");
+    assert_eq!(keys, 1, "13 small files in one pack: {listed}");
     let server_log = stack.server_log();
     assert!(
         !server_log.contains("received a blob through the API"),
@@ -216,9 +219,26 @@ async fn a_prebuilt_folder_on_s3_goes_straight_to_the_bucket_unbuilt() {
     // The same folder again sends nothing.
     let (_, said) = deploy_prebuilt(&stack, site.path(), "straight");
     assert!(
-        said.contains("0 new files") && said.contains("3 already stored"),
+        said.contains("0 new files") && said.contains("13 already stored"),
         "{said}"
     );
+
+    // One file changed: a single small file goes through the API, not in a pack of its own.
+    std::fs::write(site.path().join("index.html"), "<h1>prebuilt v2</h1>").expect("write");
+    let (_, said) = deploy_prebuilt(&stack, site.path(), "straight");
+    assert!(
+        said.contains("1 new file ") && said.contains("12 already stored"),
+        "{said}"
+    );
+    assert_eq!(
+        crate::presets::page(&stack, "straight.localhost").await,
+        "<h1>prebuilt v2</h1>"
+    );
+    let through_api = stack
+        .server_log()
+        .matches("received a blob through the API")
+        .count();
+    assert_eq!(through_api, 1);
 }
 
 /// An upload cut off (here: one file the server refuses) fails the deployment with how to go

@@ -132,9 +132,16 @@ pub async fn upload_known(
     let sent_bytes = to_send.iter().map(|(d, _)| d.file.size).sum();
     let tally = Tally::new(progress, sent as u64, sent_bytes);
     // Small files that go straight to storage go many to an object, when the sink can.
-    let (packable, single): (Vec<_>, Vec<_>) = to_send
+    let (packable, mut single): (Vec<_>, Vec<_>) = to_send
         .into_iter()
         .partition(|(d, direct)| direct.is_some() && sink.packs() && d.file.size <= PACKABLE);
+    let packable = if packable.len() < FEWEST_PACKED {
+        // A few small files go through the API: one request each, and no more.
+        single.extend(packable.into_iter().map(|(d, _)| (d, None)));
+        Vec::new()
+    } else {
+        packable
+    };
     parts.extend(send(sink, single, &tally).await?);
     parts.extend(send_packs(sink, packable, &tally).await?);
     let mut entries = BTreeMap::new();
@@ -352,6 +359,9 @@ const PACKABLE: u64 = 256 * 1024;
 /// A pack holds files of at most this many bytes in all, or this many files.
 const PACK_BYTES: u64 = 2 * 1024 * 1024;
 const PACK_FILES: usize = 256;
+/// Fewer small files than this are not packed: each goes through the API in one request,
+/// where a pack costs three.
+const FEWEST_PACKED: usize = 8;
 /// Packs made and sent at once.
 const PACKS_AT_ONCE: usize = 4;
 
