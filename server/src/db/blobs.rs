@@ -50,10 +50,8 @@ fn int(v: u64) -> i64 {
 #[derive(Debug, Default)]
 pub struct Claimed {
     pub present: HashMap<String, BlobRow>,
-    /// Not recorded; among them, `elsewhere` are named by another deployment of the project (an
-    /// upload cut off may have stored them).
+    /// Not recorded: to be sent.
     pub missing: Vec<String>,
-    pub elsewhere: HashSet<String>,
 }
 
 impl SqliteStore {
@@ -75,10 +73,6 @@ impl SqliteStore {
                 let mut known = tx.prepare_cached(&format!(
                     "SELECT {BLOB_COLUMNS} FROM blobs WHERE project_id = ?1 AND sha256 = ?2"
                 ))?;
-                let mut other = tx.prepare_cached(
-                    "SELECT 1 FROM deployment_blobs db JOIN deployments d ON d.id = db.deployment_id
-                     WHERE db.sha256 = ?1 AND d.project_id = ?2 AND d.id <> ?3 LIMIT 1",
-                )?;
                 for sha in digests {
                     claim.execute(params![deployment, sha])?;
                     let row = known
@@ -89,12 +83,7 @@ impl SqliteStore {
                         Some(row) => {
                             claimed.present.insert(sha, row);
                         }
-                        None => {
-                            if other.exists(params![sha, project_id, deployment])? {
-                                claimed.elsewhere.insert(sha.clone());
-                            }
-                            claimed.missing.push(sha);
-                        }
+                        None => claimed.missing.push(sha),
                     }
                 }
             }
