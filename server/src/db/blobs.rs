@@ -38,6 +38,20 @@ fn blob_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BlobRow> {
 
 const BLOB_COLUMNS: &str = "size, br, gzip, pack, pack_offset";
 
+/// The recorded blobs of `project_id` among the digests of the JSON array `all`, in one query.
+fn recorded_among(
+    conn: &rusqlite::Connection,
+    project_id: i64,
+    all: &str,
+) -> DbResult<HashMap<String, BlobRow>> {
+    let mut q = conn.prepare_cached(&format!(
+        "SELECT {BLOB_COLUMNS}, sha256 FROM blobs
+         WHERE project_id = ?1 AND sha256 IN (SELECT value FROM json_each(?2))"
+    ))?;
+    let rows = q.query_map(params![project_id, all], |r| Ok((r.get(5)?, blob_row(r)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 fn size(v: Option<i64>) -> Option<u64> {
     v.and_then(|v| u64::try_from(v).ok())
 }
@@ -63,32 +77,21 @@ impl SqliteStore {
         digests: Vec<String>,
     ) -> DbResult<Claimed> {
         let deployment = deployment.to_string();
+        let all = serde_json::to_string(&digests).unwrap_or_else(|_| "[]".into());
         self.call(move |conn| {
             let tx = conn.transaction()?;
-            let mut claimed = Claimed::default();
-            {
-                let mut claim = tx.prepare_cached(
-                    "INSERT OR IGNORE INTO deployment_blobs (deployment_id, sha256) VALUES (?1, ?2)",
-                )?;
-                let mut known = tx.prepare_cached(&format!(
-                    "SELECT {BLOB_COLUMNS} FROM blobs WHERE project_id = ?1 AND sha256 = ?2"
-                ))?;
-                for sha in digests {
-                    claim.execute(params![deployment, sha])?;
-                    let row = known
-                        .query_map(params![project_id, sha], blob_row)?
-                        .next()
-                        .transpose()?;
-                    match row {
-                        Some(row) => {
-                            claimed.present.insert(sha, row);
-                        }
-                        None => claimed.missing.push(sha),
-                    }
-                }
-            }
+            tx.execute(
+                "INSERT OR IGNORE INTO deployment_blobs (deployment_id, sha256)
+                 SELECT ?1, value FROM json_each(?2)",
+                params![deployment, all],
+            )?;
+            let present = recorded_among(&tx, project_id, &all)?;
             tx.commit()?;
-            Ok(claimed)
+            let missing = digests
+                .into_iter()
+                .filter(|sha| !present.contains_key(sha))
+                .collect();
+            Ok(Claimed { present, missing })
         })
         .await
     }
@@ -134,23 +137,9 @@ impl SqliteStore {
         project_id: i64,
         digests: Vec<String>,
     ) -> DbResult<HashMap<String, BlobRow>> {
-        self.call(move |conn| {
-            let mut known = conn.prepare_cached(&format!(
-                "SELECT {BLOB_COLUMNS} FROM blobs WHERE project_id = ?1 AND sha256 = ?2"
-            ))?;
-            let mut found = HashMap::new();
-            for sha in digests {
-                let row = known
-                    .query_map(params![project_id, sha], blob_row)?
-                    .next()
-                    .transpose()?;
-                if let Some(row) = row {
-                    found.insert(sha, row);
-                }
-            }
-            Ok(found)
-        })
-        .await
+        let all = serde_json::to_string(&digests).unwrap_or_else(|_| "[]".into());
+        self.call(move |conn| recorded_among(conn, project_id, &all))
+            .await
     }
 
     /// `deployment` names exactly these blobs from now on (those of its manifest).
