@@ -150,6 +150,15 @@ impl Api {
         self.post("blobs", check).await
     }
 
+    /// Claims packs this upload is about to store.
+    pub async fn claim_packs(
+        &self,
+        request: &scalemesh_core::wire::PackRequest,
+    ) -> Result<(), ReportError> {
+        let _: serde_json::Value = self.post("packs", request).await?;
+        Ok(())
+    }
+
     /// Gives back the blobs only this failed upload stored; how many.
     pub async fn abandon_blobs(&self) -> Result<u64, ReportError> {
         let answer: serde_json::Value = self.post("blobs/abandon", &serde_json::json!({})).await?;

@@ -74,6 +74,30 @@ impl BlobSink for StorageSink<'_> {
         Ok(())
     }
 
+    fn packs(&self, _direct: bool) -> bool {
+        true
+    }
+
+    async fn put_pack(&self, pack: &scalemesh_core::upload::Pack) -> anyhow::Result<()> {
+        if let Some(api) = self.api {
+            let request = scalemesh_core::wire::PackRequest {
+                packs: vec![scalemesh_core::wire::BlobWant {
+                    sha256: pack.sha256.clone(),
+                    size: pack.body.len() as u64,
+                }],
+            };
+            api.claim_packs(&request).await?;
+        }
+        self.storage
+            .put(
+                &layout::blob(self.project, &pack.sha256),
+                Body::Bytes(pack.body.clone()),
+                &ObjectMeta::default(),
+            )
+            .await?;
+        Ok(())
+    }
+
     async fn put_manifest(&self, manifest: &Manifest) -> anyhow::Result<()> {
         let body = serde_json::to_vec(manifest)?;
         self.storage

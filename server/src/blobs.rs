@@ -202,19 +202,13 @@ impl App {
         Ok(answer)
     }
 
-    /// URLs straight to storage for packs of small blobs a prebuilt deploy is about to send,
-    /// each claimed for the deployment first.
+    /// Packs of small blobs an upload is about to store, each claimed for the deployment first;
+    /// for a prebuilt deploy, a URL straight to storage for each.
     pub async fn pack_uploads(
         &self,
         dep: &DeploymentRow,
         request: PackRequest,
     ) -> ApiResult<PackUploads> {
-        if dep.source_kind != PREBUILT {
-            return Err(ApiError::conflict(
-                "not_prebuilt",
-                "only a prebuilt deploy sends packs; a builder stores its blobs itself",
-            ));
-        }
         if request.packs.len() > 64 || request.packs.iter().any(|p| !is_sha256(&p.sha256)) {
             return Err(ApiError::bad_request(
                 "invalid_digest",
@@ -229,6 +223,10 @@ impl App {
                 .await?;
         }
         let mut uploads = Vec::with_capacity(request.packs.len());
+        if dep.source_kind != PREBUILT {
+            // A builder stores its packs itself: they are claimed, nothing more.
+            return Ok(PackUploads { uploads });
+        }
         for pack in &request.packs {
             let key = layout::blob(&dep.project, &pack.sha256);
             let put = self

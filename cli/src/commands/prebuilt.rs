@@ -235,8 +235,8 @@ impl BlobSink for Sink {
         Ok(())
     }
 
-    fn packs(&self) -> bool {
-        true
+    fn packs(&self, direct: bool) -> bool {
+        direct
     }
 
     async fn put_pack(&self, pack: &upload::Pack) -> anyhow::Result<()> {

@@ -41,8 +41,10 @@ pub trait BlobSink: Send + Sync {
     /// Sends the manifest, once every blob it names is stored.
     async fn put_manifest(&self, manifest: &Manifest) -> anyhow::Result<()>;
 
-    /// Whether small blobs sent straight to storage go many to an object ([`Pack`]).
-    fn packs(&self) -> bool {
+    /// Whether small blobs go many to an object ([`Pack`]); `direct` says whether the server
+    /// gave a URL straight to storage for them.
+    fn packs(&self, direct: bool) -> bool {
+        let _ = direct;
         false
     }
 
@@ -134,9 +136,9 @@ pub async fn upload_known(
     // Small files that go straight to storage go many to an object, when the sink can.
     let (packable, mut single): (Vec<_>, Vec<_>) = to_send
         .into_iter()
-        .partition(|(d, direct)| direct.is_some() && sink.packs() && d.file.size <= PACKABLE);
+        .partition(|(d, direct)| sink.packs(direct.is_some()) && d.file.size <= PACKABLE);
     let packable = if packable.len() < FEWEST_PACKED {
-        // A few small files go through the API: one request each, and no more.
+        // A few small files go one request each (through the API, for the CLI), no more.
         single.extend(packable.into_iter().map(|(d, _)| (d, None)));
         Vec::new()
     } else {
