@@ -8,7 +8,8 @@
 # Uploads. Targets: the uploader ≥ 3× faster than `aws s3 sync` on 1,000 files of 2–20 KB (kept);
 # the 50 MB file is reported without a target. The files are text that compresses as HTML, CSS
 # and JS do (bench/site.py), so the uploader does the work a real site costs it: a brotli and a
-# gzip variant of each, three objects a file. Each run goes into a bucket of its own, created
+# gzip variant of each, stored after the file in its blob, small blobs many to a pack (as a
+# build stores them, with no server to ask which are new). Each run goes into a bucket of its own, created
 # for it, and the two tools take turns (the uploader first in odd rounds, `aws s3 sync` in even
 # ones), so neither meets a fuller store than the other.
 #
