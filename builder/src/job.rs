@@ -216,7 +216,7 @@ async fn upload_output(
         api: Some(cx.api),
     };
     let progress = |p: scalemesh_core::upload::Progress| reporter.update(p.files, p.files_total);
-    let uploaded = upload::send(
+    let uploaded = scalemesh_core::upload::upload(
         &sink,
         &job.project,
         &job.deployment,

@@ -13,7 +13,7 @@ use scalemesh_core::layout::{self, Encoding, FileLayout, Manifest, ManifestEntry
 use scalemesh_core::rules::Routing;
 use scalemesh_core::storage::{Body, ObjectMeta, Storage};
 use scalemesh_core::upload::pack::{self, BlobBody, Packed};
-use scalemesh_core::upload::{BlobSink, Progress, Uploaded};
+use scalemesh_core::upload::{BlobSink, Progress};
 use scalemesh_core::wire::{BlobCheck, BlobCheckAnswer, MissingBlob, PresignedPut};
 use scalemesh_core::{DeploymentId, ProjectName, content_type};
 
@@ -175,20 +175,10 @@ pub async fn upload(
         api: None,
     };
     let progress = |p: Progress| progress(p.files, p.files_total);
-    let uploaded = send(&sink, project, deployment, files, routing, &progress).await?;
+    let uploaded =
+        scalemesh_core::upload::upload(&sink, project, deployment, files, routing, &progress)
+            .await?;
     Ok(uploaded.manifest)
-}
-
-/// Uploads `files` through `sink`.
-pub async fn send(
-    sink: &StorageSink<'_>,
-    project: &ProjectName,
-    deployment: &DeploymentId,
-    files: Vec<OutputFile>,
-    routing: Routing,
-    progress: &(dyn Fn(Progress) + Send + Sync),
-) -> anyhow::Result<Uploaded> {
-    scalemesh_core::upload::upload(sink, project, deployment, files, routing, progress).await
 }
 
 /// Writes a deployment as builders did before blobs: each file (and its variants in `.br/` and

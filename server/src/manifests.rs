@@ -23,12 +23,12 @@ enum ManifestError {
 }
 
 impl App {
-    /// The manifest at `key`, read and checked to describe `dep`.
+    /// The manifest at `key`, read and checked to describe `dep`: its bytes, and as read.
     async fn checked_manifest(
         &self,
         dep: &DeploymentRow,
         key: &str,
-    ) -> Result<Bytes, ManifestError> {
+    ) -> Result<(Bytes, Manifest), ManifestError> {
         let bytes = self.storage.get_bytes(key).await?;
         let manifest: Manifest = serde_json::from_slice(&bytes)
             .map_err(|e| ManifestError::Wrong(format!("{key} is unreadable: {e}")))?;
@@ -37,7 +37,7 @@ impl App {
                 "{key} describes another deployment"
             )));
         }
-        Ok(bytes)
+        Ok((bytes, manifest))
     }
 
     /// Whether the published manifest of `dep` describes it; what is wrong if not.
@@ -61,9 +61,7 @@ impl App {
         }
         let key = layout::pending_manifest(&dep.project, &dep.id);
         match self.checked_manifest(dep, &key).await {
-            Ok(bytes) => {
-                let manifest: Manifest = serde_json::from_slice(&bytes)
-                    .map_err(|e| format!("{key} is unreadable: {e}"))?;
+            Ok((bytes, manifest)) => {
                 self.verify_blobs(dep, &manifest).await?;
                 Ok(Some(bytes))
             }

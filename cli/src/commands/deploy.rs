@@ -174,15 +174,7 @@ pub async fn run(client: &Client, args: DeployArgs) -> anyhow::Result<i32> {
         .map_err(|e| client.explain(e))?;
     match end.status {
         DeploymentStatus::Ready => {
-            let what = if finished.production {
-                "Live"
-            } else {
-                "Ready (preview)"
-            };
-            view.success(&format!(
-                "{what} in {:.1}s",
-                started.elapsed().as_secs_f64()
-            ));
+            say_ready(&view, &finished, started);
             let url = end
                 .url
                 .clone()
@@ -253,6 +245,18 @@ async fn prebuilt(
                 .into(),
         );
     }
+    say_ready(&view, &finished, started);
+    let url = if finished.production {
+        finished.project_url.clone()
+    } else {
+        finished.url.clone()
+    };
+    print_result(&finished, args.json, &url)?;
+    Ok(0)
+}
+
+/// The closing line of a deployment that became ready.
+fn say_ready(view: &DeployView, finished: &Deployment, started: std::time::Instant) {
     let what = if finished.production {
         "Live"
     } else {
@@ -262,13 +266,6 @@ async fn prebuilt(
         "{what} in {:.1}s",
         started.elapsed().as_secs_f64()
     ));
-    let url = if finished.production {
-        finished.project_url.clone()
-    } else {
-        finished.url.clone()
-    };
-    print_result(&finished, args.json, &url)?;
-    Ok(0)
 }
 
 /// Deletes a project made for a deploy that was refused. A server that refused an upload may

@@ -133,43 +133,14 @@ pub async fn upload_known(
     let sent = to_send.len();
     let sent_bytes = to_send.iter().map(|(d, _)| d.file.size).sum();
     let tally = Tally::new(progress, sent as u64, sent_bytes);
-    // Small files that go straight to storage go many to an object, when the sink can.
-    let (packable, mut single): (Vec<_>, Vec<_>) = to_send
-        .into_iter()
-        .partition(|(d, direct)| sink.packs(direct.is_some()) && d.file.size <= PACKABLE);
-    let packable = if packable.len() < FEWEST_PACKED {
-        // A few small files go one request each (through the API, for the CLI), no more.
-        single.extend(packable.into_iter().map(|(d, _)| (d, None)));
-        Vec::new()
-    } else {
-        packable
-    };
+    let (single, packable) = split_packable(sink, to_send);
     parts.extend(send(sink, single, &tally).await?);
     parts.extend(send_packs(sink, packable, &tally).await?);
-    let mut entries = BTreeMap::new();
-    for d in &described {
-        let p = parts
-            .get(&d.sha256)
-            .cloned()
-            .context("the server's answer left out a file")?;
-        entries.insert(
-            d.file.path.clone(),
-            ManifestEntry {
-                size: d.file.size,
-                content_type: d.content_type.clone(),
-                sha256: d.sha256.clone(),
-                immutable: crate::fingerprint::is_fingerprinted(&d.file.path),
-                br: p.br,
-                gzip: p.gzip,
-                pack: p.pack,
-            },
-        );
-    }
     let manifest = Manifest {
         project: project.clone(),
         deployment: deployment.clone(),
         created_at: time::OffsetDateTime::now_utc(),
-        files: entries,
+        files: entries(&described, &parts)?,
         routing,
         layout: FileLayout::Blobs,
     };
@@ -186,6 +157,51 @@ pub async fn upload_known(
         sent_bytes,
         reused: described.len() - sent,
     })
+}
+
+/// The blobs to send one by one, and those to send many to an object: small ones, when the
+/// sink packs them and there are enough of them.
+fn split_packable<'a>(
+    sink: &dyn BlobSink,
+    to_send: Vec<(&'a Described, Option<PresignedPut>)>,
+) -> (ToSend<'a>, ToSend<'a>) {
+    let (packable, mut single): (Vec<_>, Vec<_>) = to_send
+        .into_iter()
+        .partition(|(d, direct)| sink.packs(direct.is_some()) && d.file.size <= PACKABLE);
+    if packable.len() >= FEWEST_PACKED {
+        return (single, packable);
+    }
+    // A few small files go one request each (through the API, for the CLI), no more.
+    single.extend(packable.into_iter().map(|(d, _)| (d, None)));
+    (single, Vec::new())
+}
+
+type ToSend<'a> = Vec<(&'a Described, Option<PresignedPut>)>;
+
+/// The manifest's entry for each file, with where its blob's parts are.
+fn entries(
+    described: &[Described],
+    parts: &HashMap<String, BlobParts>,
+) -> anyhow::Result<BTreeMap<String, ManifestEntry>> {
+    described
+        .iter()
+        .map(|d| {
+            let p = parts
+                .get(&d.sha256)
+                .cloned()
+                .context("the server's answer left out a file")?;
+            let entry = ManifestEntry {
+                size: d.file.size,
+                content_type: d.content_type.clone(),
+                sha256: d.sha256.clone(),
+                immutable: crate::fingerprint::is_fingerprinted(&d.file.path),
+                br: p.br,
+                gzip: p.gzip,
+                pack: p.pack,
+            };
+            Ok((d.file.path.clone(), entry))
+        })
+        .collect()
 }
 
 /// Every file hashed (unless `known` holds its digest), in a few batches at once.
