@@ -295,17 +295,29 @@ fn share(dir: &Path) -> std::io::Result<()> {
     set_mode(dir, 0o755)
 }
 
-/// What `node --version` says, when it runs within 20 seconds.
+/// What `node --version` says, when it runs within 20 seconds. A binary just written may be
+/// busy for a moment (`ETXTBSY`: a process forked meanwhile elsewhere still holds the file open
+/// for writing until it execs); it is tried again then.
 async fn version_of(node: &Path) -> Option<Version> {
-    let mut cmd = tokio::process::Command::new(node);
-    cmd.arg("--version")
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true);
-    let out = tokio::time::timeout(Duration::from_secs(20), cmd.output())
-        .await
-        .ok()?
-        .ok()?;
+    const TEXT_FILE_BUSY: i32 = 26;
+    let mut tries = 0;
+    let out = loop {
+        let mut cmd = tokio::process::Command::new(node);
+        cmd.arg("--version")
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true);
+        match tokio::time::timeout(Duration::from_secs(20), cmd.output())
+            .await
+            .ok()?
+        {
+            Err(e) if e.raw_os_error() == Some(TEXT_FILE_BUSY) && tries < 20 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            result => break result.ok()?,
+        }
+    };
     out.status
         .success()
         .then(|| Version::parse(&String::from_utf8_lossy(&out.stdout)))
