@@ -17,6 +17,7 @@ use crate::settings::Settings;
 mod blobs;
 mod explain;
 mod team;
+mod tls;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -130,6 +131,7 @@ impl Client {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("scalemesh/", env!("CARGO_PKG_VERSION")))
+            .tls_backend_preconfigured(tls::config()?)
             .build()?;
         Ok(Self {
             http,

@@ -17,7 +17,7 @@ use scalemesh_core::site_config::{BuildSettings, SITE_CONFIG_FILE};
 use scalemesh_core::upload::digests::KnownDigests;
 use scalemesh_core::upload::pack::BlobBody;
 use scalemesh_core::upload::pack::Packed;
-use scalemesh_core::upload::{self, BlobSink, OutputFile, UploadLimits};
+use scalemesh_core::upload::{self, BlobSink, OutputFile, UploadLimits, Uploaded};
 use scalemesh_core::wire::{
     BlobCheck, BlobCheckAnswer, BlobWant, BuilderReport, Deployment, PackRequest, PresignedPut,
     Project, StoredBlob,
@@ -154,14 +154,20 @@ pub async fn deploy(
                 .into());
         }
     };
-    let digests = uploaded.digests.clone();
-    let remembered = tokio::task::spawn_blocking(move || KnownDigests::save(&saved, &digests));
+    let Uploaded {
+        digests,
+        sent,
+        sent_bytes,
+        reused,
+        ..
+    } = uploaded;
+    let remembered = tokio::task::spawn_blocking(move || digests.save(&saved));
     view.note(&format!(
         "Uploaded {} ({}) in {:.1}s, {} already stored",
-        plural(uploaded.sent as u64, "new file"),
-        human_bytes(uploaded.sent_bytes),
+        plural(sent as u64, "new file"),
+        human_bytes(sent_bytes),
         began.elapsed().as_secs_f64(),
-        uploaded.reused
+        reused
     ));
     let ready = sink.job.report(&id, &BuilderReport::Ready).await;
     // A digest not remembered is only read again next time.

@@ -1,7 +1,8 @@
 //! Digests of a folder's files as the last upload of it found them, so uploading it again
-//! reads only the files that changed (as git's index does). An entry is trusted only for a
-//! file with the same size, modification time and inode, modified well before the entries were
-//! saved: a file changed within the same tick of the clock as the save is hashed again.
+//! reads only the files that changed (as git's index does). Each file's size, modification time
+//! and inode are read just before its bytes; an entry is trusted only for a file that still has
+//! them and was modified well before that reading began: a file changed within the same tick of
+//! the filesystem's clock as it was read is hashed again.
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -9,35 +10,75 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// How much older than the save a file's modification must be for its entry to be trusted.
-const SETTLED_NS: i128 = 2_000_000_000;
+/// How much older than the start of the reading a file's modification must be for its entry
+/// to be trusted: a filesystem with sub-second times stamps a change at most a tick of the
+/// kernel's coarse clock (a few milliseconds) early; one with whole seconds (or FAT's two), up
+/// to two seconds early.
+const SETTLED_FINE_NS: i128 = 100_000_000;
+const SETTLED_COARSE_NS: i128 = 2_000_000_000;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct KnownDigests {
-    /// When the entries were saved, in nanoseconds since the epoch.
-    saved_at: i128,
+    /// When the reading that found these digests began, in nanoseconds since the epoch.
+    read_at: i128,
     files: HashMap<PathBuf, Known>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Known {
-    size: u64,
-    modified: i128,
-    inode: u64,
+    stamp: Stamp,
     sha256: String,
 }
 
-fn modified(meta: &std::fs::Metadata) -> i128 {
-    i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec())
+/// What tells a file changed: its size, modification time (nanoseconds since the epoch) and
+/// inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamp {
+    size: u64,
+    modified: i128,
+    inode: u64,
 }
 
-fn now_ns() -> i128 {
+impl Stamp {
+    pub fn of(path: &Path) -> std::io::Result<Self> {
+        let meta = std::fs::metadata(path)?;
+        Ok(Self {
+            size: meta.len(),
+            modified: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            inode: meta.ino(),
+        })
+    }
+
+    /// Whether a change made after `read_at` would have moved this time.
+    fn settled_before(&self, read_at: i128) -> bool {
+        let whole_seconds = self.modified % 1_000_000_000 == 0;
+        let margin = if whole_seconds {
+            SETTLED_COARSE_NS
+        } else {
+            SETTLED_FINE_NS
+        };
+        self.modified + margin < read_at
+    }
+}
+
+/// Now, in nanoseconds since the epoch: when a reading begins.
+pub fn now_ns() -> i128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i128::try_from(d.as_nanos()).unwrap_or(0))
 }
 
 impl KnownDigests {
+    /// What a reading that began at `read_at` found: each file, its stamp as read just before
+    /// its bytes, and its digest.
+    pub fn found(read_at: i128, files: impl IntoIterator<Item = (PathBuf, Stamp, String)>) -> Self {
+        let files = files
+            .into_iter()
+            .map(|(source, stamp, sha256)| (source, Known { stamp, sha256 }))
+            .collect();
+        Self { read_at, files }
+    }
+
     /// The entries saved at `file`; none when there is no such file or it is unreadable.
     pub fn load(file: &Path) -> Self {
         std::fs::read(file)
@@ -46,40 +87,20 @@ impl KnownDigests {
             .unwrap_or_default()
     }
 
-    /// The digest of `source` as saved, if the file is as it was then.
-    pub fn get(&self, source: &Path) -> Option<String> {
+    /// The digest of `source`, which has `stamp` now, if it is as it was when read.
+    pub fn get(&self, source: &Path, stamp: &Stamp) -> Option<String> {
         let known = self.files.get(source)?;
-        let meta = std::fs::metadata(source).ok()?;
-        let same = meta.len() == known.size
-            && modified(&meta) == known.modified
-            && meta.ino() == known.inode
-            && known.modified + SETTLED_NS < self.saved_at;
+        let same = known.stamp == *stamp && stamp.settled_before(self.read_at);
         same.then(|| known.sha256.clone())
     }
 
-    /// Saves the digests of `files` (a source and its digest) at `file`, replacing what was
-    /// there in one rename.
-    pub fn save(file: &Path, files: &[(PathBuf, String)]) -> std::io::Result<()> {
-        let mut known = Self {
-            saved_at: now_ns(),
-            files: HashMap::with_capacity(files.len()),
-        };
-        for (source, sha256) in files {
-            if let Ok(meta) = std::fs::metadata(source) {
-                let entry = Known {
-                    size: meta.len(),
-                    modified: modified(&meta),
-                    inode: meta.ino(),
-                    sha256: sha256.clone(),
-                };
-                known.files.insert(source.clone(), entry);
-            }
-        }
+    /// Saves these entries at `file`, replacing what was there in one rename.
+    pub fn save(&self, file: &Path) -> std::io::Result<()> {
         if let Some(dir) = file.parent() {
             std::fs::create_dir_all(dir)?;
         }
         let tmp = file.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_vec(&known)?)?;
+        std::fs::write(&tmp, serde_json::to_vec(self)?)?;
         std::fs::rename(&tmp, file)
     }
 }
@@ -100,19 +121,53 @@ mod tests {
             .open(&old)
             .and_then(|f| f.set_modified(long_ago))
             .expect("set mtime");
+        let read_at = now_ns();
+        let stamp = |p: &Path| Stamp::of(p).expect("stamp");
+        let found = KnownDigests::found(
+            read_at,
+            [
+                (old.clone(), stamp(&old), "a".repeat(64)),
+                (fresh.clone(), stamp(&fresh), "b".repeat(64)),
+            ],
+        );
         let saved = dir.path().join("state/digests.json");
-        let pairs = [
-            (old.clone(), "a".repeat(64)),
-            (fresh.clone(), "b".repeat(64)),
-        ];
-        KnownDigests::save(&saved, &pairs).expect("save");
+        found.save(&saved).expect("save");
         let known = KnownDigests::load(&saved);
-        assert_eq!(known.get(&old), Some("a".repeat(64)));
-        assert_eq!(known.get(&fresh), None, "changed too near the save to tell");
+        assert_eq!(known.get(&old, &stamp(&old)), Some("a".repeat(64)));
+        assert_eq!(
+            known.get(&fresh, &stamp(&fresh)),
+            None,
+            "changed too near the reading to tell"
+        );
         std::fs::write(&old, "new").expect("write");
-        assert_eq!(known.get(&old), None, "changed since");
-        assert_eq!(known.get(&dir.path().join("other")), None);
+        assert_eq!(known.get(&old, &stamp(&old)), None, "changed since");
+        assert_eq!(known.get(&dir.path().join("other"), &stamp(&old)), None);
         std::fs::write(&saved, "not json").expect("write");
-        assert_eq!(KnownDigests::load(&saved).get(&old), None);
+        assert_eq!(KnownDigests::load(&saved).get(&old, &stamp(&old)), None);
+    }
+
+    #[test]
+    fn a_change_is_settled_after_the_filesystem_s_tick() {
+        let second = 1_000_000_000;
+        let at = |modified| Stamp {
+            size: 1,
+            modified,
+            inode: 1,
+        };
+        // (modified, reading began, trusted)
+        let table = [
+            (100 * second + 5, 100 * second + 50_000_000, false),
+            (100 * second + 5, 100 * second + 200_000_000, true),
+            (100 * second, 100 * second + 200_000_000, false),
+            (100 * second, 101 * second + 900_000_000, false),
+            (100 * second, 102 * second + 1, true),
+        ];
+        for (modified, read_at, trusted) in table {
+            assert_eq!(
+                at(modified).settled_before(read_at),
+                trusted,
+                "{modified} read at {read_at}"
+            );
+        }
     }
 }

@@ -74,13 +74,14 @@ pub struct Uploaded {
     pub sent_bytes: u64,
     /// Files whose blob the project held already.
     pub reused: usize,
-    /// Each file's source and digest.
-    pub digests: Vec<(std::path::PathBuf, String)>,
+    /// Each file's digest, as the next upload of the same files may trust it.
+    pub digests: digests::KnownDigests,
 }
 
 /// A file as the manifest will list it, before its variants are known.
 struct Described {
     file: OutputFile,
+    stamp: digests::Stamp,
     sha256: String,
     content_type: String,
 }
@@ -109,6 +110,7 @@ pub async fn upload_known(
     progress: &(dyn Fn(Progress) + Send + Sync),
     known: Arc<digests::KnownDigests>,
 ) -> anyhow::Result<Uploaded> {
+    let read_at = digests::now_ns();
     let described = describe(files, known).await?;
     // One blob per digest, packed as the first file with it says (its type decides compression).
     let mut wanted: BTreeMap<&str, &Described> = BTreeMap::new();
@@ -148,10 +150,12 @@ pub async fn upload_known(
         .await
         .context("sending the manifest")?;
     Ok(Uploaded {
-        digests: described
-            .iter()
-            .map(|d| (d.file.source.clone(), d.sha256.clone()))
-            .collect(),
+        digests: digests::KnownDigests::found(
+            read_at,
+            described
+                .iter()
+                .map(|d| (d.file.source.clone(), d.stamp, d.sha256.clone())),
+        ),
         manifest,
         sent,
         sent_bytes,
@@ -223,14 +227,17 @@ async fn describe(
                     batch
                         .into_iter()
                         .map(|file| {
-                            let sha256 = match known.get(&file.source) {
+                            let reading = || format!("reading {}", file.path);
+                            // Read before the bytes: a change while they are read shows next time.
+                            let stamp = digests::Stamp::of(&file.source).with_context(reading)?;
+                            let sha256 = match known.get(&file.source, &stamp) {
                                 Some(sha256) => sha256,
-                                None => pack::sha256_of(&file.source)
-                                    .with_context(|| format!("reading {}", file.path))?,
+                                None => pack::sha256_of(&file.source).with_context(reading)?,
                             };
                             let content_type = content_type::for_path(&file.path);
                             anyhow::Ok(Described {
                                 file,
+                                stamp,
                                 sha256,
                                 content_type,
                             })
@@ -466,5 +473,95 @@ impl Pack {
                 (sha.clone(), parts)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+
+    /// Keeps what it is sent; as the manifest goes, `edit` runs, as a person saving a file
+    /// late in an upload.
+    struct Keeping {
+        edit: Box<dyn Fn() + Send + Sync>,
+        blobs: Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl BlobSink for Keeping {
+        async fn check(&self, check: &BlobCheck) -> anyhow::Result<BlobCheckAnswer> {
+            Ok(BlobCheckAnswer {
+                missing: check
+                    .blobs
+                    .iter()
+                    .map(|b| crate::wire::MissingBlob {
+                        sha256: b.sha256.clone(),
+                        upload: None,
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+        }
+
+        async fn put(&self, blob: &Packed, _: Option<&PresignedPut>) -> anyhow::Result<()> {
+            crate::sync::lock(&self.blobs).push(blob.sha256.clone());
+            Ok(())
+        }
+
+        async fn put_manifest(&self, _: &Manifest) -> anyhow::Result<()> {
+            (self.edit)();
+            Ok(())
+        }
+    }
+
+    fn set_modified(path: &std::path::Path, ago: Duration) {
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .and_then(|f| f.set_modified(SystemTime::now() - ago))
+            .expect("set mtime");
+    }
+
+    #[tokio::test]
+    async fn a_file_changed_during_an_upload_is_read_again_the_next_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (page, other) = (dir.path().join("page.html"), dir.path().join("other.html"));
+        std::fs::write(&page, "before").expect("write");
+        std::fs::write(&other, "stays").expect("write");
+        set_modified(&page, Duration::from_secs(60));
+        set_modified(&other, Duration::from_secs(60));
+        let edited = page.clone();
+        let sink = Keeping {
+            // Same size, and a time that looks settled by the end of the upload.
+            edit: Box::new(move || {
+                std::fs::write(&edited, "after!").expect("write");
+                set_modified(&edited, Duration::from_secs(10));
+            }),
+            blobs: Mutex::new(Vec::new()),
+        };
+        let (files, _) = collect(dir.path(), UploadLimits::default()).expect("collect");
+        let uploaded = upload(
+            &sink,
+            &"site".parse().expect("name"),
+            &"abcdefgh1234".parse().expect("id"),
+            files,
+            Routing::default(),
+            &|_| {},
+        )
+        .await
+        .expect("upload");
+        let stamp = |p: &std::path::Path| digests::Stamp::of(p).expect("stamp");
+        assert_eq!(
+            uploaded.digests.get(&page, &stamp(&page)),
+            None,
+            "the edit made during the upload must be read next time"
+        );
+        assert_eq!(
+            uploaded.digests.get(&other, &stamp(&other)),
+            Some(pack::sha256_of(&other).expect("hash"))
+        );
     }
 }

@@ -203,9 +203,10 @@ impl SqliteStore {
             let tx = conn.transaction()?;
             let unnamed: Vec<String> = {
                 let mut q = tx.prepare(
-                    "SELECT b.sha256 FROM blobs b WHERE b.project_id = ?1 AND NOT EXISTS (
-                         SELECT 1 FROM deployment_blobs db JOIN deployments d ON d.id = db.deployment_id
-                         WHERE db.sha256 = b.sha256 AND d.project_id = ?1)",
+                    "SELECT b.sha256 FROM blobs b WHERE b.project_id = ?1 AND b.sha256 NOT IN (
+                         SELECT db.sha256 FROM deployments d
+                         JOIN deployment_blobs db ON db.deployment_id = d.id
+                         WHERE d.project_id = ?1)",
                 )?;
                 q.query_map(params![project_id], |r| r.get(0))?
                     .collect::<Result<_, _>>()?
@@ -234,10 +235,11 @@ impl SqliteStore {
         self.read(move |conn| {
             let mut q = conn.prepare(
                 "SELECT db.sha256 FROM deployment_blobs db WHERE db.deployment_id = ?1
-                 AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.project_id = ?2
-                                 AND (b.sha256 = db.sha256 OR b.pack = db.sha256))
-                 AND NOT EXISTS (SELECT 1 FROM deployment_blobs o JOIN deployments d ON d.id = o.deployment_id
-                                 WHERE o.sha256 = db.sha256 AND d.project_id = ?2 AND o.deployment_id <> ?1)",
+                 AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.project_id = ?2 AND b.sha256 = db.sha256)
+                 AND db.sha256 NOT IN (SELECT pack FROM blobs WHERE project_id = ?2 AND pack IS NOT NULL)
+                 AND db.sha256 NOT IN (SELECT o.sha256 FROM deployments d
+                                       JOIN deployment_blobs o ON o.deployment_id = d.id
+                                       WHERE d.project_id = ?2 AND d.id <> ?1)",
             )?;
             let shas = q
                 .query_map(params![deployment, project_id], |r| r.get(0))?

@@ -174,6 +174,12 @@ CREATE TABLE deployment_blobs (
 CREATE INDEX deployment_blobs_by_sha ON deployment_blobs(sha256);
 ALTER TABLE projects ADD COLUMN retention TEXT;
 "#,
+    // Claims are read by deployment only: an index by digest made every handshake rewrite
+    // pages all over it (its digests are random), and only sweeps, which read a project's
+    // claims whole, looked digests up that way.
+    r#"
+DROP INDEX IF EXISTS deployment_blobs_by_sha;
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> DbResult<()> {
