@@ -5,7 +5,7 @@
 //! before its deployment becomes ready: every blob it names is stored with the variants it
 //! says.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::Duration;
 
 use axum::body::Body as HttpBody;
@@ -171,14 +171,14 @@ impl App {
                     ),
                 ));
             }
-            answer.present.insert(
-                sha,
-                BlobParts {
+            if !check.missing_only {
+                let parts = BlobParts {
                     br: row.br,
                     gzip: row.gzip,
                     pack: row.pack,
-                },
-            );
+                };
+                answer.present.insert(sha, parts);
+            }
         }
         let direct = dep.source_kind == PREBUILT;
         answer.missing = futures_util::stream::iter(claimed.missing)
@@ -426,9 +426,10 @@ impl App {
     }
 
     /// A prebuilt deployment's manifest, from its uploader: checked to describe `dep` by blobs,
-    /// then kept until its uploader says it is ready.
+    /// completed with where each blob's variants are as recorded, then kept until its uploader
+    /// says it is ready.
     pub async fn receive_manifest(&self, dep: &DeploymentRow, bytes: &[u8]) -> ApiResult<()> {
-        let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| {
+        let mut manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| {
             ApiError::bad_request(
                 "invalid_manifest",
                 format!("the manifest is not readable: {e}"),
@@ -458,15 +459,68 @@ impl App {
                 format!("{path:.200?} is not a usable file name"),
             ));
         }
-        if let Err(problem) = self.verify_blobs(dep, &manifest).await {
+        if let Err(problem) = self.complete_from_records(dep, &mut manifest).await {
             return Err(ApiError::bad_request("blobs_missing", problem));
         }
         // Kept here until `ready`, which publishes it: a prebuilt deployment does not outlive a
         // restart of the server (it fails, and the deploy is run again), so it needs no pending
         // copy in storage.
-        let bytes = bytes::Bytes::copy_from_slice(bytes);
+        let bytes = bytes::Bytes::from(
+            serde_json::to_vec(&manifest).map_err(|e| ApiError::Internal(e.into()))?,
+        );
         scalemesh_core::sync::lock(&self.checked_manifests).insert(dep.id.clone(), bytes);
         Ok(())
+    }
+
+    /// Fills in where the variants of each blob `manifest` names are, as recorded (what an
+    /// uploader said of them is not taken); every blob must be recorded for the project with
+    /// the file's size. `dep` names exactly the manifest's blobs from then on. What is wrong,
+    /// if anything.
+    async fn complete_from_records(
+        &self,
+        dep: &DeploymentRow,
+        manifest: &mut Manifest,
+    ) -> Result<(), String> {
+        let mut digests = BTreeSet::new();
+        for entry in manifest.files.values() {
+            if !is_sha256(&entry.sha256) {
+                return Err("a file of the manifest has no usable digest".into());
+            }
+            digests.insert(entry.sha256.clone());
+        }
+        let digests: Vec<String> = digests.into_iter().collect();
+        // No sweep between finding the blobs and naming them for `dep`.
+        let _no_sweep = self.sweeping.read().await;
+        let known = self
+            .store
+            .known_blobs(dep.project_id, digests.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        let absent: Vec<&String> = digests.iter().filter(|d| !known.contains_key(*d)).collect();
+        if let Some(sha) = absent.first() {
+            return Err(format!(
+                "{} of its files are not stored (the first: blob {sha}); send them first",
+                absent.len()
+            ));
+        }
+        for entry in manifest.files.values_mut() {
+            let Some(row) = known.get(&entry.sha256) else {
+                continue;
+            };
+            if row.size != entry.size {
+                return Err(format!(
+                    "the blob {} is stored with {} bytes, not {}",
+                    entry.sha256, row.size, entry.size
+                ));
+            }
+            entry.br = row.br;
+            entry.gzip = row.gzip;
+            entry.pack = row.pack.clone();
+        }
+        self.store
+            .set_deployment_blobs(&dep.id, digests)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// Whether every blob `manifest` names is stored with the variants it says; those stored

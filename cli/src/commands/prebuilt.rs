@@ -245,6 +245,10 @@ impl BlobSink for Sink {
         direct
     }
 
+    fn server_completes_manifest(&self) -> bool {
+        true
+    }
+
     async fn put_pack(&self, pack: &upload::Pack) -> anyhow::Result<()> {
         let request = PackRequest {
             packs: vec![BlobWant {

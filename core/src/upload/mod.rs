@@ -41,6 +41,13 @@ pub trait BlobSink: Send + Sync {
     /// Sends the manifest, once every blob it names is stored.
     async fn put_manifest(&self, manifest: &Manifest) -> anyhow::Result<()>;
 
+    /// Whether the server completes the manifest from what it recorded (a prebuilt upload): the
+    /// handshake then answers only which blobs are missing, and the manifest names the others
+    /// by digest alone.
+    fn server_completes_manifest(&self) -> bool {
+        false
+    }
+
     /// Whether small blobs go many to an object ([`Pack`]); `direct` says whether the server
     /// gave a URL straight to storage for them.
     fn packs(&self, direct: bool) -> bool {
@@ -125,13 +132,14 @@ pub async fn upload_known(
                 size: d.file.size,
             })
             .collect(),
+        missing_only: sink.server_completes_manifest(),
     };
     let answer = sink
         .check(&check)
         .await
         .context("asking which files are new")?;
     let mut parts: HashMap<String, BlobParts> = answer.present.clone().into_iter().collect();
-    let to_send = to_send(&described, &wanted, &answer)?;
+    let to_send = to_send(&described, &wanted, &answer, check.missing_only)?;
     let sent = to_send.len();
     let sent_bytes = to_send.iter().map(|(d, _)| d.file.size).sum();
     let tally = Tally::new(progress, sent as u64, sent_bytes);
@@ -142,7 +150,7 @@ pub async fn upload_known(
         project: project.clone(),
         deployment: deployment.clone(),
         created_at: time::OffsetDateTime::now_utc(),
-        files: entries(&described, &parts)?,
+        files: entries(&described, &parts, check.missing_only)?,
         routing,
         layout: FileLayout::Blobs,
     };
@@ -182,18 +190,21 @@ fn split_packable<'a>(
 
 type ToSend<'a> = Vec<(&'a Described, Option<PresignedPut>)>;
 
-/// The manifest's entry for each file, with where its blob's parts are.
+/// The manifest's entry for each file, with where its blob's parts are (left out for blobs the
+/// server holds already when it completes the manifest, `by_digest`).
 fn entries(
     described: &[Described],
     parts: &HashMap<String, BlobParts>,
+    by_digest: bool,
 ) -> anyhow::Result<BTreeMap<String, ManifestEntry>> {
     described
         .iter()
         .map(|d| {
-            let p = parts
-                .get(&d.sha256)
-                .cloned()
-                .context("the server's answer left out a file")?;
+            let p = match parts.get(&d.sha256) {
+                Some(p) => p.clone(),
+                None if by_digest => BlobParts::default(),
+                None => anyhow::bail!("the server's answer left out a file"),
+            };
             let entry = ManifestEntry {
                 size: d.file.size,
                 content_type: d.content_type.clone(),
@@ -255,12 +266,13 @@ async fn describe(
 }
 
 /// The blobs the answer says to send, in the order of the files' paths, each with its direct
-/// URL if it has one; an answer that leaves a digest out, or names one not asked about, is
-/// refused.
+/// URL if it has one; an answer that leaves a digest out (unless only the missing ones were
+/// asked for), or names one not asked about, is refused.
 fn to_send<'a>(
     described: &'a [Described],
     wanted: &BTreeMap<&str, &'a Described>,
     answer: &BlobCheckAnswer,
+    missing_only: bool,
 ) -> anyhow::Result<Vec<(&'a Described, Option<PresignedPut>)>> {
     let mut missing: HashMap<&str, Option<PresignedPut>> = HashMap::new();
     for m in &answer.missing {
@@ -273,7 +285,7 @@ fn to_send<'a>(
         missing.insert(&m.sha256, m.upload.clone());
     }
     let answered = answer.present.len() + missing.len();
-    if answered != wanted.len()
+    if (answered != wanted.len() && !missing_only)
         || answer
             .present
             .keys()

@@ -17,6 +17,11 @@ pub const MAX_FILES: usize = 50_000;
 #[serde(deny_unknown_fields)]
 pub struct BlobCheck {
     pub blobs: Vec<BlobWant>,
+    /// Answer only which blobs are missing, not where the present ones' variants are: a
+    /// prebuilt upload names blobs by digest alone in its manifest, and the server completes
+    /// it from what it recorded.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub missing_only: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,10 +32,12 @@ pub struct BlobWant {
     pub size: u64,
 }
 
-/// The answer: every digest asked about is either present or missing.
+/// The answer: every digest asked about is either present or missing (present unless
+/// missing, when only those were asked for).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlobCheckAnswer {
     /// Blobs the project holds: the sizes of the variants stored after the file's bytes.
+    #[serde(default)]
     pub present: BTreeMap<String, BlobParts>,
     /// Blobs to send, with a URL straight to storage when there is one (else `PUT
     /// /api/v1/deployments/{id}/blobs/{sha256}`).

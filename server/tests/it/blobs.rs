@@ -453,4 +453,30 @@ async fn uploads_that_lie_are_refused_and_change_nothing() {
         page(&app, "liar.localhost", "/").await,
         (200, "truth".into())
     );
+
+    // Where a blob's variants are is the server's to say: a manifest placing a stored blob in a
+    // pack, with variants it does not have, is completed as recorded; one giving it another
+    // size is refused.
+    let again = Upload::start(&app, "liar", true).await;
+    again.check(&app, &["truth"]).await;
+    let mut manifest = again.manifest(&[("index.html", "truth"), ("other.txt", "truth")]);
+    let entry = manifest.files.get_mut("other.txt").expect("entry");
+    entry.size = 99;
+    let (status, body) = again.send_manifest(&app, &manifest).await;
+    assert_eq!(status, 400, "another size: {body}");
+    let entry = manifest.files.get_mut("other.txt").expect("entry");
+    entry.size = "truth".len() as u64;
+    entry.br = Some(4_000);
+    entry.pack = Some(scalemesh_core::layout::InPack {
+        sha256: sha("truth"),
+        offset: 3,
+    });
+    let (status, body) = again.send_manifest(&app, &manifest).await;
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = again.report(&app, json!({"kind": "ready"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        page(&app, "liar.localhost", "/other.txt").await,
+        (200, "truth".into())
+    );
 }
