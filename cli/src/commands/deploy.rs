@@ -224,12 +224,15 @@ async fn prebuilt(
     name: &ProjectName,
     flags: DeployFlags,
 ) -> anyhow::Result<i32> {
-    let folder = {
-        let dir = dir.to_path_buf();
-        tokio::task::spawn_blocking(move || super::prebuilt::read(&dir)).await??
+    let read = {
+        let (dir, data_dir) = (dir.to_path_buf(), client.data_dir().to_path_buf());
+        tokio::task::spawn_blocking(move || super::prebuilt::read(&dir, &data_dir))
     };
+    // The project is looked up while the folder is read; nothing is created unless it reads.
+    let (folder, found) = tokio::join!(read, client.project(name.as_str()));
+    let folder = folder??;
     let source = Source::Folder(dir.to_path_buf());
-    let (project, _) = ensure_project(client, name, &source).await?;
+    let (project, _) = project_or_create(client, name, &source, found).await?;
     let started = std::time::Instant::now();
     let finished = super::prebuilt::deploy(client, &view, &project, folder, flags.promote).await?;
     if finished.status != DeploymentStatus::Ready {
@@ -470,7 +473,18 @@ async fn ensure_project(
     name: &ProjectName,
     source: &Source,
 ) -> anyhow::Result<(Project, bool)> {
-    match client.project(name.as_str()).await {
+    let found = client.project(name.as_str()).await;
+    project_or_create(client, name, source, found).await
+}
+
+/// The project as `found`, or made now if there is none by that name.
+async fn project_or_create(
+    client: &Client,
+    name: &ProjectName,
+    source: &Source,
+    found: Result<Project, ClientError>,
+) -> anyhow::Result<(Project, bool)> {
+    match found {
         Ok(project) => Ok((project, false)),
         Err(e) if e.is_not_found() => {
             let git_url = match source {

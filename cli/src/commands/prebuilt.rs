@@ -4,7 +4,7 @@
 //! presigned), then the manifest; the deployment goes live as a built one does. A run cut off is
 //! resumed by running it again: blobs stored already are not sent twice.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -34,15 +34,32 @@ const REPORT_EVERY: usize = 100;
 
 /// A prebuilt folder's files and routing rules, read before anything exists on the server.
 pub struct Folder {
-    dir: std::path::PathBuf,
     files: Vec<OutputFile>,
     routing: Routing,
     bytes: u64,
+    /// The digests of the last upload of this folder, and where they are kept.
+    known: KnownDigests,
+    known_at: PathBuf,
 }
 
 /// Reads `dir` as a site: its files (as a builder reads an output folder), the rules of its
-/// `_redirects`, `_headers` and `scalemesh.json`, which are not served.
-pub fn read(dir: &Path) -> anyhow::Result<Folder> {
+/// `_redirects`, `_headers` and `scalemesh.json`, which are not served; and, meanwhile, the
+/// digests this machine (its Scale Mesh folder `data_dir`) remembers of its last upload.
+pub fn read(dir: &Path, data_dir: &Path) -> anyhow::Result<Folder> {
+    let known_at = digests_file(data_dir, &dir.canonicalize().unwrap_or_else(|_| dir.into()));
+    std::thread::scope(|scope| {
+        let known = scope.spawn(|| KnownDigests::load(&known_at));
+        let folder = read_files(dir)?;
+        let known = known.join().unwrap_or_default();
+        Ok(Folder {
+            known,
+            known_at: known_at.clone(),
+            ..folder
+        })
+    })
+}
+
+fn read_files(dir: &Path) -> anyhow::Result<Folder> {
     let (mut files, skipped) = upload::collect(dir, UploadLimits::default())
         .map_err(|e| CliError::new(format!("{e:#}")).hint("deploy a folder of a site's files"))?;
     for line in skipped {
@@ -81,10 +98,11 @@ pub fn read(dir: &Path) -> anyhow::Result<Folder> {
     }
     let bytes = files.iter().map(|f| f.size).sum();
     Ok(Folder {
-        dir: dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()),
         files,
         routing,
         bytes,
+        known: KnownDigests::default(),
+        known_at: PathBuf::new(),
     })
 }
 
@@ -114,12 +132,9 @@ pub async fn deploy(
     };
     let began = Instant::now();
     let progress = |p: upload::Progress| view.upload(p);
-    // The digests of the last upload of this folder: only files changed since are read.
-    let saved = digests_file(client, &folder.dir);
-    let known = {
-        let saved = saved.clone();
-        tokio::task::spawn_blocking(move || KnownDigests::load(&saved)).await?
-    };
+    // Only files changed since the last upload of this folder are read.
+    let saved = folder.known_at;
+    let known = folder.known;
     let uploading = upload::upload_known(
         &sink,
         &project.name,
@@ -177,11 +192,10 @@ pub async fn deploy(
 
 /// Where the digests of the last upload of `dir` are kept: one file per folder, named by a
 /// digest of its path, in this machine's Scale Mesh folder.
-fn digests_file(client: &Client, dir: &Path) -> std::path::PathBuf {
+fn digests_file(data_dir: &Path, dir: &Path) -> PathBuf {
     use sha2::Digest;
     let name = hex::encode(sha2::Sha256::digest(dir.as_os_str().as_encoded_bytes()));
-    client
-        .data_dir()
+    data_dir
         .join("digests")
         .join(format!("{}.json", &name[..32]))
 }

@@ -453,10 +453,16 @@ async fn uploads_that_lie_are_refused_and_change_nothing() {
         page(&app, "liar.localhost", "/").await,
         (200, "truth".into())
     );
+}
 
-    // Where a blob's variants are is the server's to say: a manifest placing a stored blob in a
-    // pack, with variants it does not have, is completed as recorded; one giving it another
-    // size is refused.
+/// Where a blob's variants are is the server's to say: a manifest placing a stored blob in a
+/// pack, with variants it does not have, is completed as recorded; one giving it another size
+/// is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_names_blobs_and_the_server_says_where_they_are() {
+    let app = spawn_app().await;
+    project(&app, "liar").await;
+    Upload::deploy(&app, "liar", true, &[("index.html", "truth")]).await;
     let again = Upload::start(&app, "liar", true).await;
     again.check(&app, &["truth"]).await;
     let mut manifest = again.manifest(&[("index.html", "truth"), ("other.txt", "truth")]);
