@@ -10,6 +10,7 @@ mod blobs;
 mod db;
 mod deployments;
 mod error;
+pub mod forge;
 mod listen;
 mod logs;
 mod manifests;
