@@ -12,7 +12,7 @@ use scalemesh_core::job::{BuildJob, JobSource};
 use scalemesh_core::rules::Routing;
 use scalemesh_core::site_config::{BuildSettings, SITE_CONFIG_FILE};
 use scalemesh_core::storage::Storage;
-use scalemesh_core::wire::Progress;
+use scalemesh_core::wire::{BuilderReport, Progress};
 use scalemesh_core::words::{human_bytes, plural};
 
 use crate::cache::{self, BuildCache, Roots};
@@ -106,6 +106,12 @@ async fn fetch_source(
         }
     };
     judged("fetching the source", fetched, &enforcer, cx.work)?;
+    if matches!(job.source, JobSource::Git { .. })
+        && let Some(commit) = source::git::head_commit(&sandbox, home, src).await
+    {
+        // Shown beside the deployment; a build does not fail for not telling it.
+        let _ = cx.api.report(&BuilderReport::Commit(commit)).await;
+    }
     cx.log.system(limits_note);
     if let Some(note) = sandbox_note {
         cx.log.system(note);

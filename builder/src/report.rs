@@ -135,7 +135,7 @@ impl Api {
 
     pub async fn report(&self, report: &BuilderReport) -> Result<(), ReportError> {
         let patience = match report {
-            BuilderReport::Phase { .. } => GIVE_UP_AFTER,
+            BuilderReport::Phase { .. } | BuilderReport::Commit(_) => GIVE_UP_AFTER,
             BuilderReport::Ready | BuilderReport::Failed { .. } => FINAL_REPORT_GIVE_UP_AFTER,
         };
         let _: serde_json::Value = self.send("report", Some(report), patience).await?;

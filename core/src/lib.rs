@@ -5,6 +5,7 @@
 //! Nothing here knows about axum, SQLite or the AWS SDK, so the CLI can depend on it cheaply.
 
 pub mod access;
+pub mod commit;
 pub mod content_type;
 pub mod duration;
 pub mod fingerprint;

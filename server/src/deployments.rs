@@ -360,6 +360,28 @@ impl App {
                         .await?,
                 )
             }
+            BuilderReport::Commit(commit) => {
+                let Some(commit) = commit.cleaned() else {
+                    return Err(ApiError::bad_request(
+                        "invalid_commit",
+                        "a commit is named by its full SHA (40 or 64 hex digits)",
+                    ));
+                };
+                if !self.store.set_commit(&dep.id, commit).await? {
+                    return Err(ApiError::conflict(
+                        "not_building",
+                        format!(
+                            "deployment {} is {}: its commit is set while it builds",
+                            dep.id, dep.status
+                        ),
+                    ));
+                }
+                Ok(self
+                    .store
+                    .deployment(&dep.id)
+                    .await?
+                    .unwrap_or_else(|| dep.clone()))
+            }
             BuilderReport::Ready => self.ready(dep).await,
         }
     }

@@ -54,6 +54,7 @@ impl App {
             building_at: row.building_at,
             uploading_at: row.uploading_at,
             finished_at: row.finished_at,
+            commit: row.commit.clone(),
         }
     }
 

@@ -12,6 +12,7 @@ use std::process::Stdio;
 use std::time::Instant;
 
 use anyhow::Context;
+use scalemesh_core::commit::CommitInfo;
 use scalemesh_core::git::{ALLOWED_SCHEMES, GitRef, GitUrl};
 use scalemesh_core::netguard::{self, AllowList};
 use scalemesh_core::wire::LogStream;
@@ -276,6 +277,39 @@ pub async fn clone(
         started.elapsed().as_secs_f64()
     ));
     Ok(())
+}
+
+/// The commit checked out in the clone at `dest`: its name, branch (none for a tag), the first
+/// line of its message and its author, read inside the sandbox; `None` if git cannot say.
+pub async fn head_commit(sandbox: &Sandbox, home: &Path, dest: &Path) -> Option<CommitInfo> {
+    let read = |args: &[&str]| {
+        let args = args.iter().map(|a| (*a).to_owned()).collect();
+        let mut cmd = git(Some(sandbox), home, dest, args);
+        async move {
+            let out = cmd.output().await.ok()?;
+            out.status
+                .success()
+                .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        }
+    };
+    let log = read(&[
+        "log",
+        "-1",
+        "--no-show-signature",
+        "--format=%H%x00%an%x00%s",
+        "HEAD",
+    ])
+    .await?;
+    let mut fields = log.trim_end_matches('\n').splitn(3, '\0');
+    let (sha, author, message) = (fields.next()?, fields.next()?, fields.next()?);
+    let branch = read(&["symbolic-ref", "-q", "--short", "HEAD"]).await;
+    CommitInfo {
+        sha: sha.to_owned(),
+        branch: branch.map(|b| b.trim().to_owned()),
+        message: message.to_owned(),
+        author: author.to_owned(),
+    }
+    .cleaned()
 }
 
 #[cfg(test)]

@@ -59,6 +59,20 @@ pub async fn inspect(client: &Client, args: InspectArgs) -> anyhow::Result<i32> 
         ("URL", dep.url.clone()),
         ("Project URL", dep.project_url.clone()),
     ];
+    if let Some(c) = &dep.commit {
+        let on = c
+            .branch
+            .as_ref()
+            .map(|b| format!(" on {b}"))
+            .unwrap_or_default();
+        rows.insert(
+            5,
+            (
+                "Commit",
+                format!("{}{on}: {} ({})", c.sha, c.message, c.author),
+            ),
+        );
+    }
     if let Some(reason) = &dep.reason {
         rows.push(("Reason", reason.clone()));
     }

@@ -76,13 +76,15 @@ pub async fn deployments(client: &Client, args: DeploymentsArgs) -> anyhow::Resu
         return Ok(0);
     }
     let now = OffsetDateTime::now_utc();
-    let rows: Vec<[String; 6]> = list
+    let rows: Vec<[String; 7]> = list
         .deployments
         .iter()
         .map(|d| deployment_row(d, project.pinned, now))
         .collect();
     table(
-        ["ID", "STATUS", "TARGET", "CREATED", "DURATION", "URL"],
+        [
+            "ID", "STATUS", "TARGET", "COMMIT", "CREATED", "DURATION", "URL",
+        ],
         &rows,
     );
     if project.pinned
@@ -97,7 +99,7 @@ pub async fn deployments(client: &Client, args: DeploymentsArgs) -> anyhow::Resu
 
 /// One deployment as a row of `deployments ls`: what it was built for (production or a
 /// preview), and whether it is live, and pinned there.
-fn deployment_row(d: &Deployment, pinned: bool, now: OffsetDateTime) -> [String; 6] {
+fn deployment_row(d: &Deployment, pinned: bool, now: OffsetDateTime) -> [String; 7] {
     let status = match (d.production, pinned) {
         (true, true) => format!("{} (live, pinned)", d.status),
         (true, false) => format!("{} (live)", d.status),
@@ -107,6 +109,13 @@ fn deployment_row(d: &Deployment, pinned: bool, now: OffsetDateTime) -> [String;
         d.id.to_string(),
         status,
         if d.promote { "production" } else { "preview" }.to_owned(),
+        d.commit.as_ref().map_or_else(
+            || "-".to_owned(),
+            |c| {
+                let message: String = c.message.chars().take(40).collect();
+                format!("{} {message}", c.short()).trim_end().to_owned()
+            },
+        ),
         when::ago(d.created_at, now),
         d.finished_at
             .map(|f| format!("{:.1}s", (f - d.created_at).as_seconds_f64()))
@@ -171,6 +180,7 @@ mod tests {
             building_at: None,
             uploading_at: None,
             finished_at: Some(datetime!(2026-12-04 12:00:02.5 UTC)),
+            commit: None,
         }
     }
 
@@ -206,7 +216,17 @@ mod tests {
                 (status, target),
                 "{row:?}"
             );
-            assert_eq!(row[4], "2.5s");
+            assert_eq!(row[5], "2.5s");
+            assert_eq!(row[3], "-", "no commit");
         }
+        let mut built = deployment(ready, true, true);
+        built.commit = Some(scalemesh_core::wire::CommitInfo {
+            sha: "6113728f27ae82c7b1a177c8d03f9e96e0adf246".into(),
+            branch: Some("main".into()),
+            message: "Fix the header of every page on the site at once".into(),
+            author: "mona".into(),
+        });
+        let row = deployment_row(&built, false, now);
+        assert_eq!(row[3], "6113728 Fix the header of every page on the sit");
     }
 }

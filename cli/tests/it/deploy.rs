@@ -112,6 +112,31 @@ async fn deploys_a_static_site_from_git_and_serves_its_files() {
         .await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["x-robots-tag"], "noindex");
+    the_commit_is_shown(&stack, &repo.path, &id);
+}
+
+/// The deployment says which commit it was built from: its full name, the branch, the message's
+/// first line and the author, in `deployments ls` and `inspect`.
+fn the_commit_is_shown(stack: &Stack, repo: &std::path::Path, id: &str) {
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(repo)
+        .output()
+        .expect("git");
+    let sha = String::from_utf8_lossy(&head.stdout).trim().to_owned();
+    assert_eq!(sha.len(), 40);
+    let out = stack.cli(&["deployments", "ls", "hello-site"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listed = stdout(&out);
+    assert!(listed.contains("COMMIT"), "{listed}");
+    assert!(listed.contains(&format!("{} logo", &sha[..7])), "{listed}");
+    let out = stack.cli(&["inspect", id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown = stdout(&out);
+    assert!(
+        shown.contains(&format!("Commit       {sha} on ")) && shown.contains(": logo (t)"),
+        "{shown}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

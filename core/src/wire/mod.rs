@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+pub use crate::commit::CommitInfo;
 use crate::site_config::BuildSettings;
 use crate::{DeploymentId, DeploymentStatus, Phase, ProjectName};
 
@@ -180,6 +181,9 @@ pub struct Deployment {
     pub uploading_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub finished_at: Option<OffsetDateTime>,
+    /// The commit it was built from, once its builder has cloned it.
+    #[serde(default)]
+    pub commit: Option<CommitInfo>,
 }
 
 impl Deployment {
@@ -324,6 +328,8 @@ pub enum BuilderReport {
         #[serde(default)]
         progress: Option<Progress>,
     },
+    /// The commit the builder cloned.
+    Commit(CommitInfo),
     Ready,
     Failed {
         reason: String,

@@ -2,7 +2,7 @@
 //! deployment starts with, which reads the row before anything is decided from it.
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
-use scalemesh_core::wire::Progress;
+use scalemesh_core::wire::{CommitInfo, Progress};
 use scalemesh_core::{DeploymentId, DeploymentStatus, Phase, ProjectName};
 use time::OffsetDateTime;
 
@@ -38,12 +38,15 @@ pub struct DeploymentRow {
     pub building_at: Option<OffsetDateTime>,
     pub uploading_at: Option<OffsetDateTime>,
     pub finished_at: Option<OffsetDateTime>,
+    /// The commit it was built from, once its builder said.
+    pub commit: Option<CommitInfo>,
 }
 
 pub(super) const SELECT: &str = "SELECT d.id, d.project_id, p.name, d.status, d.phase, d.progress_done, d.progress_total,
     d.reason, d.source_kind, d.git_url, d.git_ref, d.promote, d.job_token_hash,
     COALESCE(p.production_deployment = d.id, 0), d.created_at, d.building_at, d.uploading_at, d.finished_at,
-    d.runner_ref, COALESCE(d.created_by, p.owner_id), d.no_cache
+    d.runner_ref, COALESCE(d.created_by, p.owner_id), d.no_cache,
+    d.commit_sha, d.commit_branch, d.commit_message, d.commit_author
     FROM deployments d JOIN projects p ON p.id = d.project_id";
 
 fn row_to_deployment(r: &Row<'_>) -> rusqlite::Result<Result<DeploymentRow, DbError>> {
@@ -56,6 +59,16 @@ fn row_to_deployment(r: &Row<'_>) -> rusqlite::Result<Result<DeploymentRow, DbEr
     let building_at: Option<i64> = r.get(15)?;
     let uploading_at: Option<i64> = r.get(16)?;
     let finished_at: Option<i64> = r.get(17)?;
+    let commit_sha: Option<String> = r.get(21)?;
+    let commit = match commit_sha {
+        Some(sha) => Some(CommitInfo {
+            sha,
+            branch: r.get(22)?,
+            message: r.get::<_, Option<String>>(23)?.unwrap_or_default(),
+            author: r.get::<_, Option<String>>(24)?.unwrap_or_default(),
+        }),
+        None => None,
+    };
     let row = (|| {
         Ok(DeploymentRow {
             id: DeploymentId::parse(&id).map_err(DbError::corrupt)?,
@@ -84,6 +97,7 @@ fn row_to_deployment(r: &Row<'_>) -> rusqlite::Result<Result<DeploymentRow, DbEr
             building_at: building_at.map(from_ms),
             uploading_at: uploading_at.map(from_ms),
             finished_at: finished_at.map(from_ms),
+            commit,
         })
     })();
     Ok(row)

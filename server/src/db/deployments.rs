@@ -3,7 +3,7 @@
 
 use rusqlite::params;
 use scalemesh_core::going_live::{Facts, GoingLive, Production};
-use scalemesh_core::wire::{LogLine, LogStream, Progress};
+use scalemesh_core::wire::{CommitInfo, LogLine, LogStream, Progress};
 use scalemesh_core::{DeploymentId, DeploymentStatus, Phase};
 use time::OffsetDateTime;
 
@@ -249,6 +249,21 @@ impl SqliteStore {
                 params![id, hash],
             )?;
             Ok(())
+        })
+        .await
+    }
+
+    /// Records the commit `id` is built from, while it builds (a finished deployment keeps what
+    /// it had); whether it was recorded.
+    pub async fn set_commit(&self, id: &DeploymentId, commit: CommitInfo) -> DbResult<bool> {
+        let id = id.to_string();
+        self.call(move |conn| {
+            let changed = conn.execute(
+                "UPDATE deployments SET commit_sha = ?2, commit_branch = ?3, commit_message = ?4,
+                 commit_author = ?5 WHERE id = ?1 AND status IN ('queued', 'building')",
+                params![id, commit.sha, commit.branch, commit.message, commit.author],
+            )?;
+            Ok(changed == 1)
         })
         .await
     }

@@ -180,6 +180,13 @@ ALTER TABLE projects ADD COLUMN retention TEXT;
     r#"
 DROP INDEX IF EXISTS deployment_blobs_by_sha;
 "#,
+    // The commit a deployment was built from, as its builder found it.
+    r#"
+ALTER TABLE deployments ADD COLUMN commit_sha TEXT;
+ALTER TABLE deployments ADD COLUMN commit_branch TEXT;
+ALTER TABLE deployments ADD COLUMN commit_message TEXT;
+ALTER TABLE deployments ADD COLUMN commit_author TEXT;
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> DbResult<()> {

@@ -629,6 +629,14 @@ function renderProject(project, deployments, ctx) {
   $('history-empty').hidden = deployments.length > 0;
 }
 
+/** The commit a deployment was built from: its short name and message, the rest on hover. */
+function commitCell(commit) {
+  if (!commit) return h('span', { class: 'muted', text: '—' });
+  const on = commit.branch ? ` on ${commit.branch}` : '';
+  return h('span', { class: 'commit', title: `${commit.sha}${on}, by ${commit.author}` },
+    h('code', { text: commit.sha.slice(0, 7) }), ' ', commit.message);
+}
+
 function historyRow(d, ctx) {
   const running = RUNNING.has(d.status);
   const linkId = `dl-${d.id}`;
@@ -649,6 +657,7 @@ function historyRow(d, ctx) {
       h('a', { class: 'deployment-link', id: linkId, href: `#/deployments/${enc(d.id)}` }, h('code', { text: d.id }))),
     h('td', { 'data-label': 'Status' }, h('span', { class: 'badges' }, statusBadge(d.status),
       d.production ? h('span', { class: 'live', text: 'Live' }) : null)),
+    h('td', { 'data-label': 'Commit' }, commitCell(d.commit)),
     h('td', { 'data-label': 'Preview' }, externalLink(d.url, 'preview-url')),
     h('td', { 'data-label': 'Duration', class: 'duration', text: duration }),
     h('td', { 'data-label': 'Created' }, timeEl(d.created_at)),

@@ -138,6 +138,41 @@ async fn reports_must_follow_the_lifecycle() {
 }
 
 #[tokio::test]
+async fn the_commit_a_builder_cloned_is_kept_clean_and_only_while_it_builds() {
+    let app = spawn_app().await;
+    let (id, job) = app.deploy("site").await;
+    let b = FakeBuilder::new(job);
+    let commit = |sha: &str, message: &str| {
+        BuilderReport::Commit(scalemesh_core::wire::CommitInfo {
+            sha: sha.into(),
+            branch: Some("main".into()),
+            message: message.into(),
+            author: "mona".into(),
+        })
+    };
+    let sha = "6113728f27ae82c7b1a177c8d03f9e96e0adf246";
+    let (status, body) = b.report(commit("6113728", "short")).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_commit"))
+    );
+    let (status, body) = b
+        .report(commit(sha, "Fix \u{1b}[2Jthe header\nand more"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let shown = app.deployment(&id).await;
+    assert_eq!(shown["commit"]["sha"], sha);
+    assert_eq!(shown["commit"]["branch"], "main");
+    assert_eq!(shown["commit"]["message"], "Fix [2Jthe header");
+    assert_eq!(shown["commit"]["author"], "mona");
+    let (status, _) = b.report(BuilderReport::Failed { reason: "x".into() }).await;
+    assert_eq!(status, 200);
+    let (status, _) = b.report(commit(&"a".repeat(40), "later")).await;
+    assert_eq!(status, 409, "a finished deployment keeps its commit");
+    assert_eq!(app.deployment(&id).await["commit"]["sha"], sha);
+}
+
+#[tokio::test]
 async fn job_tokens_are_scoped_to_their_deployment() {
     let app = spawn_app().await;
     let (_, job_a) = app.deploy("a").await;

@@ -187,6 +187,12 @@ async fn a_person_creates_deploys_and_watches_a_project_in_the_browser() {
         "document.querySelector('#history tr[data-deployment] .live') !== null",
     )
     .await;
+    // Each deployment says the commit it was built from: its short name and message.
+    b.until(
+        "the commit of the deployment",
+        "(() => { const cell = document.querySelector('#history tr[data-deployment] td[data-label=\"Commit\"]');          return cell !== null && /^[0-9a-f]{7} first$/.test(cell.textContent); })()",
+    )
+    .await;
     b.save_screenshot("web-project.png").await;
 
     // A second deployment goes live; one click rolls back to the first, one click promotes the
