@@ -14,6 +14,7 @@ pub mod forge;
 mod listen;
 mod logs;
 mod manifests;
+pub mod notify;
 mod private_file;
 mod retention;
 mod routes;

@@ -99,12 +99,25 @@ impl Browser {
         input.send_keys(text).await.expect("type");
     }
 
+    /// Clicks the element at `css` once a person could: present, shown and enabled (a page
+    /// still revealing its top bar after signing in has the link, hidden, for a moment).
     pub(super) async fn click(&self, css: &str) {
-        self.wait_for(css)
-            .await
-            .click()
-            .await
-            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let element = self.wait_for(css).await;
+            let ready = element.is_displayed().await.unwrap_or(false)
+                && element.is_enabled().await.unwrap_or(false);
+            if ready {
+                match element.click().await {
+                    Ok(()) => return,
+                    Err(e) if Instant::now() > deadline => panic!("click {css}: {e}"),
+                    Err(_) => {}
+                }
+            } else if Instant::now() > deadline {
+                panic!("click {css}: it never became visible and enabled");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Picks the option with `value` in the `<select>` at `css`.
