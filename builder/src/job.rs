@@ -88,10 +88,18 @@ async fn fetch_source(
 
     phase(cx, Phase::Fetching, None).await?;
     let fetched = match &job.source {
-        JobSource::Git { url, git_ref } => {
-            let clone = source::clone(
+        JobSource::Git {
+            url,
+            git_ref,
+            commit,
+        } => {
+            let checkout = source::git::Checkout {
                 url,
-                git_ref.as_ref(),
+                git_ref: git_ref.as_ref(),
+                commit: commit.as_deref(),
+            };
+            let clone = source::clone(
+                checkout,
                 src,
                 home,
                 &job.allow_private_git_hosts,

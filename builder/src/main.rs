@@ -35,6 +35,9 @@ struct Args {
     /// Branch or tag to check out.
     #[arg(long, env = env::GIT_REF, value_parser = |s: &str| GitRef::parse(s))]
     git_ref: Option<GitRef>,
+    /// Exactly this commit (its full name), reached from the ref.
+    #[arg(long, env = env::GIT_COMMIT)]
+    git_commit: Option<String>,
     /// Storage key of an uploaded source archive, instead of a repository.
     #[arg(long, env = env::SOURCE_ARCHIVE, conflicts_with = "git_url")]
     source_archive: Option<String>,
@@ -250,6 +253,7 @@ fn job_from(args: Args) -> anyhow::Result<(BuildJob, SandboxSetting)> {
         (Some(url), None) => JobSource::Git {
             url,
             git_ref: args.git_ref,
+            commit: args.git_commit,
         },
         (None, Some(key)) => JobSource::Archive { key },
         _ => anyhow::bail!(

@@ -126,6 +126,9 @@ pub struct DeployArgs {
     /// Branch or tag to deploy (git sources)
     #[arg(long = "ref", value_name = "REF")]
     pub git_ref: Option<String>,
+    /// Build exactly this commit (its full SHA), reached from --ref or the default branch
+    #[arg(long, value_name = "SHA")]
+    pub commit: Option<String>,
     /// Project name [default: from the repository or folder name]
     #[arg(long)]
     pub project: Option<String>,

@@ -21,6 +21,11 @@ pub struct CommitInfo {
     pub author: String,
 }
 
+/// Whether `sha` names a commit in full: 40 (SHA-1) or 64 (SHA-256) lower-case hex digits.
+pub fn is_full_sha(sha: &str) -> bool {
+    matches!(sha.len(), 40 | 64) && sha.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 impl CommitInfo {
     /// The commit as it may be kept and shown, or `None` when its name is not a commit's.
     pub fn cleaned(self) -> Option<Self> {

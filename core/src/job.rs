@@ -14,6 +14,7 @@ pub mod env {
     pub const PROJECT: &str = "SCALEMESH_PROJECT";
     pub const GIT_URL: &str = "SCALEMESH_GIT_URL";
     pub const GIT_REF: &str = "SCALEMESH_GIT_REF";
+    pub const GIT_COMMIT: &str = "SCALEMESH_GIT_COMMIT";
     pub const SOURCE_ARCHIVE: &str = "SCALEMESH_SOURCE_ARCHIVE";
     pub const INSTALL_COMMAND: &str = "SCALEMESH_INSTALL_COMMAND";
     pub const BUILD_COMMAND: &str = "SCALEMESH_BUILD_COMMAND";
@@ -80,6 +81,9 @@ pub enum JobSource {
     Git {
         url: GitUrl,
         git_ref: Option<GitRef>,
+        /// Exactly this commit (its full name), which the ref must lead to: a push's commit,
+        /// not whatever the branch holds when the build starts.
+        commit: Option<String>,
     },
     /// A `.tar.gz` in storage at this key (`__sources/<deployment>.tar.gz`).
     Archive { key: String },
@@ -204,10 +208,17 @@ impl BuildJob {
             ));
         }
         match &self.source {
-            JobSource::Git { url, git_ref } => {
+            JobSource::Git {
+                url,
+                git_ref,
+                commit,
+            } => {
                 vars.push((env::GIT_URL, url.as_str().to_owned()));
                 if let Some(r) = git_ref {
                     vars.push((env::GIT_REF, r.to_string()));
+                }
+                if let Some(sha) = commit {
+                    vars.push((env::GIT_COMMIT, sha.clone()));
                 }
             }
             JobSource::Archive { key } => vars.push((env::SOURCE_ARCHIVE, key.clone())),
@@ -261,6 +272,7 @@ mod tests {
             source: JobSource::Git {
                 url: GitUrl::parse("https://example.com/a.git").expect("valid"),
                 git_ref: Some(GitRef::parse("main").expect("valid")),
+                commit: Some("6113728f27ae82c7b1a177c8d03f9e96e0adf246".into()),
             },
             settings: BuildSettings {
                 build_command: Some("node build.js".into()),
@@ -289,6 +301,10 @@ mod tests {
         };
         let vars: std::collections::BTreeMap<_, _> = job.to_env().into_iter().collect();
         assert_eq!(vars[env::GIT_REF], "main");
+        assert_eq!(
+            vars[env::GIT_COMMIT],
+            "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
+        );
         assert_eq!(vars[env::BUILD_COMMAND], "node build.js");
         assert!(!vars.contains_key(env::SOURCE_ARCHIVE));
         assert!(!vars.contains_key(env::INSTALL_COMMAND));

@@ -94,6 +94,7 @@ impl App {
                 source_kind: PREBUILT,
                 git_url: None,
                 git_ref: None,
+                git_commit: None,
                 promote,
                 created_by: by,
                 no_cache: false,

@@ -44,6 +44,8 @@ pub enum NewSource<'a> {
     Git {
         url: GitUrl,
         git_ref: Option<GitRef>,
+        /// A full commit name, checked.
+        commit: Option<String>,
     },
     /// A `.tar.gz` the client uploaded, saved in this temporary file.
     Archive(&'a Path),
@@ -89,30 +91,7 @@ impl App {
                 });
             }
         }
-        let (source_kind, git_url, git_ref) = match source {
-            NewSource::Git { url, git_ref } => (
-                "git",
-                Some(url.as_str().to_owned()),
-                git_ref.map(|r| r.to_string()),
-            ),
-            NewSource::Archive(path) => {
-                // Stored before the deployment exists, so a builder always finds it.
-                self.storage
-                    .put(
-                        &layout::source_archive(&id),
-                        Body::File(path.to_path_buf()),
-                        &ObjectMeta::default(),
-                    )
-                    .await
-                    .map_err(|e| {
-                        tracing::warn!(error = %e, "could not store an uploaded source");
-                        ApiError::StorageUnavailable(format!(
-                            "the uploaded source could not be stored, nothing was deployed; try again: {e}"
-                        ))
-                    })?;
-                ("archive", None, None)
-            }
-        };
+        let (source_kind, git_url, git_ref, git_commit) = self.kept_source(&id, source).await?;
         let inserted = self
             .store
             .insert_deployment(NewDeployment {
@@ -121,6 +100,7 @@ impl App {
                 source_kind,
                 git_url,
                 git_ref,
+                git_commit,
                 promote: options.promote,
                 created_by: by,
                 no_cache: options.no_cache,
@@ -144,6 +124,43 @@ impl App {
         };
         self.submit(&row).await;
         Ok(self.store.deployment(&row.id).await?.unwrap_or(row))
+    }
+
+    /// A new deployment's source as its row records it (kind, repository, ref, commit); an
+    /// uploaded archive is stored first, so a builder always finds it.
+    async fn kept_source(
+        &self,
+        id: &DeploymentId,
+        source: NewSource<'_>,
+    ) -> ApiResult<(&'static str, Option<String>, Option<String>, Option<String>)> {
+        match source {
+            NewSource::Git {
+                url,
+                git_ref,
+                commit,
+            } => Ok((
+                "git",
+                Some(url.as_str().to_owned()),
+                git_ref.map(|r| r.to_string()),
+                commit,
+            )),
+            NewSource::Archive(path) => {
+                self.storage
+                    .put(
+                        &layout::source_archive(id),
+                        Body::File(path.to_path_buf()),
+                        &ObjectMeta::default(),
+                    )
+                    .await
+                    .map_err(|e| {
+                        tracing::warn!(error = %e, "could not store an uploaded source");
+                        ApiError::StorageUnavailable(format!(
+                            "the uploaded source could not be stored, nothing was deployed; try again: {e}"
+                        ))
+                    })?;
+                Ok(("archive", None, None, None))
+            }
+        }
     }
 
     /// Hands a queued deployment to the runner with a fresh job token. Whatever keeps it from
@@ -178,6 +195,7 @@ impl App {
             ("git", Some(url)) => JobSource::Git {
                 url: GitUrl::parse(url)?,
                 git_ref: dep.git_ref.as_deref().map(GitRef::parse).transpose()?,
+                commit: dep.git_commit.clone(),
             },
             _ => JobSource::Archive {
                 key: layout::source_archive(&dep.id),

@@ -162,30 +162,18 @@ pub fn clone_command(
     let (target, resolve) = target(url, pinned)?;
     let mut args: Vec<String> = resolve;
     args.extend(
-        [
-            "-c",
-            "protocol.allow=never",
-            "-c",
-            "protocol.https.allow=always",
-            "-c",
-            "protocol.http.allow=always",
-            "-c",
-            "protocol.git.allow=always",
-            "-c",
-            "http.followRedirects=false",
-            "-c",
-            "core.hooksPath=/dev/null",
-            "-c",
-            "submodule.recurse=false",
-            "clone",
-            "--quiet",
-            "--depth",
-            "1",
-            "--single-branch",
-            "--no-recurse-submodules",
-            "--no-local",
-        ]
-        .map(str::to_owned),
+        SAFE_SETTINGS
+            .into_iter()
+            .chain([
+                "clone",
+                "--quiet",
+                "--depth",
+                "1",
+                "--single-branch",
+                "--no-recurse-submodules",
+                "--no-local",
+            ])
+            .map(str::to_owned),
     );
     if let Some(r) = git_ref {
         args.extend(["--branch".to_owned(), r.as_str().to_owned()]);
@@ -195,19 +183,77 @@ pub fn clone_command(
     Ok(git(sandbox, home, cwd, args))
 }
 
-/// Clones `url` at `git_ref` (default branch when `None`) into `dest`, which must not exist,
-/// from a host that is public or allowed by `allow`.
-pub async fn clone(
+/// The settings every git command that talks to the repository's host runs with: only the
+/// transports allowed, no redirects, no hooks, no submodules.
+const SAFE_SETTINGS: [&str; 14] = [
+    "-c",
+    "protocol.allow=never",
+    "-c",
+    "protocol.https.allow=always",
+    "-c",
+    "protocol.http.allow=always",
+    "-c",
+    "protocol.git.allow=always",
+    "-c",
+    "http.followRedirects=false",
+    "-c",
+    "core.hooksPath=/dev/null",
+    "-c",
+    "submodule.recurse=false",
+];
+
+/// The `git fetch` of exactly `sha` from `url` into the clone at `dest`, connecting where
+/// `pinned` says: a branch that moved on since the commit was pushed still leads to it.
+fn fetch_commit_command(
     url: &GitUrl,
-    git_ref: Option<&GitRef>,
+    sha: &str,
+    dest: &Path,
+    home: &Path,
+    pinned: Option<&Pinned>,
+    sandbox: Option<&Sandbox>,
+) -> anyhow::Result<Command> {
+    let (target, resolve) = target(url, pinned)?;
+    let mut args: Vec<String> = resolve;
+    args.extend(
+        SAFE_SETTINGS
+            .into_iter()
+            .chain(["fetch", "--quiet", "--depth", "1", "--no-tags"])
+            .map(str::to_owned),
+    );
+    args.extend([target, sha.to_owned()]);
+    Ok(git(sandbox, home, dest, args))
+}
+
+/// What to check out: a repository, at a branch or tag (the default branch when `None`), at
+/// exactly a commit when one is named.
+pub struct Checkout<'a> {
+    pub url: &'a GitUrl,
+    pub git_ref: Option<&'a GitRef>,
+    pub commit: Option<&'a str>,
+}
+
+/// Clones what `checkout` says into `dest`, which must not exist, from a host that is public
+/// or allowed by `allow`.
+pub async fn clone(
+    checkout: Checkout<'_>,
     dest: &Path,
     home: &Path,
     allow: &AllowList,
     sandbox: &Sandbox,
     log: &LogSink,
 ) -> anyhow::Result<()> {
+    let Checkout {
+        url,
+        git_ref,
+        commit,
+    } = checkout;
     // Validated again here: the builder trusts nothing it is handed.
     let url = GitUrl::parse(url.as_str()).context("the repository URL is not allowed")?;
+    if let Some(sha) = commit
+        && !scalemesh_core::commit::is_full_sha(sha)
+    {
+        anyhow::bail!("{sha:.80?} is not a commit's full name");
+    }
     let pinned = pin(&url, allow, &SystemResolver).await?;
     let started = Instant::now();
     match git_ref {
@@ -252,6 +298,9 @@ pub async fn clone(
             git_ref.map(|r| format!(" at {r}")).unwrap_or_default()
         );
     }
+    if let Some(sha) = commit {
+        at_commit(&url, pinned.as_ref(), sha, dest, home, sandbox).await?;
+    }
     // The clone saved the URL as its remote; a build must not find credentials there.
     let bare_url = url.without_credentials();
     if bare_url != url.as_str() {
@@ -276,6 +325,56 @@ pub async fn clone(
         "Cloned commit {head} in {:.1}s",
         started.elapsed().as_secs_f64()
     ));
+    Ok(())
+}
+
+/// Moves the clone at `dest` to exactly `sha`: already there when the branch still ends at
+/// it, else fetched by name (forges serve any commit reachable from a branch) and checked out.
+async fn at_commit(
+    url: &GitUrl,
+    pinned: Option<&Pinned>,
+    sha: &str,
+    dest: &Path,
+    home: &Path,
+    sandbox: &Sandbox,
+) -> anyhow::Result<()> {
+    let head = git(
+        Some(sandbox),
+        home,
+        dest,
+        vec!["rev-parse".into(), "HEAD".into()],
+    )
+    .output()
+    .await
+    .context("reading the cloned commit")?;
+    if String::from_utf8_lossy(&head.stdout).trim() == sha {
+        return Ok(());
+    }
+    let fetched = fetch_commit_command(url, sha, dest, home, pinned, Some(sandbox))?
+        .status()
+        .await
+        .context("waiting for git")?;
+    let checkout = [
+        "-c",
+        "core.hooksPath=/dev/null",
+        "checkout",
+        "--quiet",
+        "--detach",
+        sha,
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let checked_out = fetched.success()
+        && git(Some(sandbox), home, dest, checkout)
+            .status()
+            .await
+            .is_ok_and(|s| s.success());
+    if !checked_out {
+        anyhow::bail!(
+            "commit {sha} is not in {}: it was never pushed there, or its branch was rewritten since",
+            url.redacted()
+        );
+    }
     Ok(())
 }
 

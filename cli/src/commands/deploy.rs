@@ -22,8 +22,14 @@ enum Source {
     Folder(PathBuf),
 }
 
-pub async fn run(client: &Client, args: DeployArgs) -> anyhow::Result<i32> {
-    let source = classify(args.source.as_deref().unwrap_or("."))?;
+/// Where in a repository to build: a branch or tag, and exactly a commit.
+struct GitTarget {
+    git_ref: Option<GitRef>,
+    commit: Option<String>,
+}
+
+/// `--ref` and `--commit`, checked, and only for a git source.
+fn git_target(args: &DeployArgs, source: &Source) -> anyhow::Result<GitTarget> {
     let git_ref = args
         .git_ref
         .as_deref()
@@ -33,11 +39,29 @@ pub async fn run(client: &Client, args: DeployArgs) -> anyhow::Result<i32> {
             })
         })
         .transpose()?;
-    if git_ref.is_some() && matches!(source, Source::Folder(_)) {
-        return Err(CliError::new("--ref only applies to git sources")
-            .hint("deploy a git URL, or leave --ref out")
-            .into());
+    let commit = args.commit.as_deref().map(str::to_ascii_lowercase);
+    if let Some(sha) = &commit
+        && !scalemesh_core::commit::is_full_sha(sha)
+    {
+        return Err(
+            CliError::new(format!("{sha:.80} is not a commit's full name"))
+                .hint("give all 40 hex digits, as `git rev-parse HEAD` prints them")
+                .into(),
+        );
     }
+    if (git_ref.is_some() || commit.is_some()) && matches!(source, Source::Folder(_)) {
+        return Err(
+            CliError::new("--ref and --commit only apply to git sources")
+                .hint("deploy a git URL, or leave them out")
+                .into(),
+        );
+    }
+    Ok(GitTarget { git_ref, commit })
+}
+
+pub async fn run(client: &Client, args: DeployArgs) -> anyhow::Result<i32> {
+    let source = classify(args.source.as_deref().unwrap_or("."))?;
+    let target = git_target(&args, &source)?;
     // A folder deployed before knows its project.
     let link = match &source {
         Source::Folder(dir) => crate::linked::at(dir, &client.display_url()),
@@ -89,7 +113,7 @@ pub async fn run(client: &Client, args: DeployArgs) -> anyhow::Result<i32> {
         &view,
         &source,
         packed,
-        git_ref,
+        target,
         flags,
         project_name,
         &key,
@@ -298,7 +322,7 @@ async fn start_deployment(
     view: &DeployView,
     source: &Source,
     packed: Option<pack::Packed>,
-    git_ref: Option<GitRef>,
+    target: GitTarget,
     flags: DeployFlags,
     project: &str,
     key: &IdempotencyKey,
@@ -307,7 +331,8 @@ async fn start_deployment(
         (Source::Git(url), _) => {
             let body = CreateDeployment {
                 git_url: Some(url.as_str().to_owned()),
-                git_ref: git_ref.map(String::from),
+                git_ref: target.git_ref.map(String::from),
+                commit: target.commit,
                 promote: Some(flags.promote),
                 no_cache: flags.no_cache.then_some(true),
             };

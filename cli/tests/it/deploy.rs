@@ -115,15 +115,56 @@ async fn deploys_a_static_site_from_git_and_serves_its_files() {
     the_commit_is_shown(&stack, &repo.path, &id);
 }
 
-/// The deployment says which commit it was built from: its full name, the branch, the message's
-/// first line and the author, in `deployments ls` and `inspect`.
-fn the_commit_is_shown(stack: &Stack, repo: &std::path::Path, id: &str) {
-    let head = std::process::Command::new("git")
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploys_exactly_the_commit_asked_for_even_after_its_branch_moved_on() {
+    let git = GitServer::start().await;
+    let repo = git.repo("pinned", &[("index.html", "<h1>one</h1>")]);
+    let first = head(&repo.path);
+    repo.commit(&[("index.html", "<h1>two</h1>")], "second");
+    let stack = Stack::start();
+    let out = stack.cli(&["deploy", &repo.url, "--ref", "main", "--commit", &first]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        stderr(&out),
+        stack.server_log()
+    );
+    let host = format!("pinned.localhost:{}", stack.sites.port());
+    let res = stack.site(&host, "/").await;
+    assert_eq!(res.text().await.expect("body"), "<h1>one</h1>");
+    let listed = stack.api_get("/api/v1/projects/pinned/deployments").await;
+    assert_eq!(listed["deployments"][0]["commit"]["sha"], first.as_str());
+    assert_eq!(listed["deployments"][0]["commit"]["message"], "first");
+
+    // Not a full name: refused before anything is asked of the server.
+    let out = stack.cli(&["deploy", &repo.url, "--commit", &first[..7]]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("hint: give all 40 hex digits"),
+        "{}",
+        stderr(&out)
+    );
+    // A commit the repository does not have: the build fails saying so, production stays.
+    let out = stack.cli(&["deploy", &repo.url, "--commit", &"0123456789".repeat(4)]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("is not in"), "{}", stderr(&out));
+    let res = stack.site(&host, "/").await;
+    assert_eq!(res.text().await.expect("body"), "<h1>one</h1>");
+}
+
+fn head(repo: &std::path::Path) -> String {
+    let out = std::process::Command::new("git")
         .args(["rev-parse", "HEAD"])
         .current_dir(repo)
         .output()
         .expect("git");
-    let sha = String::from_utf8_lossy(&head.stdout).trim().to_owned();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The deployment says which commit it was built from: its full name, the branch, the message's
+/// first line and the author, in `deployments ls` and `inspect`.
+fn the_commit_is_shown(stack: &Stack, repo: &std::path::Path, id: &str) {
+    let sha = head(repo);
     assert_eq!(sha.len(), 40);
     let out = stack.cli(&["deployments", "ls", "hello-site"]);
     assert!(out.status.success(), "{}", stderr(&out));

@@ -127,6 +127,9 @@ pub struct CreateDeployment {
     pub git_url: Option<String>,
     #[serde(default)]
     pub git_ref: Option<String>,
+    /// Build exactly this commit (its full name), reached from `git_ref` or the default branch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
     /// Move the production alias when the build is ready (default true).
     #[serde(default)]
     pub promote: Option<bool>,

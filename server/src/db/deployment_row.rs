@@ -25,6 +25,8 @@ pub struct DeploymentRow {
     pub source_kind: String,
     pub git_url: Option<String>,
     pub git_ref: Option<String>,
+    /// The exact commit asked for.
+    pub git_commit: Option<String>,
     pub promote: bool,
     pub job_token_hash: Option<Vec<u8>>,
     /// Who started it (the project's owner for deployments older than that record).
@@ -46,7 +48,7 @@ pub(super) const SELECT: &str = "SELECT d.id, d.project_id, p.name, d.status, d.
     d.reason, d.source_kind, d.git_url, d.git_ref, d.promote, d.job_token_hash,
     COALESCE(p.production_deployment = d.id, 0), d.created_at, d.building_at, d.uploading_at, d.finished_at,
     d.runner_ref, COALESCE(d.created_by, p.owner_id), d.no_cache,
-    d.commit_sha, d.commit_branch, d.commit_message, d.commit_author
+    d.commit_sha, d.commit_branch, d.commit_message, d.commit_author, d.git_commit
     FROM deployments d JOIN projects p ON p.id = d.project_id";
 
 fn row_to_deployment(r: &Row<'_>) -> rusqlite::Result<Result<DeploymentRow, DbError>> {
@@ -87,6 +89,7 @@ fn row_to_deployment(r: &Row<'_>) -> rusqlite::Result<Result<DeploymentRow, DbEr
             source_kind: r.get(8)?,
             git_url: r.get(9)?,
             git_ref: r.get(10)?,
+            git_commit: r.get(25)?,
             promote: r.get(11)?,
             job_token_hash: r.get(12)?,
             runner_ref: r.get(18)?,

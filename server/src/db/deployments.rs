@@ -20,6 +20,8 @@ pub struct NewDeployment {
     pub source_kind: &'static str,
     pub git_url: Option<String>,
     pub git_ref: Option<String>,
+    /// The exact commit to build, when one was asked for.
+    pub git_commit: Option<String>,
     pub promote: bool,
     pub created_by: i64,
     /// Build without restoring the build cache.
@@ -187,9 +189,9 @@ impl SqliteStore {
     pub async fn insert_deployment(&self, new: NewDeployment) -> DbResult<DeploymentRow> {
         self.call(move |conn| {
             conn.execute(
-                "INSERT INTO deployments (id, project_id, status, phase, source_kind, git_url, git_ref, promote, created_at, created_by, no_cache)
-                 VALUES (?1, ?2, 'queued', 'queued', ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![new.id.as_str(), new.project_id, new.source_kind, new.git_url, new.git_ref, new.promote, now_ms(), new.created_by, new.no_cache],
+                "INSERT INTO deployments (id, project_id, status, phase, source_kind, git_url, git_ref, promote, created_at, created_by, no_cache, git_commit)
+                 VALUES (?1, ?2, 'queued', 'queued', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![new.id.as_str(), new.project_id, new.source_kind, new.git_url, new.git_ref, new.promote, now_ms(), new.created_by, new.no_cache, new.git_commit],
             )?;
             deployment_by_id(conn, new.id.as_str())?.ok_or_else(|| DbError::corrupt("inserted deployment vanished"))
         })

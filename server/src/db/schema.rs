@@ -187,6 +187,10 @@ ALTER TABLE deployments ADD COLUMN commit_branch TEXT;
 ALTER TABLE deployments ADD COLUMN commit_message TEXT;
 ALTER TABLE deployments ADD COLUMN commit_author TEXT;
 "#,
+    // The exact commit a deployment was asked to build.
+    r#"
+ALTER TABLE deployments ADD COLUMN git_commit TEXT;
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> DbResult<()> {

@@ -51,7 +51,11 @@ pub async fn create_project(
     let dep = app
         .create_deployment(
             &project,
-            NewSource::Git { url, git_ref },
+            NewSource::Git {
+                url,
+                git_ref,
+                commit: None,
+            },
             DeployOptions::default(),
             caller.user.id,
         )

@@ -290,7 +290,22 @@ fn git_source(project: &ProjectRow, req: &CreateDeployment) -> ApiResult<NewSour
         }
     };
     let git_ref = parse_git_ref(req.git_ref.as_deref().or(project.git_ref.as_deref()))?;
-    Ok(NewSource::Git { url, git_ref })
+    let commit = match req.commit.as_deref() {
+        Some(sha) if scalemesh_core::commit::is_full_sha(sha) => Some(sha.to_owned()),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_commit",
+                "name the commit in full: its 40 (or 64) lower-case hex digits, as `git rev-parse HEAD` prints them",
+            )
+            .on_field("commit"));
+        }
+        None => None,
+    };
+    Ok(NewSource::Git {
+        url,
+        git_ref,
+        commit,
+    })
 }
 
 /// Streams an uploaded archive to a temporary file, refusing it past the size limit or when it

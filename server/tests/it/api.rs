@@ -107,6 +107,50 @@ async fn bad_input_gets_400_in_one_shape_and_changes_nothing() {
 }
 
 #[tokio::test]
+async fn a_commit_to_build_is_named_in_full() {
+    let app = spawn_app().await;
+    let (status, _) = app
+        .post(
+            "/api/v1/projects",
+            json!({"name": "site", "git_url": "https://x.org/a/b"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    for commit in [
+        "6113728",
+        "6113728F27AE82C7B1A177C8D03F9E96E0ADF246",
+        "--orphan",
+    ] {
+        let (status, answer) = app
+            .post(
+                "/api/v1/projects/site/deployments",
+                json!({ "commit": commit }),
+            )
+            .await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (400, Some("invalid_commit")),
+            "{commit}: {answer}"
+        );
+    }
+    assert!(app.recorded.jobs.lock().expect("lock").is_empty());
+    let sha = "6113728f27ae82c7b1a177c8d03f9e96e0adf246";
+    let (status, answer) = app
+        .post(
+            "/api/v1/projects/site/deployments",
+            json!({ "commit": sha }),
+        )
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    let jobs = app.recorded.jobs.lock().expect("lock");
+    assert!(
+        matches!(&jobs[0].source, scalemesh_core::job::JobSource::Git { commit: Some(c), .. } if c == sha),
+        "{:?}",
+        jobs[0].source
+    );
+}
+
+#[tokio::test]
 async fn every_wrong_field_is_named_at_once() {
     let app = spawn_app().await;
     let (status, answer) = app
