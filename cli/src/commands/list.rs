@@ -227,6 +227,6 @@ mod tests {
             author: "mona".into(),
         });
         let row = deployment_row(&built, false, now);
-        assert_eq!(row[3], "6113728 Fix the header of every page on the sit");
+        assert_eq!(row[3], "6113728 Fix the header of every page on the site");
     }
 }
