@@ -87,7 +87,7 @@ async fn fetch_source(
     .await?;
 
     phase(cx, Phase::Fetching, None).await?;
-    let fetched = match &job.source {
+    let (fetched, commit) = match &job.source {
         JobSource::Git {
             url,
             git_ref,
@@ -106,17 +106,19 @@ async fn fetch_source(
                 &sandbox,
                 cx.log,
             );
-            enforcer.watching(cx.work, clone).await
+            match enforcer.watching(cx.work, clone).await {
+                Some(Ok(commit)) => (Some(Ok(())), commit),
+                Some(Err(e)) => (Some(Err(e)), None),
+                None => (None, None),
+            }
         }
         JobSource::Archive { key } => {
             fetch_archive(cx.storage.as_ref(), key, src, cx.work, cx.log).await?;
-            Some(sandbox.hand_over(src))
+            (Some(sandbox.hand_over(src)), None)
         }
     };
     judged("fetching the source", fetched, &enforcer, cx.work)?;
-    if matches!(job.source, JobSource::Git { .. })
-        && let Some(commit) = source::git::head_commit(&sandbox, home, src).await
-    {
+    if let Some(commit) = commit {
         // Shown beside the deployment; a build does not fail for not telling it.
         let _ = cx.api.report(&BuilderReport::Commit(commit)).await;
     }

@@ -149,6 +149,39 @@ fn target(url: &GitUrl, pinned: Option<&Pinned>) -> anyhow::Result<(String, Vec<
     ))
 }
 
+/// The arguments of a git command that talks to the repository at `url`, connecting where
+/// `pinned` says, with only the allowed transports, no redirects, hooks or submodules; and the
+/// URL to give it.
+fn remote_command(
+    url: &GitUrl,
+    pinned: Option<&Pinned>,
+    command: &[&str],
+) -> anyhow::Result<(Vec<String>, String)> {
+    let (target, mut args) = target(url, pinned)?;
+    args.extend(
+        [
+            "-c",
+            "protocol.allow=never",
+            "-c",
+            "protocol.https.allow=always",
+            "-c",
+            "protocol.http.allow=always",
+            "-c",
+            "protocol.git.allow=always",
+            "-c",
+            "http.followRedirects=false",
+            "-c",
+            "core.hooksPath=/dev/null",
+            "-c",
+            "submodule.recurse=false",
+        ]
+        .iter()
+        .chain(command)
+        .map(|a| (*a).to_owned()),
+    );
+    Ok((args, target))
+}
+
 /// The `git clone` of `url` at `git_ref` into `dest`, connecting where `pinned` says, inside
 /// `sandbox` when given.
 pub fn clone_command(
@@ -159,22 +192,16 @@ pub fn clone_command(
     pinned: Option<&Pinned>,
     sandbox: Option<&Sandbox>,
 ) -> anyhow::Result<Command> {
-    let (target, resolve) = target(url, pinned)?;
-    let mut args: Vec<String> = resolve;
-    args.extend(
-        SAFE_SETTINGS
-            .into_iter()
-            .chain([
-                "clone",
-                "--quiet",
-                "--depth",
-                "1",
-                "--single-branch",
-                "--no-recurse-submodules",
-                "--no-local",
-            ])
-            .map(str::to_owned),
-    );
+    let clone = [
+        "clone",
+        "--quiet",
+        "--depth",
+        "1",
+        "--single-branch",
+        "--no-recurse-submodules",
+        "--no-local",
+    ];
+    let (mut args, target) = remote_command(url, pinned, &clone)?;
     if let Some(r) = git_ref {
         args.extend(["--branch".to_owned(), r.as_str().to_owned()]);
     }
@@ -182,25 +209,6 @@ pub fn clone_command(
     let cwd = dest.parent().unwrap_or(home);
     Ok(git(sandbox, home, cwd, args))
 }
-
-/// The settings every git command that talks to the repository's host runs with: only the
-/// transports allowed, no redirects, no hooks, no submodules.
-const SAFE_SETTINGS: [&str; 14] = [
-    "-c",
-    "protocol.allow=never",
-    "-c",
-    "protocol.https.allow=always",
-    "-c",
-    "protocol.http.allow=always",
-    "-c",
-    "protocol.git.allow=always",
-    "-c",
-    "http.followRedirects=false",
-    "-c",
-    "core.hooksPath=/dev/null",
-    "-c",
-    "submodule.recurse=false",
-];
 
 /// The `git fetch` of exactly `sha` from `url` into the clone at `dest`, connecting where
 /// `pinned` says: a branch that moved on since the commit was pushed still leads to it.
@@ -212,14 +220,8 @@ fn fetch_commit_command(
     pinned: Option<&Pinned>,
     sandbox: Option<&Sandbox>,
 ) -> anyhow::Result<Command> {
-    let (target, resolve) = target(url, pinned)?;
-    let mut args: Vec<String> = resolve;
-    args.extend(
-        SAFE_SETTINGS
-            .into_iter()
-            .chain(["fetch", "--quiet", "--depth", "1", "--no-tags"])
-            .map(str::to_owned),
-    );
+    let fetch = ["fetch", "--quiet", "--depth", "1", "--no-tags"];
+    let (mut args, target) = remote_command(url, pinned, &fetch)?;
     args.extend([target, sha.to_owned()]);
     Ok(git(sandbox, home, dest, args))
 }
@@ -233,7 +235,7 @@ pub struct Checkout<'a> {
 }
 
 /// Clones what `checkout` says into `dest`, which must not exist, from a host that is public
-/// or allowed by `allow`.
+/// or allowed by `allow`: the commit checked out, when git can tell it.
 pub async fn clone(
     checkout: Checkout<'_>,
     dest: &Path,
@@ -241,7 +243,7 @@ pub async fn clone(
     allow: &AllowList,
     sandbox: &Sandbox,
     log: &LogSink,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<CommitInfo>> {
     let Checkout {
         url,
         git_ref,
@@ -260,38 +262,8 @@ pub async fn clone(
         Some(r) => log.system(format!("Cloning {} (ref {r})", url.redacted())),
         None => log.system(format!("Cloning {}", url.redacted())),
     }
-    let mut cmd = clone_command(&url, git_ref, dest, home, pinned.as_ref(), Some(sandbox))?;
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .context("could not run git; is it installed on the builder?")?;
-    let mut tails = Vec::new();
-    for pipe in [
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let log = log.clone();
-        tails.push(tokio::spawn(async move {
-            let mut lines = BufReader::new(pipe).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                log.line_waiting(LogStream::Stderr, &line).await;
-            }
-        }));
-    }
-    let status = child.wait().await.context("waiting for git")?;
-    for t in tails {
-        let _ = t.await;
-    }
-    if !status.success() {
+    let cmd = clone_command(&url, git_ref, dest, home, pinned.as_ref(), Some(sandbox))?;
+    if !run_logged(cmd, log).await?.success() {
         anyhow::bail!(
             "could not clone {}{}: check that the URL is right and the repository is reachable from the builder",
             url.redacted(),
@@ -301,30 +273,71 @@ pub async fn clone(
     if let Some(sha) = commit {
         at_commit(&url, pinned.as_ref(), sha, dest, home, sandbox).await?;
     }
-    // The clone saved the URL as its remote; a build must not find credentials there.
-    let bare_url = url.without_credentials();
-    if bare_url != url.as_str() {
-        let args = ["remote", "set-url", "origin", &bare_url].map(str::to_owned);
-        let reset = git(Some(sandbox), home, dest, args.to_vec())
-            .status()
-            .await
-            .context("removing credentials from the clone")?;
-        if !reset.success() {
-            anyhow::bail!("could not remove the credentials from the clone's remote");
-        }
-    }
-    let args = ["rev-parse", "--short=12", "HEAD"].map(str::to_owned);
-    let head = git(Some(sandbox), home, dest, args.to_vec())
-        .output()
-        .await
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_else(|| "?".to_owned());
+    forget_credentials(&url, dest, home, sandbox).await?;
+    let head = head_commit(sandbox, home, dest).await;
+    let short = head.as_ref().map_or("?", |c| &c.sha[..12]);
     log.system(format!(
-        "Cloned commit {head} in {:.1}s",
+        "Cloned commit {short} in {:.1}s",
         started.elapsed().as_secs_f64()
     ));
+    Ok(head)
+}
+
+/// Runs `cmd`, every line it prints going to the build's log; how it ended.
+async fn run_logged(mut cmd: Command, log: &LogSink) -> anyhow::Result<std::process::ExitStatus> {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .context("could not run git; is it installed on the builder?")?;
+    let pipes = [
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+    ];
+    let tails: Vec<_> = pipes
+        .into_iter()
+        .flatten()
+        .map(|pipe| {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(pipe).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    log.line_waiting(LogStream::Stderr, &line).await;
+                }
+            })
+        })
+        .collect();
+    let status = child.wait().await.context("waiting for git")?;
+    for t in tails {
+        let _ = t.await;
+    }
+    Ok(status)
+}
+
+/// The clone saved the URL as its remote; a build must not find credentials there.
+async fn forget_credentials(
+    url: &GitUrl,
+    dest: &Path,
+    home: &Path,
+    sandbox: &Sandbox,
+) -> anyhow::Result<()> {
+    let bare_url = url.without_credentials();
+    if bare_url == url.as_str() {
+        return Ok(());
+    }
+    let args = ["remote", "set-url", "origin", &bare_url].map(str::to_owned);
+    let reset = git(Some(sandbox), home, dest, args.to_vec())
+        .status()
+        .await
+        .context("removing credentials from the clone")?;
+    if !reset.success() {
+        anyhow::bail!("could not remove the credentials from the clone's remote");
+    }
     Ok(())
 }
 
@@ -380,7 +393,7 @@ async fn at_commit(
 
 /// The commit checked out in the clone at `dest`: its name, branch (none for a tag), the first
 /// line of its message and its author, read inside the sandbox; `None` if git cannot say.
-pub async fn head_commit(sandbox: &Sandbox, home: &Path, dest: &Path) -> Option<CommitInfo> {
+async fn head_commit(sandbox: &Sandbox, home: &Path, dest: &Path) -> Option<CommitInfo> {
     let read = |args: &[&str]| {
         let args = args.iter().map(|a| (*a).to_owned()).collect();
         let mut cmd = git(Some(sandbox), home, dest, args);

@@ -90,20 +90,7 @@ pub async fn run(client: &Client, args: DeployArgs) -> anyhow::Result<i32> {
         };
         return prebuilt(client, view, &args, dir, &name, flags).await;
     }
-    // A folder is checked and packed before anything exists on the server: a mistake there
-    // changes nothing.
-    let packed = match &source {
-        Source::Folder(dir) => {
-            check_site_config(dir)?;
-            let packed = tokio::task::spawn_blocking({
-                let dir = dir.clone();
-                move || pack::pack(&dir)
-            })
-            .await??;
-            Some(packed)
-        }
-        Source::Git(_) => None,
-    };
+    let packed = packed_folder(&source).await?;
     let (project, created) = ensure_project(client, &name, &source).await?;
     // One key for this deploy: a retried request answers the deployment the first one made.
     let key = IdempotencyKey::random();
@@ -121,49 +108,83 @@ pub async fn run(client: &Client, args: DeployArgs) -> anyhow::Result<i32> {
     .await;
     let deployment = match started {
         Ok(deployment) => deployment,
-        Err(e) => {
-            // A project made for this deploy alone does not outlive its refusal. Only a refusal:
-            // after a timeout the server may have taken the deployment after all.
-            let refused = e.status().is_some_and(|s| s.is_client_error());
-            if created
-                && refused
-                && let Err(left) = discard(client, project_name).await
-            {
-                eprintln!(
-                    "warning: project {project_name} was made for this deploy and could not be removed ({}); `scalemesh projects rm {project_name}` removes it",
-                    crate::escape::sanitize(&left.to_string(), false)
-                );
-            }
-            return Err(client.explain(e).into());
-        }
+        Err(e) => return Err(refused(client, project_name, created, e).await),
     };
     view.note(&format!(
         "Deploying {} (deployment {})",
         project.name, deployment.id
     ));
     if let Source::Folder(dir) = &source {
-        let wanted = crate::linked::Link {
-            project: project.name.to_string(),
-            api_url: client.display_url(),
-        };
-        if link.as_ref() != Some(&wanted)
-            && let Ok(path) = crate::linked::write(dir, &wanted)
-        {
-            view.note(&format!(
-                "This folder now deploys to {} ({}): logs, deployments ls and rollback need no project here",
-                project.name,
-                path.display()
-            ));
-        }
+        link_folder(client, &view, dir, link.as_ref(), &project);
     }
-
     if args.no_wait {
         view.finish();
         print_result(&deployment, args.json, &deployment.url)?;
         return Ok(0);
     }
+    follow_build(client, view, &deployment, &project, &args).await
+}
 
-    let mut view = view;
+/// A folder checked and packed before anything exists on the server: a mistake there changes
+/// nothing. `None` for a repository.
+async fn packed_folder(source: &Source) -> anyhow::Result<Option<pack::Packed>> {
+    let Source::Folder(dir) = source else {
+        return Ok(None);
+    };
+    check_site_config(dir)?;
+    let dir = dir.clone();
+    let packed = tokio::task::spawn_blocking(move || pack::pack(&dir)).await??;
+    Ok(Some(packed))
+}
+
+/// The error for a deployment the server did not start. A project made for this deploy alone
+/// does not outlive its refusal; only a refusal: after a timeout the server may have taken the
+/// deployment after all.
+async fn refused(client: &Client, project: &str, created: bool, e: ClientError) -> anyhow::Error {
+    let refused = e.status().is_some_and(|s| s.is_client_error());
+    if created
+        && refused
+        && let Err(left) = discard(client, project).await
+    {
+        eprintln!(
+            "warning: project {project} was made for this deploy and could not be removed ({}); `scalemesh projects rm {project}` removes it",
+            crate::escape::sanitize(&left.to_string(), false)
+        );
+    }
+    client.explain(e).into()
+}
+
+/// Remembers in `dir` the project it deploys to, unless it says so already.
+fn link_folder(
+    client: &Client,
+    view: &DeployView,
+    dir: &Path,
+    link: Option<&crate::linked::Link>,
+    project: &Project,
+) {
+    let wanted = crate::linked::Link {
+        project: project.name.to_string(),
+        api_url: client.display_url(),
+    };
+    if link != Some(&wanted)
+        && let Ok(path) = crate::linked::write(dir, &wanted)
+    {
+        view.note(&format!(
+            "This folder now deploys to {} ({}): logs, deployments ls and rollback need no project here",
+            project.name,
+            path.display()
+        ));
+    }
+}
+
+/// Shows the build of `deployment` as it goes, to its end: the exit code.
+async fn follow_build(
+    client: &Client,
+    mut view: DeployView,
+    deployment: &Deployment,
+    project: &Project,
+    args: &DeployArgs,
+) -> anyhow::Result<i32> {
     let started = std::time::Instant::now();
     let followed = follow::follow(client, deployment.id.as_str(), 0, |event| match event {
         Event::Lines(lines) => view.lines(lines),
@@ -196,46 +217,54 @@ pub async fn run(client: &Client, args: DeployArgs) -> anyhow::Result<i32> {
         .deployment(deployment.id.as_str())
         .await
         .map_err(|e| client.explain(e))?;
-    match end.status {
-        DeploymentStatus::Ready => {
-            say_ready(&view, &finished, started);
-            let url = end
-                .url
-                .clone()
-                .unwrap_or_else(|| finished.live_url().to_owned());
-            print_result(&finished, args.json, &url)?;
-            Ok(0)
-        }
-        status => {
-            view.finish();
-            let reason = end.reason.unwrap_or_else(|| "no reason given".to_owned());
-            let what = if status == DeploymentStatus::Canceled {
-                "canceled"
-            } else {
-                "failed"
-            };
-            let mut err = CliError::new(format!("deployment {} {what}: {reason}", deployment.id))
-                .code(super::exit_code(status));
-            if status == DeploymentStatus::Failed {
-                let live = if project.production_deployment.is_some() {
-                    format!("; {} still serves the previous deployment", project.url)
-                } else {
-                    String::new()
-                };
-                err = err.hint(format!(
-                    "see the whole log with `scalemesh logs {}`{live}",
-                    deployment.id
-                ));
-            }
-            if args.json {
-                // The deployment, failed as it is, is the one document on stdout; why, on stderr.
-                print_result(&finished, true, "")?;
-                eprintln!("error: {}", crate::escape::sanitize(&err.message, false));
-                return Ok(err.code);
-            }
-            Err(err.into())
-        }
+    if end.status == DeploymentStatus::Ready {
+        say_ready(&view, &finished, started);
+        let url = end
+            .url
+            .clone()
+            .unwrap_or_else(|| finished.live_url().to_owned());
+        print_result(&finished, args.json, &url)?;
+        return Ok(0);
     }
+    view.finish();
+    did_not_go_live(&finished, end, project, args.json)
+}
+
+/// Says why `finished` did not become ready, and how to see more: the exit code (with `json`,
+/// the deployment goes on stdout and the error on stderr).
+fn did_not_go_live(
+    finished: &Deployment,
+    end: follow::End,
+    project: &Project,
+    json: bool,
+) -> anyhow::Result<i32> {
+    let status = end.status;
+    let reason = end.reason.unwrap_or_else(|| "no reason given".to_owned());
+    let what = if status == DeploymentStatus::Canceled {
+        "canceled"
+    } else {
+        "failed"
+    };
+    let mut err = CliError::new(format!("deployment {} {what}: {reason}", finished.id))
+        .code(super::exit_code(status));
+    if status == DeploymentStatus::Failed {
+        let live = if project.production_deployment.is_some() {
+            format!("; {} still serves the previous deployment", project.url)
+        } else {
+            String::new()
+        };
+        err = err.hint(format!(
+            "see the whole log with `scalemesh logs {}`{live}",
+            finished.id
+        ));
+    }
+    if json {
+        // The deployment, failed as it is, is the one document on stdout; why, on stderr.
+        print_result(finished, true, "")?;
+        eprintln!("error: {}", crate::escape::sanitize(&err.message, false));
+        return Ok(err.code);
+    }
+    Err(err.into())
 }
 
 /// `deploy <folder> --prebuilt`: the folder read before anything exists on the server, then

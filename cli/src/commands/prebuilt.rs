@@ -134,7 +134,6 @@ pub async fn deploy(
     let progress = |p: upload::Progress| view.upload(p);
     // Only files changed since the last upload of this folder are read.
     let saved = folder.known_at;
-    let known = folder.known;
     let uploading = upload::upload_known(
         &sink,
         &project.name,
@@ -142,7 +141,7 @@ pub async fn deploy(
         folder.files,
         folder.routing,
         &progress,
-        std::sync::Arc::new(known),
+        std::sync::Arc::new(folder.known),
     );
     let uploaded = tokio::select! {
         uploaded = uploading => uploaded,
@@ -150,24 +149,7 @@ pub async fn deploy(
     };
     let uploaded = match uploaded {
         Ok(uploaded) => uploaded,
-        Err(e) => {
-            // Recorded so that running the command again skips what went up.
-            let _ = sink.flush().await;
-            let reason = format!("{e:#}");
-            let _ = sink
-                .job
-                .report(
-                    &id,
-                    &BuilderReport::Failed {
-                        reason: reason.clone(),
-                    },
-                )
-                .await;
-            view.finish();
-            return Err(CliError::new(format!("deployment {id} failed: {reason}"))
-                .hint("run the same command again: files already stored are not sent again")
-                .into());
-        }
+        Err(e) => return Err(cut_off(&sink, view, &e).await),
     };
     let Uploaded {
         digests,
@@ -188,6 +170,21 @@ pub async fn deploy(
     // A digest not remembered is only read again next time.
     let _ = remembered.await;
     ready.map_err(|e| client.explain(e).into())
+}
+
+/// Fails a deployment whose upload was cut off by `e`, keeping what went up (so running the
+/// command again skips it): the error to show.
+async fn cut_off(sink: &Sink, view: &DeployView, e: &anyhow::Error) -> anyhow::Error {
+    let _ = sink.flush().await;
+    let reason = format!("{e:#}");
+    let failed = BuilderReport::Failed {
+        reason: reason.clone(),
+    };
+    let _ = sink.job.report(&sink.deployment, &failed).await;
+    view.finish();
+    CliError::new(format!("deployment {} failed: {reason}", sink.deployment))
+        .hint("run the same command again: files already stored are not sent again")
+        .into()
 }
 
 /// Where the digests of the last upload of `dir` are kept: one file per folder, named by a

@@ -131,28 +131,44 @@ fn github_like(
     })
 }
 
-fn github_push(json: &Value) -> Result<Event, Unreadable> {
-    let missing = |field| Unreadable::Missing {
-        kind: "push".into(),
-        field,
-    };
-    let reference = text(json, &["ref"]).ok_or(missing("ref"))?;
+/// The branch a push moved and its new head; or what the push is instead: a push of a tag is
+/// ignored, one whose new head is all zeros (or says `deleted`) deleted the branch.
+fn pushed(json: &Value, kind: &str) -> Result<Result<(String, String), Event>, Unreadable> {
+    let reference = text(json, &["ref"]).ok_or_else(|| missing(kind, "ref"))?;
     let Some(branch) = reference.strip_prefix("refs/heads/") else {
-        return Ok(Event::Ignored(format!("{reference:.80} is not a branch")));
+        return Ok(Err(Event::Ignored(format!(
+            "{reference:.80} is not a branch"
+        ))));
     };
-    let after = text(json, &["after"]).ok_or(missing("after"))?;
+    let after = text(json, &["after"]).ok_or_else(|| missing(kind, "after"))?;
     if json["deleted"].as_bool() == Some(true) || after == ZEROS {
-        return Ok(Event::BranchDeleted {
+        return Ok(Err(Event::BranchDeleted {
             branch: branch.to_owned(),
-        });
+        }));
     }
+    Ok(Ok((branch.to_owned(), after)))
+}
+
+/// A delivery of `kind` that lacks `field`.
+fn missing(kind: &str, field: &'static str) -> Unreadable {
+    Unreadable::Missing {
+        kind: kind.to_owned(),
+        field,
+    }
+}
+
+fn github_push(json: &Value) -> Result<Event, Unreadable> {
+    let (branch, after) = match pushed(json, "push")? {
+        Ok(pushed) => pushed,
+        Err(event) => return Ok(event),
+    };
     let head = &json["head_commit"];
     let author = text(head, &["author", "username"])
         .or_else(|| text(head, &["author", "name"]))
         .or_else(|| text(json, &["pusher", "name"]))
         .unwrap_or_default();
     Ok(Event::Push {
-        branch: branch.to_owned(),
+        branch,
         commit: Commit {
             sha: after,
             message: first_line(text(head, &["message"]).unwrap_or_default()),
@@ -162,10 +178,7 @@ fn github_push(json: &Value) -> Result<Event, Unreadable> {
 }
 
 fn github_pull(json: &Value) -> Result<Event, Unreadable> {
-    let missing = |field| Unreadable::Missing {
-        kind: "pull_request".into(),
-        field,
-    };
+    let missing = |field| missing("pull_request", field);
     let action = text(json, &["action"]).ok_or(missing("action"))?;
     let action = match action.as_str() {
         "opened" | "reopened" => PullAction::Opened,
@@ -226,20 +239,10 @@ fn gitlab(headers: &(impl Headers + ?Sized), json: &Value) -> Result<Delivery, U
 }
 
 fn gitlab_push(json: &Value) -> Result<Event, Unreadable> {
-    let missing = |field| Unreadable::Missing {
-        kind: "Push Hook".into(),
-        field,
+    let (branch, after) = match pushed(json, "Push Hook")? {
+        Ok(pushed) => pushed,
+        Err(event) => return Ok(event),
     };
-    let reference = text(json, &["ref"]).ok_or(missing("ref"))?;
-    let Some(branch) = reference.strip_prefix("refs/heads/") else {
-        return Ok(Event::Ignored(format!("{reference:.80} is not a branch")));
-    };
-    let after = text(json, &["after"]).ok_or(missing("after"))?;
-    if after == ZEROS {
-        return Ok(Event::BranchDeleted {
-            branch: branch.to_owned(),
-        });
-    }
     let sha = text(json, &["checkout_sha"]).unwrap_or(after);
     // The commits listed (the first 20) end with the newest; the pushed head is among them.
     let message = json["commits"]
@@ -249,7 +252,7 @@ fn gitlab_push(json: &Value) -> Result<Event, Unreadable> {
         .map(|m| first_line(m.to_owned()))
         .unwrap_or_default();
     Ok(Event::Push {
-        branch: branch.to_owned(),
+        branch,
         commit: Commit {
             sha,
             message,
@@ -259,10 +262,7 @@ fn gitlab_push(json: &Value) -> Result<Event, Unreadable> {
 }
 
 fn gitlab_merge_request(json: &Value) -> Result<Event, Unreadable> {
-    let missing = |field| Unreadable::Missing {
-        kind: "Merge Request Hook".into(),
-        field,
-    };
+    let missing = |field| missing("Merge Request Hook", field);
     let attrs = &json["object_attributes"];
     let action = text(attrs, &["action"]).ok_or(missing("object_attributes.action"))?;
     let action = match action.as_str() {
