@@ -1,5 +1,6 @@
-//! Site host names: `<project>.<base>` serves a project's production deployment and
-//! `<deployment>--<project>.<base>` one deployment. The server builds these, the proxy parses them,
+//! Site host names: `<project>.<base>` serves a project's production deployment,
+//! `<deployment>--<project>.<base>` one deployment, and `<label>--<project>.<base>` what a branch
+//! (`git-<branch>`) or a pull request (`pr-<number>`) last deployed. The server builds these, the proxy parses them,
 //! so both live here. Any other host is no site at all — never some default project.
 
 use crate::{DeploymentId, ProjectName};
@@ -13,6 +14,33 @@ pub enum SiteHost {
         project: ProjectName,
         deployment: DeploymentId,
     },
+    /// A branch's or a pull request's stable preview: `git-…` or `pr-<n>`.
+    Label {
+        project: ProjectName,
+        label: String,
+    },
+}
+
+/// Whether `label` names a branch or pull request preview: `git-` and letters, digits and
+/// single inner hyphens, or `pr-` and a number. Never a deployment id, which has no `-`.
+pub fn is_preview_label(label: &str) -> bool {
+    let word = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !s.starts_with('-')
+            && !s.ends_with('-')
+            && !s.contains("--")
+    };
+    match (label.strip_prefix("git-"), label.strip_prefix("pr-")) {
+        (Some(rest), _) => label.len() <= 63 && word(rest),
+        (_, Some(n)) => {
+            (1..=10).contains(&n.len())
+                && n.bytes().all(|b| b.is_ascii_digit())
+                && !n.starts_with('0')
+        }
+        _ => false,
+    }
 }
 
 /// How sites are addressed: `http://<label>.<base_domain>:<port>`.
@@ -48,6 +76,11 @@ impl SiteHosts {
 
     pub fn deployment_url(&self, project: &ProjectName, deployment: &DeploymentId) -> String {
         self.url(&format!("{deployment}--{project}"))
+    }
+
+    /// The stable URL of a branch's or pull request's previews.
+    pub fn label_url(&self, project: &ProjectName, label: &str) -> String {
+        self.url(&format!("{label}--{project}"))
     }
 
     /// A custom domain's URL: the same scheme and port as the base domain's sites, since the
@@ -91,10 +124,19 @@ impl SiteHosts {
         }
         match label.split_once("--") {
             None => ProjectName::parse(label).ok().map(SiteHost::Project),
-            Some((deployment, project)) => Some(SiteHost::Deployment {
-                project: ProjectName::parse(project).ok()?,
-                deployment: DeploymentId::parse(deployment).ok()?,
-            }),
+            Some((named, project)) => {
+                let project = ProjectName::parse(project).ok()?;
+                if is_preview_label(named) {
+                    return Some(SiteHost::Label {
+                        project,
+                        label: named.to_owned(),
+                    });
+                }
+                Some(SiteHost::Deployment {
+                    project,
+                    deployment: DeploymentId::parse(named).ok()?,
+                })
+            }
         }
     }
 }
@@ -164,6 +206,10 @@ mod tests {
             "http://www.example.com:8080"
         );
         assert_eq!(h.pattern(), "http://<project>.localhost:8080");
+        assert_eq!(
+            h.label_url(&p, "git-main"),
+            "http://git-main--site.localhost:8080"
+        );
         let https = SiteHosts::new("Example.COM.", "https", Some(443));
         assert_eq!(https.project_url(&p), "https://site.example.com");
         assert_eq!(
@@ -211,6 +257,27 @@ mod tests {
             ("abcdefghijkl--.localhost", None),
             ("abcdefghijkl--a--b.localhost", None),
             ("-site.localhost", None),
+            (
+                "git-feature-x--site.localhost:8080",
+                Some(SiteHost::Label {
+                    project: ProjectName::parse("site").expect("valid"),
+                    label: "git-feature-x".into(),
+                }),
+            ),
+            (
+                "PR-12--site.localhost",
+                Some(SiteHost::Label {
+                    project: ProjectName::parse("site").expect("valid"),
+                    label: "pr-12".into(),
+                }),
+            ),
+            ("git---site.localhost", None),
+            ("git-a--b--site.localhost", None),
+            ("git-x---site.localhost", None),
+            ("pr-012--site.localhost", None),
+            ("pr-1a--site.localhost", None),
+            ("pr---site.localhost", None),
+            ("feature-x--site.localhost", None),
         ];
         for (raw, want) in cases {
             assert_eq!(&h.parse(raw), want, "{raw:?}");

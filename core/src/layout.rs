@@ -86,6 +86,12 @@ pub fn route(project: &ProjectName) -> String {
     format!("__routes/{project}.json")
 }
 
+/// The alias of a branch's or pull request's preview host (`git-main`, `pr-12`): the same
+/// [`Route`] as production's, one object per label.
+pub fn label_route(project: &ProjectName, label: &str) -> String {
+    format!("__routes/{project}/{label}.json")
+}
+
 pub fn source_archive(deployment: &DeploymentId) -> String {
     format!("__sources/{deployment}.tar.gz")
 }

@@ -98,6 +98,7 @@ impl App {
                 promote,
                 created_by: by,
                 no_cache: false,
+                preview_label: None,
             })
             .await
             .map_err(|e| {

@@ -22,12 +22,14 @@ use crate::db::{
 use crate::error::{ApiError, ApiResult};
 
 /// What a deploy request asked for besides its source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeployOptions {
     /// Move the production alias when the build is ready.
     pub promote: bool,
     /// Build without restoring the build cache.
     pub no_cache: bool,
+    /// The branch or pull request preview host to serve it at once ready.
+    pub preview_label: Option<String>,
 }
 
 impl Default for DeployOptions {
@@ -35,6 +37,7 @@ impl Default for DeployOptions {
         Self {
             promote: true,
             no_cache: false,
+            preview_label: None,
         }
     }
 }
@@ -104,6 +107,7 @@ impl App {
                 promote: options.promote,
                 created_by: by,
                 no_cache: options.no_cache,
+                preview_label: options.preview_label,
             })
             .await;
         let row = match inserted {
@@ -504,6 +508,17 @@ impl App {
         } else if let Some(proxy) = &self.proxy {
             // A preview: its address may have been asked for, and found missing, while it built.
             proxy.invalidate(&row.project);
+        }
+        if let Err(e) = self.move_preview(&row).await {
+            tracing::error!(deployment = %row.id, error = format!("{e:#}"), "could not move a branch's preview");
+            lines.extend(
+                self.store
+                    .append_system_lines(
+                        &row.id,
+                        vec![format!("Could not move its branch's preview host: {e:#}")],
+                    )
+                    .await?,
+            );
         }
         self.publish_lines(&row.id, lines);
         self.ended(&row);

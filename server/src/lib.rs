@@ -11,6 +11,7 @@ mod db;
 mod deployments;
 mod error;
 pub mod forge;
+mod hooks;
 mod listen;
 mod logs;
 mod manifests;

@@ -1,6 +1,7 @@
 //! The JSON the API speaks, shared by the server that writes it and the clients that read it.
 
 mod blobs;
+mod git;
 mod team;
 
 use std::collections::BTreeMap;
@@ -17,6 +18,7 @@ pub use blobs::{
     MAX_FILES, MissingBlob, PackRequest, PackUploads, PrebuiltStarted, PresignedPut, StartPrebuilt,
     StoredBlob, SweepReport,
 };
+pub use git::{ConnectGit, GitConnection, GitDelivery, HookAnswer, Preview};
 pub use team::{
     AddMember, BuildEnv, CreateToken, CreateUser, CreatedToken, CreatedUser, EnvList, EnvVar, Me,
     Member, MemberList, NameHold, NameHoldList, PutEnv, Token, TokenList, User, UserList,

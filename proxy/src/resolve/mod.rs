@@ -196,6 +196,13 @@ async fn find(
             let fresh_from = alias.at.min(record.at);
             (project, deployment, Some(fresh_from), Served::Production)
         }
+        SiteHost::Label { project, label } => {
+            let alias = table.label(storage, &project, &label).await?;
+            let Some(deployment) = alias.value else {
+                return Ok(None);
+            };
+            (project, deployment, Some(alias.at), Served::Preview)
+        }
         // A preview names its deployment: no alias to go stale.
         SiteHost::Deployment {
             project,
@@ -203,9 +210,9 @@ async fn find(
         } => (project, deployment, None, Served::Preview),
     };
     // A deployment an alias named is known to exist; one the host alone named is a guess.
-    let named_by = match served {
-        Served::Production => NamedBy::Storage,
-        Served::Preview => NamedBy::Host,
+    let named_by = match fresh_from {
+        Some(_) => NamedBy::Storage,
+        None => NamedBy::Host,
     };
     let Some(Read {
         value: site,

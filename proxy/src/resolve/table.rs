@@ -37,7 +37,8 @@ pub struct SiteTable {
     ttl: Duration,
     recheck: Duration,
     capacity: usize,
-    aliases: Fresh<ProjectName, DeploymentId>,
+    /// Production's (label `None`) and the preview labels' of each project.
+    aliases: Fresh<(ProjectName, Option<Box<str>>), DeploymentId>,
     domains: Fresh<String, ProjectName>,
     /// Whether storage has a manifest of a deployment of a project, as it last said (the
     /// manifests themselves are in `manifests`, as many as fit).
@@ -235,7 +236,8 @@ impl SiteTable {
     }
 
     pub fn invalidate(&self, project: &ProjectName) {
-        self.aliases.forget(project);
+        self.aliases
+            .forget_where(Answers::All, |(of, _)| of == project);
         // A deployment of it may have just become ready.
         self.deployments
             .forget_where(Answers::Missing, |(of, _)| of == project);
@@ -324,29 +326,54 @@ impl SiteTable {
         project: &ProjectName,
         named_by: NamedBy,
     ) -> Result<Read<Option<DeploymentId>>, ResolveError> {
-        if let Some(found) = self.aliases.get(project, self.ttl) {
+        self.alias(storage, project, None, named_by).await
+    }
+
+    /// The deployment a branch's or pull request's preview host (`label`) serves, as
+    /// [`SiteTable::production`] reads production's.
+    pub async fn label(
+        &self,
+        storage: &dyn Storage,
+        project: &ProjectName,
+        label: &str,
+    ) -> Result<Read<Option<DeploymentId>>, ResolveError> {
+        self.alias(storage, project, Some(label), NamedBy::Host)
+            .await
+    }
+
+    /// Production's alias (`label` `None`) or a preview label's.
+    async fn alias(
+        &self,
+        storage: &dyn Storage,
+        project: &ProjectName,
+        label: Option<&str>,
+        named_by: NamedBy,
+    ) -> Result<Read<Option<DeploymentId>>, ResolveError> {
+        let key = (project.clone(), label.map(Box::from));
+        if let Some(found) = self.aliases.get(&key, self.ttl) {
             return Ok(found);
         }
-        let _flight = self.flights.join(&layout::route(project)).await;
-        if let Some(found) = self.aliases.get(project, self.ttl) {
+        let object = match label {
+            None => layout::route(project),
+            Some(label) => layout::label_route(project, label),
+        };
+        let _flight = self.flights.join(&object).await;
+        if let Some(found) = self.aliases.get(&key, self.ttl) {
             return Ok(found);
         }
-        if named_by == NamedBy::Host && !self.aliases.existed(project) {
+        if named_by == NamedBy::Host && !self.aliases.existed(&key) {
             self.unknown_read()?;
         }
-        let deployment = match storage.get_bytes(&layout::route(project)).await {
+        let deployment = match storage.get_bytes(&object).await {
             Ok(bytes) => {
-                let route: Route = serde_json::from_slice(&bytes).map_err(|e| {
-                    StorageError::Backend(format!("route of {project} is unreadable: {e}"))
-                })?;
+                let route: Route = serde_json::from_slice(&bytes)
+                    .map_err(|e| StorageError::Backend(format!("{object} is unreadable: {e}")))?;
                 (route.project == *project).then_some(route.deployment)
             }
             Err(e) if e.is_not_found() => None,
             Err(e) => return Err(e.into()),
         };
-        let at = self
-            .aliases
-            .put(project.clone(), deployment.clone(), self.ttl);
+        let at = self.aliases.put(key, deployment.clone(), self.ttl);
         Ok(Read {
             value: deployment,
             at,

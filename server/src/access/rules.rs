@@ -9,6 +9,8 @@ use scalemesh_core::access::{Role, TokenRole};
 pub enum Action {
     /// Answered without a token.
     Public,
+    /// A forge's delivery: signed with the project's webhook secret, no token read.
+    Delivery,
     /// Only a build's job token, for its own unfinished deployment.
     Job,
     /// Who am I.
@@ -52,6 +54,8 @@ pub enum Action {
 pub enum Need {
     Nothing,
     JobToken,
+    /// A body signed with the project's webhook secret; tokens are not read.
+    Signature,
     /// Any valid user token.
     AnyToken,
     /// A token for all of its user's projects that may create things (`full` or `deploy`).
@@ -68,6 +72,11 @@ pub enum Need {
 pub const RULES: &[(Action, Need, &str)] = &[
     (Action::Public, Need::Nothing, "this"),
     (Action::Job, Need::JobToken, "reporting on a build"),
+    (
+        Action::Delivery,
+        Need::Signature,
+        "delivering a repository's events",
+    ),
     (Action::ReadSelf, Need::AnyToken, "reading who you are"),
     (Action::ListProjects, Need::AnyToken, "listing projects"),
     (
@@ -186,6 +195,7 @@ const fn route(method: &'static str, path: &'static str, action: Action) -> Rout
 pub const ROUTES: &[Route] = &[
     route("GET", "/health", Action::Public),
     route("POST", "/project", Action::CreateProject),
+    route("POST", "/hooks/git/{name}", Action::Delivery),
     route("GET", "/api/v1/me", Action::ReadSelf),
     route("GET", "/api/v1/tokens", Action::ManageTokens),
     route("POST", "/api/v1/tokens", Action::ManageTokens),
@@ -240,6 +250,13 @@ pub const ROUTES: &[Route] = &[
         "DELETE",
         "/api/v1/projects/{name}/members/{user}",
         Action::ManageMembers,
+    ),
+    route("GET", "/api/v1/projects/{name}/git", Action::ViewProject),
+    route("PUT", "/api/v1/projects/{name}/git", Action::EditSettings),
+    route(
+        "DELETE",
+        "/api/v1/projects/{name}/git",
+        Action::EditSettings,
     ),
     route("GET", "/api/v1/projects/{name}/env", Action::ViewProject),
     route(
@@ -359,6 +376,10 @@ pub fn decide(grant: &Grant, standing: Option<Standing>, action: Action) -> Deci
         Need::Nothing | Need::AnyToken => Decision::Allow,
         // User tokens never act as job tokens.
         Need::JobToken => Decision::Denied(format!("{what} needs the build's job token")),
+        // No token stands for a forge's signature.
+        Need::Signature => Decision::Denied(format!(
+            "{what} needs a body signed with the project's webhook secret"
+        )),
         Need::UnlimitedWriter => {
             if grant.limited || grant.token_role == TokenRole::Read {
                 Decision::Denied(format!(

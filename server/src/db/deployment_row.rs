@@ -42,13 +42,15 @@ pub struct DeploymentRow {
     pub finished_at: Option<OffsetDateTime>,
     /// The commit it was built from, once its builder said.
     pub commit: Option<CommitInfo>,
+    /// The branch or pull request preview host it serves once ready (`git-main`, `pr-12`).
+    pub preview_label: Option<String>,
 }
 
 pub(super) const SELECT: &str = "SELECT d.id, d.project_id, p.name, d.status, d.phase, d.progress_done, d.progress_total,
     d.reason, d.source_kind, d.git_url, d.git_ref, d.promote, d.job_token_hash,
     COALESCE(p.production_deployment = d.id, 0), d.created_at, d.building_at, d.uploading_at, d.finished_at,
     d.runner_ref, COALESCE(d.created_by, p.owner_id), d.no_cache,
-    d.commit_sha, d.commit_branch, d.commit_message, d.commit_author, d.git_commit
+    d.commit_sha, d.commit_branch, d.commit_message, d.commit_author, d.git_commit, d.preview_label
     FROM deployments d JOIN projects p ON p.id = d.project_id";
 
 fn row_to_deployment(r: &Row<'_>) -> rusqlite::Result<Result<DeploymentRow, DbError>> {
@@ -101,6 +103,7 @@ fn row_to_deployment(r: &Row<'_>) -> rusqlite::Result<Result<DeploymentRow, DbEr
             uploading_at: uploading_at.map(from_ms),
             finished_at: finished_at.map(from_ms),
             commit,
+            preview_label: r.get(26)?,
         })
     })();
     Ok(row)

@@ -26,6 +26,8 @@ pub struct NewDeployment {
     pub created_by: i64,
     /// Build without restoring the build cache.
     pub no_cache: bool,
+    /// The branch or pull request preview host it serves once ready.
+    pub preview_label: Option<String>,
 }
 
 /// A requested change of a deployment's status (or, within the same status, of its phase).
@@ -189,9 +191,9 @@ impl SqliteStore {
     pub async fn insert_deployment(&self, new: NewDeployment) -> DbResult<DeploymentRow> {
         self.call(move |conn| {
             conn.execute(
-                "INSERT INTO deployments (id, project_id, status, phase, source_kind, git_url, git_ref, promote, created_at, created_by, no_cache, git_commit)
-                 VALUES (?1, ?2, 'queued', 'queued', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![new.id.as_str(), new.project_id, new.source_kind, new.git_url, new.git_ref, new.promote, now_ms(), new.created_by, new.no_cache, new.git_commit],
+                "INSERT INTO deployments (id, project_id, status, phase, source_kind, git_url, git_ref, promote, created_at, created_by, no_cache, git_commit, preview_label)
+                 VALUES (?1, ?2, 'queued', 'queued', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![new.id.as_str(), new.project_id, new.source_kind, new.git_url, new.git_ref, new.promote, now_ms(), new.created_by, new.no_cache, new.git_commit, new.preview_label],
             )?;
             deployment_by_id(conn, new.id.as_str())?.ok_or_else(|| DbError::corrupt("inserted deployment vanished"))
         })

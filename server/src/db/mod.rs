@@ -8,6 +8,7 @@ mod deployment_row;
 mod deployments;
 mod env;
 mod error;
+mod git;
 mod holds;
 mod idempotency;
 mod logs;

@@ -191,6 +191,39 @@ ALTER TABLE deployments ADD COLUMN commit_author TEXT;
     r#"
 ALTER TABLE deployments ADD COLUMN git_commit TEXT;
 "#,
+    // Projects connected to their repository: the webhook's sealed secret, the deliveries it
+    // received (a retry of one is found here), and the stable preview hosts of branches and
+    // pull requests, with the deployment each serves.
+    r#"
+CREATE TABLE git_connections (
+    project_id          INTEGER PRIMARY KEY REFERENCES projects(id) ON DELETE CASCADE,
+    provider            TEXT NOT NULL,
+    production_branch   TEXT NOT NULL,
+    secret              BLOB NOT NULL,
+    connected_by        INTEGER REFERENCES users(id) ON DELETE SET NULL,
+    connected_at        INTEGER NOT NULL
+);
+CREATE TABLE git_deliveries (
+    project_id      INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    delivery_id     TEXT NOT NULL,
+    event           TEXT NOT NULL,
+    outcome         TEXT NOT NULL,
+    deployment_id   TEXT,
+    received_at     INTEGER NOT NULL,
+    PRIMARY KEY (project_id, delivery_id)
+);
+CREATE TABLE preview_labels (
+    project_id      INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    label           TEXT NOT NULL,
+    kind            TEXT NOT NULL,
+    name            TEXT NOT NULL,
+    deployment_id   TEXT,
+    updated_at      INTEGER NOT NULL,
+    PRIMARY KEY (project_id, label),
+    UNIQUE (project_id, kind, name)
+);
+ALTER TABLE deployments ADD COLUMN preview_label TEXT;
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> DbResult<()> {

@@ -142,6 +142,7 @@ async fn receive(
             let options = DeployOptions {
                 promote: query.promote.unwrap_or(true),
                 no_cache: query.no_cache.unwrap_or(false),
+                preview_label: None,
             };
             Upload::Archive(upload, options)
         }
@@ -158,6 +159,7 @@ async fn receive(
             let options = DeployOptions {
                 promote: req.promote.or(query.promote).unwrap_or(true),
                 no_cache: req.no_cache.or(query.no_cache).unwrap_or(false),
+                preview_label: None,
             };
             Upload::Git(git_source(project, &req)?, options)
         }

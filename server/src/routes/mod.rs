@@ -4,6 +4,7 @@ mod blobs;
 mod compat;
 mod deployments;
 mod env;
+mod git;
 mod jobs;
 mod logs;
 mod members;
@@ -60,6 +61,10 @@ pub fn router(app: Arc<App>) -> Router {
             get(members::list).post(members::add),
         )
         .route("/projects/{name}/members/{user}", delete(members::remove))
+        .route(
+            "/projects/{name}/git",
+            get(git::show).put(git::connect).delete(git::disconnect),
+        )
         .route("/projects/{name}/env", get(env::list))
         .route(
             "/projects/{name}/env/{key}",
@@ -82,6 +87,10 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/project", post(compat::create_project))
+        .route(
+            "/hooks/git/{name}",
+            post(git::deliver).layer(DefaultBodyLimit::max(git::DELIVERY_LIMIT)),
+        )
         .route("/", get(crate::web::index))
         .route("/app.js", get(crate::web::script))
         .route("/app.css", get(crate::web::style))

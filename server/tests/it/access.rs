@@ -52,8 +52,8 @@ impl Principal {
                 _ => Expect::Status(401),
             };
         };
-        if action == Action::Job {
-            // A user's token is never a job token.
+        if matches!(action, Action::Job | Action::Delivery) {
+            // A user's token is never a job token, nor a forge's signature.
             return Expect::Status(401);
         }
         let grant = Grant {
@@ -137,6 +137,11 @@ fn cases() -> Vec<Case> {
         case("GET", "/api/v1/projects/{p}/members"),
         case("POST", "/api/v1/projects/{p}/members").body(json!({"user": "una", "role": "viewer"})),
         case("DELETE", "/api/v1/projects/{p}/members/tim"),
+        case("GET", "/api/v1/projects/{p}/git"),
+        case("PUT", "/api/v1/projects/{p}/git").body(json!({"provider": "gitea"})),
+        // Connected (by its owner, or just above): only a signed delivery is taken.
+        case("POST", "/hooks/git/{p}").body(json!({"ref": "refs/heads/main"})),
+        case("DELETE", "/api/v1/projects/{p}/git"),
         case("GET", "/api/v1/projects/{p}/env"),
         case("GET", "/api/v1/projects/{p}/env/SHARED_KEY"),
         case("PUT", "/api/v1/projects/{p}/env/NEW_KEY")
@@ -251,6 +256,15 @@ async fn project(app: &TestApp, olivia: &str, name: &str, i: usize) -> Fixture {
         )
         .await;
     assert_eq!(status, 201, "{body}");
+    let (status, body) = app
+        .call(
+            olivia,
+            "PUT",
+            &format!("/api/v1/projects/{name}/git"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
     let mut ids = Vec::new();
     for _ in 0..3 {
         let (status, dep) = app

@@ -6,6 +6,7 @@ mod access;
 mod api;
 mod blobs;
 mod helpers;
+mod hooks;
 mod invariants;
 mod lifecycle;
 mod logs;

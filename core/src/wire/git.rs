@@ -1,0 +1,77 @@
+//! The JSON of projects connected to their repository: the connection, the deliveries its
+//! webhook received, the previews of branches and pull requests, and the answer to a delivery.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::DeploymentId;
+
+/// `PUT /api/v1/projects/{name}/git`: connects the project's repository (`git_url`), or
+/// connects it again with a new secret.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectGit {
+    /// `github`, `gitlab`, `gitea` (Forgejo too) or `generic`; `github` when left out.
+    #[serde(default)]
+    pub provider: Option<String>,
+    /// The branch whose pushes go live; the project's `git_ref`, else `main`, when left out.
+    #[serde(default)]
+    pub production_branch: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitConnection {
+    pub provider: String,
+    pub production_branch: String,
+    /// Where the forge sends its deliveries, from the API's address: `/hooks/git/<project>`.
+    pub webhook_path: String,
+    /// Only in the answer to connecting: the forge's webhook secret (GitLab's token). It is
+    /// never shown again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub connected_at: OffsetDateTime,
+    /// The newest first.
+    #[serde(default)]
+    pub deliveries: Vec<GitDelivery>,
+    #[serde(default)]
+    pub previews: Vec<Preview>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitDelivery {
+    pub id: String,
+    pub event: String,
+    /// What came of it, in words.
+    pub outcome: String,
+    pub deployment: Option<DeploymentId>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub received_at: OffsetDateTime,
+}
+
+/// A branch's or pull request's stable preview.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preview {
+    /// `branch` or `pull_request`.
+    pub kind: String,
+    /// The branch, or the pull request's number.
+    pub name: String,
+    pub url: String,
+    /// What it serves; none until a build of it is ready.
+    pub deployment: Option<DeploymentId>,
+}
+
+/// The answer to a delivery on `/hooks/git/<project>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookAnswer {
+    pub delivery: String,
+    /// What came of it, in words; a retried delivery answers what came of the first.
+    pub outcome: String,
+    /// The same delivery came before: nothing was done again.
+    #[serde(default)]
+    pub duplicate: bool,
+    pub deployment: Option<DeploymentId>,
+    /// The preview this delivery's deployment will serve, or the one it stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_url: Option<String>,
+}

@@ -1,0 +1,348 @@
+//! Projects connected to their repository: the connection (forge, production branch, sealed
+//! webhook secret), the deliveries received (so a retried one is found), and the preview labels
+//! of branches and pull requests with what each serves.
+
+use rusqlite::{OptionalExtension, params};
+use scalemesh_core::DeploymentId;
+use time::OffsetDateTime;
+
+use super::error::{DbError, DbResult};
+use super::store::{SqliteStore, from_ms, now_ms};
+
+/// Deliveries kept per project: the newest.
+const DELIVERIES_KEPT: i64 = 100;
+
+#[derive(Debug, Clone)]
+pub struct GitConnectionRow {
+    pub provider: String,
+    pub production_branch: String,
+    /// The webhook secret, sealed.
+    pub secret: Vec<u8>,
+    /// Who connected it: deployments its deliveries start are theirs (the project's owner when
+    /// that user is gone).
+    pub acting_user: i64,
+    pub connected_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeliveryRow {
+    pub id: String,
+    pub event: String,
+    pub outcome: String,
+    pub deployment: Option<DeploymentId>,
+    pub received_at: OffsetDateTime,
+}
+
+/// A branch's or pull request's preview host, and the deployment it serves once one is ready.
+#[derive(Debug, Clone)]
+pub struct LabelRow {
+    pub label: String,
+    /// `branch` or `pull_request`.
+    pub kind: String,
+    /// The branch, or the pull request's number.
+    pub name: String,
+    pub deployment: Option<DeploymentId>,
+}
+
+fn parse_id(raw: Option<String>) -> DbResult<Option<DeploymentId>> {
+    raw.map(|id| DeploymentId::parse(&id).map_err(DbError::corrupt))
+        .transpose()
+}
+
+impl SqliteStore {
+    /// Connects `project_id` (again: a new secret replaces the old one).
+    pub async fn connect_git(
+        &self,
+        project_id: i64,
+        provider: &str,
+        production_branch: &str,
+        secret: Vec<u8>,
+        by: i64,
+    ) -> DbResult<()> {
+        let (provider, branch) = (provider.to_owned(), production_branch.to_owned());
+        self.call(move |conn| {
+            conn.execute(
+                "INSERT INTO git_connections (project_id, provider, production_branch, secret, connected_by, connected_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (project_id) DO UPDATE SET provider = excluded.provider,
+                    production_branch = excluded.production_branch, secret = excluded.secret,
+                    connected_by = excluded.connected_by, connected_at = excluded.connected_at",
+                params![project_id, provider, branch, secret, by, now_ms()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Disconnects `project_id`; whether it was connected. Its deliveries go with it; its
+    /// preview labels stay (their hosts keep serving until the branch goes).
+    pub async fn disconnect_git(&self, project_id: i64) -> DbResult<bool> {
+        self.call(move |conn| {
+            let tx = conn.transaction()?;
+            let gone = tx.execute(
+                "DELETE FROM git_connections WHERE project_id = ?1",
+                params![project_id],
+            )? > 0;
+            tx.execute(
+                "DELETE FROM git_deliveries WHERE project_id = ?1",
+                params![project_id],
+            )?;
+            tx.commit()?;
+            Ok(gone)
+        })
+        .await
+    }
+
+    pub async fn git_connection(&self, project_id: i64) -> DbResult<Option<GitConnectionRow>> {
+        self.read(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT g.provider, g.production_branch, g.secret,
+                            COALESCE(g.connected_by, p.owner_id), g.connected_at
+                     FROM git_connections g JOIN projects p ON p.id = g.project_id
+                     WHERE g.project_id = ?1",
+                    params![project_id],
+                    |r| {
+                        Ok(GitConnectionRow {
+                            provider: r.get(0)?,
+                            production_branch: r.get(1)?,
+                            secret: r.get(2)?,
+                            acting_user: r.get(3)?,
+                            connected_at: from_ms(r.get(4)?),
+                        })
+                    },
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    /// Records that delivery `id` arrived, unless it did before: `None` when it is new, else
+    /// the first one's record.
+    pub async fn first_delivery(
+        &self,
+        project_id: i64,
+        id: &str,
+        event: &str,
+    ) -> DbResult<Option<DeliveryRow>> {
+        let (id, event) = (id.to_owned(), event.to_owned());
+        self.call(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let seen = tx
+                .query_row(
+                    "SELECT delivery_id, event, outcome, deployment_id, received_at FROM git_deliveries
+                     WHERE project_id = ?1 AND delivery_id = ?2",
+                    params![project_id, id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                )
+                .optional()?;
+            if let Some((id, event, outcome, deployment, at)) = seen {
+                return Ok(Some(DeliveryRow {
+                    id,
+                    event,
+                    outcome,
+                    deployment: parse_id(deployment)?,
+                    received_at: from_ms(at),
+                }));
+            }
+            tx.execute(
+                "INSERT INTO git_deliveries (project_id, delivery_id, event, outcome, received_at)
+                 VALUES (?1, ?2, ?3, 'received', ?4)",
+                params![project_id, id, event, now_ms()],
+            )?;
+            tx.execute(
+                "DELETE FROM git_deliveries WHERE project_id = ?1 AND rowid NOT IN
+                    (SELECT rowid FROM git_deliveries WHERE project_id = ?1
+                     ORDER BY received_at DESC, rowid DESC LIMIT ?2)",
+                params![project_id, DELIVERIES_KEPT],
+            )?;
+            tx.commit()?;
+            Ok(None)
+        })
+        .await
+    }
+
+    /// What became of delivery `id`.
+    pub async fn delivery_outcome(
+        &self,
+        project_id: i64,
+        id: &str,
+        outcome: &str,
+        deployment: Option<&DeploymentId>,
+    ) -> DbResult<()> {
+        let (id, outcome) = (id.to_owned(), outcome.to_owned());
+        let deployment = deployment.map(|d| d.to_string());
+        self.call(move |conn| {
+            conn.execute(
+                "UPDATE git_deliveries SET outcome = ?3, deployment_id = ?4
+                 WHERE project_id = ?1 AND delivery_id = ?2",
+                params![project_id, id, outcome, deployment],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The newest deliveries of `project_id`, newest first.
+    pub async fn deliveries(&self, project_id: i64, limit: u32) -> DbResult<Vec<DeliveryRow>> {
+        self.read(move |conn| {
+            let mut q = conn.prepare(
+                "SELECT delivery_id, event, outcome, deployment_id, received_at FROM git_deliveries
+                 WHERE project_id = ?1 ORDER BY received_at DESC, rowid DESC LIMIT ?2",
+            )?;
+            let rows = q
+                .query_map(params![project_id, limit], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })?
+                .collect::<Result<Vec<(String, String, String, Option<String>, i64)>, _>>()?;
+            rows.into_iter()
+                .map(|(id, event, outcome, deployment, at)| {
+                    Ok(DeliveryRow {
+                        id,
+                        event,
+                        outcome,
+                        deployment: parse_id(deployment)?,
+                        received_at: from_ms(at),
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// The label of the branch or pull request `(kind, name)` of `project_id`, made with
+    /// `choose` when it has none yet: `choose(false)` first, `choose(true)` (a form with a
+    /// suffix of its own) when another branch has that label already.
+    pub async fn preview_label(
+        &self,
+        project_id: i64,
+        kind: &str,
+        name: &str,
+        choose: impl Fn(bool) -> String + Send + 'static,
+    ) -> DbResult<String> {
+        let (kind, name) = (kind.to_owned(), name.to_owned());
+        self.call(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let found: Option<String> = tx
+                .query_row(
+                    "SELECT label FROM preview_labels WHERE project_id = ?1 AND kind = ?2 AND name = ?3",
+                    params![project_id, kind, name],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(label) = found {
+                return Ok(label);
+            }
+            let mut label = choose(false);
+            let taken = |label: &str| {
+                tx.query_row(
+                    "SELECT 1 FROM preview_labels WHERE project_id = ?1 AND label = ?2",
+                    params![project_id, label],
+                    |_| Ok(()),
+                )
+                .optional()
+                .map(|found| found.is_some())
+            };
+            if taken(&label)? {
+                label = choose(true);
+            }
+            tx.execute(
+                "INSERT INTO preview_labels (project_id, label, kind, name, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![project_id, label, kind, name, now_ms()],
+            )?;
+            tx.commit()?;
+            Ok(label)
+        })
+        .await
+    }
+
+    /// Points `label` of `project_id` at `deployment`, unless the label serves a newer one
+    /// already (two builds of a branch can end out of order); whether it moved.
+    pub async fn move_label(
+        &self,
+        project_id: i64,
+        label: &str,
+        deployment: &DeploymentId,
+    ) -> DbResult<bool> {
+        let (label, deployment) = (label.to_owned(), deployment.to_string());
+        self.call(move |conn| {
+            Ok(conn.execute(
+                "UPDATE preview_labels SET deployment_id = ?3, updated_at = ?4
+                 WHERE project_id = ?1 AND label = ?2 AND (deployment_id IS NULL OR
+                    (SELECT created_at FROM deployments WHERE id = deployment_id) <=
+                    (SELECT created_at FROM deployments WHERE id = ?3))",
+                params![project_id, label, deployment, now_ms()],
+            )? > 0)
+        })
+        .await
+    }
+
+    /// Forgets the label of the branch or pull request `(kind, name)`: the label, if it had one.
+    pub async fn drop_label(
+        &self,
+        project_id: i64,
+        kind: &str,
+        name: &str,
+    ) -> DbResult<Option<String>> {
+        let (kind, name) = (kind.to_owned(), name.to_owned());
+        self.call(move |conn| {
+            Ok(conn
+                .query_row(
+                    "DELETE FROM preview_labels WHERE project_id = ?1 AND kind = ?2 AND name = ?3
+                     RETURNING label",
+                    params![project_id, kind, name],
+                    |r| r.get(0),
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    pub async fn labels_of(&self, project_id: i64) -> DbResult<Vec<LabelRow>> {
+        self.read(move |conn| {
+            let mut q = conn.prepare(
+                "SELECT label, kind, name, deployment_id FROM preview_labels
+                 WHERE project_id = ?1 ORDER BY label",
+            )?;
+            let rows = q
+                .query_map(params![project_id], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?
+                .collect::<Result<Vec<(String, String, String, Option<String>)>, _>>()?;
+            rows.into_iter()
+                .map(|(label, kind, name, deployment)| {
+                    Ok(LabelRow {
+                        label,
+                        kind,
+                        name,
+                        deployment: parse_id(deployment)?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// The deployments of `project_id` still queued for `label`, to be superseded.
+    pub async fn queued_for_label(
+        &self,
+        project_id: i64,
+        label: &str,
+    ) -> DbResult<Vec<DeploymentId>> {
+        let label = label.to_owned();
+        self.read(move |conn| {
+            let mut q = conn.prepare(
+                "SELECT id FROM deployments
+                 WHERE project_id = ?1 AND preview_label = ?2 AND status = 'queued'",
+            )?;
+            let ids = q
+                .query_map(params![project_id, label], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            ids.iter()
+                .map(|id| DeploymentId::parse(id).map_err(DbError::corrupt))
+                .collect()
+        })
+        .await
+    }
+}

@@ -1,0 +1,176 @@
+//! Push to deploy: a project connected to its repository (`scalemesh git connect`) gets a
+//! webhook secret; each delivery to `/hooks/git/<project>` is verified with it before its body
+//! is read, found again if the forge retries it, and turned into a deployment of the exact
+//! commit pushed (production for the production branch, a preview for any other branch or pull
+//! request, each at a stable host) or the end of a preview (`plan.rs` decides which). A preview
+//! host's alias moves when a build of it is ready, never backwards.
+
+mod plan;
+mod receive;
+
+use scalemesh_core::ProjectName;
+use scalemesh_core::access::EnvTarget;
+use scalemesh_core::layout::{self, Route};
+use scalemesh_core::storage::{Body, ObjectMeta};
+use scalemesh_core::wire::{ConnectGit, GitConnection, GitDelivery, Preview};
+use time::OffsetDateTime;
+
+use crate::app::App;
+use crate::db::{DeploymentRow, ProjectRow};
+use crate::error::{ApiError, ApiResult};
+use crate::forge::Provider;
+use crate::secrets::RowId;
+
+/// The row the webhook secret is sealed for: no variable can have this name.
+const SECRET_ROW: &str = ":git-webhook-secret";
+
+/// Deliveries `git show` lists.
+const SHOWN_DELIVERIES: u32 = 10;
+
+fn secret_row(project_id: i64) -> RowId<'static> {
+    RowId {
+        project_id,
+        key: SECRET_ROW,
+        target: EnvTarget::Production,
+    }
+}
+
+pub fn webhook_path(project: &ProjectName) -> String {
+    format!("/hooks/git/{project}")
+}
+
+impl App {
+    /// Connects `project` to its repository with a fresh secret, shown in the answer only.
+    pub async fn connect_git(
+        &self,
+        project: &ProjectRow,
+        req: ConnectGit,
+        by: i64,
+    ) -> ApiResult<GitConnection> {
+        if project.git_url.is_none() {
+            return Err(ApiError::conflict(
+                "no_repository",
+                format!(
+                    "{} has no repository to connect: set one first (scalemesh projects update {} --git-url <url>)",
+                    project.name, project.name
+                ),
+            ));
+        }
+        let provider: Provider = req
+            .provider
+            .as_deref()
+            .unwrap_or("github")
+            .parse()
+            .map_err(|e: String| {
+                ApiError::bad_request("invalid_provider", e).on_field("provider")
+            })?;
+        let branch = req
+            .production_branch
+            .or_else(|| project.git_ref.clone())
+            .unwrap_or_else(|| "main".into());
+        scalemesh_core::git::GitRef::parse(&branch).map_err(|e| {
+            ApiError::bad_request("invalid_branch", format!("production branch: {e}"))
+                .on_field("production_branch")
+        })?;
+        let secret = hex::encode(scalemesh_core::id::random_bytes::<20>());
+        let sealed = self.secrets.seal(&secret_row(project.id), &secret);
+        self.store
+            .connect_git(project.id, provider.as_str(), &branch, sealed, by)
+            .await?;
+        let mut shown = self.git_connection(project).await?;
+        shown.secret = Some(secret);
+        Ok(shown)
+    }
+
+    pub async fn disconnect_git(&self, project: &ProjectRow) -> ApiResult<()> {
+        if self.store.disconnect_git(project.id).await? {
+            Ok(())
+        } else {
+            Err(not_connected(&project.name))
+        }
+    }
+
+    /// The connection as `git show` prints it: its newest deliveries and the previews.
+    pub async fn git_connection(&self, project: &ProjectRow) -> ApiResult<GitConnection> {
+        let conn = self
+            .store
+            .git_connection(project.id)
+            .await?
+            .ok_or_else(|| not_connected(&project.name))?;
+        let deliveries = self
+            .store
+            .deliveries(project.id, SHOWN_DELIVERIES)
+            .await?
+            .into_iter()
+            .map(|d| GitDelivery {
+                id: d.id,
+                event: d.event,
+                outcome: d.outcome,
+                deployment: d.deployment,
+                received_at: d.received_at,
+            })
+            .collect();
+        let previews = self
+            .store
+            .labels_of(project.id)
+            .await?
+            .into_iter()
+            .map(|l| Preview {
+                url: self.hosts.label_url(&project.name, &l.label),
+                kind: l.kind,
+                name: l.name,
+                deployment: l.deployment,
+            })
+            .collect();
+        Ok(GitConnection {
+            provider: conn.provider,
+            production_branch: conn.production_branch,
+            webhook_path: webhook_path(&project.name),
+            secret: None,
+            connected_at: conn.connected_at,
+            deliveries,
+            previews,
+        })
+    }
+
+    /// Points the preview host `dep` was built for at it, now that it is ready, unless a newer
+    /// build of the same branch got there first or the branch is gone.
+    pub(crate) async fn move_preview(&self, dep: &DeploymentRow) -> anyhow::Result<()> {
+        let Some(label) = &dep.preview_label else {
+            return Ok(());
+        };
+        if !self
+            .store
+            .move_label(dep.project_id, label, &dep.id)
+            .await?
+        {
+            return Ok(());
+        }
+        let route = Route {
+            project: dep.project.clone(),
+            deployment: dep.id.clone(),
+            updated_at: OffsetDateTime::now_utc(),
+        };
+        let meta = ObjectMeta {
+            content_type: Some("application/json".into()),
+            cache_control: Some("no-cache".into()),
+        };
+        self.storage
+            .put(
+                &layout::label_route(&dep.project, label),
+                Body::Bytes(serde_json::to_vec(&route)?.into()),
+                &meta,
+            )
+            .await?;
+        if let Some(proxy) = &self.proxy {
+            proxy.invalidate(&dep.project);
+        }
+        Ok(())
+    }
+}
+
+fn not_connected(project: &ProjectName) -> ApiError {
+    ApiError::NotFound(format!(
+        "{project} is not connected to its repository (scalemesh git connect {project})"
+    ))
+}
