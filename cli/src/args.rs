@@ -65,6 +65,9 @@ pub enum Command {
     /// Custom domains: add, ls, rm
     #[command(subcommand)]
     Domains(DomainsCommand),
+    /// Push to deploy: connect a project to its repository's webhooks; show, disconnect
+    #[command(subcommand)]
+    Git(GitCommand),
     /// Start a Scale Mesh server on this machine in the background
     Up(UpArgs),
     /// Stop the server `scalemesh up` started
@@ -286,6 +289,35 @@ pub enum DomainsCommand {
         project: String,
         /// The host name to remove
         host: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GitCommand {
+    /// Connect the project's repository: prints the webhook URL and secret to give the forge
+    Connect {
+        /// The project (its repository is the project's git URL)
+        project: String,
+        /// The branch whose pushes go live [default: the project's branch, else main]
+        #[arg(long, value_name = "BRANCH")]
+        production_branch: Option<String>,
+        /// Who sends the webhooks: github, gitlab, gitea (Forgejo too) or generic
+        #[arg(long, default_value = "github")]
+        provider: String,
+        #[command(flatten)]
+        json: JsonArgs,
+    },
+    /// Show the connection: branch, provider, the last deliveries, the branch and pull-request URLs
+    Show {
+        /// The project
+        project: String,
+        #[command(flatten)]
+        json: JsonArgs,
+    },
+    /// Stop deploying on pushes (branch and pull-request URLs keep serving)
+    Disconnect {
+        /// The project
+        project: String,
     },
 }
 

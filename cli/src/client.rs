@@ -16,6 +16,7 @@ use crate::settings::Settings;
 
 mod blobs;
 mod explain;
+mod git;
 mod team;
 mod tls;
 

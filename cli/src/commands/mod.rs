@@ -4,6 +4,7 @@ pub mod alias;
 pub mod cancel;
 pub mod deploy;
 pub mod env;
+pub mod git;
 pub mod holds;
 pub mod inspect;
 pub mod list;

@@ -14,6 +14,7 @@ mod limits;
 mod logs;
 mod moto;
 mod presets;
+mod push;
 mod security;
 mod support;
 mod team;

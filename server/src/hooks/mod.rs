@@ -51,7 +51,7 @@ impl App {
             return Err(ApiError::conflict(
                 "no_repository",
                 format!(
-                    "{} has no repository to connect: set one first (scalemesh projects update {} --git-url <url>)",
+                    "{} has no repository to connect: deploy it from its repository once (scalemesh deploy <git url> --project {})",
                     project.name, project.name
                 ),
             ));

@@ -1,0 +1,145 @@
+//! `scalemesh git`: connect a project to its repository's webhooks (push to deploy), show the
+//! connection and what its deliveries did, disconnect.
+
+use reqwest::StatusCode;
+use scalemesh_core::wire::{ConnectGit, GitConnection};
+use time::OffsetDateTime;
+
+use crate::args::GitCommand;
+use crate::client::Client;
+use crate::commands::explained;
+use crate::commands::list::table;
+use crate::escape::sanitize;
+use crate::when::ago;
+
+pub async fn run(client: &Client, command: GitCommand) -> anyhow::Result<i32> {
+    match command {
+        GitCommand::Connect {
+            project,
+            production_branch,
+            provider,
+            json,
+        } => {
+            let body = ConnectGit {
+                provider: Some(provider),
+                production_branch,
+            };
+            let connection = client.connect_git(&project, &body).await.map_err(|e| {
+                explained(
+                    client,
+                    e,
+                    StatusCode::CONFLICT,
+                    "deploy the project from its repository once first: scalemesh deploy <git url> --project <project>",
+                )
+            })?;
+            if json.json {
+                super::print_json(&with_url(client, connection))?;
+            } else {
+                connected(client, &project, &connection);
+            }
+        }
+        GitCommand::Show { project, json } => {
+            let connection = client
+                .git_connection(&project)
+                .await
+                .map_err(|e| client.explain(e))?;
+            if json.json {
+                super::print_json(&with_url(client, connection))?;
+            } else {
+                show(client, &connection);
+            }
+        }
+        GitCommand::Disconnect { project } => {
+            client
+                .disconnect_git(&project)
+                .await
+                .map_err(|e| client.explain(e))?;
+            eprintln!(
+                "{project} no longer deploys on pushes; remove the webhook from the forge too. \
+                 Branch and pull-request URLs keep serving what they serve."
+            );
+        }
+    }
+    Ok(0)
+}
+
+fn webhook_url(client: &Client, connection: &GitConnection) -> String {
+    format!("{}{}", client.display_url(), connection.webhook_path)
+}
+
+/// The connection as JSON, with the webhook's whole URL.
+fn with_url(client: &Client, connection: GitConnection) -> serde_json::Value {
+    let url = webhook_url(client, &connection);
+    let mut value = serde_json::to_value(connection).unwrap_or_default();
+    value["webhook_url"] = serde_json::Value::String(url);
+    value
+}
+
+fn connected(client: &Client, project: &str, connection: &GitConnection) {
+    let (secret_name, how) = match connection.provider.as_str() {
+        "gitlab" => (
+            "Secret token",
+            "Settings → Webhooks: push and merge request events",
+        ),
+        "gitea" => (
+            "Secret",
+            "Settings → Webhooks → Gitea: push, delete and pull request events, POST, application/json",
+        ),
+        _ => (
+            "Secret",
+            "Settings → Webhooks → Add webhook: content type application/json; push, branch or tag deletion and pull request events",
+        ),
+    };
+    eprintln!(
+        "{project} deploys on pushes: {} goes live, every other branch and pull request gets its own URL.",
+        connection.production_branch
+    );
+    eprintln!("Add this webhook to the repository ({how}):");
+    println!("Payload URL: {}", webhook_url(client, connection));
+    if let Some(secret) = &connection.secret {
+        println!("{secret_name}: {secret}");
+    }
+    eprintln!(
+        "The secret is shown only now; `scalemesh git connect {project}` again makes a new one."
+    );
+}
+
+fn show(client: &Client, connection: &GitConnection) {
+    let now = OffsetDateTime::now_utc();
+    println!("Provider:          {}", connection.provider);
+    println!(
+        "Production branch: {}",
+        sanitize(&connection.production_branch, false)
+    );
+    println!("Webhook:           {}", webhook_url(client, connection));
+    println!("Connected:         {}", ago(connection.connected_at, now));
+    match connection.deliveries.first() {
+        None => println!("Last delivery:     none yet"),
+        Some(d) => println!(
+            "Last delivery:     {} ({}): {}",
+            ago(d.received_at, now),
+            sanitize(&d.event, false),
+            sanitize(&d.outcome, false)
+        ),
+    }
+    if connection.previews.is_empty() {
+        return;
+    }
+    println!();
+    let rows: Vec<[String; 3]> = connection
+        .previews
+        .iter()
+        .map(|p| {
+            let name = match p.kind.as_str() {
+                "pull_request" => format!("#{}", p.name),
+                _ => p.name.clone(),
+            };
+            let serving = p
+                .deployment
+                .as_ref()
+                .map_or_else(|| "(building)".to_owned(), ToString::to_string);
+            [name, serving, p.url.clone()]
+        })
+        .collect();
+    table(["BRANCH/PR", "DEPLOYMENT", "URL"], &rows);
+}

@@ -1,0 +1,202 @@
+//! Push to deploy with the real binaries: a repository on loopback, connected with
+//! `scalemesh git connect`, and deliveries shaped and signed as GitHub sends them. A push to
+//! main goes live with its exact commit; a push to a branch and a pull request get their own
+//! hosts while production stays; a push behind a queued build of its branch supersedes it.
+
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use crate::support::{GitServer, Repo, Stack, stderr, stdout};
+
+/// `git rev-parse HEAD` in `repo`.
+fn head(repo: &Repo) -> String {
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(&repo.path)
+        .output()
+        .expect("git");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// `git connect`'s webhook URL and secret, from what it printed.
+fn connect(stack: &Stack, project: &str) -> (String, String) {
+    let out = stack.cli(&["git", "connect", project, "--production-branch", "main"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let printed = stdout(&out);
+    let field = |name: &str| {
+        printed
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in {printed}"))
+            .trim()
+            .to_owned()
+    };
+    (field("Payload URL:"), field("Secret:"))
+}
+
+struct Forge {
+    url: String,
+    secret: String,
+    sent: std::cell::Cell<u32>,
+}
+
+impl Forge {
+    /// Sends `body` as GitHub's `event` delivery, signed as GitHub signs: the answer.
+    async fn send(&self, event: &str, body: &Value) -> Value {
+        let bytes = serde_json::to_vec(body).expect("json");
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.secret.as_bytes()).expect("key");
+        mac.update(&bytes);
+        let signature = hex::encode(mac.finalize().into_bytes());
+        self.sent.set(self.sent.get() + 1);
+        let res = reqwest::Client::new()
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("x-github-event", event)
+            .header("x-github-delivery", format!("delivery-{}", self.sent.get()))
+            .header("x-hub-signature-256", format!("sha256={signature}"))
+            .body(bytes)
+            .send()
+            .await
+            .expect("delivery");
+        let status = res.status().as_u16();
+        let answer: Value = res.json().await.expect("json");
+        assert!(status < 300, "{status} {answer}");
+        answer
+    }
+
+    async fn push(&self, branch: &str, commit: &str) -> String {
+        let body = json!({
+            "ref": format!("refs/heads/{branch}"),
+            "before": "0".repeat(40),
+            "after": commit,
+            "deleted": false,
+            "repository": {"full_name": "acme/site"},
+            "pusher": {"name": "octocat"},
+            "head_commit": {"id": commit, "message": format!("push to {branch}"), "author": {"username": "octocat"}}
+        });
+        let answer = self.send("push", &body).await;
+        answer["deployment"]
+            .as_str()
+            .expect("a deployment")
+            .to_owned()
+    }
+}
+
+/// Waits until deployment `id` is `status` (or fails the test with its state).
+async fn until(stack: &Stack, id: &str, status: &str) -> Value {
+    let mut dep = Value::Null;
+    for _ in 0..600 {
+        dep = stack.api_get(&format!("/api/v1/deployments/{id}")).await;
+        if dep["status"] == status {
+            return dep;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{id} never became {status}: {dep}\n{}", stack.server_log());
+}
+
+async fn page(stack: &Stack, label: &str) -> String {
+    let host = format!("{label}.localhost:{}", stack.sites.port());
+    let res = stack.site(&host, "/").await;
+    format!(
+        "{} {}",
+        res.status().as_u16(),
+        res.text().await.unwrap_or_default()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_and_pull_requests_deploy_their_commits_at_their_own_hosts() {
+    let git = GitServer::start().await;
+    let repo = git.repo("acme/site", &[("index.html", "one")]);
+    let stack = Stack::start_with(&["--max-builds", "1"]);
+    let out = stack.cli(&["deploy", &repo.url, "--project", "site"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (url, secret) = connect(&stack, "site");
+    assert_eq!(url, format!("{}/hooks/git/site", stack.api));
+    let forge = Forge {
+        url,
+        secret,
+        sent: std::cell::Cell::new(0),
+    };
+
+    // A push to main: production shows exactly that commit.
+    repo.commit(&[("index.html", "two")], "second");
+    let two = head(&repo);
+    repo.commit(&[("index.html", "not pushed yet")], "third");
+    let id = forge.push("main", &two).await;
+    let dep = until(&stack, &id, "ready").await;
+    assert_eq!(dep["commit"]["sha"], two.as_str(), "{dep}");
+    assert_eq!(page(&stack, "site").await, "200 two");
+    let out = stack.cli(&["deployments", "ls", "site"]);
+    // The commit as the builder read it from the repository.
+    assert!(
+        stdout(&out).contains(&format!("{} second", &two[..7])),
+        "{}",
+        stdout(&out)
+    );
+
+    // A push to feature/x: its own host; production stays.
+    crate::support::git(&repo.path, &["checkout", "-q", "-b", "feature/x"]);
+    repo.commit(&[("index.html", "feature")], "feature");
+    let feature = head(&repo);
+    let id = forge.push("feature/x", &feature).await;
+    until(&stack, &id, "ready").await;
+    assert_eq!(page(&stack, "git-feature-x--site").await, "200 feature");
+    assert_eq!(page(&stack, "site").await, "200 two");
+
+    // A pull request from it: the PR's host.
+    let pull = json!({
+        "action": "opened",
+        "number": 5,
+        "pull_request": {"number": 5, "title": "Feature", "user": {"login": "octocat"},
+            "head": {"ref": "feature/x", "sha": feature, "repo": {"full_name": "acme/site"}},
+            "base": {"ref": "main", "repo": {"full_name": "acme/site"}}},
+        "repository": {"full_name": "acme/site"}
+    });
+    let answer = forge.send("pull_request", &pull).await;
+    let id = answer["deployment"]
+        .as_str()
+        .expect("a deployment")
+        .to_owned();
+    until(&stack, &id, "ready").await;
+    assert_eq!(page(&stack, "pr-5--site").await, "200 feature");
+
+    // Three pushes at once, one build at a time: the second, still queued behind the first,
+    // is superseded by the third, of the same branch.
+    let busy = forge.push("main", &two).await;
+    repo.commit(&[("index.html", "feature two")], "feature two");
+    let queued = forge.push("feature/x", &head(&repo)).await;
+    repo.commit(&[("index.html", "feature three")], "feature three");
+    let newest = forge.push("feature/x", &head(&repo)).await;
+    let superseded = until(&stack, &queued, "canceled").await;
+    assert!(
+        superseded["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains(&format!("superseded by deployment {newest}")),
+        "{superseded}"
+    );
+    until(&stack, &busy, "ready").await;
+    until(&stack, &newest, "ready").await;
+    assert_eq!(
+        page(&stack, "git-feature-x--site").await,
+        "200 feature three"
+    );
+
+    let out = stack.cli(&["git", "show", "site"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown = stdout(&out);
+    for expected in [
+        "Production branch: main",
+        "Last delivery:",
+        "#5",
+        "feature/x",
+        "git-feature-x--site",
+    ] {
+        assert!(shown.contains(expected), "{expected:?} in {shown}");
+    }
+}
