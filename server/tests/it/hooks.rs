@@ -532,3 +532,33 @@ async fn gitlab_deliveries_deploy_as_gitlab_signs_them() {
         "{shown}"
     );
 }
+
+#[tokio::test]
+async fn a_branch_s_host_never_moves_back_to_an_older_build_that_ends_late() {
+    let app = spawn_app().await;
+    let secret = connected(&app, "site", "github").await;
+    let push = |c| github_push("acme/site", "feature", &sha(c));
+    let (_, answer) = github(&app, "site", "push", "o-1", &push('a'), Some(&secret)).await;
+    let older = deployment_of(&answer);
+    // Building already when the next push comes: not superseded, but slower.
+    let slow = FakeBuilder::new(app.job_for(&older).await);
+    slow.reach_uploading().await;
+    let (_, answer) = github(&app, "site", "push", "o-2", &push('b'), Some(&secret)).await;
+    let newer = deployment_of(&answer);
+    build(&app, &newer, "newer").await;
+    slow.upload(&app.storage, &[("index.html", "older")]).await;
+    let (status, body) = slow
+        .report(scalemesh_core::wire::BuilderReport::Ready)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    app.wait_status(&older, "ready").await;
+    assert_eq!(
+        page(&app, "git-feature--site.localhost").await,
+        (200, "newer".into())
+    );
+    // Its own host serves the older build still.
+    assert_eq!(
+        page(&app, &format!("{older}--site.localhost")).await,
+        (200, "older".into())
+    );
+}
