@@ -68,6 +68,9 @@ pub enum Command {
     /// Push to deploy: connect a project to its repository's webhooks; show, disconnect
     #[command(subcommand)]
     Git(GitCommand),
+    /// Deploy hooks, secret URLs that build a branch when POSTed: create, ls, rm
+    #[command(subcommand)]
+    Hooks(HooksCommand),
     /// Start a Scale Mesh server on this machine in the background
     Up(UpArgs),
     /// Stop the server `scalemesh up` started
@@ -318,6 +321,37 @@ pub enum GitCommand {
     Disconnect {
         /// The project
         project: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HooksCommand {
+    /// Make a secret URL that builds the project's branch when POSTed (no token needed)
+    Create {
+        /// The project
+        project: String,
+        /// What it is for, as listed [default: hook]
+        #[arg(long, default_value = "hook")]
+        name: String,
+        /// The branch it builds (live when it is the production branch) [default: the project's]
+        #[arg(long)]
+        branch: Option<String>,
+        #[command(flatten)]
+        json: JsonArgs,
+    },
+    /// List the project's deploy hooks (their URLs are shown only when made)
+    Ls {
+        /// The project
+        project: String,
+        #[command(flatten)]
+        json: JsonArgs,
+    },
+    /// Remove a deploy hook: its URL stops working
+    Rm {
+        /// The project
+        project: String,
+        /// The hook's id (from `hooks ls`)
+        id: i64,
     },
 }
 

@@ -1,7 +1,9 @@
-//! The endpoints of a project connected to its repository.
+//! The endpoints of a project connected to its repository, and of its deploy hooks.
 
 use reqwest::Method;
-use scalemesh_core::wire::{ConnectGit, GitConnection};
+use scalemesh_core::wire::{
+    ConnectGit, CreateDeployHook, DeployHook, DeployHookList, GitConnection,
+};
 
 use super::{Client, ClientError, api};
 
@@ -27,5 +29,31 @@ impl Client {
         self.send_raw(self.request(Method::DELETE, &api(&["projects", project, "git"])))
             .await
             .map(|_| ())
+    }
+
+    pub async fn create_deploy_hook(
+        &self,
+        project: &str,
+        body: &CreateDeployHook,
+    ) -> Result<DeployHook, ClientError> {
+        self.send(
+            self.request(Method::POST, &api(&["projects", project, "hooks"]))
+                .json(body),
+        )
+        .await
+    }
+
+    pub async fn deploy_hooks(&self, project: &str) -> Result<DeployHookList, ClientError> {
+        self.send(self.request(Method::GET, &api(&["projects", project, "hooks"])))
+            .await
+    }
+
+    pub async fn remove_deploy_hook(&self, project: &str, id: i64) -> Result<(), ClientError> {
+        self.send_raw(self.request(
+            Method::DELETE,
+            &api(&["projects", project, "hooks", &id.to_string()]),
+        ))
+        .await
+        .map(|_| ())
     }
 }

@@ -1,11 +1,11 @@
 //! `scalemesh git`: connect a project to its repository's webhooks (push to deploy), show the
-//! connection and what its deliveries did, disconnect.
+//! connection and what its deliveries did, disconnect. `scalemesh hooks`: deploy hooks.
 
 use reqwest::StatusCode;
-use scalemesh_core::wire::{ConnectGit, GitConnection};
+use scalemesh_core::wire::{ConnectGit, CreateDeployHook, GitConnection};
 use time::OffsetDateTime;
 
-use crate::args::GitCommand;
+use crate::args::{GitCommand, HooksCommand};
 use crate::client::Client;
 use crate::commands::explained;
 use crate::commands::list::table;
@@ -142,4 +142,78 @@ fn show(client: &Client, connection: &GitConnection) {
         })
         .collect();
     table(["BRANCH/PR", "DEPLOYMENT", "URL"], &rows);
+}
+
+pub async fn hooks(client: &Client, command: HooksCommand) -> anyhow::Result<i32> {
+    match command {
+        HooksCommand::Create {
+            project,
+            name,
+            branch,
+            json,
+        } => {
+            let body = CreateDeployHook { name, branch };
+            let hook = client
+                .create_deploy_hook(&project, &body)
+                .await
+                .map_err(|e| client.explain(e))?;
+            let url = format!(
+                "{}{}",
+                client.display_url(),
+                hook.path.as_deref().unwrap_or_default()
+            );
+            if json.json {
+                let mut value = serde_json::to_value(&hook)?;
+                value["url"] = serde_json::Value::String(url);
+                super::print_json(&value)?;
+            } else {
+                let what = hook.branch.as_deref().map_or_else(
+                    || format!("{project}'s branch"),
+                    |b| format!("{} of {project}", sanitize(b, false)),
+                );
+                eprintln!(
+                    "Deploy hook {} made: a POST to this URL builds {what}. Keep it secret; it is shown only now.",
+                    hook.id
+                );
+                println!("{url}");
+            }
+        }
+        HooksCommand::Ls { project, json } => {
+            let list = client
+                .deploy_hooks(&project)
+                .await
+                .map_err(|e| client.explain(e))?;
+            if json.json {
+                super::print_json(&list)?;
+            } else if list.hooks.is_empty() {
+                eprintln!(
+                    "{project} has no deploy hooks: make one with `scalemesh hooks create {project}`"
+                );
+            } else {
+                let now = OffsetDateTime::now_utc();
+                let rows: Vec<[String; 4]> = list
+                    .hooks
+                    .iter()
+                    .map(|h| {
+                        [
+                            h.id.to_string(),
+                            h.name.clone(),
+                            h.branch.clone().unwrap_or_else(|| "(the project's)".into()),
+                            h.last_used_at
+                                .map_or_else(|| "never".into(), |t| ago(t, now)),
+                        ]
+                    })
+                    .collect();
+                table(["ID", "NAME", "BRANCH", "LAST USED"], &rows);
+            }
+        }
+        HooksCommand::Rm { project, id } => {
+            client
+                .remove_deploy_hook(&project, id)
+                .await
+                .map_err(|e| client.explain(e))?;
+            eprintln!("Deploy hook {id} of {project} removed: its URL no longer builds anything");
+        }
+    }
+    Ok(0)
 }

@@ -200,3 +200,57 @@ async fn pushes_and_pull_requests_deploy_their_commits_at_their_own_hosts() {
         assert!(shown.contains(expected), "{expected:?} in {shown}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_hook_made_with_the_cli_builds_its_branch_when_posted() {
+    let git = GitServer::start().await;
+    let repo = git.repo("acme/hooked", &[("index.html", "main")]);
+    crate::support::git(&repo.path, &["checkout", "-q", "-b", "next"]);
+    repo.commit(&[("index.html", "next")], "next");
+    let stack = Stack::start();
+    let out = stack.cli(&["deploy", &repo.url, "--ref", "main", "--project", "hooked"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = stack.cli(&[
+        "hooks", "create", "hooked", "--name", "cms", "--branch", "next",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let url = stdout(&out).trim().to_owned();
+    assert!(
+        url.starts_with(&format!("{}/hooks/deploy/smh_", stack.api)),
+        "{url}"
+    );
+    // No token: the URL is the secret.
+    let res = reqwest::Client::new()
+        .post(&url)
+        .send()
+        .await
+        .expect("hook");
+    assert_eq!(res.status().as_u16(), 202);
+    let answer: Value = res.json().await.expect("json");
+    let id = answer["deployment"]
+        .as_str()
+        .expect("a deployment")
+        .to_owned();
+    until(&stack, &id, "ready").await;
+    assert_eq!(page(&stack, "git-next--hooked").await, "200 next");
+    assert_eq!(page(&stack, "hooked").await, "200 main");
+    let out = stack.cli(&["hooks", "ls", "hooked"]);
+    let listed = stdout(&out);
+    assert!(
+        listed.contains("cms") && listed.contains("next") && !listed.contains("smh_"),
+        "{listed}"
+    );
+    let hook_id = listed
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .expect("an id");
+    let out = stack.cli(&["hooks", "rm", "hooked", hook_id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let res = reqwest::Client::new()
+        .post(&url)
+        .send()
+        .await
+        .expect("hook");
+    assert_eq!(res.status().as_u16(), 401);
+}

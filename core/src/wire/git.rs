@@ -75,3 +75,33 @@ pub struct HookAnswer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preview_url: Option<String>,
 }
+
+/// `POST /api/v1/projects/{name}/hooks`: a deploy hook.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateDeployHook {
+    /// What it is for, as listed: `cms`, `nightly`.
+    pub name: String,
+    /// The branch it builds; the project's own when left out.
+    #[serde(default)]
+    pub branch: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployHook {
+    pub id: i64,
+    pub name: String,
+    pub branch: Option<String>,
+    /// Only in the answer to creating it: the secret URL's path, `/hooks/deploy/<secret>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployHookList {
+    pub hooks: Vec<DeployHook>,
+}

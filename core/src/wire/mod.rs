@@ -18,7 +18,10 @@ pub use blobs::{
     MAX_FILES, MissingBlob, PackRequest, PackUploads, PrebuiltStarted, PresignedPut, StartPrebuilt,
     StoredBlob, SweepReport,
 };
-pub use git::{ConnectGit, GitConnection, GitDelivery, HookAnswer, Preview};
+pub use git::{
+    ConnectGit, CreateDeployHook, DeployHook, DeployHookList, GitConnection, GitDelivery,
+    HookAnswer, Preview,
+};
 pub use team::{
     AddMember, BuildEnv, CreateToken, CreateUser, CreatedToken, CreatedUser, EnvList, EnvVar, Me,
     Member, MemberList, NameHold, NameHoldList, PutEnv, Token, TokenList, User, UserList,

@@ -9,7 +9,8 @@ use scalemesh_core::access::{Role, TokenRole};
 pub enum Action {
     /// Answered without a token.
     Public,
-    /// A forge's delivery: signed with the project's webhook secret, no token read.
+    /// A forge's delivery, signed with the project's webhook secret, or a deploy hook's secret
+    /// URL: no token read.
     Delivery,
     /// Only a build's job token, for its own unfinished deployment.
     Job,
@@ -196,6 +197,7 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/health", Action::Public),
     route("POST", "/project", Action::CreateProject),
     route("POST", "/hooks/git/{name}", Action::Delivery),
+    route("POST", "/hooks/deploy/{secret}", Action::Delivery),
     route("GET", "/api/v1/me", Action::ReadSelf),
     route("GET", "/api/v1/tokens", Action::ManageTokens),
     route("POST", "/api/v1/tokens", Action::ManageTokens),
@@ -256,6 +258,17 @@ pub const ROUTES: &[Route] = &[
     route(
         "DELETE",
         "/api/v1/projects/{name}/git",
+        Action::EditSettings,
+    ),
+    route("GET", "/api/v1/projects/{name}/hooks", Action::ViewProject),
+    route(
+        "POST",
+        "/api/v1/projects/{name}/hooks",
+        Action::EditSettings,
+    ),
+    route(
+        "DELETE",
+        "/api/v1/projects/{name}/hooks/{id}",
         Action::EditSettings,
     ),
     route("GET", "/api/v1/projects/{name}/env", Action::ViewProject),

@@ -4,6 +4,7 @@
 
 mod aliases;
 mod blobs;
+mod deploy_hooks;
 mod deployment_row;
 mod deployments;
 mod env;
@@ -20,6 +21,7 @@ mod users;
 
 pub use aliases::{AliasAction, DomainRow, DomainTaken};
 pub use blobs::BlobRow;
+pub use deploy_hooks::{DeployHookRow, MAX_DEPLOY_HOOKS};
 pub use deployment_row::{DeploymentRow, PREBUILT};
 pub use deployments::{NewDeployment, Readied, Transition, TransitionOutcome};
 pub use env::{EnvRow, MAX_KEYS as MAX_ENV_KEYS, NewEnv, TooManyKeys};

@@ -224,6 +224,20 @@ CREATE TABLE preview_labels (
 );
 ALTER TABLE deployments ADD COLUMN preview_label TEXT;
 "#,
+    // Deploy hooks: secret URLs that build a branch of a project when POSTed. Only the
+    // SHA-256 of each secret is kept.
+    r#"
+CREATE TABLE deploy_hooks (
+    id              INTEGER PRIMARY KEY,
+    project_id      INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    name            TEXT NOT NULL,
+    branch          TEXT,
+    secret_hash     BLOB NOT NULL UNIQUE,
+    created_by      INTEGER REFERENCES users(id) ON DELETE SET NULL,
+    created_at      INTEGER NOT NULL,
+    last_used_at    INTEGER
+);
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> DbResult<()> {

@@ -5,6 +5,8 @@
 //! request, each at a stable host) or the end of a preview (`plan.rs` decides which). A preview
 //! host's alias moves when a build of it is ready, never backwards.
 
+mod branch;
+mod deploy_hooks;
 mod plan;
 mod receive;
 

@@ -1,36 +1,17 @@
 //! One delivery to `/hooks/git/<project>`: verified, read, found again if it is a retry, then
 //! acted on as [`super::plan`] says. The forge gets its answer as soon as the build is queued.
 
-use scalemesh_core::git::{GitRef, GitUrl};
-use scalemesh_core::layout;
-use scalemesh_core::wire::{CommitInfo, HookAnswer};
-use scalemesh_core::{DeploymentId, DeploymentStatus, ProjectName};
+use scalemesh_core::ProjectName;
+use scalemesh_core::wire::HookAnswer;
 use sha2::{Digest, Sha256};
 
-use super::plan::{LabelKind, Plan, plan, same_repository};
+use super::branch::{BranchBuild, Done};
+use super::plan::{Plan, plan, same_repository};
 use super::secret_row;
 use crate::app::App;
 use crate::db::ProjectRow;
-use crate::deployments::{DeployOptions, NewSource};
 use crate::error::{ApiError, ApiResult};
 use crate::forge::{self, Headers, Provider, event};
-
-/// What a delivery did, for its answer and the delivery log.
-struct Done {
-    outcome: String,
-    deployment: Option<DeploymentId>,
-    preview_url: Option<String>,
-}
-
-impl Done {
-    fn nothing(why: String) -> Self {
-        Self {
-            outcome: why,
-            deployment: None,
-            preview_url: None,
-        }
-    }
-}
 
 impl App {
     /// Verifies and acts on a delivery for `project` (as the path names it).
@@ -136,149 +117,16 @@ impl App {
                         "the delivery names no full commit",
                     ));
                 }
-                let label = self.label_for(project, kind, &name).await?;
-                let git_ref = GitRef::parse(&branch).map_err(|e| {
-                    ApiError::bad_request("unreadable_delivery", format!("branch: {e}"))
-                })?;
-                let url = project
-                    .git_url
-                    .as_deref()
-                    .map(GitUrl::parse)
-                    .transpose()
-                    .map_err(|e| ApiError::Internal(e.into()))?
-                    .ok_or_else(|| {
-                        ApiError::conflict("no_repository", "the project has no repository")
-                    })?;
-                let source = NewSource::Git {
-                    url,
-                    git_ref: Some(git_ref),
-                    commit: Some(commit.sha.clone()),
+                let build = BranchBuild {
+                    kind,
+                    name,
+                    branch,
+                    commit: Some(commit),
+                    production,
                 };
-                let options = DeployOptions {
-                    promote: production,
-                    no_cache: false,
-                    preview_label: Some(label.clone()),
-                };
-                let dep = self.create_deployment(project, source, options, by).await?;
-                let info = CommitInfo {
-                    sha: commit.sha.clone(),
-                    branch: Some(branch.clone()),
-                    message: commit.message.clone(),
-                    author: commit.author.clone(),
-                };
-                if let Some(info) = info.cleaned() {
-                    self.store.set_commit(&dep.id, info).await?;
-                }
-                self.supersede(project, &label, &dep.id, &branch).await;
-                let what = match kind {
-                    LabelKind::Branch if production => format!("production build of {branch:.100}"),
-                    LabelKind::Branch => format!("preview build of {branch:.100}"),
-                    LabelKind::PullRequest => format!("preview build of pull request #{name}"),
-                };
-                Ok(Done {
-                    outcome: format!(
-                        "queued the {what} at {}",
-                        &commit.sha[..12.min(commit.sha.len())]
-                    ),
-                    deployment: Some(dep.id),
-                    preview_url: Some(self.hosts.label_url(&project.name, &label)),
-                })
+                self.deploy_branch(project, by, build).await
             }
         }
-    }
-
-    /// The stable label of a branch or pull request, chosen the first time it is deployed.
-    async fn label_for(
-        &self,
-        project: &ProjectRow,
-        kind: LabelKind,
-        name: &str,
-    ) -> ApiResult<String> {
-        let (owned, project_name) = (name.to_owned(), project.name.to_string());
-        let number = name.parse::<u64>().unwrap_or(0);
-        Ok(self
-            .store
-            .preview_label(
-                project.id,
-                kind.as_str(),
-                name,
-                move |distinct| match kind {
-                    LabelKind::Branch => forge::label::branch(&owned, &project_name, distinct),
-                    LabelKind::PullRequest => forge::label::pull_request(number),
-                },
-            )
-            .await?)
-    }
-
-    /// Cancels the builds of `label` still queued behind `newest`: only the newest push of a
-    /// branch is worth building.
-    async fn supersede(
-        &self,
-        project: &ProjectRow,
-        label: &str,
-        newest: &DeploymentId,
-        branch: &str,
-    ) {
-        let queued = match self.store.queued_for_label(project.id, label).await {
-            Ok(queued) => queued,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not look for builds to supersede");
-                return;
-            }
-        };
-        for id in queued.iter().filter(|id| *id != newest) {
-            let reason =
-                format!("superseded by deployment {newest}, of a newer push to {branch:.100}");
-            match self.finish(id, DeploymentStatus::Canceled, reason).await {
-                Ok(_) => self.runner.cancel(id, None).await,
-                Err(e) => {
-                    tracing::warn!(deployment = %id, error = format!("{e:#}"), "could not supersede a build")
-                }
-            }
-        }
-    }
-
-    /// Stops the preview of a deleted branch or closed pull request: its host stops answering
-    /// and its queued builds are canceled.
-    async fn stop_preview(
-        &self,
-        project: &ProjectRow,
-        kind: LabelKind,
-        name: &str,
-    ) -> ApiResult<Done> {
-        let what = match kind {
-            LabelKind::Branch => format!("branch {name:.100}"),
-            LabelKind::PullRequest => format!("pull request #{name}"),
-        };
-        let Some(label) = self
-            .store
-            .drop_label(project.id, kind.as_str(), name)
-            .await?
-        else {
-            return Ok(Done::nothing(format!("{what} had no preview")));
-        };
-        for id in self.store.queued_for_label(project.id, &label).await? {
-            let reason = format!("{what} is gone");
-            if self
-                .finish(&id, DeploymentStatus::Canceled, reason)
-                .await
-                .is_ok()
-            {
-                self.runner.cancel(&id, None).await;
-            }
-        }
-        self.storage
-            .delete(&layout::label_route(&project.name, &label))
-            .await
-            .map_err(|e| ApiError::StorageUnavailable(format!("removing a preview alias: {e}")))?;
-        if let Some(proxy) = &self.proxy {
-            proxy.invalidate(&project.name);
-        }
-        Ok(Done {
-            outcome: format!("stopped the preview of {what}"),
-            deployment: None,
-            preview_url: Some(self.hosts.label_url(&project.name, &label)),
-        })
     }
 }
 

@@ -61,10 +61,6 @@ pub fn router(app: Arc<App>) -> Router {
             get(members::list).post(members::add),
         )
         .route("/projects/{name}/members/{user}", delete(members::remove))
-        .route(
-            "/projects/{name}/git",
-            get(git::show).put(git::connect).delete(git::disconnect),
-        )
         .route("/projects/{name}/env", get(env::list))
         .route(
             "/projects/{name}/env/{key}",
@@ -83,14 +79,12 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/deployments/{id}/logs/stream", get(logs::stream))
         .route("/deployments/{id}/report", post(jobs::report))
         .route("/deployments/{id}/env", get(jobs::env))
-        .merge(blob_routes());
+        .merge(blob_routes())
+        .merge(git_routes());
     Router::new()
         .route("/health", get(health))
         .route("/project", post(compat::create_project))
-        .route(
-            "/hooks/git/{name}",
-            post(git::deliver).layer(DefaultBodyLimit::max(git::DELIVERY_LIMIT)),
-        )
+        .merge(forge_hooks())
         .route("/", get(crate::web::index))
         .route("/app.js", get(crate::web::script))
         .route("/app.css", get(crate::web::style))
@@ -117,6 +111,30 @@ fn blob_routes() -> Router<Arc<App>> {
         .route("/deployments/{id}/blobs/{sha256}", put(blobs::put))
         .route("/deployments/{id}/manifest", put(blobs::manifest))
         .route("/sweep", post(blobs::sweep))
+}
+
+/// Push to deploy: a project's connection to its repository, its deploy hooks.
+fn git_routes() -> Router<Arc<App>> {
+    Router::new()
+        .route(
+            "/projects/{name}/git",
+            get(git::show).put(git::connect).delete(git::disconnect),
+        )
+        .route(
+            "/projects/{name}/hooks",
+            get(git::list_hooks).post(git::create_hook),
+        )
+        .route("/projects/{name}/hooks/{id}", delete(git::remove_hook))
+}
+
+/// What forges and deploy hooks call, outside `/api/v1`: no token, a signature or a secret URL.
+fn forge_hooks() -> Router<Arc<App>> {
+    Router::new()
+        .route(
+            "/hooks/git/{name}",
+            post(git::deliver).layer(DefaultBodyLimit::max(git::DELIVERY_LIMIT)),
+        )
+        .route("/hooks/deploy/{secret}", post(git::run_hook))
 }
 
 async fn health(State(app): State<Arc<App>>) -> Json<Health> {

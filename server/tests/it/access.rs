@@ -142,6 +142,11 @@ fn cases() -> Vec<Case> {
         // Connected (by its owner, or just above): only a signed delivery is taken.
         case("POST", "/hooks/git/{p}").body(json!({"ref": "refs/heads/main"})),
         case("DELETE", "/api/v1/projects/{p}/git"),
+        case("GET", "/api/v1/projects/{p}/hooks"),
+        case("POST", "/api/v1/projects/{p}/hooks").body(json!({"name": "cms-{i}"})),
+        case("DELETE", "/api/v1/projects/{p}/hooks/{hook}"),
+        // Not a hook's secret: only the secret URL of a hook runs it.
+        case("POST", "/hooks/deploy/smh_{i}"),
         case("GET", "/api/v1/projects/{p}/env"),
         case("GET", "/api/v1/projects/{p}/env/SHARED_KEY"),
         case("PUT", "/api/v1/projects/{p}/env/NEW_KEY")
@@ -188,6 +193,8 @@ fn cases() -> Vec<Case> {
 /// What one caller's requests refer to.
 struct Fixture {
     project: String,
+    /// A deploy hook's id.
+    hook: String,
     ready: String,
     queued: String,
     job: String,
@@ -200,6 +207,7 @@ fn fill(template: &str, i: usize, f: &Fixture, p: &Principal) -> String {
         .replace("{q}", &f.queued)
         .replace("{j}", &f.job)
         .replace("{spare}", &p.spare_token.to_string())
+        .replace("{hook}", &f.hook)
         .replace("BLOB", &"a".repeat(64))
         .replace("{i}", &i.to_string())
 }
@@ -256,15 +264,7 @@ async fn project(app: &TestApp, olivia: &str, name: &str, i: usize) -> Fixture {
         )
         .await;
     assert_eq!(status, 201, "{body}");
-    let (status, body) = app
-        .call(
-            olivia,
-            "PUT",
-            &format!("/api/v1/projects/{name}/git"),
-            Some(json!({})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    let hook = connect_with_a_hook(app, olivia, name).await;
     let mut ids = Vec::new();
     for _ in 0..3 {
         let (status, dep) = app
@@ -284,10 +284,34 @@ async fn project(app: &TestApp, olivia: &str, name: &str, i: usize) -> Fixture {
     app.wait_status(&ready, "ready").await;
     Fixture {
         project: name.to_owned(),
+        hook,
         ready: ids[0].clone(),
         queued: ids[1].clone(),
         job: ids[2].clone(),
     }
+}
+
+/// Connects project `name` to its repository and gives it a deploy hook: the hook's id.
+async fn connect_with_a_hook(app: &TestApp, olivia: &str, name: &str) -> String {
+    let (status, body) = app
+        .call(
+            olivia,
+            "PUT",
+            &format!("/api/v1/projects/{name}/git"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, hook) = app
+        .call(
+            olivia,
+            "POST",
+            &format!("/api/v1/projects/{name}/hooks"),
+            Some(json!({"name": "nightly"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{hook}");
+    hook["id"].to_string()
 }
 
 /// Sends one case as `p`; the status, and the body (for WebSockets: the handshake's status).
@@ -490,6 +514,8 @@ fn route_path(case: &Case) -> String {
         .replace("{q}", "{id}")
         .replace("{j}", "{id}")
         .replace("BLOB", "{sha256}")
+        .replace("{hook}", "{id}")
+        .replace("smh_{i}", "{secret}")
 }
 
 /// Sends `case` as the `i`th caller `p`, on its fixture `f`; a wrong answer goes to `failures`.

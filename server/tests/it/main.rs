@@ -5,6 +5,7 @@
 mod access;
 mod api;
 mod blobs;
+mod deploy_hooks;
 mod helpers;
 mod hooks;
 mod invariants;
