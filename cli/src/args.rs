@@ -71,6 +71,9 @@ pub enum Command {
     /// Deploy hooks, secret URLs that build a branch when POSTed: create, ls, rm
     #[command(subcommand)]
     Hooks(HooksCommand),
+    /// Tell a URL of a project's deployments (signed JSON): add, ls, rm, log
+    #[command(subcommand)]
+    Notify(NotifyCommand),
     /// Start a Scale Mesh server on this machine in the background
     Up(UpArgs),
     /// Stop the server `scalemesh up` started
@@ -352,6 +355,43 @@ pub enum HooksCommand {
         project: String,
         /// The hook's id (from `hooks ls`)
         id: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotifyCommand {
+    /// Send the project's deployment events to a URL; prints the secret that signs them
+    Add {
+        /// The project
+        project: String,
+        /// Where to POST them (http or https)
+        url: String,
+        /// Which events, comma-separated: created, ready, failed, promoted [default: all]
+        #[arg(long, value_delimiter = ',')]
+        events: Vec<String>,
+        #[command(flatten)]
+        json: JsonArgs,
+    },
+    /// List the project's notification URLs
+    Ls {
+        /// The project
+        project: String,
+        #[command(flatten)]
+        json: JsonArgs,
+    },
+    /// Stop sending to a URL
+    Rm {
+        /// The project
+        project: String,
+        /// Its id (from `notify ls`)
+        id: i64,
+    },
+    /// What was sent lately, to where, and what came of it
+    Log {
+        /// The project
+        project: String,
+        #[command(flatten)]
+        json: JsonArgs,
     },
 }
 

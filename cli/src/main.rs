@@ -53,6 +53,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Domains(command) => commands::alias::domains(&client, command).await,
         Command::Git(command) => commands::git::run(&client, command).await,
         Command::Hooks(command) => commands::git::hooks(&client, command).await,
+        Command::Notify(command) => commands::notify::run(&client, command).await,
         Command::Up(args) => commands::up::up(&settings, args).await,
         Command::Down => commands::up::down(&settings).await,
         Command::Login(args) => commands::login::run(&client, &settings, args).await,

@@ -88,11 +88,13 @@ impl App {
         );
         let lines = self.store.append_system_lines(&dep.id, vec![line]).await?;
         self.publish_lines(&dep.id, lines);
-        Ok(self
+        let moved = self
             .store
             .deployment(&dep.id)
             .await?
-            .unwrap_or_else(|| dep.clone()))
+            .unwrap_or_else(|| dep.clone());
+        self.notify(&moved, crate::notify::Event::Promoted).await;
+        Ok(moved)
     }
 
     /// Serves the project at `host` too, for user `by`. One host belongs to one project.

@@ -67,6 +67,12 @@ pub struct App {
     pub(crate) body_rate: MinRate,
     /// What each build may use.
     pub(crate) build_limits: BuildLimits,
+    /// Notification URLs that may be called although they are not public.
+    pub(crate) notify_allow: AllowList,
+    /// How long a failed notification waits before its first retry.
+    pub(crate) notify_retry: Duration,
+    /// Wakes the notification sender when something is queued.
+    pub(crate) notify_wake: tokio::sync::Notify,
     /// Where builds keep their cache; `None` when it is turned off.
     pub(crate) build_cache: Option<BuildCacheSetting>,
 }

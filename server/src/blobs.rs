@@ -130,6 +130,7 @@ impl App {
             self.apply(&row.id, t).await?;
         }
         let row = self.store.deployment(&row.id).await?.unwrap_or(row);
+        self.notify(&row, crate::notify::Event::Created).await;
         Ok((row, token))
     }
 

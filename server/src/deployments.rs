@@ -20,6 +20,7 @@ use crate::db::{
     AppendOutcome, DeploymentRow, NewDeployment, ProjectRow, Readied, Transition, TransitionOutcome,
 };
 use crate::error::{ApiError, ApiResult};
+use crate::notify::Event;
 
 /// What a deploy request asked for besides its source.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,7 +128,9 @@ impl App {
             }
         };
         self.submit(&row).await;
-        Ok(self.store.deployment(&row.id).await?.unwrap_or(row))
+        let row = self.store.deployment(&row.id).await?.unwrap_or(row);
+        self.notify(&row, Event::Created).await;
+        Ok(row)
     }
 
     /// A new deployment's source as its row records it (kind, repository, ref, commit); an
@@ -264,6 +267,9 @@ impl App {
             self.publish_lines(id, lines.clone());
             if row.status.is_terminal() {
                 self.ended(row);
+                if row.status == DeploymentStatus::Failed {
+                    self.notify(row, Event::Failed).await;
+                }
             } else {
                 self.hub.publish(
                     id,
@@ -522,6 +528,10 @@ impl App {
         }
         self.publish_lines(&row.id, lines);
         self.ended(&row);
+        self.notify(&row, Event::Ready).await;
+        if row.production {
+            self.notify(&row, Event::Promoted).await;
+        }
         Ok(row)
     }
 

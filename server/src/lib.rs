@@ -196,6 +196,9 @@ impl Server {
                 disk: Some(settings.build_disk),
             },
             build_cache: build_cache(settings, &data_dir),
+            notify_allow: settings.allow_private_notify.clone(),
+            notify_retry: settings.notify_retry,
+            notify_wake: tokio::sync::Notify::new(),
         });
         Ok(Self {
             app,
@@ -240,6 +243,7 @@ impl Server {
             .context("recovering unfinished deployments")?;
         let stop = CancellationToken::new();
         let supervisor = tokio::spawn(supervisor::run(app.clone(), events, stop.clone()));
+        let notifications = tokio::spawn(notify::send::run(app.clone(), stop.clone()));
 
         let api = listen::serve_router(
             listeners.api,
@@ -275,6 +279,7 @@ impl Server {
         trigger.abort();
         app.runner.shutdown().await;
         let _ = supervisor.await;
+        let _ = notifications.await;
         served.context("serving")
     }
 }

@@ -195,6 +195,16 @@ pub struct Settings {
     #[arg(long, env = "SCALEMESH_ALLOW_PRIVATE_GIT_HOSTS", default_value = "", value_parser = |s: &str| scalemesh_core::netguard::AllowList::parse(s))]
     pub allow_private_git_hosts: scalemesh_core::netguard::AllowList,
 
+    /// Notification URLs that may be called although they are not public (loopback, private
+    /// networks): host names, addresses or networks, comma-separated.
+    #[arg(long, env = "SCALEMESH_ALLOW_PRIVATE_NOTIFY", default_value = "", value_parser = |s: &str| scalemesh_core::netguard::AllowList::parse(s))]
+    pub allow_private_notify: scalemesh_core::netguard::AllowList,
+
+    /// How long a failed notification waits before it is tried again; each later retry waits
+    /// four times longer, six attempts in all.
+    #[arg(long, env = "SCALEMESH_NOTIFY_RETRY", default_value = "10s", value_parser = scalemesh_core::duration::parse)]
+    pub notify_retry: Duration,
+
     /// Proxies in front of the server whose X-Forwarded-For is believed, comma-separated
     /// addresses or networks (10.0.0.0/8).
     #[arg(long, env = "SCALEMESH_TRUSTED_PROXY", value_delimiter = ',', value_parser = parse_network)]

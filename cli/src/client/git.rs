@@ -1,8 +1,10 @@
-//! The endpoints of a project connected to its repository, and of its deploy hooks.
+//! The endpoints of a project connected to its repository, of its deploy hooks and of its
+//! notification URLs.
 
 use reqwest::Method;
 use scalemesh_core::wire::{
-    ConnectGit, CreateDeployHook, DeployHook, DeployHookList, GitConnection,
+    AddSubscription, ConnectGit, CreateDeployHook, DeployHook, DeployHookList, GitConnection,
+    NotificationLog, Subscription, SubscriptionList,
 };
 
 use super::{Client, ClientError, api};
@@ -55,5 +57,39 @@ impl Client {
         ))
         .await
         .map(|_| ())
+    }
+
+    pub async fn subscribe(
+        &self,
+        project: &str,
+        body: &AddSubscription,
+    ) -> Result<Subscription, ClientError> {
+        self.send(
+            self.request(Method::POST, &api(&["projects", project, "notifications"]))
+                .json(body),
+        )
+        .await
+    }
+
+    pub async fn subscriptions(&self, project: &str) -> Result<SubscriptionList, ClientError> {
+        self.send(self.request(Method::GET, &api(&["projects", project, "notifications"])))
+            .await
+    }
+
+    pub async fn unsubscribe(&self, project: &str, id: i64) -> Result<(), ClientError> {
+        self.send_raw(self.request(
+            Method::DELETE,
+            &api(&["projects", project, "notifications", &id.to_string()]),
+        ))
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn notification_log(&self, project: &str) -> Result<NotificationLog, ClientError> {
+        self.send(self.request(
+            Method::GET,
+            &api(&["projects", project, "notifications", "log"]),
+        ))
+        .await
     }
 }

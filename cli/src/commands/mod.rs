@@ -12,6 +12,7 @@ pub mod login;
 pub mod logout;
 pub mod logs;
 pub mod members;
+pub mod notify;
 pub mod prebuilt;
 pub mod projects;
 pub mod tokens;

@@ -254,3 +254,91 @@ async fn a_deploy_hook_made_with_the_cli_builds_its_branch_when_posted() {
         .expect("hook");
     assert_eq!(res.status().as_u16(), 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notification_url_hears_of_a_deploy_signed_with_the_secret_the_cli_showed() {
+    let got: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>> = Default::default();
+    let seen = got.clone();
+    let receiver = axum::Router::new().route(
+        "/in",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let seen = seen.clone();
+            async move {
+                let signature = headers["x-scalemesh-signature"]
+                    .to_str()
+                    .unwrap_or("")
+                    .to_owned();
+                seen.lock().expect("lock").push((signature, body));
+                "thanks"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/in", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+
+    let stack = Stack::start_with(&["--allow-private-notify", "127.0.0.1"]);
+    let site = tempfile::tempdir().expect("tempdir");
+    std::fs::write(site.path().join("index.html"), "hello").expect("write");
+    let folder = site.path().to_str().expect("utf-8");
+    let out = stack.cli(&["deploy", folder, "--prebuilt", "--project", "told"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = stack.cli(&["notify", "add", "told", &url, "--events", "ready"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let secret = stdout(&out).trim().to_owned();
+    let out = stack.cli(&[
+        "deploy",
+        folder,
+        "--prebuilt",
+        "--project",
+        "told",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let deployed: Value = serde_json::from_str(&stdout(&out)).expect("json");
+    for _ in 0..200 {
+        if !got.lock().expect("lock").is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (signature, body) = got
+        .lock()
+        .expect("lock")
+        .first()
+        .cloned()
+        .expect("a delivery");
+    // Checked as a receiver would, with nothing of Scale Mesh's: t=<seconds>,v1=<HMAC of "t.body">.
+    let (t, v1) = signature
+        .split_once(",v1=")
+        .and_then(|(t, v1)| Some((t.strip_prefix("t=")?, v1)))
+        .expect("t=…,v1=…");
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(format!("{t}.{body}").as_bytes());
+    assert_eq!(hex::encode(mac.finalize().into_bytes()), v1);
+    let sent: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(sent["event"], "deployment.ready");
+    assert_eq!(sent["deployment"]["id"], deployed["id"]);
+    let out = stack.cli(&["notify", "log", "told"]);
+    let log = stdout(&out);
+    assert!(
+        log.contains("deployment.ready")
+            && log.contains("delivered (1 tries)")
+            && log.contains("200"),
+        "{log}"
+    );
+
+    // An internal address the server was not told to allow.
+    let plain = Stack::start();
+    let out = plain.cli(&["deploy", folder, "--prebuilt", "--project", "told"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = plain.cli(&["notify", "add", "told", &url]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("--allow-private-notify"),
+        "{}",
+        stderr(&out)
+    );
+}

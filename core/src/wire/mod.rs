@@ -2,6 +2,7 @@
 
 mod blobs;
 mod git;
+mod notify;
 mod team;
 
 use std::collections::BTreeMap;
@@ -21,6 +22,10 @@ pub use blobs::{
 pub use git::{
     ConnectGit, CreateDeployHook, DeployHook, DeployHookList, GitConnection, GitDelivery,
     HookAnswer, Preview,
+};
+pub use notify::{
+    AddSubscription, NOTIFY_EVENTS, NotificationDelivery, NotificationLog, Subscription,
+    SubscriptionList,
 };
 pub use team::{
     AddMember, BuildEnv, CreateToken, CreateUser, CreatedToken, CreatedUser, EnvList, EnvVar, Me,

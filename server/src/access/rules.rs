@@ -262,6 +262,26 @@ pub const ROUTES: &[Route] = &[
     ),
     route("GET", "/api/v1/projects/{name}/hooks", Action::ViewProject),
     route(
+        "GET",
+        "/api/v1/projects/{name}/notifications",
+        Action::ViewProject,
+    ),
+    route(
+        "POST",
+        "/api/v1/projects/{name}/notifications",
+        Action::EditSettings,
+    ),
+    route(
+        "GET",
+        "/api/v1/projects/{name}/notifications/log",
+        Action::ViewProject,
+    ),
+    route(
+        "DELETE",
+        "/api/v1/projects/{name}/notifications/{id}",
+        Action::EditSettings,
+    ),
+    route(
         "POST",
         "/api/v1/projects/{name}/hooks",
         Action::EditSettings,

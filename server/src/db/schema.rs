@@ -238,6 +238,32 @@ CREATE TABLE deploy_hooks (
     last_used_at    INTEGER
 );
 "#,
+    // Outgoing notifications: who subscribed to which events of a project (the signing secret
+    // sealed), and every delivery, kept until it succeeded or ran out of attempts.
+    r#"
+CREATE TABLE notify_subscriptions (
+    id          INTEGER PRIMARY KEY,
+    project_id  INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    url         TEXT NOT NULL,
+    events      TEXT NOT NULL,
+    secret      BLOB NOT NULL,
+    created_at  INTEGER NOT NULL
+);
+CREATE TABLE notify_deliveries (
+    id              INTEGER PRIMARY KEY,
+    subscription_id INTEGER NOT NULL REFERENCES notify_subscriptions(id) ON DELETE CASCADE,
+    event           TEXT NOT NULL,
+    deployment_id   TEXT,
+    body            TEXT NOT NULL,
+    state           TEXT NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_at         INTEGER NOT NULL,
+    last_status     INTEGER,
+    last_error      TEXT,
+    created_at      INTEGER NOT NULL
+);
+CREATE INDEX notify_deliveries_due ON notify_deliveries(state, next_at);
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> DbResult<()> {

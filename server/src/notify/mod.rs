@@ -4,7 +4,11 @@
 //! the server may call (`destination`): never loopback, link-local or private ones unless the
 //! operator allowed them, as for git hosts (`core::netguard`).
 
+pub(crate) mod send;
 pub mod sign;
+mod subscriptions;
+
+pub use subscriptions::Event;
 
 use scalemesh_core::netguard::{self, AllowList};
 

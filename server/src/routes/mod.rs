@@ -8,6 +8,7 @@ mod git;
 mod jobs;
 mod logs;
 mod members;
+mod notify;
 pub mod parse;
 mod projects;
 mod tokens;
@@ -113,7 +114,8 @@ fn blob_routes() -> Router<Arc<App>> {
         .route("/sweep", post(blobs::sweep))
 }
 
-/// Push to deploy: a project's connection to its repository, its deploy hooks.
+/// Push to deploy and telling the world: a project's connection to its repository, its deploy
+/// hooks, its notification URLs.
 fn git_routes() -> Router<Arc<App>> {
     Router::new()
         .route(
@@ -125,6 +127,15 @@ fn git_routes() -> Router<Arc<App>> {
             get(git::list_hooks).post(git::create_hook),
         )
         .route("/projects/{name}/hooks/{id}", delete(git::remove_hook))
+        .route(
+            "/projects/{name}/notifications",
+            get(notify::list).post(notify::add),
+        )
+        .route("/projects/{name}/notifications/log", get(notify::log))
+        .route(
+            "/projects/{name}/notifications/{id}",
+            delete(notify::remove),
+        )
 }
 
 /// What forges and deploy hooks call, outside `/api/v1`: no token, a signature or a secret URL.

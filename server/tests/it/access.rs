@@ -11,7 +11,7 @@ use scalemesh_server::access::{Action, Decision, Grant, ROUTES, Standing, decide
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::helpers::{FakeBuilder, TestApp, spawn_app};
+use crate::helpers::{FakeBuilder, TestApp, spawn_app, spawn_app_with};
 
 /// What a caller is, for the expectations.
 #[derive(Debug, Clone, Copy)]
@@ -111,7 +111,7 @@ impl Case {
 
 /// The requests, in order: a project is deleted last.
 fn cases() -> Vec<Case> {
-    vec![
+    let mut cases = vec![
         case("GET", "/health"),
         case("POST", "/project")
             .body(json!({"gitURL": "https://git.example.com/a/compat-{i}.git"})),
@@ -137,16 +137,9 @@ fn cases() -> Vec<Case> {
         case("GET", "/api/v1/projects/{p}/members"),
         case("POST", "/api/v1/projects/{p}/members").body(json!({"user": "una", "role": "viewer"})),
         case("DELETE", "/api/v1/projects/{p}/members/tim"),
-        case("GET", "/api/v1/projects/{p}/git"),
-        case("PUT", "/api/v1/projects/{p}/git").body(json!({"provider": "gitea"})),
-        // Connected (by its owner, or just above): only a signed delivery is taken.
-        case("POST", "/hooks/git/{p}").body(json!({"ref": "refs/heads/main"})),
-        case("DELETE", "/api/v1/projects/{p}/git"),
-        case("GET", "/api/v1/projects/{p}/hooks"),
-        case("POST", "/api/v1/projects/{p}/hooks").body(json!({"name": "cms-{i}"})),
-        case("DELETE", "/api/v1/projects/{p}/hooks/{hook}"),
-        // Not a hook's secret: only the secret URL of a hook runs it.
-        case("POST", "/hooks/deploy/smh_{i}"),
+    ];
+    cases.extend(push_cases());
+    cases.extend([
         case("GET", "/api/v1/projects/{p}/env"),
         case("GET", "/api/v1/projects/{p}/env/SHARED_KEY"),
         case("PUT", "/api/v1/projects/{p}/env/NEW_KEY")
@@ -187,6 +180,28 @@ fn cases() -> Vec<Case> {
         case("PUT", "/api/v1/deployments/{j}/blobs/BLOB?size=1"),
         case("PUT", "/api/v1/deployments/{j}/manifest"),
         case("DELETE", "/api/v1/projects/{p}"),
+    ]);
+    cases
+}
+
+/// Push to deploy and telling the world: the connection, deploy hooks, notifications.
+fn push_cases() -> Vec<Case> {
+    vec![
+        case("GET", "/api/v1/projects/{p}/git"),
+        case("PUT", "/api/v1/projects/{p}/git").body(json!({"provider": "gitea"})),
+        // Connected (by its owner, or just above): only a signed delivery is taken.
+        case("POST", "/hooks/git/{p}").body(json!({"ref": "refs/heads/main"})),
+        case("DELETE", "/api/v1/projects/{p}/git"),
+        case("GET", "/api/v1/projects/{p}/hooks"),
+        case("POST", "/api/v1/projects/{p}/hooks").body(json!({"name": "cms-{i}"})),
+        case("DELETE", "/api/v1/projects/{p}/hooks/{hook}"),
+        case("GET", "/api/v1/projects/{p}/notifications"),
+        case("POST", "/api/v1/projects/{p}/notifications")
+            .body(json!({"url": "http://127.0.0.1:9/{i}", "events": ["ready"]})),
+        case("GET", "/api/v1/projects/{p}/notifications/log"),
+        case("DELETE", "/api/v1/projects/{p}/notifications/{sub}"),
+        // Not a hook's secret: only the secret URL of a hook runs it.
+        case("POST", "/hooks/deploy/smh_{i}"),
     ]
 }
 
@@ -195,6 +210,8 @@ struct Fixture {
     project: String,
     /// A deploy hook's id.
     hook: String,
+    /// A notification URL's id.
+    subscription: String,
     ready: String,
     queued: String,
     job: String,
@@ -208,6 +225,7 @@ fn fill(template: &str, i: usize, f: &Fixture, p: &Principal) -> String {
         .replace("{j}", &f.job)
         .replace("{spare}", &p.spare_token.to_string())
         .replace("{hook}", &f.hook)
+        .replace("{sub}", &f.subscription)
         .replace("BLOB", &"a".repeat(64))
         .replace("{i}", &i.to_string())
 }
@@ -264,7 +282,7 @@ async fn project(app: &TestApp, olivia: &str, name: &str, i: usize) -> Fixture {
         )
         .await;
     assert_eq!(status, 201, "{body}");
-    let hook = connect_with_a_hook(app, olivia, name).await;
+    let (hook, subscription) = connect_with_a_hook(app, olivia, name).await;
     let mut ids = Vec::new();
     for _ in 0..3 {
         let (status, dep) = app
@@ -285,14 +303,16 @@ async fn project(app: &TestApp, olivia: &str, name: &str, i: usize) -> Fixture {
     Fixture {
         project: name.to_owned(),
         hook,
+        subscription,
         ready: ids[0].clone(),
         queued: ids[1].clone(),
         job: ids[2].clone(),
     }
 }
 
-/// Connects project `name` to its repository and gives it a deploy hook: the hook's id.
-async fn connect_with_a_hook(app: &TestApp, olivia: &str, name: &str) -> String {
+/// Connects project `name` to its repository, gives it a deploy hook and a notification URL:
+/// their ids.
+async fn connect_with_a_hook(app: &TestApp, olivia: &str, name: &str) -> (String, String) {
     let (status, body) = app
         .call(
             olivia,
@@ -311,7 +331,16 @@ async fn connect_with_a_hook(app: &TestApp, olivia: &str, name: &str) -> String 
         )
         .await;
     assert_eq!(status, 201, "{hook}");
-    hook["id"].to_string()
+    let (status, sub) = app
+        .call(
+            olivia,
+            "POST",
+            &format!("/api/v1/projects/{name}/notifications"),
+            Some(json!({"url": "http://127.0.0.1:9/in"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{sub}");
+    (hook["id"].to_string(), sub["id"].to_string())
 }
 
 /// Sends one case as `p`; the status, and the body (for WebSockets: the handshake's status).
@@ -515,6 +544,7 @@ fn route_path(case: &Case) -> String {
         .replace("{j}", "{id}")
         .replace("BLOB", "{sha256}")
         .replace("{hook}", "{id}")
+        .replace("{sub}", "{id}")
         .replace("smh_{i}", "{secret}")
 }
 
@@ -569,7 +599,12 @@ async fn try_case(
 
 #[tokio::test]
 async fn every_route_answers_every_caller_as_the_rules_say() {
-    let app = spawn_app().await;
+    // Notifications go to a closed port on loopback: never off this machine.
+    let app = spawn_app_with(|s| {
+        s.allow_private_notify =
+            scalemesh_core::netguard::AllowList::parse("127.0.0.1").expect("allow");
+    })
+    .await;
     let users = users(&app).await;
     let olivia = users[0].clone();
     let others = olivias_other_tokens(&app, &olivia).await;

@@ -11,4 +11,5 @@ mod hooks;
 mod invariants;
 mod lifecycle;
 mod logs;
+mod notify;
 mod team;
