@@ -310,6 +310,14 @@ pub enum GitCommand {
         /// Who sends the webhooks: github, gitlab, gitea (Forgejo too) or generic
         #[arg(long, default_value = "github")]
         provider: String,
+        /// Show each deployment's state on its commit: read a forge token allowed to set commit
+        /// statuses from stdin (or a prompt that does not echo)
+        #[arg(long)]
+        status_token: bool,
+        /// The forge's REST API, when not its default (https://api.github.com, or
+        /// https://<host>/api/v4 for GitLab, /api/v1 for Gitea)
+        #[arg(long, value_name = "URL")]
+        api_url: Option<String>,
         #[command(flatten)]
         json: JsonArgs,
     },

@@ -267,8 +267,10 @@ impl App {
             self.publish_lines(id, lines.clone());
             if row.status.is_terminal() {
                 self.ended(row);
-                if row.status == DeploymentStatus::Failed {
-                    self.notify(row, Event::Failed).await;
+                match row.status {
+                    DeploymentStatus::Failed => self.notify(row, Event::Failed).await,
+                    DeploymentStatus::Canceled => self.notify(row, Event::Canceled).await,
+                    _ => {}
                 }
             } else {
                 self.hub.publish(

@@ -16,6 +16,7 @@ mod listen;
 mod logs;
 mod manifests;
 pub mod notify;
+mod outbound;
 mod private_file;
 mod retention;
 mod routes;

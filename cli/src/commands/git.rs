@@ -18,11 +18,20 @@ pub async fn run(client: &Client, command: GitCommand) -> anyhow::Result<i32> {
             project,
             production_branch,
             provider,
+            status_token,
+            api_url,
             json,
         } => {
+            let status_token = if status_token {
+                Some(read_token()?)
+            } else {
+                None
+            };
             let body = ConnectGit {
                 provider: Some(provider),
                 production_branch,
+                status_token,
+                api_url,
             };
             let connection = client.connect_git(&project, &body).await.map_err(|e| {
                 explained(
@@ -61,6 +70,22 @@ pub async fn run(client: &Client, command: GitCommand) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// The forge token, typed without echo or piped in: never from the command line.
+fn read_token() -> anyhow::Result<String> {
+    let token = if crate::secret_input::stdin_is_terminal() {
+        crate::secret_input::prompt_hidden("Forge token for commit statuses: ")?
+    } else {
+        crate::secret_input::line_from_stdin()?.unwrap_or_default()
+    };
+    let token = token.trim().to_owned();
+    if token.is_empty() {
+        return Err(crate::error::CliError::new("no forge token was given")
+            .hint("pipe it in: printf '%s' \"$TOKEN\" | scalemesh git connect <project> --status-token")
+            .into());
+    }
+    Ok(token)
 }
 
 fn webhook_url(client: &Client, connection: &GitConnection) -> String {
@@ -113,6 +138,18 @@ fn show(client: &Client, connection: &GitConnection) {
     );
     println!("Webhook:           {}", webhook_url(client, connection));
     println!("Connected:         {}", ago(connection.connected_at, now));
+    let statuses = if connection.commit_statuses {
+        format!(
+            "set on each commit ({})",
+            connection
+                .api_url
+                .as_deref()
+                .unwrap_or("the forge's default API")
+        )
+    } else {
+        "off (git connect --status-token)".to_owned()
+    };
+    println!("Commit statuses:   {statuses}");
     match connection.deliveries.first() {
         None => println!("Last delivery:     none yet"),
         Some(d) => println!(

@@ -17,6 +17,14 @@ pub struct ConnectGit {
     /// The branch whose pushes go live; the project's `git_ref`, else `main`, when left out.
     #[serde(default)]
     pub production_branch: Option<String>,
+    /// A forge token allowed to set commit statuses: each deployment's state is shown on its
+    /// commit. Kept sealed, never answered.
+    #[serde(default)]
+    pub status_token: Option<String>,
+    /// The forge's REST API, when not its default (`https://api.github.com`, or
+    /// `https://<host>/api/v4` for GitLab, `/api/v1` for Gitea).
+    #[serde(default)]
+    pub api_url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +39,12 @@ pub struct GitConnection {
     pub secret: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub connected_at: OffsetDateTime,
+    /// Whether each deployment's state is set as its commit's status on the forge.
+    #[serde(default)]
+    pub commit_statuses: bool,
+    /// The forge's REST API statuses go to.
+    #[serde(default)]
+    pub api_url: Option<String>,
     /// The newest first.
     #[serde(default)]
     pub deliveries: Vec<GitDelivery>,

@@ -22,6 +22,34 @@ pub struct GitConnectionRow {
     /// that user is gone).
     pub acting_user: i64,
     pub connected_at: OffsetDateTime,
+    /// The forge token commit statuses are set with, sealed; none: no statuses.
+    pub status_token: Option<Vec<u8>>,
+    /// The forge's REST API, when not its default.
+    pub api_url: Option<String>,
+}
+
+/// A commit status to set on the forge.
+#[derive(Debug, Clone)]
+pub struct StatusRow {
+    pub id: i64,
+    pub project_id: i64,
+    pub deployment: String,
+    pub sha: String,
+    pub state: String,
+    pub target_url: String,
+    pub description: String,
+    pub attempts: u32,
+}
+
+/// A connection as it is set: forge, production branch, sealed secret, and for commit
+/// statuses the sealed token and API.
+#[derive(Debug, Clone)]
+pub struct NewConnection {
+    pub provider: String,
+    pub production_branch: String,
+    pub secret: Vec<u8>,
+    pub status_token: Option<Vec<u8>>,
+    pub api_url: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -51,23 +79,18 @@ fn parse_id(raw: Option<String>) -> DbResult<Option<DeploymentId>> {
 
 impl SqliteStore {
     /// Connects `project_id` (again: a new secret replaces the old one).
-    pub async fn connect_git(
-        &self,
-        project_id: i64,
-        provider: &str,
-        production_branch: &str,
-        secret: Vec<u8>,
-        by: i64,
-    ) -> DbResult<()> {
-        let (provider, branch) = (provider.to_owned(), production_branch.to_owned());
+    pub async fn connect_git(&self, project_id: i64, new: NewConnection, by: i64) -> DbResult<()> {
         self.call(move |conn| {
             conn.execute(
-                "INSERT INTO git_connections (project_id, provider, production_branch, secret, connected_by, connected_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                "INSERT INTO git_connections (project_id, provider, production_branch, secret, connected_by,
+                    connected_at, status_token, api_url)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT (project_id) DO UPDATE SET provider = excluded.provider,
                     production_branch = excluded.production_branch, secret = excluded.secret,
-                    connected_by = excluded.connected_by, connected_at = excluded.connected_at",
-                params![project_id, provider, branch, secret, by, now_ms()],
+                    connected_by = excluded.connected_by, connected_at = excluded.connected_at,
+                    status_token = excluded.status_token, api_url = excluded.api_url",
+                params![project_id, new.provider, new.production_branch, new.secret, by, now_ms(),
+                    new.status_token, new.api_url],
             )?;
             Ok(())
         })
@@ -98,7 +121,7 @@ impl SqliteStore {
             Ok(conn
                 .query_row(
                     "SELECT g.provider, g.production_branch, g.secret,
-                            COALESCE(g.connected_by, p.owner_id), g.connected_at
+                            COALESCE(g.connected_by, p.owner_id), g.connected_at, g.status_token, g.api_url
                      FROM git_connections g JOIN projects p ON p.id = g.project_id
                      WHERE g.project_id = ?1",
                     params![project_id],
@@ -109,6 +132,8 @@ impl SqliteStore {
                             secret: r.get(2)?,
                             acting_user: r.get(3)?,
                             connected_at: from_ms(r.get(4)?),
+                            status_token: r.get(5)?,
+                            api_url: r.get(6)?,
                         })
                     },
                 )
@@ -342,6 +367,89 @@ impl SqliteStore {
             ids.iter()
                 .map(|id| DeploymentId::parse(id).map_err(DbError::corrupt))
                 .collect()
+        })
+        .await
+    }
+
+    /// Queues a commit status for the forge.
+    pub async fn queue_status(&self, status: StatusRow) -> DbResult<()> {
+        self.call(move |conn| {
+            let now = now_ms();
+            conn.execute(
+                "INSERT INTO commit_statuses (project_id, deployment_id, sha, state, target_url, description, next_at, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+                params![status.project_id, status.deployment, status.sha, status.state,
+                    status.target_url, status.description, now],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Statuses due by now, oldest first (in the order they happened, so a deployment's
+    /// `pending` is set before its `success`); and when the next one not yet due is.
+    pub async fn due_statuses(
+        &self,
+        limit: u32,
+    ) -> DbResult<(Vec<StatusRow>, Option<OffsetDateTime>)> {
+        self.call(move |conn| {
+            let now = now_ms();
+            // A state not set yet when a newer one of its deployment came is never set: it
+            // would hide the newer one.
+            conn.execute(
+                "UPDATE commit_statuses SET done = 1, last_error = 'a newer state came first'
+                 WHERE done = 0 AND EXISTS (SELECT 1 FROM commit_statuses n
+                    WHERE n.deployment_id = commit_statuses.deployment_id AND n.id > commit_statuses.id)",
+                [],
+            )?;
+            let mut q = conn.prepare(
+                "SELECT id, project_id, deployment_id, sha, state, target_url, description, attempts
+                 FROM commit_statuses WHERE done = 0 AND next_at <= ?1 ORDER BY id LIMIT ?2",
+            )?;
+            let due = q
+                .query_map(params![now, limit], |r| {
+                    Ok(StatusRow {
+                        id: r.get(0)?,
+                        project_id: r.get(1)?,
+                        deployment: r.get(2)?,
+                        sha: r.get(3)?,
+                        state: r.get(4)?,
+                        target_url: r.get(5)?,
+                        description: r.get(6)?,
+                        attempts: r.get(7)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let next: Option<i64> = conn.query_row(
+                "SELECT MIN(next_at) FROM commit_statuses WHERE done = 0 AND next_at > ?1",
+                params![now],
+                |r| r.get(0),
+            )?;
+            Ok((due, next.map(from_ms)))
+        })
+        .await
+    }
+
+    /// What one attempt to set status `id` came to: done (set, or out of attempts) or tried
+    /// again in `retry_in_ms`.
+    pub async fn status_attempted(
+        &self,
+        id: i64,
+        done: bool,
+        error: Option<String>,
+        retry_in_ms: i64,
+    ) -> DbResult<()> {
+        self.call(move |conn| {
+            conn.execute(
+                "UPDATE commit_statuses SET done = ?2, attempts = attempts + 1, last_error = ?3,
+                    next_at = ?4 WHERE id = ?1",
+                params![id, done, error, now_ms() + retry_in_ms],
+            )?;
+            conn.execute(
+                "DELETE FROM commit_statuses WHERE done = 1 AND created_at < ?1",
+                params![now_ms() - 7 * 24 * 3600 * 1000],
+            )?;
+            Ok(())
         })
         .await
     }

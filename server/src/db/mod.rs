@@ -27,6 +27,7 @@ pub use deployment_row::{DeploymentRow, PREBUILT};
 pub use deployments::{NewDeployment, Readied, Transition, TransitionOutcome};
 pub use env::{EnvRow, MAX_KEYS as MAX_ENV_KEYS, NewEnv, TooManyKeys};
 pub use error::DbError;
+pub use git::{NewConnection, StatusRow};
 pub use idempotency::Claim;
 pub use logs::AppendOutcome;
 pub use notify::{MAX_SUBSCRIPTIONS, NotifyDeliveryRow, SubscriptionRow};

@@ -264,6 +264,27 @@ CREATE TABLE notify_deliveries (
 );
 CREATE INDEX notify_deliveries_due ON notify_deliveries(state, next_at);
 "#,
+    // Commit statuses: the forge token (sealed) and API of a connected project, and each
+    // status to set on the forge, kept until it was set or ran out of attempts.
+    r#"
+ALTER TABLE git_connections ADD COLUMN status_token BLOB;
+ALTER TABLE git_connections ADD COLUMN api_url TEXT;
+CREATE TABLE commit_statuses (
+    id              INTEGER PRIMARY KEY,
+    project_id      INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    deployment_id   TEXT NOT NULL,
+    sha             TEXT NOT NULL,
+    state           TEXT NOT NULL,
+    target_url      TEXT NOT NULL,
+    description     TEXT NOT NULL,
+    done            INTEGER NOT NULL DEFAULT 0,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_at         INTEGER NOT NULL,
+    last_error      TEXT,
+    created_at      INTEGER NOT NULL
+);
+CREATE INDEX commit_statuses_due ON commit_statuses(done, next_at);
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> DbResult<()> {

@@ -7,6 +7,7 @@
 pub mod event;
 pub mod label;
 pub mod signature;
+pub mod status;
 
 use std::fmt;
 use std::str::FromStr;

@@ -9,6 +9,9 @@ mod branch;
 mod deploy_hooks;
 mod plan;
 mod receive;
+mod statuses;
+
+pub(crate) use statuses::deliver_statuses;
 
 use scalemesh_core::ProjectName;
 use scalemesh_core::access::EnvTarget;
@@ -18,7 +21,7 @@ use scalemesh_core::wire::{ConnectGit, GitConnection, GitDelivery, Preview};
 use time::OffsetDateTime;
 
 use crate::app::App;
-use crate::db::{DeploymentRow, ProjectRow};
+use crate::db::{DeploymentRow, NewConnection, ProjectRow};
 use crate::error::{ApiError, ApiResult};
 use crate::forge::Provider;
 use crate::secrets::RowId;
@@ -35,6 +38,37 @@ fn secret_row(project_id: i64) -> RowId<'static> {
         key: SECRET_ROW,
         target: EnvTarget::Production,
     }
+}
+
+/// The row the forge token for commit statuses is sealed for.
+pub(crate) fn token_row(project_id: i64) -> RowId<'static> {
+    RowId {
+        project_id,
+        key: ":git-status-token",
+        target: EnvTarget::Production,
+    }
+}
+
+/// A forge API's URL as given: http or https, no credentials, query or fragment.
+fn api_url(raw: &str) -> ApiResult<String> {
+    let refused = || {
+        ApiError::bad_request(
+            "invalid_api_url",
+            "the forge's API is an http(s) URL such as https://gitlab.example.com/api/v4",
+        )
+        .on_field("api_url")
+    };
+    let url = url::Url::parse(raw).map_err(|_| refused())?;
+    let plain = matches!(url.scheme(), "http" | "https")
+        && url.has_host()
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url.query().is_none()
+        && url.fragment().is_none();
+    if !plain {
+        return Err(refused());
+    }
+    Ok(raw.trim_end_matches('/').to_owned())
 }
 
 pub fn webhook_path(project: &ProjectName) -> String {
@@ -74,11 +108,22 @@ impl App {
             ApiError::bad_request("invalid_branch", format!("production branch: {e}"))
                 .on_field("production_branch")
         })?;
+        let api_url = match req.api_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(raw) => Some(api_url(raw)?),
+        };
         let secret = hex::encode(scalemesh_core::id::random_bytes::<20>());
-        let sealed = self.secrets.seal(&secret_row(project.id), &secret);
-        self.store
-            .connect_git(project.id, provider.as_str(), &branch, sealed, by)
-            .await?;
+        let new = NewConnection {
+            provider: provider.as_str().to_owned(),
+            production_branch: branch,
+            secret: self.secrets.seal(&secret_row(project.id), &secret),
+            status_token: req
+                .status_token
+                .filter(|t| !t.trim().is_empty())
+                .map(|t| self.secrets.seal(&token_row(project.id), t.trim())),
+            api_url,
+        };
+        self.store.connect_git(project.id, new, by).await?;
         let mut shown = self.git_connection(project).await?;
         shown.secret = Some(secret);
         Ok(shown)
@@ -130,6 +175,8 @@ impl App {
             webhook_path: webhook_path(&project.name),
             secret: None,
             connected_at: conn.connected_at,
+            commit_statuses: conn.status_token.is_some(),
+            api_url: conn.api_url,
             deliveries,
             previews,
         })

@@ -1,42 +1,29 @@
-//! Delivering queued notifications: each POSTed with its signature to the address its URL's
-//! name resolved to and was checked against (redirects are not followed), and tried again
-//! later when it fails, four times longer each time, six attempts in all.
+//! Delivering queued notifications (and commit statuses, `hooks::deliver_statuses`): each
+//! POSTed with its signature through `outbound` (the address checked, no redirects), and tried
+//! again later when it fails, four times longer each time, six attempts in all.
 
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use scalemesh_core::netguard::{self, AllowList};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
 use super::subscriptions::secret_row;
 use crate::app::App;
 use crate::db::NotifyDeliveryRow;
+use crate::outbound;
 
-/// Attempts a delivery gets before it is marked failed.
-pub const ATTEMPTS: u32 = 6;
-/// How long one attempt may take.
-const TIMEOUT: Duration = Duration::from_secs(10);
 /// Deliveries sent at once.
-const AT_ONCE: usize = 8;
-
-/// How long to wait after the `attempts`th failed attempt, `None` when there is no attempt
-/// left: `base`, then four times longer each time.
-pub fn retry_after(base: Duration, attempts: u32) -> Option<Duration> {
-    if attempts == 0 || attempts >= ATTEMPTS {
-        return None;
-    }
-    Some(base.saturating_mul(4u32.saturating_pow(attempts - 1)))
-}
+pub(crate) const AT_ONCE: usize = 8;
 
 /// Sends what is due until `stop`; woken when something is queued.
 pub(crate) async fn run(app: Arc<App>, stop: CancellationToken) {
     loop {
-        let next = match deliver_due(&app).await {
-            Ok(next) => next,
-            Err(e) => {
+        let sent = tokio::join!(deliver_due(&app), crate::hooks::deliver_statuses(&app));
+        let next = match sent {
+            (Ok(a), Ok(b)) => [a, b].into_iter().flatten().min(),
+            (Err(e), _) | (_, Err(e)) => {
                 tracing::warn!(
                     error = format!("{e:#}"),
                     "could not read the notifications due"
@@ -83,7 +70,7 @@ async fn attempt(app: &App, d: NotifyDeliveryRow) {
                 Ok(status) => (Some(status), None),
                 Err(e) => (None, Some(e)),
             };
-            match retry_after(app.notify_retry, attempts) {
+            match outbound::retry_after(app.notify_retry, attempts) {
                 Some(wait) => ("pending", status, error, Some(wait)),
                 None => ("failed", status, error, None),
             }
@@ -112,14 +99,7 @@ async fn send(app: &App, d: &NotifyDeliveryRow) -> Result<u16, String> {
         .open(&secret_row(sub.project_id), &sub.secret)
         .map_err(|e| e.to_string())?;
     let url = super::destination(&sub.url, &app.notify_allow).map_err(|e| e.to_string())?;
-    let mut client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(TIMEOUT)
-        .user_agent(concat!("scalemesh/", env!("CARGO_PKG_VERSION")));
-    if let Some((name, addr)) = address(&url, &app.notify_allow).await? {
-        client = client.resolve(&name, addr);
-    }
-    let client = client.build().map_err(|e| e.to_string())?;
+    let client = outbound::client_for(&url, &app.notify_allow).await?;
     let at = OffsetDateTime::now_utc().unix_timestamp();
     let res = client
         .post(url)
@@ -133,68 +113,6 @@ async fn send(app: &App, d: &NotifyDeliveryRow) -> Result<u16, String> {
         .body(d.body.clone())
         .send()
         .await
-        .map_err(|e| innermost(&e))?;
+        .map_err(|e| outbound::innermost(&e))?;
     Ok(res.status().as_u16())
-}
-
-/// What tells a person why a request failed: the innermost cause ("Connection refused").
-fn innermost(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        return format!("no answer within {} s", TIMEOUT.as_secs());
-    }
-    let mut cause: &(dyn std::error::Error + 'static) = e;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    cause.to_string()
-}
-
-/// For a URL naming its host by name: the name and the checked address to connect to.
-async fn address(
-    url: &url::Url,
-    allow: &AllowList,
-) -> Result<Option<(String, SocketAddr)>, String> {
-    let host = url.host().ok_or("the URL has no host")?;
-    let port = url.port_or_known_default().unwrap_or(80);
-    let literal =
-        netguard::check_host(&host, allow).map_err(|r| format!("{} {}", r.host, r.why))?;
-    if literal.is_some() {
-        return Ok(None);
-    }
-    let name = host.to_string();
-    let found: Vec<IpAddr> = tokio::net::lookup_host((name.as_str(), port))
-        .await
-        .map_err(|e| format!("{name} could not be looked up: {e}"))?
-        .map(|a| a.ip())
-        .collect();
-    let ip = netguard::check_addresses(&name, &found, allow)
-        .map_err(|r| format!("{} {}", r.host, r.why))?;
-    Ok(Some((name, SocketAddr::new(ip, port))))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_failed_delivery_waits_four_times_longer_each_time_six_attempts_in_all() {
-        let base = Duration::from_secs(10);
-        // (failed attempts so far, wait before the next)
-        let table = [
-            (1, Some(10)),
-            (2, Some(40)),
-            (3, Some(160)),
-            (4, Some(640)),
-            (5, Some(2560)),
-            (6, None),
-            (7, None),
-        ];
-        for (attempts, wait) in table {
-            assert_eq!(
-                retry_after(base, attempts),
-                wait.map(Duration::from_secs),
-                "{attempts}"
-            );
-        }
-    }
 }

@@ -7,6 +7,7 @@ use scalemesh_core::wire::{AddSubscription, NOTIFY_EVENTS, NotificationDelivery,
 use crate::app::App;
 use crate::db::{DeploymentRow, ProjectRow, SubscriptionRow};
 use crate::error::{ApiError, ApiResult};
+use crate::forge::status::State;
 use crate::secrets::RowId;
 
 /// Deliveries `notify log` shows.
@@ -28,6 +29,8 @@ pub enum Event {
     Ready,
     Failed,
     Promoted,
+    /// Only commit statuses hear of it.
+    Canceled,
 }
 
 impl Event {
@@ -37,6 +40,7 @@ impl Event {
             Self::Ready => "ready",
             Self::Failed => "failed",
             Self::Promoted => "promoted",
+            Self::Canceled => "canceled",
         }
     }
 }
@@ -167,6 +171,17 @@ impl App {
             Err(e) => {
                 tracing::warn!(deployment = %dep.id, error = %e, "could not queue notifications");
             }
+        }
+        let reason = dep.reason.as_deref().unwrap_or_default();
+        let status = match event {
+            Event::Created => Some((State::Pending, "Queued")),
+            Event::Ready => Some((State::Success, "Deployed")),
+            Event::Failed => Some((State::Failure, reason)),
+            Event::Canceled => Some((State::Error, reason)),
+            Event::Promoted => None,
+        };
+        if let Some((state, description)) = status {
+            self.queue_commit_status(dep, state, description).await;
         }
     }
 }

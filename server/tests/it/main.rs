@@ -12,4 +12,5 @@ mod invariants;
 mod lifecycle;
 mod logs;
 mod notify;
+mod statuses;
 mod team;
