@@ -10,6 +10,7 @@ pub mod content_type;
 pub mod duration;
 pub mod fingerprint;
 pub mod git;
+pub mod git_remote;
 pub mod going_live;
 pub mod hosts;
 pub mod id;

@@ -4,17 +4,16 @@
 //! host is resolved once and every address checked (`core::netguard`); git then connects to the
 //! address that was checked, so a name that resolves elsewhere a moment later gets nowhere.
 
-use std::future::Future;
-use std::net::IpAddr;
 use std::path::Path;
-use std::pin::Pin;
 use std::process::Stdio;
 use std::time::Instant;
 
 use anyhow::Context;
 use scalemesh_core::commit::CommitInfo;
-use scalemesh_core::git::{ALLOWED_SCHEMES, GitRef, GitUrl};
-use scalemesh_core::netguard::{self, AllowList};
+use scalemesh_core::git::{GitRef, GitUrl};
+use scalemesh_core::git_remote::remote_command;
+pub use scalemesh_core::git_remote::{Pinned, Resolve, SystemResolver, pin};
+use scalemesh_core::netguard::AllowList;
 use scalemesh_core::wire::LogStream;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
@@ -36,150 +35,10 @@ fn git(sandbox: Option<&Sandbox>, home: &Path, cwd: &Path, args: Vec<String>) ->
         }
     };
     cmd.env_clear()
-        .env(
-            "PATH",
-            std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
-        )
-        .env("HOME", home)
-        .env("LANG", "C.UTF-8")
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_ALLOW_PROTOCOL", ALLOWED_SCHEMES.join(":"))
-        .env("GIT_PROTOCOL_FROM_USER", "0")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_ASKPASS", "/bin/false")
-        .env("SSH_ASKPASS", "/bin/false")
-        .env("GIT_LFS_SKIP_SMUDGE", "1")
+        .envs(scalemesh_core::git_remote::safe_env(home))
         .stdin(Stdio::null())
         .kill_on_drop(true);
     cmd
-}
-
-/// Looks host names up. A trait so tests can answer differently from one lookup to the next.
-pub trait Resolve: Send + Sync {
-    fn resolve<'a>(
-        &'a self,
-        host: &'a str,
-        port: u16,
-    ) -> Pin<Box<dyn Future<Output = std::io::Result<Vec<IpAddr>>> + Send + 'a>>;
-}
-
-/// The machine's resolver.
-pub struct SystemResolver;
-
-impl Resolve for SystemResolver {
-    fn resolve<'a>(
-        &'a self,
-        host: &'a str,
-        port: u16,
-    ) -> Pin<Box<dyn Future<Output = std::io::Result<Vec<IpAddr>>> + Send + 'a>> {
-        Box::pin(async move {
-            Ok(tokio::net::lookup_host((host, port))
-                .await?
-                .map(|a| a.ip())
-                .collect())
-        })
-    }
-}
-
-/// Where git must connect for a URL whose host is a name: that name, its port, and the address
-/// that was checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pinned {
-    pub host: String,
-    pub port: u16,
-    pub ip: IpAddr,
-}
-
-/// Checks the URL's host and, for a name, resolves it once and checks every address; `None` for
-/// a literal address (checked, and connected to as it is).
-pub async fn pin(
-    url: &GitUrl,
-    allow: &AllowList,
-    resolver: &dyn Resolve,
-) -> anyhow::Result<Option<Pinned>> {
-    let parsed = url::Url::parse(url.as_str()).context("the repository URL is not a URL")?;
-    let host = parsed.host().context("the repository URL has no host")?;
-    if netguard::check_host(&host, allow)?.is_some() {
-        return Ok(None);
-    }
-    let name = host.to_string();
-    let port = parsed.port_or_known_default().unwrap_or(9418);
-    let addresses = resolver
-        .resolve(&name, port)
-        .await
-        .with_context(|| format!("could not resolve the repository host {name}"))?;
-    let ip = netguard::check_addresses(&name, &addresses, allow)?;
-    Ok(Some(Pinned {
-        host: name,
-        port,
-        ip,
-    }))
-}
-
-/// What git is told to clone, and the settings that make it connect to the pinned address:
-/// for http(s) a resolve entry (the name stays in the URL, for TLS and `Host`); for git:// the
-/// address in the URL itself.
-fn target(url: &GitUrl, pinned: Option<&Pinned>) -> anyhow::Result<(String, Vec<String>)> {
-    // git is given the URL as our parser reads it, never the raw text another parser might
-    // read another way.
-    let mut parsed = url::Url::parse(url.as_str()).context("the repository URL is not a URL")?;
-    let Some(pinned) = pinned else {
-        return Ok((parsed.to_string(), Vec::new()));
-    };
-    if parsed.scheme() == "git" {
-        parsed
-            .set_ip_host(pinned.ip)
-            .map_err(|()| anyhow::anyhow!("could not point the repository URL at {}", pinned.ip))?;
-        return Ok((parsed.to_string(), Vec::new()));
-    }
-    let address = match pinned.ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => format!("[{v6}]"),
-    };
-    Ok((
-        parsed.to_string(),
-        vec![
-            "-c".into(),
-            format!(
-                "http.curloptResolve={}:{}:{address}",
-                pinned.host, pinned.port
-            ),
-        ],
-    ))
-}
-
-/// The arguments of a git command that talks to the repository at `url`, connecting where
-/// `pinned` says, with only the allowed transports, no redirects, hooks or submodules; and the
-/// URL to give it.
-fn remote_command(
-    url: &GitUrl,
-    pinned: Option<&Pinned>,
-    command: &[&str],
-) -> anyhow::Result<(Vec<String>, String)> {
-    let (target, mut args) = target(url, pinned)?;
-    args.extend(
-        [
-            "-c",
-            "protocol.allow=never",
-            "-c",
-            "protocol.https.allow=always",
-            "-c",
-            "protocol.http.allow=always",
-            "-c",
-            "protocol.git.allow=always",
-            "-c",
-            "http.followRedirects=false",
-            "-c",
-            "core.hooksPath=/dev/null",
-            "-c",
-            "submodule.recurse=false",
-        ]
-        .iter()
-        .chain(command)
-        .map(|a| (*a).to_owned()),
-    );
-    Ok((args, target))
 }
 
 /// The `git clone` of `url` at `git_ref` into `dest`, connecting where `pinned` says, inside
@@ -422,43 +281,4 @@ async fn head_commit(sandbox: &Sandbox, home: &Path, dest: &Path) -> Option<Comm
         author: author.to_owned(),
     }
     .cleaned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn git_connects_where_the_pin_says() {
-        let pinned = |host: &str, port, ip: &str| Pinned {
-            host: host.into(),
-            port,
-            ip: ip.parse().expect("ip"),
-        };
-        let url = GitUrl::parse("https://git.example.com/a/b.git").expect("url");
-        let (to, config) =
-            target(&url, Some(&pinned("git.example.com", 443, "140.82.112.3"))).expect("target");
-        assert_eq!(to, "https://git.example.com/a/b.git");
-        assert_eq!(
-            config,
-            ["-c", "http.curloptResolve=git.example.com:443:140.82.112.3"]
-        );
-        let (_, config) =
-            target(&url, Some(&pinned("git.example.com", 443, "2606:50c0::1"))).expect("target");
-        assert_eq!(
-            config[1],
-            "http.curloptResolve=git.example.com:443:[2606:50c0::1]"
-        );
-        let git = GitUrl::parse("git://git.example.com/a").expect("url");
-        let (to, config) =
-            target(&git, Some(&pinned("git.example.com", 9418, "140.82.112.3"))).expect("target");
-        assert_eq!(to, "git://140.82.112.3/a");
-        assert!(config.is_empty());
-        let (to, _) = target(&url, None).expect("target");
-        assert_eq!(to, url.as_str());
-        // What git gets is what was checked.
-        let odd = GitUrl::parse("HTTPS://Git.Example.COM:443/a/../b.git").expect("url");
-        let (to, _) = target(&odd, None).expect("target");
-        assert_eq!(to, "https://git.example.com/b.git");
-    }
 }
