@@ -318,6 +318,10 @@ pub enum GitCommand {
         /// https://<host>/api/v4 for GitLab, /api/v1 for Gitea)
         #[arg(long, value_name = "URL")]
         api_url: Option<String>,
+        /// No webhook reaches this server (a laptop, behind NAT): list the repository's branches
+        /// this often instead (60s, 5m) and deploy what changed
+        #[arg(long, value_name = "EVERY")]
+        poll: Option<String>,
         #[command(flatten)]
         json: JsonArgs,
     },

@@ -245,6 +245,7 @@ impl Server {
         let stop = CancellationToken::new();
         let supervisor = tokio::spawn(supervisor::run(app.clone(), events, stop.clone()));
         let notifications = tokio::spawn(notify::send::run(app.clone(), stop.clone()));
+        let polling = tokio::spawn(hooks::poll::run(app.clone(), stop.clone()));
 
         let api = listen::serve_router(
             listeners.api,
@@ -281,6 +282,7 @@ impl Server {
         app.runner.shutdown().await;
         let _ = supervisor.await;
         let _ = notifications.await;
+        let _ = polling.await;
         served.context("serving")
     }
 }

@@ -20,6 +20,7 @@ pub async fn run(client: &Client, command: GitCommand) -> anyhow::Result<i32> {
             provider,
             status_token,
             api_url,
+            poll,
             json,
         } => {
             let status_token = if status_token {
@@ -32,6 +33,7 @@ pub async fn run(client: &Client, command: GitCommand) -> anyhow::Result<i32> {
                 production_branch,
                 status_token,
                 api_url,
+                poll,
             };
             let connection = client.connect_git(&project, &body).await.map_err(|e| {
                 explained(
@@ -119,6 +121,11 @@ fn connected(client: &Client, project: &str, connection: &GitConnection) {
         "{project} deploys on pushes: {} goes live, every other branch and pull request gets its own URL.",
         connection.production_branch
     );
+    if let Some(every) = &connection.poll {
+        eprintln!(
+            "Its branches are listed every {every}; a webhook is not needed, but deploys at once:"
+        );
+    }
     eprintln!("Add this webhook to the repository ({how}):");
     println!("Payload URL: {}", webhook_url(client, connection));
     if let Some(secret) = &connection.secret {
@@ -150,6 +157,9 @@ fn show(client: &Client, connection: &GitConnection) {
         "off (git connect --status-token)".to_owned()
     };
     println!("Commit statuses:   {statuses}");
+    if let Some(every) = &connection.poll {
+        println!("Polling:           every {every}");
+    }
     match connection.deliveries.first() {
         None => println!("Last delivery:     none yet"),
         Some(d) => println!(

@@ -342,3 +342,57 @@ async fn a_notification_url_hears_of_a_deploy_signed_with_the_secret_the_cli_sho
         stderr(&out)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_picks_up_a_push_without_a_webhook() {
+    let git = GitServer::start().await;
+    let repo = git.repo("acme/polled", &[("index.html", "one")]);
+    let stack = Stack::start();
+    let out = stack.cli(&["deploy", &repo.url, "--project", "polled"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = stack.cli(&["git", "connect", "polled", "--poll", "1s"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // No delivery is sent: a commit on main and a new branch are found by listing them.
+    repo.commit(&[("index.html", "two")], "second");
+    let two = head(&repo);
+    crate::support::git(&repo.path, &["checkout", "-q", "-b", "later"]);
+    repo.commit(&[("index.html", "later")], "later");
+    let mut served = String::new();
+    for _ in 0..300 {
+        served = format!(
+            "{} | {}",
+            page(&stack, "polled").await,
+            page(&stack, "git-later--polled").await
+        );
+        if served == "200 two | 200 later" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(served, "200 two | 200 later", "{}", stack.server_log());
+    let listed = stack.api_get("/api/v1/projects/polled/deployments").await;
+    let built: Vec<&str> = listed["deployments"]
+        .as_array()
+        .expect("deployments")
+        .iter()
+        .filter_map(|d| d["commit"]["sha"].as_str())
+        .collect();
+    assert!(built.contains(&two.as_str()), "{listed}");
+    let out = stack.cli(&["git", "show", "polled"]);
+    let shown = stdout(&out);
+    assert!(
+        shown.contains("Polling:           every 1s") && shown.contains("Last delivery:"),
+        "{shown}"
+    );
+    // A repository that cannot be listed is refused at once, not polled in vain.
+    let out = stack.cli(&["deploy", &repo.url, "--project", "other"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    drop(git);
+    let out = stack.cli(&["git", "connect", "other", "--poll", "1s"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("could not be listed"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -25,6 +25,10 @@ pub struct ConnectGit {
     /// `https://<host>/api/v4` for GitLab, `/api/v1` for Gitea).
     #[serde(default)]
     pub api_url: Option<String>,
+    /// List the branches this often (`60s`, `5m`) and deploy what changed, for a server the
+    /// forge cannot reach.
+    #[serde(default)]
+    pub poll: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +49,9 @@ pub struct GitConnection {
     /// The forge's REST API statuses go to.
     #[serde(default)]
     pub api_url: Option<String>,
+    /// How often the branches are listed, when polled.
+    #[serde(default)]
+    pub poll: Option<String>,
     /// The newest first.
     #[serde(default)]
     pub deliveries: Vec<GitDelivery>,

@@ -2,6 +2,8 @@
 //! webhook secret), the deliveries received (so a retried one is found), and the preview labels
 //! of branches and pull requests with what each serves.
 
+use std::collections::BTreeMap;
+
 use rusqlite::{OptionalExtension, params};
 use scalemesh_core::DeploymentId;
 use time::OffsetDateTime;
@@ -26,6 +28,8 @@ pub struct GitConnectionRow {
     pub status_token: Option<Vec<u8>>,
     /// The forge's REST API, when not its default.
     pub api_url: Option<String>,
+    /// How often its branches are listed (milliseconds); none: only webhooks deploy.
+    pub poll_ms: Option<i64>,
 }
 
 /// A commit status to set on the forge.
@@ -50,6 +54,7 @@ pub struct NewConnection {
     pub secret: Vec<u8>,
     pub status_token: Option<Vec<u8>>,
     pub api_url: Option<String>,
+    pub poll_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -83,14 +88,15 @@ impl SqliteStore {
         self.call(move |conn| {
             conn.execute(
                 "INSERT INTO git_connections (project_id, provider, production_branch, secret, connected_by,
-                    connected_at, status_token, api_url)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                    connected_at, status_token, api_url, poll_ms, polled_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?6)
                  ON CONFLICT (project_id) DO UPDATE SET provider = excluded.provider,
                     production_branch = excluded.production_branch, secret = excluded.secret,
                     connected_by = excluded.connected_by, connected_at = excluded.connected_at,
-                    status_token = excluded.status_token, api_url = excluded.api_url",
+                    status_token = excluded.status_token, api_url = excluded.api_url,
+                    poll_ms = excluded.poll_ms, polled_at = excluded.polled_at",
                 params![project_id, new.provider, new.production_branch, new.secret, by, now_ms(),
-                    new.status_token, new.api_url],
+                    new.status_token, new.api_url, new.poll_ms],
             )?;
             Ok(())
         })
@@ -121,7 +127,8 @@ impl SqliteStore {
             Ok(conn
                 .query_row(
                     "SELECT g.provider, g.production_branch, g.secret,
-                            COALESCE(g.connected_by, p.owner_id), g.connected_at, g.status_token, g.api_url
+                            COALESCE(g.connected_by, p.owner_id), g.connected_at, g.status_token, g.api_url,
+                            g.poll_ms
                      FROM git_connections g JOIN projects p ON p.id = g.project_id
                      WHERE g.project_id = ?1",
                     params![project_id],
@@ -134,6 +141,7 @@ impl SqliteStore {
                             connected_at: from_ms(r.get(4)?),
                             status_token: r.get(5)?,
                             api_url: r.get(6)?,
+                            poll_ms: r.get(7)?,
                         })
                     },
                 )
@@ -450,6 +458,81 @@ impl SqliteStore {
                 params![now_ms() - 7 * 24 * 3600 * 1000],
             )?;
             Ok(())
+        })
+        .await
+    }
+
+    /// The connected projects whose branches are due to be listed, marked listed now.
+    pub async fn due_polls(&self) -> DbResult<Vec<i64>> {
+        self.call(move |conn| {
+            let now = now_ms();
+            let tx = conn.transaction()?;
+            let due = {
+                let mut q = tx.prepare(
+                    "SELECT project_id FROM git_connections
+                     WHERE poll_ms IS NOT NULL AND COALESCE(polled_at, 0) + poll_ms <= ?1",
+                )?;
+                q.query_map(params![now], |r| r.get::<_, i64>(0))?
+                    .collect::<Result<Vec<_>, _>>()?
+            };
+            for id in &due {
+                tx.execute(
+                    "UPDATE git_connections SET polled_at = ?2 WHERE project_id = ?1",
+                    params![id, now],
+                )?;
+            }
+            tx.commit()?;
+            Ok(due)
+        })
+        .await
+    }
+
+    /// Each branch's head when the project's branches were last listed.
+    pub async fn polled_heads(&self, project_id: i64) -> DbResult<BTreeMap<String, String>> {
+        self.read(move |conn| {
+            let mut q =
+                conn.prepare("SELECT branch, sha FROM polled_heads WHERE project_id = ?1")?;
+            let heads = q
+                .query_map(params![project_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<BTreeMap<_, _>, _>>()?;
+            Ok(heads)
+        })
+        .await
+    }
+
+    /// Replaces the heads remembered for `project_id`.
+    pub async fn set_polled_heads(
+        &self,
+        project_id: i64,
+        heads: BTreeMap<String, String>,
+    ) -> DbResult<()> {
+        self.call(move |conn| {
+            let tx = conn.transaction()?;
+            tx.execute(
+                "DELETE FROM polled_heads WHERE project_id = ?1",
+                params![project_id],
+            )?;
+            for (branch, sha) in heads {
+                tx.execute(
+                    "INSERT INTO polled_heads (project_id, branch, sha) VALUES (?1, ?2, ?3)",
+                    params![project_id, branch, sha],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn project_name(&self, project_id: i64) -> DbResult<Option<String>> {
+        self.read(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT name FROM projects WHERE id = ?1",
+                    params![project_id],
+                    |r| r.get(0),
+                )
+                .optional()?)
         })
         .await
     }

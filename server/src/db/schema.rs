@@ -285,6 +285,18 @@ CREATE TABLE commit_statuses (
 );
 CREATE INDEX commit_statuses_due ON commit_statuses(done, next_at);
 "#,
+    // Polling, for servers a forge cannot reach: how often a connected project's branches are
+    // listed, when they last were, and the head each branch had then.
+    r#"
+ALTER TABLE git_connections ADD COLUMN poll_ms INTEGER;
+ALTER TABLE git_connections ADD COLUMN polled_at INTEGER;
+CREATE TABLE polled_heads (
+    project_id  INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    branch      TEXT NOT NULL,
+    sha         TEXT NOT NULL,
+    PRIMARY KEY (project_id, branch)
+) WITHOUT ROWID;
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> DbResult<()> {

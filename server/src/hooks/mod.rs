@@ -8,6 +8,7 @@
 mod branch;
 mod deploy_hooks;
 mod plan;
+pub(crate) mod poll;
 mod receive;
 mod statuses;
 
@@ -108,6 +109,22 @@ impl App {
             ApiError::bad_request("invalid_branch", format!("production branch: {e}"))
                 .on_field("production_branch")
         })?;
+        let poll = req
+            .poll
+            .as_deref()
+            .map(|raw| {
+                scalemesh_core::duration::parse(raw)
+                    .ok()
+                    .filter(|d| *d >= std::time::Duration::from_secs(1))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(
+                            "invalid_poll",
+                            "poll every so long, from 1s: 30s, 5m",
+                        )
+                        .on_field("poll")
+                    })
+            })
+            .transpose()?;
         let api_url = match req.api_url.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(raw) => Some(api_url(raw)?),
@@ -122,8 +139,17 @@ impl App {
                 .filter(|t| !t.trim().is_empty())
                 .map(|t| self.secrets.seal(&token_row(project.id), t.trim())),
             api_url,
+            poll_ms: poll.map(|every| i64::try_from(every.as_millis()).unwrap_or(i64::MAX)),
+        };
+        // The branches as they are now: polling deploys what changes from here.
+        let heads = match poll {
+            Some(_) => Some(self.first_listing(project).await?),
+            None => None,
         };
         self.store.connect_git(project.id, new, by).await?;
+        if let Some(heads) = heads {
+            self.store.set_polled_heads(project.id, heads).await?;
+        }
         let mut shown = self.git_connection(project).await?;
         shown.secret = Some(secret);
         Ok(shown)
@@ -176,6 +202,11 @@ impl App {
             secret: None,
             connected_at: conn.connected_at,
             commit_statuses: conn.status_token.is_some(),
+            poll: conn.poll_ms.map(|ms| {
+                scalemesh_core::duration::display(std::time::Duration::from_millis(
+                    ms.unsigned_abs(),
+                ))
+            }),
             api_url: conn.api_url,
             deliveries,
             previews,

@@ -94,7 +94,7 @@ impl App {
         })
     }
 
-    async fn act(
+    pub(super) async fn act(
         &self,
         project: &ProjectRow,
         by: i64,
@@ -150,7 +150,7 @@ fn check_repository(project: &ProjectRow, repository: Option<&str>) -> ApiResult
     }
 }
 
-fn event_name(event: &event::Event) -> &'static str {
+pub(super) fn event_name(event: &event::Event) -> &'static str {
     match event {
         event::Event::Push { .. } => "push",
         event::Event::BranchDeleted { .. } => "branch deleted",
