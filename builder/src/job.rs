@@ -34,6 +34,8 @@ pub struct JobContext<'a> {
     pub work: &'a Path,
     /// The project's variables for this build, fetched from the API.
     pub build_env: &'a BTreeMap<String, String>,
+    /// The project's deploy credential, for its repository.
+    pub git_credential: Option<&'a scalemesh_core::git_remote::GitCredential>,
     /// The work folder is a filesystem of the build's disk allowance.
     pub own_filesystem: bool,
 }
@@ -97,6 +99,7 @@ async fn fetch_source(
                 url,
                 git_ref: git_ref.as_ref(),
                 commit: commit.as_deref(),
+                credential: cx.git_credential,
             };
             let clone = source::clone(
                 checkout,

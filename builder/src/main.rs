@@ -143,7 +143,10 @@ async fn run(args: Args) -> anyhow::Result<i32> {
     let _ = nix::sys::prctl::set_dumpable(false);
     let (job, sandbox) = job_from(args)?;
     let api = Api::new(&job.api_url, job.job_token.clone(), job.deployment.clone())?;
-    let build_env = match api.build_env().await {
+    let scalemesh_core::wire::BuildEnv {
+        env: build_env,
+        git_credential,
+    } = match api.build_env().await {
         Ok(env) => env,
         Err(ReportError::Finished(msg)) => {
             eprintln!("{msg}");
@@ -151,7 +154,13 @@ async fn run(args: Args) -> anyhow::Result<i32> {
         }
         Err(e) => return Err(anyhow::Error::from(e).context("fetching the build's variables")),
     };
-    let log = LogSink::start(api.clone(), secrets_of(&job, &build_env));
+    let mut secrets = secrets_of(&job, &build_env);
+    secrets.extend(
+        git_credential
+            .iter()
+            .flat_map(|c| masked_forms(&c.password)),
+    );
+    let log = LogSink::start(api.clone(), secrets);
     let options = StorageOptions {
         s3_endpoint: job.s3_endpoint.clone(),
     };
@@ -165,6 +174,7 @@ async fn run(args: Args) -> anyhow::Result<i32> {
         sandbox_setting: sandbox,
         work: work.dir.path(),
         build_env: &build_env,
+        git_credential: git_credential.as_ref(),
         own_filesystem: work.disk.is_some(),
     };
 

@@ -124,13 +124,10 @@ impl Api {
         }
     }
 
-    /// The project's variables for this build, fetched with the job token (they are never in
-    /// the job's environment).
-    pub async fn build_env(
-        &self,
-    ) -> Result<std::collections::BTreeMap<String, String>, ReportError> {
-        let env: BuildEnv = self.send::<(), _>("env", None, GIVE_UP_AFTER).await?;
-        Ok(env.env)
+    /// The project's variables for this build, and its deploy credential, fetched with the job
+    /// token (they are never in the job's environment).
+    pub async fn build_env(&self) -> Result<BuildEnv, ReportError> {
+        self.send::<(), _>("env", None, GIVE_UP_AFTER).await
     }
 
     pub async fn report(&self, report: &BuilderReport) -> Result<(), ReportError> {

@@ -314,6 +314,11 @@ pub enum GitCommand {
         /// statuses from stdin (or a prompt that does not echo)
         #[arg(long)]
         status_token: bool,
+        /// A private repository: read a token that may read it over https (`<user>:<token>`, or
+        /// the token alone) from stdin (or a prompt that does not echo); with --status-token
+        /// too, this one is the first line
+        #[arg(long)]
+        deploy_token: bool,
         /// The forge's REST API, when not its default (https://api.github.com, or
         /// https://<host>/api/v4 for GitLab, /api/v1 for Gitea)
         #[arg(long, value_name = "URL")]

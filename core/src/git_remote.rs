@@ -15,6 +15,40 @@ use anyhow::Context;
 use crate::git::{ALLOWED_SCHEMES, GitUrl};
 use crate::netguard::{self, AllowList};
 
+/// A user name and token git sends to an http(s) repository.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GitCredential {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for GitCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GitCredential({}, ***)", self.username)
+    }
+}
+
+/// The environment that makes git send `credential` to the repository at `url`: an
+/// `Authorization` header set through git's environment (never its arguments, which `ps`
+/// shows, nor the clone's saved config); nothing for a transport other than http(s).
+pub fn credential_env(url: &GitUrl, credential: &GitCredential) -> Vec<(String, String)> {
+    use base64::Engine;
+    let http = url::Url::parse(url.as_str()).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+    if !http {
+        return Vec::new();
+    }
+    let basic = base64::engine::general_purpose::STANDARD
+        .encode(format!("{}:{}", credential.username, credential.password));
+    vec![
+        ("GIT_CONFIG_COUNT".into(), "1".into()),
+        ("GIT_CONFIG_KEY_0".into(), "http.extraHeader".into()),
+        (
+            "GIT_CONFIG_VALUE_0".into(),
+            format!("Authorization: Basic {basic}"),
+        ),
+    ]
+}
+
 /// The environment git runs with, whatever it does: nothing of the caller's but `PATH`.
 pub fn safe_env(home: &Path) -> Vec<(&'static str, OsString)> {
     vec![

@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::Context;
 use scalemesh_core::commit::CommitInfo;
 use scalemesh_core::git::{GitRef, GitUrl};
-use scalemesh_core::git_remote::remote_command;
+use scalemesh_core::git_remote::{self as git_remote, GitCredential, remote_command};
 pub use scalemesh_core::git_remote::{Pinned, Resolve, SystemResolver, pin};
 use scalemesh_core::netguard::AllowList;
 use scalemesh_core::wire::LogStream;
@@ -91,6 +91,8 @@ pub struct Checkout<'a> {
     pub url: &'a GitUrl,
     pub git_ref: Option<&'a GitRef>,
     pub commit: Option<&'a str>,
+    /// The project's deploy credential, sent to an http(s) repository.
+    pub credential: Option<&'a GitCredential>,
 }
 
 /// Clones what `checkout` says into `dest`, which must not exist, from a host that is public
@@ -107,6 +109,7 @@ pub async fn clone(
         url,
         git_ref,
         commit,
+        credential,
     } = checkout;
     // Validated again here: the builder trusts nothing it is handed.
     let url = GitUrl::parse(url.as_str()).context("the repository URL is not allowed")?;
@@ -121,7 +124,11 @@ pub async fn clone(
         Some(r) => log.system(format!("Cloning {} (ref {r})", url.redacted())),
         None => log.system(format!("Cloning {}", url.redacted())),
     }
-    let cmd = clone_command(&url, git_ref, dest, home, pinned.as_ref(), Some(sandbox))?;
+    let authorized = credential
+        .map(|c| git_remote::credential_env(&url, c))
+        .unwrap_or_default();
+    let mut cmd = clone_command(&url, git_ref, dest, home, pinned.as_ref(), Some(sandbox))?;
+    cmd.envs(authorized.iter().map(|(k, v)| (k, v)));
     if !run_logged(cmd, log).await?.success() {
         anyhow::bail!(
             "could not clone {}{}: check that the URL is right and the repository is reachable from the builder",
@@ -130,7 +137,12 @@ pub async fn clone(
         );
     }
     if let Some(sha) = commit {
-        at_commit(&url, pinned.as_ref(), sha, dest, home, sandbox).await?;
+        let remote = Remote {
+            url: &url,
+            pinned: pinned.as_ref(),
+            authorized: &authorized,
+        };
+        at_commit(&remote, sha, dest, home, sandbox).await?;
     }
     forget_credentials(&url, dest, home, sandbox).await?;
     let head = head_commit(sandbox, home, dest).await;
@@ -200,11 +212,17 @@ async fn forget_credentials(
     Ok(())
 }
 
+/// Where a repository is, how to reach it, and the environment that sends its credential.
+struct Remote<'a> {
+    url: &'a GitUrl,
+    pinned: Option<&'a Pinned>,
+    authorized: &'a [(String, String)],
+}
+
 /// Moves the clone at `dest` to exactly `sha`: already there when the branch still ends at
 /// it, else fetched by name (forges serve any commit reachable from a branch) and checked out.
 async fn at_commit(
-    url: &GitUrl,
-    pinned: Option<&Pinned>,
+    remote: &Remote<'_>,
     sha: &str,
     dest: &Path,
     home: &Path,
@@ -222,7 +240,8 @@ async fn at_commit(
     if String::from_utf8_lossy(&head.stdout).trim() == sha {
         return Ok(());
     }
-    let fetched = fetch_commit_command(url, sha, dest, home, pinned, Some(sandbox))?
+    let fetched = fetch_commit_command(remote.url, sha, dest, home, remote.pinned, Some(sandbox))?
+        .envs(remote.authorized.iter().map(|(k, v)| (k, v)))
         .status()
         .await
         .context("waiting for git")?;
@@ -244,7 +263,7 @@ async fn at_commit(
     if !checked_out {
         anyhow::bail!(
             "commit {sha} is not in {}: it was never pushed there, or its branch was rewritten since",
-            url.redacted()
+            remote.url.redacted()
         );
     }
     Ok(())

@@ -19,12 +19,18 @@ pub async fn run(client: &Client, command: GitCommand) -> anyhow::Result<i32> {
             production_branch,
             provider,
             status_token,
+            deploy_token,
             api_url,
             poll,
             json,
         } => {
+            let deploy_token = if deploy_token {
+                Some(read_token("Deploy token (read access to the repository)")?)
+            } else {
+                None
+            };
             let status_token = if status_token {
-                Some(read_token()?)
+                Some(read_token("Forge token for commit statuses")?)
             } else {
                 None
             };
@@ -34,6 +40,7 @@ pub async fn run(client: &Client, command: GitCommand) -> anyhow::Result<i32> {
                 status_token,
                 api_url,
                 poll,
+                deploy_token,
             };
             let connection = client.connect_git(&project, &body).await.map_err(|e| {
                 explained(
@@ -74,17 +81,17 @@ pub async fn run(client: &Client, command: GitCommand) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// The forge token, typed without echo or piped in: never from the command line.
-fn read_token() -> anyhow::Result<String> {
+/// A token, typed without echo or piped in (a line each): never from the command line.
+fn read_token(what: &str) -> anyhow::Result<String> {
     let token = if crate::secret_input::stdin_is_terminal() {
-        crate::secret_input::prompt_hidden("Forge token for commit statuses: ")?
+        crate::secret_input::prompt_hidden(&format!("{what}: "))?
     } else {
         crate::secret_input::line_from_stdin()?.unwrap_or_default()
     };
     let token = token.trim().to_owned();
     if token.is_empty() {
-        return Err(crate::error::CliError::new("no forge token was given")
-            .hint("pipe it in: printf '%s' \"$TOKEN\" | scalemesh git connect <project> --status-token")
+        return Err(crate::error::CliError::new(format!("no token was given ({what})"))
+            .hint("pipe it in, a line each: printf '%s\\n' \"$TOKEN\" | scalemesh git connect <project> --deploy-token")
             .into());
     }
     Ok(token)
@@ -159,6 +166,9 @@ fn show(client: &Client, connection: &GitConnection) {
     println!("Commit statuses:   {statuses}");
     if let Some(every) = &connection.poll {
         println!("Polling:           every {every}");
+    }
+    if connection.deploy_credential {
+        println!("Deploy credential: set (builds of the repository fetch with it)");
     }
     match connection.deliveries.first() {
         None => println!("Last delivery:     none yet"),

@@ -396,3 +396,89 @@ async fn polling_picks_up_a_push_without_a_webhook() {
         stderr(&out)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_repository_is_built_with_its_deploy_token_which_nothing_shows() {
+    let secret = "tok3n-s3cret-value";
+    let git = crate::support::GitHttpServer::start("deploy", secret).await;
+    let path = git.repo("acme/private.git", &[("index.html", "private")]);
+    let url = format!("http://{}/acme/private.git", git.addr);
+    let stack = Stack::start();
+    let created: Value = reqwest::Client::new()
+        .post(format!("{}/api/v1/projects", stack.api))
+        .bearer_auth(stack.token())
+        .json(&json!({"name": "private", "git_url": url}))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(created["name"], "private", "{created}");
+    // The token is piped in, never on the command line.
+    let mut connect =
+        stack.cli_command(&stack.api, &["git", "connect", "private", "--deploy-token"]);
+    connect
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = connect.spawn().expect("scalemesh");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        writeln!(stdin, "deploy:{secret}").expect("write");
+    }
+    let out = child.wait_with_output().expect("git connect");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let webhook_secret = stdout(&out)
+        .lines()
+        .find_map(|l| l.strip_prefix("Secret:"))
+        .expect("a webhook secret")
+        .trim()
+        .to_owned();
+    let forge = Forge {
+        url: format!("{}/hooks/git/private", stack.api),
+        secret: webhook_secret,
+        sent: std::cell::Cell::new(0),
+    };
+    let sha = String::from_utf8_lossy(
+        &std::process::Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(&path)
+            .output()
+            .expect("git")
+            .stdout,
+    )
+    .trim()
+    .to_owned();
+    let body = json!({
+        "ref": "refs/heads/main", "after": sha,
+        "repository": {"full_name": "acme/private"},
+        "head_commit": {"id": sha, "message": "m", "author": {"username": "a"}}
+    });
+    let id = forge.send("push", &body).await["deployment"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    until(&stack, &id, "ready").await;
+    assert_eq!(page(&stack, "private").await, "200 private");
+    // Nowhere to be read: the build's log, the connection, the deployment.
+    let log = reqwest::Client::new()
+        .get(format!("{}/api/v1/deployments/{id}/logs", stack.api))
+        .bearer_auth(stack.token())
+        .send()
+        .await
+        .expect("logs")
+        .text()
+        .await
+        .expect("text");
+    let shown = stdout(&stack.cli(&["git", "show", "private", "--json"]));
+    let inspected = stdout(&stack.cli(&["inspect", &id, "--json"]));
+    for text in [&log, &shown, &inspected, &stack.server_log()] {
+        assert!(!text.contains(secret), "{text}");
+    }
+    assert!(shown.contains("\"deploy_credential\": true"), "{shown}");
+    // Without it, the same repository cannot be cloned.
+    let out = stack.cli(&["deploy", &url, "--project", "unconnected"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+}

@@ -29,6 +29,11 @@ pub struct ConnectGit {
     /// forge cannot reach.
     #[serde(default)]
     pub poll: Option<String>,
+    /// For a private repository over https: a token that may read it (`<user>:<token>`, or the
+    /// token alone for the forge's usual user name). Kept sealed, never answered, given only
+    /// to builds (and listings) of the project's own repository.
+    #[serde(default)]
+    pub deploy_token: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +57,9 @@ pub struct GitConnection {
     /// How often the branches are listed, when polled.
     #[serde(default)]
     pub poll: Option<String>,
+    /// Whether builds of the repository fetch it with a deploy credential.
+    #[serde(default)]
+    pub deploy_credential: bool,
     /// The newest first.
     #[serde(default)]
     pub deliveries: Vec<GitDelivery>,

@@ -154,6 +154,9 @@ pub struct PutEnv {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BuildEnv {
     pub env: BTreeMap<String, String>,
+    /// The project's deploy credential, for a build of its own repository over http(s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_credential: Option<crate::git_remote::GitCredential>,
 }
 
 /// A project name or a custom domain that stays bound to the owner of a deleted project.

@@ -30,6 +30,8 @@ pub struct GitConnectionRow {
     pub api_url: Option<String>,
     /// How often its branches are listed (milliseconds); none: only webhooks deploy.
     pub poll_ms: Option<i64>,
+    /// The credential builds of its repository fetch with, sealed.
+    pub deploy_token: Option<Vec<u8>>,
 }
 
 /// A commit status to set on the forge.
@@ -55,6 +57,7 @@ pub struct NewConnection {
     pub status_token: Option<Vec<u8>>,
     pub api_url: Option<String>,
     pub poll_ms: Option<i64>,
+    pub deploy_token: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone)]
@@ -88,15 +91,16 @@ impl SqliteStore {
         self.call(move |conn| {
             conn.execute(
                 "INSERT INTO git_connections (project_id, provider, production_branch, secret, connected_by,
-                    connected_at, status_token, api_url, poll_ms, polled_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?6)
+                    connected_at, status_token, api_url, poll_ms, polled_at, deploy_token)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?6, ?10)
                  ON CONFLICT (project_id) DO UPDATE SET provider = excluded.provider,
                     production_branch = excluded.production_branch, secret = excluded.secret,
                     connected_by = excluded.connected_by, connected_at = excluded.connected_at,
                     status_token = excluded.status_token, api_url = excluded.api_url,
-                    poll_ms = excluded.poll_ms, polled_at = excluded.polled_at",
+                    poll_ms = excluded.poll_ms, polled_at = excluded.polled_at,
+                    deploy_token = excluded.deploy_token",
                 params![project_id, new.provider, new.production_branch, new.secret, by, now_ms(),
-                    new.status_token, new.api_url, new.poll_ms],
+                    new.status_token, new.api_url, new.poll_ms, new.deploy_token],
             )?;
             Ok(())
         })
@@ -128,7 +132,7 @@ impl SqliteStore {
                 .query_row(
                     "SELECT g.provider, g.production_branch, g.secret,
                             COALESCE(g.connected_by, p.owner_id), g.connected_at, g.status_token, g.api_url,
-                            g.poll_ms
+                            g.poll_ms, g.deploy_token
                      FROM git_connections g JOIN projects p ON p.id = g.project_id
                      WHERE g.project_id = ?1",
                     params![project_id],
@@ -142,6 +146,7 @@ impl SqliteStore {
                             status_token: r.get(5)?,
                             api_url: r.get(6)?,
                             poll_ms: r.get(7)?,
+                            deploy_token: r.get(8)?,
                         })
                     },
                 )

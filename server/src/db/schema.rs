@@ -297,6 +297,10 @@ CREATE TABLE polled_heads (
     PRIMARY KEY (project_id, branch)
 ) WITHOUT ROWID;
 "#,
+    // A private repository's deploy credential, sealed.
+    r#"
+ALTER TABLE git_connections ADD COLUMN deploy_token BLOB;
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> DbResult<()> {

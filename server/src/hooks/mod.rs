@@ -16,6 +16,7 @@ pub(crate) use statuses::deliver_statuses;
 
 use scalemesh_core::ProjectName;
 use scalemesh_core::access::EnvTarget;
+use scalemesh_core::git_remote::GitCredential;
 use scalemesh_core::layout::{self, Route};
 use scalemesh_core::storage::{Body, ObjectMeta};
 use scalemesh_core::wire::{ConnectGit, GitConnection, GitDelivery, Preview};
@@ -47,6 +48,118 @@ pub(crate) fn token_row(project_id: i64) -> RowId<'static> {
         project_id,
         key: ":git-status-token",
         target: EnvTarget::Production,
+    }
+}
+
+/// What a connect request asks for, checked: the forge, the production branch, how often to
+/// poll.
+struct Checked {
+    provider: Provider,
+    branch: String,
+    poll: Option<std::time::Duration>,
+}
+
+fn checked(project: &ProjectRow, req: &ConnectGit) -> ApiResult<Checked> {
+    let provider: Provider = req
+        .provider
+        .as_deref()
+        .unwrap_or("github")
+        .parse()
+        .map_err(|e: String| ApiError::bad_request("invalid_provider", e).on_field("provider"))?;
+    let branch = req
+        .production_branch
+        .clone()
+        .or_else(|| project.git_ref.clone())
+        .unwrap_or_else(|| "main".into());
+    scalemesh_core::git::GitRef::parse(&branch).map_err(|e| {
+        ApiError::bad_request("invalid_branch", format!("production branch: {e}"))
+            .on_field("production_branch")
+    })?;
+    let poll = req
+        .poll
+        .as_deref()
+        .map(|raw| {
+            scalemesh_core::duration::parse(raw)
+                .ok()
+                .filter(|d| *d >= std::time::Duration::from_secs(1))
+                .ok_or_else(|| {
+                    ApiError::bad_request("invalid_poll", "poll every so long, from 1s: 30s, 5m")
+                        .on_field("poll")
+                })
+        })
+        .transpose()?;
+    Ok(Checked {
+        provider,
+        branch,
+        poll,
+    })
+}
+
+/// The row a deploy credential is sealed for.
+fn credential_row(project_id: i64) -> RowId<'static> {
+    RowId {
+        project_id,
+        key: ":git-deploy-token",
+        target: EnvTarget::Production,
+    }
+}
+
+fn credential_json(c: &GitCredential) -> String {
+    serde_json::to_string(c).unwrap_or_default()
+}
+
+/// A deploy token as given: `<user>:<token>`, or the token alone with the user name its forge
+/// takes with a token (GitHub `x-access-token`, GitLab `oauth2`).
+fn deploy_credential(provider: Provider, raw: &str) -> GitCredential {
+    match raw.split_once(':') {
+        Some((username, password)) if !username.is_empty() => GitCredential {
+            username: username.to_owned(),
+            password: password.to_owned(),
+        },
+        _ => GitCredential {
+            username: match provider {
+                Provider::GitLab => "oauth2",
+                _ => "x-access-token",
+            }
+            .to_owned(),
+            password: raw.to_owned(),
+        },
+    }
+}
+
+impl App {
+    /// The deploy credential of `project_id`, for a fetch of `git_url`: only its own
+    /// repository's, never another a deploy named.
+    pub(crate) async fn deploy_credential(
+        &self,
+        project_id: i64,
+        git_url: Option<&str>,
+    ) -> ApiResult<Option<GitCredential>> {
+        let Some(conn) = self.store.git_connection(project_id).await? else {
+            return Ok(None);
+        };
+        let Some(sealed) = conn.deploy_token else {
+            return Ok(None);
+        };
+        let own = self
+            .store
+            .project_name(project_id)
+            .await?
+            .and_then(|n| ProjectName::parse(&n).ok());
+        let own_url = match own {
+            Some(name) => self.store.project(&name).await?.and_then(|p| p.git_url),
+            None => None,
+        };
+        if git_url.is_none() || git_url != own_url.as_deref() {
+            return Ok(None);
+        }
+        let json = self
+            .secrets
+            .open(&credential_row(project_id), &sealed)
+            .map_err(|e| ApiError::Internal(e.into()))?;
+        serde_json::from_str(&json)
+            .map(Some)
+            .map_err(|e| ApiError::Internal(e.into()))
     }
 }
 
@@ -93,38 +206,17 @@ impl App {
                 ),
             ));
         }
-        let provider: Provider = req
-            .provider
+        let Checked {
+            provider,
+            branch,
+            poll,
+        } = checked(project, &req)?;
+        let credential = req
+            .deploy_token
             .as_deref()
-            .unwrap_or("github")
-            .parse()
-            .map_err(|e: String| {
-                ApiError::bad_request("invalid_provider", e).on_field("provider")
-            })?;
-        let branch = req
-            .production_branch
-            .or_else(|| project.git_ref.clone())
-            .unwrap_or_else(|| "main".into());
-        scalemesh_core::git::GitRef::parse(&branch).map_err(|e| {
-            ApiError::bad_request("invalid_branch", format!("production branch: {e}"))
-                .on_field("production_branch")
-        })?;
-        let poll = req
-            .poll
-            .as_deref()
-            .map(|raw| {
-                scalemesh_core::duration::parse(raw)
-                    .ok()
-                    .filter(|d| *d >= std::time::Duration::from_secs(1))
-                    .ok_or_else(|| {
-                        ApiError::bad_request(
-                            "invalid_poll",
-                            "poll every so long, from 1s: 30s, 5m",
-                        )
-                        .on_field("poll")
-                    })
-            })
-            .transpose()?;
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| deploy_credential(provider, t));
         let api_url = match req.api_url.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(raw) => Some(api_url(raw)?),
@@ -140,10 +232,14 @@ impl App {
                 .map(|t| self.secrets.seal(&token_row(project.id), t.trim())),
             api_url,
             poll_ms: poll.map(|every| i64::try_from(every.as_millis()).unwrap_or(i64::MAX)),
+            deploy_token: credential.as_ref().map(|c| {
+                self.secrets
+                    .seal(&credential_row(project.id), &credential_json(c))
+            }),
         };
         // The branches as they are now: polling deploys what changes from here.
         let heads = match poll {
-            Some(_) => Some(self.first_listing(project).await?),
+            Some(_) => Some(self.first_listing(project, credential.as_ref()).await?),
             None => None,
         };
         self.store.connect_git(project.id, new, by).await?;
@@ -202,6 +298,7 @@ impl App {
             secret: None,
             connected_at: conn.connected_at,
             commit_statuses: conn.status_token.is_some(),
+            deploy_credential: conn.deploy_token.is_some(),
             poll: conn.poll_ms.map(|ms| {
                 scalemesh_core::duration::display(std::time::Duration::from_millis(
                     ms.unsigned_abs(),
@@ -253,4 +350,32 @@ fn not_connected(project: &ProjectName) -> ApiError {
     ApiError::NotFound(format!(
         "{project} is not connected to its repository (scalemesh git connect {project})"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deploy_token_is_read_with_or_without_its_user_name() {
+        // (provider, as given, user name, password)
+        let table = [
+            (Provider::GitHub, "ghp_abc", "x-access-token", "ghp_abc"),
+            (Provider::GitLab, "glpat-abc", "oauth2", "glpat-abc"),
+            (Provider::Gitea, "deploy:abc", "deploy", "abc"),
+            (Provider::GitHub, "bot:a:b", "bot", "a:b"),
+            (Provider::Generic, ":abc", "x-access-token", ":abc"),
+        ];
+        for (provider, raw, username, password) in table {
+            let c = deploy_credential(provider, raw);
+            assert_eq!(
+                (c.username.as_str(), c.password.as_str()),
+                (username, password),
+                "{raw}"
+            );
+        }
+        assert!(
+            !format!("{:?}", deploy_credential(Provider::GitHub, "ghp_abc")).contains("ghp_abc")
+        );
+    }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use scalemesh_core::git::GitUrl;
-use scalemesh_core::git_remote::{self, SystemResolver};
+use scalemesh_core::git_remote::{self, GitCredential, SystemResolver};
 use scalemesh_core::netguard::AllowList;
 use tokio_util::sync::CancellationToken;
 
@@ -64,7 +64,11 @@ pub fn heads(listing: &str) -> BTreeMap<String, String> {
 }
 
 /// Lists the branches of the repository at `url`.
-pub(crate) async fn list(url: &str, allow: &AllowList) -> anyhow::Result<BTreeMap<String, String>> {
+pub(crate) async fn list(
+    url: &str,
+    allow: &AllowList,
+    credential: Option<&GitCredential>,
+) -> anyhow::Result<BTreeMap<String, String>> {
     let url = GitUrl::parse(url)?;
     let pinned = git_remote::pin(&url, allow, &SystemResolver).await?;
     let (mut args, target) =
@@ -76,6 +80,11 @@ pub(crate) async fn list(url: &str, allow: &AllowList) -> anyhow::Result<BTreeMa
         .current_dir(home.path())
         .env_clear()
         .envs(git_remote::safe_env(home.path()))
+        .envs(
+            credential
+                .map(|c| git_remote::credential_env(&url, c))
+                .unwrap_or_default(),
+        )
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
     let out = tokio::time::timeout(LISTING, cmd.output())
@@ -122,9 +131,10 @@ impl App {
     pub(super) async fn first_listing(
         &self,
         project: &ProjectRow,
+        credential: Option<&GitCredential>,
     ) -> ApiResult<std::collections::BTreeMap<String, String>> {
         let url = project.git_url.as_deref().unwrap_or_default();
-        list(url, &self.allow_private_git_hosts).await.map_err(|e| {
+        list(url, &self.allow_private_git_hosts, credential).await.map_err(|e| {
             ApiError::bad_request(
                 "repository_unreachable",
                 format!(
@@ -156,7 +166,8 @@ impl App {
             .git_url
             .clone()
             .context("the project has no repository")?;
-        let after = list(&url, &self.allow_private_git_hosts).await?;
+        let credential = self.deploy_credential(project_id, Some(&url)).await?;
+        let after = list(&url, &self.allow_private_git_hosts, credential.as_ref()).await?;
         let before = self.store.polled_heads(project_id).await?;
         for event in changes(&before, &after) {
             let id = match &event {

@@ -91,7 +91,15 @@ pub async fn env(
     token: JobToken,
 ) -> ApiResult<Json<BuildEnv>> {
     let dep = job_deployment(&app, &id, &token).await?;
+    let git_credential = match dep.source_kind.as_str() {
+        "git" => {
+            app.deploy_credential(dep.project_id, dep.git_url.as_deref())
+                .await?
+        }
+        _ => None,
+    };
     Ok(Json(BuildEnv {
         env: app.build_env(&dep).await?,
+        git_credential,
     }))
 }
