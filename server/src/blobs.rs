@@ -134,6 +134,28 @@ impl App {
         Ok((row, token))
     }
 
+    /// A prebuilt deployment started with its handshake in the same request (one round trip
+    /// less): the check is refused before anything is made when it is malformed, and the
+    /// deployment fails, saying why, when it cannot be answered.
+    pub async fn start_prebuilt_checked(
+        &self,
+        project: &ProjectRow,
+        promote: bool,
+        by: i64,
+        check: BlobCheck,
+    ) -> ApiResult<(DeploymentRow, String, BlobCheckAnswer)> {
+        wanted_sizes(&check)?;
+        let (row, token) = self.start_prebuilt(project, promote, by).await?;
+        match self.check_blobs(&row, check).await {
+            Ok(answer) => Ok((row, token, answer)),
+            Err(e) => {
+                let reason = format!("the upload could not begin: {e}");
+                let _ = self.finish(&row.id, DeploymentStatus::Failed, reason).await;
+                Err(e)
+            }
+        }
+    }
+
     /// The handshake: claims every digest for `dep` (so no sweep takes them while it uploads)
     /// and answers which the project holds.
     pub async fn check_blobs(
@@ -141,22 +163,7 @@ impl App {
         dep: &DeploymentRow,
         check: BlobCheck,
     ) -> ApiResult<BlobCheckAnswer> {
-        if check.blobs.len() > MAX_FILES {
-            return Err(ApiError::bad_request(
-                "too_many_files",
-                format!("a deployment has at most {MAX_FILES} files"),
-            ));
-        }
-        let mut sizes = BTreeMap::new();
-        for want in &check.blobs {
-            if !is_sha256(&want.sha256) {
-                return Err(ApiError::bad_request(
-                    "invalid_digest",
-                    "each blob is named by the lower-case hex SHA-256 of its bytes (64 digits)",
-                ));
-            }
-            sizes.insert(want.sha256.clone(), want.size);
-        }
+        let sizes = wanted_sizes(&check)?;
         let claimed = {
             let _no_sweep = self.sweeping.read().await;
             self.store
@@ -600,4 +607,26 @@ impl App {
             .await
             .map_err(|e| e.to_string())
     }
+}
+
+/// The digests a handshake names, with their sizes; refused when there are too many or one is
+/// not a digest.
+fn wanted_sizes(check: &BlobCheck) -> ApiResult<BTreeMap<String, u64>> {
+    if check.blobs.len() > MAX_FILES {
+        return Err(ApiError::bad_request(
+            "too_many_files",
+            format!("a deployment has at most {MAX_FILES} files"),
+        ));
+    }
+    let mut sizes = BTreeMap::new();
+    for want in &check.blobs {
+        if !is_sha256(&want.sha256) {
+            return Err(ApiError::bad_request(
+                "invalid_digest",
+                "each blob is named by the lower-case hex SHA-256 of its bytes (64 digits)",
+            ));
+        }
+        sizes.insert(want.sha256.clone(), want.size);
+    }
+    Ok(sizes)
 }

@@ -7,37 +7,27 @@ use std::path::Path;
 use reqwest::Method;
 use scalemesh_core::upload::pack::BlobBody;
 use scalemesh_core::wire::{
-    BlobCheck, BlobCheckAnswer, BlobLayout, BlobsAbsent, BlobsStored, BuilderReport, Deployment,
-    PrebuiltStarted, PresignedPut, StartPrebuilt, StoredBlob,
+    BlobCheck, BlobLayout, BlobsAbsent, BlobsStored, BuilderReport, Deployment, PrebuiltStarted,
+    PresignedPut, StartPrebuilt, StoredBlob,
 };
 
 use super::{Client, ClientError, api, query};
 
 impl Client {
+    /// Starts a prebuilt deployment, with its handshake when given.
     pub async fn start_prebuilt(
         &self,
         project: &str,
         promote: bool,
+        blobs: Option<&BlobCheck>,
     ) -> Result<PrebuiltStarted, ClientError> {
         let body = StartPrebuilt {
             promote: Some(promote),
+            blobs: blobs.cloned(),
         };
         self.send(
             self.request(Method::POST, &api(&["projects", project, "prebuilt"]))
                 .json(&body),
-        )
-        .await
-    }
-
-    /// With the job token: which blobs to send.
-    pub async fn check_blobs(
-        &self,
-        deployment: &str,
-        check: &BlobCheck,
-    ) -> Result<BlobCheckAnswer, ClientError> {
-        self.send(
-            self.request(Method::POST, &api(&["deployments", deployment, "blobs"]))
-                .json(check),
         )
         .await
     }
@@ -129,18 +119,23 @@ impl Client {
         .await
     }
 
-    /// With the job token: the manifest, once every blob it names is stored.
-    pub async fn put_manifest(
+    /// With the job token: the manifest, and with it the upload is done; the deployment as it
+    /// ended.
+    pub async fn put_manifest_ready(
         &self,
         deployment: &str,
         manifest: Vec<u8>,
-    ) -> Result<(), ClientError> {
-        let req = self
-            .request(Method::PUT, &api(&["deployments", deployment, "manifest"]))
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(manifest);
-        self.send_raw(req).await?;
-        Ok(())
+    ) -> Result<Deployment, ClientError> {
+        let path = query(
+            api(&["deployments", deployment, "manifest"]),
+            &[("ready", "true")],
+        );
+        self.send(
+            self.request(Method::PUT, &path)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(manifest),
+        )
+        .await
     }
 
     /// With the job token: the upload is done (`Ready`) or given up (`Failed`).

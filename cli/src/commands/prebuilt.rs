@@ -106,7 +106,9 @@ fn read_files(dir: &Path) -> anyhow::Result<Folder> {
     })
 }
 
-/// Deploys `folder` to `project`: the deployment as it ends (ready, or failed with why).
+/// Deploys `folder` to `project`: the deployment as it ends (ready, or failed with why). The
+/// deployment is started with the handshake, and made ready with the manifest: a redeploy of a
+/// folder that changed a little takes few round trips.
 pub async fn deploy(
     client: &Client,
     view: &DeployView,
@@ -114,30 +116,35 @@ pub async fn deploy(
     folder: Folder,
     promote: bool,
 ) -> anyhow::Result<Deployment> {
-    let started = client
-        .start_prebuilt(project.name.as_str(), promote)
-        .await
-        .map_err(|e| client.explain(e))?;
-    let id = started.deployment.id.to_string();
-    view.note(&format!(
-        "Deploying {} (deployment {id}): {} ({}), prebuilt",
-        project.name,
+    let what = format!(
+        "{} ({}), prebuilt",
         plural(folder.files.len() as u64, "file"),
         human_bytes(folder.bytes)
-    ));
+    );
     let sink = Sink {
-        job: client.with_token(&started.job_token),
-        deployment: id.clone(),
+        client: client.clone(),
+        project: project.name.to_string(),
+        promote,
+        started: std::sync::OnceLock::new(),
         stored: Mutex::new(Vec::new()),
+        ended: Mutex::new(None),
+        on_start: Box::new(move |dep: &Deployment| {
+            view.note(&format!(
+                "Deploying {} (deployment {}): {what}",
+                dep.project, dep.id
+            ));
+        }),
     };
     let began = Instant::now();
     let progress = |p: upload::Progress| view.upload(p);
     // Only files changed since the last upload of this folder are read.
     let saved = folder.known_at;
+    // The manifest names the deployment the sink started; this one is never sent.
+    let unnamed = scalemesh_core::DeploymentId::generate();
     let uploading = upload::upload_known(
         &sink,
         &project.name,
-        &started.deployment.id,
+        &unnamed,
         folder.files,
         folder.routing,
         &progress,
@@ -158,7 +165,8 @@ pub async fn deploy(
         reused,
         ..
     } = uploaded;
-    let remembered = tokio::task::spawn_blocking(move || digests.save(&saved));
+    // A digest not remembered is only read again next time.
+    let _ = tokio::task::spawn_blocking(move || digests.save(&saved)).await;
     view.note(&format!(
         "Uploaded {} ({}) in {:.1}s, {} already stored",
         plural(sent as u64, "new file"),
@@ -166,25 +174,32 @@ pub async fn deploy(
         began.elapsed().as_secs_f64(),
         reused
     ));
-    let ready = sink.job.report(&id, &BuilderReport::Ready).await;
-    // A digest not remembered is only read again next time.
-    let _ = remembered.await;
-    ready.map_err(|e| client.explain(e).into())
+    scalemesh_core::sync::lock(&sink.ended)
+        .take()
+        .context("the server did not say how the deployment ended")
 }
 
 /// Fails a deployment whose upload was cut off by `e`, keeping what went up (so running the
 /// command again skips it): the error to show.
-async fn cut_off(sink: &Sink, view: &DeployView, e: &anyhow::Error) -> anyhow::Error {
-    let _ = sink.flush().await;
+async fn cut_off(sink: &Sink<'_>, view: &DeployView, e: &anyhow::Error) -> anyhow::Error {
+    view.finish();
     let reason = format!("{e:#}");
+    let Some(started) = sink.started.get() else {
+        return CliError::new(format!("the deployment could not start: {reason}"))
+            .hint("run the same command again")
+            .into();
+    };
+    let _ = sink.flush().await;
     let failed = BuilderReport::Failed {
         reason: reason.clone(),
     };
-    let _ = sink.job.report(&sink.deployment, &failed).await;
-    view.finish();
-    CliError::new(format!("deployment {} failed: {reason}", sink.deployment))
-        .hint("run the same command again: files already stored are not sent again")
-        .into()
+    let _ = started.job.report(&started.deployment, &failed).await;
+    CliError::new(format!(
+        "deployment {} failed: {reason}",
+        started.deployment
+    ))
+    .hint("run the same command again: files already stored are not sent again")
+    .into()
 }
 
 /// Where the digests of the last upload of `dir` are kept: one file per folder, named by a
@@ -198,21 +213,40 @@ fn digests_file(data_dir: &Path, dir: &Path) -> PathBuf {
 }
 
 /// Where a prebuilt deploy's pieces go: the API, with the deployment's job token, or storage
-/// straight, where the server presigned a URL.
-struct Sink {
-    job: Client,
-    deployment: String,
+/// straight, where the server presigned a URL. The deployment is started by the handshake.
+struct Sink<'a> {
+    /// With the user's token, to start the deployment.
+    client: Client,
+    project: String,
+    promote: bool,
+    started: std::sync::OnceLock<Started>,
     /// Blobs stored straight to storage and not yet reported.
     stored: Mutex<Vec<StoredBlob>>,
+    /// The deployment as it ended, answered with the manifest.
+    ended: Mutex<Option<Deployment>>,
+    on_start: Box<dyn Fn(&Deployment) + Send + Sync + 'a>,
 }
 
-impl Sink {
+/// The deployment the handshake started, and the client with its job token.
+struct Started {
+    job: Client,
+    deployment: String,
+}
+
+impl Sink<'_> {
+    fn started(&self) -> anyhow::Result<&Started> {
+        self.started
+            .get()
+            .context("the deployment was not started before its files were sent")
+    }
+
     async fn flush(&self) -> anyhow::Result<()> {
         let batch = std::mem::take(&mut *scalemesh_core::sync::lock(&self.stored));
         if batch.is_empty() {
             return Ok(());
         }
-        let absent = self.job.blobs_stored(&self.deployment, batch).await?;
+        let started = self.started()?;
+        let absent = started.job.blobs_stored(&started.deployment, batch).await?;
         if let Some(sha) = absent.first() {
             anyhow::bail!("storage does not hold blob {sha} after it was sent");
         }
@@ -221,20 +255,36 @@ impl Sink {
 }
 
 #[async_trait]
-impl BlobSink for Sink {
+impl BlobSink for Sink<'_> {
+    /// Starts the deployment with the handshake.
     async fn check(&self, check: &BlobCheck) -> anyhow::Result<BlobCheckAnswer> {
-        Ok(self.job.check_blobs(&self.deployment, check).await?)
+        let started = self
+            .client
+            .start_prebuilt(&self.project, self.promote, Some(check))
+            .await
+            .map_err(|e| self.client.explain(e))?;
+        let answer = started
+            .check
+            .context("the server started the deployment without answering the handshake")?;
+        (self.on_start)(&started.deployment);
+        let _ = self.started.set(Started {
+            job: self.client.with_token(&started.job_token),
+            deployment: started.deployment.id.to_string(),
+        });
+        Ok(answer)
     }
 
     async fn put(&self, blob: &Packed, direct: Option<&PresignedPut>) -> anyhow::Result<()> {
         let body = blob.body();
+        let started = self.started()?;
         let Some(direct) = direct else {
-            self.job
-                .put_blob(&self.deployment, &blob.sha256, blob.layout, &body)
+            started
+                .job
+                .put_blob(&started.deployment, &blob.sha256, blob.layout, &body)
                 .await?;
             return Ok(());
         };
-        self.job.put_direct(direct, &body).await?;
+        started.job.put_direct(direct, &body).await?;
         let full = {
             let mut stored = scalemesh_core::sync::lock(&self.stored);
             stored.push(StoredBlob {
@@ -267,13 +317,17 @@ impl BlobSink for Sink {
                 size: pack.body.len() as u64,
             }],
         };
-        let answer = self.job.pack_uploads(&self.deployment, &request).await?;
+        let started = self.started()?;
+        let answer = started
+            .job
+            .pack_uploads(&started.deployment, &request)
+            .await?;
         let direct = answer
             .uploads
             .first()
             .context("the server gave no URL for a pack")?;
         let body = BlobBody::Bytes(pack.body.clone());
-        self.job.put_direct(direct, &body).await?;
+        started.job.put_direct(direct, &body).await?;
         let members = pack
             .members
             .iter()
@@ -288,16 +342,30 @@ impl BlobSink for Sink {
                 }),
             })
             .collect();
-        let absent = self.job.blobs_stored(&self.deployment, members).await?;
+        let absent = started
+            .job
+            .blobs_stored(&started.deployment, members)
+            .await?;
         if let Some(sha) = absent.first() {
             anyhow::bail!("storage does not hold blob {sha} after its pack was sent");
         }
         Ok(())
     }
 
+    /// Sends the manifest, naming the deployment started, and with it says the upload is
+    /// complete.
     async fn put_manifest(&self, manifest: &Manifest) -> anyhow::Result<()> {
         self.flush().await?;
-        let bytes = serde_json::to_vec(manifest)?;
-        Ok(self.job.put_manifest(&self.deployment, bytes).await?)
+        let started = self.started()?;
+        let mut named = manifest.clone();
+        named.deployment = scalemesh_core::DeploymentId::parse(&started.deployment)?;
+        let bytes = serde_json::to_vec(&named)?;
+        let ended = started
+            .job
+            .put_manifest_ready(&started.deployment, bytes)
+            .await
+            .map_err(|e| self.client.explain(e))?;
+        *scalemesh_core::sync::lock(&self.ended) = Some(ended);
+        Ok(())
     }
 }

@@ -142,6 +142,9 @@ pub struct StartPrebuilt {
     /// Go live when ready (the default), or stay a preview.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promote: Option<bool>,
+    /// The handshake, in the same request: answered in `PrebuiltStarted::check`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blobs: Option<BlobCheck>,
 }
 
 /// The deployment started, and the token its uploader sends its blobs, manifest and `ready`
@@ -150,6 +153,9 @@ pub struct StartPrebuilt {
 pub struct PrebuiltStarted {
     pub deployment: super::Deployment,
     pub job_token: String,
+    /// The answer to the handshake sent with the start, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<BlobCheckAnswer>,
 }
 
 /// The answer to blobs reported stored: those not found in storage as said.

@@ -8,9 +8,10 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use scalemesh_core::wire::{
-    BlobCheck, BlobCheckAnswer, BlobLayout, BlobsAbsent, BlobsStored, PrebuiltStarted,
-    StartPrebuilt, SweepReport,
+    BlobCheck, BlobCheckAnswer, BlobLayout, BlobsAbsent, BlobsStored, BuilderReport,
+    PrebuiltStarted, StartPrebuilt, SweepReport,
 };
 
 use super::jobs::{job_deployment, read_body};
@@ -27,14 +28,27 @@ pub async fn start_prebuilt(
     ApiJson(body): ApiJson<StartPrebuilt>,
 ) -> ApiResult<(StatusCode, Json<PrebuiltStarted>)> {
     let project = app.project_for(&caller, &name, Action::Deploy).await?.row;
-    let (row, job_token) = app
-        .start_prebuilt(&project, body.promote.unwrap_or(true), caller.user.id)
-        .await?;
+    let promote = body.promote.unwrap_or(true);
+    let (row, job_token, check) = match body.blobs {
+        Some(blobs) => {
+            let (row, token, answer) = app
+                .start_prebuilt_checked(&project, promote, caller.user.id, blobs)
+                .await?;
+            (row, token, Some(answer))
+        }
+        None => {
+            let (row, token) = app
+                .start_prebuilt(&project, promote, caller.user.id)
+                .await?;
+            (row, token, None)
+        }
+    };
     Ok((
         StatusCode::CREATED,
         Json(PrebuiltStarted {
             deployment: app.deployment_view(&row),
             job_token,
+            check,
         }),
     ))
 }
@@ -108,8 +122,9 @@ pub async fn manifest(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
     token: JobToken,
+    ApiQuery(q): ApiQuery<ManifestQuery>,
     body: Body,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<Response> {
     let dep = job_deployment(&app, &id, &token).await?;
     if dep.source_kind != crate::db::PREBUILT {
         return Err(ApiError::conflict(
@@ -121,7 +136,20 @@ pub async fn manifest(
         .await
         .map_err(|e| crate::error::body_error(&e, e.to_string()))?;
     app.receive_manifest(&dep, &bytes).await?;
-    Ok(StatusCode::NO_CONTENT)
+    if q.ready != Some(true) {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    // `ready` in the same request (one round trip less): the deployment as it ends.
+    let row = app.report(&dep, BuilderReport::Ready).await?;
+    Ok(Json(app.deployment_view(&row)).into_response())
+}
+
+/// `?ready=true`: the upload is complete with this manifest.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestQuery {
+    #[serde(default)]
+    ready: Option<bool>,
 }
 
 /// `DELETE /deployments/{id}`

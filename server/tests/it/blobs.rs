@@ -486,3 +486,72 @@ async fn a_manifest_names_blobs_and_the_server_says_where_they_are() {
         (200, "truth".into())
     );
 }
+
+/// A prebuilt deploy in three requests: the start carries the handshake, the manifest says the
+/// upload is complete. A malformed handshake starts nothing.
+#[tokio::test]
+async fn a_prebuilt_deploy_starts_with_its_handshake_and_ends_with_its_manifest() {
+    let app = spawn_app().await;
+    project(&app, "short").await;
+    Upload::deploy(&app, "short", true, &[("index.html", "kept")]).await;
+    let wants = json!({"blobs": [
+        {"sha256": sha("kept"), "size": 4},
+        {"sha256": sha("new page"), "size": 8}
+    ]});
+    let (status, body) = app
+        .post(
+            "/api/v1/projects/short/prebuilt",
+            json!({"promote": true, "blobs": wants}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let missing: Vec<&str> = body["check"]["missing"]
+        .as_array()
+        .expect("the handshake's answer")
+        .iter()
+        .filter_map(|m| m["sha256"].as_str())
+        .collect();
+    assert_eq!(missing, [sha("new page").as_str()]);
+    let upload = Upload {
+        id: body["deployment"]["id"].as_str().expect("id").to_owned(),
+        token: body["job_token"].as_str().expect("token").to_owned(),
+        project: "short".to_owned(),
+    };
+    upload.put(&app, "new page").await;
+    let manifest = upload.manifest(&[("index.html", "kept"), ("new.html", "new page")]);
+    let res = app
+        .http
+        .put(app.url(&format!(
+            "/api/v1/deployments/{}/manifest?ready=true",
+            upload.id
+        )))
+        .bearer_auth(&upload.token)
+        .json(&manifest)
+        .send()
+        .await
+        .expect("manifest");
+    let (status, ended) = crate::helpers::status_json(res).await;
+    assert_eq!(
+        (status, ended["status"].clone()),
+        (200, json!("ready")),
+        "{ended}"
+    );
+    assert_eq!(
+        page(&app, "short.localhost", "/new").await,
+        (200, "new page".into())
+    );
+
+    let (_, before) = app.get("/api/v1/projects/short/deployments").await;
+    let bad = json!({"promote": true, "blobs": {"blobs": [{"sha256": "NOT-A-DIGEST", "size": 1}]}});
+    let (status, body) = app.post("/api/v1/projects/short/prebuilt", bad).await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (400, json!("invalid_digest")),
+        "{body}"
+    );
+    let (_, after) = app.get("/api/v1/projects/short/deployments").await;
+    assert_eq!(
+        before["deployments"].as_array().map(Vec::len),
+        after["deployments"].as_array().map(Vec::len)
+    );
+}
