@@ -23,6 +23,8 @@ use crate::forge::event::{Commit, Event};
 const MOST_BRANCHES: usize = 1000;
 /// How long a listing may take.
 const LISTING: Duration = Duration::from_secs(30);
+/// How much of a listing is read: a thousand branches take about 100 KB.
+const LISTING_BYTES: u64 = 1024 * 1024;
 
 /// What happened between two listings (branch → head), as pushes: a head new or moved is
 /// pushed, a branch no longer listed is deleted. In branch order.
@@ -86,19 +88,40 @@ pub(crate) async fn list(
                 .unwrap_or_default(),
         )
         .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
-    let out = tokio::time::timeout(LISTING, cmd.output())
+    let mut child = cmd.spawn().context("running git")?;
+    let (mut stdout, mut stderr) = (
+        child.stdout.take().context("git's output")?,
+        child.stderr.take().context("git's errors")?,
+    );
+    // A repository may answer with refs without end: only so much is read, then git is stopped.
+    let read = async {
+        use tokio::io::AsyncReadExt;
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let (mut stdout, mut stderr) =
+            ((&mut stdout).take(LISTING_BYTES), (&mut stderr).take(4096));
+        let (a, b) = tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err));
+        a?;
+        b?;
+        let _ = child.start_kill();
+        anyhow::Ok((child.wait().await?, out, err))
+    };
+    let (status, out, err) = tokio::time::timeout(LISTING, read)
         .await
-        .context("the repository did not list its branches in time")?
-        .context("running git")?;
-    if !out.status.success() {
-        let said: String = String::from_utf8_lossy(&out.stderr)
-            .chars()
-            .take(300)
-            .collect();
+        .context("the repository did not list its branches in time")??;
+    if !status.success() && out.len() < LISTING_BYTES as usize {
+        let said: String = String::from_utf8_lossy(&err).chars().take(300).collect();
         anyhow::bail!("git ls-remote failed: {}", said.trim());
     }
-    Ok(heads(&String::from_utf8_lossy(&out.stdout)))
+    let mut out = out;
+    if out.len() as u64 >= LISTING_BYTES {
+        // Cut off: the last line may be half of one.
+        let whole = out.iter().rposition(|b| *b == b'\n').unwrap_or(0);
+        out.truncate(whole);
+    }
+    Ok(heads(&String::from_utf8_lossy(&out)))
 }
 
 /// Lists the branches of every project due, until `stop`.
