@@ -33,6 +33,67 @@ const DIRECT_UPLOAD_VALID: Duration = Duration::from_secs(3600);
 const LOOKUPS_AT_ONCE: usize = 16;
 
 /// A blob's body written to a temporary file as it comes; refused once longer than `total`.
+/// Blobs up to this size are received in memory; larger ones go to a temporary file.
+const IN_MEMORY: u64 = 256 * 1024;
+
+/// A blob as received: in memory when small, else in a temporary file.
+enum Received {
+    Memory(bytes::Bytes),
+    File(tempfile::NamedTempFile),
+}
+
+impl Received {
+    /// Checks the bytes against their digest and variants (off the async threads).
+    async fn verify(&self, sha256: &str, layout: BlobLayout) -> ApiResult<()> {
+        let sha = sha256.to_owned();
+        let checked = match self {
+            Self::Memory(bytes) => {
+                let bytes = bytes.clone();
+                tokio::task::spawn_blocking(move || pack::verify(&bytes, &sha, layout)).await
+            }
+            Self::File(tmp) => {
+                let path = tmp.path().to_path_buf();
+                tokio::task::spawn_blocking(move || pack::verify_file(&path, &sha, layout)).await
+            }
+        };
+        checked
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("checking a blob: {e}")))?
+            .map_err(|problem| {
+                ApiError::bad_request(
+                    "blob_mismatch",
+                    format!("the blob was not stored: {problem}"),
+                )
+            })
+    }
+
+    fn body(&self) -> Body {
+        match self {
+            Self::Memory(bytes) => Body::Bytes(bytes.clone()),
+            Self::File(tmp) => Body::File(tmp.path().to_path_buf()),
+        }
+    }
+}
+
+/// Receives a blob's body of at most `total` bytes.
+async fn received(body: HttpBody, total: u64) -> ApiResult<Received> {
+    if total > IN_MEMORY {
+        return received_to_file(body, total).await.map(Received::File);
+    }
+    let mut stream = body.into_data_stream();
+    let mut bytes = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| crate::error::body_error(&e, e.to_string()))?;
+        if (bytes.len() + chunk.len()) as u64 > total {
+            return Err(ApiError::bad_request(
+                "wrong_length",
+                format!("the body is longer than its layout's {total} bytes"),
+            ));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(Received::Memory(bytes.into()))
+}
+
 async fn received_to_file(body: HttpBody, total: u64) -> ApiResult<tempfile::NamedTempFile> {
     let failed = |what: &str, e: std::io::Error| ApiError::Internal(anyhow::anyhow!("{what}: {e}"));
     let tmp = tempfile::NamedTempFile::new().map_err(|e| failed("a temporary file", e))?;
@@ -284,17 +345,8 @@ impl App {
                 .claim_blobs(&dep.id, dep.project_id, vec![sha256.to_owned()])
                 .await?;
         }
-        let tmp = received_to_file(body, total).await?;
-        let (path, sha) = (tmp.path().to_path_buf(), sha256.to_owned());
-        tokio::task::spawn_blocking(move || pack::verify_file(&path, &sha, layout))
-            .await
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!("checking a blob: {e}")))?
-            .map_err(|problem| {
-                ApiError::bad_request(
-                    "blob_mismatch",
-                    format!("the blob was not stored: {problem}"),
-                )
-            })?;
+        let blob = received(body, total).await?;
+        blob.verify(sha256, layout).await?;
         // A recorded blob is never stored again: deployments read it as recorded.
         let _no_abandon = self.sweeping.read().await;
         let known = self
@@ -316,7 +368,7 @@ impl App {
         self.storage
             .put(
                 &layout::blob(&dep.project, sha256),
-                Body::File(tmp.path().to_path_buf()),
+                blob.body(),
                 &ObjectMeta::default(),
             )
             .await
