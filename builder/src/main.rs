@@ -143,10 +143,7 @@ async fn run(args: Args) -> anyhow::Result<i32> {
     let _ = nix::sys::prctl::set_dumpable(false);
     let (job, sandbox) = job_from(args)?;
     let api = Api::new(&job.api_url, job.job_token.clone(), job.deployment.clone())?;
-    let scalemesh_core::wire::BuildEnv {
-        env: build_env,
-        git_credential,
-    } = match api.build_env().await {
+    let given = match api.build_env().await {
         Ok(env) => env,
         Err(ReportError::Finished(msg)) => {
             eprintln!("{msg}");
@@ -154,13 +151,11 @@ async fn run(args: Args) -> anyhow::Result<i32> {
         }
         Err(e) => return Err(anyhow::Error::from(e).context("fetching the build's variables")),
     };
-    let mut secrets = secrets_of(&job, &build_env);
-    secrets.extend(
-        git_credential
-            .iter()
-            .flat_map(|c| masked_forms(&c.password)),
-    );
-    let log = LogSink::start(api.clone(), secrets);
+    let log = LogSink::start(api.clone(), secrets_of(&job, &given));
+    let scalemesh_core::wire::BuildEnv {
+        env: build_env,
+        git_credential,
+    } = given;
     let options = StorageOptions {
         s3_endpoint: job.s3_endpoint.clone(),
     };
@@ -205,7 +200,12 @@ async fn run(args: Args) -> anyhow::Result<i32> {
     if let Err(e) = log.flush().await {
         eprintln!("some log lines could not be delivered: {e}");
     }
-    match api.report(&outcome).await {
+    final_report(&api, &outcome).await
+}
+
+/// Tells the server how the build ended: the exit code.
+async fn final_report(api: &Api, outcome: &BuilderReport) -> anyhow::Result<i32> {
+    match api.report(outcome).await {
         Ok(()) => Ok(0),
         Err(ReportError::Finished(msg)) => {
             eprintln!("{msg}");
@@ -309,11 +309,9 @@ fn job_from(args: Args) -> anyhow::Result<(BuildJob, SandboxSetting)> {
     Ok((job, args.sandbox))
 }
 
-/// Strings never to show in the log: credentials in the repository URL, variable values.
-fn secrets_of(
-    job: &BuildJob,
-    build_env: &std::collections::BTreeMap<String, String>,
-) -> Vec<String> {
+/// Strings never to show in the log: credentials in the repository URL, the deploy
+/// credential, variable values.
+fn secrets_of(job: &BuildJob, given: &scalemesh_core::wire::BuildEnv) -> Vec<String> {
     let mut secrets = vec![job.job_token.clone()];
     if let JobSource::Git { url, .. } = &job.source
         && let Ok(parsed) = url::Url::parse(url.as_str())
@@ -326,7 +324,13 @@ fn secrets_of(
             secrets.push(parsed.username().to_owned());
         }
     }
-    secrets.extend(build_env.values().flat_map(|v| masked_forms(v)));
+    secrets.extend(given.env.values().flat_map(|v| masked_forms(v)));
+    secrets.extend(
+        given
+            .git_credential
+            .iter()
+            .flat_map(|c| masked_forms(&c.password)),
+    );
     secrets
 }
 

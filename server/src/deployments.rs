@@ -539,6 +539,13 @@ impl App {
 
     /// Writes the project's production alias — one object, in one put — pointing at `dep`.
     pub(crate) async fn write_route(&self, dep: &DeploymentRow) -> anyhow::Result<()> {
+        self.write_alias(dep, &layout::route(&dep.project))
+            .await
+            .context("writing the production alias")
+    }
+
+    /// Writes the alias at `key` (production's, or a branch's) pointing at `dep`.
+    pub(crate) async fn write_alias(&self, dep: &DeploymentRow, key: &str) -> anyhow::Result<()> {
         let route = Route {
             project: dep.project.clone(),
             deployment: dep.id.clone(),
@@ -549,13 +556,9 @@ impl App {
             cache_control: Some("no-cache".into()),
         };
         self.storage
-            .put(
-                &layout::route(&dep.project),
-                Body::Bytes(serde_json::to_vec(&route)?.into()),
-                &meta,
-            )
-            .await
-            .context("writing the production alias")
+            .put(key, Body::Bytes(serde_json::to_vec(&route)?.into()), &meta)
+            .await?;
+        Ok(())
     }
 
     /// Deletes a project: its builds are canceled, its site stops answering at once, then the

@@ -64,42 +64,46 @@ pub async fn run(client: &Client, command: NotifyCommand) -> anyhow::Result<i32>
                 .map_err(|e| client.explain(e))?;
             eprintln!("Notification URL {id} of {project} removed: nothing more is sent to it");
         }
-        NotifyCommand::Log { project, json } => {
-            let log = client
-                .notification_log(&project)
-                .await
-                .map_err(|e| client.explain(e))?;
-            if json.json {
-                super::print_json(&log)?;
-            } else if log.deliveries.is_empty() {
-                eprintln!("Nothing was sent for {project} yet");
-            } else {
-                let now = OffsetDateTime::now_utc();
-                let rows: Vec<[String; 6]> = log
-                    .deliveries
-                    .iter()
-                    .map(|d| {
-                        let answer = match (&d.last_status, &d.last_error) {
-                            (Some(status), _) => status.to_string(),
-                            (None, Some(error)) => error.clone(),
-                            (None, None) => "-".into(),
-                        };
-                        [
-                            ago(d.created_at, now),
-                            d.event.clone(),
-                            d.deployment.clone().unwrap_or_default(),
-                            format!("{} ({} tries)", d.state, d.attempts),
-                            answer,
-                            d.url.clone(),
-                        ]
-                    })
-                    .collect();
-                table(
-                    ["WHEN", "EVENT", "DEPLOYMENT", "STATE", "ANSWER", "URL"],
-                    &rows,
-                );
-            }
-        }
+        NotifyCommand::Log { project, json } => log(client, &project, json.json).await?,
     }
     Ok(0)
+}
+
+/// `notify log`: what was sent lately, and what came of it.
+async fn log(client: &Client, project: &str, json: bool) -> anyhow::Result<()> {
+    let log = client
+        .notification_log(project)
+        .await
+        .map_err(|e| client.explain(e))?;
+    if json {
+        super::print_json(&log)?;
+    } else if log.deliveries.is_empty() {
+        eprintln!("Nothing was sent for {project} yet");
+    } else {
+        let now = OffsetDateTime::now_utc();
+        let rows: Vec<[String; 6]> = log
+            .deliveries
+            .iter()
+            .map(|d| {
+                let answer = match (&d.last_status, &d.last_error) {
+                    (Some(status), _) => status.to_string(),
+                    (None, Some(error)) => error.clone(),
+                    (None, None) => "-".into(),
+                };
+                [
+                    ago(d.created_at, now),
+                    d.event.clone(),
+                    d.deployment.clone().unwrap_or_default(),
+                    format!("{} ({} tries)", d.state, d.attempts),
+                    answer,
+                    d.url.clone(),
+                ]
+            })
+            .collect();
+        table(
+            ["WHEN", "EVENT", "DEPLOYMENT", "STATE", "ANSWER", "URL"],
+            &rows,
+        );
+    }
+    Ok(())
 }

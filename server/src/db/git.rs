@@ -467,27 +467,27 @@ impl SqliteStore {
         .await
     }
 
-    /// The connected projects whose branches are due to be listed, marked listed now.
-    pub async fn due_polls(&self) -> DbResult<Vec<i64>> {
+    /// The connected projects whose branches are due to be listed (by name), marked listed now.
+    pub async fn due_polls(&self) -> DbResult<Vec<String>> {
         self.call(move |conn| {
             let now = now_ms();
             let tx = conn.transaction()?;
             let due = {
                 let mut q = tx.prepare(
-                    "SELECT project_id FROM git_connections
-                     WHERE poll_ms IS NOT NULL AND COALESCE(polled_at, 0) + poll_ms <= ?1",
+                    "SELECT g.project_id, p.name FROM git_connections g JOIN projects p ON p.id = g.project_id
+                     WHERE g.poll_ms IS NOT NULL AND COALESCE(g.polled_at, 0) + g.poll_ms <= ?1",
                 )?;
-                q.query_map(params![now], |r| r.get::<_, i64>(0))?
+                q.query_map(params![now], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
                     .collect::<Result<Vec<_>, _>>()?
             };
-            for id in &due {
+            for (id, _) in &due {
                 tx.execute(
                     "UPDATE git_connections SET polled_at = ?2 WHERE project_id = ?1",
                     params![id, now],
                 )?;
             }
             tx.commit()?;
-            Ok(due)
+            Ok(due.into_iter().map(|(_, name)| name).collect())
         })
         .await
     }
@@ -525,19 +525,6 @@ impl SqliteStore {
             }
             tx.commit()?;
             Ok(())
-        })
-        .await
-    }
-
-    pub async fn project_name(&self, project_id: i64) -> DbResult<Option<String>> {
-        self.read(move |conn| {
-            Ok(conn
-                .query_row(
-                    "SELECT name FROM projects WHERE id = ?1",
-                    params![project_id],
-                    |r| r.get(0),
-                )
-                .optional()?)
         })
         .await
     }

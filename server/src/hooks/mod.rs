@@ -14,13 +14,12 @@ mod statuses;
 
 pub(crate) use statuses::deliver_statuses;
 
+use anyhow::Context;
 use scalemesh_core::ProjectName;
 use scalemesh_core::access::EnvTarget;
 use scalemesh_core::git_remote::GitCredential;
-use scalemesh_core::layout::{self, Route};
-use scalemesh_core::storage::{Body, ObjectMeta};
+use scalemesh_core::layout;
 use scalemesh_core::wire::{ConnectGit, GitConnection, GitDelivery, Preview};
-use time::OffsetDateTime;
 
 use crate::app::App;
 use crate::db::{DeploymentRow, NewConnection, ProjectRow};
@@ -128,34 +127,28 @@ fn deploy_credential(provider: Provider, raw: &str) -> GitCredential {
 }
 
 impl App {
-    /// The deploy credential of `project_id`, for a fetch of `git_url`: only its own
+    /// The deploy credential of `project`, for a fetch of `git_url`: only its own
     /// repository's, never another a deploy named.
     pub(crate) async fn deploy_credential(
         &self,
-        project_id: i64,
+        project: &ProjectName,
         git_url: Option<&str>,
     ) -> ApiResult<Option<GitCredential>> {
-        let Some(conn) = self.store.git_connection(project_id).await? else {
+        let Some(own) = self.store.project(project).await? else {
+            return Ok(None);
+        };
+        if git_url.is_none() || git_url != own.git_url.as_deref() {
+            return Ok(None);
+        }
+        let Some(conn) = self.store.git_connection(own.id).await? else {
             return Ok(None);
         };
         let Some(sealed) = conn.deploy_token else {
             return Ok(None);
         };
-        let own = self
-            .store
-            .project_name(project_id)
-            .await?
-            .and_then(|n| ProjectName::parse(&n).ok());
-        let own_url = match own {
-            Some(name) => self.store.project(&name).await?.and_then(|p| p.git_url),
-            None => None,
-        };
-        if git_url.is_none() || git_url != own_url.as_deref() {
-            return Ok(None);
-        }
         let json = self
             .secrets
-            .open(&credential_row(project_id), &sealed)
+            .open(&credential_row(own.id), &sealed)
             .map_err(|e| ApiError::Internal(e.into()))?;
         serde_json::from_str(&json)
             .map(Some)
@@ -323,22 +316,9 @@ impl App {
         {
             return Ok(());
         }
-        let route = Route {
-            project: dep.project.clone(),
-            deployment: dep.id.clone(),
-            updated_at: OffsetDateTime::now_utc(),
-        };
-        let meta = ObjectMeta {
-            content_type: Some("application/json".into()),
-            cache_control: Some("no-cache".into()),
-        };
-        self.storage
-            .put(
-                &layout::label_route(&dep.project, label),
-                Body::Bytes(serde_json::to_vec(&route)?.into()),
-                &meta,
-            )
-            .await?;
+        self.write_alias(dep, &layout::label_route(&dep.project, label))
+            .await
+            .context("writing a branch's alias")?;
         if let Some(proxy) = &self.proxy {
             proxy.invalidate(&dep.project);
         }

@@ -129,10 +129,10 @@ pub(crate) async fn run(app: Arc<App>, stop: CancellationToken) {
     loop {
         match app.store.due_polls().await {
             Ok(due) => {
-                for project_id in due {
-                    if let Err(e) = app.poll(project_id).await {
+                for project in due {
+                    if let Err(e) = app.poll(&project).await {
                         tracing::warn!(
-                            project_id,
+                            project,
                             error = format!("{e:#}"),
                             "could not poll a repository"
                         );
@@ -167,19 +167,15 @@ impl App {
         })
     }
 
-    /// Lists `project_id`'s branches and deploys what changed, each change recorded as a
+    /// Lists project `name`'s branches and deploys what changed, each change recorded as a
     /// delivery (`poll:<branch>@<head>`).
-    async fn poll(&self, project_id: i64) -> anyhow::Result<()> {
-        let name = self
-            .store
-            .project_name(project_id)
-            .await?
-            .context("no such project")?;
+    async fn poll(&self, name: &str) -> anyhow::Result<()> {
         let project = self
             .store
-            .project(&scalemesh_core::ProjectName::parse(&name)?)
+            .project(&scalemesh_core::ProjectName::parse(name)?)
             .await?
             .context("no such project")?;
+        let project_id = project.id;
         let conn = self
             .store
             .git_connection(project_id)
@@ -189,7 +185,7 @@ impl App {
             .git_url
             .clone()
             .context("the project has no repository")?;
-        let credential = self.deploy_credential(project_id, Some(&url)).await?;
+        let credential = self.deploy_credential(&project.name, Some(&url)).await?;
         let after = list(&url, &self.allow_private_git_hosts, credential.as_ref()).await?;
         let before = self.store.polled_heads(project_id).await?;
         for event in changes(&before, &after) {

@@ -93,7 +93,7 @@ pub async fn env(
     let dep = job_deployment(&app, &id, &token).await?;
     let git_credential = match dep.source_kind.as_str() {
         "git" => {
-            app.deploy_credential(dep.project_id, dep.git_url.as_deref())
+            app.deploy_credential(&dep.project, dep.git_url.as_deref())
                 .await?
         }
         _ => None,
