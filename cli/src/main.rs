@@ -28,13 +28,15 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build();
-    let code = match runtime {
+    let code = match &runtime {
         Ok(rt) => match rt.block_on(run(cli)) {
             Ok(code) => code,
             Err(err) => report(&err),
         },
-        Err(e) => report(&anyhow::Error::new(e).context("starting the async runtime")),
+        Err(e) => report(&anyhow::anyhow!("starting the async runtime: {e}")),
     };
+    // Every task was awaited: the runtime is not shut down (joining its idle threads) before
+    // the exit.
     std::process::exit(code);
 }
 

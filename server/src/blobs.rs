@@ -5,7 +5,7 @@
 //! before its deployment becomes ready: every blob it names is stored with the variants it
 //! says.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use axum::body::Body as HttpBody;
@@ -19,11 +19,8 @@ use scalemesh_core::wire::{
 };
 use tokio::io::AsyncWriteExt;
 
-use scalemesh_core::{DeploymentId, DeploymentStatus, Phase};
-
 use crate::app::App;
-use crate::auth::{hash_token, new_job_token};
-use crate::db::{BlobRow, DeploymentRow, NewDeployment, PREBUILT, ProjectRow, Transition};
+use crate::db::{BlobRow, DeploymentRow, PREBUILT};
 use crate::error::{ApiError, ApiResult};
 
 /// How long a URL straight to storage stays good.
@@ -120,7 +117,7 @@ async fn received_to_file(body: HttpBody, total: u64) -> ApiResult<tempfile::Nam
     Ok(tmp)
 }
 
-fn row_of(layout: BlobLayout, pack: Option<InPack>) -> BlobRow {
+pub(crate) fn row_of(layout: BlobLayout, pack: Option<InPack>) -> BlobRow {
     BlobRow {
         size: layout.size,
         br: layout.br,
@@ -139,84 +136,6 @@ fn total(row: &BlobRow) -> Option<u64> {
 }
 
 impl App {
-    /// Starts a deployment of a prebuilt folder: no build, so it is uploading at once, and its
-    /// uploader (the CLI) gets the job token a builder would, for this deployment only.
-    pub async fn start_prebuilt(
-        &self,
-        project: &ProjectRow,
-        promote: bool,
-        by: i64,
-    ) -> ApiResult<(DeploymentRow, String)> {
-        let row = self
-            .store
-            .insert_deployment(NewDeployment {
-                id: DeploymentId::generate(),
-                project_id: project.id,
-                source_kind: PREBUILT,
-                git_url: None,
-                git_ref: None,
-                git_commit: None,
-                promote,
-                created_by: by,
-                no_cache: false,
-                preview_label: None,
-            })
-            .await
-            .map_err(|e| {
-                if e.is_constraint_violation() {
-                    ApiError::NotFound(format!("project {} does not exist", project.name))
-                } else {
-                    e.into()
-                }
-            })?;
-        let token = new_job_token();
-        self.store
-            .set_job_token(&row.id, hash_token(&token))
-            .await?;
-        for (to, phase, note) in [
-            (
-                DeploymentStatus::Building,
-                Phase::Building,
-                Some("A prebuilt folder: no install, no build".to_owned()),
-            ),
-            (DeploymentStatus::Uploading, Phase::Uploading, None),
-        ] {
-            let t = Transition {
-                to,
-                phase,
-                progress: None,
-                reason: None,
-                note,
-            };
-            self.apply(&row.id, t).await?;
-        }
-        let row = self.store.deployment(&row.id).await?.unwrap_or(row);
-        self.notify(&row, crate::notify::Event::Created).await;
-        Ok((row, token))
-    }
-
-    /// A prebuilt deployment started with its handshake in the same request (one round trip
-    /// less): the check is refused before anything is made when it is malformed, and the
-    /// deployment fails, saying why, when it cannot be answered.
-    pub async fn start_prebuilt_checked(
-        &self,
-        project: &ProjectRow,
-        promote: bool,
-        by: i64,
-        check: BlobCheck,
-    ) -> ApiResult<(DeploymentRow, String, BlobCheckAnswer)> {
-        wanted_sizes(&check)?;
-        let (row, token) = self.start_prebuilt(project, promote, by).await?;
-        match self.check_blobs(&row, check).await {
-            Ok(answer) => Ok((row, token, answer)),
-            Err(e) => {
-                let reason = format!("the upload could not begin: {e}");
-                let _ = self.finish(&row.id, DeploymentStatus::Failed, reason).await;
-                Err(e)
-            }
-        }
-    }
-
     /// The handshake: claims every digest for `dep` (so no sweep takes them while it uploads)
     /// and answers which the project holds.
     pub async fn check_blobs(
@@ -224,6 +143,15 @@ impl App {
         dep: &DeploymentRow,
         check: BlobCheck,
     ) -> ApiResult<BlobCheckAnswer> {
+        self.claim(dep, check).await.map(|(answer, _)| answer)
+    }
+
+    /// [`App::check_blobs`], with the records of the blobs the project holds.
+    pub(crate) async fn claim(
+        &self,
+        dep: &DeploymentRow,
+        check: BlobCheck,
+    ) -> ApiResult<(BlobCheckAnswer, HashMap<String, BlobRow>)> {
         let sizes = wanted_sizes(&check)?;
         let claimed = {
             let _no_sweep = self.sweeping.read().await;
@@ -232,8 +160,8 @@ impl App {
                 .await?
         };
         let mut answer = BlobCheckAnswer::default();
-        for (sha, row) in claimed.present {
-            if sizes.get(&sha) != Some(&row.size) {
+        for (sha, row) in &claimed.present {
+            if sizes.get(sha) != Some(&row.size) {
                 return Err(ApiError::bad_request(
                     "wrong_size",
                     format!(
@@ -246,9 +174,9 @@ impl App {
                 let parts = BlobParts {
                     br: row.br,
                     gzip: row.gzip,
-                    pack: row.pack,
+                    pack: row.pack.clone(),
                 };
-                answer.present.insert(sha, parts);
+                answer.present.insert(sha.clone(), parts);
             }
         }
         let direct = dep.source_kind == PREBUILT;
@@ -270,7 +198,7 @@ impl App {
             .buffered(LOOKUPS_AT_ONCE)
             .try_collect()
             .await?;
-        Ok(answer)
+        Ok((answer, claimed.present))
     }
 
     /// Packs of small blobs an upload is about to store, each claimed for the deployment first;
@@ -347,6 +275,18 @@ impl App {
         }
         let blob = received(body, total).await?;
         blob.verify(sha256, layout).await?;
+        self.keep_blob(dep, sha256, layout, blob.body()).await
+    }
+
+    /// Stores and records a blob received and checked, unless the project holds it already.
+    /// `dep` claimed it.
+    pub(crate) async fn keep_blob(
+        &self,
+        dep: &DeploymentRow,
+        sha256: &str,
+        layout: BlobLayout,
+        body: Body,
+    ) -> ApiResult<()> {
         // A recorded blob is never stored again: deployments read it as recorded.
         let _no_abandon = self.sweeping.read().await;
         let known = self
@@ -368,7 +308,7 @@ impl App {
         self.storage
             .put(
                 &layout::blob(&dep.project, sha256),
-                blob.body(),
+                body,
                 &ObjectMeta::default(),
             )
             .await
@@ -379,7 +319,8 @@ impl App {
                 vec![(sha256.to_owned(), row_of(layout, None))],
             )
             .await?;
-        tracing::info!(deployment = %dep.id, blob = sha256, bytes = total, "received a blob through the API");
+        let bytes = layout.total();
+        tracing::info!(deployment = %dep.id, blob = sha256, bytes, "received a blob through the API");
         Ok(())
     }
 
@@ -491,7 +432,7 @@ impl App {
     /// completed with where each blob's variants are as recorded, then kept until its uploader
     /// says it is ready.
     pub async fn receive_manifest(&self, dep: &DeploymentRow, bytes: &[u8]) -> ApiResult<()> {
-        let mut manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| {
+        let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| {
             ApiError::bad_request(
                 "invalid_manifest",
                 format!("the manifest is not readable: {e}"),
@@ -503,32 +444,30 @@ impl App {
                 "the manifest describes another deployment",
             ));
         }
-        if manifest.layout != FileLayout::Blobs {
-            return Err(ApiError::bad_request(
-                "invalid_manifest",
-                "a manifest sent to the server stores its files by content (\"layout\": \"blobs\")",
-            ));
-        }
-        if manifest.files.len() > MAX_FILES {
-            return Err(ApiError::bad_request(
-                "too_many_files",
-                format!("a deployment has at most {MAX_FILES} files"),
-            ));
-        }
-        if let Some(path) = manifest.files.keys().find(|p| !is_site_path(p)) {
-            return Err(ApiError::bad_request(
-                "invalid_manifest",
-                format!("{path:.200?} is not a usable file name"),
-            ));
-        }
+        check_shape(&manifest)?;
+        self.accept_manifest(dep, manifest).await
+    }
+
+    /// A prebuilt deployment's manifest, of the right shape and naming `dep`: completed from
+    /// the records, then kept until `ready`.
+    pub(crate) async fn accept_manifest(
+        &self,
+        dep: &DeploymentRow,
+        mut manifest: Manifest,
+    ) -> ApiResult<()> {
         if let Err(problem) = self.complete_from_records(dep, &mut manifest).await {
             return Err(ApiError::bad_request("blobs_missing", problem));
         }
+        self.keep_manifest(dep, &manifest)
+    }
+
+    /// Keeps the completed manifest of `dep` until `ready` publishes it.
+    pub(crate) fn keep_manifest(&self, dep: &DeploymentRow, manifest: &Manifest) -> ApiResult<()> {
         // Kept here until `ready`, which publishes it: a prebuilt deployment does not outlive a
         // restart of the server (it fails, and the deploy is run again), so it needs no pending
         // copy in storage.
         let bytes = bytes::Bytes::from(
-            serde_json::to_vec(&manifest).map_err(|e| ApiError::Internal(e.into()))?,
+            serde_json::to_vec(manifest).map_err(|e| ApiError::Internal(e.into()))?,
         );
         scalemesh_core::sync::lock(&self.checked_manifests).insert(dep.id.clone(), bytes);
         Ok(())
@@ -558,27 +497,7 @@ impl App {
             .known_blobs(dep.project_id, digests.clone())
             .await
             .map_err(|e| e.to_string())?;
-        let absent: Vec<&String> = digests.iter().filter(|d| !known.contains_key(*d)).collect();
-        if let Some(sha) = absent.first() {
-            return Err(format!(
-                "{} of its files are not stored (the first: blob {sha}); send them first",
-                absent.len()
-            ));
-        }
-        for entry in manifest.files.values_mut() {
-            let Some(row) = known.get(&entry.sha256) else {
-                continue;
-            };
-            if row.size != entry.size {
-                return Err(format!(
-                    "the blob {} is stored with {} bytes, not {}",
-                    entry.sha256, row.size, entry.size
-                ));
-            }
-            entry.br = row.br;
-            entry.gzip = row.gzip;
-            entry.pack = row.pack.clone();
-        }
+        fill_in(manifest, &known)?;
         self.store
             .set_deployment_blobs(&dep.id, digests)
             .await
@@ -663,7 +582,7 @@ impl App {
 
 /// The digests a handshake names, with their sizes; refused when there are too many or one is
 /// not a digest.
-fn wanted_sizes(check: &BlobCheck) -> ApiResult<BTreeMap<String, u64>> {
+pub(crate) fn wanted_sizes(check: &BlobCheck) -> ApiResult<BTreeMap<String, u64>> {
     if check.blobs.len() > MAX_FILES {
         return Err(ApiError::bad_request(
             "too_many_files",
@@ -681,4 +600,63 @@ fn wanted_sizes(check: &BlobCheck) -> ApiResult<BTreeMap<String, u64>> {
         sizes.insert(want.sha256.clone(), want.size);
     }
     Ok(sizes)
+}
+
+/// Refuses a manifest sent to the server that does not store its files by content, lists too
+/// many files, or names a path no site has.
+pub(crate) fn check_shape(manifest: &Manifest) -> ApiResult<()> {
+    if manifest.layout != FileLayout::Blobs {
+        return Err(ApiError::bad_request(
+            "invalid_manifest",
+            "a manifest sent to the server stores its files by content (\"layout\": \"blobs\")",
+        ));
+    }
+    if manifest.files.len() > MAX_FILES {
+        return Err(ApiError::bad_request(
+            "too_many_files",
+            format!("a deployment has at most {MAX_FILES} files"),
+        ));
+    }
+    if let Some(path) = manifest.files.keys().find(|p| !is_site_path(p)) {
+        return Err(ApiError::bad_request(
+            "invalid_manifest",
+            format!("{path:.200?} is not a usable file name"),
+        ));
+    }
+    Ok(())
+}
+
+/// Fills in where the variants of each blob of `manifest` are, from `known` records: every blob
+/// must be there, with its file's size. What is wrong, if anything.
+pub(crate) fn fill_in(
+    manifest: &mut Manifest,
+    known: &HashMap<String, BlobRow>,
+) -> Result<(), String> {
+    let mut absent = manifest
+        .files
+        .values()
+        .map(|e| &e.sha256)
+        .filter(|sha| !known.contains_key(*sha))
+        .collect::<BTreeSet<_>>();
+    if let Some(sha) = absent.pop_first() {
+        return Err(format!(
+            "{} of its files are not stored (the first: blob {sha}); send them first",
+            absent.len() + 1
+        ));
+    }
+    for entry in manifest.files.values_mut() {
+        let Some(row) = known.get(&entry.sha256) else {
+            continue;
+        };
+        if row.size != entry.size {
+            return Err(format!(
+                "the blob {} is stored with {} bytes, not {}",
+                entry.sha256, row.size, entry.size
+            ));
+        }
+        entry.br = row.br;
+        entry.gzip = row.gzip;
+        entry.pack = row.pack.clone();
+    }
+    Ok(())
 }

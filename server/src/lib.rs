@@ -17,6 +17,7 @@ mod logs;
 mod manifests;
 pub mod notify;
 mod outbound;
+mod prebuilt;
 mod private_file;
 mod retention;
 mod routes;

@@ -7,27 +7,23 @@ use std::path::Path;
 use reqwest::Method;
 use scalemesh_core::upload::pack::BlobBody;
 use scalemesh_core::wire::{
-    BlobCheck, BlobLayout, BlobsAbsent, BlobsStored, BuilderReport, Deployment, PrebuiltStarted,
-    PresignedPut, StartPrebuilt, StoredBlob,
+    BlobLayout, BlobsAbsent, BlobsStored, BuilderReport, Deployment, PrebuiltStarted, PresignedPut,
+    StartPrebuilt, StoredBlob,
 };
 
 use super::{Client, ClientError, api, query};
 
 impl Client {
-    /// Starts a prebuilt deployment, with its handshake when given.
+    /// Starts a prebuilt deployment, with its handshake, or its whole manifest and a few
+    /// blobs.
     pub async fn start_prebuilt(
         &self,
         project: &str,
-        promote: bool,
-        blobs: Option<&BlobCheck>,
+        body: &StartPrebuilt,
     ) -> Result<PrebuiltStarted, ClientError> {
-        let body = StartPrebuilt {
-            promote: Some(promote),
-            blobs: blobs.cloned(),
-        };
         self.send(
             self.request(Method::POST, &api(&["projects", project, "prebuilt"]))
-                .json(&body),
+                .json(body),
         )
         .await
     }

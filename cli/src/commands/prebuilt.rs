@@ -19,8 +19,8 @@ use scalemesh_core::upload::pack::BlobBody;
 use scalemesh_core::upload::pack::Packed;
 use scalemesh_core::upload::{self, BlobSink, OutputFile, UploadLimits, Uploaded};
 use scalemesh_core::wire::{
-    BlobCheck, BlobCheckAnswer, BlobWant, BuilderReport, Deployment, PackRequest, PresignedPut,
-    Project, StoredBlob,
+    BlobCheck, BlobCheckAnswer, BlobWant, BuilderReport, Deployment, InlineBlob, PackRequest,
+    PrebuiltStarted, PresignedPut, Project, StartPrebuilt, StoredBlob,
 };
 use scalemesh_core::words::{human_bytes, plural};
 
@@ -234,6 +234,21 @@ struct Started {
 }
 
 impl Sink<'_> {
+    /// Starts the deployment with `body`; the answer, once the deployment is named.
+    async fn start(&self, body: &StartPrebuilt) -> anyhow::Result<PrebuiltStarted> {
+        let started = self
+            .client
+            .start_prebuilt(&self.project, body)
+            .await
+            .map_err(|e| self.client.explain(e))?;
+        (self.on_start)(&started.deployment);
+        let _ = self.started.set(Started {
+            job: self.client.with_token(&started.job_token),
+            deployment: started.deployment.id.to_string(),
+        });
+        Ok(started)
+    }
+
     fn started(&self) -> anyhow::Result<&Started> {
         self.started
             .get()
@@ -258,20 +273,50 @@ impl Sink<'_> {
 impl BlobSink for Sink<'_> {
     /// Starts the deployment with the handshake.
     async fn check(&self, check: &BlobCheck) -> anyhow::Result<BlobCheckAnswer> {
-        let started = self
-            .client
-            .start_prebuilt(&self.project, self.promote, Some(check))
-            .await
-            .map_err(|e| self.client.explain(e))?;
-        let answer = started
+        let body = StartPrebuilt {
+            promote: Some(self.promote),
+            blobs: Some(check.clone()),
+            ..StartPrebuilt::default()
+        };
+        let started = self.start(&body).await?;
+        started
             .check
-            .context("the server started the deployment without answering the handshake")?;
-        (self.on_start)(&started.deployment);
-        let _ = self.started.set(Started {
-            job: self.client.with_token(&started.job_token),
-            deployment: started.deployment.id.to_string(),
-        });
-        Ok(answer)
+            .context("the server started the deployment without answering the handshake")
+    }
+
+    fn sends_whole(&self) -> bool {
+        true
+    }
+
+    /// Starts the deployment with the whole manifest and the blobs read again: one request
+    /// when the project holds the others.
+    async fn start_whole(
+        &self,
+        manifest: &Manifest,
+        inline: &[Packed],
+    ) -> anyhow::Result<Option<BlobCheckAnswer>> {
+        let inline = inline
+            .iter()
+            .map(|blob| match blob.body() {
+                BlobBody::Bytes(bytes) => Ok(InlineBlob::new(&blob.sha256, blob.layout, &bytes)),
+                BlobBody::File(_) => anyhow::bail!("a large file cannot go with the manifest"),
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let body = StartPrebuilt {
+            promote: Some(self.promote),
+            manifest: Some(manifest.clone()),
+            inline,
+            ..StartPrebuilt::default()
+        };
+        let started = self.start(&body).await?;
+        if started.complete {
+            *scalemesh_core::sync::lock(&self.ended) = Some(started.deployment);
+            return Ok(None);
+        }
+        started
+            .check
+            .map(Some)
+            .context("the server started the deployment without saying what it lacks")
     }
 
     async fn put(&self, blob: &Packed, direct: Option<&PresignedPut>) -> anyhow::Result<()> {

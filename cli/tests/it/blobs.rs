@@ -234,11 +234,22 @@ async fn a_prebuilt_folder_on_s3_goes_straight_to_the_bucket_unbuilt() {
         crate::presets::page(&stack, "straight.localhost").await,
         "<h1>prebuilt v2</h1>"
     );
-    let through_api = stack
-        .server_log()
-        .matches("received a blob through the API")
-        .count();
-    assert_eq!(through_api, 1);
+    let server_log = stack.server_log();
+    assert_eq!(
+        server_log
+            .matches("received a blob through the API")
+            .count(),
+        1
+    );
+    // One page changed since the last upload of the folder: it goes with the manifest, in one
+    // request (the deploy before read every file again: they had just been written).
+    assert_eq!(
+        server_log
+            .matches("a prebuilt deployment was sent whole, in one request")
+            .count(),
+        1,
+        "{server_log}"
+    );
 }
 
 /// An upload cut off (here: one file the server refuses) fails the deployment with how to go

@@ -1,8 +1,8 @@
 //! Digests of a folder's files as the last upload of it found them, so uploading it again
 //! reads only the files that changed (as git's index does). Each file's size, modification time
-//! and inode are read just before its bytes; an entry is trusted only for a file that still has
-//! them and was modified well before that reading began: a file changed within the same tick of
-//! the filesystem's clock as it was read is hashed again.
+//! and inode are read before its bytes (as its folder is listed); an entry is trusted only for
+//! a file that still has them and was modified well before the reading of the bytes began: a
+//! file changed within the same tick of the filesystem's clock as it was read is hashed again.
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -41,14 +41,21 @@ pub struct Stamp {
 
 impl Stamp {
     pub fn of(path: &Path) -> std::io::Result<Self> {
-        let meta = std::fs::metadata(path)?;
-        Ok(Self {
+        Ok(Self::from(&std::fs::metadata(path)?))
+    }
+}
+
+impl From<&std::fs::Metadata> for Stamp {
+    fn from(meta: &std::fs::Metadata) -> Self {
+        Self {
             size: meta.len(),
             modified: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
             inode: meta.ino(),
-        })
+        }
     }
+}
 
+impl Stamp {
     /// Whether a change made after `read_at` would have moved this time.
     fn settled_before(&self, read_at: i128) -> bool {
         let whole_seconds = self.modified % 1_000_000_000 == 0;

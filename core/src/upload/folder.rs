@@ -31,6 +31,8 @@ pub struct OutputFile {
     pub path: String,
     pub source: PathBuf,
     pub size: u64,
+    /// What tells it changed, as the folder was listed (before its bytes are read).
+    pub stamp: super::digests::Stamp,
 }
 
 /// Lists the files of `dir` to upload, and what was skipped and why. Paths are `/`-joined and
@@ -106,6 +108,7 @@ pub fn collect(dir: &Path, limits: UploadLimits) -> anyhow::Result<(Vec<OutputFi
                     path: rel,
                     source,
                     size: meta.len(),
+                    stamp: (&meta).into(),
                 });
             } else {
                 skipped.push(format!("Skipped {rel}: not a regular file"));

@@ -7,6 +7,7 @@
 pub mod digests;
 pub mod folder;
 pub mod pack;
+mod whole;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use async_trait::async_trait;
 use futures_util::{StreamExt, TryStreamExt};
 
 pub use folder::{OutputFile, UploadLimits, collect, take_routing};
-use pack::Packed;
+use pack::{FEWEST_PACKED, PACK_BYTES, PACK_FILES, PACKABLE, Packed};
 
 use crate::layout::{FileLayout, Manifest, ManifestEntry, is_sha256};
 use crate::rules::Routing;
@@ -60,6 +61,23 @@ pub trait BlobSink: Send + Sync {
         let _ = pack;
         anyhow::bail!("this upload sends no packs")
     }
+
+    /// Whether the upload may begin with the whole manifest and the few blobs read again
+    /// ([`BlobSink::start_whole`]) instead of a handshake.
+    fn sends_whole(&self) -> bool {
+        false
+    }
+
+    /// Begins the upload with the whole manifest (blobs named by digest alone) and `inline`:
+    /// `None` when that completed it; else what is still missing, as a handshake answers.
+    async fn start_whole(
+        &self,
+        manifest: &Manifest,
+        inline: &[Packed],
+    ) -> anyhow::Result<Option<BlobCheckAnswer>> {
+        let _ = (manifest, inline);
+        anyhow::bail!("this upload begins with a handshake")
+    }
 }
 
 /// How far the sending of blobs is: files and bytes (of the files themselves) sent of those to
@@ -91,6 +109,8 @@ struct Described {
     stamp: digests::Stamp,
     sha256: String,
     content_type: String,
+    /// Its digest was read now, not trusted from the last upload.
+    fresh: bool,
 }
 
 /// Uploads `files` of a deployment by content, then its manifest; `progress` is called as blobs
@@ -134,41 +154,118 @@ pub async fn upload_known(
             .collect(),
         missing_only: sink.server_completes_manifest(),
     };
-    let answer = sink
-        .check(&check)
-        .await
-        .context("asking which files are new")?;
-    let mut parts: HashMap<String, BlobParts> = answer.present.clone().into_iter().collect();
-    let to_send = to_send(&described, &wanted, &answer, check.missing_only)?;
-    let sent = to_send.len();
-    let sent_bytes = to_send.iter().map(|(d, _)| d.file.size).sum();
-    let tally = Tally::new(progress, sent as u64, sent_bytes);
-    let (single, packable) = split_packable(sink, to_send);
-    parts.extend(send(sink, single, &tally).await?);
-    parts.extend(send_packs(sink, packable, &tally).await?);
-    let manifest = Manifest {
+    let mut manifest = Manifest {
         project: project.clone(),
         deployment: deployment.clone(),
         created_at: time::OffsetDateTime::now_utc(),
-        files: entries(&described, &parts, check.missing_only)?,
+        files: BTreeMap::new(),
         routing,
         layout: FileLayout::Blobs,
     };
-    sink.put_manifest(&manifest)
-        .await
-        .context("sending the manifest")?;
-    Ok(Uploaded {
-        digests: digests::KnownDigests::found(
+    let digests = || {
+        digests::KnownDigests::found(
             read_at,
             described
                 .iter()
                 .map(|d| (d.file.source.clone(), d.stamp, d.sha256.clone())),
-        ),
+        )
+    };
+    let (answer, inline) = match begin_whole(sink, &wanted, &described, &mut manifest).await? {
+        Began::Complete(inline) => {
+            let (sent, sent_bytes) = tally_inline(progress, &inline);
+            return Ok(Uploaded {
+                digests: digests(),
+                manifest,
+                sent,
+                sent_bytes,
+                reused: described.len() - sent,
+            });
+        }
+        Began::Missing(answer, inline) => (answer, inline),
+        Began::Not => {
+            let answer = sink
+                .check(&check)
+                .await
+                .context("asking which files are new")?;
+            (answer, Vec::new())
+        }
+    };
+    let mut parts: HashMap<String, BlobParts> = answer.present.clone().into_iter().collect();
+    let to_send = to_send(&described, &wanted, &answer, check.missing_only)?;
+    let (inline_sent, inline_bytes) = tally_inline(progress, &inline);
+    let sent = to_send.len() + inline_sent;
+    let sent_bytes = to_send.iter().map(|(d, _)| d.file.size).sum::<u64>() + inline_bytes;
+    let tally = Tally::new(progress, to_send.len() as u64, sent_bytes - inline_bytes);
+    let (single, packable) = split_packable(sink, to_send);
+    parts.extend(send(sink, single, &tally).await?);
+    parts.extend(send_packs(sink, packable, &tally).await?);
+    manifest.files = entries(&described, &parts, check.missing_only)?;
+    sink.put_manifest(&manifest)
+        .await
+        .context("sending the manifest")?;
+    Ok(Uploaded {
+        digests: digests(),
         manifest,
         sent,
         sent_bytes,
         reused: described.len() - sent,
     })
+}
+
+/// How an upload began.
+enum Began {
+    /// With a handshake (nothing was sent yet).
+    Not,
+    /// With the whole manifest and these blobs, and that completed it.
+    Complete(Vec<Packed>),
+    /// With the whole manifest and these blobs; the answer says what is still missing.
+    Missing(BlobCheckAnswer, Vec<Packed>),
+}
+
+/// Begins the upload of `described` with the whole manifest when the sink takes one and
+/// [`whole::goes_whole`] says so; `manifest` gets its files as sent.
+async fn begin_whole(
+    sink: &dyn BlobSink,
+    wanted: &BTreeMap<&str, &Described>,
+    described: &[Described],
+    manifest: &mut Manifest,
+) -> anyhow::Result<Began> {
+    if !sink.sends_whole() {
+        return Ok(Began::Not);
+    }
+    let fresh: Vec<&Described> = wanted.values().copied().filter(|d| d.fresh).collect();
+    let sizes: Vec<u64> = fresh.iter().map(|d| d.file.size).collect();
+    if !whole::goes_whole(described.len(), &sizes) {
+        return Ok(Began::Not);
+    }
+    let mut inline = Vec::with_capacity(fresh.len());
+    for d in fresh {
+        inline.push(pack_one(d).await?);
+    }
+    manifest.files = entries(described, &HashMap::new(), true)?;
+    let answer = sink
+        .start_whole(manifest, &inline)
+        .await
+        .context("starting the deployment")?;
+    Ok(match answer {
+        None => Began::Complete(inline),
+        Some(answer) => Began::Missing(answer, inline),
+    })
+}
+
+/// Blobs sent with the manifest, told to `progress` as sent: how many, and their files' bytes.
+fn tally_inline(progress: &(dyn Fn(Progress) + Send + Sync), inline: &[Packed]) -> (usize, u64) {
+    let bytes = inline.iter().map(|p| p.layout.size).sum();
+    if !inline.is_empty() {
+        let files = inline.len() as u64;
+        progress(Progress {
+            files,
+            files_total: files,
+            bytes,
+            bytes_total: bytes,
+        });
+    }
+    (inline.len(), bytes)
 }
 
 /// The blobs to send one by one, and those to send many to an object: small ones, when the
@@ -239,11 +336,14 @@ async fn describe(
                         .into_iter()
                         .map(|file| {
                             let reading = || format!("reading {}", file.path);
-                            // Read before the bytes: a change while they are read shows next time.
-                            let stamp = digests::Stamp::of(&file.source).with_context(reading)?;
-                            let sha256 = match known.get(&file.source, &stamp) {
-                                Some(sha256) => sha256,
-                                None => pack::sha256_of(&file.source).with_context(reading)?,
+                            // Read before the bytes (as the folder was listed): a change while
+                            // they are read shows next time.
+                            let stamp = file.stamp;
+                            let (sha256, fresh) = match known.get(&file.source, &stamp) {
+                                Some(sha256) => (sha256, false),
+                                None => {
+                                    (pack::sha256_of(&file.source).with_context(reading)?, true)
+                                }
                             };
                             let content_type = content_type::for_path(&file.path);
                             anyhow::Ok(Described {
@@ -251,6 +351,7 @@ async fn describe(
                                 stamp,
                                 sha256,
                                 content_type,
+                                fresh,
                             })
                         })
                         .collect::<anyhow::Result<Vec<_>>>()
@@ -391,14 +492,6 @@ async fn pack_one(d: &Described) -> anyhow::Result<Packed> {
         .with_context(|| format!("reading {}", d.file.path))
 }
 
-/// Files at most this large, when sent straight to storage, go into packs.
-const PACKABLE: u64 = 256 * 1024;
-/// A pack holds files of at most this many bytes in all, or this many files.
-const PACK_BYTES: u64 = 2 * 1024 * 1024;
-const PACK_FILES: usize = 256;
-/// Fewer small files than this are not packed: each goes through the API in one request,
-/// where a pack costs three.
-const FEWEST_PACKED: usize = 8;
 /// Packs made and sent at once.
 const PACKS_AT_ONCE: usize = 4;
 

@@ -18,6 +18,15 @@ const MAX_COMPRESS: u64 = 16 * 1024 * 1024;
 /// High enough to matter, low enough for large bundles to compress in a build's time.
 const BROTLI_QUALITY: i32 = 5;
 
+/// Files at most this large, when sent straight to storage, go into packs.
+pub const PACKABLE: u64 = 256 * 1024;
+/// A pack holds files of at most this many bytes in all, or this many files.
+pub const PACK_BYTES: u64 = 2 * 1024 * 1024;
+pub const PACK_FILES: usize = 256;
+/// Fewer small files than this are not packed: each goes through the API in one request,
+/// where a pack costs three.
+pub const FEWEST_PACKED: usize = 8;
+
 /// Files up to this size are read once and sent from memory; larger ones without variants are
 /// streamed from disk.
 pub const IN_MEMORY: u64 = 1024 * 1024;

@@ -82,6 +82,15 @@ pub struct BlobLayout {
 }
 
 impl BlobLayout {
+    /// A file's bytes alone, with no variants.
+    pub fn plain(size: u64) -> Self {
+        Self {
+            size,
+            br: None,
+            gzip: None,
+        }
+    }
+
     pub fn total(&self) -> Option<u64> {
         self.size
             .checked_add(self.br.unwrap_or(0))?
@@ -145,6 +154,62 @@ pub struct StartPrebuilt {
     /// The handshake, in the same request: answered in `PrebuiltStarted::check`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blobs: Option<BlobCheck>,
+    /// The whole manifest instead of a handshake (its blobs named by digest alone; its
+    /// `deployment` is the one this starts, whatever it says): when the project holds every
+    /// blob it names once `inline` is stored, the deployment ends in this request
+    /// (`PrebuiltStarted::complete`); else `check` says what is still missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<crate::layout::Manifest>,
+    /// A few small blobs sent with the manifest: those the uploader had to read again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inline: Vec<InlineBlob>,
+}
+
+/// Most blobs, and most bytes (their variants included), sent with a manifest.
+pub const INLINE_MAX_BLOBS: usize = 16;
+pub const INLINE_MAX_BYTES: u64 = 1024 * 1024;
+
+/// A blob in a start's body: its layout and its bytes (the file's, then its variants), in
+/// base64.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InlineBlob {
+    pub sha256: String,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub br: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gzip: Option<u64>,
+    pub body: String,
+}
+
+impl InlineBlob {
+    pub fn new(sha256: &str, layout: BlobLayout, bytes: &[u8]) -> Self {
+        use base64::Engine;
+        Self {
+            sha256: sha256.to_owned(),
+            size: layout.size,
+            br: layout.br,
+            gzip: layout.gzip,
+            body: base64::engine::general_purpose::STANDARD.encode(bytes),
+        }
+    }
+
+    pub fn layout(&self) -> BlobLayout {
+        BlobLayout {
+            size: self.size,
+            br: self.br,
+            gzip: self.gzip,
+        }
+    }
+
+    /// Its bytes, when its body is base64.
+    pub fn bytes(&self) -> Option<Vec<u8>> {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(&self.body)
+            .ok()
+    }
 }
 
 /// The deployment started, and the token its uploader sends its blobs, manifest and `ready`
@@ -156,6 +221,10 @@ pub struct PrebuiltStarted {
     /// The answer to the handshake sent with the start, if it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<BlobCheckAnswer>,
+    /// The start carried the whole manifest and every blob it needed: the deployment ended
+    /// in it, as `deployment` says, and nothing more is sent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub complete: bool,
 }
 
 /// The answer to blobs reported stored: those not found in storage as said.

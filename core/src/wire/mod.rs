@@ -16,8 +16,8 @@ use crate::{DeploymentId, DeploymentStatus, Phase, ProjectName};
 
 pub use blobs::{
     BlobCheck, BlobCheckAnswer, BlobLayout, BlobParts, BlobWant, BlobsAbsent, BlobsStored,
-    MAX_FILES, MissingBlob, PackRequest, PackUploads, PrebuiltStarted, PresignedPut, StartPrebuilt,
-    StoredBlob, SweepReport,
+    INLINE_MAX_BLOBS, INLINE_MAX_BYTES, InlineBlob, MAX_FILES, MissingBlob, PackRequest,
+    PackUploads, PrebuiltStarted, PresignedPut, StartPrebuilt, StoredBlob, SweepReport,
 };
 pub use git::{
     ConnectGit, CreateDeployHook, DeployHook, DeployHookList, GitConnection, GitDelivery,

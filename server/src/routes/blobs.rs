@@ -19,6 +19,7 @@ use crate::access::Action;
 use crate::app::App;
 use crate::auth::{Caller, JobToken};
 use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult, json_object};
+use crate::prebuilt::Started;
 
 /// `POST /projects/{name}/prebuilt`
 pub async fn start_prebuilt(
@@ -29,26 +30,52 @@ pub async fn start_prebuilt(
 ) -> ApiResult<(StatusCode, Json<PrebuiltStarted>)> {
     let project = app.project_for(&caller, &name, Action::Deploy).await?.row;
     let promote = body.promote.unwrap_or(true);
-    let (row, job_token, check) = match body.blobs {
-        Some(blobs) => {
-            let (row, token, answer) = app
-                .start_prebuilt_checked(&project, promote, caller.user.id, blobs)
-                .await?;
-            (row, token, Some(answer))
+    let by = caller.user.id;
+    let started = match (body.blobs, body.manifest) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "invalid_start",
+                "send the handshake (\"blobs\") or the whole manifest (\"manifest\"), not both",
+            ));
         }
-        None => {
-            let (row, token) = app
-                .start_prebuilt(&project, promote, caller.user.id)
+        (None, Some(manifest)) => {
+            app.start_prebuilt_whole(&project, promote, by, manifest, body.inline)
+                .await?
+        }
+        (_, None) if !body.inline.is_empty() => {
+            return Err(ApiError::bad_request(
+                "invalid_start",
+                "blobs go with a start (\"inline\") only with the whole manifest",
+            ));
+        }
+        (Some(blobs), None) => {
+            let (row, job_token, answer) = app
+                .start_prebuilt_checked(&project, promote, by, blobs)
                 .await?;
-            (row, token, None)
+            Started {
+                row,
+                job_token,
+                check: Some(answer),
+                complete: false,
+            }
+        }
+        (None, None) => {
+            let (row, job_token) = app.start_prebuilt(&project, promote, by).await?;
+            Started {
+                row,
+                job_token,
+                check: None,
+                complete: false,
+            }
         }
     };
     Ok((
         StatusCode::CREATED,
         Json(PrebuiltStarted {
-            deployment: app.deployment_view(&row),
-            job_token,
-            check,
+            deployment: app.deployment_view(&started.row),
+            job_token: started.job_token,
+            check: started.check,
+            complete: started.complete,
         }),
     ))
 }

@@ -4,6 +4,7 @@
 
 use scalemesh_core::layout::{self, FileLayout, Manifest, ManifestEntry};
 use scalemesh_core::storage::{Body, ObjectMeta, Storage};
+use scalemesh_core::wire::{BlobLayout, InlineBlob};
 use scalemesh_core::{DeploymentId, ProjectName};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -553,5 +554,185 @@ async fn a_prebuilt_deploy_starts_with_its_handshake_and_ends_with_its_manifest(
     assert_eq!(
         before["deployments"].as_array().map(Vec::len),
         after["deployments"].as_array().map(Vec::len)
+    );
+}
+
+/// A start carrying the whole manifest and the blobs read again: this one a redeploy's, sent
+/// with one changed page.
+fn whole_start(project: &str, files: &[(&str, &str)], inline: &[&str]) -> Value {
+    let upload = Upload {
+        id: DeploymentId::generate().to_string(),
+        token: String::new(),
+        project: project.to_owned(),
+    };
+    let inline: Vec<InlineBlob> = inline
+        .iter()
+        .map(|c| InlineBlob::new(&sha(c), BlobLayout::plain(c.len() as u64), c.as_bytes()))
+        .collect();
+    json!({"promote": true, "manifest": upload.manifest(files), "inline": inline})
+}
+
+async fn deployments(app: &TestApp, project: &str) -> usize {
+    let (_, body) = app
+        .get(&format!("/api/v1/projects/{project}/deployments"))
+        .await;
+    body["deployments"].as_array().map_or(0, Vec::len)
+}
+
+#[tokio::test]
+async fn a_redeploy_sent_whole_ends_in_its_one_request() {
+    let app = spawn_app().await;
+    project(&app, "whole").await;
+    Upload::deploy(
+        &app,
+        "whole",
+        true,
+        &[("index.html", "kept"), ("a.html", "a v1")],
+    )
+    .await;
+    let v2 = [("index.html", "kept"), ("a.html", "a v2")];
+    let (status, body) = app
+        .post(
+            "/api/v1/projects/whole/prebuilt",
+            whole_start("whole", &v2, &["a v2"]),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["complete"], true, "{body}");
+    assert_eq!(body["deployment"]["status"], "ready", "{body}");
+    assert_eq!(
+        page(&app, "whole.localhost", "/a").await,
+        (200, "a v2".into())
+    );
+    assert!(stored(&app, "whole", "a v2").await);
+
+    // A blob neither held nor sent: the answer asks for it, and the upload goes on as after a
+    // handshake.
+    let v3 = [
+        ("index.html", "kept"),
+        ("a.html", "a v3"),
+        ("b.html", "b v3"),
+    ];
+    let (status, body) = app
+        .post(
+            "/api/v1/projects/whole/prebuilt",
+            whole_start("whole", &v3, &["a v3"]),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body.get("complete"), None, "{body}");
+    assert_eq!(body["deployment"]["status"], "uploading", "{body}");
+    assert_eq!(
+        body["check"]["missing"][0]["sha256"],
+        json!(sha("b v3")),
+        "{body}"
+    );
+    assert_eq!(body["check"]["missing"].as_array().map(Vec::len), Some(1));
+    let upload = Upload {
+        id: body["deployment"]["id"].as_str().expect("id").to_owned(),
+        token: body["job_token"].as_str().expect("token").to_owned(),
+        project: "whole".to_owned(),
+    };
+    assert!(
+        stored(&app, "whole", "a v3").await,
+        "sent with the manifest"
+    );
+    upload.put(&app, "b v3").await;
+    let ended = upload.finish(&app, &v3).await;
+    assert_eq!(ended["status"], "ready", "{ended}");
+    assert_eq!(
+        page(&app, "whole.localhost", "/b").await,
+        (200, "b v3".into())
+    );
+}
+
+/// Starts that lie, for project `liar` (which serves "kept"): what each is, its body, and the
+/// status and code it is refused with.
+fn lying_starts() -> Vec<(&'static str, Value, u16, &'static str)> {
+    let files = [("index.html", "kept"), ("a.html", "new")];
+    let start = || whole_start("liar", &files, &["new"]);
+    let mut mismatched = start();
+    mismatched["inline"][0]["body"] = json!("b3RoZXI="); // "other"
+    let mut not_base64 = start();
+    not_base64["inline"][0]["body"] = json!("%%%");
+    let mut both = start();
+    both["blobs"] = json!({"blobs": []});
+    let mut no_manifest = start();
+    no_manifest["manifest"].take();
+    let many: Vec<String> = (0..17).map(|n| format!("page {n}")).collect();
+    let paths: Vec<String> = many.iter().map(|c| format!("{c}.html")).collect();
+    let many_files: Vec<(&str, &str)> = paths
+        .iter()
+        .zip(&many)
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    let many_inline: Vec<&str> = many.iter().map(String::as_str).collect();
+    let large = "x".repeat(1_100_000);
+    vec![
+        ("bytes not its digest's", mismatched, 400, "blob_mismatch"),
+        ("a body not base64", not_base64, 400, "invalid_inline"),
+        (
+            "a blob the manifest does not name",
+            whole_start("liar", &[("index.html", "kept")], &["new"]),
+            400,
+            "invalid_inline",
+        ),
+        ("a handshake and a manifest", both, 400, "invalid_start"),
+        (
+            "blobs without a manifest",
+            no_manifest,
+            400,
+            "invalid_start",
+        ),
+        (
+            "another project's manifest",
+            whole_start("other", &files, &["new"]),
+            400,
+            "invalid_manifest",
+        ),
+        (
+            "a path no site has",
+            whole_start("liar", &[("../up.html", "new")], &["new"]),
+            400,
+            "invalid_manifest",
+        ),
+        (
+            "too many blobs",
+            whole_start("liar", &many_files, &many_inline),
+            400,
+            "too_many_inline",
+        ),
+        (
+            "too many bytes",
+            whole_start("liar", &[("big.html", &large)], &[&large]),
+            413,
+            "too_large",
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn a_whole_start_that_lies_is_refused_and_makes_nothing() {
+    let app = spawn_app().await;
+    project(&app, "liar").await;
+    Upload::deploy(&app, "liar", true, &[("index.html", "kept")]).await;
+    for (what, body, status, code) in lying_starts() {
+        let before = deployments(&app, "liar").await;
+        let (got, answer) = app.post("/api/v1/projects/liar/prebuilt", body).await;
+        assert_eq!(
+            (got, answer["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{what}: {answer}"
+        );
+        assert_eq!(
+            deployments(&app, "liar").await,
+            before,
+            "{what}: nothing is made"
+        );
+    }
+    assert!(!stored(&app, "liar", "new").await);
+    assert_eq!(
+        page(&app, "liar.localhost", "/").await,
+        (200, "kept".into())
     );
 }

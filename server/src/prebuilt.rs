@@ -1,0 +1,314 @@
+//! Starting a prebuilt deployment: a folder deployed as it is, so the deployment is uploading
+//! at once and its uploader (the CLI) gets the job token a builder would. The start carries
+//! the digest handshake, or the whole manifest with the few small blobs the uploader read
+//! again: then a redeploy that changed a little ends in the one request, when the project
+//! holds every other blob.
+
+use std::collections::{BTreeMap, HashMap};
+
+use futures_util::{StreamExt, TryStreamExt};
+use scalemesh_core::layout::{Manifest, is_sha256};
+use scalemesh_core::storage::Body;
+use scalemesh_core::upload::pack;
+use scalemesh_core::wire::{
+    BlobCheck, BlobCheckAnswer, BlobLayout, BlobWant, BuilderReport, INLINE_MAX_BLOBS,
+    INLINE_MAX_BYTES, InlineBlob,
+};
+use scalemesh_core::{DeploymentId, DeploymentStatus, Phase};
+
+use crate::app::App;
+use crate::auth::{hash_token, new_job_token};
+use crate::blobs::{fill_in, row_of};
+use crate::db::{BlobRow, DeploymentRow, NewDeployment, PREBUILT, ProjectRow, Transition};
+use crate::error::{ApiError, ApiResult};
+
+/// Inline blobs stored at once.
+const STORES_AT_ONCE: usize = 4;
+
+/// A prebuilt deployment as its start left it.
+pub struct Started {
+    pub row: DeploymentRow,
+    pub job_token: String,
+    /// The answer to the handshake, or to the whole manifest: what is still missing.
+    pub check: Option<BlobCheckAnswer>,
+    /// The whole manifest was sent and nothing was missing: the deployment ended (`row`).
+    pub complete: bool,
+}
+
+/// A blob sent with a manifest, decoded and checked against its digest and variants.
+struct Inline {
+    sha256: String,
+    layout: BlobLayout,
+    bytes: bytes::Bytes,
+}
+
+impl App {
+    /// Starts a deployment of a prebuilt folder: no build, so it is uploading at once, and its
+    /// uploader (the CLI) gets the job token a builder would, for this deployment only.
+    pub async fn start_prebuilt(
+        &self,
+        project: &ProjectRow,
+        promote: bool,
+        by: i64,
+    ) -> ApiResult<(DeploymentRow, String)> {
+        let row = self
+            .store
+            .insert_deployment(NewDeployment {
+                id: DeploymentId::generate(),
+                project_id: project.id,
+                source_kind: PREBUILT,
+                git_url: None,
+                git_ref: None,
+                git_commit: None,
+                promote,
+                created_by: by,
+                no_cache: false,
+                preview_label: None,
+            })
+            .await
+            .map_err(|e| {
+                if e.is_constraint_violation() {
+                    ApiError::NotFound(format!("project {} does not exist", project.name))
+                } else {
+                    e.into()
+                }
+            })?;
+        let token = new_job_token();
+        self.store
+            .set_job_token(&row.id, hash_token(&token))
+            .await?;
+        for (to, phase, note) in [
+            (
+                DeploymentStatus::Building,
+                Phase::Building,
+                Some("A prebuilt folder: no install, no build".to_owned()),
+            ),
+            (DeploymentStatus::Uploading, Phase::Uploading, None),
+        ] {
+            let t = Transition {
+                to,
+                phase,
+                progress: None,
+                reason: None,
+                note,
+            };
+            self.apply(&row.id, t).await?;
+        }
+        let row = self.store.deployment(&row.id).await?.unwrap_or(row);
+        self.notify(&row, crate::notify::Event::Created).await;
+        Ok((row, token))
+    }
+
+    /// A prebuilt deployment started with its handshake in the same request (one round trip
+    /// less): the check is refused before anything is made when it is malformed, and the
+    /// deployment fails, saying why, when it cannot be answered.
+    pub async fn start_prebuilt_checked(
+        &self,
+        project: &ProjectRow,
+        promote: bool,
+        by: i64,
+        check: BlobCheck,
+    ) -> ApiResult<(DeploymentRow, String, BlobCheckAnswer)> {
+        let (row, token, answer, _) = self
+            .start_prebuilt_claimed(project, promote, by, check)
+            .await?;
+        Ok((row, token, answer))
+    }
+
+    /// [`App::start_prebuilt_checked`], with the records of the blobs the project holds.
+    async fn start_prebuilt_claimed(
+        &self,
+        project: &ProjectRow,
+        promote: bool,
+        by: i64,
+        check: BlobCheck,
+    ) -> ApiResult<(
+        DeploymentRow,
+        String,
+        BlobCheckAnswer,
+        HashMap<String, BlobRow>,
+    )> {
+        crate::blobs::wanted_sizes(&check)?;
+        let (row, token) = self.start_prebuilt(project, promote, by).await?;
+        match self.claim(&row, check).await {
+            Ok((answer, present)) => Ok((row, token, answer, present)),
+            Err(e) => {
+                let reason = format!("the upload could not begin: {e}");
+                let _ = self.finish(&row.id, DeploymentStatus::Failed, reason).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// A prebuilt deployment started with its whole manifest and `inline` blobs: both are
+    /// checked before anything is made (a 400 leaves nothing behind); the blobs the project
+    /// lacks among `inline` are stored; when nothing else is missing the manifest is accepted
+    /// and the deployment made ready, else the answer says what to send. A deployment that
+    /// cannot go on fails, saying why.
+    pub async fn start_prebuilt_whole(
+        &self,
+        project: &ProjectRow,
+        promote: bool,
+        by: i64,
+        manifest: Manifest,
+        inline: Vec<InlineBlob>,
+    ) -> ApiResult<Started> {
+        if manifest.project != project.name {
+            return Err(ApiError::bad_request(
+                "invalid_manifest",
+                "the manifest describes another project",
+            ));
+        }
+        crate::blobs::check_shape(&manifest)?;
+        let check = handshake_of(&manifest)?;
+        let inline = decoded(&check, inline).await?;
+        let (row, job_token, answer, present) = self
+            .start_prebuilt_claimed(project, promote, by, check)
+            .await?;
+        match self
+            .finish_whole(&row, manifest, inline, answer, present)
+            .await
+        {
+            Ok((row, check)) => Ok(Started {
+                complete: check.is_none(),
+                row,
+                job_token,
+                check,
+            }),
+            Err(e) => {
+                let reason = format!("the upload could not end: {e}");
+                let _ = self.finish(&row.id, DeploymentStatus::Failed, reason).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Stores the inline blobs `answer` says are missing; then, when none is left, accepts
+    /// `manifest` for `dep` and makes it ready: the deployment as it ended, or as it is with
+    /// what is still missing.
+    async fn finish_whole(
+        &self,
+        dep: &DeploymentRow,
+        mut manifest: Manifest,
+        inline: Vec<Inline>,
+        mut answer: BlobCheckAnswer,
+        mut known: HashMap<String, BlobRow>,
+    ) -> ApiResult<(DeploymentRow, Option<BlobCheckAnswer>)> {
+        let lacking: Vec<Inline> = inline
+            .into_iter()
+            .filter(|blob| answer.missing.iter().any(|m| m.sha256 == blob.sha256))
+            .collect();
+        let stored: Vec<(String, BlobRow)> = futures_util::stream::iter(lacking)
+            .map(|blob| async move {
+                self.keep_blob(dep, &blob.sha256, blob.layout, Body::Bytes(blob.bytes))
+                    .await
+                    .map(|()| (blob.sha256, row_of(blob.layout, None)))
+            })
+            .buffer_unordered(STORES_AT_ONCE)
+            .try_collect()
+            .await?;
+        let stored_count = stored.len();
+        known.extend(stored);
+        answer.missing.retain(|m| !known.contains_key(&m.sha256));
+        if !answer.missing.is_empty() {
+            return Ok((dep.clone(), Some(answer)));
+        }
+        // The deployment claimed exactly the manifest's blobs, and holds them: the records the
+        // claim read, and those just stored, complete it (as `accept_manifest` would).
+        manifest.deployment = dep.id.clone();
+        fill_in(&mut manifest, &known)
+            .map_err(|problem| ApiError::bad_request("blobs_missing", problem))?;
+        self.keep_manifest(dep, &manifest)?;
+        let row = self.report(dep, BuilderReport::Ready).await?;
+        tracing::info!(deployment = %dep.id, stored = stored_count, "a prebuilt deployment was sent whole, in one request");
+        Ok((row, None))
+    }
+}
+
+/// The handshake a whole manifest makes: each blob it names, once, with its file's size (one
+/// digest listed with two sizes is refused).
+fn handshake_of(manifest: &Manifest) -> ApiResult<BlobCheck> {
+    let mut sizes: BTreeMap<&str, u64> = BTreeMap::new();
+    for entry in manifest.files.values() {
+        if !is_sha256(&entry.sha256) {
+            return Err(ApiError::bad_request(
+                "invalid_digest",
+                "each file is named by the lower-case hex SHA-256 of its bytes (64 digits)",
+            ));
+        }
+        if *sizes.entry(&entry.sha256).or_insert(entry.size) != entry.size {
+            return Err(ApiError::bad_request(
+                "invalid_manifest",
+                format!("the blob {} is listed with two sizes", entry.sha256),
+            ));
+        }
+    }
+    Ok(BlobCheck {
+        blobs: sizes
+            .into_iter()
+            .map(|(sha256, size)| BlobWant {
+                sha256: sha256.to_owned(),
+                size,
+            })
+            .collect(),
+        missing_only: true,
+    })
+}
+
+/// The inline blobs decoded and checked (off the async threads): each named by the
+/// manifest with its file's size, few and small, its bytes those of its digest and variants.
+async fn decoded(check: &BlobCheck, inline: Vec<InlineBlob>) -> ApiResult<Vec<Inline>> {
+    if inline.len() > INLINE_MAX_BLOBS {
+        return Err(ApiError::bad_request(
+            "too_many_inline",
+            format!(
+                "send at most {INLINE_MAX_BLOBS} blobs with a manifest; send the others with PUT /api/v1/deployments/{{id}}/blobs/{{sha256}}"
+            ),
+        ));
+    }
+    let mut total: u64 = 0;
+    let mut blobs = Vec::with_capacity(inline.len());
+    for blob in inline {
+        let layout = blob.layout();
+        let named = check
+            .blobs
+            .iter()
+            .any(|b| b.sha256 == blob.sha256 && b.size == layout.size);
+        if !named {
+            return Err(ApiError::bad_request(
+                "invalid_inline",
+                format!(
+                    "the blob {:.80} sent with the manifest is not one of its files",
+                    blob.sha256
+                ),
+            ));
+        }
+        let bytes = blob.bytes().ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_inline",
+                format!("the body of blob {} is not base64", blob.sha256),
+            )
+        })?;
+        total = total.saturating_add(bytes.len() as u64);
+        if total > INLINE_MAX_BYTES {
+            return Err(ApiError::PayloadTooLarge(format!(
+                "the blobs sent with a manifest hold at most {INLINE_MAX_BYTES} bytes; send larger ones with PUT /api/v1/deployments/{{id}}/blobs/{{sha256}}"
+            )));
+        }
+        blobs.push(Inline {
+            sha256: blob.sha256,
+            layout,
+            bytes: bytes.into(),
+        });
+    }
+    let checked = tokio::task::spawn_blocking(move || {
+        for blob in &blobs {
+            pack::verify(&blob.bytes, &blob.sha256, blob.layout)
+                .map_err(|problem| format!("the blob {} was not stored: {problem}", blob.sha256))?;
+        }
+        Ok::<_, String>(blobs)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(anyhow::anyhow!("checking blobs: {e}")))?;
+    checked.map_err(|problem| ApiError::bad_request("blob_mismatch", problem))
+}
