@@ -14,12 +14,12 @@ use scalemesh_core::wire::{
     BlobCheck, BlobCheckAnswer, BlobLayout, BlobWant, BuilderReport, INLINE_MAX_BLOBS,
     INLINE_MAX_BYTES, InlineBlob,
 };
-use scalemesh_core::{DeploymentId, DeploymentStatus, Phase};
+use scalemesh_core::{DeploymentId, DeploymentStatus};
 
 use crate::app::App;
 use crate::auth::{hash_token, new_job_token};
 use crate::blobs::{fill_in, row_of};
-use crate::db::{BlobRow, DeploymentRow, NewDeployment, PREBUILT, ProjectRow, Transition};
+use crate::db::{BlobRow, DeploymentRow, NewDeployment, PREBUILT, ProjectRow};
 use crate::error::{ApiError, ApiResult};
 
 /// Inline blobs stored at once.
@@ -51,20 +51,23 @@ impl App {
         promote: bool,
         by: i64,
     ) -> ApiResult<(DeploymentRow, String)> {
-        let row = self
+        let token = new_job_token();
+        let new = NewDeployment {
+            id: DeploymentId::generate(),
+            project_id: project.id,
+            source_kind: PREBUILT,
+            git_url: None,
+            git_ref: None,
+            git_commit: None,
+            promote,
+            created_by: by,
+            no_cache: false,
+            preview_label: None,
+        };
+        let note = "A prebuilt folder: no install, no build".to_owned();
+        let (row, lines) = self
             .store
-            .insert_deployment(NewDeployment {
-                id: DeploymentId::generate(),
-                project_id: project.id,
-                source_kind: PREBUILT,
-                git_url: None,
-                git_ref: None,
-                git_commit: None,
-                promote,
-                created_by: by,
-                no_cache: false,
-                preview_label: None,
-            })
+            .insert_prebuilt(new, hash_token(&token), note)
             .await
             .map_err(|e| {
                 if e.is_constraint_violation() {
@@ -73,28 +76,7 @@ impl App {
                     e.into()
                 }
             })?;
-        let token = new_job_token();
-        self.store
-            .set_job_token(&row.id, hash_token(&token))
-            .await?;
-        for (to, phase, note) in [
-            (
-                DeploymentStatus::Building,
-                Phase::Building,
-                Some("A prebuilt folder: no install, no build".to_owned()),
-            ),
-            (DeploymentStatus::Uploading, Phase::Uploading, None),
-        ] {
-            let t = Transition {
-                to,
-                phase,
-                progress: None,
-                reason: None,
-                note,
-            };
-            self.apply(&row.id, t).await?;
-        }
-        let row = self.store.deployment(&row.id).await?.unwrap_or(row);
+        self.publish_lines(&row.id, lines);
         self.notify(&row, crate::notify::Event::Created).await;
         Ok((row, token))
     }

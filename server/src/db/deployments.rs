@@ -200,6 +200,35 @@ impl SqliteStore {
         .await
     }
 
+    /// A prebuilt deployment: inserted `uploading` at once (it has no build), with the hash of
+    /// its job token and `note` in its log, in one transaction; its row and the note's line.
+    pub async fn insert_prebuilt(
+        &self,
+        new: NewDeployment,
+        token_hash: Vec<u8>,
+        note: String,
+    ) -> DbResult<(DeploymentRow, Vec<LogLine>)> {
+        self.call(move |conn| {
+            let tx = conn.transaction()?;
+            let now = now_ms();
+            tx.execute(
+                "INSERT INTO deployments (id, project_id, status, phase, source_kind, promote, created_at, created_by, no_cache, job_token_hash, building_at, uploading_at)
+                 VALUES (?1, ?2, 'uploading', 'uploading', ?3, ?4, ?5, ?6, 0, ?7, ?5, ?5)",
+                params![new.id.as_str(), new.project_id, new.source_kind, new.promote, now, new.created_by, token_hash],
+            )?;
+            let lines = logs::insert(
+                &tx,
+                new.id.as_str(),
+                [(LogStream::System, note, OffsetDateTime::now_utc())],
+            )?;
+            let row = deployment_by_id(&tx, new.id.as_str())?
+                .ok_or_else(|| DbError::corrupt("inserted deployment vanished"))?;
+            tx.commit()?;
+            Ok((row, lines))
+        })
+        .await
+    }
+
     pub async fn deployment(&self, id: &DeploymentId) -> DbResult<Option<DeploymentRow>> {
         let id = id.to_string();
         self.read(move |conn| deployment_by_id(conn, &id)).await
