@@ -137,8 +137,19 @@ pub async fn deploy(
     };
     let began = Instant::now();
     let progress = |p: upload::Progress| view.upload(p);
-    // Only files changed since the last upload of this folder are read.
+    // Only files changed since the last upload of this folder are read; what this reading
+    // found is saved (for the next) while the files go up.
     let saved = folder.known_at;
+    let saving = Mutex::new(None);
+    let keep = |digests: KnownDigests| {
+        let at = saved.clone();
+        let handle = std::thread::spawn(move || digests.save(&at));
+        *scalemesh_core::sync::lock(&saving) = Some(handle);
+    };
+    let remembered = upload::Remembered {
+        known: std::sync::Arc::new(folder.known),
+        keep: &keep,
+    };
     // The manifest names the deployment the sink started; this one is never sent.
     let unnamed = scalemesh_core::DeploymentId::generate();
     let uploading = upload::upload_known(
@@ -148,25 +159,27 @@ pub async fn deploy(
         folder.files,
         folder.routing,
         &progress,
-        std::sync::Arc::new(folder.known),
+        remembered,
     );
     let uploaded = tokio::select! {
         uploaded = uploading => uploaded,
         _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("the upload was interrupted")),
     };
+    // A digest not saved is only read again next time.
+    let handle = scalemesh_core::sync::lock(&saving).take();
+    if let Some(handle) = handle {
+        let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+    }
     let uploaded = match uploaded {
         Ok(uploaded) => uploaded,
         Err(e) => return Err(cut_off(&sink, view, &e).await),
     };
     let Uploaded {
-        digests,
         sent,
         sent_bytes,
         reused,
         ..
     } = uploaded;
-    // A digest not remembered is only read again next time.
-    let _ = tokio::task::spawn_blocking(move || digests.save(&saved)).await;
     view.note(&format!(
         "Uploaded {} ({}) in {:.1}s, {} already stored",
         plural(sent as u64, "new file"),
@@ -209,7 +222,7 @@ fn digests_file(data_dir: &Path, dir: &Path) -> PathBuf {
     let name = hex::encode(sha2::Sha256::digest(dir.as_os_str().as_encoded_bytes()));
     data_dir
         .join("digests")
-        .join(format!("{}.json", &name[..32]))
+        .join(format!("{}.txt", &name[..32]))
 }
 
 /// Where a prebuilt deploy's pieces go: the API, with the deployment's job token, or storage

@@ -8,8 +8,6 @@ use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
 /// How much older than the start of the reading a file's modification must be for its entry
 /// to be trusted: a filesystem with sub-second times stamps a change at most a tick of the
 /// kernel's coarse clock (a few milliseconds) early; one with whole seconds (or FAT's two), up
@@ -17,14 +15,17 @@ use serde::{Deserialize, Serialize};
 const SETTLED_FINE_NS: i128 = 100_000_000;
 const SETTLED_COARSE_NS: i128 = 2_000_000_000;
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+/// The first line of a file of digests.
+const HEADER: &str = "scalemesh digests 1";
+
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct KnownDigests {
     /// When the reading that found these digests began, in nanoseconds since the epoch.
     read_at: i128,
     files: HashMap<PathBuf, Known>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Known {
     stamp: Stamp,
     sha256: String,
@@ -32,7 +33,7 @@ struct Known {
 
 /// What tells a file changed: its size, modification time (nanoseconds since the epoch) and
 /// inode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stamp {
     size: u64,
     modified: i128,
@@ -86,12 +87,46 @@ impl KnownDigests {
         Self { read_at, files }
     }
 
-    /// The entries saved at `file`; none when there is no such file or it is unreadable.
+    /// The entries saved at `file`; none when there is no such file or it is unreadable, and
+    /// none of its lines that are not entries.
     pub fn load(file: &Path) -> Self {
         std::fs::read(file)
             .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .and_then(|bytes| Self::parse(&bytes))
             .unwrap_or_default()
+    }
+
+    /// Entries as [`KnownDigests::save`] writes them: a header line, when the reading began,
+    /// then a line a file: `<sha256> <size> <modified> <inode> <path>` (a path holding a line
+    /// break is not saved). Plain lines, as a command reads them at every start.
+    fn parse(bytes: &[u8]) -> Option<Self> {
+        use std::os::unix::ffi::OsStrExt;
+        let mut lines = bytes.split(|b| *b == b'\n');
+        if lines.next()? != HEADER.as_bytes() {
+            return None;
+        }
+        let read_at = std::str::from_utf8(lines.next()?).ok()?.parse().ok()?;
+        let files = lines
+            .filter_map(|line| {
+                let mut fields = line.splitn(5, |b| *b == b' ');
+                let sha256 = std::str::from_utf8(fields.next()?).ok()?;
+                let mut number = || std::str::from_utf8(fields.next()?).ok();
+                let size = number()?.parse().ok()?;
+                let modified = number()?.parse().ok()?;
+                let inode = number()?.parse().ok()?;
+                let path = std::ffi::OsStr::from_bytes(fields.next()?);
+                let known = Known {
+                    stamp: Stamp {
+                        size,
+                        modified,
+                        inode,
+                    },
+                    sha256: sha256.to_owned(),
+                };
+                crate::layout::is_sha256(sha256).then(|| (PathBuf::from(path), known))
+            })
+            .collect();
+        Some(Self { read_at, files })
     }
 
     /// The digest of `source`, which has `stamp` now, if it is as it was when read.
@@ -107,14 +142,88 @@ impl KnownDigests {
             std::fs::create_dir_all(dir)?;
         }
         let tmp = file.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_vec(self)?)?;
+        std::fs::write(&tmp, self.lines())?;
         std::fs::rename(&tmp, file)
+    }
+
+    fn lines(&self) -> Vec<u8> {
+        use std::io::Write;
+        use std::os::unix::ffi::OsStrExt;
+        let mut out = Vec::with_capacity(64 + self.files.len() * 160);
+        let _ = writeln!(out, "{HEADER}\n{}", self.read_at);
+        for (path, known) in &self.files {
+            let path = path.as_os_str().as_bytes();
+            if path.contains(&b'\n') {
+                continue;
+            }
+            let Stamp {
+                size,
+                modified,
+                inode,
+            } = known.stamp;
+            let _ = write!(out, "{} {size} {modified} {inode} ", known.sha256);
+            out.extend_from_slice(path);
+            out.push(b'\n');
+        }
+        out
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn saved_digests_read_back_as_they_were() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let stamp = |size, modified, inode| Stamp {
+            size,
+            modified,
+            inode,
+        };
+        let found = KnownDigests::found(
+            1_796_468_789_869_369_912,
+            [
+                (
+                    PathBuf::from("/site/a page.html"),
+                    stamp(12, 1_700_000_000_123_456_789, 7),
+                    "a".repeat(64),
+                ),
+                (
+                    PathBuf::from("/site/p9/b.css"),
+                    stamp(0, -5, u64::MAX),
+                    "b".repeat(64),
+                ),
+                (
+                    PathBuf::from("/site/two\nlines.html"),
+                    stamp(1, 2, 3),
+                    "c".repeat(64),
+                ),
+            ],
+        );
+        let file = dir.path().join("digests").join("site.txt");
+        found.save(&file).expect("save");
+        let back = KnownDigests::load(&file);
+        assert_eq!(back.read_at, found.read_at);
+        assert_eq!(back.files.len(), 2, "a path with a line break is not saved");
+        for path in ["/site/a page.html", "/site/p9/b.css"] {
+            assert_eq!(
+                back.files.get(Path::new(path)),
+                found.files.get(Path::new(path))
+            );
+        }
+
+        // A file of another shape, or a line that is not an entry, counts for nothing.
+        let text = std::fs::read_to_string(&file).expect("read");
+        std::fs::write(&file, text.replacen(&"a".repeat(64), "not-a-digest", 1)).expect("write");
+        assert_eq!(KnownDigests::load(&file).files.len(), 1);
+        std::fs::write(&file, r#"{"read_at":1,"files":{}}"#).expect("write");
+        assert_eq!(KnownDigests::load(&file), KnownDigests::default());
+        assert_eq!(
+            KnownDigests::load(&dir.path().join("none")),
+            KnownDigests::default()
+        );
+    }
 
     #[test]
     fn only_files_as_they_were_and_settled_are_trusted() {

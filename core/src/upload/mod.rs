@@ -99,8 +99,14 @@ pub struct Uploaded {
     pub sent_bytes: u64,
     /// Files whose blob the project held already.
     pub reused: usize,
-    /// Each file's digest, as the next upload of the same files may trust it.
-    pub digests: digests::KnownDigests,
+}
+
+/// The digests the last upload of the same files left, and what keeps this one's: they are
+/// handed over as soon as every file is described, before anything is sent (they say what the
+/// files hold, whatever becomes of the upload).
+pub struct Remembered<'a> {
+    pub known: Arc<digests::KnownDigests>,
+    pub keep: &'a (dyn Fn(digests::KnownDigests) + Send + Sync),
 }
 
 /// A file as the manifest will list it, before its variants are known.
@@ -123,11 +129,17 @@ pub async fn upload(
     routing: Routing,
     progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> anyhow::Result<Uploaded> {
-    let known = Arc::new(digests::KnownDigests::default());
-    upload_known(sink, project, deployment, files, routing, progress, known).await
+    let remembered = Remembered {
+        known: Arc::new(digests::KnownDigests::default()),
+        keep: &|_| {},
+    };
+    upload_known(
+        sink, project, deployment, files, routing, progress, remembered,
+    )
+    .await
 }
 
-/// [`upload`], reading again only the files whose digests `known` does not hold.
+/// [`upload`], reading again only the files whose digests the last upload did not leave.
 pub async fn upload_known(
     sink: &dyn BlobSink,
     project: &ProjectName,
@@ -135,10 +147,16 @@ pub async fn upload_known(
     files: Vec<OutputFile>,
     routing: Routing,
     progress: &(dyn Fn(Progress) + Send + Sync),
-    known: Arc<digests::KnownDigests>,
+    remembered: Remembered<'_>,
 ) -> anyhow::Result<Uploaded> {
     let read_at = digests::now_ns();
-    let described = describe(files, known).await?;
+    let described = describe(files, remembered.known).await?;
+    (remembered.keep)(digests::KnownDigests::found(
+        read_at,
+        described
+            .iter()
+            .map(|d| (d.file.source.clone(), d.stamp, d.sha256.clone())),
+    ));
     // One blob per digest, packed as the first file with it says (its type decides compression).
     let mut wanted: BTreeMap<&str, &Described> = BTreeMap::new();
     for d in &described {
@@ -162,19 +180,10 @@ pub async fn upload_known(
         routing,
         layout: FileLayout::Blobs,
     };
-    let digests = || {
-        digests::KnownDigests::found(
-            read_at,
-            described
-                .iter()
-                .map(|d| (d.file.source.clone(), d.stamp, d.sha256.clone())),
-        )
-    };
     let (answer, inline) = match begin_whole(sink, &wanted, &described, &mut manifest).await? {
         Began::Complete(inline) => {
             let (sent, sent_bytes) = tally_inline(progress, &inline);
             return Ok(Uploaded {
-                digests: digests(),
                 manifest,
                 sent,
                 sent_bytes,
@@ -204,7 +213,6 @@ pub async fn upload_known(
         .await
         .context("sending the manifest")?;
     Ok(Uploaded {
-        digests: digests(),
         manifest,
         sent,
         sent_bytes,
@@ -648,24 +656,33 @@ mod tests {
             blobs: Mutex::new(Vec::new()),
         };
         let (files, _) = collect(dir.path(), UploadLimits::default()).expect("collect");
-        let uploaded = upload(
+        let kept = Mutex::new(None);
+        let remembered = Remembered {
+            known: Arc::default(),
+            keep: &|found| *crate::sync::lock(&kept) = Some(found),
+        };
+        upload_known(
             &sink,
             &"site".parse().expect("name"),
             &"abcdefgh1234".parse().expect("id"),
             files,
             Routing::default(),
             &|_| {},
+            remembered,
         )
         .await
         .expect("upload");
+        let kept = crate::sync::lock(&kept)
+            .take()
+            .expect("the digests were kept");
         let stamp = |p: &std::path::Path| digests::Stamp::of(p).expect("stamp");
         assert_eq!(
-            uploaded.digests.get(&page, &stamp(&page)),
+            kept.get(&page, &stamp(&page)),
             None,
             "the edit made during the upload must be read next time"
         );
         assert_eq!(
-            uploaded.digests.get(&other, &stamp(&other)),
+            kept.get(&other, &stamp(&other)),
             Some(pack::sha256_of(&other).expect("hash"))
         );
     }
