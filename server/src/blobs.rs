@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use axum::body::Body as HttpBody;
 use futures_util::{StreamExt, TryStreamExt};
+use scalemesh_core::ProjectName;
 use scalemesh_core::layout::{self, FileLayout, InPack, Manifest, is_sha256, is_site_path};
 use scalemesh_core::storage::{Body, ObjectMeta};
 use scalemesh_core::upload::pack;
@@ -22,6 +23,9 @@ use tokio::io::AsyncWriteExt;
 use crate::app::App;
 use crate::db::{BlobRow, DeploymentRow, PREBUILT};
 use crate::error::{ApiError, ApiResult};
+
+/// Held while blobs are claimed, or stored and recorded: no sweep runs meanwhile.
+pub(crate) type NoSweep<'a> = tokio::sync::RwLockReadGuard<'a, ()>;
 
 /// How long a URL straight to storage stays good.
 const DIRECT_UPLOAD_VALID: Duration = Duration::from_secs(3600);
@@ -152,13 +156,22 @@ impl App {
         dep: &DeploymentRow,
         check: BlobCheck,
     ) -> ApiResult<(BlobCheckAnswer, HashMap<String, BlobRow>)> {
+        let no_sweep = self.sweeping.read().await;
+        self.claim_during(&no_sweep, dep, check).await
+    }
+
+    /// [`App::claim`] for a caller holding sweeps off.
+    pub(crate) async fn claim_during(
+        &self,
+        _no_sweep: &NoSweep<'_>,
+        dep: &DeploymentRow,
+        check: BlobCheck,
+    ) -> ApiResult<(BlobCheckAnswer, HashMap<String, BlobRow>)> {
         let sizes = wanted_sizes(&check)?;
-        let claimed = {
-            let _no_sweep = self.sweeping.read().await;
-            self.store
-                .claim_blobs(&dep.id, dep.project_id, sizes.keys().cloned().collect())
-                .await?
-        };
+        let claimed = self
+            .store
+            .claim_blobs(&dep.id, dep.project_id, sizes.keys().cloned().collect())
+            .await?;
         let mut answer = BlobCheckAnswer::default();
         for (sha, row) in &claimed.present {
             if sizes.get(sha) != Some(&row.size) {
@@ -287,11 +300,25 @@ impl App {
         layout: BlobLayout,
         body: Body,
     ) -> ApiResult<()> {
+        let no_abandon = self.sweeping.read().await;
+        let project = (dep.project_id, &dep.project);
+        self.keep_blob_during(&no_abandon, project, sha256, layout, body)
+            .await
+    }
+
+    /// [`App::keep_blob`] for a caller holding sweeps off, into `project` (its id and name).
+    pub(crate) async fn keep_blob_during(
+        &self,
+        _no_sweep: &NoSweep<'_>,
+        (project_id, project): (i64, &ProjectName),
+        sha256: &str,
+        layout: BlobLayout,
+        body: Body,
+    ) -> ApiResult<()> {
         // A recorded blob is never stored again: deployments read it as recorded.
-        let _no_abandon = self.sweeping.read().await;
         let known = self
             .store
-            .known_blobs(dep.project_id, vec![sha256.to_owned()])
+            .known_blobs(project_id, vec![sha256.to_owned()])
             .await?;
         match known.get(sha256) {
             Some(row) if *row == row_of(layout, None) => return Ok(()),
@@ -306,21 +333,14 @@ impl App {
             None => {}
         }
         self.storage
-            .put(
-                &layout::blob(&dep.project, sha256),
-                body,
-                &ObjectMeta::default(),
-            )
+            .put(&layout::blob(project, sha256), body, &ObjectMeta::default())
             .await
             .map_err(|e| ApiError::StorageUnavailable(format!("storing a blob: {e}")))?;
         self.store
-            .record_blobs(
-                dep.project_id,
-                vec![(sha256.to_owned(), row_of(layout, None))],
-            )
+            .record_blobs(project_id, vec![(sha256.to_owned(), row_of(layout, None))])
             .await?;
         let bytes = layout.total();
-        tracing::info!(deployment = %dep.id, blob = sha256, bytes, "received a blob through the API");
+        tracing::info!(%project, blob = sha256, bytes, "received a blob through the API");
         Ok(())
     }
 

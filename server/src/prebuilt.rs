@@ -18,7 +18,7 @@ use scalemesh_core::{DeploymentId, DeploymentStatus};
 
 use crate::app::App;
 use crate::auth::{hash_token, new_job_token};
-use crate::blobs::{fill_in, row_of};
+use crate::blobs::{NoSweep, fill_in, row_of};
 use crate::db::{BlobRow, DeploymentRow, NewDeployment, PREBUILT, ProjectRow};
 use crate::error::{ApiError, ApiResult};
 
@@ -110,9 +110,28 @@ impl App {
         BlobCheckAnswer,
         HashMap<String, BlobRow>,
     )> {
+        let no_sweep = self.sweeping.read().await;
+        self.start_prebuilt_claimed_during(&no_sweep, project, promote, by, check)
+            .await
+    }
+
+    /// [`App::start_prebuilt_claimed`] for a caller holding sweeps off.
+    async fn start_prebuilt_claimed_during(
+        &self,
+        no_sweep: &NoSweep<'_>,
+        project: &ProjectRow,
+        promote: bool,
+        by: i64,
+        check: BlobCheck,
+    ) -> ApiResult<(
+        DeploymentRow,
+        String,
+        BlobCheckAnswer,
+        HashMap<String, BlobRow>,
+    )> {
         crate::blobs::wanted_sizes(&check)?;
         let (row, token) = self.start_prebuilt(project, promote, by).await?;
-        match self.claim(&row, check).await {
+        match self.claim_during(no_sweep, &row, check).await {
             Ok((answer, present)) => Ok((row, token, answer, present)),
             Err(e) => {
                 let reason = format!("the upload could not begin: {e}");
@@ -144,9 +163,23 @@ impl App {
         crate::blobs::check_shape(&manifest)?;
         let check = handshake_of(&manifest)?;
         let inline = decoded(&check, inline).await?;
-        let (row, job_token, answer, present) = self
-            .start_prebuilt_claimed(project, promote, by, check)
-            .await?;
+        // The deployment is made and claims its blobs while the inline ones are stored: no
+        // sweep runs until both are done, so none takes a blob stored before it is claimed.
+        let no_sweep = self.sweeping.read().await;
+        let (started, stored) = tokio::join!(
+            self.start_prebuilt_claimed_during(&no_sweep, project, promote, by, check),
+            self.store_inline(&no_sweep, project, &inline),
+        );
+        drop(no_sweep);
+        let (row, job_token, answer, mut present) = started?;
+        match stored {
+            Ok(stored) => present.extend(stored),
+            Err(e) => {
+                let reason = format!("the upload could not begin: {e}");
+                let _ = self.finish(&row.id, DeploymentStatus::Failed, reason).await;
+                return Err(e);
+            }
+        }
         match self
             .finish_whole(&row, manifest, inline, answer, present)
             .await
@@ -178,6 +211,7 @@ impl App {
     ) -> ApiResult<(DeploymentRow, Option<BlobCheckAnswer>)> {
         let lacking: Vec<Inline> = inline
             .into_iter()
+            .filter(|blob| !known.contains_key(&blob.sha256))
             .filter(|blob| answer.missing.iter().any(|m| m.sha256 == blob.sha256))
             .collect();
         let stored: Vec<(String, BlobRow)> = futures_util::stream::iter(lacking)
@@ -189,7 +223,6 @@ impl App {
             .buffer_unordered(STORES_AT_ONCE)
             .try_collect()
             .await?;
-        let stored_count = stored.len();
         known.extend(stored);
         answer.missing.retain(|m| !known.contains_key(&m.sha256));
         if !answer.missing.is_empty() {
@@ -202,8 +235,34 @@ impl App {
             .map_err(|problem| ApiError::bad_request("blobs_missing", problem))?;
         self.keep_manifest(dep, &manifest)?;
         let row = self.report(dep, BuilderReport::Ready).await?;
-        tracing::info!(deployment = %dep.id, stored = stored_count, "a prebuilt deployment was sent whole, in one request");
+        tracing::info!(deployment = %dep.id, "a prebuilt deployment was sent whole, in one request");
         Ok((row, None))
+    }
+}
+
+impl App {
+    /// Stores (and records) the inline blobs the project does not hold, for a caller holding
+    /// sweeps off: the records of those stored.
+    async fn store_inline(
+        &self,
+        no_sweep: &NoSweep<'_>,
+        project: &ProjectRow,
+        inline: &[Inline],
+    ) -> ApiResult<Vec<(String, BlobRow)>> {
+        let blobs: Vec<(String, BlobLayout, bytes::Bytes)> = inline
+            .iter()
+            .map(|b| (b.sha256.clone(), b.layout, b.bytes.clone()))
+            .collect();
+        futures_util::stream::iter(blobs)
+            .map(|(sha256, layout, bytes)| async move {
+                let into = (project.id, &project.name);
+                self.keep_blob_during(no_sweep, into, &sha256, layout, Body::Bytes(bytes))
+                    .await
+                    .map(|()| (sha256, row_of(layout, None)))
+            })
+            .buffer_unordered(STORES_AT_ONCE)
+            .try_collect()
+            .await
     }
 }
 
