@@ -198,7 +198,8 @@ impl App {
         }
     }
 
-    /// Stores the inline blobs `answer` says are missing; then, when none is left, accepts
+    /// Stores the inline blobs still missing (a start stores them as it claims, so as a rule
+    /// none); then, when no blob is missing, accepts
     /// `manifest` for `dep` and makes it ready: the deployment as it ended, or as it is with
     /// what is still missing.
     async fn finish_whole(

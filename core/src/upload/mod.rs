@@ -243,7 +243,11 @@ async fn begin_whole(
     }
     let fresh: Vec<&Described> = wanted.values().copied().filter(|d| d.fresh).collect();
     let sizes: Vec<u64> = fresh.iter().map(|d| d.file.size).collect();
-    if !whole::goes_whole(described.len(), &sizes) {
+    let listing: usize = described
+        .iter()
+        .map(|d| whole::entry_bytes(&d.file.path, &d.content_type))
+        .sum();
+    if !whole::goes_whole(listing, &sizes) {
         return Ok(Began::Not);
     }
     let mut inline = Vec::with_capacity(fresh.len());
