@@ -163,6 +163,15 @@ impl App {
         crate::blobs::check_shape(&manifest)?;
         let check = handshake_of(&manifest)?;
         let inline = decoded(&check, inline).await?;
+        if inline
+            .iter()
+            .any(|blob| blob.bytes.len() as u64 > self.max_upload_bytes)
+        {
+            return Err(ApiError::PayloadTooLarge(format!(
+                "a blob may have at most {} bytes",
+                self.max_upload_bytes
+            )));
+        }
         // The deployment is made and claims its blobs while the inline ones are stored: no
         // sweep runs until both are done, so none takes a blob stored before it is claimed.
         let no_sweep = self.sweeping.read().await;
