@@ -250,6 +250,17 @@ async fn a_prebuilt_folder_on_s3_goes_straight_to_the_bucket_unbuilt() {
         1,
         "{server_log}"
     );
+
+    // The same folder to another project: this machine knows its files, so the deploy starts
+    // whole, but that project holds none of them: the server asks for them, and they go up as
+    // after a handshake (straight to the bucket).
+    let (copy, said) = deploy_prebuilt(&stack, site.path(), "straight-copy");
+    assert_eq!(copy["status"], "ready", "{said}");
+    assert!(said.contains("13 new files"), "{said}");
+    assert_eq!(
+        crate::presets::page(&stack, "straight-copy.localhost").await,
+        "<h1>prebuilt v2</h1>"
+    );
 }
 
 /// An upload cut off (here: one file the server refuses) fails the deployment with how to go
