@@ -328,53 +328,62 @@ fn entries(
         .collect()
 }
 
-/// Every file hashed (unless `known` holds its digest), in a few batches at once.
+/// Every file described, in the order given: those whose digest `known` holds at once, the
+/// others hashed in a few batches at once, off the async threads.
 async fn describe(
     files: Vec<OutputFile>,
     known: Arc<digests::KnownDigests>,
 ) -> anyhow::Result<Vec<Described>> {
-    let per_batch = files.len().div_ceil(PARALLEL).max(1);
-    let mut batches = Vec::new();
-    let mut files = files.into_iter().peekable();
-    while files.peek().is_some() {
-        batches.push(files.by_ref().take(per_batch).collect::<Vec<_>>());
-    }
-    let described: Vec<Vec<Described>> = futures_util::stream::iter(batches)
-        .map(|batch| {
-            let known = known.clone();
-            async move {
-                tokio::task::spawn_blocking(move || {
-                    batch
-                        .into_iter()
-                        .map(|file| {
-                            let reading = || format!("reading {}", file.path);
-                            // Read before the bytes (as the folder was listed): a change while
-                            // they are read shows next time.
-                            let stamp = file.stamp;
-                            let (sha256, fresh) = match known.get(&file.source, &stamp) {
-                                Some(sha256) => (sha256, false),
-                                None => {
-                                    (pack::sha256_of(&file.source).with_context(reading)?, true)
-                                }
-                            };
-                            let content_type = content_type::for_path(&file.path);
-                            anyhow::Ok(Described {
-                                file,
-                                stamp,
-                                sha256,
-                                content_type,
-                                fresh,
-                            })
-                        })
-                        .collect::<anyhow::Result<Vec<_>>>()
-                })
-                .await
-                .context("hashing task failed")?
+    let describe = |file: OutputFile, sha256: String, fresh: bool| {
+        let content_type = content_type::for_path(&file.path);
+        Described {
+            // Read before the bytes (as the folder was listed): a change while they are read
+            // shows next time.
+            stamp: file.stamp,
+            file,
+            sha256,
+            content_type,
+            fresh,
+        }
+    };
+    let mut described: Vec<Option<Described>> = Vec::with_capacity(files.len());
+    let mut unread = Vec::new();
+    for file in files {
+        match known.get(&file.source, &file.stamp) {
+            Some(sha256) => described.push(Some(describe(file, sha256, false))),
+            None => {
+                unread.push((described.len(), file));
+                described.push(None);
             }
+        }
+    }
+    let per_batch = unread.len().div_ceil(PARALLEL).max(1);
+    let mut batches = Vec::new();
+    let mut unread = unread.into_iter().peekable();
+    while unread.peek().is_some() {
+        batches.push(unread.by_ref().take(per_batch).collect::<Vec<_>>());
+    }
+    let hashed: Vec<Vec<(usize, OutputFile, String)>> = futures_util::stream::iter(batches)
+        .map(|batch| async move {
+            tokio::task::spawn_blocking(move || {
+                batch
+                    .into_iter()
+                    .map(|(at, file)| {
+                        let sha256 = pack::sha256_of(&file.source)
+                            .with_context(|| format!("reading {}", file.path))?;
+                        anyhow::Ok((at, file, sha256))
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()
+            })
+            .await
+            .context("hashing task failed")?
         })
         .buffered(4)
         .try_collect()
         .await?;
+    for (at, file, sha256) in hashed.into_iter().flatten() {
+        described[at] = Some(describe(file, sha256, true));
+    }
     Ok(described.into_iter().flatten().collect())
 }
 
