@@ -470,11 +470,7 @@ impl App {
 
     /// A prebuilt deployment's manifest, of the right shape and naming `dep`: completed from
     /// the records, then kept until `ready`.
-    pub(crate) async fn accept_manifest(
-        &self,
-        dep: &DeploymentRow,
-        mut manifest: Manifest,
-    ) -> ApiResult<()> {
+    async fn accept_manifest(&self, dep: &DeploymentRow, mut manifest: Manifest) -> ApiResult<()> {
         if let Err(problem) = self.complete_from_records(dep, &mut manifest).await {
             return Err(ApiError::bad_request("blobs_missing", problem));
         }

@@ -91,32 +91,16 @@ impl App {
         by: i64,
         check: BlobCheck,
     ) -> ApiResult<(DeploymentRow, String, BlobCheckAnswer)> {
+        let no_sweep = self.sweeping.read().await;
         let (row, token, answer, _) = self
-            .start_prebuilt_claimed(project, promote, by, check)
+            .start_prebuilt_claimed(&no_sweep, project, promote, by, check)
             .await?;
         Ok((row, token, answer))
     }
 
-    /// [`App::start_prebuilt_checked`], with the records of the blobs the project holds.
+    /// [`App::start_prebuilt_checked`] for a caller holding sweeps off, with the records of the
+    /// blobs the project holds.
     async fn start_prebuilt_claimed(
-        &self,
-        project: &ProjectRow,
-        promote: bool,
-        by: i64,
-        check: BlobCheck,
-    ) -> ApiResult<(
-        DeploymentRow,
-        String,
-        BlobCheckAnswer,
-        HashMap<String, BlobRow>,
-    )> {
-        let no_sweep = self.sweeping.read().await;
-        self.start_prebuilt_claimed_during(&no_sweep, project, promote, by, check)
-            .await
-    }
-
-    /// [`App::start_prebuilt_claimed`] for a caller holding sweeps off.
-    async fn start_prebuilt_claimed_during(
         &self,
         no_sweep: &NoSweep<'_>,
         project: &ProjectRow,
@@ -176,7 +160,7 @@ impl App {
         // sweep runs until both are done, so none takes a blob stored before it is claimed.
         let no_sweep = self.sweeping.read().await;
         let (started, stored) = tokio::join!(
-            self.start_prebuilt_claimed_during(&no_sweep, project, promote, by, check),
+            self.start_prebuilt_claimed(&no_sweep, project, promote, by, check),
             self.store_inline(&no_sweep, project, &inline),
         );
         drop(no_sweep);

@@ -116,25 +116,7 @@ pub async fn deploy(
     folder: Folder,
     promote: bool,
 ) -> anyhow::Result<Deployment> {
-    let what = format!(
-        "{} ({}), prebuilt",
-        plural(folder.files.len() as u64, "file"),
-        human_bytes(folder.bytes)
-    );
-    let sink = Sink {
-        client: client.clone(),
-        project: project.name.to_string(),
-        promote,
-        started: std::sync::OnceLock::new(),
-        stored: Mutex::new(Vec::new()),
-        ended: Mutex::new(None),
-        on_start: Box::new(move |dep: &Deployment| {
-            view.note(&format!(
-                "Deploying {} (deployment {}): {what}",
-                dep.project, dep.id
-            ));
-        }),
-    };
+    let sink = Sink::new(client, view, project, promote, &folder);
     let began = Instant::now();
     let progress = |p: upload::Progress| view.upload(p);
     // Only files changed since the last upload of this folder are read; what this reading
@@ -246,7 +228,36 @@ struct Started {
     deployment: String,
 }
 
-impl Sink<'_> {
+impl<'a> Sink<'a> {
+    /// A sink for `folder` to `project`, telling `view` when the deployment starts.
+    fn new(
+        client: &Client,
+        view: &'a DeployView,
+        project: &Project,
+        promote: bool,
+        folder: &Folder,
+    ) -> Self {
+        let what = format!(
+            "{} ({}), prebuilt",
+            plural(folder.files.len() as u64, "file"),
+            human_bytes(folder.bytes)
+        );
+        Self {
+            client: client.clone(),
+            project: project.name.to_string(),
+            promote,
+            started: std::sync::OnceLock::new(),
+            stored: Mutex::new(Vec::new()),
+            ended: Mutex::new(None),
+            on_start: Box::new(move |dep: &Deployment| {
+                view.note(&format!(
+                    "Deploying {} (deployment {}): {what}",
+                    dep.project, dep.id
+                ));
+            }),
+        }
+    }
+
     /// Starts the deployment with `body`; the answer, once the deployment is named.
     async fn start(&self, body: &StartPrebuilt) -> anyhow::Result<PrebuiltStarted> {
         let started = self

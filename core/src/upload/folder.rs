@@ -35,6 +35,28 @@ pub struct OutputFile {
     pub stamp: super::digests::Stamp,
 }
 
+/// Where `entry` is and what it is: itself, or the target of a symbolic link to a file inside
+/// `root`; else why it is skipped.
+fn followed(
+    entry: &std::fs::DirEntry,
+    root: &Path,
+) -> std::io::Result<Result<(PathBuf, std::fs::Metadata), &'static str>> {
+    let meta = entry.metadata()?; // does not follow symlinks
+    if !meta.file_type().is_symlink() {
+        return Ok(Ok((entry.path(), meta)));
+    }
+    match entry.path().canonicalize() {
+        Ok(target) if target.starts_with(root) => {
+            let target_meta = std::fs::metadata(&target)?;
+            if target_meta.is_dir() {
+                return Ok(Err("a symbolic link to a folder"));
+            }
+            Ok(Ok((target, target_meta)))
+        }
+        _ => Ok(Err("a symbolic link pointing outside the output folder")),
+    }
+}
+
 /// Lists the files of `dir` to upload, and what was skipped and why. Paths are `/`-joined and
 /// relative; dotfiles are left out except `.well-known`.
 pub fn collect(dir: &Path, limits: UploadLimits) -> anyhow::Result<(Vec<OutputFile>, Vec<String>)> {
@@ -70,26 +92,12 @@ pub fn collect(dir: &Path, limits: UploadLimits) -> anyhow::Result<(Vec<OutputFi
                 skipped.push(format!("Skipped {rel:?}: not a usable file name"));
                 continue;
             }
-            let meta = entry.metadata()?; // does not follow symlinks
-            let (source, meta) = if meta.file_type().is_symlink() {
-                match entry.path().canonicalize() {
-                    Ok(target) if target.starts_with(&root) => {
-                        let target_meta = std::fs::metadata(&target)?;
-                        if target_meta.is_dir() {
-                            skipped.push(format!("Skipped {rel}: a symbolic link to a folder"));
-                            continue;
-                        }
-                        (target, target_meta)
-                    }
-                    _ => {
-                        skipped.push(format!(
-                            "Skipped {rel}: a symbolic link pointing outside the output folder"
-                        ));
-                        continue;
-                    }
+            let (source, meta) = match followed(&entry, &root)? {
+                Ok(found) => found,
+                Err(why) => {
+                    skipped.push(format!("Skipped {rel}: {why}"));
+                    continue;
                 }
-            } else {
-                (entry.path(), meta)
             };
             if meta.is_dir() {
                 stack.push((source, rel));
