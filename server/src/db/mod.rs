@@ -4,6 +4,7 @@
 
 mod aliases;
 mod blobs;
+mod checkpoint;
 mod deploy_hooks;
 mod deployment_row;
 mod deployments;

@@ -1,6 +1,7 @@
 //! The connections to the state: one writing connection behind a mutex, used from blocking
 //! threads (SQLite has one writer anyway, and every query here is short), and a few read-only
-//! ones. WAL lets the file be read while it is written. Times are stored as milliseconds.
+//! ones. WAL lets the file be read while it is written; `checkpoint.rs` moves the log into the
+//! file away from requests. Times are stored as milliseconds.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -8,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::Connection;
 use time::OffsetDateTime;
 
+use super::checkpoint::{self, Wrote};
 use super::error::{DbError, DbResult};
 use super::schema;
 
@@ -21,6 +23,8 @@ pub struct SqliteStore {
     /// hundreds of log followers catching up at once wait their turn instead.
     reading: Arc<tokio::sync::Semaphore>,
     path: Arc<PathBuf>,
+    /// Tells the thread that checkpoints the log that something was written.
+    wrote: Wrote,
 }
 
 /// Read-only connections kept open between reads.
@@ -39,15 +43,19 @@ impl SqliteStore {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "wal_autocheckpoint", checkpoint::FALLBACK_PAGES)?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         // Deleted content (a variable's old sealed value, a revoked token's hash) is zeroed.
         conn.pragma_update(None, "secure_delete", "ON")?;
         schema::migrate(&mut conn)?;
+        let wrote = checkpoint::start(path.to_path_buf())
+            .map_err(|e| DbError::Task(format!("starting the checkpointing thread: {e}")))?;
         Ok(Self {
             writer: Arc::new(Mutex::new(conn)),
             readers: Arc::new(Mutex::new(Vec::new())),
             reading: Arc::new(tokio::sync::Semaphore::new(MAX_READERS)),
             path: Arc::new(path.to_path_buf()),
+            wrote,
         })
     }
 
@@ -58,9 +66,13 @@ impl SqliteStore {
         R: Send + 'static,
     {
         let conn = self.writer.clone();
+        let wrote = self.wrote.clone();
         tokio::task::spawn_blocking(move || {
             let mut guard = scalemesh_core::sync::lock(&conn);
-            f(&mut guard)
+            let done = f(&mut guard);
+            drop(guard);
+            wrote.tell();
+            done
         })
         .await
         .map_err(|e| DbError::Task(e.to_string()))?
