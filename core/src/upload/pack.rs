@@ -17,6 +17,9 @@ const MIN_COMPRESS: u64 = 256;
 const MAX_COMPRESS: u64 = 16 * 1024 * 1024;
 /// High enough to matter, low enough for large bundles to compress in a build's time.
 const BROTLI_QUALITY: i32 = 5;
+/// The brotli window, as a power of two: large enough for a whole file up to 4 MB, and never
+/// below 2^17, under which the encoder at this quality is many times slower.
+const BROTLI_WINDOW: std::ops::RangeInclusive<i32> = 17..=22;
 
 /// Files at most this large, when sent straight to storage, go into packs.
 pub const PACKABLE: u64 = 256 * 1024;
@@ -189,13 +192,24 @@ fn compressed(bytes: &[u8], encoding: Encoding) -> std::io::Result<Vec<u8>> {
             let mut out = Vec::new();
             let params = brotli::enc::BrotliEncoderParams {
                 quality: BROTLI_QUALITY,
-                lgwin: 22,
+                lgwin: brotli_window(bytes.len()),
                 ..Default::default()
             };
             brotli::BrotliCompress(&mut std::io::Cursor::new(bytes), &mut out, &params)?;
             Ok(out)
         }
     }
+}
+
+/// The window for a file of `len` bytes: the smallest that holds it whole (a brotli window of
+/// 2^w holds 2^w - 16 bytes), within [`BROTLI_WINDOW`]. A larger one would compress it no
+/// better and cost the time to set up its tables, more than the compression itself for a
+/// small file.
+fn brotli_window(len: usize) -> i32 {
+    let (least, most) = (*BROTLI_WINDOW.start(), *BROTLI_WINDOW.end());
+    (least..most)
+        .find(|w| len + 16 <= 1 << w)
+        .unwrap_or(most)
 }
 
 /// Whether `blob` holds a file with the digest `sha256` followed by variants as `layout` says,
@@ -283,6 +297,24 @@ mod tests {
         match packed.body() {
             BlobBody::Bytes(b) => b.to_vec(),
             BlobBody::File(p) => std::fs::read(p).expect("read"),
+        }
+    }
+
+    #[test]
+    fn the_brotli_window_holds_the_file_within_its_bounds() {
+        // (file bytes, window)
+        let table = [
+            (0, 17),
+            (300, 17),
+            ((1 << 17) - 16, 17),
+            ((1 << 17) - 15, 18),
+            (1 << 20, 21),
+            ((1 << 22) - 16, 22),
+            (1 << 22, 22),
+            (16 << 20, 22),
+        ];
+        for (len, window) in table {
+            assert_eq!(brotli_window(len), window, "{len} bytes");
         }
     }
 
