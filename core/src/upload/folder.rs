@@ -1,9 +1,10 @@
 //! A folder as a site's files: which files of it a deployment has (regular files inside it, and
 //! links that stay inside; dotfiles left out but `.well-known`), within limits, and the routing
 //! rules its `_redirects` and `_headers` files say. The builder reads its output folder this
-//! way, and the CLI a prebuilt one.
+//! way, and the CLI a prebuilt one; its folders are listed a few at once (`walk.rs`).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use anyhow::Context;
 
@@ -57,74 +58,130 @@ fn followed(
     }
 }
 
+/// Folders listed at once, each by a thread of its own.
+const LISTERS: usize = 4;
+
 /// Lists the files of `dir` to upload, and what was skipped and why. Paths are `/`-joined and
-/// relative; dotfiles are left out except `.well-known`.
+/// relative, in order; dotfiles are left out except `.well-known`.
 pub fn collect(dir: &Path, limits: UploadLimits) -> anyhow::Result<(Vec<OutputFile>, Vec<String>)> {
-    let mut skipped = Vec::new();
     let root = dir
         .canonicalize()
         .with_context(|| format!("reading the output folder {}", dir.display()))?;
+    let counted = Counted {
+        limits,
+        files: AtomicUsize::new(0),
+        bytes: AtomicU64::new(0),
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(LISTERS));
+    let listings = super::walk::walk(
+        (root.clone(), String::new()),
+        threads,
+        |(folder, prefix)| list(&root, &folder, &prefix, &counted),
+    )?;
     let mut files = Vec::new();
-    let mut total: u64 = 0;
-    let mut stack: Vec<(PathBuf, String)> = vec![(root.clone(), String::new())];
-    while let Some((folder, prefix)) = stack.pop() {
-        let mut entries: Vec<_> = std::fs::read_dir(&folder)
-            .with_context(|| format!("reading {}", folder.display()))?
-            .collect::<Result<_, _>>()?;
-        entries.sort_by_key(|e| e.file_name());
-        for entry in entries {
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else {
-                skipped.push(format!(
-                    "Skipped a file whose name is not UTF-8 in {prefix:?}"
-                ));
-                continue;
-            };
-            let rel = if prefix.is_empty() {
-                name.to_owned()
-            } else {
-                format!("{prefix}/{name}")
-            };
-            if name.starts_with('.') && !(prefix.is_empty() && name == ".well-known") {
-                continue;
-            }
-            if !is_site_path(&rel) {
-                skipped.push(format!("Skipped {rel:?}: not a usable file name"));
-                continue;
-            }
-            let (source, meta) = match followed(&entry, &root)? {
-                Ok(found) => found,
-                Err(why) => {
-                    skipped.push(format!("Skipped {rel}: {why}"));
-                    continue;
-                }
-            };
-            if meta.is_dir() {
-                stack.push((source, rel));
-            } else if meta.is_file() {
-                total += meta.len();
-                if files.len() >= limits.max_files {
-                    anyhow::bail!("the output folder has more than {} files", limits.max_files);
-                }
-                if total > limits.max_bytes {
-                    anyhow::bail!(
-                        "the output folder holds more than {} MB",
-                        limits.max_bytes / (1024 * 1024)
-                    );
-                }
-                files.push(OutputFile {
-                    path: rel,
-                    source,
-                    size: meta.len(),
-                    stamp: (&meta).into(),
-                });
-            } else {
-                skipped.push(format!("Skipped {rel}: not a regular file"));
-            }
-        }
+    let mut skipped = Vec::new();
+    for listing in listings {
+        files.extend(listing.files);
+        skipped.extend(listing.skipped);
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok((files, skipped))
+    skipped.sort();
+    Ok((files, skipped.into_iter().map(|(_, why)| why).collect()))
+}
+
+/// What one folder holds: its files to upload, and what was skipped (by path, and why).
+struct Listing {
+    files: Vec<OutputFile>,
+    skipped: Vec<(String, String)>,
+}
+
+/// The files listed so far, held to the limits however many threads list.
+struct Counted {
+    limits: UploadLimits,
+    files: AtomicUsize,
+    bytes: AtomicU64,
+}
+
+impl Counted {
+    fn add(&self, bytes: u64) -> anyhow::Result<()> {
+        if self.files.fetch_add(1, Ordering::Relaxed) >= self.limits.max_files {
+            anyhow::bail!(
+                "the output folder has more than {} files",
+                self.limits.max_files
+            );
+        }
+        let total = self.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        if total > self.limits.max_bytes {
+            anyhow::bail!(
+                "the output folder holds more than {} MB",
+                self.limits.max_bytes / (1024 * 1024)
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Lists `folder` (the site path `prefix` under `root`): its files and what was skipped, and
+/// the folders in it.
+fn list(
+    root: &Path,
+    folder: &Path,
+    prefix: &str,
+    counted: &Counted,
+) -> anyhow::Result<(Listing, Vec<(PathBuf, String)>)> {
+    let mut entries: Vec<_> = std::fs::read_dir(folder)
+        .with_context(|| format!("reading {}", folder.display()))?
+        .collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    let mut here = Listing {
+        files: Vec::new(),
+        skipped: Vec::new(),
+    };
+    let mut below = Vec::new();
+    for entry in entries {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            let why = format!("Skipped a file whose name is not UTF-8 in {prefix:?}");
+            here.skipped.push((prefix.to_owned(), why));
+            continue;
+        };
+        let rel = if prefix.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{prefix}/{name}")
+        };
+        if name.starts_with('.') && !(prefix.is_empty() && name == ".well-known") {
+            continue;
+        }
+        if !is_site_path(&rel) {
+            let why = format!("Skipped {rel:?}: not a usable file name");
+            here.skipped.push((rel, why));
+            continue;
+        }
+        let (source, meta) = match followed(&entry, root)? {
+            Ok(found) => found,
+            Err(why) => {
+                let why = format!("Skipped {rel}: {why}");
+                here.skipped.push((rel, why));
+                continue;
+            }
+        };
+        if meta.is_dir() {
+            below.push((source, rel));
+        } else if meta.is_file() {
+            counted.add(meta.len())?;
+            here.files.push(OutputFile {
+                path: rel,
+                source,
+                size: meta.len(),
+                stamp: (&meta).into(),
+            });
+        } else {
+            let why = format!("Skipped {rel}: not a regular file");
+            here.skipped.push((rel, why));
+        }
+    }
+    Ok((here, below))
 }
 
 /// Takes the site's rules files (`_redirects`, `_headers` at the top of the output folder) out

@@ -7,6 +7,7 @@
 pub mod digests;
 pub mod folder;
 pub mod pack;
+mod walk;
 mod whole;
 
 use std::collections::{BTreeMap, HashMap};

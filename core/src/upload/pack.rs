@@ -207,9 +207,7 @@ fn compressed(bytes: &[u8], encoding: Encoding) -> std::io::Result<Vec<u8>> {
 /// small file.
 fn brotli_window(len: usize) -> i32 {
     let (least, most) = (*BROTLI_WINDOW.start(), *BROTLI_WINDOW.end());
-    (least..most)
-        .find(|w| len + 16 <= 1 << w)
-        .unwrap_or(most)
+    (least..most).find(|w| len + 16 <= 1 << w).unwrap_or(most)
 }
 
 /// Whether `blob` holds a file with the digest `sha256` followed by variants as `layout` says,
