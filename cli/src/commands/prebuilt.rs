@@ -312,7 +312,7 @@ impl BlobSink for Sink<'_> {
         true
     }
 
-    /// Starts the deployment with the whole manifest and the blobs read again: one request
+    /// Starts the deployment with the whole manifest and the blobs that may be new: one request
     /// when the project holds the others.
     async fn start_whole(
         &self,

@@ -129,6 +129,11 @@ impl KnownDigests {
         Some(Self { read_at, files })
     }
 
+    /// The digest `source` had when last read, whatever it holds now.
+    pub fn last(&self, source: &Path) -> Option<&str> {
+        self.files.get(source).map(|known| known.sha256.as_str())
+    }
+
     /// The digest of `source`, which has `stamp` now, if it is as it was when read.
     pub fn get(&self, source: &Path, stamp: &Stamp) -> Option<String> {
         let known = self.files.get(source)?;

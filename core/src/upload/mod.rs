@@ -63,7 +63,7 @@ pub trait BlobSink: Send + Sync {
         anyhow::bail!("this upload sends no packs")
     }
 
-    /// Whether the upload may begin with the whole manifest and the few blobs read again
+    /// Whether the upload may begin with the whole manifest and the few blobs that may be new
     /// ([`BlobSink::start_whole`]) instead of a handshake.
     fn sends_whole(&self) -> bool {
         false
@@ -116,7 +116,8 @@ struct Described {
     stamp: digests::Stamp,
     sha256: String,
     content_type: String,
-    /// Its digest was read now, not trusted from the last upload.
+    /// Its digest was read now and is not the one the last upload of it found: its content
+    /// may be new to the project (a file rewritten with the same bytes, as builds do, is not).
     fresh: bool,
 }
 
@@ -383,7 +384,8 @@ async fn describe(
         .try_collect()
         .await?;
     for (at, file, sha256) in hashed.into_iter().flatten() {
-        described[at] = Some(describe(file, sha256, true));
+        let fresh = known.last(&file.source) != Some(sha256.as_str());
+        described[at] = Some(describe(file, sha256, fresh));
     }
     Ok(described.into_iter().flatten().collect())
 }
@@ -699,5 +701,111 @@ mod tests {
             kept.get(&other, &stamp(&other)),
             Some(pack::sha256_of(&other).expect("hash"))
         );
+    }
+
+    /// Begins with the whole manifest, as the CLI does, and keeps the digests sent with it.
+    #[derive(Default)]
+    struct Whole {
+        inline: Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl BlobSink for Whole {
+        async fn check(&self, check: &BlobCheck) -> anyhow::Result<BlobCheckAnswer> {
+            Keeping {
+                edit: Box::new(|| {}),
+                blobs: Mutex::new(Vec::new()),
+            }
+            .check(check)
+            .await
+        }
+
+        async fn put(&self, _: &Packed, _: Option<&PresignedPut>) -> anyhow::Result<()> {
+            Ok(())
+        }
+
+        async fn put_manifest(&self, _: &Manifest) -> anyhow::Result<()> {
+            Ok(())
+        }
+
+        fn server_completes_manifest(&self) -> bool {
+            true
+        }
+
+        fn sends_whole(&self) -> bool {
+            true
+        }
+
+        async fn start_whole(
+            &self,
+            _: &Manifest,
+            inline: &[Packed],
+        ) -> anyhow::Result<Option<BlobCheckAnswer>> {
+            let mut sent = crate::sync::lock(&self.inline);
+            sent.extend(inline.iter().map(|blob| blob.sha256.clone()));
+            sent.push("--".into());
+            Ok(None)
+        }
+    }
+
+    /// Uploads `dir` to `sink` knowing `known`: the digests this upload keeps.
+    async fn upload_with(
+        dir: &std::path::Path,
+        known: digests::KnownDigests,
+        sink: &Whole,
+    ) -> digests::KnownDigests {
+        let (files, _) = collect(dir, UploadLimits::default()).expect("collect");
+        let kept = Mutex::new(None);
+        let remembered = Remembered {
+            known: Arc::new(known),
+            keep: &|found| *crate::sync::lock(&kept) = Some(found),
+        };
+        let project = "site".parse().expect("name");
+        let id = "abcdefgh1234".parse().expect("id");
+        upload_known(
+            sink,
+            &project,
+            &id,
+            files,
+            Routing::default(),
+            &|_| {},
+            remembered,
+        )
+        .await
+        .expect("upload");
+        crate::sync::lock(&kept).take().expect("kept")
+    }
+
+    /// A build writes every file again though one page changed: each is read again, and only
+    /// the page goes with the whole manifest; a file that is new to this machine goes too.
+    #[tokio::test]
+    async fn files_written_again_with_the_same_bytes_are_not_sent_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let write_all = |changed: &str| {
+            for i in 0..20 {
+                let body = format!("page {i} {}", if i == 3 { changed } else { "" });
+                let path = dir.path().join(format!("p{i}.html"));
+                std::fs::write(&path, body).expect("write");
+                set_modified(&path, Duration::from_secs(60));
+            }
+        };
+        write_all("");
+        let sink = Whole::default();
+        let first = upload_with(dir.path(), digests::KnownDigests::default(), &sink).await;
+        assert!(
+            crate::sync::lock(&sink.inline).is_empty(),
+            "twenty files new to this machine begin with a handshake"
+        );
+        write_all("changed");
+        std::fs::write(dir.path().join("new.html"), "new").expect("write");
+        set_modified(&dir.path().join("new.html"), Duration::from_secs(60));
+        upload_with(dir.path(), first, &sink).await;
+        let digest = |name: &str| pack::sha256_of(&dir.path().join(name)).expect("hash");
+        let mut want = vec![digest("new.html"), digest("p3.html")];
+        want.sort();
+        let mut sent = crate::sync::lock(&sink.inline).clone();
+        assert_eq!(sent.pop().as_deref(), Some("--"), "one whole start");
+        sent.sort();
+        assert_eq!(sent, want);
     }
 }

@@ -1,5 +1,5 @@
-//! A redeploy in one request. When few files changed since the last upload of a folder (their
-//! digests had to be read again) and they are small, they go with the whole manifest in the
+//! A redeploy in one request. When few files hold what the last upload of a folder did not
+//! (read again, with a digest that is not the one found then) and they are small, they go with the whole manifest in the
 //! request that starts the deployment, as the few small files of any upload go through the API
 //! one by one; the server ends the deployment there when it holds every other blob. A first
 //! upload, many changes, large files, or blobs the project no longer holds go on as after a
@@ -17,8 +17,8 @@ pub(super) fn entry_bytes(path: &str, content_type: &str) -> usize {
     2 * path.len() + content_type.len() + 200
 }
 
-/// Whether an upload whose manifest takes at most `listing` bytes, and whose blobs read again
-/// have `fresh` sizes, begins with the whole manifest: fewer of them than would be packed,
+/// Whether an upload whose manifest takes at most `listing` bytes, and whose blobs that may be
+/// new have `fresh` sizes, begins with the whole manifest: fewer of them than would be packed,
 /// each small enough to be packed, together no more than one small blob's worth.
 pub(super) fn goes_whole(listing: usize, fresh: &[u64]) -> bool {
     listing <= MOST_LISTING

@@ -160,7 +160,8 @@ pub struct StartPrebuilt {
     /// (`PrebuiltStarted::complete`); else `check` says what is still missing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<crate::layout::Manifest>,
-    /// A few small blobs sent with the manifest: those the uploader had to read again.
+    /// A few small blobs sent with the manifest: those that may be new to the project (the
+    /// uploader's files whose content changed since it last uploaded them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inline: Vec<InlineBlob>,
 }

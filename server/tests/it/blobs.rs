@@ -557,7 +557,7 @@ async fn a_prebuilt_deploy_starts_with_its_handshake_and_ends_with_its_manifest(
     );
 }
 
-/// A start carrying the whole manifest and the blobs read again: this one a redeploy's, sent
+/// A start carrying the whole manifest and the blobs that may be new: this one a redeploy's, sent
 /// with one changed page.
 fn whole_start(project: &str, files: &[(&str, &str)], inline: &[&str]) -> Value {
     let upload = Upload {
