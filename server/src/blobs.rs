@@ -121,6 +121,24 @@ async fn received_to_file(body: HttpBody, total: u64) -> ApiResult<tempfile::Nam
     Ok(tmp)
 }
 
+/// Whether a blob sent with `layout` is held already as `recorded` (then it is not stored: a
+/// recorded blob is never stored again, deployments read it as recorded); one recorded with
+/// other variants is refused.
+pub(crate) fn kept_already(
+    recorded: Option<&BlobRow>,
+    sha256: &str,
+    layout: BlobLayout,
+) -> ApiResult<bool> {
+    match recorded {
+        Some(row) if *row == row_of(layout, None) => Ok(true),
+        Some(_) => Err(ApiError::conflict(
+            "stored_otherwise",
+            format!("the blob {sha256} is stored already, with other variants; use the stored one"),
+        )),
+        None => Ok(false),
+    }
+}
+
 pub(crate) fn row_of(layout: BlobLayout, pack: Option<InPack>) -> BlobRow {
     BlobRow {
         size: layout.size,
@@ -309,29 +327,32 @@ impl App {
     /// [`App::keep_blob`] for a caller holding sweeps off, into `project` (its id and name).
     pub(crate) async fn keep_blob_during(
         &self,
+        no_sweep: &NoSweep<'_>,
+        (project_id, project): (i64, &ProjectName),
+        sha256: &str,
+        layout: BlobLayout,
+        body: Body,
+    ) -> ApiResult<()> {
+        let known = self
+            .store
+            .known_blobs(project_id, vec![sha256.to_owned()])
+            .await?;
+        if kept_already(known.get(sha256), sha256, layout)? {
+            return Ok(());
+        }
+        self.store_blob_during(no_sweep, (project_id, project), sha256, layout, body)
+            .await
+    }
+
+    /// Stores and records a blob the project does not hold, for a caller holding sweeps off.
+    pub(crate) async fn store_blob_during(
+        &self,
         _no_sweep: &NoSweep<'_>,
         (project_id, project): (i64, &ProjectName),
         sha256: &str,
         layout: BlobLayout,
         body: Body,
     ) -> ApiResult<()> {
-        // A recorded blob is never stored again: deployments read it as recorded.
-        let known = self
-            .store
-            .known_blobs(project_id, vec![sha256.to_owned()])
-            .await?;
-        match known.get(sha256) {
-            Some(row) if *row == row_of(layout, None) => return Ok(()),
-            Some(_) => {
-                return Err(ApiError::conflict(
-                    "stored_otherwise",
-                    format!(
-                        "the blob {sha256} is stored already, with other variants; use the stored one"
-                    ),
-                ));
-            }
-            None => {}
-        }
         self.storage
             .put(&layout::blob(project, sha256), body, &ObjectMeta::default())
             .await

@@ -18,7 +18,7 @@ use scalemesh_core::{DeploymentId, DeploymentStatus};
 
 use crate::app::App;
 use crate::auth::{hash_token, new_job_token};
-use crate::blobs::{NoSweep, fill_in, row_of};
+use crate::blobs::{NoSweep, fill_in, kept_already, row_of};
 use crate::db::{BlobRow, DeploymentRow, NewDeployment, PREBUILT, ProjectRow};
 use crate::error::{ApiError, ApiResult};
 
@@ -51,6 +51,18 @@ impl App {
         promote: bool,
         by: i64,
     ) -> ApiResult<(DeploymentRow, String)> {
+        let (row, token) = self.insert_prebuilt(project, promote, by).await?;
+        self.notify(&row, crate::notify::Event::Created).await;
+        Ok((row, token))
+    }
+
+    /// The deployment [`App::start_prebuilt`] makes, with its job token, before anyone is told.
+    async fn insert_prebuilt(
+        &self,
+        project: &ProjectRow,
+        promote: bool,
+        by: i64,
+    ) -> ApiResult<(DeploymentRow, String)> {
         let token = new_job_token();
         let new = NewDeployment {
             id: DeploymentId::generate(),
@@ -77,7 +89,6 @@ impl App {
                 }
             })?;
         self.publish_lines(&row.id, lines);
-        self.notify(&row, crate::notify::Event::Created).await;
         Ok((row, token))
     }
 
@@ -114,8 +125,13 @@ impl App {
         HashMap<String, BlobRow>,
     )> {
         crate::blobs::wanted_sizes(&check)?;
-        let (row, token) = self.start_prebuilt(project, promote, by).await?;
-        match self.claim_during(no_sweep, &row, check).await {
+        let (row, token) = self.insert_prebuilt(project, promote, by).await?;
+        // Those told of the deployment are told while it claims its blobs.
+        let (claimed, ()) = tokio::join!(
+            self.claim_during(no_sweep, &row, check),
+            self.notify(&row, crate::notify::Event::Created)
+        );
+        match claimed {
             Ok((answer, present)) => Ok((row, token, answer, present)),
             Err(e) => {
                 let reason = format!("the upload could not begin: {e}");
@@ -146,7 +162,17 @@ impl App {
         }
         crate::blobs::check_shape(&manifest)?;
         let check = handshake_of(&manifest)?;
-        let inline = decoded(&check, inline).await?;
+        // What the project holds of the inline blobs is looked up while they are checked.
+        let digests = inline
+            .iter()
+            .take(INLINE_MAX_BLOBS)
+            .map(|blob| blob.sha256.clone())
+            .collect();
+        let (inline, recorded) = tokio::join!(
+            decoded(&check, inline),
+            self.store.known_blobs(project.id, digests)
+        );
+        let (inline, recorded) = (inline?, recorded?);
         if inline
             .iter()
             .any(|blob| blob.bytes.len() as u64 > self.max_upload_bytes)
@@ -161,7 +187,7 @@ impl App {
         let no_sweep = self.sweeping.read().await;
         let (started, stored) = tokio::join!(
             self.start_prebuilt_claimed(&no_sweep, project, promote, by, check),
-            self.store_inline(&no_sweep, project, &inline),
+            self.store_inline(&no_sweep, project, &inline, &recorded),
         );
         drop(no_sweep);
         let (row, job_token, answer, mut present) = started?;
@@ -235,13 +261,14 @@ impl App {
 }
 
 impl App {
-    /// Stores (and records) the inline blobs the project does not hold, for a caller holding
-    /// sweeps off: the records of those stored.
+    /// Stores (and records) the inline blobs the project does not hold (as `recorded` says),
+    /// for a caller holding sweeps off: the records of those it holds now.
     async fn store_inline(
         &self,
         no_sweep: &NoSweep<'_>,
         project: &ProjectRow,
         inline: &[Inline],
+        recorded: &HashMap<String, BlobRow>,
     ) -> ApiResult<Vec<(String, BlobRow)>> {
         let blobs: Vec<(String, BlobLayout, bytes::Bytes)> = inline
             .iter()
@@ -249,10 +276,12 @@ impl App {
             .collect();
         futures_util::stream::iter(blobs)
             .map(|(sha256, layout, bytes)| async move {
-                let into = (project.id, &project.name);
-                self.keep_blob_during(no_sweep, into, &sha256, layout, Body::Bytes(bytes))
-                    .await
-                    .map(|()| (sha256, row_of(layout, None)))
+                if !kept_already(recorded.get(&sha256), &sha256, layout)? {
+                    let into = (project.id, &project.name);
+                    self.store_blob_during(no_sweep, into, &sha256, layout, Body::Bytes(bytes))
+                        .await?;
+                }
+                Ok((sha256, row_of(layout, None)))
             })
             .buffer_unordered(STORES_AT_ONCE)
             .try_collect()
