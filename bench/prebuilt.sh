@@ -12,12 +12,15 @@
 # - first deploy: `scalemesh deploy <folder> --prebuilt --project P --json` to a project that
 #   does not exist yet (a new one each round, so nothing of it is stored);
 # - redeploy: the same command for the same project, after one page was rewritten;
+# - after a rebuild: the same again after every file was written again (same bytes, new times,
+#   as a build writes its output) and one page changed: every file is read, one is sent
+#   (shown, no target);
 # - `aws s3 sync` of the same folder into a bucket of its own, created for the round.
 # Targets: the redeploy ≥ 20× faster than the first deploy; the first deploy ≥ 3× faster than
-# `aws s3 sync`. Each round runs all three, the first deploy (then its redeploy) first in odd
+# `aws s3 sync`. Each round runs them all, the first deploy (then its redeploys) first in odd
 # rounds and `aws s3 sync` first in even ones. Every deploy is checked: it ends ready and says
-# it sent every file the first time and one file the second, and the bucket then holds the
-# project's blobs, one a file and one more for the changed page.
+# it sent every file the first time and one file each time after, and the bucket then holds
+# the project's blobs, one more object for each changed page.
 #
 # Release binaries, built first unless SCALEMESH_BENCH_NO_BUILD=1; SCALEMESH_BENCH_BIN names
 # another folder holding scalemesh, scalemesh-server and scalemesh-builder.
@@ -107,26 +110,46 @@ def deploy(folder, project, sent, reused):
                  f"stored; it said:\n{out.stderr}")
     return took
 
-def first_and_redeploy(r):
-    """The first deploy of a copy of the site to a new project, then one page rewritten and the
-    same folder deployed again."""
-    folder = os.path.join(work, f"round-{r}")
-    shutil.copytree(site, folder)
-    project = f"site-{r}"
-    first = deploy(folder, project, files, 0)
-    before = objects(project)
+def change_page(folder, r, what):
+    """Rewrites the first page of `folder` with a line that says `what` changed in round `r`."""
     page = next(os.path.join(d, n) for d, _, names in sorted(os.walk(folder)) for n in sorted(names)
                 if n.endswith(".html"))
     with open(page) as f:
         text = f.read()
     with open(page, "w") as f:
-        f.write(text.replace('<main class="content">', f'<main class="content"><p>changed in round {r}</p>', 1))
+        f.write(text.replace('<main class="content">', f'<main class="content"><p>{what} in round {r}</p>', 1))
+
+def rebuild(folder):
+    """Writes every file of `folder` again with the bytes it holds, as a build does."""
+    for d, _, names in os.walk(folder):
+        for n in names:
+            path = os.path.join(d, n)
+            with open(path, "rb") as f:
+                body = f.read()
+            with open(path, "wb") as f:
+                f.write(body)
+
+def first_and_redeploy(r):
+    """The first deploy of a copy of the site to a new project, then one page rewritten and the
+    same folder deployed again; then every file written again, one page changed, and deployed
+    again (as after a build)."""
+    folder = os.path.join(work, f"round-{r}")
+    shutil.copytree(site, folder)
+    project = f"site-{r}"
+    first = deploy(folder, project, files, 0)
+    before = objects(project)
+    change_page(folder, r, "changed")
     again = deploy(folder, project, 1, files - 1)
     after = objects(project)
     if after != before + 1:
         sys.exit(f"the redeploy stored {after - before} objects in s3://scalemesh/sites/__blobs/{project}/, "
                  "not one:\n" + aws("s3", "ls", "--recursive", "s3://scalemesh/")[:3000])
-    return first, again
+    rebuild(folder)
+    change_page(folder, r, "built")
+    rebuilt = deploy(folder, project, 1, files - 1)
+    if objects(project) != after + 1:
+        sys.exit(f"the redeploy after a rebuild did not store one object in s3://scalemesh/sites/__blobs/{project}/")
+    return first, again, rebuilt
 
 def objects(project):
     """How many objects hold the project's blobs (small files go many to a pack)."""
@@ -139,25 +162,27 @@ def sync(r):
     aws("s3", "sync", "--only-show-errors", site, f"s3://{bucket}/site/")
     return time.monotonic() - t0
 
-firsts, agains, syncs = [], [], []
+firsts, agains, rebuilts, syncs = [], [], [], []
 for r in range(1, rounds + 1):
     if r % 2:
-        first, again = first_and_redeploy(r)
+        first, again, rebuilt = first_and_redeploy(r)
         theirs = sync(r)
     else:
         theirs = sync(r)
-        first, again = first_and_redeploy(r)
+        first, again, rebuilt = first_and_redeploy(r)
     firsts.append(first)
     agains.append(again)
+    rebuilts.append(rebuilt)
     syncs.append(theirs)
-    print(f"round {r}: first deploy {first:.3f}s, redeploy {again:.3f}s, aws s3 sync {theirs:.3f}s",
-          file=sys.stderr)
+    print(f"round {r}: first deploy {first:.3f}s, redeploy {again:.3f}s, after a rebuild "
+          f"{rebuilt:.3f}s, aws s3 sync {theirs:.3f}s", file=sys.stderr)
 
 print()
 print(f"prebuilt deploys of {files:,} files of 2–20 KB on S3 (moto), {rounds} rounds; medians")
 print("%-36s %10s %14s %8s  %s" % ("case", "ours (s)", "against (s)", "ratio", "round by round"))
 cases = (
     ("redeploy, 1 file changed vs first", agains, firsts, 20, "redeploy against the first deploy"),
+    ("after a rebuild, 1 changed vs first", rebuilts, firsts, None, ""),
     ("first deploy vs aws s3 sync", firsts, syncs, 3, "first deploy against aws s3 sync"),
 )
 missed = False
@@ -167,6 +192,8 @@ for label, ours, theirs, target, what in cases:
     per_round = " ".join(f"{t / o:.1f}" for o, t in zip(ours, theirs))
     print("%-36s %10.3f %14.3f %7.1f×  %s" % (label, statistics.median(ours), statistics.median(theirs),
                                               ratio, per_round))
+    if target is None:
+        continue
     ok = ratio >= target
     missed = missed or not ok
     verdicts.append(f"target ≥ {target}× {what}: {ratio:.1f}× {'ok' if ok else 'MISSED'}")
