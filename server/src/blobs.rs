@@ -124,11 +124,7 @@ async fn received_to_file(body: HttpBody, total: u64) -> ApiResult<tempfile::Nam
 /// Whether a blob sent with `layout` is held already as `recorded` (then it is not stored: a
 /// recorded blob is never stored again, deployments read it as recorded); one recorded with
 /// other variants is refused.
-pub(crate) fn kept_already(
-    recorded: Option<&BlobRow>,
-    sha256: &str,
-    layout: BlobLayout,
-) -> ApiResult<bool> {
+fn kept_already(recorded: Option<&BlobRow>, sha256: &str, layout: BlobLayout) -> ApiResult<bool> {
     match recorded {
         Some(row) if *row == row_of(layout, None) => Ok(true),
         Some(_) => Err(ApiError::conflict(

@@ -18,7 +18,7 @@ use scalemesh_core::{DeploymentId, DeploymentStatus};
 
 use crate::app::App;
 use crate::auth::{hash_token, new_job_token};
-use crate::blobs::{NoSweep, fill_in, kept_already, row_of};
+use crate::blobs::{NoSweep, fill_in, row_of};
 use crate::db::{BlobRow, DeploymentRow, NewDeployment, PREBUILT, ProjectRow};
 use crate::error::{ApiError, ApiResult};
 
@@ -162,7 +162,10 @@ impl App {
         }
         crate::blobs::check_shape(&manifest)?;
         let check = handshake_of(&manifest)?;
-        // What the project holds of the inline blobs is looked up while they are checked.
+        // No sweep runs from the lookup of what the project holds of the inline blobs (made
+        // while they are checked) until the deployment has claimed its blobs and the inline
+        // ones it lacked are stored: none is taken between being found and being claimed.
+        let no_sweep = self.sweeping.read().await;
         let digests = inline
             .iter()
             .take(INLINE_MAX_BLOBS)
@@ -182,9 +185,7 @@ impl App {
                 self.max_upload_bytes
             )));
         }
-        // The deployment is made and claims its blobs while the inline ones are stored: no
-        // sweep runs until both are done, so none takes a blob stored before it is claimed.
-        let no_sweep = self.sweeping.read().await;
+        // The deployment is made and claims its blobs while the inline ones are stored.
         let (started, stored) = tokio::join!(
             self.start_prebuilt_claimed(&no_sweep, project, promote, by, check),
             self.store_inline(&no_sweep, project, &inline, &recorded),
@@ -262,7 +263,8 @@ impl App {
 
 impl App {
     /// Stores (and records) the inline blobs the project does not hold (as `recorded` says),
-    /// for a caller holding sweeps off: the records of those it holds now.
+    /// for a caller holding sweeps off: the records of those stored. One it holds, with
+    /// whatever variants, is not stored again: the deployment's claim reads its record.
     async fn store_inline(
         &self,
         no_sweep: &NoSweep<'_>,
@@ -275,13 +277,12 @@ impl App {
             .map(|b| (b.sha256.clone(), b.layout, b.bytes.clone()))
             .collect();
         futures_util::stream::iter(blobs)
+            .filter(|(sha256, _, _)| std::future::ready(!recorded.contains_key(sha256)))
             .map(|(sha256, layout, bytes)| async move {
-                if !kept_already(recorded.get(&sha256), &sha256, layout)? {
-                    let into = (project.id, &project.name);
-                    self.store_blob_during(no_sweep, into, &sha256, layout, Body::Bytes(bytes))
-                        .await?;
-                }
-                Ok((sha256, row_of(layout, None)))
+                let into = (project.id, &project.name);
+                self.store_blob_during(no_sweep, into, &sha256, layout, Body::Bytes(bytes))
+                    .await
+                    .map(|()| (sha256, row_of(layout, None)))
             })
             .buffer_unordered(STORES_AT_ONCE)
             .try_collect()

@@ -6,11 +6,11 @@
 //! thread ever fall behind. The thread ends when the last handle of the store is gone, after a
 //! last checkpoint.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OpenFlags};
 
 /// How long writes must pause before the log is checkpointed.
 const QUIET: Duration = Duration::from_millis(100);
@@ -19,6 +19,8 @@ const AT_MOST: Duration = Duration::from_secs(1);
 /// Pages in the log past which the writing connection checkpoints after a commit (SQLite's own
 /// rule, at ten times its default).
 pub(super) const FALLBACK_PAGES: i64 = 10_000;
+/// Bytes the log's file is cut back to once checkpointed (it is reused from its start).
+pub(super) const LOG_KEPT_BYTES: i64 = 16 * 1024 * 1024;
 
 /// Tells the checkpointing thread that something was written.
 #[derive(Clone)]
@@ -33,24 +35,24 @@ impl Wrote {
     }
 }
 
-/// Starts the checkpointing thread for the database at `path`.
-pub(super) fn start(path: PathBuf) -> std::io::Result<Wrote> {
+/// Starts the checkpointing thread for the database at `path`, which exists.
+pub(super) fn start(path: &Path) -> Result<Wrote, String> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| e.to_string())?;
+    conn.busy_timeout(Duration::from_secs(5))
+        .map_err(|e| e.to_string())?;
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     std::thread::Builder::new()
         .name("scalemesh-db-checkpoint".into())
-        .spawn(move || run(&path, &rx))?;
+        .spawn(move || run(&conn, &rx))
+        .map_err(|e| e.to_string())?;
     Ok(Wrote(tx))
 }
 
-fn run(path: &PathBuf, wrote: &Receiver<()>) {
-    let conn = match Connection::open(path) {
-        Ok(conn) => conn,
-        Err(e) => {
-            tracing::error!(error = %e, "the database's log cannot be checkpointed apart: commits will");
-            return;
-        }
-    };
-    let _ = conn.busy_timeout(Duration::from_secs(5));
+fn run(conn: &Connection, wrote: &Receiver<()>) {
     // Since when the log holds what was not checkpointed, if it does.
     let mut unchecked: Option<Instant> = None;
     loop {
@@ -68,11 +70,11 @@ fn run(path: &PathBuf, wrote: &Receiver<()>) {
             Err(RecvTimeoutError::Timeout) if unchecked.is_none() => continue,
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
-                checkpoint(&conn);
+                checkpoint(conn);
                 return;
             }
         }
-        checkpoint(&conn);
+        checkpoint(conn);
         unchecked = None;
     }
 }

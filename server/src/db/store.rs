@@ -44,11 +44,12 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "wal_autocheckpoint", checkpoint::FALLBACK_PAGES)?;
+        conn.pragma_update(None, "journal_size_limit", checkpoint::LOG_KEPT_BYTES)?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         // Deleted content (a variable's old sealed value, a revoked token's hash) is zeroed.
         conn.pragma_update(None, "secure_delete", "ON")?;
         schema::migrate(&mut conn)?;
-        let wrote = checkpoint::start(path.to_path_buf())
+        let wrote = checkpoint::start(path)
             .map_err(|e| DbError::Task(format!("starting the checkpointing thread: {e}")))?;
         Ok(Self {
             writer: Arc::new(Mutex::new(conn)),

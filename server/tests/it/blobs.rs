@@ -646,6 +646,32 @@ async fn a_redeploy_sent_whole_ends_in_its_one_request() {
     );
 }
 
+/// A start sending whole a blob the project holds with other variants (another version of
+/// the CLI compresses otherwise) keeps the one held: nothing is stored again and the deployment
+/// ends ready, serving the file.
+#[tokio::test]
+async fn a_blob_held_with_other_variants_is_not_stored_again() {
+    let app = spawn_app().await;
+    project(&app, "held").await;
+    let long = "<p>the same page, long enough to be compressed</p>\n".repeat(40);
+    let files = [("index.html", "kept"), ("c.html", long.as_str())];
+    Upload::deploy(&app, "held", true, &files).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("c.html");
+    std::fs::write(&path, &long).expect("write");
+    let packed = scalemesh_core::upload::pack::pack(&path, true, None).expect("pack");
+    assert!(packed.layout.br.is_some(), "sent with variants");
+    let scalemesh_core::upload::pack::BlobBody::Bytes(bytes) = packed.body() else {
+        panic!("a small file is packed in memory");
+    };
+    let mut start = whole_start("held", &files, &[]);
+    start["inline"] = json!([InlineBlob::new(&sha(&long), packed.layout, &bytes)]);
+    let (status, body) = app.post("/api/v1/projects/held/prebuilt", start).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["complete"], true, "{body}");
+    assert_eq!(page(&app, "held.localhost", "/c").await, (200, long));
+}
+
 /// Starts that lie, for project `liar` (which serves "kept"): what each is, its body, and the
 /// status and code it is refused with.
 fn lying_starts() -> Vec<(&'static str, Value, u16, &'static str)> {
