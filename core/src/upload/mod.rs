@@ -164,16 +164,7 @@ pub async fn upload_known(
     for d in &described {
         wanted.entry(d.sha256.as_str()).or_insert(d);
     }
-    let check = BlobCheck {
-        blobs: wanted
-            .values()
-            .map(|d| BlobWant {
-                sha256: d.sha256.clone(),
-                size: d.file.size,
-            })
-            .collect(),
-        missing_only: sink.server_completes_manifest(),
-    };
+    let missing_only = sink.server_completes_manifest();
     let mut manifest = Manifest {
         project: project.clone(),
         deployment: deployment.clone(),
@@ -194,6 +185,16 @@ pub async fn upload_known(
         }
         Began::Missing(answer, inline) => (answer, inline),
         Began::Not => {
+            let check = BlobCheck {
+                blobs: wanted
+                    .values()
+                    .map(|d| BlobWant {
+                        sha256: d.sha256.clone(),
+                        size: d.file.size,
+                    })
+                    .collect(),
+                missing_only,
+            };
             let answer = sink
                 .check(&check)
                 .await
@@ -202,7 +203,7 @@ pub async fn upload_known(
         }
     };
     let mut parts: HashMap<String, BlobParts> = answer.present.clone().into_iter().collect();
-    let to_send = to_send(&described, &wanted, &answer, check.missing_only)?;
+    let to_send = to_send(&described, &wanted, &answer, missing_only)?;
     let (inline_sent, inline_bytes) = tally_inline(progress, &inline);
     let sent = to_send.len() + inline_sent;
     let sent_bytes = to_send.iter().map(|(d, _)| d.file.size).sum::<u64>() + inline_bytes;
@@ -210,7 +211,7 @@ pub async fn upload_known(
     let (single, packable) = split_packable(sink, to_send);
     parts.extend(send(sink, single, &tally).await?);
     parts.extend(send_packs(sink, packable, &tally).await?);
-    manifest.files = entries(&described, &parts, check.missing_only)?;
+    manifest.files = entries(&described, &parts, missing_only)?;
     sink.put_manifest(&manifest)
         .await
         .context("sending the manifest")?;
@@ -252,10 +253,12 @@ async fn begin_whole(
     if !whole::goes_whole(listing, &sizes) {
         return Ok(Began::Not);
     }
-    let mut inline = Vec::with_capacity(fresh.len());
-    for d in fresh {
-        inline.push(pack_one(d).await?);
-    }
+    // Packed side by side (each compresses on a thread of its own), kept in the files' order.
+    let inline: Vec<Packed> = futures_util::stream::iter(fresh)
+        .map(pack_one)
+        .buffered(FEWEST_PACKED)
+        .try_collect()
+        .await?;
     manifest.files = entries(described, &HashMap::new(), true)?;
     let answer = sink
         .start_whole(manifest, &inline)
