@@ -674,26 +674,7 @@ mod tests {
             }),
             blobs: Mutex::new(Vec::new()),
         };
-        let (files, _) = collect(dir.path(), UploadLimits::default()).expect("collect");
-        let kept = Mutex::new(None);
-        let remembered = Remembered {
-            known: Arc::default(),
-            keep: &|found| *crate::sync::lock(&kept) = Some(found),
-        };
-        upload_known(
-            &sink,
-            &"site".parse().expect("name"),
-            &"abcdefgh1234".parse().expect("id"),
-            files,
-            Routing::default(),
-            &|_| {},
-            remembered,
-        )
-        .await
-        .expect("upload");
-        let kept = crate::sync::lock(&kept)
-            .take()
-            .expect("the digests were kept");
+        let kept = upload_with(dir.path(), digests::KnownDigests::default(), &sink).await;
         let stamp = |p: &std::path::Path| digests::Stamp::of(p).expect("stamp");
         assert_eq!(
             kept.get(&page, &stamp(&page)),
@@ -755,7 +736,7 @@ mod tests {
     async fn upload_with(
         dir: &std::path::Path,
         known: digests::KnownDigests,
-        sink: &Whole,
+        sink: &dyn BlobSink,
     ) -> digests::KnownDigests {
         let (files, _) = collect(dir, UploadLimits::default()).expect("collect");
         let kept = Mutex::new(None);
@@ -776,7 +757,9 @@ mod tests {
         )
         .await
         .expect("upload");
-        crate::sync::lock(&kept).take().expect("kept")
+        crate::sync::lock(&kept)
+            .take()
+            .expect("the digests were kept")
     }
 
     /// A build writes every file again though one page changed: each is read again, and only
