@@ -1,6 +1,9 @@
 //! Delivering queued notifications (and commit statuses, `hooks::deliver_statuses`): each
 //! POSTed with its signature through `outbound` (the address checked, no redirects), and tried
-//! again later when it fails, four times longer each time, six attempts in all.
+//! again later when it fails, four times longer each time, six attempts in all. A
+//! subscriber's deliveries due at once go one after the other, in the order they were queued
+//! (`ready` before `promoted`); different subscribers' side by side. A retry is due later, so
+//! it may come after deliveries queued after it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +19,10 @@ use crate::outbound;
 
 /// Deliveries sent at once.
 pub(crate) const AT_ONCE: usize = 8;
+/// Most deliveries to one subscriber in one round (a deployment's created, ready and promoted),
+/// so that one that answers slowly holds a round for as long as before; its others wait for
+/// the next round.
+const IN_A_TURN: usize = 3;
 
 /// Sends what is due until `stop`; woken when something is queued.
 pub(crate) async fn run(app: Arc<App>, stop: CancellationToken) {
@@ -53,9 +60,42 @@ async fn deliver_due(app: &App) -> anyhow::Result<Option<OffsetDateTime>> {
         if due.is_empty() {
             return Ok(next);
         }
-        futures_util::stream::iter(due)
-            .for_each_concurrent(AT_ONCE, |d| attempt(app, d))
+        futures_util::stream::iter(in_turns(due, IN_A_TURN))
+            .for_each_concurrent(AT_ONCE, |turn| async move {
+                for d in turn {
+                    attempt(app, d).await;
+                }
+            })
             .await;
+    }
+}
+
+/// The deliveries `due` (in the order they are due) by subscriber, each subscriber's in that
+/// order and at most `most` of them (the others wait for the next round), subscribers in the
+/// order of their first delivery.
+fn in_turns<D: Subscribed>(due: Vec<D>, most: usize) -> Vec<Vec<D>> {
+    let mut turns: Vec<Vec<D>> = Vec::new();
+    for d in due {
+        match turns
+            .iter_mut()
+            .find(|turn| turn[0].subscriber() == d.subscriber())
+        {
+            Some(turn) if turn.len() < most => turn.push(d),
+            Some(_) => {}
+            None => turns.push(vec![d]),
+        }
+    }
+    turns
+}
+
+/// What a delivery is for.
+trait Subscribed {
+    fn subscriber(&self) -> i64;
+}
+
+impl Subscribed for NotifyDeliveryRow {
+    fn subscriber(&self) -> i64 {
+        self.subscription_id
     }
 }
 
@@ -115,4 +155,41 @@ async fn send(app: &App, d: &NotifyDeliveryRow) -> Result<u16, String> {
         .await
         .map_err(|e| outbound::innermost(&e))?;
     Ok(res.status().as_u16())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    impl Subscribed for (i64, u32) {
+        fn subscriber(&self) -> i64 {
+            self.0
+        }
+    }
+
+    #[test]
+    fn each_subscriber_gets_its_deliveries_in_turn() {
+        // (due: (subscriber, delivery) in the order due, turns)
+        type Case = (Vec<(i64, u32)>, Vec<Vec<(i64, u32)>>);
+        let table: [Case; 5] = [
+            (vec![], vec![]),
+            (vec![(7, 1), (7, 2)], vec![vec![(7, 1), (7, 2)]]),
+            (
+                vec![(7, 1), (9, 2), (7, 3), (9, 4), (8, 5)],
+                vec![vec![(7, 1), (7, 3)], vec![(9, 2), (9, 4)], vec![(8, 5)]],
+            ),
+            (
+                vec![(1, 1), (2, 2), (3, 3)],
+                vec![vec![(1, 1)], vec![(2, 2)], vec![(3, 3)]],
+            ),
+            // The fourth to one subscriber waits for the next round.
+            (
+                vec![(7, 1), (7, 2), (9, 3), (7, 4), (7, 5)],
+                vec![vec![(7, 1), (7, 2), (7, 4)], vec![(9, 3)]],
+            ),
+        ];
+        for (due, turns) in table {
+            assert_eq!(in_turns(due.clone(), 3), turns, "{due:?}");
+        }
+    }
 }

@@ -104,8 +104,7 @@ async fn a_subscriber_gets_its_events_signed_and_again_after_a_failure() {
     let (url, got) = receiver(vec![500, 200]).await;
     let secret = subscribed(&app, &url, json!(["ready", "promoted"])).await;
     let id = deploy_ready(&app).await;
-    // ready and promoted, whichever came first refused once, then taken: three requests;
-    // never `created`.
+    // ready (refused once, then taken) and promoted: three requests; never `created`.
     until("three requests", || got.lock().expect("lock").len() >= 3).await;
     let got = got.lock().expect("lock").clone();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -135,8 +134,10 @@ async fn a_subscriber_gets_its_events_signed_and_again_after_a_failure() {
         assert_eq!(json["deployment"]["id"], id.to_string());
         events.push((header("x-scalemesh-event"), header("x-scalemesh-delivery")));
     }
-    // The retry is the same delivery as the request refused (the first to arrive).
+    // Events reach a subscriber in the order they happened; the retry is the same delivery as
+    // the request refused (the first to arrive).
     let refused = events[0].clone();
+    assert_eq!(refused.0, "deployment.ready", "{events:?}");
     assert_eq!(
         events.iter().filter(|e| **e == refused).count(),
         2,
