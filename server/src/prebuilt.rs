@@ -133,12 +133,15 @@ impl App {
         );
         match claimed {
             Ok((answer, present)) => Ok((row, token, answer, present)),
-            Err(e) => {
-                let reason = format!("the upload could not begin: {e}");
-                let _ = self.finish(&row.id, DeploymentStatus::Failed, reason).await;
-                Err(e)
-            }
+            Err(e) => Err(self.failed(&row, "begin", e).await),
         }
+    }
+
+    /// Fails `dep`, whose upload could not `begin` or `end` for `e`, saying so: `e`.
+    async fn failed(&self, dep: &DeploymentRow, when: &str, e: ApiError) -> ApiError {
+        let reason = format!("the upload could not {when}: {e}");
+        let _ = self.finish(&dep.id, DeploymentStatus::Failed, reason).await;
+        e
     }
 
     /// A prebuilt deployment started with its whole manifest and `inline` blobs: both are
@@ -194,57 +197,30 @@ impl App {
         let (row, job_token, answer, mut present) = started?;
         match stored {
             Ok(stored) => present.extend(stored),
-            Err(e) => {
-                let reason = format!("the upload could not begin: {e}");
-                let _ = self.finish(&row.id, DeploymentStatus::Failed, reason).await;
-                return Err(e);
-            }
+            Err(e) => return Err(self.failed(&row, "begin", e).await),
         }
-        match self
-            .finish_whole(&row, manifest, inline, answer, present)
-            .await
-        {
+        match self.finish_whole(&row, manifest, answer, present).await {
             Ok((row, check)) => Ok(Started {
                 complete: check.is_none(),
                 row,
                 job_token,
                 check,
             }),
-            Err(e) => {
-                let reason = format!("the upload could not end: {e}");
-                let _ = self.finish(&row.id, DeploymentStatus::Failed, reason).await;
-                Err(e)
-            }
+            Err(e) => Err(self.failed(&row, "end", e).await),
         }
     }
 
-    /// Stores the inline blobs still missing (a start stores them as it claims, so as a rule
-    /// none); then, when no blob is missing, accepts
-    /// `manifest` for `dep` and makes it ready: the deployment as it ended, or as it is with
+    /// When the project holds every blob `manifest` names (`known`: those the claim found and
+    /// the inline ones stored; each inline one is one or the other, as no sweep ran between),
+    /// accepts it for `dep` and makes it ready: the deployment as it ended, or as it is with
     /// what is still missing.
     async fn finish_whole(
         &self,
         dep: &DeploymentRow,
         mut manifest: Manifest,
-        inline: Vec<Inline>,
         mut answer: BlobCheckAnswer,
-        mut known: HashMap<String, BlobRow>,
+        known: HashMap<String, BlobRow>,
     ) -> ApiResult<(DeploymentRow, Option<BlobCheckAnswer>)> {
-        let lacking: Vec<Inline> = inline
-            .into_iter()
-            .filter(|blob| !known.contains_key(&blob.sha256))
-            .filter(|blob| answer.missing.iter().any(|m| m.sha256 == blob.sha256))
-            .collect();
-        let stored: Vec<(String, BlobRow)> = futures_util::stream::iter(lacking)
-            .map(|blob| async move {
-                self.keep_blob(dep, &blob.sha256, blob.layout, Body::Bytes(blob.bytes))
-                    .await
-                    .map(|()| (blob.sha256, row_of(blob.layout, None)))
-            })
-            .buffer_unordered(STORES_AT_ONCE)
-            .try_collect()
-            .await?;
-        known.extend(stored);
         answer.missing.retain(|m| !known.contains_key(&m.sha256));
         if !answer.missing.is_empty() {
             return Ok((dep.clone(), Some(answer)));
