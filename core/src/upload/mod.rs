@@ -185,18 +185,8 @@ pub async fn upload_known(
         }
         Began::Missing(answer, inline) => (answer, inline),
         Began::Not => {
-            let check = BlobCheck {
-                blobs: wanted
-                    .values()
-                    .map(|d| BlobWant {
-                        sha256: d.sha256.clone(),
-                        size: d.file.size,
-                    })
-                    .collect(),
-                missing_only,
-            };
             let answer = sink
-                .check(&check)
+                .check(&handshake(&wanted, missing_only))
                 .await
                 .context("asking which files are new")?;
             (answer, Vec::new())
@@ -221,6 +211,20 @@ pub async fn upload_known(
         sent_bytes,
         reused: described.len() - sent,
     })
+}
+
+/// The handshake for the blobs `wanted`.
+fn handshake(wanted: &BTreeMap<&str, &Described>, missing_only: bool) -> BlobCheck {
+    BlobCheck {
+        blobs: wanted
+            .values()
+            .map(|d| BlobWant {
+                sha256: d.sha256.clone(),
+                size: d.file.size,
+            })
+            .collect(),
+        missing_only,
+    }
 }
 
 /// How an upload began.

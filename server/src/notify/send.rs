@@ -60,7 +60,7 @@ async fn deliver_due(app: &App) -> anyhow::Result<Option<OffsetDateTime>> {
         if due.is_empty() {
             return Ok(next);
         }
-        futures_util::stream::iter(in_turns(due, IN_A_TURN))
+        futures_util::stream::iter(in_turns(due, IN_A_TURN, |d| d.subscription_id))
             .for_each_concurrent(AT_ONCE, |turn| async move {
                 for d in turn {
                     attempt(app, d).await;
@@ -70,33 +70,19 @@ async fn deliver_due(app: &App) -> anyhow::Result<Option<OffsetDateTime>> {
     }
 }
 
-/// The deliveries `due` (in the order they are due) by subscriber, each subscriber's in that
-/// order and at most `most` of them (the others wait for the next round), subscribers in the
-/// order of their first delivery.
-fn in_turns<D: Subscribed>(due: Vec<D>, most: usize) -> Vec<Vec<D>> {
+/// The deliveries `due` (in the order they are due) by subscriber (`of`), each subscriber's
+/// in that order and at most `most` of them (the others wait for the next round),
+/// subscribers in the order of their first delivery.
+fn in_turns<D>(due: Vec<D>, most: usize, of: impl Fn(&D) -> i64) -> Vec<Vec<D>> {
     let mut turns: Vec<Vec<D>> = Vec::new();
     for d in due {
-        match turns
-            .iter_mut()
-            .find(|turn| turn[0].subscriber() == d.subscriber())
-        {
+        match turns.iter_mut().find(|turn| of(&turn[0]) == of(&d)) {
             Some(turn) if turn.len() < most => turn.push(d),
             Some(_) => {}
             None => turns.push(vec![d]),
         }
     }
     turns
-}
-
-/// What a delivery is for.
-trait Subscribed {
-    fn subscriber(&self) -> i64;
-}
-
-impl Subscribed for NotifyDeliveryRow {
-    fn subscriber(&self) -> i64 {
-        self.subscription_id
-    }
 }
 
 /// One attempt of delivery `d`, and what came of it recorded.
@@ -161,12 +147,6 @@ async fn send(app: &App, d: &NotifyDeliveryRow) -> Result<u16, String> {
 mod tests {
     use super::*;
 
-    impl Subscribed for (i64, u32) {
-        fn subscriber(&self) -> i64 {
-            self.0
-        }
-    }
-
     #[test]
     fn each_subscriber_gets_its_deliveries_in_turn() {
         // (due: (subscriber, delivery) in the order due, turns)
@@ -189,7 +169,7 @@ mod tests {
             ),
         ];
         for (due, turns) in table {
-            assert_eq!(in_turns(due.clone(), 3), turns, "{due:?}");
+            assert_eq!(in_turns(due.clone(), 3, |d| d.0), turns, "{due:?}");
         }
     }
 }
