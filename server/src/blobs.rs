@@ -161,20 +161,13 @@ impl App {
         dep: &DeploymentRow,
         check: BlobCheck,
     ) -> ApiResult<BlobCheckAnswer> {
-        self.claim(dep, check).await.map(|(answer, _)| answer)
-    }
-
-    /// [`App::check_blobs`], with the records of the blobs the project holds.
-    pub(crate) async fn claim(
-        &self,
-        dep: &DeploymentRow,
-        check: BlobCheck,
-    ) -> ApiResult<(BlobCheckAnswer, HashMap<String, BlobRow>)> {
         let no_sweep = self.sweeping.read().await;
-        self.claim_during(&no_sweep, dep, check).await
+        let (answer, _) = self.claim_during(&no_sweep, dep, check).await?;
+        Ok(answer)
     }
 
-    /// [`App::claim`] for a caller holding sweeps off.
+    /// [`App::check_blobs`] for a caller holding sweeps off, with the records of the blobs the
+    /// project holds.
     pub(crate) async fn claim_during(
         &self,
         _no_sweep: &NoSweep<'_>,
@@ -307,36 +300,23 @@ impl App {
 
     /// Stores and records a blob received and checked, unless the project holds it already.
     /// `dep` claimed it.
-    pub(crate) async fn keep_blob(
+    async fn keep_blob(
         &self,
         dep: &DeploymentRow,
         sha256: &str,
         layout: BlobLayout,
         body: Body,
     ) -> ApiResult<()> {
-        let no_abandon = self.sweeping.read().await;
-        let project = (dep.project_id, &dep.project);
-        self.keep_blob_during(&no_abandon, project, sha256, layout, body)
-            .await
-    }
-
-    /// [`App::keep_blob`] for a caller holding sweeps off, into `project` (its id and name).
-    pub(crate) async fn keep_blob_during(
-        &self,
-        no_sweep: &NoSweep<'_>,
-        (project_id, project): (i64, &ProjectName),
-        sha256: &str,
-        layout: BlobLayout,
-        body: Body,
-    ) -> ApiResult<()> {
+        let no_sweep = self.sweeping.read().await;
         let known = self
             .store
-            .known_blobs(project_id, vec![sha256.to_owned()])
+            .known_blobs(dep.project_id, vec![sha256.to_owned()])
             .await?;
         if kept_already(known.get(sha256), sha256, layout)? {
             return Ok(());
         }
-        self.store_blob_during(no_sweep, (project_id, project), sha256, layout, body)
+        let project = (dep.project_id, &dep.project);
+        self.store_blob_during(&no_sweep, project, sha256, layout, body)
             .await
     }
 
