@@ -1,8 +1,11 @@
 //! Digests of a folder's files as the last upload of it found them, so uploading it again
-//! reads only the files that changed (as git's index does). Each file's size, modification time
-//! and inode are read before its bytes (as its folder is listed); an entry is trusted only for
-//! a file that still has them and was modified well before the reading of the bytes began: a
-//! file changed within the same tick of the filesystem's clock as it was read is hashed again.
+//! reads only the files that changed (as git's index does). Each file's size, modification and
+//! change times and inode are read before its bytes (as its folder is listed); an entry is
+//! trusted only for a file that still has them and was changed well before the reading of the
+//! bytes began: a file changed within the same tick of the filesystem's clock as it was read is
+//! hashed again. The change time is the kernel's, which no program sets back: a file rewritten
+//! with its size and its modification time put back (as reproducible builds and `cp -p` do) is
+//! read again.
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -16,7 +19,7 @@ const SETTLED_FINE_NS: i128 = 100_000_000;
 const SETTLED_COARSE_NS: i128 = 2_000_000_000;
 
 /// The first line of a file of digests.
-const HEADER: &str = "scalemesh digests 1";
+const HEADER: &str = "scalemesh digests 2";
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct KnownDigests {
@@ -31,12 +34,13 @@ struct Known {
     sha256: String,
 }
 
-/// What tells a file changed: its size, modification time (nanoseconds since the epoch) and
-/// inode.
+/// What tells a file changed: its size, modification and change (status) times (nanoseconds
+/// since the epoch) and inode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stamp {
     size: u64,
     modified: i128,
+    changed: i128,
     inode: u64,
 }
 
@@ -51,21 +55,24 @@ impl From<&std::fs::Metadata> for Stamp {
         Self {
             size: meta.len(),
             modified: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            changed: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
             inode: meta.ino(),
         }
     }
 }
 
 impl Stamp {
-    /// Whether a change made after `read_at` would have moved this time.
+    /// Whether a change made after `read_at` would have moved these times: the later of them
+    /// (a modification time may be set to any, the change time only by the kernel).
     fn settled_before(&self, read_at: i128) -> bool {
-        let whole_seconds = self.modified % 1_000_000_000 == 0;
+        let latest = self.modified.max(self.changed);
+        let whole_seconds = latest % 1_000_000_000 == 0;
         let margin = if whole_seconds {
             SETTLED_COARSE_NS
         } else {
             SETTLED_FINE_NS
         };
-        self.modified + margin < read_at
+        latest + margin < read_at
     }
 }
 
@@ -97,8 +104,8 @@ impl KnownDigests {
     }
 
     /// Entries as [`KnownDigests::save`] writes them: a header line, when the reading began,
-    /// then a line a file: `<sha256> <size> <modified> <inode> <path>` (a path holding a line
-    /// break is not saved). Plain lines, as a command reads them at every start.
+    /// then a line a file: `<sha256> <size> <modified> <changed> <inode> <path>` (a path holding
+    /// a line break is not saved). Plain lines, as a command reads them at every start.
     fn parse(bytes: &[u8]) -> Option<Self> {
         use std::os::unix::ffi::OsStrExt;
         let mut lines = bytes.split(|b| *b == b'\n');
@@ -108,17 +115,19 @@ impl KnownDigests {
         let read_at = std::str::from_utf8(lines.next()?).ok()?.parse().ok()?;
         let files = lines
             .filter_map(|line| {
-                let mut fields = line.splitn(5, |b| *b == b' ');
+                let mut fields = line.splitn(6, |b| *b == b' ');
                 let sha256 = std::str::from_utf8(fields.next()?).ok()?;
                 let mut number = || std::str::from_utf8(fields.next()?).ok();
                 let size = number()?.parse().ok()?;
                 let modified = number()?.parse().ok()?;
+                let changed = number()?.parse().ok()?;
                 let inode = number()?.parse().ok()?;
                 let path = std::ffi::OsStr::from_bytes(fields.next()?);
                 let known = Known {
                     stamp: Stamp {
                         size,
                         modified,
+                        changed,
                         inode,
                     },
                     sha256: sha256.to_owned(),
@@ -141,14 +150,19 @@ impl KnownDigests {
         same.then(|| known.sha256.clone())
     }
 
-    /// Saves these entries at `file`, replacing what was there in one rename.
+    /// Saves these entries at `file`, replacing what was there in one rename, through a file of
+    /// this process's own: two commands saving the same folder's at once each write whole
+    /// files, and the last rename wins.
     pub fn save(&self, file: &Path) -> std::io::Result<()> {
         if let Some(dir) = file.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let tmp = file.with_extension("tmp");
-        std::fs::write(&tmp, self.lines())?;
-        std::fs::rename(&tmp, file)
+        let tmp = file.with_extension(format!("{}.tmp", std::process::id()));
+        let saved = std::fs::write(&tmp, self.lines()).and_then(|()| std::fs::rename(&tmp, file));
+        if saved.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        saved
     }
 
     fn lines(&self) -> Vec<u8> {
@@ -164,9 +178,10 @@ impl KnownDigests {
             let Stamp {
                 size,
                 modified,
+                changed,
                 inode,
             } = known.stamp;
-            let _ = write!(out, "{} {size} {modified} {inode} ", known.sha256);
+            let _ = write!(out, "{} {size} {modified} {changed} {inode} ", known.sha256);
             out.extend_from_slice(path);
             out.push(b'\n');
         }
@@ -184,6 +199,7 @@ mod tests {
         let stamp = |size, modified, inode| Stamp {
             size,
             modified,
+            changed: modified + 7,
             inode,
         };
         let found = KnownDigests::found(
@@ -234,14 +250,17 @@ mod tests {
     fn only_files_as_they_were_and_settled_are_trusted() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (old, fresh) = (dir.path().join("old.html"), dir.path().join("fresh.html"));
-        std::fs::write(&old, "old").expect("write");
-        std::fs::write(&fresh, "fresh").expect("write");
         let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
-        std::fs::File::options()
-            .write(true)
-            .open(&old)
-            .and_then(|f| f.set_modified(long_ago))
-            .expect("set mtime");
+        let write_dated = |body: &str| {
+            use std::io::Write;
+            let mut file = std::fs::File::create(&old).expect("create");
+            file.write_all(body.as_bytes()).expect("write");
+            file.set_modified(long_ago).expect("set mtime");
+        };
+        write_dated("old");
+        // Its change time (now) settles; the other file is written right before the reading.
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        std::fs::write(&fresh, "fresh").expect("write");
         let read_at = now_ns();
         let stamp = |p: &Path| Stamp::of(p).expect("stamp");
         let found = KnownDigests::found(
@@ -260,6 +279,19 @@ mod tests {
             None,
             "changed too near the reading to tell"
         );
+        // The same size, modification time and inode: only the change time moved.
+        let before = stamp(&old);
+        write_dated("new");
+        let after = stamp(&old);
+        assert_eq!(
+            (after.size, after.modified, after.inode),
+            (before.size, before.modified, before.inode)
+        );
+        assert_eq!(
+            known.get(&old, &after),
+            None,
+            "rewritten, its time put back"
+        );
         std::fs::write(&old, "new").expect("write");
         assert_eq!(known.get(&old, &stamp(&old)), None, "changed since");
         assert_eq!(known.get(&dir.path().join("other"), &stamp(&old)), None);
@@ -270,24 +302,59 @@ mod tests {
     #[test]
     fn a_change_is_settled_after_the_filesystem_s_tick() {
         let second = 1_000_000_000;
-        let at = |modified| Stamp {
+        let at = |modified, changed| Stamp {
             size: 1,
             modified,
+            changed,
             inode: 1,
         };
-        // (modified, reading began, trusted)
+        // (modified, changed, reading began, trusted)
         let table = [
-            (100 * second + 5, 100 * second + 50_000_000, false),
-            (100 * second + 5, 100 * second + 200_000_000, true),
-            (100 * second, 100 * second + 200_000_000, false),
-            (100 * second, 101 * second + 900_000_000, false),
-            (100 * second, 102 * second + 1, true),
+            (
+                100 * second + 5,
+                100 * second + 5,
+                100 * second + 50_000_000,
+                false,
+            ),
+            (
+                100 * second + 5,
+                100 * second + 5,
+                100 * second + 200_000_000,
+                true,
+            ),
+            (
+                100 * second,
+                100 * second,
+                100 * second + 200_000_000,
+                false,
+            ),
+            (
+                100 * second,
+                100 * second,
+                101 * second + 900_000_000,
+                false,
+            ),
+            (100 * second, 100 * second, 102 * second + 1, true),
+            // A modification time set back long ago: the change time tells.
+            (
+                5 * second,
+                100 * second + 5,
+                100 * second + 50_000_000,
+                false,
+            ),
+            (
+                5 * second,
+                100 * second + 5,
+                100 * second + 200_000_000,
+                true,
+            ),
+            (5 * second, 100 * second, 101 * second, false),
         ];
-        for (modified, read_at, trusted) in table {
+        for (modified, changed, read_at, trusted) in table {
             assert_eq!(
-                at(modified).settled_before(read_at),
+                at(modified, changed).settled_before(read_at),
                 trusted,
-                "{modified} read at {read_at}"
+                "modified {modified}, changed {changed}, read at {read_at}"
             );
         }
     }

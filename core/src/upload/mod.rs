@@ -661,6 +661,12 @@ mod tests {
             .expect("set mtime");
     }
 
+    /// Waits until files written now have settled: their change time, which no program sets
+    /// back, is then well before the next reading.
+    fn settle() {
+        std::thread::sleep(Duration::from_millis(250));
+    }
+
     #[tokio::test]
     async fn a_file_changed_during_an_upload_is_read_again_the_next_time() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -669,6 +675,7 @@ mod tests {
         std::fs::write(&other, "stays").expect("write");
         set_modified(&page, Duration::from_secs(60));
         set_modified(&other, Duration::from_secs(60));
+        settle();
         let edited = page.clone();
         let sink = Keeping {
             // Same size, and a time that looks settled by the end of the upload.
@@ -797,5 +804,37 @@ mod tests {
         assert_eq!(sent.pop().as_deref(), Some("--"), "one whole start");
         sent.sort();
         assert_eq!(sent, want);
+    }
+
+    /// A file rewritten in place with as many bytes and its modification time put back (as
+    /// reproducible builds and `cp -p` leave files) is read again: the manifest names what it
+    /// holds now, and it goes with the manifest.
+    #[tokio::test]
+    async fn a_rewrite_with_its_time_put_back_is_read_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let page = dir.path().join("index.html");
+        let fixed = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        let write = |body: &str| {
+            use std::io::Write;
+            let mut file = std::fs::File::create(&page).expect("create");
+            file.write_all(body.as_bytes()).expect("write");
+            file.set_modified(fixed).expect("set mtime");
+        };
+        write("<script src=app.1111.js>");
+        settle();
+        let sink = Whole::default();
+        let first = upload_with(dir.path(), digests::KnownDigests::default(), &sink).await;
+        let stamp = |p: &std::path::Path| digests::Stamp::of(p).expect("stamp");
+        let before = stamp(&page);
+        assert!(first.get(&page, &before).is_some(), "settled, and trusted");
+        write("<script src=app.2222.js>");
+        upload_with(dir.path(), first, &sink).await;
+        let mut sent = crate::sync::lock(&sink.inline).clone();
+        assert_eq!(sent.pop().as_deref(), Some("--"), "the second start");
+        assert_eq!(
+            sent.last(),
+            Some(&pack::sha256_of(&page).expect("hash")),
+            "what the page holds now goes with the manifest"
+        );
     }
 }
