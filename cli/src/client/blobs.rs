@@ -2,14 +2,15 @@
 //! token it hands out, the digest handshake, blobs sent through the API or straight to storage,
 //! the manifest and the final report.
 
-use std::path::Path;
-
-use reqwest::Method;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use reqwest::{Method, RequestBuilder};
 use scalemesh_core::upload::pack::BlobBody;
 use scalemesh_core::wire::{
     BlobLayout, BlobsAbsent, BlobsStored, BuilderReport, Deployment, PrebuiltStarted, PresignedPut,
     StartPrebuilt, StoredBlob,
 };
+use sha2::{Digest, Sha256};
 
 use super::{Client, ClientError, api, query};
 
@@ -52,25 +53,32 @@ impl Client {
         let req = self
             .request(Method::PUT, &path)
             .header(reqwest::header::CONTENT_TYPE, "application/octet-stream");
-        self.send_raw(req.body(body_of(body).await?)).await?;
+        let req = with_body(req, body, (sha256, layout.size)).await?;
+        self.send_raw(req).await?;
         Ok(())
     }
 
-    /// One blob straight to storage, as the server presigned it (no token of ours goes there).
-    pub async fn put_direct(&self, put: &PresignedPut, body: &BlobBody) -> Result<(), ClientError> {
+    /// One blob (or pack) straight to storage, as the server presigned it (no token of ours
+    /// goes there); `expect` is its digest and size.
+    pub async fn put_direct(
+        &self,
+        put: &PresignedPut,
+        body: &BlobBody,
+        expect: (&str, u64),
+    ) -> Result<(), ClientError> {
         let mut req = self.http.request(Method::PUT, &put.url);
         for (name, value) in &put.headers {
             req = req.header(name, value);
         }
-        let res =
-            req.body(body_of(body).await?)
-                .send()
-                .await
-                .map_err(|e| ClientError::Storage {
-                    url: origin(&put.url),
-                    // Never the URL itself: its query is a credential.
-                    reason: super::root_cause(&e.without_url()),
-                })?;
+        let res = with_body(req, body, expect)
+            .await?
+            .send()
+            .await
+            .map_err(|e| ClientError::Storage {
+                url: origin(&put.url),
+                // Never the URL itself: its query is a credential.
+                reason: super::root_cause(&e.without_url()),
+            })?;
         if res.status().is_success() {
             return Ok(());
         }
@@ -191,18 +199,136 @@ fn origin(url: &str) -> String {
     )
 }
 
-async fn body_of(body: &BlobBody) -> Result<reqwest::Body, ClientError> {
-    match body {
-        BlobBody::Bytes(bytes) => Ok(reqwest::Body::from(bytes.clone())),
-        BlobBody::File(path) => file_body(path).await,
-    }
-}
-
-async fn file_body(path: &Path) -> Result<reqwest::Body, ClientError> {
+/// `req` with a blob's body: bytes in memory, or a file of `size` bytes streamed from disk, with
+/// its length (storage services refuse a presigned PUT of unknown length), and checked against
+/// `sha256` as it goes.
+async fn with_body(
+    req: RequestBuilder,
+    body: &BlobBody,
+    (sha256, size): (&str, u64),
+) -> Result<RequestBuilder, ClientError> {
+    let path = match body {
+        BlobBody::Bytes(bytes) => return Ok(req.body(bytes.clone())),
+        BlobBody::File(path) => path,
+    };
     let file = tokio::fs::File::open(path)
         .await
         .map_err(|e| ClientError::Decode(format!("reading {}: {e}", path.display())))?;
-    Ok(reqwest::Body::wrap_stream(
-        tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024),
-    ))
+    let chunks = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024);
+    let what = path.display().to_string();
+    Ok(req
+        .header(reqwest::header::CONTENT_LENGTH, size)
+        .body(reqwest::Body::wrap_stream(checked(
+            chunks,
+            sha256.to_owned(),
+            size,
+            what,
+        ))))
+}
+
+/// What reads a file's `chunks` while they are sent.
+struct Checking<S> {
+    chunks: S,
+    sha256: String,
+    size: u64,
+    what: String,
+    hasher: Sha256,
+    read: u64,
+    held: Option<Bytes>,
+    ended: bool,
+}
+
+/// The `chunks` of a file (`what`) that was hashed before it was sent, each passed on once the
+/// next is read: the last only when the whole has `size` bytes and the digest `sha256`, and an
+/// error in its place when not. A receiver of a file changed since it was hashed never gets
+/// all of its bytes, so storage never keeps other bytes under its digest.
+fn checked(
+    chunks: impl Stream<Item = std::io::Result<Bytes>> + Send + Unpin + 'static,
+    sha256: String,
+    size: u64,
+    what: String,
+) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    let start = Checking {
+        chunks,
+        sha256,
+        size,
+        what,
+        hasher: Sha256::new(),
+        read: 0,
+        held: None,
+        ended: false,
+    };
+    futures_util::stream::unfold(start, |mut at| async move {
+        while !at.ended {
+            match at.chunks.next().await {
+                Some(Ok(chunk)) => {
+                    at.hasher.update(&chunk);
+                    at.read += chunk.len() as u64;
+                    if let Some(before) = at.held.replace(chunk) {
+                        return Some((Ok(before), at));
+                    }
+                }
+                Some(Err(e)) => {
+                    at.ended = true;
+                    return Some((Err(e), at));
+                }
+                None => {
+                    at.ended = true;
+                    let digest = hex::encode(std::mem::take(&mut at.hasher).finalize());
+                    if at.read != at.size || digest != at.sha256 {
+                        let changed = std::io::Error::other(format!(
+                            "{} changed while it was being uploaded",
+                            at.what
+                        ));
+                        return Some((Err(changed), at));
+                    }
+                    let last = at.held.take()?;
+                    return Some((Ok(last), at));
+                }
+            }
+        }
+        None
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file sent from disk is passed on whole only when it still is what was hashed; else
+    /// everything but its last chunk, then an error.
+    #[tokio::test]
+    async fn a_file_goes_whole_only_when_it_is_what_was_hashed() {
+        let digest = |b: &[u8]| hex::encode(Sha256::digest(b));
+        let chunks: [&'static [u8]; 3] = [b"abc", b"def", b"gh"];
+        // (its chunks, the digest and size it was hashed with, whether it goes whole)
+        let table: [(&[&'static [u8]], String, u64, bool); 6] = [
+            (&chunks, digest(b"abcdefgh"), 8, true),
+            (&chunks, digest(b"abcdefgX"), 8, false),
+            (&chunks, digest(b"abcdefgh"), 9, false),
+            (&chunks, digest(b"abcdefgh"), 7, false),
+            (&chunks[..1], digest(b"abc"), 3, true),
+            (&[], digest(b""), 0, true),
+        ];
+        for (file, sha256, size, whole) in table {
+            let items: Vec<std::io::Result<Bytes>> =
+                file.iter().map(|c| Ok(Bytes::from_static(c))).collect();
+            let stream = futures_util::stream::iter(items);
+            let out: Vec<_> = checked(stream, sha256, size, "f".into()).collect().await;
+            let sent: Vec<u8> = out
+                .iter()
+                .filter_map(|r| r.as_ref().ok())
+                .flat_map(|b| b.to_vec())
+                .collect();
+            let all = file.concat();
+            if whole {
+                assert!(out.iter().all(Result::is_ok), "{all:?}");
+                assert_eq!(sent, all);
+            } else {
+                let err = out.last().and_then(|r| r.as_ref().err()).expect("an error");
+                assert!(err.to_string().contains("f changed"), "{err}");
+                assert_eq!(sent, all[..all.len() - file.last().map_or(0, |c| c.len())]);
+            }
+        }
+    }
 }

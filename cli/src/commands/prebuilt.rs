@@ -353,7 +353,8 @@ impl BlobSink for Sink<'_> {
                 .await?;
             return Ok(());
         };
-        started.job.put_direct(direct, &body).await?;
+        let expect = (blob.sha256.as_str(), blob.layout.size);
+        started.job.put_direct(direct, &body, expect).await?;
         let full = {
             let mut stored = scalemesh_core::sync::lock(&self.stored);
             stored.push(StoredBlob {
@@ -396,7 +397,8 @@ impl BlobSink for Sink<'_> {
             .first()
             .context("the server gave no URL for a pack")?;
         let body = BlobBody::Bytes(pack.body.clone());
-        started.job.put_direct(direct, &body).await?;
+        let expect = (pack.sha256.as_str(), pack.body.len() as u64);
+        started.job.put_direct(direct, &body, expect).await?;
         let members = pack
             .members
             .iter()

@@ -150,7 +150,8 @@ async fn a_redeploy_stores_only_the_file_that_changed() {
 }
 
 /// A prebuilt folder on S3: every blob goes to the bucket with a URL the server presigned (small
-/// ones many to an object), none through the API; a `package.json` in it is a file like any other, never built.
+/// ones many to an object, a large one streamed from disk with its length), none through the
+/// API; a `package.json` in it is a file like any other, never built.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prebuilt_folder_on_s3_goes_straight_to_the_bucket_unbuilt() {
     use crate::moto::{AWS_ENV, BUCKET, Moto};
@@ -178,11 +179,33 @@ async fn a_prebuilt_folder_on_s3_goes_straight_to_the_bucket_unbuilt() {
     for n in 0..10 {
         std::fs::write(site.path().join(format!("page-{n}.html")), page(n, "v1")).expect("write");
     }
+    // Larger than what is read into memory, and not compressed: sent from the file itself.
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let clip: Vec<u8> = (0..1_600_000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()[3]
+        })
+        .collect();
+    std::fs::write(site.path().join("clip.mp4"), &clip).expect("write");
 
     let (first, said) = deploy_prebuilt(&stack, site.path(), "straight");
     assert_eq!(first["status"], "ready", "{said}");
     assert_eq!(first["source"]["kind"], "prebuilt");
-    assert!(said.contains("13 new files"), "{said}");
+    assert!(said.contains("14 new files"), "{said}");
+    let served = reqwest::Client::new()
+        .get(format!("http://{}/clip.mp4", stack.sites))
+        .header("host", "straight.localhost")
+        .send()
+        .await
+        .expect("proxy answers");
+    assert_eq!(served.status(), 200);
+    assert!(
+        served.bytes().await.expect("body") == clip,
+        "the large file as it is"
+    );
     assert_eq!(
         crate::presets::page(&stack, "straight.localhost").await,
         "<h1>prebuilt</h1>"
@@ -209,7 +232,10 @@ async fn a_prebuilt_folder_on_s3_goes_straight_to_the_bucket_unbuilt() {
         "direct/__blobs/straight/",
     ]);
     let keys = listed["Contents"].as_array().map_or(0, Vec::len);
-    assert_eq!(keys, 1, "13 small files in one pack: {listed}");
+    assert_eq!(
+        keys, 2,
+        "13 small files in one pack, the large one alone: {listed}"
+    );
     let server_log = stack.server_log();
     assert!(
         !server_log.contains("received a blob through the API"),
@@ -220,7 +246,7 @@ async fn a_prebuilt_folder_on_s3_goes_straight_to_the_bucket_unbuilt() {
     // just been written), and none holds what the last upload did not.
     let (_, said) = deploy_prebuilt(&stack, site.path(), "straight");
     assert!(
-        said.contains("0 new files") && said.contains("13 already stored"),
+        said.contains("0 new files") && said.contains("14 already stored"),
         "{said}"
     );
     let whole = |log: &str| {
@@ -233,7 +259,7 @@ async fn a_prebuilt_folder_on_s3_goes_straight_to_the_bucket_unbuilt() {
     std::fs::write(site.path().join("index.html"), "<h1>prebuilt v2</h1>").expect("write");
     let (_, said) = deploy_prebuilt(&stack, site.path(), "straight");
     assert!(
-        said.contains("1 new file ") && said.contains("12 already stored"),
+        said.contains("1 new file ") && said.contains("13 already stored"),
         "{said}"
     );
     assert_eq!(
@@ -256,7 +282,7 @@ async fn a_prebuilt_folder_on_s3_goes_straight_to_the_bucket_unbuilt() {
     // after a handshake (straight to the bucket).
     let (copy, said) = deploy_prebuilt(&stack, site.path(), "straight-copy");
     assert_eq!(copy["status"], "ready", "{said}");
-    assert!(said.contains("13 new files"), "{said}");
+    assert!(said.contains("14 new files"), "{said}");
     assert_eq!(
         crate::presets::page(&stack, "straight-copy.localhost").await,
         "<h1>prebuilt v2</h1>"
