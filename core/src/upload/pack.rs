@@ -264,14 +264,25 @@ fn verify_reader<R: Read + std::io::Seek>(
         let Some(part) = part else { continue };
         blob.seek(SeekFrom::Start(at)).map_err(|e| e.to_string())?;
         at += part;
-        let variant = blob.by_ref().take(part);
+        let mut variant = blob.by_ref().take(part);
         // Never more than the file's size plus one is read out of a variant.
         let decoded = match encoding {
+            // The stream, and nothing after it: once it ended, the decoder holds no input it
+            // did not use (it says so when read again), and none of the part is left unread.
             Encoding::Brotli => {
-                digest(&mut brotli::Decompressor::new(variant, 4096).take(layout.size + 1))
+                let mut decoder = brotli::Decompressor::new(&mut variant, 4096);
+                let decoded = digest(&mut (&mut decoder).take(layout.size + 1));
+                let after = decoder.read(&mut [0u8; 1]);
+                drop(decoder);
+                match after {
+                    Ok(0) if variant.limit() == 0 => decoded,
+                    _ => Err(std::io::Error::other("bytes after the stream")),
+                }
             }
+            // Every member: bytes after the first are decoded too (or refused), never served
+            // unchecked.
             Encoding::Gzip => {
-                digest(&mut flate2::read::GzDecoder::new(variant).take(layout.size + 1))
+                digest(&mut flate2::read::MultiGzDecoder::new(variant).take(layout.size + 1))
             }
         };
         match decoded {
@@ -397,6 +408,51 @@ mod tests {
         ];
         for (case, blob, sha, layout) in cases {
             assert!(verify(&blob, sha, layout).is_err(), "{case}");
+        }
+
+        // A variant that decompresses to the file, then holds more: another stream, or bytes.
+        let raw = packed.bytes.clone().expect("in memory");
+        let variant = |encoding: Encoding| -> Vec<u8> {
+            let found = packed.variants.iter().find(|(e, _)| *e == encoding);
+            found.expect("variant").1.to_vec()
+        };
+        let (br, gzip) = (variant(Encoding::Brotli), variant(Encoding::Gzip));
+        let more = compressed(b"<script>alert(1)</script>", Encoding::Gzip).expect("gzip");
+        let more_br = compressed(b"<script>alert(1)</script>", Encoding::Brotli).expect("br");
+        let blob = |br: &[u8], gzip: &[u8]| {
+            let layout = BlobLayout {
+                size: raw.len() as u64,
+                br: Some(br.len() as u64),
+                gzip: Some(gzip.len() as u64),
+            };
+            ([&raw[..], br, gzip].concat(), layout)
+        };
+        assert!(verify(&blob(&br, &gzip).0, sha, blob(&br, &gzip).1).is_ok());
+        let longer: [(&str, Vec<u8>, Vec<u8>); 4] = [
+            (
+                "a second gzip member",
+                br.clone(),
+                [&gzip[..], &more].concat(),
+            ),
+            (
+                "bytes after the gzip stream",
+                br.clone(),
+                [&gzip[..], b"xyz"].concat(),
+            ),
+            (
+                "a second brotli stream",
+                [&br[..], &more_br].concat(),
+                gzip.clone(),
+            ),
+            (
+                "bytes after the brotli stream",
+                [&br[..], b"xyz"].concat(),
+                gzip.clone(),
+            ),
+        ];
+        for (case, br, gzip) in longer {
+            let (body, layout) = blob(&br, &gzip);
+            assert!(verify(&body, sha, layout).is_err(), "{case}");
         }
     }
 }
