@@ -377,6 +377,29 @@ impl Routing {
         self.redirects.is_empty() && self.headers.is_empty() && self.not_found == NotFound::Auto
     }
 
+    /// Refuses rules no rules file could have given: too many, or one that does not validate
+    /// (what is wrong, naming the rule). Whoever sends a manifest is held to what the CLI and
+    /// the builder check as they read `_redirects`, `_headers` and `scalemesh.json`.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.redirects.len() > MAX_REDIRECTS {
+            return Err(format!("a site has at most {MAX_REDIRECTS} redirects"));
+        }
+        if self.headers.len() > MAX_HEADER_RULES {
+            return Err(format!(
+                "a site has at most {MAX_HEADER_RULES} header rules"
+            ));
+        }
+        for rule in &self.redirects {
+            rule.validate()
+                .map_err(|e| format!("the redirect from {}: {e}", rule.from))?;
+        }
+        for rule in &self.headers {
+            rule.validate()
+                .map_err(|e| format!("the headers for {}: {e}", rule.path))?;
+        }
+        Ok(())
+    }
+
     /// The first redirect matching `path`, among those `force`d or not.
     pub fn redirect(&self, path: &str, forced: bool) -> Option<(&Redirect, Captures)> {
         self.redirects
@@ -395,8 +418,10 @@ impl Routing {
             .filter(|r| r.path.matches(path).is_some())
         {
             for (name, value) in &rule.headers {
-                // Refused at build time; a deployment made before that rule still never sends it.
-                if sets_domain_cookie(name, value) {
+                // Refused when the deployment was made; one made before a rule was refused (or
+                // by hand) still never sends it: neither a header that frames the message nor
+                // a cookie for a whole domain.
+                if check_header(name, value).is_err() {
                     continue;
                 }
                 match out.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
@@ -643,6 +668,50 @@ mod tests {
             ..Routing::default()
         };
         assert!(routing.headers_for("/x").is_empty());
+    }
+
+    /// Routing sent by hand (not read from rules files) is held to what the files are, and a
+    /// rule that frames the message is never sent, even from a deployment already stored.
+    #[test]
+    fn routing_no_rules_file_could_give_is_refused() {
+        let rules = |json: &str| serde_json::from_str::<Routing>(json).expect("json");
+        // (routing, refused because)
+        let table = [
+            (r#"{"redirects":[{"from":"/a","to":"/b"}]}"#, None),
+            (r#"{"headers":[{"path":"/*","headers":{"X-A":"1"}}]}"#, None),
+            (
+                r#"{"headers":[{"path":"/*","headers":{"Content-Length":"0"}}]}"#,
+                Some("the headers for /*: Content-Length is set by the server"),
+            ),
+            (
+                r#"{"headers":[{"path":"/*","headers":{"X-A":"a\u0007b"}}]}"#,
+                Some("control character"),
+            ),
+            (
+                r#"{"redirects":[{"from":"/x","to":"javascript:alert(1)","status":302}]}"#,
+                Some("the redirect from /x: \"javascript:alert(1)\" must be a path"),
+            ),
+            (
+                r#"{"redirects":[{"from":"/y","to":"/z","status":999}]}"#,
+                Some("status 999"),
+            ),
+        ];
+        for (json, refused) in table {
+            match (rules(json).validate(), refused) {
+                (Ok(()), None) => {}
+                (Err(e), Some(why)) => assert!(e.contains(why), "{json}: {e}"),
+                (got, _) => panic!("{json}: {got:?}"),
+            }
+        }
+        let many = format!(
+            r#"{{"redirects":[{}]}}"#,
+            vec![r#"{"from":"/a","to":"/b"}"#; MAX_REDIRECTS + 1].join(",")
+        );
+        assert!(rules(&many).validate().is_err());
+        let stored = rules(
+            r#"{"headers":[{"path":"/*","headers":{"Transfer-Encoding":"chunked","X-A":"1"}}]}"#,
+        );
+        assert_eq!(stored.headers_for("/x"), vec![("X-A", "1".to_owned())]);
     }
 
     #[test]

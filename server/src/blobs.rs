@@ -471,7 +471,21 @@ impl App {
         if let Err(problem) = self.complete_from_records(dep, &mut manifest).await {
             return Err(ApiError::bad_request("blobs_missing", problem));
         }
-        self.keep_manifest(dep, &manifest)
+        self.keep_manifest(dep, &manifest)?;
+        // A deployment that ended meanwhile (failed, canceled) let go of what it kept before
+        // this was kept: it is let go of now, or it would be held until the server stops.
+        let now = self.store.deployment(&dep.id).await?;
+        if now.is_none_or(|row| row.status != scalemesh_core::DeploymentStatus::Uploading) {
+            scalemesh_core::sync::lock(&self.checked_manifests).remove(&dep.id);
+            return Err(ApiError::conflict(
+                "deployment_finished",
+                format!(
+                    "deployment {} ended while its manifest was sent; its job token is void",
+                    dep.id
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Keeps the completed manifest of `dep` until `ready` publishes it.
@@ -616,7 +630,7 @@ pub(crate) fn wanted_sizes(check: &BlobCheck) -> ApiResult<BTreeMap<String, u64>
 }
 
 /// Refuses a manifest sent to the server that does not store its files by content, lists too
-/// many files, or names a path no site has.
+/// many files, names a path no site has, or has routing rules no rules file could give.
 pub(crate) fn check_shape(manifest: &Manifest) -> ApiResult<()> {
     if manifest.layout != FileLayout::Blobs {
         return Err(ApiError::bad_request(
@@ -636,7 +650,12 @@ pub(crate) fn check_shape(manifest: &Manifest) -> ApiResult<()> {
             format!("{path:.200?} is not a usable file name"),
         ));
     }
-    Ok(())
+    manifest.routing.validate().map_err(|problem| {
+        ApiError::bad_request(
+            "invalid_routing",
+            format!("{problem:.300}; fix the site's _redirects, _headers or scalemesh.json"),
+        )
+    })
 }
 
 /// Fills in where the variants of each blob of `manifest` are, from `known` records: every blob

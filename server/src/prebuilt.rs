@@ -93,8 +93,9 @@ impl App {
     }
 
     /// A prebuilt deployment started with its handshake in the same request (one round trip
-    /// less): the check is refused before anything is made when it is malformed, and the
-    /// deployment fails, saying why, when it cannot be answered.
+    /// less): the check is refused before anything is made when it is malformed, the
+    /// deployment forgotten when the project's records refuse it (a blob held with another
+    /// size), and failed, saying why, when it cannot be answered.
     pub async fn start_prebuilt_checked(
         &self,
         project: &ProjectRow,
@@ -126,13 +127,22 @@ impl App {
     )> {
         crate::blobs::wanted_sizes(&check)?;
         let (row, token) = self.insert_prebuilt(project, promote, by).await?;
-        // Those told of the deployment are told while it claims its blobs.
-        let (claimed, ()) = tokio::join!(
-            self.claim_during(no_sweep, &row, check),
-            self.notify(&row, crate::notify::Event::Created)
-        );
-        match claimed {
-            Ok((answer, present)) => Ok((row, token, answer, present)),
+        match self.claim_during(no_sweep, &row, check).await {
+            Ok((answer, present)) => {
+                self.notify(&row, crate::notify::Event::Created).await;
+                Ok((row, token, answer, present))
+            }
+            // Refused by what the project holds (a blob it holds with another size): as if
+            // never started, and nobody was told of it.
+            Err(e @ ApiError::BadRequest { .. }) => {
+                match self.store.forget_started(&row.id).await {
+                    Ok(true) => {
+                        self.hub.close(&row.id);
+                        Err(e)
+                    }
+                    _ => Err(self.failed(&row, "begin", e).await),
+                }
+            }
             Err(e) => Err(self.failed(&row, "begin", e).await),
         }
     }
@@ -145,7 +155,9 @@ impl App {
     }
 
     /// A prebuilt deployment started with its whole manifest and `inline` blobs: both are
-    /// checked before anything is made (a 400 leaves nothing behind); the blobs the project
+    /// checked before anything is made, and a start the project's records refuse is forgotten
+    /// (a 400 leaves no deployment behind; an inline blob stored meanwhile holds its digest's
+    /// bytes, and goes with the next sweep unless a deployment names it); the blobs the project
     /// lacks among `inline` are stored; when nothing else is missing the manifest is accepted
     /// and the deployment made ready, else the answer says what to send. A deployment that
     /// cannot go on fails, saying why.
@@ -320,6 +332,15 @@ async fn decoded(check: &BlobCheck, inline: Vec<InlineBlob>) -> ApiResult<Vec<In
                 "invalid_inline",
                 format!(
                     "the blob {:.80} sent with the manifest is not one of its files",
+                    blob.sha256
+                ),
+            ));
+        }
+        if blobs.iter().any(|b: &Inline| b.sha256 == blob.sha256) {
+            return Err(ApiError::bad_request(
+                "invalid_inline",
+                format!(
+                    "the blob {} is sent twice with the manifest; send each once",
                     blob.sha256
                 ),
             ));

@@ -268,6 +268,19 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
+    /// Deletes a deployment that was just made and is still uploading, with its claims and log
+    /// (one whose start was refused); whether it did.
+    pub async fn forget_started(&self, id: &DeploymentId) -> DbResult<bool> {
+        let id = id.to_string();
+        self.call(move |conn| {
+            Ok(conn.execute(
+                "DELETE FROM deployments WHERE id = ?1 AND status = 'uploading'",
+                params![id],
+            )? > 0)
+        })
+        .await
+    }
+
     /// Deletes a deployment that is finished and not production, with its claims and log;
     /// whether it did.
     pub async fn delete_deployment(&self, id: &DeploymentId) -> DbResult<bool> {

@@ -672,6 +672,45 @@ async fn a_blob_held_with_other_variants_is_not_stored_again() {
     assert_eq!(page(&app, "held.localhost", "/c").await, (200, long));
 }
 
+/// More starts that lie, for project `liar`: a blob sent twice, routing no rules file could
+/// give, a blob the project holds with another size.
+fn lying_repeats_rules_and_sizes() -> Vec<(&'static str, Value, u16, &'static str)> {
+    let files = [("index.html", "kept"), ("a.html", "new")];
+    let start = || whole_start("liar", &files, &["new"]);
+    let mut twice = start();
+    let sent = twice["inline"][0].clone();
+    twice["inline"] = json!([sent.clone(), sent]);
+    let routed = |routing: Value| {
+        let mut start = start();
+        start["manifest"]["routing"] = routing;
+        start
+    };
+    let framing = routed(json!({"headers": [{"path": "/*", "headers": {"Content-Length": "0"}}]}));
+    let scripted =
+        routed(json!({"redirects": [{"from": "/x", "to": "javascript:alert(1)", "status": 302}]}));
+    let odd_status = routed(json!({"redirects": [{"from": "/y", "to": "/z", "status": 999}]}));
+    // The project holds "kept" with 4 bytes; no blob is sent, so none is stored.
+    let mut resized = whole_start("liar", &[("index.html", "kept")], &[]);
+    resized["manifest"]["files"]["index.html"]["size"] = json!(999);
+    vec![
+        ("a blob sent twice", twice, 400, "invalid_inline"),
+        (
+            "a header that frames the message",
+            framing,
+            400,
+            "invalid_routing",
+        ),
+        ("a redirect to a script", scripted, 400, "invalid_routing"),
+        (
+            "a redirect with no such status",
+            odd_status,
+            400,
+            "invalid_routing",
+        ),
+        ("a held blob with another size", resized, 400, "wrong_size"),
+    ]
+}
+
 /// Starts that lie, for project `liar` (which serves "kept"): what each is, its body, and the
 /// status and code it is refused with.
 fn lying_starts() -> Vec<(&'static str, Value, u16, &'static str)> {
@@ -742,7 +781,10 @@ async fn a_whole_start_that_lies_is_refused_and_makes_nothing() {
     let app = spawn_app().await;
     project(&app, "liar").await;
     Upload::deploy(&app, "liar", true, &[("index.html", "kept")]).await;
-    for (what, body, status, code) in lying_starts() {
+    for (what, body, status, code) in lying_starts()
+        .into_iter()
+        .chain(lying_repeats_rules_and_sizes())
+    {
         let before = deployments(&app, "liar").await;
         let (got, answer) = app.post("/api/v1/projects/liar/prebuilt", body).await;
         assert_eq!(
