@@ -67,6 +67,14 @@ impl App {
     ) -> ApiResult<DeploymentRow> {
         self.check_servable(dep).await?;
         let _one_at_a_time = self.promotion.lock().await;
+        // A removal takes the same lock: one that went first has deleted the deployment,
+        // whose manifest is then going; production never moves to it.
+        if self.store.deployment(&dep.id).await?.is_none() {
+            return Err(ApiError::NotFound(format!(
+                "deployment {} was removed",
+                dep.id
+            )));
+        }
         let moved = self
             .store
             .move_alias(dep.project_id, &dep.id, action, actor)

@@ -296,7 +296,8 @@ impl SqliteStore {
     }
 
     /// Points `label` of `project_id` at `deployment`, unless the label serves a newer one
-    /// already (two builds of a branch can end out of order); whether it moved.
+    /// already (two builds of a branch can end out of order); whether it moved. A label whose
+    /// deployment was removed moves as one that serves none.
     pub async fn move_label(
         &self,
         project_id: i64,
@@ -308,6 +309,7 @@ impl SqliteStore {
             Ok(conn.execute(
                 "UPDATE preview_labels SET deployment_id = ?3, updated_at = ?4
                  WHERE project_id = ?1 AND label = ?2 AND (deployment_id IS NULL OR
+                    NOT EXISTS (SELECT 1 FROM deployments WHERE id = deployment_id) OR
                     (SELECT created_at FROM deployments WHERE id = deployment_id) <=
                     (SELECT created_at FROM deployments WHERE id = ?3))",
                 params![project_id, label, deployment, now_ms()],
@@ -527,5 +529,55 @@ impl SqliteStore {
             Ok(())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A branch's label moves to a newer build, never back to an older one, and past a
+    /// deployment that was removed (or its branch preview would stay on nothing for good).
+    #[tokio::test]
+    async fn a_label_moves_forward_and_past_a_removed_deployment() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("db.sqlite")).expect("open");
+        let ids: Vec<DeploymentId> = (0..3).map(|_| DeploymentId::generate()).collect();
+        let rows = ids.clone();
+        store
+            .call(move |conn| {
+                conn.execute_batch(
+                    "INSERT INTO users (id, name, created_at) VALUES (1, 'ann', 0);
+                     INSERT INTO projects (id, name, owner_id, created_at, updated_at)
+                     VALUES (1, 'site', 1, 0, 0);",
+                )?;
+                for (n, id) in rows.iter().enumerate() {
+                    conn.execute(
+                        "INSERT INTO deployments (id, project_id, status, phase, source_kind,
+                            promote, created_at)
+                         VALUES (?1, 1, 'ready', 'done', 'git', 0, ?2)",
+                        params![id.to_string(), n as i64],
+                    )?;
+                }
+                Ok(())
+            })
+            .await
+            .expect("rows");
+        let label = store
+            .preview_label(1, "branch", "main", |_| "main".into())
+            .await
+            .expect("label");
+        let moved = |n: usize| store.move_label(1, &label, &ids[n]);
+        assert!(moved(1).await.expect("move"));
+        assert!(!moved(0).await.expect("move"), "never back");
+        let gone = ids[1].to_string();
+        store
+            .call(move |conn| {
+                conn.execute("DELETE FROM deployments WHERE id = ?1", params![gone])?;
+                Ok(())
+            })
+            .await
+            .expect("remove");
+        assert!(moved(2).await.expect("move"), "past a removed one");
     }
 }

@@ -127,6 +127,8 @@ impl App {
             .into_iter()
             .collect();
         let in_use = self.store.blobs_in_use(project.id).await?;
+        // A blob no deployment names may still be the pack other blobs are read from.
+        doomed.retain(|sha| !in_use.contains(sha));
         let prefix = layout::blob_prefix(&project.name);
         for key in self.storage.list(&prefix).await? {
             let sha = key.strip_prefix(&prefix).unwrap_or(&key);

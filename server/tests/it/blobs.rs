@@ -231,6 +231,39 @@ async fn a_build_stores_a_blob_and_fails(app: &TestApp) {
 
 /// A blob of `gc` nobody ever named, and a file of a deployment that does not exist; the
 /// latter's key.
+/// A blob no deployment names any more, from which another's file is read as from a pack,
+/// stays through a sweep (its record goes; its object is read).
+#[tokio::test]
+async fn a_sweep_keeps_a_blob_other_blobs_are_read_from() {
+    let app = spawn_app().await;
+    project(&app, "packed").await;
+    let whole = "the whole of an object that holds another file at its start";
+    let first = Upload::start(&app, "packed", false).await;
+    first.check(&app, &[whole]).await;
+    first.put(&app, whole).await;
+    first.finish(&app, &[("whole.html", whole)]).await;
+    let part = &whole[..9];
+    let second = Upload::start(&app, "packed", true).await;
+    second.check(&app, &[part]).await;
+    let stored = json!({"blobs": [{
+        "sha256": sha(part),
+        "size": part.len(),
+        "pack": {"sha256": sha(whole), "offset": 0},
+    }]});
+    let url = format!("/api/v1/deployments/{}/blobs/stored", second.id);
+    let (status, body) = app.call(&second.token, "POST", &url, Some(stored)).await;
+    assert_eq!(status, 200, "{body}");
+    second.finish(&app, &[("index.html", part)]).await;
+    let url = format!("/api/v1/deployments/{}", first.id);
+    let (status, body) = app.call(&app.token, "DELETE", &url, None).await;
+    assert!(status < 300, "{status} {body}");
+    sweep(&app).await;
+    assert_eq!(
+        page(&app, "packed.localhost", "/").await,
+        (200, part.into())
+    );
+}
+
 async fn leave_what_nobody_names(app: &TestApp) -> &'static str {
     let gc = ProjectName::parse("gc").expect("name");
     let orphan = layout::blob(&gc, &sha("orphan"));
