@@ -62,7 +62,7 @@ impl BlobSink for StorageSink<'_> {
     async fn put(&self, blob: &Packed, _direct: Option<&PresignedPut>) -> anyhow::Result<()> {
         let body = match blob.body() {
             BlobBody::Bytes(bytes) => Body::Bytes(bytes),
-            BlobBody::File(path) => Body::File(path),
+            BlobBody::File { path, .. } => Body::File(path),
         };
         self.storage
             .put(

@@ -53,24 +53,18 @@ impl Client {
         let req = self
             .request(Method::PUT, &path)
             .header(reqwest::header::CONTENT_TYPE, "application/octet-stream");
-        let req = with_body(req, body, (sha256, layout.size)).await?;
-        self.send_raw(req).await?;
+        self.send_raw(with_body(req, body).await?).await?;
         Ok(())
     }
 
     /// One blob (or pack) straight to storage, as the server presigned it (no token of ours
-    /// goes there); `expect` is its digest and size.
-    pub async fn put_direct(
-        &self,
-        put: &PresignedPut,
-        body: &BlobBody,
-        expect: (&str, u64),
-    ) -> Result<(), ClientError> {
+    /// goes there).
+    pub async fn put_direct(&self, put: &PresignedPut, body: &BlobBody) -> Result<(), ClientError> {
         let mut req = self.http.request(Method::PUT, &put.url);
         for (name, value) in &put.headers {
             req = req.header(name, value);
         }
-        let res = with_body(req, body, expect)
+        let res = with_body(req, body)
             .await?
             .send()
             .await
@@ -199,17 +193,13 @@ fn origin(url: &str) -> String {
     )
 }
 
-/// `req` with a blob's body: bytes in memory, or a file of `size` bytes streamed from disk, with
-/// its length (storage services refuse a presigned PUT of unknown length), and checked against
-/// `sha256` as it goes.
-async fn with_body(
-    req: RequestBuilder,
-    body: &BlobBody,
-    (sha256, size): (&str, u64),
-) -> Result<RequestBuilder, ClientError> {
-    let path = match body {
+/// `req` with a blob's body: bytes in memory, or a file streamed from disk with its length
+/// (storage services refuse a presigned PUT of unknown length), checked as it goes against the
+/// digest it was hashed with.
+async fn with_body(req: RequestBuilder, body: &BlobBody) -> Result<RequestBuilder, ClientError> {
+    let (path, sha256, size) = match body {
         BlobBody::Bytes(bytes) => return Ok(req.body(bytes.clone())),
-        BlobBody::File(path) => path,
+        BlobBody::File { path, sha256, size } => (path, sha256, *size),
     };
     let file = tokio::fs::File::open(path)
         .await

@@ -323,7 +323,7 @@ impl BlobSink for Sink<'_> {
             .iter()
             .map(|blob| match blob.body() {
                 BlobBody::Bytes(bytes) => Ok(InlineBlob::new(&blob.sha256, blob.layout, &bytes)),
-                BlobBody::File(_) => anyhow::bail!("a large file cannot go with the manifest"),
+                BlobBody::File { .. } => anyhow::bail!("a large file cannot go with the manifest"),
             })
             .collect::<anyhow::Result<_>>()?;
         let body = StartPrebuilt {
@@ -353,8 +353,7 @@ impl BlobSink for Sink<'_> {
                 .await?;
             return Ok(());
         };
-        let expect = (blob.sha256.as_str(), blob.layout.size);
-        started.job.put_direct(direct, &body, expect).await?;
+        started.job.put_direct(direct, &body).await?;
         let full = {
             let mut stored = scalemesh_core::sync::lock(&self.stored);
             stored.push(StoredBlob {
@@ -397,8 +396,7 @@ impl BlobSink for Sink<'_> {
             .first()
             .context("the server gave no URL for a pack")?;
         let body = BlobBody::Bytes(pack.body.clone());
-        let expect = (pack.sha256.as_str(), pack.body.len() as u64);
-        started.job.put_direct(direct, &body, expect).await?;
+        started.job.put_direct(direct, &body).await?;
         let members = pack
             .members
             .iter()

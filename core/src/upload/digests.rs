@@ -308,47 +308,18 @@ mod tests {
             changed,
             inode: 1,
         };
+        let at_s = |whole: i128, ns: i128| whole * second + ns;
         // (modified, changed, reading began, trusted)
         let table = [
-            (
-                100 * second + 5,
-                100 * second + 5,
-                100 * second + 50_000_000,
-                false,
-            ),
-            (
-                100 * second + 5,
-                100 * second + 5,
-                100 * second + 200_000_000,
-                true,
-            ),
-            (
-                100 * second,
-                100 * second,
-                100 * second + 200_000_000,
-                false,
-            ),
-            (
-                100 * second,
-                100 * second,
-                101 * second + 900_000_000,
-                false,
-            ),
-            (100 * second, 100 * second, 102 * second + 1, true),
+            (at_s(100, 5), at_s(100, 5), at_s(100, 50_000_000), false),
+            (at_s(100, 5), at_s(100, 5), at_s(100, 200_000_000), true),
+            (at_s(100, 0), at_s(100, 0), at_s(100, 200_000_000), false),
+            (at_s(100, 0), at_s(100, 0), at_s(101, 900_000_000), false),
+            (at_s(100, 0), at_s(100, 0), at_s(102, 1), true),
             // A modification time set back long ago: the change time tells.
-            (
-                5 * second,
-                100 * second + 5,
-                100 * second + 50_000_000,
-                false,
-            ),
-            (
-                5 * second,
-                100 * second + 5,
-                100 * second + 200_000_000,
-                true,
-            ),
-            (5 * second, 100 * second, 101 * second, false),
+            (at_s(5, 0), at_s(100, 5), at_s(100, 50_000_000), false),
+            (at_s(5, 0), at_s(100, 5), at_s(100, 200_000_000), true),
+            (at_s(5, 0), at_s(100, 0), at_s(101, 0), false),
         ];
         for (modified, changed, read_at, trusted) in table {
             assert_eq!(

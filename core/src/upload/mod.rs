@@ -582,7 +582,9 @@ impl Pack {
             let offset = body.len() as u64;
             match blob.body() {
                 pack::BlobBody::Bytes(bytes) => body.extend_from_slice(&bytes),
-                pack::BlobBody::File(path) => body.extend_from_slice(&std::fs::read(path)?),
+                pack::BlobBody::File { path, .. } => {
+                    body.extend_from_slice(&std::fs::read(path)?);
+                }
             }
             members.push((blob.sha256, blob.layout, offset));
         }
@@ -654,10 +656,14 @@ mod tests {
     }
 
     fn set_modified(path: &std::path::Path, ago: Duration) {
+        set_modified_at(path, SystemTime::now() - ago);
+    }
+
+    fn set_modified_at(path: &std::path::Path, when: SystemTime) {
         std::fs::File::options()
             .write(true)
             .open(path)
-            .and_then(|f| f.set_modified(SystemTime::now() - ago))
+            .and_then(|f| f.set_modified(when))
             .expect("set mtime");
     }
 
@@ -815,10 +821,8 @@ mod tests {
         let page = dir.path().join("index.html");
         let fixed = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
         let write = |body: &str| {
-            use std::io::Write;
-            let mut file = std::fs::File::create(&page).expect("create");
-            file.write_all(body.as_bytes()).expect("write");
-            file.set_modified(fixed).expect("set mtime");
+            std::fs::write(&page, body).expect("write");
+            set_modified_at(&page, fixed);
         };
         write("<script src=app.1111.js>");
         settle();

@@ -82,15 +82,24 @@ pub struct Packed {
 #[derive(Debug, Clone)]
 pub enum BlobBody {
     Bytes(Bytes),
-    /// A file on disk, sent as it is (it has no variants).
-    File(PathBuf),
+    /// A file on disk, sent as it is (it has no variants), which held `size` bytes with the
+    /// digest `sha256` when it was hashed.
+    File {
+        path: PathBuf,
+        sha256: String,
+        size: u64,
+    },
 }
 
 impl Packed {
     /// The object stored for the file: its bytes, then its variants.
     pub fn body(&self) -> BlobBody {
         match &self.bytes {
-            None => BlobBody::File(self.source.clone()),
+            None => BlobBody::File {
+                path: self.source.clone(),
+                sha256: self.sha256.clone(),
+                size: self.layout.size,
+            },
             Some(bytes) if self.variants.is_empty() => BlobBody::Bytes(bytes.clone()),
             Some(bytes) => {
                 let total = usize::try_from(self.layout.total().unwrap_or(0)).unwrap_or(0);
@@ -305,7 +314,7 @@ mod tests {
     fn unpack(packed: &Packed) -> Vec<u8> {
         match packed.body() {
             BlobBody::Bytes(b) => b.to_vec(),
-            BlobBody::File(p) => std::fs::read(p).expect("read"),
+            BlobBody::File { path, .. } => std::fs::read(path).expect("read"),
         }
     }
 
@@ -427,7 +436,8 @@ mod tests {
             };
             ([&raw[..], br, gzip].concat(), layout)
         };
-        assert!(verify(&blob(&br, &gzip).0, sha, blob(&br, &gzip).1).is_ok());
+        let (honest, layout) = blob(&br, &gzip);
+        assert!(verify(&honest, sha, layout).is_ok());
         let longer: [(&str, Vec<u8>, Vec<u8>); 4] = [
             (
                 "a second gzip member",
