@@ -180,27 +180,14 @@ async fn a_prebuilt_folder_on_s3_goes_straight_to_the_bucket_unbuilt() {
         std::fs::write(site.path().join(format!("page-{n}.html")), page(n, "v1")).expect("write");
     }
     // Larger than what is read into memory, and not compressed: sent from the file itself.
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-    let clip: Vec<u8> = (0..1_600_000)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state.to_le_bytes()[3]
-        })
-        .collect();
+    let clip = crate::support::noise(1_600_000, 0x9e37_79b9_7f4a_7c15);
     std::fs::write(site.path().join("clip.mp4"), &clip).expect("write");
 
     let (first, said) = deploy_prebuilt(&stack, site.path(), "straight");
     assert_eq!(first["status"], "ready", "{said}");
     assert_eq!(first["source"]["kind"], "prebuilt");
     assert!(said.contains("14 new files"), "{said}");
-    let served = reqwest::Client::new()
-        .get(format!("http://{}/clip.mp4", stack.sites))
-        .header("host", "straight.localhost")
-        .send()
-        .await
-        .expect("proxy answers");
+    let served = stack.site("straight.localhost", "/clip.mp4").await;
     assert_eq!(served.status(), 200);
     assert!(
         served.bytes().await.expect("body") == clip,

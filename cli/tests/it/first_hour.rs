@@ -702,15 +702,7 @@ async fn a_deploy_refused_after_its_project_was_made_leaves_nothing() {
     let site = tempfile::tempdir().expect("tempdir");
     std::fs::write(site.path().join("index.html"), "<h1>big</h1>").expect("write");
     // 3 MB that do not compress.
-    let mut state = 0x2545_f491_4f6c_dd1d_u64;
-    let noise: Vec<u8> = (0..3_000_000)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 24) as u8
-        })
-        .collect();
+    let noise = crate::support::noise(3_000_000, 0x2545_f491_4f6c_dd1d);
     std::fs::write(site.path().join("noise.bin"), noise).expect("write");
     let out = stack
         .cli_command(&stack.api, &["deploy", ".", "--project", "too-big"])

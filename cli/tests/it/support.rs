@@ -260,6 +260,19 @@ pub fn spawn_reading_stderr(mut cmd: Command) -> (Child, std::sync::mpsc::Receiv
     (child, rx)
 }
 
+/// `len` bytes that do not compress (xorshift from `seed`), as media files are.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
