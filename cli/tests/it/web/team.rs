@@ -503,6 +503,14 @@ async fn a_token_is_made_on_the_tokens_page_shown_once_used_and_revoked() {
     let made = api_post(&stack, "/api/v1/tokens", json!({ "name": "tab" })).await;
     let tab_secret = made["secret"].as_str().expect("secret").to_owned();
     b.sign_in(&stack.api, &tab_secret).await;
+    // Its own requests (who is signed in, the projects) are answered first: the next one is
+    // the click's, not one the page was still making.
+    b.until(
+        "the page signed in and its projects loaded",
+        "!document.getElementById('whoami').hidden \
+         && document.getElementById('projects').getAttribute('aria-busy') === 'false'",
+    )
+    .await;
     let res = reqwest::Client::new()
         .delete(format!(
             "{}/api/v1/tokens/{}",
